@@ -1,0 +1,209 @@
+//! The scheduler <-> agent protocol. Level-triggered and pull-based: an agent registers
+//! once, then heartbeats every couple of seconds with the status of every task it runs;
+//! the answer is the full list of tasks the scheduler wants on that agent. The agent starts
+//! what is missing and kills what is no longer wanted. Nothing is lost if a message is.
+//!
+//! Endpoints on the scheduler (JSON over HTTP):
+//! - `POST /internal/v1/agents/register`  body [`Registration`] -> [`Registered`]
+//! - `POST /internal/v1/agents/{agent_id}/heartbeat` body [`Heartbeat`] -> [`Assignments`]
+//!   (404 when the scheduler does not know the agent: register again)
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const REGISTER_PATH: &str = "/internal/v1/agents/register";
+
+pub fn heartbeat_path(agent_id: &str) -> String {
+    format!("/internal/v1/agents/{agent_id}/heartbeat")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    /// Stable across agent restarts (kept in the agent's data dir).
+    pub agent_id: String,
+    /// The name constraints match on (`hostname`), `--hostname`.
+    pub hostname: String,
+    /// The address tasks are reachable at (HOST env var, DNS answers).
+    pub address: String,
+    pub cpus: f64,
+    pub mem: f64,
+    pub disk: f64,
+    /// Inclusive host-port range for `hostPort: 0` / `ports: [0]`.
+    pub port_range: (u16, u16),
+    /// `--attribute KEY=VALUE` (datacenter, rack, ...), for constraints.
+    pub attributes: BTreeMap<String, String>,
+    /// Whether a Docker engine is reachable, so Docker tasks can be placed here.
+    pub docker: bool,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    pub agent_id: String,
+    /// How often the agent should heartbeat.
+    pub heartbeat_interval_ms: u64,
+}
+
+/// Task states, Mesos' names.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    #[serde(rename = "TASK_STAGING")]
+    Staging,
+    #[serde(rename = "TASK_STARTING")]
+    Starting,
+    #[serde(rename = "TASK_RUNNING")]
+    Running,
+    #[serde(rename = "TASK_KILLING")]
+    Killing,
+    #[serde(rename = "TASK_FINISHED")]
+    Finished,
+    #[serde(rename = "TASK_FAILED")]
+    Failed,
+    #[serde(rename = "TASK_KILLED")]
+    Killed,
+    #[serde(rename = "TASK_LOST")]
+    Lost,
+}
+
+impl TaskState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Finished | TaskState::Failed | TaskState::Killed | TaskState::Lost
+        )
+    }
+}
+
+/// The result of the latest health check of one of a task's checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    /// Index into the task spec's `health_checks`.
+    pub index: usize,
+    pub alive: bool,
+    pub consecutive_failures: u32,
+    /// RFC 3339 times, as Marathon shows them.
+    pub first_success: Option<String>,
+    pub last_success: Option<String>,
+    pub last_failure: Option<String>,
+    pub last_failure_cause: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    pub task_id: String,
+    pub app_id: String,
+    pub state: TaskState,
+    /// Host ports actually bound, in the order of the spec's ports.
+    pub host_ports: Vec<u16>,
+    pub health: Vec<HealthReport>,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    pub exit_code: Option<i32>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    /// Every task the agent knows of, terminal ones once (until assigned away).
+    pub tasks: Vec<TaskStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignments {
+    /// Every task the scheduler wants running on this agent. Anything else the agent runs
+    /// is killed (after its grace period).
+    pub tasks: Vec<TaskSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapping {
+    pub container_port: u16,
+    /// Chosen by the scheduler (never 0 here).
+    pub host_port: u16,
+    pub protocol: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    pub container_path: String,
+    pub host_path: String,
+    /// "RO" or "RW".
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DockerSpec {
+    pub image: String,
+    /// "BRIDGE", "HOST" or "NONE".
+    pub network: String,
+    pub port_mappings: Vec<PortMapping>,
+    pub force_pull_image: bool,
+    /// `docker.parameters` as key/value pairs (passed where infra knows them).
+    pub parameters: Vec<(String, String)>,
+    pub volumes: Vec<Volume>,
+    pub privileged: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub enum HealthProtocol {
+    Http,
+    Https,
+    Tcp,
+    Command,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckSpec {
+    pub protocol: HealthProtocol,
+    /// HTTP path.
+    pub path: Option<String>,
+    /// The host port to check (resolved from portIndex / port by the scheduler).
+    pub port: Option<u16>,
+    /// COMMAND checks: a shell command.
+    pub command: Option<String>,
+    pub grace_period_seconds: u64,
+    pub interval_seconds: u64,
+    pub timeout_seconds: u64,
+    pub max_consecutive_failures: u32,
+    pub ignore_http1xx: bool,
+}
+
+/// One task the scheduler wants on the agent. Everything the agent needs to run it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSpec {
+    /// Marathon-style: `<app id with / as _>.<uuid>`; Docker container names carry it.
+    pub task_id: String,
+    pub app_id: String,
+    pub app_version: String,
+    /// Shell command (`cmd`), run with `/bin/sh -c`.
+    pub cmd: Option<String>,
+    /// `args`: exec'd directly (or as the Docker command) when there is no `cmd`.
+    pub args: Option<Vec<String>>,
+    /// The app's env plus PORT0..n, PORT, PORT_<NAME>, HOST, MARATHON_APP_ID,
+    /// MARATHON_APP_VERSION, MESOS_TASK_ID: computed by the scheduler.
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub cpus: f64,
+    pub mem: f64,
+    pub disk: f64,
+    /// Host ports assigned to the task, in order.
+    pub host_ports: Vec<u16>,
+    pub docker: Option<DockerSpec>,
+    pub health_checks: Vec<HealthCheckSpec>,
+    pub kill_grace_period_seconds: u64,
+}

@@ -1,0 +1,1 @@
+//! Marathon's v2 JSON shapes (apps, tasks, deployments, events, errors).

@@ -1,0 +1,106 @@
+//! How commands and files reach a host. `ssh` (russh + SFTP, one connection per host for the
+//! whole run) and `local` (the controller itself, for `ansible_connection: local`).
+//!
+//! Owns: connecting, host-key checking, exec, stat/read/write, privilege escalation (sudo).
+//! May call: nothing else in the crate. Modules and the engine only see the `Transport` trait.
+
+use async_trait::async_trait;
+
+/// Privilege escalation for one operation, like Ansible's `become`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Become {
+    /// The user to become (Ansible's `become_user`, default `root`).
+    pub user: String,
+    /// The sudo password (`ansible_become_password`), when sudo asks for one.
+    pub password: Option<String>,
+}
+
+/// Options of one command run on a host.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Bytes written to the command's stdin, then stdin is closed.
+    pub stdin: Option<Vec<u8>>,
+    /// Run as this user through sudo.
+    pub become_: Option<Become>,
+    /// Extra environment for the command (task `environment:`).
+    pub env: Vec<(String, String)>,
+    /// Working directory (`chdir`).
+    pub chdir: Option<String>,
+}
+
+/// The outcome of one command.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub rc: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The kind of a filesystem entry, as `lstat` sees it (links are not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Directory,
+    Symlink,
+    Other,
+}
+
+/// What `lstat` says about a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStat {
+    pub kind: FileKind,
+    /// Permission bits only (e.g. 0o644), without the file-type bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+    /// The link's target, for symlinks.
+    pub link_target: Option<String>,
+}
+
+/// Owner, group and mode to give a file that is written. `None` keeps what the file had
+/// (or the default for a new file).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileAttrs {
+    pub mode: Option<u32>,
+    /// User name or numeric uid.
+    pub owner: Option<String>,
+    /// Group name or numeric gid.
+    pub group: Option<String>,
+}
+
+/// A connection to one host. Implementations keep one connection for the whole run and
+/// may be used from several tasks at once.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// The inventory name of the host, for messages.
+    fn host(&self) -> &str;
+
+    /// Runs `cmd` through `/bin/sh -c` on the host.
+    async fn exec(&self, cmd: &str, opts: &ExecOptions) -> anyhow::Result<ExecOutput>;
+
+    /// `lstat` of a path; `Ok(None)` when it does not exist.
+    async fn stat(&self, path: &str, become_: Option<&Become>) -> anyhow::Result<Option<FileStat>>;
+
+    /// The whole content of a file; `Ok(None)` when it does not exist.
+    async fn read_file(
+        &self,
+        path: &str,
+        become_: Option<&Become>,
+    ) -> anyhow::Result<Option<Vec<u8>>>;
+
+    /// Writes a file atomically: a temp file beside `path`, attrs set on it, fsync, rename.
+    /// An existing file's owner and mode are kept unless `attrs` says otherwise.
+    async fn write_file(
+        &self,
+        path: &str,
+        content: &[u8],
+        attrs: &FileAttrs,
+        become_: Option<&Become>,
+    ) -> anyhow::Result<()>;
+
+    /// Closes the connection (best effort).
+    async fn close(&self) {}
+}
