@@ -104,3 +104,37 @@ pub trait Transport: Send + Sync {
     /// Closes the connection (best effort).
     async fn close(&self) {}
 }
+
+pub mod local;
+pub mod ssh;
+
+/// How to reach one host, from its inventory variables and the run's options.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectSpec {
+    /// The inventory name (for messages and `Transport::host`).
+    pub name: String,
+    /// `ansible_host`, else the inventory name.
+    pub address: String,
+    /// `ansible_port`, default 22.
+    pub port: u16,
+    /// `ansible_user`, default the controller's user.
+    pub user: String,
+    /// `ansible_ssh_private_key_file`; when `None`, ssh-agent and the default key files.
+    pub key_file: Option<std::path::PathBuf>,
+    /// `ansible_connection: local`.
+    pub local: bool,
+    /// known_hosts files checked besides `~/.ssh/known_hosts` (the first one is where
+    /// `accept_new` records new keys when given, else `~/.ssh/known_hosts`).
+    pub known_hosts: Vec<std::path::PathBuf>,
+    /// Record unknown host keys (OpenSSH's accept-new); a changed key always fails.
+    pub accept_new: bool,
+    pub connect_timeout: std::time::Duration,
+    /// Connection attempts when the connection is refused or times out.
+    pub retries: u32,
+}
+
+/// Opens a connection. An error here makes the host *unreachable* (not failed).
+pub async fn connect(spec: &ConnectSpec) -> anyhow::Result<std::sync::Arc<dyn Transport>> {
+    let _ = spec;
+    anyhow::bail!("transport::connect is not implemented yet")
+}
