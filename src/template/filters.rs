@@ -333,6 +333,38 @@ pub fn split(value: Value, sep: Option<String>, maxsplit: Option<i64>) -> Result
     Ok(Value::from(parts))
 }
 
+/// Python's `str.replace(old, new, count=-1)` (Jinja's `replace`).
+pub fn replace(
+    value: Value,
+    old: String,
+    new: String,
+    count: Option<i64>,
+) -> Result<String, Error> {
+    let s = text(&value);
+    Ok(match count {
+        Some(n) if n >= 0 => s.replacen(&old, &new, n as usize),
+        _ => s.replace(&old, &new),
+    })
+}
+
+/// Jinja's `round(precision=0, method='common')`: Python's round-half-even for
+/// `common`; an integer stays an integer.
+pub fn round(value: Value, precision: Option<i32>, method: Option<String>) -> Result<Value, Error> {
+    if value.is_integer() {
+        return Ok(value);
+    }
+    let x = f64::try_from(value).map_err(|_| err("round expects a number"))?;
+    let factor = 10f64.powi(precision.unwrap_or(0));
+    let scaled = x * factor;
+    let rounded = match method.as_deref().unwrap_or("common") {
+        "common" => scaled.round_ties_even(),
+        "ceil" => scaled.ceil(),
+        "floor" => scaled.floor(),
+        other => return Err(err(format!("round: unknown method `{other}`"))),
+    };
+    Ok(Value::from(rounded / factor))
+}
+
 fn json_style(kw: &Kwargs, indent: Option<usize>, sort_keys: bool) -> Result<JsonStyle, Error> {
     let style = JsonStyle {
         indent: kw.get::<Option<usize>>("indent")?.or(indent),

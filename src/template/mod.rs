@@ -301,10 +301,10 @@ fn build_env(
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_formatter(|out, _state, value| {
-        if value.is_undefined() {
-            return Err(Error::from(ErrorKind::UndefinedError));
-        }
-        if value.is_none() {
+        // Strict environments never pass a real undefined here, only the silent one of
+        // an `if` expression without `else` (`{{ "," if not loop.last }}`), which
+        // prints as nothing, as in Jinja2.
+        if value.is_undefined() || value.is_none() {
             return Ok(());
         }
         out.write_str(&pyfmt::py_str(value))
@@ -323,6 +323,8 @@ fn build_env(
     env.add_filter("string", f::to_string);
     env.add_filter("join", f::join);
     env.add_filter("split", f::split);
+    env.add_filter("replace", f::replace);
+    env.add_filter("round", f::round);
     env.add_filter("regex_replace", f::regex_replace);
     env.add_filter("regex_search", f::regex_search);
     env.add_filter("regex_findall", f::regex_findall);
