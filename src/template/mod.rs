@@ -80,8 +80,8 @@ impl Templar {
 
     /// The render context for `vars`: a lazy view that renders templated var values
     /// when they are read (see `lazy.rs`).
-    fn context(&self, vars: &Vars) -> JValue {
-        lazy::LazyCtx::root(self.strings.clone(), Arc::new(vars.clone()))
+    fn context(&self, vars: &Arc<Vars>) -> JValue {
+        lazy::LazyCtx::root(self.strings.clone(), vars.clone())
     }
 
     /// Runs `f` in the strict environment, retrying in the lax twin when the failure is
@@ -107,6 +107,15 @@ impl Templar {
     /// Renders a string. A string that is exactly one `{{ expr }}` keeps the expression's
     /// native type (a list stays a list), as Ansible does.
     pub fn render_value(&self, value: &Value, vars: &Vars) -> anyhow::Result<Value> {
+        if !needs_render(value) {
+            return Ok(value.clone());
+        }
+        self.render_value_shared(value, &Arc::new(vars.clone()))
+    }
+
+    /// [`render_value`](Self::render_value) with vars the caller shares between many
+    /// calls (no copy of the vars per call; use this in loops over many strings).
+    pub fn render_value_shared(&self, value: &Value, vars: &Arc<Vars>) -> anyhow::Result<Value> {
         if !needs_render(value) {
             return Ok(value.clone());
         }
@@ -147,6 +156,14 @@ impl Templar {
         if !is_template(source) {
             return Ok(source.to_string());
         }
+        self.render_str_shared(source, &Arc::new(vars.clone()))
+    }
+
+    /// [`render_str`](Self::render_str) with shared vars.
+    pub fn render_str_shared(&self, source: &str, vars: &Arc<Vars>) -> anyhow::Result<String> {
+        if !is_template(source) {
+            return Ok(source.to_string());
+        }
         self.render_in(source, &self.context(vars), vars)
     }
 
@@ -170,14 +187,15 @@ impl Templar {
         trim_blocks: bool,
         lstrip_blocks: bool,
     ) -> anyhow::Result<String> {
+        let vars = Arc::new(vars.clone());
         let i = usize::from(trim_blocks) * 2 + usize::from(lstrip_blocks);
-        let ctx = self.context(vars);
+        let ctx = self.context(&vars);
         self.run(
             &self.files[i],
             &self.files_lax[i],
             source,
             None,
-            vars,
+            &vars,
             |env| env.template_from_str(source)?.render(&ctx),
         )
     }
@@ -185,6 +203,11 @@ impl Templar {
     /// Evaluates a bare expression (`when:`, `until:`, `changed_when:`) to a value. An
     /// expression wrapped in `{{ }}` is accepted too.
     pub fn eval(&self, expr: &str, vars: &Vars) -> anyhow::Result<Value> {
+        self.eval_shared(expr, &Arc::new(vars.clone()))
+    }
+
+    /// [`eval`](Self::eval) with shared vars.
+    pub fn eval_shared(&self, expr: &str, vars: &Arc<Vars>) -> anyhow::Result<Value> {
         let expr = single_expression(expr.trim()).unwrap_or(expr);
         self.eval_in(expr, &self.context(vars), vars)
     }
@@ -204,6 +227,11 @@ impl Templar {
 
     /// Evaluates a condition with Jinja's truthiness of the expression's value.
     pub fn eval_bool(&self, expr: &str, vars: &Vars) -> anyhow::Result<bool> {
+        self.eval_bool_shared(expr, &Arc::new(vars.clone()))
+    }
+
+    /// [`eval_bool`](Self::eval_bool) with shared vars.
+    pub fn eval_bool_shared(&self, expr: &str, vars: &Arc<Vars>) -> anyhow::Result<bool> {
         let expr = single_expression(expr.trim()).unwrap_or(expr);
         let source = format!("{{% if ({expr}) %}}1{{% endif %}}");
         let ctx = self.context(vars);

@@ -328,6 +328,26 @@ fn lookups() {
     let src = format!("{{{{ query('file', '{}') }}}}", f.display());
     assert_eq!(r(&src), "['content']");
     assert!(fails("{{ lookup('file', '/nonexistent/x') }}").contains("/nonexistent/x"));
+    // relative paths: the role's files/ first, then the playbook's
+    let role = dir.path().join("roles/r");
+    std::fs::create_dir_all(role.join("files")).unwrap();
+    std::fs::write(role.join("files/key.pub"), "ssh-ed25519 AAA").unwrap();
+    std::fs::write(dir.path().join("only_play.txt"), "play").unwrap();
+    let mut v = vars();
+    v.insert("role_path".into(), json!(role.display().to_string()));
+    v.insert(
+        "playbook_dir".into(),
+        json!(dir.path().display().to_string()),
+    );
+    let t = Templar::new();
+    assert_eq!(
+        t.render_str(
+            "{{ lookup('file', 'key.pub') }}|{{ lookup('file', 'only_play.txt') }}",
+            &v
+        )
+        .unwrap(),
+        "ssh-ed25519 AAA|play"
+    );
 }
 
 #[test]
@@ -397,4 +417,51 @@ fn eval_of_undefined_is_an_error() {
     let err = format!("{:#}", t.render_value(&v, &vars()).unwrap_err());
     assert!(err.contains("missing_thing"), "{err}");
     assert_eq!(t.eval("d.nope | default(3)", &vars()).unwrap(), json!(3));
+}
+
+#[test]
+fn thousands_of_renders_are_fast() {
+    let t0 = std::time::Instant::now();
+    let t = Templar::new();
+    let new_cost = t0.elapsed();
+    let mut v = vars();
+    for i in 0..200 {
+        v.insert(
+            format!("var{i}"),
+            json!({"a": i, "b": [1, 2, 3], "c": "text"}),
+        );
+    }
+    let task = json!({"name": "install {{ name }}", "apt": {"name": "{{ items }}", "state": "present"},
+        "when": "flag", "dest": "/etc/{{ d.x }}/conf", "plain": "no template here"});
+    let v = std::sync::Arc::new(v);
+    let t1 = std::time::Instant::now();
+    for _ in 0..2000 {
+        t.render_value_shared(&task, &v).unwrap();
+        assert!(t.eval_bool_shared("flag and n > 1", &v).unwrap());
+    }
+    let per_task = t1.elapsed() / 2000;
+    eprintln!("Templar::new {new_cost:?}, per task (4 strings + 1 condition) {per_task:?}");
+    // Generous bounds for an unoptimised build on a shared machine.
+    assert!(new_cost.as_millis() < 200, "Templar::new took {new_cost:?}");
+    assert!(per_task.as_micros() < 500, "one task took {per_task:?}");
+}
+
+#[test]
+fn hostvars_templates_render_in_their_hosts_scope() {
+    let mut v = vars();
+    v.insert("ip".into(), json!("10.9.9.9"));
+    v.insert("domain".into(), json!("example.org"));
+    v.insert(
+        "hostvars".into(),
+        json!({"web1": {"ip": "10.0.0.1", "url": "http://{{ ip }}/", "fqdn": "web1.{{ domain }}"}}),
+    );
+    let t = Templar::new();
+    assert_eq!(
+        t.render_str(
+            "{{ hostvars['web1'].url }} {{ hostvars.web1.fqdn }} {{ ip }}",
+            &v
+        )
+        .unwrap(),
+        "http://10.0.0.1/ web1.example.org 10.9.9.9"
+    );
 }
