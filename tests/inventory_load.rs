@@ -225,3 +225,81 @@ fn vars_file_errors_name_the_file() {
     let e = format!("{err:#}");
     assert!(e.contains("group_vars/web.yml:2:"), "{e}");
 }
+
+const INI: &str = r#"
+# hosts before any section are ungrouped
+solo ansible_host=10.1.1.1
+
+[web]
+web[01:02] http_port=80 label="front end" # trailing comment
+edge:2222 ansible_user=deploy
+
+[db]
+db-[a:b]
+
+[web:vars]
+level=web
+max=10
+flag=True
+text='quoted'
+
+[prod:children]
+web
+db
+
+[prod:vars]
+level=prod
+"#;
+
+#[test]
+fn ini_inventories() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "hosts", INI);
+    write(dir.path(), "group_vars/prod.yml", "from_file: yes\n");
+    let inv = Inventory::load(&dir.path().join("hosts")).unwrap();
+    let hosts: Vec<&str> = inv.hosts.keys().map(String::as_str).collect();
+    assert_eq!(hosts, ["solo", "web01", "web02", "edge", "db-a", "db-b"]);
+    assert_eq!(inv.groups_var()["ungrouped"], ["solo"]);
+    assert_eq!(inv.group_names("edge"), ["prod", "web"]);
+    let web01 = inv.host_vars("web01");
+    assert_eq!(web01["http_port"], json!(80));
+    assert_eq!(web01["label"], json!("front end"));
+    assert_eq!(web01["level"], json!("web"));
+    assert_eq!(web01["max"], json!(10));
+    assert_eq!(web01["flag"], json!(true));
+    assert_eq!(web01["text"], json!("quoted"));
+    assert_eq!(web01["from_file"], json!(true));
+    assert_eq!(inv.host_vars("db-a")["level"], json!("prod"));
+    assert_eq!(inv.host_vars("edge")["ansible_port"], json!(2222));
+    assert_eq!(inv.host_vars("solo")["ansible_host"], json!("10.1.1.1"));
+    assert_eq!(inv.select("prod:!db").unwrap(), ["web01", "web02", "edge"]);
+}
+
+#[test]
+fn ini_errors_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "hosts.ini", "[web]\nh1\n[web:bogus]\n");
+    let e = format!(
+        "{:#}",
+        Inventory::load(&dir.path().join("hosts.ini")).unwrap_err()
+    );
+    assert!(e.contains("hosts.ini:3:1"), "{e}");
+    write(dir.path(), "hosts2.ini", "[web]\nh1 novalue\n");
+    let e = format!(
+        "{:#}",
+        Inventory::load(&dir.path().join("hosts2.ini")).unwrap_err()
+    );
+    assert!(
+        e.contains("hosts2.ini:2:1") && e.contains("key=value"),
+        "{e}"
+    );
+    write(dir.path(), "hosts3.ini", "[web]\nw[5:1]\n");
+    let e = format!(
+        "{:#}",
+        Inventory::load(&dir.path().join("hosts3.ini")).unwrap_err()
+    );
+    assert!(
+        e.contains("hosts3.ini:2:1") && e.contains("begin <= end"),
+        "{e}"
+    );
+}

@@ -1,4 +1,4 @@
-//! Ansible-compatible YAML inventories: hosts, groups (nested `children`), vars, host
+//! Ansible-compatible inventories (YAML, and the INI format): hosts, groups (nested `children`), vars, host
 //! ranges (`web[01:03]`), `group_vars/` and `host_vars/` folders, the implicit groups
 //! `all` and `ungrouped`, and host patterns (`a:b`, `a:&b`, `a:!b`, wildcards).
 //!
@@ -9,6 +9,7 @@
 //! `host_vars` files (inventory's, then playbook's). Groups are ordered by depth (parents
 //! before children), then `ansible_group_priority`, then name. May call: nothing else.
 
+mod ini;
 mod pattern;
 mod range;
 mod vars_files;
@@ -23,6 +24,7 @@ use indexmap::IndexMap;
 
 use crate::Vars;
 
+pub use ini::literal_value;
 pub use range::expand_host_range;
 pub use vars_files::{load_vars_file, parse_vars};
 pub use yaml11::yaml11_bools;
@@ -72,11 +74,26 @@ impl Inventory {
         Ok(inv)
     }
 
-    /// Parses inventory text (YAML) as if read from `path`, without looking at any
-    /// `group_vars/` or `host_vars/` folder.
+    /// Parses inventory text as if read from `path`, without looking at any
+    /// `group_vars/` or `host_vars/` folder. A `.yml`/`.yaml`/`.json` file is YAML; any
+    /// other is tried as YAML, then as Ansible's INI format.
     pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
         let mut inv = Inventory::empty(path);
-        yaml::parse_into(&mut inv, text, path)?;
+        if matches!(ext.as_str(), "yml" | "yaml" | "json") {
+            yaml::parse_into(&mut inv, text, path)?;
+        } else if let Err(yaml_err) = yaml::parse_into(&mut inv, text, path) {
+            inv = Inventory::empty(path);
+            if let Err(ini_err) = ini::parse_into(&mut inv, text, path) {
+                let looks_ini = ext == "ini"
+                    || text.lines().any(|l| l.trim_start().starts_with('['))
+                    || !text.contains(':');
+                return Err(if looks_ini { ini_err } else { yaml_err });
+            }
+        }
         inv.finish()
             .with_context(|| format!("in inventory {}", path.display()))?;
         Ok(inv)
