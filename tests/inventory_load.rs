@@ -303,3 +303,28 @@ fn ini_errors_name_file_and_line() {
         "{e}"
     );
 }
+
+#[test]
+fn inventory_folders_merge_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("inv");
+    write(
+        &d,
+        "01-hosts.yaml",
+        "all:\n  children:\n    web:\n      hosts:\n        w1:\n",
+    );
+    write(
+        &d,
+        "02-more.ini",
+        "[db]\nd1\n[web]\nw2\n[web:vars]\nport=80\n",
+    );
+    write(&d, "README.md", "not an inventory\n");
+    write(&d, "group_vars/db.yml", "engine: pg\n");
+    let inv = Inventory::load(&d).unwrap();
+    assert_eq!(inv.groups_var()["web"], ["w1", "w2"]);
+    assert_eq!(inv.host_vars("w1")["port"], json!(80));
+    assert_eq!(inv.host_vars("d1")["engine"], json!("pg"));
+    assert_eq!(inv.dir(), d);
+    // hosts in the order the files list them
+    assert_eq!(inv.select("all").unwrap(), ["w1", "d1", "w2"]);
+}

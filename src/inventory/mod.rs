@@ -64,14 +64,74 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Loads an inventory file and the `group_vars/` / `host_vars/` beside it.
+    /// Loads an inventory file and the `group_vars/` / `host_vars/` beside it. A folder
+    /// is loaded as Ansible does: every inventory file in it (name order), then its
+    /// `group_vars/` and `host_vars/`.
     pub fn load(path: &Path) -> anyhow::Result<Inventory> {
+        if path.is_dir() {
+            return Inventory::load_dir(path);
+        }
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading inventory {}", path.display()))?;
         let mut inv = Inventory::parse(&text, path)?;
         let dir = inv.dir();
         inv.load_vars_dir(&dir)?;
         Ok(inv)
+    }
+
+    fn load_dir(dir: &Path) -> anyhow::Result<Inventory> {
+        const IGNORED: [&str; 12] = [
+            ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg",
+            ".retry",
+        ];
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading inventory folder {}", dir.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("reading inventory folder {}", dir.display()))?;
+        files.retain(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            p.is_file() && !name.starts_with('.') && !IGNORED.iter().any(|x| name.ends_with(x))
+        });
+        files.sort();
+        let Some(first) = files.first() else {
+            anyhow::bail!("inventory folder {} has no inventory files", dir.display());
+        };
+        let mut inv = Inventory::empty(first);
+        for file in &files {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading inventory {}", file.display()))?;
+            let part = Inventory::parse(&text, file)?;
+            inv.merge(part);
+        }
+        inv.finish()
+            .with_context(|| format!("in inventory folder {}", dir.display()))?;
+        inv.load_vars_dir(dir)?;
+        Ok(inv)
+    }
+
+    /// Merges another parsed inventory into this one (hosts, groups, vars; later wins).
+    fn merge(&mut self, other: Inventory) {
+        for (name, host) in other.hosts {
+            self.add_host_vars(&name, host.vars);
+        }
+        for (name, group) in other.groups {
+            let g = self.ensure_group(&name);
+            g.vars.extend(group.vars);
+            for h in group.hosts {
+                if !g.hosts.contains(&h) {
+                    g.hosts.push(h);
+                }
+            }
+            for c in group.children {
+                if !g.children.contains(&c) {
+                    g.children.push(c);
+                }
+            }
+        }
     }
 
     /// Parses inventory text as if read from `path`, without looking at any

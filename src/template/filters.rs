@@ -778,3 +778,52 @@ fn lookup_values(
     }
     Ok(out)
 }
+
+/// `extract(container, morekeys=None)`: `container[item]`, then each of `morekeys`
+/// (`groups['db'] | map('extract', hostvars, 'ansible_host')`).
+pub fn extract(item: Value, container: Value, morekeys: Option<Value>) -> Result<Value, Error> {
+    let mut current = container.get_item(&item)?;
+    if current.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("extract: no key `{}` in the container", text(&item)),
+        ));
+    }
+    let keys: Vec<Value> = match morekeys {
+        None => Vec::new(),
+        Some(k) if k.kind() == ValueKind::Seq => k.try_iter()?.collect(),
+        Some(k) => vec![k],
+    };
+    for k in keys {
+        let next = current.get_item(&k)?;
+        if next.is_undefined() {
+            return Err(Error::new(
+                ErrorKind::UndefinedError,
+                format!("extract: no key `{}` under `{}`", text(&k), text(&item)),
+            ));
+        }
+        current = next;
+    }
+    Ok(current)
+}
+
+/// `path_join`: Python's `os.path.join` of a list (an absolute part restarts the path).
+pub fn path_join(value: Value) -> Result<String, Error> {
+    let parts: Vec<String> = if value.kind() == ValueKind::String {
+        vec![text(&value)]
+    } else {
+        items(&value)?.iter().map(text).collect()
+    };
+    let mut out = String::new();
+    for p in parts {
+        if p.starts_with('/') || out.is_empty() {
+            out = p;
+        } else if out.ends_with('/') {
+            out.push_str(&p);
+        } else {
+            out.push('/');
+            out.push_str(&p);
+        }
+    }
+    Ok(out)
+}

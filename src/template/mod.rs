@@ -187,15 +187,25 @@ impl Templar {
         trim_blocks: bool,
         lstrip_blocks: bool,
     ) -> anyhow::Result<String> {
-        let vars = Arc::new(vars.clone());
+        self.render_file_shared(source, &Arc::new(vars.clone()), trim_blocks, lstrip_blocks)
+    }
+
+    /// [`render_file`](Self::render_file) with shared vars.
+    pub fn render_file_shared(
+        &self,
+        source: &str,
+        vars: &Arc<Vars>,
+        trim_blocks: bool,
+        lstrip_blocks: bool,
+    ) -> anyhow::Result<String> {
         let i = usize::from(trim_blocks) * 2 + usize::from(lstrip_blocks);
-        let ctx = self.context(&vars);
+        let ctx = self.context(vars);
         self.run(
             &self.files[i],
             &self.files_lax[i],
             source,
             None,
-            &vars,
+            vars,
             |env| env.template_from_str(source)?.render(&ctx),
         )
     }
@@ -381,6 +391,8 @@ fn build_env(
     env.add_filter("ternary", f::ternary);
     env.add_filter("flatten", f::flatten);
     env.add_filter("type_debug", f::type_debug);
+    env.add_filter("extract", f::extract);
+    env.add_filter("path_join", f::path_join);
 
     use checks as c;
     env.add_test("failed", c::failed);
@@ -398,6 +410,12 @@ fn build_env(
     env.add_test("truthy", c::truthy);
     env.add_test("falsy", c::falsy);
     env.add_test("contains", c::contains);
+    env.add_test("version", c::version);
+    env.add_test("version_compare", c::version);
+    env.add_test("subset", c::subset);
+    env.add_test("superset", c::superset);
+    env.add_test("any", c::any);
+    env.add_test("all", c::all);
 
     env.add_function("lookup", f::lookup);
     env.add_function("query", f::query);

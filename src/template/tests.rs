@@ -465,3 +465,37 @@ fn hostvars_templates_render_in_their_hosts_scope() {
         "http://10.0.0.1/ web1.example.org 10.9.9.9"
     );
 }
+
+#[test]
+fn extract_path_join_and_more_tests() {
+    let mut v = vars();
+    v.insert("groups".into(), json!({"db": ["web1"]}));
+    v["hostvars"]["web1"]["net"] = json!({"address": "10.0.0.5"});
+    assert_eq!(
+        Templar::new()
+            .eval("groups['db'] | map('extract', hostvars, 'ip') | list", &v)
+            .unwrap(),
+        json!(["10.0.0.1"])
+    );
+    assert_eq!(
+        Templar::new()
+            .eval(
+                "groups['db'] | map('extract', hostvars, ['net', 'address']) | join(',')",
+                &v
+            )
+            .unwrap(),
+        json!("10.0.0.5")
+    );
+    assert_eq!(
+        e("['/etc', 'nginx', 'x.conf'] | path_join"),
+        json!("/etc/nginx/x.conf")
+    );
+    assert_eq!(e("['a', '/abs', 'b'] | path_join"), json!("/abs/b"));
+    assert_eq!(e("'12.4' is version('12', '>=')"), json!(true));
+    assert_eq!(e("'1.10.0' is version('1.9', 'gt')"), json!(true));
+    assert_eq!(e("'2.0' is version('2.0.1', operator='lt')"), json!(true));
+    assert_eq!(e("[1, 2] is subset([1, 2, 3])"), json!(true));
+    assert_eq!(e("[1, 2, 3] is superset([4])"), json!(false));
+    assert_eq!(e("[false, true] is any"), json!(true));
+    assert_eq!(e("[false, true] is all"), json!(false));
+}
