@@ -328,3 +328,11 @@ fn inventory_folders_merge_their_files() {
     // hosts in the order the files list them
     assert_eq!(inv.select("all").unwrap(), ["w1", "d1", "w2"]);
 }
+
+#[test]
+fn group_priority_orders_groups_of_the_same_depth() {
+    let text = "all:\n  children:\n    zeta:\n      vars: {v: zeta}\n      hosts: {h1: }\n    alpha:\n      vars: {v: alpha, ansible_group_priority: 10}\n      hosts: {h1: }\n";
+    let (_d, inv) = load(text);
+    // alphabetically zeta would win; the higher priority makes alpha win
+    assert_eq!(inv.host_vars("h1")["v"], json!("alpha"));
+}

@@ -499,3 +499,26 @@ fn extract_path_join_and_more_tests() {
     assert_eq!(e("[false, true] is any"), json!(true));
     assert_eq!(e("[false, true] is all"), json!(false));
 }
+
+#[test]
+fn python_literals_and_sharing_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Templar>();
+    assert_eq!(
+        r("{{ True }} {{ False }} [{{ None }}] {{ 'x' in d }} {{ 'z' in d }}"),
+        "True False [] True False"
+    );
+    let t = std::sync::Arc::new(Templar::new());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let mut v = vars();
+                v.insert("i".into(), json!(i));
+                t.render_str("{{ name }}-{{ i }}", &v).unwrap()
+            })
+        })
+        .collect();
+    let outs: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(outs, ["World-0", "World-1", "World-2", "World-3"]);
+}
