@@ -5,6 +5,10 @@
 //! `['a']`), because rendered files must match ansible-playbook's byte for byte. Owns:
 //! rendering strings, whole data structures, templates and `when` expressions. May call:
 //! nothing else.
+//!
+//! Vars are read lazily (`lazy.rs`): a var whose value is itself a template is rendered
+//! when read, as Ansible does. Callers that render many strings with the same vars use the
+//! `*_shared` methods with an `Arc<Vars>` so the vars are not copied per call.
 
 mod checks;
 mod errors;
@@ -208,6 +212,46 @@ impl Templar {
             vars,
             |env| env.template_from_str(source)?.render(&ctx),
         )
+    }
+
+    /// [`render_file_shared`](Self::render_file_shared) for a template that may
+    /// `{% include %}` or `{% import %}` other files, found in `search_dirs` in order
+    /// (Ansible: the role's `templates/`, then the including file's folder).
+    pub fn render_file_with_includes(
+        &self,
+        source: &str,
+        vars: &Arc<Vars>,
+        trim_blocks: bool,
+        lstrip_blocks: bool,
+        search_dirs: &[std::path::PathBuf],
+    ) -> anyhow::Result<String> {
+        let with_loader = |behavior| {
+            let mut env = build_env(trim_blocks, lstrip_blocks, behavior);
+            let dirs = search_dirs.to_vec();
+            env.set_loader(move |name| {
+                for d in &dirs {
+                    let candidate = d.join(name);
+                    if candidate.is_file() {
+                        return std::fs::read_to_string(&candidate).map(Some).map_err(|e| {
+                            Error::new(
+                                ErrorKind::InvalidOperation,
+                                format!("reading {}: {e}", candidate.display()),
+                            )
+                        });
+                    }
+                }
+                Ok(None)
+            });
+            env
+        };
+        let (strict, lax) = (
+            with_loader(UndefinedBehavior::Strict),
+            with_loader(UndefinedBehavior::Chainable),
+        );
+        let ctx = self.context(vars);
+        self.run(&strict, &lax, source, None, vars, |env| {
+            env.template_from_str(source)?.render(&ctx)
+        })
     }
 
     /// Evaluates a bare expression (`when:`, `until:`, `changed_when:`) to a value. An

@@ -522,3 +522,24 @@ fn python_literals_and_sharing_between_threads() {
     let outs: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(outs, ["World-0", "World-1", "World-2", "World-3"]);
 }
+
+#[test]
+fn template_files_can_include_others() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("part.j2"), "part for {{ name }}\n").unwrap();
+    std::fs::write(
+        dir.path().join("macros.j2"),
+        "{% macro kv(k, v) %}{{ k }}={{ v }}{% endmacro %}",
+    )
+    .unwrap();
+    let src = "{% include 'part.j2' %}{% import 'macros.j2' as m %}{{ m.kv('n', n) }}\n";
+    let v = std::sync::Arc::new(vars());
+    let out = Templar::new()
+        .render_file_with_includes(src, &v, true, false, &[dir.path().to_path_buf()])
+        .unwrap();
+    assert_eq!(out, "part for World\nn=42\n");
+    let err = Templar::new()
+        .render_file_with_includes("{% include 'nope.j2' %}", &v, true, false, &[])
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("nope.j2"), "{err:#}");
+}
