@@ -336,3 +336,15 @@ fn group_priority_orders_groups_of_the_same_depth() {
     // alphabetically zeta would win; the higher priority makes alpha win
     assert_eq!(inv.host_vars("h1")["v"], json!("alpha"));
 }
+
+#[test]
+fn datacenters_come_from_the_datacenter_var() {
+    let text = "all:\n  children:\n    east:\n      vars: {datacenter: dc2}\n      hosts: {e1: , e2: {datacenter: dc3}}\n    west:\n      hosts: {w1: }\n";
+    let (_d, inv) = load(text);
+    assert_eq!(inv.datacenter("e1"), "dc2");
+    assert_eq!(inv.datacenter("e2"), "dc3");
+    assert_eq!(inv.datacenter("w1"), "dc1");
+    let dcs = inv.datacenters();
+    assert_eq!(dcs.keys().collect::<Vec<_>>(), ["dc2", "dc3", "dc1"]);
+    assert_eq!(dcs["dc1"], ["w1"]);
+}

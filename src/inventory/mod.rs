@@ -31,6 +31,8 @@ pub use yaml11::yaml11_bools;
 
 /// The implicit group every host belongs to.
 pub const ALL: &str = "all";
+/// The datacenter of a host without a `datacenter` var.
+pub const DEFAULT_DATACENTER: &str = "dc1";
 /// The implicit group of hosts that belong to no other group.
 pub const UNGROUPED: &str = "ungrouped";
 
@@ -265,6 +267,26 @@ impl Inventory {
     /// is an empty list, not an error; a bad regex or subscript is an error.
     pub fn select(&self, pattern: &str) -> anyhow::Result<Vec<String>> {
         pattern::select(self, pattern)
+    }
+
+    /// The datacenter a host belongs to: its `datacenter` var, else [`DEFAULT_DATACENTER`].
+    pub fn datacenter(&self, host: &str) -> String {
+        match self.host_vars(host).get("datacenter") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(v @ serde_json::Value::Number(_)) => v.to_string(),
+            _ => DEFAULT_DATACENTER.to_string(),
+        }
+    }
+
+    /// Every datacenter to its hosts, in inventory order (datacenters by first host).
+    pub fn datacenters(&self) -> IndexMap<String, Vec<String>> {
+        let mut out: IndexMap<String, Vec<String>> = IndexMap::new();
+        for host in self.hosts.keys() {
+            out.entry(self.datacenter(host))
+                .or_default()
+                .push(host.clone());
+        }
+        out
     }
 
     /// Sets one variable on a host (creating the host, ungrouped, if it is new). Used by
