@@ -77,16 +77,33 @@ fn play_vars_are_yaml_1_1_scalars_in_order() {
                "release": "1.2.3", "ansible_user": "deploy"})
     );
     let keys: Vec<&String> = play.vars.keys().collect();
-    assert_eq!(keys, ["port", "enabled", "mode", "version", "release", "ansible_user"]);
+    assert_eq!(
+        keys,
+        [
+            "port",
+            "enabled",
+            "mode",
+            "version",
+            "release",
+            "ansible_user"
+        ]
+    );
 }
 
 #[test]
 fn vars_files_resolve_static_names_and_keep_templated_ones() {
     let play = first_play();
-    let common = sp::fixtures().join("site/vars/common.yml").display().to_string();
+    let common = sp::fixtures()
+        .join("site/vars/common.yml")
+        .display()
+        .to_string();
     assert_eq!(
         play.vars_files,
-        vec![common.clone(), "vars/{{ env_name }}.yml".to_string(), common]
+        vec![
+            common.clone(),
+            "vars/{{ env_name }}.yml".to_string(),
+            common
+        ]
     );
 }
 
@@ -96,7 +113,13 @@ fn roles_come_after_their_dependencies_once_each() {
     let names: Vec<&str> = play.roles.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["base", "common", "web"]);
     let base = &play.roles[0];
-    assert_eq!(base.path, sp::fixtures().join("site/roles/base").canonicalize().unwrap());
+    assert_eq!(
+        base.path,
+        sp::fixtures()
+            .join("site/roles/base")
+            .canonicalize()
+            .unwrap()
+    );
     assert_eq!(base.handlers.len(), 1);
     assert_eq!(base.handlers[0].display_name(), "base : base changed");
 
@@ -154,7 +177,10 @@ fn key_value_strings_and_collection_prefixes() {
     );
     let (name, args) = module(by_name(&play.tasks, "Say hello"));
     assert_eq!(name, "debug");
-    assert_eq!(args.get("msg"), Some(&json!("Hello {{ inventory_hostname }}")));
+    assert_eq!(
+        args.get("msg"),
+        Some(&json!("Hello {{ inventory_hostname }}"))
+    );
     let (name, args) = module(by_name(&play.tasks, "Old style items"));
     assert_eq!(name, "file");
     assert_eq!(
@@ -172,7 +198,10 @@ fn key_value_strings_and_collection_prefixes() {
 fn loops_and_loop_control() {
     let play = first_play();
     let install = by_name(&play.tasks, "Install packages");
-    assert_eq!(install.loop_, Some(LoopSpec::Items(json!(["nginx", "curl"]))));
+    assert_eq!(
+        install.loop_,
+        Some(LoopSpec::Items(json!(["nginx", "curl"])))
+    );
     assert_eq!(install.loop_control.loop_var.as_deref(), Some("pkg"));
     assert_eq!(install.loop_control.index_var.as_deref(), Some("idx"));
     assert_eq!(install.loop_control.label.as_deref(), Some("{{ pkg }}"));
@@ -199,7 +228,10 @@ fn task_keywords() {
     assert_eq!(users.changed_when, Some(vec!["false".to_string()]));
     assert_eq!(
         users.failed_when,
-        Some(vec!["out.rc > 1".to_string(), "'ERROR' in out.stderr".to_string()])
+        Some(vec![
+            "out.rc > 1".to_string(),
+            "'ERROR' in out.stderr".to_string()
+        ])
     );
     assert_eq!(users.delegate_to.as_deref(), Some("localhost"));
     assert!(users.run_once && users.no_log);
@@ -211,7 +243,10 @@ fn task_keywords() {
     assert_eq!(users.when, Vec::<String>::new());
 
     let hello = by_name(&play.tasks, "Say hello");
-    assert_eq!((hello.retries, hello.delay, hello.until.clone()), (0, 5.0, None));
+    assert_eq!(
+        (hello.retries, hello.delay, hello.until.clone()),
+        (0, 5.0, None)
+    );
     assert_eq!(
         hello.environment.get("http_proxy"),
         Some(&json!("http://proxy.example:3128"))

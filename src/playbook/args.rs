@@ -76,7 +76,12 @@ impl Loader<'_> {
                     put(&mut args, k, serde_json::Value::String(v), value.pos);
                 }
                 if let Some(raw) = kv.raw {
-                    put(&mut args, RAW_PARAMS.to_string(), serde_json::Value::String(raw), value.pos);
+                    put(
+                        &mut args,
+                        RAW_PARAMS.to_string(),
+                        serde_json::Value::String(raw),
+                        value.pos,
+                    );
                 }
             }
         }
@@ -101,7 +106,10 @@ impl Loader<'_> {
                 if spec.free_form {
                     raw_given = true;
                 } else {
-                    let text = args.get(RAW_PARAMS).and_then(|v| v.as_str()).unwrap_or_default();
+                    let text = args
+                        .get(RAW_PARAMS)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default();
                     self.error(
                         file,
                         *pos,
@@ -135,7 +143,10 @@ impl Loader<'_> {
                     self.error(
                         file,
                         *pos,
-                        format!("module '{module}' has no argument '{key}'{}", did_you_mean(key, names)),
+                        format!(
+                            "module '{module}' has no argument '{key}'{}",
+                            did_you_mean(key, names)
+                        ),
                     );
                 }
             }
@@ -149,7 +160,10 @@ impl Loader<'_> {
                 self.error(
                     file,
                     key_pos,
-                    format!("module '{module}' is missing the required argument '{}'", def.name),
+                    format!(
+                        "module '{module}' is missing the required argument '{}'",
+                        def.name
+                    ),
                 );
             }
         }

@@ -169,13 +169,23 @@ pub fn short_name(name: &str) -> &str {
         .unwrap_or(name)
 }
 
-/// How alike two names are (0..1).
+/// How alike two names are (0..1): Jaro-Winkler, raised for one-edit typos (`mgs`/`msg`)
+/// that it scores low on short words.
 pub fn similarity(a: &str, b: &str) -> f64 {
-    strsim::jaro_winkler(a, b)
+    let jw = strsim::jaro_winkler(a, b);
+    let short = a.chars().count().min(b.chars().count());
+    if short >= 3 && strsim::damerau_levenshtein(a, b) <= 1 {
+        jw.max(0.9)
+    } else {
+        jw
+    }
 }
 
-/// The most similar candidate, if it is similar enough to be a likely typo.
-pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+/// The most similar candidate and its similarity, if it is similar enough to be a typo.
+pub fn best_match<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<(&'a str, f64)> {
     let mut best: Option<(&str, f64)> = None;
     for candidate in candidates {
         let score = similarity(word, candidate);
@@ -183,7 +193,12 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
             best = Some((candidate, score));
         }
     }
-    best.map(|(c, _)| c)
+    best
+}
+
+/// The most similar candidate, if it is similar enough to be a likely typo.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    best_match(word, candidates).map(|(c, _)| c)
 }
 
 /// `", did you mean 'x'?"` or nothing.
@@ -211,6 +226,10 @@ mod tests {
         assert_eq!(suggest("whne", TASK.iter().copied()), Some("when"));
         assert_eq!(suggest("notfy", TASK.iter().copied()), Some("notify"));
         assert_eq!(suggest("zzzzzz", TASK.iter().copied()), None);
-        assert_eq!(did_you_mean("hots", PLAY.iter().copied()), ", did you mean 'hosts'?");
+        assert_eq!(suggest("mgs", ["msg", "var"]), Some("msg"));
+        assert_eq!(
+            did_you_mean("hots", PLAY.iter().copied()),
+            ", did you mean 'hosts'?"
+        );
     }
 }

@@ -159,7 +159,10 @@ mod tests {
 
     #[test]
     fn key_values_with_quotes() {
-        let kv = parse_kv(r#"src=a.txt dest="/tmp/b c" mode='0644' msg="say \"hi\"""#, false);
+        let kv = parse_kv(
+            r#"src=a.txt dest="/tmp/b c" mode='0644' msg="say \"hi\"""#,
+            false,
+        );
         assert_eq!(
             opts(&kv),
             vec![

@@ -51,7 +51,11 @@ pub(super) struct Loader<'r> {
 }
 
 impl<'r> Loader<'r> {
-    pub fn new(registry: &'r dyn ModuleRegistry, roles_path: &[PathBuf], playbook_dir: PathBuf) -> Self {
+    pub fn new(
+        registry: &'r dyn ModuleRegistry,
+        roles_path: &[PathBuf],
+        playbook_dir: PathBuf,
+    ) -> Self {
         Loader {
             registry,
             roles_path: roles_path.to_vec(),
@@ -93,7 +97,13 @@ impl<'r> Loader<'r> {
 
     /// Enters a file for cycle detection; `None` (and an error at `from`) when it is
     /// already being loaded.
-    pub fn enter(&mut self, path: &Path, from_file: &Path, from: Pos, what: &str) -> Option<PathBuf> {
+    pub fn enter(
+        &mut self,
+        path: &Path,
+        from_file: &Path,
+        from: Pos,
+        what: &str,
+    ) -> Option<PathBuf> {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         if let Some(i) = self.stack.iter().position(|p| *p == canonical) {
             let chain: Vec<String> = self.stack[i..]
@@ -164,7 +174,13 @@ impl<'r> Loader<'r> {
     }
 
     /// A string or a list of strings; with `commas`, `"a, b"` is two entries (tags).
-    pub fn string_list(&mut self, file: &Path, node: &Node, field: &str, commas: bool) -> Vec<String> {
+    pub fn string_list(
+        &mut self,
+        file: &Path,
+        node: &Node,
+        field: &str,
+        commas: bool,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         let items: Vec<&Node> = match &node.kind {
             Kind::Null => return out,
@@ -260,7 +276,12 @@ impl<'r> Loader<'r> {
     }
 
     /// A mapping node's entries, or an error naming what was expected.
-    pub fn entries<'n>(&mut self, file: &Path, node: &'n Node, what: &str) -> Option<&'n [(Node, Node)]> {
+    pub fn entries<'n>(
+        &mut self,
+        file: &Path,
+        node: &'n Node,
+        what: &str,
+    ) -> Option<&'n [(Node, Node)]> {
         match node.as_map() {
             Some(entries) => Some(entries),
             None => {

@@ -280,7 +280,11 @@ pub fn load_tasks_file_with(
 /// that may hold `<folder>/<name>`, in order (the playbook's `roles/`, each `roles_path`
 /// entry, the playbook's folder); a path-like name is also tried as a path. The role's
 /// dependencies' tasks and handlers come first in its lists.
-pub fn load_role(name: &str, tasks_from: Option<&str>, search: &[PathBuf]) -> anyhow::Result<Arc<Role>> {
+pub fn load_role(
+    name: &str,
+    tasks_from: Option<&str>,
+    search: &[PathBuf],
+) -> anyhow::Result<Arc<Role>> {
     load_role_with(name, tasks_from, search, &BuiltinModules)
 }
 

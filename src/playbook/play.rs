@@ -13,7 +13,10 @@ impl Loader<'_> {
     /// Loads a playbook file's plays (`from`: the `import_playbook` that names it).
     pub(super) fn playbook_file(&mut self, path: &Path, from: Option<(&Path, Pos)>) -> Vec<Play> {
         let (from_file, from_pos) = from.unwrap_or((path, Pos::default()));
-        if self.enter(path, from_file, from_pos, "import_playbook").is_none() {
+        if self
+            .enter(path, from_file, from_pos, "import_playbook")
+            .is_none()
+        {
             return Vec::new();
         }
         let plays = match self.parse_yaml(path) {
@@ -71,7 +74,11 @@ impl Loader<'_> {
             return Vec::new();
         };
         if is_template(&name) {
-            self.error(file, value.pos, "a templated import_playbook name is not supported");
+            self.error(
+                file,
+                value.pos,
+                "a templated import_playbook name is not supported",
+            );
             return Vec::new();
         }
         let path = parent_dir(file).join(&name);
@@ -149,9 +156,11 @@ impl Loader<'_> {
                 "port" => connection_vars.push(("ansible_port", v.to_json())),
                 "environment" => environment = self.environment(file, v),
                 _ if keywords::PLAY_IGNORED.contains(&key) => {}
-                _ if keywords::PLAY_UNSUPPORTED.contains(&key) => {
-                    self.error(file, k.pos, format!("play keyword '{key}' is not supported"))
-                }
+                _ if keywords::PLAY_UNSUPPORTED.contains(&key) => self.error(
+                    file,
+                    k.pos,
+                    format!("play keyword '{key}' is not supported"),
+                ),
                 _ => {
                     let hint = if self.registry.spec(short_name(key)).is_some()
                         || keywords::TASK.contains(&key)
@@ -241,7 +250,11 @@ impl Loader<'_> {
                         self.error(
                             file,
                             item.pos,
-                            format!("vars file '{}' not found in {}", missing.join("' or '"), dir.display()),
+                            format!(
+                                "vars file '{}' not found in {}",
+                                missing.join("' or '"),
+                                dir.display()
+                            ),
                         );
                     }
                 }

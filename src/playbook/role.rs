@@ -63,7 +63,13 @@ impl Loader<'_> {
     }
 
     /// Finds a role folder by name (or path); records an error when there is none.
-    fn find_role(&mut self, name: &str, search: &[PathBuf], file: &Path, pos: Pos) -> Option<PathBuf> {
+    fn find_role(
+        &mut self,
+        name: &str,
+        search: &[PathBuf],
+        file: &Path,
+        pos: Pos,
+    ) -> Option<PathBuf> {
         let name_path = expand_home(name);
         let mut candidates: Vec<PathBuf> = search.iter().map(|d| d.join(&name_path)).collect();
         if name_path.is_absolute() {
@@ -101,7 +107,9 @@ impl Loader<'_> {
                         "tags" => entry.tags = self.string_list(file, v, "tags", true),
                         "when" => entry.when = self.conditions(file, v, "when"),
                         "become" => entry.inherit.become_ = self.boolean(file, v, "become"),
-                        "become_user" => entry.inherit.become_user = self.string(file, v, "become_user"),
+                        "become_user" => {
+                            entry.inherit.become_user = self.string(file, v, "become_user")
+                        }
                         "become_method" => self.check_become_method(file, v),
                         "environment" => entry.inherit.environment = self.environment(file, v),
                         k if ENTRY_IGNORED.contains(&k) => {}
@@ -122,7 +130,10 @@ impl Loader<'_> {
                 self.error(
                     file,
                     node.pos,
-                    format!("a role entry must be a name or a mapping, not {}", node.type_name()),
+                    format!(
+                        "a role entry must be a name or a mapping, not {}",
+                        node.type_name()
+                    ),
                 );
                 return None;
             }
@@ -221,7 +232,8 @@ impl Loader<'_> {
                     }
                 }
                 "allow_duplicates" => {
-                    meta.allow_duplicates = self.boolean(&file, v, "allow_duplicates").unwrap_or(false)
+                    meta.allow_duplicates =
+                        self.boolean(&file, v, "allow_duplicates").unwrap_or(false)
                 }
                 _ => {}
             }
@@ -285,7 +297,11 @@ impl Loader<'_> {
                     self.error(
                         from_file,
                         from,
-                        format!("role '{}' has no tasks file '{tf}' in {}", entry.name, tasks_dir.display()),
+                        format!(
+                            "role '{}' has no tasks file '{tf}' in {}",
+                            entry.name,
+                            tasks_dir.display()
+                        ),
                     );
                     return None;
                 }
@@ -293,7 +309,9 @@ impl Loader<'_> {
             }
         };
         let tasks = match tasks_file {
-            Some(f) => self.tasks_file(&f, &role_ctx, from_file, from).unwrap_or_default(),
+            Some(f) => self
+                .tasks_file(&f, &role_ctx, from_file, from)
+                .unwrap_or_default(),
             None => Vec::new(),
         };
         let handlers = match main_file(&path.join("handlers")) {
@@ -302,7 +320,8 @@ impl Loader<'_> {
                     handlers: true,
                     ..role_ctx.clone()
                 };
-                self.tasks_file(&f, &handler_ctx, from_file, from).unwrap_or_default()
+                self.tasks_file(&f, &handler_ctx, from_file, from)
+                    .unwrap_or_default()
             }
             None => Vec::new(),
         };

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::keywords::{self, did_you_mean, short_name, suggest};
+use super::keywords::{self, best_match, did_you_mean, short_name};
 use super::kv::parse_kv;
 use super::loader::{dedup_paths, first_existing, is_template, Loader, TaskCtx};
 use super::yaml::{Kind, Node, Pos};
@@ -75,7 +75,11 @@ impl Loader<'_> {
                 }
             } else if keywords::TASK_IGNORED.contains(&key) {
             } else if keywords::TASK_UNSUPPORTED.contains(&key) {
-                self.error(&file, k.pos, format!("task keyword '{key}' is not supported"));
+                self.error(
+                    &file,
+                    k.pos,
+                    format!("task keyword '{key}' is not supported"),
+                );
             } else if matches!(short_name(key), "include") {
                 self.error(
                     &file,
@@ -123,7 +127,7 @@ impl Loader<'_> {
                     actions[0].name, actions[1].name
                 ),
             );
-        } else if actions.is_empty() && unknown.is_empty() {
+        } else if actions.is_empty() && unknown.is_empty() && self.errors.len() == errors_before {
             self.error(
                 &file,
                 node.pos,
@@ -149,8 +153,14 @@ impl Loader<'_> {
                 "meta" => self.meta_kind(action, &file),
                 module => {
                     let spec = self.registry.spec(module)?;
-                    let args =
-                        self.module_args(module, &spec, &action.value, args_kw, &file, action.key_pos);
+                    let args = self.module_args(
+                        module,
+                        &spec,
+                        &action.value,
+                        args_kw,
+                        &file,
+                        action.key_pos,
+                    );
                     Some(TaskKind::Module {
                         module: module.to_string(),
                         args,
@@ -242,7 +252,13 @@ impl Loader<'_> {
         names
     }
 
-    fn report_unknown_keys(&mut self, file: &Path, unknown: &[&Node], no_action: bool, handlers: bool) {
+    fn report_unknown_keys(
+        &mut self,
+        file: &Path,
+        unknown: &[&Node],
+        no_action: bool,
+        handlers: bool,
+    ) {
         let mut known: Vec<&str> = keywords::TASK.to_vec();
         known.extend_from_slice(keywords::BLOCK_PARTS);
         if handlers {
@@ -251,22 +267,29 @@ impl Loader<'_> {
         let names = self.action_names();
         for key in unknown {
             let text = key.key_text();
-            let message = if let Some(kw) = suggest(&text, known.iter().copied()) {
-                format!("unknown task keyword '{text}', did you mean '{kw}'?")
-            } else if no_action {
-                format!(
-                    "unknown module '{text}'{}",
-                    did_you_mean(short_name(&text), names.iter().copied())
-                )
-            } else {
-                format!("unknown task keyword '{text}'")
+            let keyword = best_match(&text, known.iter().copied());
+            let module = best_match(short_name(&text), names.iter().copied());
+            let message = match (keyword, module) {
+                (Some((kw, ks)), m) if m.is_none_or(|(_, ms)| ks > ms) => {
+                    format!("unknown task keyword '{text}', did you mean '{kw}'?")
+                }
+                (_, Some((m, _))) if no_action => {
+                    format!("unknown module '{text}', did you mean '{m}'?")
+                }
+                (_, None) if no_action => format!("unknown module '{text}'"),
+                _ => format!("unknown task keyword '{text}'"),
             };
             self.error(file, key.pos, message);
         }
     }
 
     /// Reads the task keywords into a task (its kind is filled in by the caller).
-    fn task_keywords(&mut self, keywords: &[(&str, &Node, &Node)], ctx: &TaskCtx, pos: Pos) -> Task {
+    fn task_keywords(
+        &mut self,
+        keywords: &[(&str, &Node, &Node)],
+        ctx: &TaskCtx,
+        pos: Pos,
+    ) -> Task {
         let file = ctx.file.clone();
         let f = file.as_path();
         let mut task = Task {
@@ -319,7 +342,11 @@ impl Loader<'_> {
                     task.register = self.string(f, value, kw);
                     if let Some(name) = &task.register {
                         if !is_identifier(name) {
-                            self.error(f, value.pos, format!("'register' must be a variable name, not '{name}'"));
+                            self.error(
+                                f,
+                                value.pos,
+                                format!("'register' must be a variable name, not '{name}'"),
+                            );
                         }
                     }
                 }
@@ -382,7 +409,9 @@ impl Loader<'_> {
             task.become_user = ctx.inherit.become_user.clone();
         }
         for (k, v) in &ctx.inherit.environment {
-            task.environment.entry(k.clone()).or_insert_with(|| v.clone());
+            task.environment
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
         }
         task
     }
@@ -392,7 +421,10 @@ impl Loader<'_> {
             self.error(
                 file,
                 value.pos,
-                format!("become_method '{}' is not supported (only sudo)", value.key_text()),
+                format!(
+                    "become_method '{}' is not supported (only sudo)",
+                    value.key_text()
+                ),
             );
         }
     }
@@ -405,7 +437,11 @@ impl Loader<'_> {
             } else {
                 ""
             };
-            self.error(file, value.pos, format!("'environment' must be a mapping{hint}"));
+            self.error(
+                file,
+                value.pos,
+                format!("'environment' must be a mapping{hint}"),
+            );
             return Vars::new();
         }
         self.vars(file, value, "environment")
@@ -416,7 +452,14 @@ impl Loader<'_> {
         let Some(entries) = self.entries(file, value, "'loop_control'") else {
             return control;
         };
-        const KEYS: &[&str] = &["loop_var", "index_var", "label", "pause", "extended", "extended_allitems"];
+        const KEYS: &[&str] = &[
+            "loop_var",
+            "index_var",
+            "label",
+            "pause",
+            "extended",
+            "extended_allitems",
+        ];
         for (k, v) in entries {
             let key = k.key_text();
             match key.as_str() {
@@ -428,14 +471,22 @@ impl Loader<'_> {
                 other => self.error(
                     file,
                     k.pos,
-                    format!("unknown loop_control key '{other}'{}", did_you_mean(other, KEYS.iter().copied())),
+                    format!(
+                        "unknown loop_control key '{other}'{}",
+                        did_you_mean(other, KEYS.iter().copied())
+                    ),
                 ),
             }
         }
         control
     }
 
-    fn block_kind(&mut self, parts: &[(&str, &Node, &Node)], ctx: &TaskCtx, pos: Pos) -> Option<TaskKind> {
+    fn block_kind(
+        &mut self,
+        parts: &[(&str, &Node, &Node)],
+        ctx: &TaskCtx,
+        pos: Pos,
+    ) -> Option<TaskKind> {
         let mut block = Vec::new();
         let mut rescue = Vec::new();
         let mut always = Vec::new();
@@ -484,11 +535,16 @@ impl Loader<'_> {
                 for (k, v) in entries {
                     match k.key_text().as_str() {
                         "file" | "_raw_params" => found = self.string(&file, v, "file"),
-                        "apply" => self.error(&file, k.pos, format!("'{name}: apply' is not supported")),
+                        "apply" => {
+                            self.error(&file, k.pos, format!("'{name}: apply' is not supported"))
+                        }
                         other => self.error(
                             &file,
                             k.pos,
-                            format!("unknown argument '{other}' of '{name}'{}", did_you_mean(other, ["file"])),
+                            format!(
+                                "unknown argument '{other}' of '{name}'{}",
+                                did_you_mean(other, ["file"])
+                            ),
                         ),
                     }
                 }
@@ -533,7 +589,10 @@ impl Loader<'_> {
             self.error(
                 &ctx.file,
                 pos,
-                format!("task file '{name}' not found (looked for {})", looked.join(", ")),
+                format!(
+                    "task file '{name}' not found (looked for {})",
+                    looked.join(", ")
+                ),
             );
         }
         found
@@ -553,26 +612,40 @@ impl Loader<'_> {
                     match k.as_str() {
                         "name" => name = Some(v),
                         "tasks_from" => tasks_from = Some(v),
-                        other => self.error(&file, value.pos, format!("unknown argument '{other}' of '{action_name}'")),
+                        other => self.error(
+                            &file,
+                            value.pos,
+                            format!("unknown argument '{other}' of '{action_name}'"),
+                        ),
                     }
                 }
             }
             Kind::Map(entries) => {
-                const KEYS: &[&str] = &["name", "tasks_from", "public", "allow_duplicates", "rolespec_validate"];
+                const KEYS: &[&str] = &[
+                    "name",
+                    "tasks_from",
+                    "public",
+                    "allow_duplicates",
+                    "rolespec_validate",
+                ];
                 for (k, v) in entries {
                     match k.key_text().as_str() {
                         "name" => name = self.string(&file, v, "name"),
                         "tasks_from" => tasks_from = self.string(&file, v, "tasks_from"),
                         "public" | "allow_duplicates" | "rolespec_validate" => {}
-                        other @ ("apply" | "defaults_from" | "vars_from" | "handlers_from") => self.error(
-                            &file,
-                            k.pos,
-                            format!("'{action_name}: {other}' is not supported"),
-                        ),
+                        other @ ("apply" | "defaults_from" | "vars_from" | "handlers_from") => self
+                            .error(
+                                &file,
+                                k.pos,
+                                format!("'{action_name}: {other}' is not supported"),
+                            ),
                         other => self.error(
                             &file,
                             k.pos,
-                            format!("unknown argument '{other}' of '{action_name}'{}", did_you_mean(other, KEYS.iter().copied())),
+                            format!(
+                                "unknown argument '{other}' of '{action_name}'{}",
+                                did_you_mean(other, KEYS.iter().copied())
+                            ),
                         ),
                     }
                 }
@@ -580,7 +653,11 @@ impl Loader<'_> {
             _ => {}
         }
         let Some(name) = name else {
-            self.error(&file, value.pos, format!("'{action_name}' needs a role 'name'"));
+            self.error(
+                &file,
+                value.pos,
+                format!("'{action_name}' needs a role 'name'"),
+            );
             return None;
         };
         if is_template(&name) || tasks_from.as_deref().is_some_and(is_template) {
@@ -591,7 +668,8 @@ impl Loader<'_> {
             });
         }
         let search = self.role_search_dirs(ctx);
-        let loaded = self.role_for_include(&name, tasks_from.as_deref(), &search, ctx, action.key_pos)?;
+        let loaded =
+            self.role_for_include(&name, tasks_from.as_deref(), &search, ctx, action.key_pos)?;
         Some(TaskKind::IncludeRole {
             name,
             tasks_from,

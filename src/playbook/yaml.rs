@@ -101,7 +101,9 @@ impl Node {
             Kind::Int(i) => i.to_string(),
             Kind::Float(f) => f.to_string(),
             Kind::Str(s) => s.clone(),
-            Kind::Seq(_) | Kind::Map(_) => serde_json::to_string(&self.to_json()).unwrap_or_default(),
+            Kind::Seq(_) | Kind::Map(_) => {
+                serde_json::to_string(&self.to_json()).unwrap_or_default()
+            }
         }
     }
 
@@ -289,7 +291,8 @@ impl<'input> Builder<'_, 'input> {
             if ev == Event::MappingEnd {
                 break;
             }
-            let is_merge = matches!(&ev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
+            let is_merge =
+                matches!(&ev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
             let key = self.node(ev, span)?;
             let (vev, vspan) = self.next()?;
             let value = self.node(vev, vspan)?;
@@ -357,9 +360,9 @@ impl<'input> Builder<'_, 'input> {
                 )),
                 (true, "str") => Ok(Kind::Str(text.to_string())),
                 (true, "null") => Ok(Kind::Null),
-                (true, "bool") => resolve_bool(text).map(Kind::Bool).ok_or_else(|| {
-                    self.error(pos, format!("{text:?} is not a boolean (!!bool)"))
-                }),
+                (true, "bool") => resolve_bool(text)
+                    .map(Kind::Bool)
+                    .ok_or_else(|| self.error(pos, format!("{text:?} is not a boolean (!!bool)"))),
                 (true, "int") => resolve_int(text)
                     .ok_or_else(|| self.error(pos, format!("{text:?} is not an integer (!!int)"))),
                 (true, "float") => resolve_float(text)
@@ -536,7 +539,12 @@ fn resolve_float(text: &str) -> Option<f64> {
     let cleaned = format!("{}0", body.replace('_', ""));
     // "1." and "1.e+3" need a digit after the dot for Rust's parser.
     let cleaned = match exponent {
-        Some(exp) => format!("{}.{}0e{}", int_part.replace('_', ""), frac_part.replace('_', ""), exp),
+        Some(exp) => format!(
+            "{}.{}0e{}",
+            int_part.replace('_', ""),
+            frac_part.replace('_', ""),
+            exp
+        ),
         None => cleaned,
     };
     let value: f64 = cleaned.parse().ok()?;
@@ -594,7 +602,12 @@ mod tests {
     #[test]
     fn order_is_preserved_and_last_duplicate_wins() {
         let node = parse("z: 1\na: 2\nz: 3\n");
-        let keys: Vec<String> = node.as_map().unwrap().iter().map(|(k, _)| k.key_text()).collect();
+        let keys: Vec<String> = node
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.key_text())
+            .collect();
         assert_eq!(keys, vec!["z", "a"]);
         assert_eq!(node.get("z").unwrap().to_json(), json!(3));
     }

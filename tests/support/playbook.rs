@@ -39,7 +39,11 @@ const COMMAND: ArgSpec = ArgSpec {
 };
 
 const DEBUG: ArgSpec = ArgSpec {
-    args: &[ArgDef::opt("msg"), ArgDef::opt("var"), ArgDef::opt("verbosity")],
+    args: &[
+        ArgDef::opt("msg"),
+        ArgDef::opt("var"),
+        ArgDef::opt("verbosity"),
+    ],
     free_form: false,
     one_of: &[],
 };
@@ -162,7 +166,13 @@ pub fn short(errors: &[LoadError], base: &Path) -> Vec<String> {
         .iter()
         .map(|e| {
             let file = e.loc.file.strip_prefix(base).unwrap_or(&e.loc.file);
-            format!("{}:{}:{}: {}", file.display(), e.loc.line, e.loc.col, e.message)
+            format!(
+                "{}:{}:{}: {}",
+                file.display(),
+                e.loc.line,
+                e.loc.col,
+                e.message
+            )
         })
         .collect()
 }
