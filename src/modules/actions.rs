@@ -33,7 +33,10 @@ pub fn eval_condition(ctx: &HostCtx, cond: &Value) -> anyhow::Result<bool> {
         Value::Null => Ok(false),
         Value::Number(n) => Ok(n.as_f64() != Some(0.0)),
         Value::String(s) => {
-            let src = format!("{{% if {} %}}True{{% else %}}False{{% endif %}}", bare_expr(s));
+            let src = format!(
+                "{{% if {} %}}True{{% else %}}False{{% endif %}}",
+                bare_expr(s)
+            );
             let out = (ctx.render)(&src, &ctx.vars, true, false)
                 .map_err(|e| anyhow::anyhow!("evaluating {s:?}: {e:#}"))?;
             Ok(out.trim() == "True")
@@ -66,10 +69,15 @@ impl Module for Debug {
             anyhow::bail!("arguments msg and var are mutually exclusive");
         }
         let result = if let Some(var) = str_opt(args, &["var"])? {
-            let src = format!("{{{{ ({}) | tojson }}}}", bare_expr(&var));
+            const UNDEFINED: &str = "VARIABLE IS NOT DEFINED!";
+            let e = bare_expr(&var);
+            let src = format!(
+                "{{% if ({e}) is defined %}}{{{{ ({e}) | tojson }}}}{{% else %}}{UNDEFINED}{{% endif %}}"
+            );
             let value = match (ctx.render)(&src, &ctx.vars, true, false) {
+                Ok(json) if json == UNDEFINED => Value::String(UNDEFINED.into()),
                 Ok(json) => serde_json::from_str(&json).unwrap_or(Value::String(json)),
-                Err(_) => Value::String("VARIABLE IS NOT DEFINED!".into()),
+                Err(_) => Value::String(UNDEFINED.into()),
             };
             super::args::vars([(var.as_str(), value)])
         } else {
@@ -194,8 +202,8 @@ impl Module for Fail {
     }
 
     async fn plan(&self, _ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let msg = str_opt(args, &["msg"])?
-            .unwrap_or_else(|| "Failed as requested from task".to_string());
+        let msg =
+            str_opt(args, &["msg"])?.unwrap_or_else(|| "Failed as requested from task".to_string());
         Ok(Plan {
             failed: Some(msg.clone()),
             result: super::args::vars([("msg", Value::String(msg))]),
@@ -228,7 +236,10 @@ impl Module for Pause {
         if get(args, &["prompt"]).is_some() {
             anyhow::bail!("pause: prompt is not supported (infra never reads from the terminal)");
         }
-        let seconds = match (float_opt(args, &["seconds"])?, float_opt(args, &["minutes"])?) {
+        let seconds = match (
+            float_opt(args, &["seconds"])?,
+            float_opt(args, &["minutes"])?,
+        ) {
             (Some(s), _) => s,
             (None, Some(m)) => m * 60.0,
             (None, None) => {

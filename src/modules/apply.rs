@@ -90,14 +90,12 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
                         .write_file(path, content, attrs, ctx.become_.as_ref())
                         .await
                         .with_context(|| format!("writing {path} on {}", ctx.host))?,
-                    Some(check) => {
-                        write_validated(ctx, path, content, attrs, check)
-                            .await
-                            .map_err(|e| match e.downcast::<OpFailed>() {
-                                Ok(f) => failed(&mut applied.result, f.message),
-                                Err(e) => e,
-                            })?
-                    }
+                    Some(check) => write_validated(ctx, path, content, attrs, check)
+                        .await
+                        .map_err(|e| match e.downcast::<OpFailed>() {
+                            Ok(f) => failed(&mut applied.result, f.message),
+                            Err(e) => e,
+                        })?,
                 }
             }
         }

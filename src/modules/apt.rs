@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::args::{bool_opt, bool_arg, choice, int_opt, list, sh_quote, str_opt};
+use super::args::{bool_arg, bool_opt, choice, int_opt, list, sh_quote, str_opt};
 use super::{ArgDef, ArgSpec, Change, HostCtx, Module, Op, Plan};
 use crate::Vars;
 
@@ -167,7 +167,11 @@ impl Module for Apt {
         }
 
         let bare: Vec<&str> = names.iter().map(|n| split_version(n).0).collect();
-        let quoted = bare.iter().map(|n| sh_quote(n)).collect::<Vec<_>>().join(" ");
+        let quoted = bare
+            .iter()
+            .map(|n| sh_quote(n))
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut script = String::from(
             "echo @@STAMP; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do \
              if [ -e \"$f\" ]; then echo \"mtime=$(stat -c %Y \"$f\")\"; break; fi; done; echo \"now=$(date +%s)\"; ",
@@ -189,14 +193,20 @@ impl Module for Apt {
         let refresh = update_cache && (valid_time <= 0 || age.is_none_or(|a| a > valid_time));
         let apt_get = {
             let mut c = String::from("DEBIAN_FRONTEND=noninteractive apt-get -y -q");
-            for o in dpkg_options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            for o in dpkg_options
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+            {
                 c.push_str(&format!(" -o Dpkg::Options::=--{o}"));
             }
             c
         };
         let mut ops = Vec::new();
         if refresh {
-            ops.push(exec("DEBIAN_FRONTEND=noninteractive apt-get update -q".to_string()));
+            ops.push(exec(
+                "DEBIAN_FRONTEND=noninteractive apt-get update -q".to_string(),
+            ));
             if names.is_empty() {
                 plan.changes.push(Change {
                     summary: "update the apt cache".into(),
@@ -222,7 +232,8 @@ impl Module for Apt {
                         (None, _) => true,
                         (Some(have), Some(v)) => !version_matches(have, v),
                         (Some(have), None) => {
-                            state == "latest" && info.candidate.as_deref().is_some_and(|c| c != have)
+                            state == "latest"
+                                && info.candidate.as_deref().is_some_and(|c| c != have)
                         }
                     };
                     if wanted {
@@ -235,7 +246,10 @@ impl Module for Apt {
             }
         }
         if !unknown.is_empty() {
-            plan.failed = Some(format!("No package matching '{}' is available", unknown.join("', '")));
+            plan.failed = Some(format!(
+                "No package matching '{}' is available",
+                unknown.join("', '")
+            ));
             return Ok(plan);
         }
         if !to_install.is_empty() {
@@ -249,7 +263,13 @@ impl Module for Apt {
                 cmd.push_str(&format!(" -t {}", sh_quote(r)));
             }
             cmd.push_str(" install ");
-            cmd.push_str(&to_install.iter().map(|p| sh_quote(p)).collect::<Vec<_>>().join(" "));
+            cmd.push_str(
+                &to_install
+                    .iter()
+                    .map(|p| sh_quote(p))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
             for p in &to_install {
                 let (name, _) = split_version(p);
                 let info = pkgs.get(name).cloned().unwrap_or_default();
@@ -258,7 +278,10 @@ impl Module for Apt {
                     (None, Some(c)) => format!("install {name} ({c})"),
                     _ => format!("install {p}"),
                 };
-                plan.changes.push(Change { summary, diff: None });
+                plan.changes.push(Change {
+                    summary,
+                    diff: None,
+                });
             }
             ops.push(exec(cmd));
         }
@@ -266,7 +289,11 @@ impl Module for Apt {
             let verb = if purge { "purge" } else { "remove" };
             ops.push(exec(format!(
                 "{apt_get} {verb} {}",
-                to_remove.iter().map(|p| sh_quote(p)).collect::<Vec<_>>().join(" ")
+                to_remove
+                    .iter()
+                    .map(|p| sh_quote(p))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )));
             for p in &to_remove {
                 plan.changes.push(Change {
@@ -325,7 +352,11 @@ impl Module for Package {
     }
 
     fn spec(&self) -> ArgSpec {
-        const ARGS: &[ArgDef] = &[ArgDef::req("name"), ArgDef::opt("state"), ArgDef::opt("use")];
+        const ARGS: &[ArgDef] = &[
+            ArgDef::req("name"),
+            ArgDef::opt("state"),
+            ArgDef::opt("use"),
+        ];
         ArgSpec {
             args: ARGS,
             free_form: false,
@@ -377,7 +408,8 @@ mod tests {
 
     #[test]
     fn sections_and_cache_age() {
-        let out = "@@STAMP\nmtime=100\nnow=160\n@@DPKG\nx\tinstall ok installed\t1\n@@POLICY\n@@END\n";
+        let out =
+            "@@STAMP\nmtime=100\nnow=160\n@@DPKG\nx\tinstall ok installed\t1\n@@POLICY\n@@END\n";
         assert_eq!(cache_age(section(out, "STAMP")), Some(60));
         assert_eq!(section(out, "DPKG"), "x\tinstall ok installed\t1\n");
         assert_eq!(section(out, "POLICY"), "");

@@ -170,10 +170,8 @@ impl Module for BlockInFile {
         let block = if present { Some(block.as_str()) } else { None };
         let (after, msg) = edit(&before, &begin, &end, block, &pos);
         plan_text_edit(ctx, &mut plan, &path, &obs, &after, &msg, &attrs, &opts).await?;
-        plan.result = super::args::vars([
-            ("path", Value::String(path)),
-            ("msg", Value::String(msg)),
-        ]);
+        plan.result =
+            super::args::vars([("path", Value::String(path)), ("msg", Value::String(msg))]);
         Ok(plan)
     }
 }

@@ -160,7 +160,10 @@ async fn plan_run(ctx: &HostCtx, args: &Vars, cmd: String, shown: Value) -> anyh
 
 fn skipped(mut result: Vars, why: String) -> Plan {
     result.insert("rc".into(), Value::from(0));
-    result.insert("stdout".into(), Value::String(format!("skipped, since {why}")));
+    result.insert(
+        "stdout".into(),
+        Value::String(format!("skipped, since {why}")),
+    );
     result.insert(
         "stdout_lines".into(),
         Value::Array(vec![Value::String(format!("skipped, since {why}"))]),

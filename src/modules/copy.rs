@@ -94,11 +94,7 @@ impl Module for Copy {
                     Value::String(s) => s.clone(),
                     other => serde_json::to_string(other).context("serialising content")?,
                 };
-                (
-                    text.into_bytes(),
-                    "dynamically generated".to_string(),
-                    None,
-                )
+                (text.into_bytes(), "dynamically generated".to_string(), None)
             }
             (Some(s), _) if remote_src => {
                 let bytes = ctx
@@ -111,8 +107,7 @@ impl Module for Copy {
             (Some(s), _) => {
                 let local = find_src(s, &ctx.file_search, "src")?;
                 if local.is_dir() {
-                    plan_directory(ctx, &mut plan, &local, s, &dest, &attrs, &ids, &opts)
-                        .await?;
+                    plan_directory(ctx, &mut plan, &local, s, &dest, &attrs, &ids, &opts).await?;
                     plan.result = super::args::vars([
                         ("dest", Value::String(dest.clone())),
                         ("src", Value::String(local.display().to_string())),
@@ -147,7 +142,8 @@ impl Module for Copy {
                     summary: format!("create directory {dest}"),
                     diff: None,
                 });
-                plan.ops.push(fileops::exec(format!("mkdir -p {}", sh_quote(&dest))));
+                plan.ops
+                    .push(fileops::exec(format!("mkdir -p {}", sh_quote(&dest))));
             }
         }
         let obs = if dest_is_dir && dest_stat.is_none() {
@@ -163,9 +159,7 @@ impl Module for Copy {
                 .await?
                 .is_none()
             {
-                plan.failed = Some(format!(
-                    "Destination directory {parent} does not exist"
-                ));
+                plan.failed = Some(format!("Destination directory {parent} does not exist"));
                 return Ok(plan);
             }
         }
@@ -175,7 +169,10 @@ impl Module for Copy {
         };
         fileops::plan_content(&mut plan, &dest_path, &obs, &content, &attrs, &ids, &opts)?;
         let mut result = fileops::file_result("dest", &dest_path, &obs, &attrs, "file")?;
-        result.insert("checksum".into(), Value::String(fileops::sha1_hex(&content)));
+        result.insert(
+            "checksum".into(),
+            Value::String(fileops::sha1_hex(&content)),
+        );
         result.insert("size".into(), Value::from(content.len()));
         if let Some(s) = src_path {
             result.insert("src".into(), Value::String(s));
@@ -222,9 +219,11 @@ async fn plan_directory(
         group: attrs.group.clone(),
     };
     let mut dirs = vec![(root.clone(), true)];
-    dirs.extend(entries.iter().map(|(rel, is_dir)| {
-        (format!("{root}/{}", rel.display()), *is_dir)
-    }));
+    dirs.extend(
+        entries
+            .iter()
+            .map(|(rel, is_dir)| (format!("{root}/{}", rel.display()), *is_dir)),
+    );
     for (path, is_dir) in dirs {
         let obs = fileops::observe(ctx, &path, !is_dir).await?;
         if is_dir {
@@ -238,7 +237,8 @@ async fn plan_directory(
                         summary: format!("create directory {path}"),
                         diff: None,
                     });
-                    plan.ops.push(fileops::exec(format!("mkdir -p {}", sh_quote(&path))));
+                    plan.ops
+                        .push(fileops::exec(format!("mkdir -p {}", sh_quote(&path))));
                     if let Some(o) = &attrs.owner {
                         plan.ops.push(fileops::exec(format!(
                             "chown {} {}",

@@ -79,23 +79,19 @@ impl Module for File {
         }
         let ids = fileops::resolve_ids(ctx, &attrs).await?;
         let mut plan = Plan::default();
-        let before_state = stat
-            .as_ref()
-            .map(|s| kind_name(s.kind))
-            .unwrap_or("absent");
+        let before_state = stat.as_ref().map(|s| kind_name(s.kind)).unwrap_or("absent");
         let q = sh_quote(&path);
         match state.as_str() {
             "absent" => {
                 if stat.is_some() {
-                    plan.changes.push(state_change(&path, before_state, "absent"));
+                    plan.changes
+                        .push(state_change(&path, before_state, "absent"));
                     plan.ops.push(fileops::exec(format!("rm -rf -- {q}")));
                 }
             }
             "file" => match &stat {
                 None => {
-                    plan.failed = Some(format!(
-                        "file ({path}) is absent, cannot continue"
-                    ));
+                    plan.failed = Some(format!("file ({path}) is absent, cannot continue"));
                 }
                 Some(st) if st.kind == FileKind::Directory => {
                     plan.failed = Some(format!("{path} is a directory, not a file"));
@@ -104,7 +100,8 @@ impl Module for File {
             },
             "directory" => match &stat {
                 None => {
-                    plan.changes.push(state_change(&path, "absent", "directory"));
+                    plan.changes
+                        .push(state_change(&path, "absent", "directory"));
                     plan.ops.push(fileops::exec(format!("mkdir -p -- {q}")));
                     plan_new_attrs(&mut plan, &path, &attrs, true, recurse)?;
                 }
@@ -120,11 +117,21 @@ impl Module for File {
                 }
             },
             "link" => {
-                let target = src.ok_or_else(|| anyhow::anyhow!("argument src: required with state=link"))?;
-                plan_link(&mut plan, &path, stat.as_ref(), &target, force, &attrs, &ids)?;
+                let target =
+                    src.ok_or_else(|| anyhow::anyhow!("argument src: required with state=link"))?;
+                plan_link(
+                    &mut plan,
+                    &path,
+                    stat.as_ref(),
+                    &target,
+                    force,
+                    &attrs,
+                    &ids,
+                )?;
             }
             "hard" => {
-                let target = src.ok_or_else(|| anyhow::anyhow!("argument src: required with state=hard"))?;
+                let target =
+                    src.ok_or_else(|| anyhow::anyhow!("argument src: required with state=hard"))?;
                 let same = ctx
                     .run(&format!("[ {q} -ef {} ] && echo same", sh_quote(&target)))
                     .await?;
@@ -140,10 +147,8 @@ impl Module for File {
                         return Ok(plan);
                     }
                     plan.changes.push(state_change(&path, before_state, "hard"));
-                    plan.ops.push(fileops::exec(format!(
-                        "ln -f -- {} {q}",
-                        sh_quote(&target)
-                    )));
+                    plan.ops
+                        .push(fileops::exec(format!("ln -f -- {} {q}", sh_quote(&target))));
                     plan_new_attrs(&mut plan, &path, &attrs, false, false)?;
                 } else if let Some(st) = &stat {
                     fileops::plan_attrs(&mut plan, &path, st, &attrs, &ids)?;
@@ -211,13 +216,16 @@ fn plan_new_attrs(
         .transpose()?
         .flatten()
     {
-        plan.ops.push(fileops::exec(format!("chmod {r}{} {q}", mode::fmt(m))));
+        plan.ops
+            .push(fileops::exec(format!("chmod {r}{} {q}", mode::fmt(m))));
     }
     if let Some(o) = &attrs.owner {
-        plan.ops.push(fileops::exec(format!("chown {r}{} {q}", sh_quote(o))));
+        plan.ops
+            .push(fileops::exec(format!("chown {r}{} {q}", sh_quote(o))));
     }
     if let Some(g) = &attrs.group {
-        plan.ops.push(fileops::exec(format!("chgrp {r}{} {q}", sh_quote(g))));
+        plan.ops
+            .push(fileops::exec(format!("chgrp {r}{} {q}", sh_quote(g))));
     }
     Ok(())
 }
@@ -309,7 +317,9 @@ async fn plan_recursive(
             if *kind == 'l' {
                 continue;
             }
-            if m.resolve(Some(*cur), *kind == 'd')?.is_some_and(|w| w != *cur) {
+            if m.resolve(Some(*cur), *kind == 'd')?
+                .is_some_and(|w| w != *cur)
+            {
                 differs += 1;
             }
         }
@@ -394,12 +404,28 @@ mod tests {
             link_target: Some("/tmp/a".into()),
         };
         let mut plan = Plan::default();
-        plan_link(&mut plan, "/tmp/l", Some(&st), "/tmp/a", false, &Attrs::default(), &Ids::default())
-            .unwrap();
+        plan_link(
+            &mut plan,
+            "/tmp/l",
+            Some(&st),
+            "/tmp/a",
+            false,
+            &Attrs::default(),
+            &Ids::default(),
+        )
+        .unwrap();
         assert!(plan.ops.is_empty());
         let mut plan = Plan::default();
-        plan_link(&mut plan, "/tmp/l", Some(&st), "/tmp/b", false, &Attrs::default(), &Ids::default())
-            .unwrap();
+        plan_link(
+            &mut plan,
+            "/tmp/l",
+            Some(&st),
+            "/tmp/b",
+            false,
+            &Attrs::default(),
+            &Ids::default(),
+        )
+        .unwrap();
         assert_eq!(plan.ops.len(), 1);
     }
 
@@ -415,8 +441,16 @@ mod tests {
             link_target: None,
         };
         let mut plan = Plan::default();
-        plan_link(&mut plan, "/tmp/l", Some(&st), "/tmp/a", false, &Attrs::default(), &Ids::default())
-            .unwrap();
+        plan_link(
+            &mut plan,
+            "/tmp/l",
+            Some(&st),
+            "/tmp/a",
+            false,
+            &Attrs::default(),
+            &Ids::default(),
+        )
+        .unwrap();
         assert!(plan.failed.is_some() && plan.ops.is_empty());
     }
 }

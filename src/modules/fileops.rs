@@ -338,7 +338,16 @@ mod tests {
             force: true,
             ..Default::default()
         };
-        plan_content(&mut plan, "/x", &obs, b"abc", &attrs, &Ids::default(), &opts).unwrap();
+        plan_content(
+            &mut plan,
+            "/x",
+            &obs,
+            b"abc",
+            &attrs,
+            &Ids::default(),
+            &opts,
+        )
+        .unwrap();
         assert!(plan.changes.is_empty() && plan.ops.is_empty());
     }
 
@@ -357,7 +366,16 @@ mod tests {
             force: true,
             ..Default::default()
         };
-        plan_content(&mut plan, "/x", &obs, b"abc", &attrs, &Ids::default(), &opts).unwrap();
+        plan_content(
+            &mut plan,
+            "/x",
+            &obs,
+            b"abc",
+            &attrs,
+            &Ids::default(),
+            &opts,
+        )
+        .unwrap();
         assert_eq!(plan.changes[0].summary, "mode of /x: 0600 -> 0644");
         assert_eq!(plan.ops, vec![exec("chmod 0644 /x".into())]);
     }
@@ -399,8 +417,16 @@ mod tests {
         };
         let mut plan = Plan::default();
         let opts = WriteOpts::default();
-        plan_content(&mut plan, "/x", &obs, b"new", &Attrs::default(), &Ids::default(), &opts)
-            .unwrap();
+        plan_content(
+            &mut plan,
+            "/x",
+            &obs,
+            b"new",
+            &Attrs::default(),
+            &Ids::default(),
+            &opts,
+        )
+        .unwrap();
         assert!(plan.ops.is_empty());
     }
 

@@ -56,7 +56,9 @@ pub fn parse_checksum(s: &str) -> anyhow::Result<(String, String)> {
     hash_cmd(&algo)?;
     let hex = hex.trim().to_ascii_lowercase();
     if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        anyhow::bail!("argument checksum: {hex:?} is not a hex digest (checksum URLs are not supported)");
+        anyhow::bail!(
+            "argument checksum: {hex:?} is not a hex digest (checksum URLs are not supported)"
+        );
     }
     Ok((algo, hex))
 }
@@ -65,7 +67,11 @@ pub fn parse_checksum(s: &str) -> anyhow::Result<(String, String)> {
 fn fetch_snippet(url: &str, out: &str, timeout: i64, insecure: bool) -> String {
     let u = sh_quote(url);
     let k = if insecure { " -k" } else { "" };
-    let wk = if insecure { " --no-check-certificate" } else { "" };
+    let wk = if insecure {
+        " --no-check-certificate"
+    } else {
+        ""
+    };
     let py_ctx = if insecure {
         "import ssl; c=ssl._create_unverified_context()"
     } else {
@@ -117,7 +123,10 @@ impl Module for GetUrl {
         }
 
         let dest_stat = ctx.transport.stat(&dest_arg, ctx.become_.as_ref()).await?;
-        let dest = if dest_stat.as_ref().is_some_and(|s| s.kind == FileKind::Directory) {
+        let dest = if dest_stat
+            .as_ref()
+            .is_some_and(|s| s.kind == FileKind::Directory)
+        {
             let name = url
                 .split(['?', '#'])
                 .next()
@@ -148,9 +157,7 @@ impl Module for GetUrl {
             None => true,
             Some(_) if checksum.is_none() && !force => false,
             Some(_) => {
-                let out = ctx
-                    .run(&format!("{hasher} < {q} | cut -d' ' -f1"))
-                    .await?;
+                let out = ctx.run(&format!("{hasher} < {q} | cut -d' ' -f1")).await?;
                 let have = out.stdout.trim().to_string();
                 dest_sum = Some(have.clone());
                 match (&checksum, force) {
@@ -165,7 +172,10 @@ impl Module for GetUrl {
                             .await?;
                         let remote = out.stdout.trim().to_string();
                         if remote.is_empty() || out.rc != 0 {
-                            anyhow::bail!("get_url: fetching {url} on the host failed: {}", out.stderr.trim());
+                            anyhow::bail!(
+                                "get_url: fetching {url} on the host failed: {}",
+                                out.stderr.trim()
+                            );
                         }
                         if let Some((_, want)) = &checksum {
                             if *want != remote {
@@ -248,7 +258,14 @@ impl Module for GetUrl {
         result.insert("url".into(), Value::String(url));
         result.insert(
             "msg".into(),
-            Value::String(if download { "OK" } else { "file already exists" }.into()),
+            Value::String(
+                if download {
+                    "OK"
+                } else {
+                    "file already exists"
+                }
+                .into(),
+            ),
         );
         if let Some(s) = dest_sum {
             result.insert("checksum_dest".into(), Value::String(s));

@@ -22,7 +22,14 @@ const ARGS: &[ArgDef] = &[
 ];
 
 /// Plans a group from its observed gid (`None`: absent). Pure.
-pub fn plan_group(name: &str, cur: Option<u32>, present: bool, gid: Option<i64>, system: bool, non_unique: bool) -> Plan {
+pub fn plan_group(
+    name: &str,
+    cur: Option<u32>,
+    present: bool,
+    gid: Option<i64>,
+    system: bool,
+    non_unique: bool,
+) -> Plan {
     let mut plan = Plan::default();
     let q = sh_quote(name);
     let o = if non_unique { " -o" } else { "" };
@@ -35,17 +42,26 @@ pub fn plan_group(name: &str, cur: Option<u32>, present: bool, gid: Option<i64>,
             if system {
                 cmd.push_str(" -r");
             }
-            plan.changes.push(Change { summary: format!("create group {name}"), diff: None });
+            plan.changes.push(Change {
+                summary: format!("create group {name}"),
+                diff: None,
+            });
             plan.ops.push(exec(format!("{cmd} {q}")));
         }
         (Some(have), true) => {
             if let Some(g) = gid.filter(|g| *g != i64::from(have)) {
-                plan.changes.push(Change { summary: format!("group {name}: gid {have} -> {g}"), diff: None });
+                plan.changes.push(Change {
+                    summary: format!("group {name}: gid {have} -> {g}"),
+                    diff: None,
+                });
                 plan.ops.push(exec(format!("groupmod -g {g}{o} {q}")));
             }
         }
         (Some(_), false) => {
-            plan.changes.push(Change { summary: format!("remove group {name}"), diff: None });
+            plan.changes.push(Change {
+                summary: format!("remove group {name}"),
+                diff: None,
+            });
             plan.ops.push(exec(format!("groupdel {q}")));
         }
         (None, false) => {}
@@ -60,7 +76,11 @@ impl Module for Group {
     }
 
     fn spec(&self) -> ArgSpec {
-        ArgSpec { args: ARGS, free_form: false, one_of: &[] }
+        ArgSpec {
+            args: ARGS,
+            free_form: false,
+            one_of: &[],
+        }
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
@@ -69,7 +89,9 @@ impl Module for Group {
         let gid = int_opt(args, &["gid"])?;
         let system = bool_arg(args, &["system"], false)?;
         let non_unique = bool_arg(args, &["non_unique"], false)?;
-        let out = ctx.run(&format!("getent group {} || true", sh_quote(&name))).await?;
+        let out = ctx
+            .run(&format!("getent group {} || true", sh_quote(&name)))
+            .await?;
         let cur = out
             .stdout
             .lines()
@@ -79,7 +101,10 @@ impl Module for Group {
         let mut plan = plan_group(&name, cur, present, gid, system, non_unique);
         let mut result = super::args::vars([
             ("name", Value::String(name)),
-            ("state", Value::String(if present { "present" } else { "absent" }.into())),
+            (
+                "state",
+                Value::String(if present { "present" } else { "absent" }.into()),
+            ),
             ("system", Value::Bool(system)),
         ]);
         if let Some(g) = gid.or(cur.map(i64::from)) {
@@ -96,11 +121,26 @@ mod tests {
 
     #[test]
     fn group_plans() {
-        assert_eq!(plan_group("g", None, true, Some(2000), true, false).ops, vec![exec("groupadd -g 2000 -r g".into())]);
-        assert!(plan_group("g", Some(2000), true, Some(2000), false, false).ops.is_empty());
-        assert!(plan_group("g", Some(2000), true, None, false, false).ops.is_empty());
-        assert_eq!(plan_group("g", Some(1), true, Some(2), false, false).ops, vec![exec("groupmod -g 2 g".into())]);
-        assert_eq!(plan_group("g", Some(1), false, None, false, false).ops, vec![exec("groupdel g".into())]);
-        assert!(plan_group("g", None, false, None, false, false).ops.is_empty());
+        assert_eq!(
+            plan_group("g", None, true, Some(2000), true, false).ops,
+            vec![exec("groupadd -g 2000 -r g".into())]
+        );
+        assert!(plan_group("g", Some(2000), true, Some(2000), false, false)
+            .ops
+            .is_empty());
+        assert!(plan_group("g", Some(2000), true, None, false, false)
+            .ops
+            .is_empty());
+        assert_eq!(
+            plan_group("g", Some(1), true, Some(2), false, false).ops,
+            vec![exec("groupmod -g 2 g".into())]
+        );
+        assert_eq!(
+            plan_group("g", Some(1), false, None, false, false).ops,
+            vec![exec("groupdel g".into())]
+        );
+        assert!(plan_group("g", None, false, None, false, false)
+            .ops
+            .is_empty());
     }
 }

@@ -141,8 +141,7 @@ pub fn edit(content: &str, p: &Params) -> anyhow::Result<(String, String)> {
         msg = "line replaced";
     } else if p.backrefs {
         return Ok((lines.concat(), String::new()));
-    } else if p.insertbefore.as_deref() == Some("BOF") || p.insertafter.as_deref() == Some("BOF")
-    {
+    } else if p.insertbefore.as_deref() == Some("BOF") || p.insertafter.as_deref() == Some("BOF") {
         lines.insert(0, with_eol);
         msg = "line added";
     } else if p.insertafter.as_deref() == Some("EOF") || insert_at.is_none() {
@@ -363,10 +362,8 @@ impl Module for LineInFile {
             .unwrap_or_default();
         let (after, msg) = edit(&before, &params)?;
         plan_text_edit(ctx, &mut plan, &path, &obs, &after, &msg, &attrs, &opts).await?;
-        plan.result = super::args::vars([
-            ("path", Value::String(path)),
-            ("msg", Value::String(msg)),
-        ]);
+        plan.result =
+            super::args::vars([("path", Value::String(path)), ("msg", Value::String(msg))]);
         Ok(plan)
     }
 }

@@ -71,9 +71,7 @@ pub fn symbolic(spec: &str, current: u32, is_dir: bool) -> anyhow::Result<u32> {
     let mut mode = current & 0o7777;
     for clause in spec.split(',') {
         let clause = clause.trim();
-        let who_len = clause
-            .find(|c: char| !"ugoa".contains(c))
-            .ok_or_else(bad)?;
+        let who_len = clause.find(|c: char| !"ugoa".contains(c)).ok_or_else(bad)?;
         let (who, mut rest) = clause.split_at(who_len);
         let mut who_mask = 0u32;
         for c in who.chars() {

@@ -100,27 +100,43 @@ pub fn plan_unit(
         plan.ops.push(exec(cmd));
     };
     if masked == Some(false) && cur.unit_file == "masked" {
-        change(&mut plan, format!("unmask {name}"), format!("systemctl unmask {q}"));
+        change(
+            &mut plan,
+            format!("unmask {name}"),
+            format!("systemctl unmask {q}"),
+        );
     }
     if masked == Some(true) && cur.unit_file != "masked" {
-        change(&mut plan, format!("mask {name}"), format!("systemctl mask {q}"));
+        change(
+            &mut plan,
+            format!("mask {name}"),
+            format!("systemctl mask {q}"),
+        );
     }
     match enabled {
-        Some(true) if !cur.is_enabled() => {
-            change(&mut plan, format!("enable {name}"), format!("systemctl enable {q}"))
-        }
-        Some(false) if cur.is_enabled() && cur.unit_file != "static" => {
-            change(&mut plan, format!("disable {name}"), format!("systemctl disable {q}"))
-        }
+        Some(true) if !cur.is_enabled() => change(
+            &mut plan,
+            format!("enable {name}"),
+            format!("systemctl enable {q}"),
+        ),
+        Some(false) if cur.is_enabled() && cur.unit_file != "static" => change(
+            &mut plan,
+            format!("disable {name}"),
+            format!("systemctl disable {q}"),
+        ),
         _ => {}
     }
     match state {
-        Some("started") if !cur.is_running() => {
-            change(&mut plan, format!("start {name}"), format!("systemctl{nb} start {q}"))
-        }
-        Some("stopped") if cur.is_running() || cur.active == "deactivating" => {
-            change(&mut plan, format!("stop {name}"), format!("systemctl{nb} stop {q}"))
-        }
+        Some("started") if !cur.is_running() => change(
+            &mut plan,
+            format!("start {name}"),
+            format!("systemctl{nb} start {q}"),
+        ),
+        Some("stopped") if cur.is_running() || cur.active == "deactivating" => change(
+            &mut plan,
+            format!("stop {name}"),
+            format!("systemctl{nb} stop {q}"),
+        ),
         Some("restarted") => change(
             &mut plan,
             format!("restart {name}"),
@@ -131,9 +147,11 @@ pub fn plan_unit(
             format!("reload {name}"),
             format!("systemctl{nb} reload {q}"),
         ),
-        Some("reloaded") => {
-            change(&mut plan, format!("start {name}"), format!("systemctl{nb} start {q}"))
-        }
+        Some("reloaded") => change(
+            &mut plan,
+            format!("start {name}"),
+            format!("systemctl{nb} start {q}"),
+        ),
         _ => {}
     }
     plan
@@ -263,41 +281,106 @@ mod tests {
 
     #[test]
     fn parses_systemctl_show() {
-        let s = UnitState::parse("LoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n");
+        let s =
+            UnitState::parse("LoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n");
         assert_eq!(s, unit("inactive", "disabled"));
     }
 
     #[test]
     fn converged_unit_plans_nothing() {
-        let p = plan_unit("ssh", &unit("active", "enabled"), Some("started"), Some(true), None, false, false);
+        let p = plan_unit(
+            "ssh",
+            &unit("active", "enabled"),
+            Some("started"),
+            Some(true),
+            None,
+            false,
+            false,
+        );
         assert!(p.ops.is_empty() && !p.is_changed());
-        let p = plan_unit("x", &unit("inactive", "static"), Some("stopped"), Some(true), None, false, false);
+        let p = plan_unit(
+            "x",
+            &unit("inactive", "static"),
+            Some("stopped"),
+            Some(true),
+            None,
+            false,
+            false,
+        );
         assert!(p.ops.is_empty());
     }
 
     #[test]
     fn start_enable_and_restart() {
-        let p = plan_unit("nginx", &unit("inactive", "disabled"), Some("started"), Some(true), None, false, false);
+        let p = plan_unit(
+            "nginx",
+            &unit("inactive", "disabled"),
+            Some("started"),
+            Some(true),
+            None,
+            false,
+            false,
+        );
         let s: Vec<_> = p.changes.iter().map(|c| c.summary.as_str()).collect();
         assert_eq!(s, vec!["enable nginx", "start nginx"]);
-        let p = plan_unit("nginx", &unit("active", "enabled"), Some("restarted"), None, None, false, false);
+        let p = plan_unit(
+            "nginx",
+            &unit("active", "enabled"),
+            Some("restarted"),
+            None,
+            None,
+            false,
+            false,
+        );
         assert!(p.is_changed());
-        let p = plan_unit("nginx", &unit("inactive", "enabled"), Some("reloaded"), None, None, false, false);
+        let p = plan_unit(
+            "nginx",
+            &unit("inactive", "enabled"),
+            Some("reloaded"),
+            None,
+            None,
+            false,
+            false,
+        );
         assert_eq!(p.changes[0].summary, "start nginx");
     }
 
     #[test]
     fn daemon_reload_alone_is_not_a_change() {
-        let p = plan_unit("x", &unit("active", "enabled"), Some("started"), None, None, true, false);
+        let p = plan_unit(
+            "x",
+            &unit("active", "enabled"),
+            Some("started"),
+            None,
+            None,
+            true,
+            false,
+        );
         assert_eq!(p.ops.len(), 1);
         assert!(!p.is_changed());
     }
 
     #[test]
     fn masking_and_missing_units() {
-        let p = plan_unit("x", &unit("inactive", "masked"), None, None, Some(false), false, false);
+        let p = plan_unit(
+            "x",
+            &unit("inactive", "masked"),
+            None,
+            None,
+            Some(false),
+            false,
+            false,
+        );
         assert_eq!(p.changes[0].summary, "unmask x");
-        let p = plan_unit("x", &unit("inactive", "enabled"), Some("stopped"), None, Some(true), false, false);
+        let p = plan_unit(
+            "x",
+            &unit("inactive", "enabled"),
+            Some("stopped"),
+            None,
+            Some(true),
+            false,
+            false,
+        );
         assert_eq!(p.changes[0].summary, "mask x");
         let missing = UnitState {
             load: "not-found".into(),

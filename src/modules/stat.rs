@@ -57,7 +57,9 @@ impl Module for Stat {
         let q = sh_quote(&path);
         let l = if follow { "-L " } else { "" };
         let checksum = if get_checksum {
-            format!("if [ -f {q} ] && [ -r {q} ]; then {sum_cmd} < {q} | cut -d' ' -f1; else echo; fi")
+            format!(
+                "if [ -f {q} ] && [ -r {q} ]; then {sum_cmd} < {q} | cut -d' ' -f1; else echo; fi"
+            )
         } else {
             "echo".to_string()
         };
@@ -96,7 +98,11 @@ pub fn parse(path: &str, out: &str, with_checksum: bool) -> anyhow::Result<Value
     let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
     let kind = f[0];
     let mode = u32::from_str_radix(f[1], 8).map_err(|_| bad())?;
-    let flags: Vec<&str> = lines.next().unwrap_or("false|false|false").split('|').collect();
+    let flags: Vec<&str> = lines
+        .next()
+        .unwrap_or("false|false|false")
+        .split('|')
+        .collect();
     let flag = |i: usize| flags.get(i) == Some(&"true");
     let checksum = lines.next().unwrap_or("").trim().to_string();
     let link = lines.next().unwrap_or("").to_string();
@@ -165,8 +171,12 @@ mod tests {
 
     #[test]
     fn parses_absent_and_links() {
-        assert_eq!(parse("/x", "absent\n", true).unwrap(), json!({"exists": false}));
-        let out = "symbolic link|777|0|0|root|root|4|1|1|1|1|1|1\nfalse|false|false\n\n/etc\n/etc\n";
+        assert_eq!(
+            parse("/x", "absent\n", true).unwrap(),
+            json!({"exists": false})
+        );
+        let out =
+            "symbolic link|777|0|0|root|root|4|1|1|1|1|1|1\nfalse|false|false\n\n/etc\n/etc\n";
         let st = parse("/l", out, true).unwrap();
         assert_eq!(st["islnk"], true);
         assert_eq!(st["lnk_target"], "/etc");

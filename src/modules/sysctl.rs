@@ -141,7 +141,11 @@ impl Module for Sysctl {
         };
         let mut plan = Plan::default();
         if file_changes {
-            let after = rewrite(&before, &name, if present { value.as_deref() } else { None });
+            let after = rewrite(
+                &before,
+                &name,
+                if present { value.as_deref() } else { None },
+            );
             plan.changes.push(Change {
                 summary: match (&value, present) {
                     (Some(v), true) => format!("{name}={v} in {file}"),
@@ -168,12 +172,16 @@ impl Module for Sysctl {
                     summary: format!("kernel {name}: {k} -> {v}"),
                     diff: None,
                 });
-                plan.ops.push(exec(format!("sysctl -w {}", sh_quote(&format!("{name}={v}")))));
+                plan.ops.push(exec(format!(
+                    "sysctl -w {}",
+                    sh_quote(&format!("{name}={v}"))
+                )));
             }
         }
         if reload && file_changes {
             let e = if ignore { " -e" } else { "" };
-            plan.ops.push(exec(format!("sysctl{e} -p {}", sh_quote(&file))));
+            plan.ops
+                .push(exec(format!("sysctl{e} -p {}", sh_quote(&file))));
         }
         plan.result = super::args::vars([("name", Value::String(name))]);
         if let Some(v) = value {
@@ -205,7 +213,10 @@ mod tests {
             rewrite(src, "net.ipv4.ip_forward", Some("1")),
             "# comment\nnet.ipv4.ip_forward=1\nvm.swappiness=10\n"
         );
-        assert_eq!(rewrite(src, "net.ipv4.ip_forward", None), "# comment\nvm.swappiness=10\n");
+        assert_eq!(
+            rewrite(src, "net.ipv4.ip_forward", None),
+            "# comment\nvm.swappiness=10\n"
+        );
         assert_eq!(rewrite("", "a.b", Some("2")), "a.b=2\n");
     }
 }

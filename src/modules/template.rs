@@ -61,11 +61,7 @@ impl Module for Template {
                 .as_ref()
                 .is_some_and(|s| s.kind == FileKind::Directory)
         {
-            format!(
-                "{}/{}",
-                dest.trim_end_matches('/'),
-                fileops::basename(&src)
-            )
+            format!("{}/{}", dest.trim_end_matches('/'), fileops::basename(&src))
         } else {
             dest.clone()
         };

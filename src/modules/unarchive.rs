@@ -159,14 +159,21 @@ impl Module for Unarchive {
                     if same {
                         lines.next();
                     }
-                    (!same, lines.filter(|l| !l.is_empty() && *l != ".").map(String::from).collect())
+                    (
+                        !same,
+                        lines
+                            .filter(|l| !l.is_empty() && *l != ".")
+                            .map(String::from)
+                            .collect(),
+                    )
                 }
                 Format::Zip => zip_state(ctx, &format!("unzip -Z1 {a}"), &dest).await?,
             };
             (src.clone(), None, tops, differs)
         } else {
             let local = super::copy::find_src(&src, &ctx.file_search, "src")?;
-            let bytes = std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?;
+            let bytes =
+                std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?;
             let (differs, tops) = match format {
                 Format::Tar => {
                     let (files, tops) = list_tar(&bytes)
@@ -174,8 +181,14 @@ impl Module for Unarchive {
                     let differs = if files.is_empty() {
                         false
                     } else {
-                        let names = files.iter().map(|(p, _)| sh_quote(p)).collect::<Vec<_>>().join(" ");
-                        let out = ctx.run(&format!("cd {d} && sha1sum -- {names} 2>/dev/null; true")).await?;
+                        let names = files
+                            .iter()
+                            .map(|(p, _)| sh_quote(p))
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        let out = ctx
+                            .run(&format!("cd {d} && sha1sum -- {names} 2>/dev/null; true"))
+                            .await?;
                         let sums = parse_sums(&out.stdout);
                         files.iter().any(|(p, sum)| sums.get(p) != Some(sum))
                     };
@@ -214,17 +227,26 @@ impl Module for Unarchive {
                 validate: None,
             });
         }
-        let extra = extra.iter().map(|e| sh_quote(e)).collect::<Vec<_>>().join(" ");
+        let extra = extra
+            .iter()
+            .map(|e| sh_quote(e))
+            .collect::<Vec<_>>()
+            .join(" ");
         let unpack = match format {
             Format::Tar => format!("tar -xf {a} -C {d} {extra}"),
             Format::Zip => format!("unzip -o -q {extra} {a} -d {d}"),
         };
-        let cleanup = if remote { String::new() } else { format!("; rm -f {a}") };
+        let cleanup = if remote {
+            String::new()
+        } else {
+            format!("; rm -f {a}")
+        };
         plan.changes.push(Change {
             summary: format!("unpack {src} into {dest}"),
             diff: None,
         });
-        plan.ops.push(exec(format!("rc=0; {unpack} || rc=$?{cleanup}; exit $rc")));
+        plan.ops
+            .push(exec(format!("rc=0; {unpack} || rc=$?{cleanup}; exit $rc")));
         let targets = tops
             .iter()
             .map(|t| sh_quote(&format!("{}/{t}", dest.trim_end_matches('/'))))
@@ -235,15 +257,19 @@ impl Module for Unarchive {
                 let spec = match m {
                     super::mode::ModeArg::Octal(o) => super::mode::fmt(*o),
                     super::mode::ModeArg::Symbolic(s) => s.clone(),
-                    super::mode::ModeArg::Preserve => anyhow::bail!("argument mode: preserve is for copy"),
+                    super::mode::ModeArg::Preserve => {
+                        anyhow::bail!("argument mode: preserve is for copy")
+                    }
                 };
                 plan.ops.push(exec(format!("chmod -R {spec} {targets}")));
             }
             if let Some(o) = &attrs.owner {
-                plan.ops.push(exec(format!("chown -R {} {targets}", sh_quote(o))));
+                plan.ops
+                    .push(exec(format!("chown -R {} {targets}", sh_quote(o))));
             }
             if let Some(g) = &attrs.group {
-                plan.ops.push(exec(format!("chgrp -R {} {targets}", sh_quote(g))));
+                plan.ops
+                    .push(exec(format!("chgrp -R {} {targets}", sh_quote(g))));
             }
         }
         Ok(plan)
@@ -251,7 +277,11 @@ impl Module for Unarchive {
 }
 
 /// Lists a zip on the host and checks that every entry exists under dest.
-async fn zip_state(ctx: &HostCtx, list_cmd: &str, dest: &str) -> anyhow::Result<(bool, Vec<String>)> {
+async fn zip_state(
+    ctx: &HostCtx,
+    list_cmd: &str,
+    dest: &str,
+) -> anyhow::Result<(bool, Vec<String>)> {
     let out = ctx.run(list_cmd).await?;
     if out.rc != 0 {
         anyhow::bail!("listing the zip archive: {}", out.stderr.trim());
@@ -260,7 +290,11 @@ async fn zip_state(ctx: &HostCtx, list_cmd: &str, dest: &str) -> anyhow::Result<
 }
 
 /// Checks by existence that every zip entry is under dest (one exec).
-async fn zip_names_state(ctx: &HostCtx, names: &str, dest: &str) -> anyhow::Result<(bool, Vec<String>)> {
+async fn zip_names_state(
+    ctx: &HostCtx,
+    names: &str,
+    dest: &str,
+) -> anyhow::Result<(bool, Vec<String>)> {
     let entries: Vec<&str> = names.lines().filter(|l| !l.is_empty()).collect();
     let mut tops: Vec<String> = Vec::new();
     for e in &entries {
@@ -271,7 +305,12 @@ async fn zip_names_state(ctx: &HostCtx, names: &str, dest: &str) -> anyhow::Resu
     }
     let checks = entries
         .iter()
-        .map(|e| format!("[ -e {} ] || echo MISSING", sh_quote(&Path::new(dest).join(e).display().to_string())))
+        .map(|e| {
+            format!(
+                "[ -e {} ] || echo MISSING",
+                sh_quote(&Path::new(dest).join(e).display().to_string())
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
     if checks.is_empty() {
@@ -292,13 +331,21 @@ mod tests {
         header.set_size(3);
         header.set_mode(0o644);
         header.set_cksum();
-        builder.append_data(&mut header, "top/a.txt", &b"abc"[..]).unwrap();
+        builder
+            .append_data(&mut header, "top/a.txt", &b"abc"[..])
+            .unwrap();
         let raw = builder.into_inner().unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gz, &raw).unwrap();
         let bytes = gz.finish().unwrap();
         let (files, tops) = list_tar(&bytes).unwrap();
-        assert_eq!(files, vec![("top/a.txt".to_string(), "a9993e364706816aba3e25717850c26c9cd0d89d".to_string())]);
+        assert_eq!(
+            files,
+            vec![(
+                "top/a.txt".to_string(),
+                "a9993e364706816aba3e25717850c26c9cd0d89d".to_string()
+            )]
+        );
         assert_eq!(tops, vec!["top"]);
         assert_eq!(format_of("x.tar.gz"), Format::Tar);
         assert_eq!(format_of("x.ZIP"), Format::Zip);

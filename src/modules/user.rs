@@ -131,8 +131,12 @@ impl Module for User {
         let move_home = bool_arg(args, &["move_home"], false)?;
         let system = bool_arg(args, &["system"], false)?;
         let password = str_opt(args, &["password"])?;
-        let update_always = choice(args, &["update_password"], &["always", "on_create"], "always")?
-            == "always";
+        let update_always = choice(
+            args,
+            &["update_password"],
+            &["always", "on_create"],
+            "always",
+        )? == "always";
         let comment = str_opt(args, &["comment"])?;
         let remove = bool_arg(args, &["remove"], false)?;
         let force = bool_arg(args, &["force"], false)?;
@@ -165,7 +169,10 @@ impl Module for User {
         let mut plan = Plan::default();
         let mut result = super::args::vars([
             ("name", Value::String(name.clone())),
-            ("state", Value::String(if present { "present" } else { "absent" }.into())),
+            (
+                "state",
+                Value::String(if present { "present" } else { "absent" }.into()),
+            ),
         ]);
         if !present {
             if obs.account.is_some() {
@@ -245,26 +252,44 @@ impl Module for User {
                 let mut flags: Vec<(String, String)> = Vec::new();
                 if let Some(u) = uid {
                     if i64::from(a.uid) != u {
-                        flags.push((format!("uid {} -> {u}", a.uid), format!("-u {u}{}", if non_unique { " -o" } else { "" })));
+                        flags.push((
+                            format!("uid {} -> {u}", a.uid),
+                            format!("-u {u}{}", if non_unique { " -o" } else { "" }),
+                        ));
                     }
                 }
                 if let Some(g) = &group {
                     let same = *g == a.primary_group || g.parse::<u32>().ok() == Some(a.gid);
                     if !same {
-                        flags.push((format!("group {} -> {g}", a.primary_group), format!("-g {}", sh_quote(g))));
+                        flags.push((
+                            format!("group {} -> {g}", a.primary_group),
+                            format!("-g {}", sh_quote(g)),
+                        ));
                     }
                 }
                 if let Some(gs) = &groups {
-                    let current: Vec<&String> = a.groups.iter().filter(|g| **g != a.primary_group).collect();
-                    let wanted: Vec<&String> = gs.iter().filter(|g| **g != a.primary_group).collect();
-                    let missing: Vec<&String> = wanted.iter().copied().filter(|g| !current.contains(g)).collect();
+                    let current: Vec<&String> =
+                        a.groups.iter().filter(|g| **g != a.primary_group).collect();
+                    let wanted: Vec<&String> =
+                        gs.iter().filter(|g| **g != a.primary_group).collect();
+                    let missing: Vec<&String> = wanted
+                        .iter()
+                        .copied()
+                        .filter(|g| !current.contains(g))
+                        .collect();
                     let extra = current.iter().any(|g| !wanted.contains(g));
                     if append && !missing.is_empty() {
                         let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-                        flags.push((format!("add to groups {}", names.join(",")), format!("-a -G {}", sh_quote(&names.join(",")))));
+                        flags.push((
+                            format!("add to groups {}", names.join(",")),
+                            format!("-a -G {}", sh_quote(&names.join(","))),
+                        ));
                     } else if !append && (!missing.is_empty() || extra) {
                         let names: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
-                        flags.push((format!("groups -> {}", names.join(",")), format!("-G {}", sh_quote(&names.join(",")))));
+                        flags.push((
+                            format!("groups -> {}", names.join(",")),
+                            format!("-G {}", sh_quote(&names.join(","))),
+                        ));
                     }
                 }
                 if let Some(c) = comment.as_ref().filter(|c| **c != a.comment) {
@@ -272,12 +297,21 @@ impl Module for User {
                 }
                 if let Some(h) = home.as_ref().filter(|h| **h != a.home) {
                     let m = if move_home { " -m" } else { "" };
-                    flags.push((format!("home {} -> {h}", a.home), format!("-d {}{m}", sh_quote(h))));
+                    flags.push((
+                        format!("home {} -> {h}", a.home),
+                        format!("-d {}{m}", sh_quote(h)),
+                    ));
                 }
                 if let Some(s) = shell.as_ref().filter(|s| **s != a.shell) {
-                    flags.push((format!("shell {} -> {s}", a.shell), format!("-s {}", sh_quote(s))));
+                    flags.push((
+                        format!("shell {} -> {s}", a.shell),
+                        format!("-s {}", sh_quote(s)),
+                    ));
                 }
-                if let Some(p) = password.as_ref().filter(|p| update_always && **p != a.password) {
+                if let Some(p) = password
+                    .as_ref()
+                    .filter(|p| update_always && **p != a.password)
+                {
                     flags.push(("password".to_string(), format!("-p {}", sh_quote(p))));
                 }
                 match lock {
@@ -297,11 +331,18 @@ impl Module for User {
                         });
                     }
                     let args: Vec<String> = flags.into_iter().map(|(_, f)| f).collect();
-                    plan.ops.push(exec(format!("usermod {} {q}", args.join(" "))));
+                    plan.ops
+                        .push(exec(format!("usermod {} {q}", args.join(" "))));
                 }
                 result.insert("uid".into(), Value::from(uid.unwrap_or(i64::from(a.uid))));
-                result.insert("home".into(), Value::String(home.clone().unwrap_or_else(|| a.home.clone())));
-                result.insert("shell".into(), Value::String(shell.clone().unwrap_or_else(|| a.shell.clone())));
+                result.insert(
+                    "home".into(),
+                    Value::String(home.clone().unwrap_or_else(|| a.home.clone())),
+                );
+                result.insert(
+                    "shell".into(),
+                    Value::String(shell.clone().unwrap_or_else(|| a.shell.clone())),
+                );
                 result.insert("group".into(), Value::from(a.gid));
             }
         }

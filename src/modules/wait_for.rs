@@ -48,9 +48,7 @@ pub fn condition(
             None => Some(open(p)),
             Some(re) => Some(format!(
                 "timeout {connect_timeout} bash -c {} 2>/dev/null | grep -Pq -- {}",
-                sh_quote(&format!(
-                    "exec 3<>/dev/tcp/{host}/{p}; timeout 1 cat <&3"
-                )),
+                sh_quote(&format!("exec 3<>/dev/tcp/{host}/{p}; timeout 1 cat <&3")),
                 sh_quote(re)
             )),
         },
@@ -166,13 +164,21 @@ mod tests {
 
     #[test]
     fn conditions() {
-        let c = condition("127.0.0.1", Some(22), None, None, "started", 5).unwrap().unwrap();
+        let c = condition("127.0.0.1", Some(22), None, None, "started", 5)
+            .unwrap()
+            .unwrap();
         assert!(c.contains("/dev/tcp/127.0.0.1/22"), "{c}");
-        let c = condition("h", Some(22), None, None, "stopped", 5).unwrap().unwrap();
+        let c = condition("h", Some(22), None, None, "stopped", 5)
+            .unwrap()
+            .unwrap();
         assert!(c.starts_with("! "));
-        let c = condition("h", None, Some("/tmp/x"), Some("ready"), "present", 5).unwrap().unwrap();
+        let c = condition("h", None, Some("/tmp/x"), Some("ready"), "present", 5)
+            .unwrap()
+            .unwrap();
         assert_eq!(c, "grep -Pq -- ready /tmp/x 2>/dev/null");
-        assert!(condition("h", None, None, None, "started", 5).unwrap().is_none());
+        assert!(condition("h", None, None, None, "started", 5)
+            .unwrap()
+            .is_none());
         assert!(condition("h", Some(1), Some("/x"), None, "started", 5).is_err());
         assert!(condition("h", Some(1), None, None, "drained", 5).is_err());
     }

@@ -81,7 +81,8 @@ fn lookup_uid(owner: &str) -> anyhow::Result<u32> {
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: valid pointers for the duration of the call.
-    let rc = unsafe { libc::getpwnam_r(c.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) };
+    let rc =
+        unsafe { libc::getpwnam_r(c.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) };
     if rc != 0 || out.is_null() {
         anyhow::bail!("chown failed: failed to look up user {owner}");
     }
@@ -98,7 +99,8 @@ fn lookup_gid(group: &str) -> anyhow::Result<u32> {
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::group = std::ptr::null_mut();
     // SAFETY: valid pointers for the duration of the call.
-    let rc = unsafe { libc::getgrnam_r(c.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut out) };
+    let rc =
+        unsafe { libc::getgrnam_r(c.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut out) };
     if rc != 0 || out.is_null() {
         anyhow::bail!("chgrp failed: failed to look up group {group}");
     }
@@ -296,7 +298,10 @@ impl Transport for LocalTransport {
             };
             let q = quote(path);
             let out = self
-                .exec(&format!("if [ -e {q} ]; then base64 -w0 < {q}; else echo ABSENT; fi"), &opts)
+                .exec(
+                    &format!("if [ -e {q} ]; then base64 -w0 < {q}; else echo ABSENT; fi"),
+                    &opts,
+                )
                 .await?;
             if out.rc != 0 {
                 anyhow::bail!("reading {path}: {}", out.stderr.trim());
@@ -335,7 +340,11 @@ impl Transport for LocalTransport {
 
 impl LocalTransport {
     /// stat through `sudo stat` (become to another user).
-    async fn stat_as(&self, path: &str, become_: Option<&Become>) -> anyhow::Result<Option<FileStat>> {
+    async fn stat_as(
+        &self,
+        path: &str,
+        become_: Option<&Become>,
+    ) -> anyhow::Result<Option<FileStat>> {
         let opts = ExecOptions {
             become_: become_.cloned(),
             ..Default::default()
@@ -370,7 +379,10 @@ impl LocalTransport {
             gid: num(fields[2])? as u32,
             size: num(fields[3])? as u64,
             mtime: num(fields[4])?,
-            link_target: lines.next().filter(|_| kind == FileKind::Symlink).map(String::from),
+            link_target: lines
+                .next()
+                .filter(|_| kind == FileKind::Symlink)
+                .map(String::from),
         }))
     }
 
@@ -432,16 +444,30 @@ mod tests {
         let path = dir.path().join("f");
         let p = path.to_str().unwrap();
         let t = LocalTransport::new("local");
-        t.write_file(p, b"one", &FileAttrs { mode: Some(0o600), ..Default::default() }, None)
+        t.write_file(
+            p,
+            b"one",
+            &FileAttrs {
+                mode: Some(0o600),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        t.write_file(p, b"two", &FileAttrs::default(), None)
             .await
             .unwrap();
-        t.write_file(p, b"two", &FileAttrs::default(), None).await.unwrap();
         let st = t.stat(p, None).await.unwrap().unwrap();
         assert_eq!((st.kind, st.mode, st.size), (FileKind::File, 0o600, 3));
         assert_eq!(t.read_file(p, None).await.unwrap().unwrap(), b"two");
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
-        assert!(t.read_file(&format!("{p}.missing"), None).await.unwrap().is_none());
+        assert!(t
+            .read_file(&format!("{p}.missing"), None)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
@@ -453,7 +479,10 @@ mod tests {
             chdir: Some("/tmp".into()),
             become_: None,
         };
-        let out = t.exec("cat; echo \" $INFRA_X $(pwd)\"; exit 3", &opts).await.unwrap();
+        let out = t
+            .exec("cat; echo \" $INFRA_X $(pwd)\"; exit 3", &opts)
+            .await
+            .unwrap();
         assert_eq!(out.stdout, "hello 42 /tmp\n");
         assert_eq!(out.rc, 3);
     }
