@@ -229,7 +229,7 @@ async fn install_authorized_key(docker: &Docker, container: &str, key: &str) -> 
         .with_context(|| format!("cannot install the cluster key in container `{container}`"))
 }
 
-async fn container_ip(docker: &Docker, name: &str, network: &str) -> anyhow::Result<Ipv4Addr> {
+pub async fn container_ip(docker: &Docker, name: &str, network: &str) -> anyhow::Result<Ipv4Addr> {
     let info = inspect(docker, name)
         .await?
         .with_context(|| format!("container `{name}` vanished"))?;

@@ -145,6 +145,18 @@ pub async fn plan(docker: &Docker, spec: &ClusterSpec) -> anyhow::Result<Vec<(St
     containers::plan(docker, spec).await
 }
 
+/// The addresses of the cluster's running hosts, changing nothing (for `--check`).
+pub async fn running_hosts(docker: &Docker, spec: &ClusterSpec) -> anyhow::Result<Vec<(String, Ipv4Addr)>> {
+    let mut found = Vec::new();
+    for (host, plan) in plan(docker, spec).await? {
+        if plan == HostPlan::Running {
+            let ip = containers::container_ip(docker, &spec.container_name(&host), &spec.network_name()).await?;
+            found.push((host, ip));
+        }
+    }
+    Ok(found)
+}
+
 /// What `down` removed.
 #[derive(Debug, Clone, Default)]
 pub struct Removed {

@@ -159,8 +159,12 @@ mod tests {
 
     #[test]
     fn chooses_the_first_free_24() {
-        let nets = [taken("a", "10.213.0.0/24"), taken("b", "10.213.1.0/23")];
-        assert_eq!(choose_free(&nets).unwrap().to_string(), "10.213.3.0/24");
+        let nets = [
+            taken("a", "10.213.0.0/24"),
+            taken("b", "10.213.1.0/24"),
+            taken("c", "10.213.2.0/23"),
+        ];
+        assert_eq!(choose_free(&nets).unwrap().to_string(), "10.213.4.0/24");
     }
 
     #[test]
