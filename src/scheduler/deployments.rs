@@ -81,9 +81,10 @@ pub fn decide(
     let need = target - new.len();
     let room = max_total.saturating_sub(remaining_old + new.len());
     decision.start = need.min(room);
-    if decision.kill.is_empty() && decision.start == 0 && need > 0 {
+    let waiting_for_health = new.iter().any(|t| !t.healthy);
+    if decision.kill.is_empty() && decision.start == 0 && need > 0 && !waiting_for_health {
         // minimumHealthCapacity 1 with maximumOverCapacity 0 can only progress by
-        // stopping one old task first.
+        // stopping one old task first (never while new tasks may still become healthy).
         if let Some(t) = old.first() {
             decision.kill.push(t.id.clone());
         }
@@ -190,6 +191,18 @@ mod tests {
         let d = decide(&old, 4, &strategy(0.5, 0.0), "YOUNGEST_FIRST");
         assert_eq!(d.kill.len(), 2);
         assert_eq!(d.start, 2);
+    }
+
+    #[test]
+    fn waits_for_new_tasks_to_become_healthy_before_killing_more() {
+        let tasks = [
+            t("o1", true, true, "1"),
+            t("o2", true, true, "1"),
+            t("n1", false, false, "2"),
+            t("n2", false, false, "2"),
+        ];
+        let d = decide(&tasks, 4, &strategy(0.5, 0.0), "YOUNGEST_FIRST");
+        assert_eq!((d.kill.len(), d.start, d.done), (0, 0, false));
     }
 
     #[test]
