@@ -504,3 +504,84 @@ async fn versions_tasks_text_deployments_and_delete() {
     let resp = client().get(format!("{url}/v2/apps/pack")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unhealthy_tasks_are_killed_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = SchedulerProc::start(dir.path(), &[]);
+    let url = sched.url.clone();
+    let events = watch_events(&url);
+    let mut agent = TestAgent::new("u1", (31000, 31099));
+    agent.healthy = false;
+    agent.register(&url).await;
+    let resp = client()
+        .post(format!("{url}/v2/apps"))
+        .json(&json!({
+            "id": "/sick", "cmd": "serve", "instances": 1, "cpus": 0.1, "mem": 16,
+            "backoffSeconds": 0.2,
+            "healthChecks": [{"protocol": "TCP", "gracePeriodSeconds": 0, "maxConsecutiveFailures": 1}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    pump_until(&url, &mut [&mut agent], Duration::from_secs(10), || {
+        let url = url.clone();
+        async move { !tasks(&url, "/sick").await.is_empty() }
+    })
+    .await;
+    let first = task_ids(&tasks(&url, "/sick").await);
+    pump_until(&url, &mut [&mut agent], Duration::from_secs(10), || {
+        let url = url.clone();
+        let first = first.clone();
+        async move {
+            let now = task_ids(&tasks(&url, "/sick").await);
+            !now.is_empty() && now.is_disjoint(&first)
+        }
+    })
+    .await;
+    let seen = events.lock().unwrap().clone();
+    assert!(seen.iter().any(|e| e["eventType"] == "failed_health_check_event" && e["appId"] == "/sick"));
+    assert!(seen
+        .iter()
+        .any(|e| e["eventType"] == "health_status_changed_event" && e["alive"] == json!(false)));
+    let sick = app(&url, "/sick").await;
+    assert_eq!(sick["lastTaskFailure"]["message"], "unhealthy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_order_the_deployment_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let sched = SchedulerProc::start(dir.path(), &[]);
+    let url = sched.url.clone();
+    let mut agent = TestAgent::new("d1", (31000, 31099));
+    agent.register(&url).await;
+    let resp = client()
+        .put(format!("{url}/v2/apps"))
+        .json(&json!([
+            {"id": "/dep/front", "cmd": "f", "instances": 1, "cpus": 0.1, "mem": 16, "dependencies": ["/dep/db"]},
+            {"id": "/dep/db", "cmd": "d", "instances": 1, "cpus": 0.1, "mem": 16}
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let deployments = get_json(&format!("{url}/v2/deployments")).await;
+    assert_eq!(deployments[0]["steps"][0]["actions"][0]["app"], "/dep/db");
+    assert_eq!(deployments[0]["steps"][1]["actions"][0]["app"], "/dep/front");
+    assert_eq!(deployments[0]["totalSteps"], json!(2));
+    // Until the agent reports db running, front waits.
+    pump_until(&url, &mut [], Duration::from_secs(5), || {
+        let url = url.clone();
+        async move { tasks(&url, "/dep/db").await.len() == 1 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(tasks(&url, "/dep/front").await.is_empty(), "front starts after db");
+    pump_until(&url, &mut [&mut agent], Duration::from_secs(10), || {
+        let url = url.clone();
+        async move { settled(&url, "/dep/db", 1).await && settled(&url, "/dep/front", 1).await }
+    })
+    .await;
+    assert_eq!(get_json(&format!("{url}/v2/deployments")).await, json!([]));
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -281,12 +281,10 @@ async fn app_path(
     Query(params): Params,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let client = client_of(&addr);
     let force = flag(&params, "force", false);
-    let _ = headers;
     match (split_app_path(&rest), method) {
         (AppPath::App(id), Method::GET) => {
             let state = s.lock();

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::api::agent::TaskState;
 use crate::api::marathon::{self, TaskIds};
 use crate::scheduler::error::ApiError;
-use crate::scheduler::http::{deployment_response, flag, param, parse_json, render_app, Params, Shared};
+use crate::scheduler::http::{deployment_response, flag, parse_json, render_app, Params, Shared};
 use crate::scheduler::reconcile::steps_json;
 use crate::scheduler::state::{is_healthy, task_json, State as SchedState};
 use crate::scheduler::store::DeploymentRecord;
@@ -298,6 +298,5 @@ pub async fn metrics(State(s): State<Shared>) -> Response {
             "# TYPE infra_scheduler_{name} counter\ninfra_scheduler_{name} {value}\n"
         ));
     }
-    let _ = param(&[], "");
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
