@@ -14,6 +14,15 @@ use super::procfs;
 use super::table::Handle;
 use crate::api::agent::TaskSpec;
 
+/// Where the wrapper writes the task's exit status.
+pub const EXIT_STATUS_FILE: &str = ".exit_status";
+
+/// Runs `"$@"` and writes its exit status to `$MESOS_SANDBOX/.exit_status`. It catches
+/// SIGTERM (a caught signal is reset in the command it execs) so it lives exactly as long
+/// as the command does.
+const WRAPPER: &str =
+    r#"trap : TERM INT; "$@"; status=$?; echo "$status" > "$MESOS_SANDBOX/.exit_status"; exit "$status""#;
+
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exit {
@@ -30,19 +39,22 @@ pub fn sandbox_dir(data_dir: &Path, task_id: &str) -> PathBuf {
 pub fn spawn(spec: &TaskSpec, sandbox: &Path) -> anyhow::Result<(Handle, tokio::process::Child)> {
     std::fs::create_dir_all(sandbox)
         .with_context(|| format!("creating the sandbox {}", sandbox.display()))?;
-    let mut command = match (&spec.cmd, &spec.args) {
+    let sandbox = &std::fs::canonicalize(sandbox)
+        .with_context(|| format!("resolving the sandbox {}", sandbox.display()))?;
+    // A small wrapper shell records the exit status in the sandbox, so a task adopted by a
+    // restarted agent (no longer its child) still reports its exit code.
+    let mut command = tokio::process::Command::new("/bin/sh");
+    command.arg("-c").arg(WRAPPER).arg("infra-task");
+    match (&spec.cmd, &spec.args) {
         (Some(cmd), _) => {
-            let mut command = tokio::process::Command::new("/bin/sh");
-            command.arg("-c").arg(cmd);
-            command
+            command.args(["/bin/sh", "-c", cmd]);
         }
         (None, Some(args)) if !args.is_empty() => {
-            let mut command = tokio::process::Command::new(&args[0]);
-            command.args(&args[1..]);
-            command
+            command.args(args);
         }
         _ => bail!("task {} has neither cmd nor args", spec.task_id),
     };
+    let _ = std::fs::remove_file(sandbox.join(EXIT_STATUS_FILE));
     let stdout = open_log(sandbox, "stdout")?;
     let stderr = open_log(sandbox, "stderr")?;
     command
@@ -115,7 +127,11 @@ fn chown(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
 /// Waits until the task's main process exits. With the child handle the exit code is
 /// exact; for an adopted process (not our child) `/proc` is polled and the code is known
 /// only if it happens to be our child still (same agent process).
-pub async fn wait_exit(child: Option<tokio::process::Child>, handle: &Handle) -> Exit {
+pub async fn wait_exit(
+    child: Option<tokio::process::Child>,
+    handle: &Handle,
+    sandbox: &Path,
+) -> Exit {
     let Handle::Process {
         pid,
         pgid,
@@ -143,10 +159,7 @@ pub async fn wait_exit(child: Option<tokio::process::Child>, handle: &Handle) ->
                 };
             }
             if !procfs::is_alive(pid, start_time) {
-                break Exit {
-                    code: procfs::try_reap(pid),
-                    message: Some("exited; its exit status was not observable".into()),
-                };
+                break adopted_exit(pid, sandbox);
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         },
@@ -154,6 +167,30 @@ pub async fn wait_exit(child: Option<tokio::process::Child>, handle: &Handle) ->
     // Whatever the main process left behind in its group goes with it.
     procfs::signal_group(pgid, libc::SIGKILL);
     exit
+}
+
+/// How an adopted process ended: reaped if it is still our child, else what the wrapper
+/// recorded in the sandbox (nothing when it was killed by a signal).
+pub fn adopted_exit(pid: i32, sandbox: &Path) -> Exit {
+    if let Some(code) = procfs::try_reap(pid) {
+        return Exit {
+            code: Some(code),
+            message: None,
+        };
+    }
+    let recorded = std::fs::read_to_string(sandbox.join(EXIT_STATUS_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    match recorded {
+        Some(code) => Exit {
+            code: Some(code),
+            message: None,
+        },
+        None => Exit {
+            code: None,
+            message: Some("exited without an exit status (killed by a signal?)".into()),
+        },
+    }
 }
 
 fn exit_from_status(status: std::process::ExitStatus) -> Exit {

@@ -137,10 +137,14 @@ impl Supervisor {
                 if process::is_running(&entry.handle) {
                     None
                 } else {
-                    Some(Exit {
-                        code: super::procfs::try_reap(*pid),
-                        message: Some("exited while the agent was not running".into()),
-                    })
+                    let sandbox = process::sandbox_dir(&self.inner.data_dir, &task_id);
+                    let mut exit = process::adopted_exit(*pid, &sandbox);
+                    let note = "exited while the agent was not running";
+                    exit.message = Some(match exit.message {
+                        Some(message) => format!("{note}; {message}"),
+                        None => note.to_string(),
+                    });
+                    Some(exit)
                 }
             }
             Handle::Docker { container } => match &self.inner.docker {
@@ -393,13 +397,15 @@ impl Inner {
         let Some(task) = tasks.get_mut(task_id) else {
             return;
         };
+        let sandbox = process::sandbox_dir(&inner.data_dir, task_id);
         let watcher = {
             let inner = inner.clone();
+            let sandbox = sandbox.clone();
             let task_id = task_id.to_string();
             let handle = handle.clone();
             tokio::spawn(async move {
                 let exit = match &handle {
-                    Handle::Process { .. } => process::wait_exit(child, &handle).await,
+                    Handle::Process { .. } => process::wait_exit(child, &handle, &sandbox).await,
                     Handle::Docker { container } => match &inner.docker {
                         Some(engine) => docker::wait_exit(engine, container).await,
                         None => Exit {
@@ -422,7 +428,6 @@ impl Inner {
             task.side_jobs.push(job.abort_handle());
         }
         if let Handle::Process { .. } = handle {
-            let sandbox = process::sandbox_dir(&inner.data_dir, task_id);
             let job = tokio::spawn(logs::follow(sandbox, logs::tag_for(&task.spec.app_id)));
             task.side_jobs.push(job.abort_handle());
         }
