@@ -585,6 +585,22 @@ async fn a_dropped_connection_makes_later_operations_unreachable() {
 }
 
 #[tokio::test]
+async fn a_host_that_stops_answering_is_unreachable_within_seconds() {
+    let server = TestSshd::start();
+    let t = connected(&server).await;
+    t.exec("true", &opts()).await.unwrap();
+    server.freeze();
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(60), t.exec("true", &opts())).await;
+    server.thaw();
+    let err = result
+        .expect("a silent host must not hang the run")
+        .unwrap_err();
+    assert!(is_unreachable(&err), "{err:#}");
+    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn a_failing_command_is_not_unreachable() {
     let server = TestSshd::start();
     let t = connected(&server).await;
