@@ -597,7 +597,11 @@ async fn a_host_that_stops_answering_is_unreachable_within_seconds() {
         .expect("a silent host must not hang the run")
         .unwrap_err();
     assert!(is_unreachable(&err), "{err:#}");
-    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
