@@ -59,6 +59,20 @@ async fn exec_feeds_stdin_then_eof() {
     assert_eq!(t.exec("cat", &o).await.unwrap().stdout, "line1\nline2\n");
     // Without stdin the command sees EOF at once instead of hanging.
     assert_eq!(t.exec("cat", &opts()).await.unwrap().stdout, "");
+    // A command that does not read its (large) stdin still finishes.
+    let o = ExecOptions {
+        stdin: Some(vec![b'x'; 8_000_000]),
+        ..opts()
+    };
+    let out = tokio::time::timeout(Duration::from_secs(30), t.exec("echo done", &o))
+        .await
+        .expect("must not wait for stdin nobody reads")
+        .unwrap();
+    assert_eq!(out.stdout, "done\n");
+    assert_eq!(
+        t.exec("echo still usable", &opts()).await.unwrap().stdout,
+        "still usable\n"
+    );
 }
 
 #[tokio::test]
