@@ -59,6 +59,20 @@ async fn exec_feeds_stdin_then_eof() {
     assert_eq!(t.exec("cat", &o).await.unwrap().stdout, "line1\nline2\n");
     // Without stdin the command sees EOF at once instead of hanging.
     assert_eq!(t.exec("cat", &opts()).await.unwrap().stdout, "");
+    // A command that does not read its (large) stdin still finishes.
+    let o = ExecOptions {
+        stdin: Some(vec![b'x'; 8_000_000]),
+        ..opts()
+    };
+    let out = tokio::time::timeout(Duration::from_secs(30), t.exec("echo done", &o))
+        .await
+        .expect("must not wait for stdin nobody reads")
+        .unwrap();
+    assert_eq!(out.stdout, "done\n");
+    assert_eq!(
+        t.exec("echo still usable", &opts()).await.unwrap().stdout,
+        "still usable\n"
+    );
 }
 
 #[tokio::test]
@@ -585,6 +599,26 @@ async fn a_dropped_connection_makes_later_operations_unreachable() {
 }
 
 #[tokio::test]
+async fn a_host_that_stops_answering_is_unreachable_within_seconds() {
+    let server = TestSshd::start();
+    let t = connected(&server).await;
+    t.exec("true", &opts()).await.unwrap();
+    server.freeze();
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(60), t.exec("true", &opts())).await;
+    server.thaw();
+    let err = result
+        .expect("a silent host must not hang the run")
+        .unwrap_err();
+    assert!(is_unreachable(&err), "{err:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_failing_command_is_not_unreachable() {
     let server = TestSshd::start();
     let t = connected(&server).await;
@@ -593,4 +627,23 @@ async fn a_failing_command_is_not_unreachable() {
     let out = t.exec("kill -TERM $$", &opts()).await.unwrap();
     assert_ne!(out.rc, 0);
     t.close().await;
+}
+
+#[tokio::test]
+async fn connect_with_local_gives_the_controller_itself() {
+    let spec = infra::transport::ConnectSpec {
+        name: "localhost".into(),
+        local: true,
+        ..Default::default()
+    };
+    let t = connect(&spec).await.unwrap();
+    assert_eq!(t.host(), "localhost");
+    let out = t.exec("echo hello; exit 4", &opts()).await.unwrap();
+    assert_eq!((out.rc, out.stdout.as_str()), (4, "hello\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x");
+    t.write_file(p.to_str().unwrap(), b"local", &FileAttrs::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&p).unwrap(), b"local");
 }

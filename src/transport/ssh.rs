@@ -156,8 +156,8 @@ impl SshTransport {
                 key: Cow::Owned(policy.preferred_algorithms()),
                 ..russh::Preferred::default()
             },
-            keepalive_interval: Some(Duration::from_secs(15)),
-            keepalive_max: 4,
+            keepalive_interval: Some(Duration::from_secs(5)),
+            keepalive_max: 3,
             nodelay: true,
             ..client::Config::default()
         });
