@@ -185,8 +185,26 @@ fn write_local(path: &str, content: &[u8], attrs: &FileAttrs) -> anyhow::Result<
             .with_context(|| format!("chmod {}", tmp.display()))?;
         f.sync_all()
             .with_context(|| format!("fsync {}", tmp.display()))?;
-        std::fs::rename(&tmp, target)
-            .with_context(|| format!("renaming {} to {path}", tmp.display()))?;
+        match std::fs::rename(&tmp, target) {
+            Ok(()) => {}
+            // A bind-mounted file (a container's /etc/hosts) cannot be renamed over:
+            // write it in place, as Ansible's atomic_move falls back to.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(target)
+                    .with_context(|| format!("opening {path} to write in place"))?;
+                f.write_all(content)
+                    .with_context(|| format!("writing {path} in place"))?;
+                f.sync_all().with_context(|| format!("fsync {path}"))?;
+                std::fs::remove_file(&tmp)
+                    .with_context(|| format!("removing {}", tmp.display()))?;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("renaming {} to {path}", tmp.display()))
+            }
+        }
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
