@@ -140,6 +140,7 @@ pub struct HostCtx {
     /// Folders searched for `src:` of template, in order (role's templates/, playbook dir).
     pub template_search: Vec<PathBuf>,
     /// Renders a template file's content with `vars` (trim_blocks, lstrip_blocks).
+    #[allow(clippy::type_complexity)]
     pub render: Arc<dyn Fn(&str, &Vars, bool, bool) -> anyhow::Result<String> + Send + Sync>,
 }
 
