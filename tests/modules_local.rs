@@ -869,6 +869,32 @@ async fn wait_for_ports_and_paths() {
     .unwrap();
     assert!(!out.changed());
 
+    // search_regex on a port reads what the service sends (a banner).
+    let banner = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bport = banner.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in banner.incoming().flatten() {
+            use std::io::Write;
+            let _ = conn.write_all(b"SSH-2.0-infra_test\r\n");
+        }
+    });
+    let out = run(
+        &ctx,
+        "wait_for",
+        json!({"port": bport, "search_regex": "^SSH-2\\.0", "timeout": 5}),
+    )
+    .await
+    .unwrap();
+    assert!(!out.changed());
+    let plan = plan_only(
+        &ctx,
+        "wait_for",
+        json!({"port": bport, "search_regex": "nginx", "timeout": 1, "sleep": 0.3}),
+    )
+    .await
+    .unwrap();
+    assert!(plan.failed.is_some());
+
     // A file that appears with the right content while waiting.
     let p = dir.path().join("ready");
     let p2 = p.clone();
@@ -947,4 +973,36 @@ async fn sysctl_file_only() {
         json!({"name": "vm.swappiness", "value": "10", "sysctl_file": s(&p), "reload": false});
     converge(dir.path(), "sysctl", args, || read(&p)).await;
     assert_eq!(read(&p), "# tuning\nvm.swappiness=10\n");
+}
+
+#[tokio::test]
+async fn unarchive_zip_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("site")).unwrap();
+    std::fs::write(src.join("site/index.html"), "<h1>hi</h1>\n").unwrap();
+    let zip = dir.path().join("site.zip");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-c"])
+        .arg(&zip)
+        .arg("site")
+        .current_dir(&src)
+        .status()
+        .expect("python3 is needed to build the zip");
+    assert!(made.success());
+    let dest = dir.path().join("www");
+    std::fs::create_dir(&dest).unwrap();
+    let args = json!({"src": "site.zip", "dest": s(&dest)});
+    converge(dir.path(), "unarchive", args, || {
+        std::fs::read_to_string(dest.join("site/index.html")).unwrap_or_default()
+    })
+    .await;
+    assert_eq!(read(&dest.join("site/index.html")), "<h1>hi</h1>\n");
+    let dest2 = dir.path().join("www2");
+    std::fs::create_dir(&dest2).unwrap();
+    let args = json!({"src": s(&zip), "dest": s(&dest2), "remote_src": true});
+    converge(dir.path(), "unarchive", args, || {
+        std::fs::read_to_string(dest2.join("site/index.html")).unwrap_or_default()
+    })
+    .await;
 }
