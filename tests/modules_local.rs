@@ -280,7 +280,7 @@ async fn template_renders_with_ansible_whitespace_rules() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("hosts.j2"),
-        "# {{ title }}\n{% for h in hosts %}\n{{ h }} {{ loop.index }}\n{% endfor %}\n  {% if true %}\nend\n  {% endif %}\n",
+        "# {{ title }} ({{ ansible_managed }})\n{% for h in hosts %}\n{{ h }} {{ loop.index }}\n{% endfor %}\n  {% if true %}\nend\n  {% endif %}\n",
     )
     .unwrap();
     let dest = dir.path().join("hosts");
@@ -301,7 +301,10 @@ async fn template_renders_with_ansible_whitespace_rules() {
     let ctx = local_ctx(false, search, vars);
     assert!(run(&ctx, "template", args.clone()).await.unwrap().changed());
     // trim_blocks on, lstrip_blocks off: the indentation before {% if %} stays.
-    assert_eq!(read(&dest), "# cluster\na 1\nb 2\n  end\n  ");
+    assert_eq!(
+        read(&dest),
+        "# cluster (Ansible managed)\na 1\nb 2\n  end\n  "
+    );
     assert_eq!(mode_of(&dest), 0o640);
     let again = run(&ctx, "template", args.clone()).await.unwrap();
     assert!(!again.changed());
@@ -319,7 +322,7 @@ async fn template_renders_with_ansible_whitespace_rules() {
     let mut lstrip = args.clone();
     lstrip["lstrip_blocks"] = json!(true);
     run(&ctx, "template", lstrip).await.unwrap();
-    assert_eq!(read(&dest), "# cluster\na 1\nb 2\nend\n");
+    assert_eq!(read(&dest), "# cluster (Ansible managed)\na 1\nb 2\nend\n");
 
     let bad = run(
         &ctx,
@@ -422,6 +425,25 @@ async fn file_directory_link_hard_touch_absent() {
             p = s(&dir.path().join("a"))
         )
     );
+
+    // state=file on a link follows it (follow defaults to yes): the target's mode changes.
+    let target = dir.path().join("target");
+    std::fs::write(&target, "t").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let via = dir.path().join("via");
+    std::os::unix::fs::symlink("target", &via).unwrap();
+    converge(
+        dir.path(),
+        "file",
+        json!({"path": s(&via), "state": "file", "mode": "0640"}),
+        || format!("{:o}", mode_of(&target)),
+    )
+    .await;
+    assert_eq!(mode_of(&target), 0o640);
+    assert!(std::fs::symlink_metadata(&via)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 
     // A file is not replaced by a link without force; state=file on a missing path fails.
     let plan = plan_only(

@@ -72,6 +72,9 @@ impl Module for Template {
         vars.insert("template_fullpath".into(), Value::String(full.clone()));
         vars.insert("template_destpath".into(), Value::String(dest_path.clone()));
         vars.insert("template_host".into(), Value::String(ctx.host.clone()));
+        // Ansible's default `ansible_managed` string, unless the play sets its own.
+        vars.entry("ansible_managed")
+            .or_insert_with(|| Value::String("Ansible managed".into()));
         let rendered = (ctx.render)(&source, &vars, trim_blocks, lstrip_blocks)
             .with_context(|| format!("rendering template {}", local.display()))?;
 
