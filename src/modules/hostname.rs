@@ -1,14 +1,14 @@
 //! `hostname`: the host's name in `/etc/hostname` (written atomically) and in the kernel
 //! (`hostname NAME`; `hostnamectl` is avoided because it fails in containers). Observed in
-//! one exec.
+//! one exec. `/etc/hostname` is replaced atomically, or written in place when it is a bind
+//! mount that cannot be renamed over (containers), as Ansible's atomic_move falls back to.
 
 use async_trait::async_trait;
 use serde_json::json;
 
 use super::args::{sh_quote, str_opt, str_req};
 use super::fileops::exec;
-use super::{diff, ArgDef, ArgSpec, Change, HostCtx, Module, Op, Plan};
-use crate::transport::FileAttrs;
+use super::{diff, ArgDef, ArgSpec, Change, HostCtx, Module, Plan};
 use crate::Vars;
 
 pub struct Hostname;
@@ -34,13 +34,13 @@ pub fn plan_hostname(name: &str, file: &str, kernel: &str) -> Plan {
         });
     }
     if file_name != name {
-        plan.ops.push(Op::Write {
-            path: "/etc/hostname".into(),
-            content: format!("{name}\n").into_bytes(),
-            attrs: FileAttrs::default(),
-            backup: false,
-            validate: None,
-        });
+        // Atomic (temp + rename); in a container /etc/hostname is a bind mount that cannot
+        // be replaced (EBUSY), so fall back to writing it in place, as Ansible does.
+        plan.ops.push(exec(format!(
+            "t=/etc/.hostname.infra-tmp-$$; printf '%s\\n' {n} > \"$t\" && chmod 0644 \"$t\" && sync \"$t\" && \
+             {{ mv -f \"$t\" /etc/hostname 2>/dev/null || {{ cat \"$t\" > /etc/hostname; rm -f \"$t\"; }}; }}",
+            n = sh_quote(name)
+        )));
     }
     if kernel.trim() != name {
         plan.ops.push(exec(format!("hostname {}", sh_quote(name))));

@@ -185,8 +185,26 @@ fn write_local(path: &str, content: &[u8], attrs: &FileAttrs) -> anyhow::Result<
             .with_context(|| format!("chmod {}", tmp.display()))?;
         f.sync_all()
             .with_context(|| format!("fsync {}", tmp.display()))?;
-        std::fs::rename(&tmp, target)
-            .with_context(|| format!("renaming {} to {path}", tmp.display()))?;
+        match std::fs::rename(&tmp, target) {
+            Ok(()) => {}
+            // A bind-mounted file (a container's /etc/hosts) cannot be renamed over:
+            // write it in place, as Ansible's atomic_move falls back to.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(target)
+                    .with_context(|| format!("opening {path} to write in place"))?;
+                f.write_all(content)
+                    .with_context(|| format!("writing {path} in place"))?;
+                f.sync_all().with_context(|| format!("fsync {path}"))?;
+                std::fs::remove_file(&tmp)
+                    .with_context(|| format!("removing {}", tmp.display()))?;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("renaming {} to {path}", tmp.display()))
+            }
+        }
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
@@ -513,6 +531,35 @@ mod tests {
         let st = t.stat(l.to_str().unwrap(), None).await.unwrap().unwrap();
         assert_eq!(st.kind, FileKind::Symlink);
         assert_eq!(st.link_target.as_deref(), Some("/etc"));
+    }
+
+    #[tokio::test]
+    async fn a_bind_mounted_file_is_written_in_place() {
+        // Like a container's /etc/hosts: rename over a mount point fails with EBUSY.
+        let dir = tempfile::tempdir().unwrap();
+        let (src, target) = (dir.path().join("src"), dir.path().join("target"));
+        std::fs::write(&src, "old\n").unwrap();
+        std::fs::write(&target, "").unwrap();
+        let mount = std::process::Command::new("mount")
+            .arg("--bind")
+            .args([&src, &target])
+            .status()
+            .expect("mount(8) is needed (tests run as root)");
+        assert!(mount.success(), "mount --bind failed (tests run as root)");
+        let t = LocalTransport::new("local");
+        let res = t
+            .write_file(
+                target.to_str().unwrap(),
+                b"new\n",
+                &FileAttrs::default(),
+                None,
+            )
+            .await;
+        let _ = std::process::Command::new("umount").arg(&target).status();
+        res.unwrap();
+        assert_eq!(std::fs::read_to_string(&src).unwrap(), "new\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "no temp file left behind");
     }
 
     #[tokio::test]
