@@ -363,3 +363,16 @@ fn empty_playbook() {
         "play.yml:1:1: the playbook is empty"
     );
 }
+
+#[test]
+fn notify_must_name_a_handler() {
+    let errors = errors_of(&[(
+        "play.yml",
+        "- hosts: all\n  tasks:\n    - name: t\n      debug: msg=x\n      notify: [restart nginx, reload ngnix, \"{{ later }}\"]\n  \
+         handlers:\n    - name: restart nginx\n      debug: msg=r\n    - name: other\n      debug: msg=o\n      listen: reload nginx\n",
+    )]);
+    assert_eq!(
+        errors,
+        ["play.yml:3:7: notify: no handler named 'reload ngnix' in this play, did you mean 'reload nginx'?"]
+    );
+}
