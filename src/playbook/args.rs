@@ -71,7 +71,7 @@ impl Loader<'_> {
                 return args;
             }
             _ => {
-                let kv = parse_kv(&value.key_text(), spec.free_form);
+                let kv = parse_kv(&value.key_text(), spec.free_form && !OPEN_MODULES.contains(&module));
                 for (k, v) in kv.options {
                     put(&mut args, k, serde_json::Value::String(v), value.pos);
                 }
