@@ -376,3 +376,12 @@ fn notify_must_name_a_handler() {
         ["play.yml:3:7: notify: no handler named 'reload ngnix' in this play, did you mean 'reload nginx'?"]
     );
 }
+
+#[test]
+fn free_form_module_without_a_command() {
+    // The test registry's shell has no one_of group (like the real command/shell).
+    assert_eq!(
+        one_error("- hosts: all\n  tasks:\n    - shell: creates=/x chdir=/tmp\n"),
+        "play.yml:3:7: module 'shell' needs a command (free-form text, 'cmd' or 'argv')"
+    );
+}

@@ -397,8 +397,14 @@ fn other_task_forms() {
       listen: [topic, other]
 "#,
         ),
-        ("roles/r/tasks/main.yml", "- name: main\n  debug: msg=main\n"),
-        ("roles/r/tasks/extra.yaml", "- name: extra\n  debug: msg=extra\n"),
+        (
+            "roles/r/tasks/main.yml",
+            "- name: main\n  debug: msg=main\n",
+        ),
+        (
+            "roles/r/tasks/extra.yaml",
+            "- name: extra\n  debug: msg=extra\n",
+        ),
     ]);
     let pb = sp::load(&dir.path().join("play.yml"), &[]).unwrap();
     let play = &pb.plays[0];
@@ -464,7 +470,10 @@ fn other_task_forms() {
 fn import_playbook_cycle_is_an_error() {
     let dir = sp::write_tree(&[
         ("play.yml", "- import_playbook: b.yml\n"),
-        ("b.yml", "- hosts: all\n  tasks: []\n- import_playbook: play.yml\n"),
+        (
+            "b.yml",
+            "- hosts: all\n  tasks: []\n- import_playbook: play.yml\n",
+        ),
     ]);
     let errors = sp::load_errors(&dir.path().join("play.yml"), &[]);
     let messages = sp::short(&errors, dir.path());
