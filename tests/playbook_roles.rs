@@ -247,7 +247,10 @@ fn builtin_registry_reports_bad_arguments() {
     let errors = err.downcast::<playbook::LoadErrors>().unwrap().errors;
     let messages = sp::short(&errors, dir.path());
     assert_eq!(messages.len(), 2, "{messages:#?}");
-    assert_eq!(messages[0], "play.yml:6:9: module 'copy' has no argument 'colour'");
+    assert_eq!(
+        messages[0],
+        "play.yml:6:9: module 'copy' has no argument 'colour'"
+    );
     assert_eq!(
         messages[1],
         "play.yml:7:7: unknown module 'ansible.builtin.servic', did you mean 'service'?"
