@@ -21,6 +21,9 @@ use crate::api::agent::TaskSpec;
 
 pub const LABEL_TASK_ID: &str = "infra.task_id";
 pub const LABEL_APP_ID: &str = "infra.app_id";
+/// The data dir of the agent that owns the container: several agents may share one engine
+/// (a test cluster on one machine), and each adopts or removes only its own containers.
+pub const LABEL_OWNER: &str = "infra.owner";
 
 /// The container name of a task.
 pub fn container_name(task_id: &str) -> String {
@@ -37,7 +40,7 @@ pub async fn connect() -> Option<Docker> {
 }
 
 /// Pulls the image when needed, then creates and starts the container. Returns its name.
-pub async fn start(docker: &Docker, spec: &TaskSpec) -> anyhow::Result<String> {
+pub async fn start(docker: &Docker, spec: &TaskSpec, owner: &str) -> anyhow::Result<String> {
     let docker_spec = spec
         .docker
         .as_ref()
@@ -64,7 +67,7 @@ pub async fn start(docker: &Docker, spec: &TaskSpec) -> anyhow::Result<String> {
                 name: Some(name.clone()),
                 ..Default::default()
             }),
-            container_config(spec),
+            container_config(spec, owner),
         )
         .await
         .with_context(|| format!("creating container {name} from {image}"))?;
@@ -102,7 +105,7 @@ pub fn split_image(image: &str) -> (&str, &str) {
 }
 
 /// The engine's container config for a task.
-pub fn container_config(spec: &TaskSpec) -> ContainerCreateBody {
+pub fn container_config(spec: &TaskSpec, owner: &str) -> ContainerCreateBody {
     let docker_spec = spec.docker.clone().unwrap_or_else(|| crate::api::agent::DockerSpec {
         image: String::new(),
         network: "HOST".into(),
@@ -119,6 +122,7 @@ pub fn container_config(spec: &TaskSpec) -> ContainerCreateBody {
         .collect();
     labels.insert(LABEL_TASK_ID.into(), spec.task_id.clone());
     labels.insert(LABEL_APP_ID.into(), spec.app_id.clone());
+    labels.insert(LABEL_OWNER.into(), owner.to_string());
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     for (key, value) in &docker_spec.parameters {
         match key.as_str() {
@@ -268,10 +272,13 @@ pub async fn remove(docker: &Docker, name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Names and task ids of every container carrying our task label (running or not).
-pub async fn list_ours(docker: &Docker) -> anyhow::Result<Vec<(String, String)>> {
+/// Names and task ids of every task container of this owner (running or not).
+pub async fn list_ours(docker: &Docker, owner: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut filters = HashMap::new();
-    filters.insert("label".to_string(), vec![LABEL_TASK_ID.to_string()]);
+    filters.insert(
+        "label".to_string(),
+        vec![LABEL_TASK_ID.to_string(), format!("{LABEL_OWNER}={owner}")],
+    );
     let containers = docker
         .list_containers(Some(ListContainersOptions {
             all: true,

@@ -27,6 +27,8 @@ pub struct Supervisor {
 
 struct Inner {
     data_dir: PathBuf,
+    /// The canonical data dir, labelling our containers.
+    owner: String,
     docker: Option<Docker>,
     tasks: Mutex<BTreeMap<String, Task>>,
 }
@@ -104,9 +106,14 @@ impl Supervisor {
         std::fs::create_dir_all(data_dir.join("tasks"))
             .with_context(|| format!("creating {}", data_dir.join("tasks").display()))?;
         let persisted = table::load(data_dir)?;
+        let owner = std::fs::canonicalize(data_dir)
+            .with_context(|| format!("resolving {}", data_dir.display()))?
+            .display()
+            .to_string();
         let supervisor = Supervisor {
             inner: Arc::new(Inner {
                 data_dir: data_dir.to_path_buf(),
+                owner,
                 docker,
                 tasks: Mutex::new(BTreeMap::new()),
             }),
@@ -116,7 +123,7 @@ impl Supervisor {
         }
         if let Some(docker) = &supervisor.inner.docker {
             let known: HashSet<String> = supervisor.inner.lock().keys().cloned().collect();
-            for (name, task_id) in docker::list_ours(docker).await.unwrap_or_default() {
+            for (name, task_id) in docker::list_ours(docker, &supervisor.inner.owner).await.unwrap_or_default() {
                 if !known.contains(&task_id) {
                     tracing::info!("removing container {name} of unknown task {task_id}");
                     let _ = docker::remove(docker, &name).await;
@@ -250,7 +257,7 @@ impl Supervisor {
         let inner = self.inner.clone();
         let key = task_id.clone();
         let job = tokio::spawn(async move {
-            match docker::start(&engine, &spec).await {
+            match docker::start(&engine, &spec, &inner.owner).await {
                 Ok(container) => {
                     let handle = Handle::Docker { container };
                     {
