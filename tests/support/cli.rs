@@ -1,0 +1,192 @@
+//! Helpers for the end-to-end CLI tests: a real `infra scheduler` and real `infra agent`
+//! processes of the built binary on loopback, each agent with its own data dir, hostname
+//! and port range; running the CLI; cleaning up every task process afterwards.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_infra");
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    scheduler: Child,
+    pub agents: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    /// A scheduler (agent timeout 5 s) and `agents` agents `agent-1..n` with port ranges
+    /// 41000+100*i.. and 500 ms heartbeats.
+    pub fn start(agents: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut scheduler = Command::new(BIN)
+            .args(["scheduler", "--listen", "127.0.0.1:0", "--agent-timeout", "5s", "--heartbeat-interval", "500ms", "--data-dir"])
+            .arg(dir.path().join("scheduler"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start infra scheduler");
+        let stdout = scheduler.stdout.take().unwrap();
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("infra scheduler listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line of the scheduler: {line:?}"))
+            .to_string();
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let mut cluster = Cluster {
+            dir,
+            url: format!("http://{addr}"),
+            scheduler,
+            agents: Vec::new(),
+        };
+        for i in 1..=agents {
+            let agent = cluster.spawn_agent(i);
+            cluster.agents.push(Some(agent));
+        }
+        cluster
+    }
+
+    pub fn agent_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("agent-{i}"))
+    }
+
+    /// Starts agent `i` (1-based) with its own data dir, hostname and port range.
+    pub fn spawn_agent(&self, i: usize) -> Child {
+        let low = 41000 + 100 * i as u16;
+        Command::new(BIN)
+            .args(["agent", "--scheduler", &self.url, "--hostname", &format!("agent-{i}")])
+            .args(["--port-range", &format!("{low}-{}", low + 99)])
+            .args(["--attribute", &format!("rack=r{i}"), "--cpus", "4", "--mem", "4096"])
+            .args(["--address", "127.0.0.1", "--heartbeat-interval", "500ms", "--data-dir"])
+            .arg(self.agent_dir(i))
+            .env("INFRA_LOG", "warn")
+            .spawn()
+            .expect("start infra agent")
+    }
+
+    /// SIGKILLs agent `i`; its tasks keep running (as on a real host whose agent died).
+    pub fn kill_agent(&mut self, i: usize) {
+        if let Some(mut child) = self.agents[i - 1].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs the CLI against this cluster's scheduler.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&[args, &["--scheduler", &self.url]].concat())
+    }
+
+    /// Waits until `GET /v2/agents`-less readiness: every agent has registered, seen as
+    /// a successful `infra apps` and the agents' ids on disk.
+    pub fn wait_agents_registered(&self) {
+        wait_until("the agents to register", Duration::from_secs(20), || {
+            (1..=self.agents.len()).all(|i| self.agent_dir(i).join("agent-id").exists())
+        });
+        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    /// SIGKILLs every task process group recorded in the agents' task tables.
+    pub fn kill_all_tasks(&self) {
+        for i in 1..=self.agents.len() {
+            kill_tasks_of(&self.agent_dir(i));
+        }
+    }
+}
+
+pub fn kill_tasks_of(agent_dir: &Path) {
+    let Ok(entries) = infra::agent::table::load(agent_dir) else {
+        return;
+    };
+    for entry in entries {
+        if let infra::agent::table::Handle::Process { pgid, .. } = entry.handle {
+            if pgid > 1 {
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for agent in self.agents.iter_mut().flatten() {
+            let _ = agent.kill();
+            let _ = agent.wait();
+        }
+        let _ = self.scheduler.kill();
+        let _ = self.scheduler.wait();
+        self.kill_all_tasks();
+    }
+}
+
+/// Runs `infra ARGS` (no terminal: plain progress lines), with a 180 s limit.
+pub fn cli(args: &[&str]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("INFRA_SCHEDULER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run infra");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    eprintln!(
+        "$ infra {}\n[exit {:?}]\n{}{}",
+        args.join(" "),
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// GET http://127.0.0.1:port/ with a plain TCP request; the status code.
+pub fn http_status(port: u16) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
