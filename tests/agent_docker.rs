@@ -8,10 +8,10 @@ mod agent_support;
 
 use std::time::Duration;
 
+use agent_support::*;
 use bollard::query_parameters::InspectContainerOptions;
 use infra::agent::{docker, Supervisor};
 use infra::api::agent::TaskState;
-use agent_support::*;
 
 async fn engine() -> bollard::Docker {
     let engine = docker::connect()
@@ -44,7 +44,9 @@ fn unique(prefix: &str) -> String {
 async fn bridge_task_answers_on_its_host_port_and_kill_removes_the_container() {
     let engine = engine().await;
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::open(dir.path(), Some(engine.clone())).await.unwrap();
+    let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+        .await
+        .unwrap();
     let task_id = unique("dockerweb");
     let port = free_port();
     let spec = docker_httpd_spec(&task_id, port);
@@ -60,7 +62,10 @@ async fn bridge_task_answers_on_its_host_port_and_kill_removes_the_container() {
         .unwrap();
     let labels = info.config.unwrap().labels.unwrap();
     assert_eq!(labels.get("infra.task_id"), Some(&task_id));
-    assert_eq!(labels.get("infra.app_id").map(String::as_str), Some("/test/app"));
+    assert_eq!(
+        labels.get("infra.app_id").map(String::as_str),
+        Some("/test/app")
+    );
     assert_eq!(labels.get("team").map(String::as_str), Some("infra"));
     let host = info.host_config.unwrap();
     assert_eq!(host.nano_cpus, Some(500_000_000));
@@ -76,7 +81,9 @@ async fn bridge_task_answers_on_its_host_port_and_kill_removes_the_container() {
 async fn a_container_exit_is_reported_with_its_code() {
     let engine = engine().await;
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::open(dir.path(), Some(engine.clone())).await.unwrap();
+    let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+        .await
+        .unwrap();
     let task_id = unique("dockerexit");
     let mut spec = docker_httpd_spec(&task_id, free_port());
     spec.health_checks.clear();
@@ -103,7 +110,10 @@ async fn a_pull_error_is_reported_in_the_task_status() {
     sup.apply(std::slice::from_ref(&spec)).await;
     let status = wait_state(&sup, &task_id, TaskState::Failed, Duration::from_secs(60)).await;
     let message = status.message.unwrap();
-    assert!(message.contains("pulling image 127.0.0.1:9/infra-test/missing:1"), "{message}");
+    assert!(
+        message.contains("pulling image 127.0.0.1:9/infra-test/missing:1"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -115,18 +125,32 @@ async fn a_recreated_supervisor_adopts_the_running_container() {
     let spec = docker_httpd_spec(&task_id, port);
     let name = docker::container_name(&task_id);
     let started_at = {
-        let sup = Supervisor::open(dir.path(), Some(engine.clone())).await.unwrap();
+        let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+            .await
+            .unwrap();
         sup.apply(std::slice::from_ref(&spec)).await;
         wait_healthy(&sup, &task_id, Duration::from_secs(30)).await;
-        let info = engine.inspect_container(&name, None::<InspectContainerOptions>).await.unwrap();
+        let info = engine
+            .inspect_container(&name, None::<InspectContainerOptions>)
+            .await
+            .unwrap();
         info.state.unwrap().started_at.unwrap()
     };
-    let sup = Supervisor::open(dir.path(), Some(engine.clone())).await.unwrap();
+    let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+        .await
+        .unwrap();
     assert_eq!(sup.status(&task_id).unwrap().state, TaskState::Running);
     sup.apply(std::slice::from_ref(&spec)).await;
     wait_healthy(&sup, &task_id, Duration::from_secs(30)).await;
-    let info = engine.inspect_container(&name, None::<InspectContainerOptions>).await.unwrap();
-    assert_eq!(info.state.unwrap().started_at.unwrap(), started_at, "not restarted");
+    let info = engine
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    assert_eq!(
+        info.state.unwrap().started_at.unwrap(),
+        started_at,
+        "not restarted"
+    );
     assert_eq!(http_get(port).await.unwrap(), 200);
 
     sup.apply(&[]).await;
@@ -143,17 +167,26 @@ async fn an_agent_removes_only_its_own_unknown_containers() {
     spec.health_checks.clear();
     let name = docker::container_name(&task_id);
     {
-        let sup = Supervisor::open(mine.path(), Some(engine.clone())).await.unwrap();
+        let sup = Supervisor::open(mine.path(), Some(engine.clone()))
+            .await
+            .unwrap();
         sup.apply(std::slice::from_ref(&spec)).await;
         wait_state(&sup, &task_id, TaskState::Running, Duration::from_secs(30)).await;
     }
     // Another agent on the same engine leaves the container alone.
-    let _other = Supervisor::open(other.path(), Some(engine.clone())).await.unwrap();
-    let info = engine.inspect_container(&name, None::<InspectContainerOptions>).await.unwrap();
+    let _other = Supervisor::open(other.path(), Some(engine.clone()))
+        .await
+        .unwrap();
+    let info = engine
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
     assert_eq!(info.state.unwrap().running, Some(true));
     // Its own agent, having lost its table, removes the container it no longer knows.
     std::fs::remove_file(mine.path().join("tasks.json")).unwrap();
-    let sup = Supervisor::open(mine.path(), Some(engine.clone())).await.unwrap();
+    let sup = Supervisor::open(mine.path(), Some(engine.clone()))
+        .await
+        .unwrap();
     assert!(sup.statuses().is_empty());
     wait_gone(&engine, &name).await;
 }

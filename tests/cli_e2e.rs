@@ -70,38 +70,60 @@ fn deploy_scale_replace_restart_and_destroy_on_three_agents() {
     // Deploy: 3 instances, one per agent, each answering HTTP.
     let out = cluster.cli(&["deploy", file_arg]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("/web: 3/3 healthy"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("/web: 3/3 healthy"),
+        "{}",
+        stdout(&out)
+    );
     let first = running(&cluster);
     assert_eq!(first.len(), 3);
     let agents: BTreeSet<usize> = first.iter().map(|t| agent_of(&cluster, t)).collect();
     assert_eq!(agents.len(), 3, "UNIQUE hostname: one task per agent");
     for task in &first {
-        assert_eq!(http_status(task.ports[0]), Some(200), "task {} answers", task.id);
+        assert_eq!(
+            http_status(task.ports[0]),
+            Some(200),
+            "task {} answers",
+            task.id
+        );
     }
     let apps = stdout(&cluster.cli(&["apps"]));
     let line = apps.lines().find(|l| l.starts_with("/web")).unwrap();
     assert!(line.contains("3/3"), "{apps}");
     let table = stdout(&cluster.cli(&["tasks", "web"]));
     assert!(table.starts_with("TASK ID"), "{table}");
-    assert_eq!(table.matches("healthy").count() - table.matches("unhealthy").count(), 3, "{table}");
+    assert_eq!(
+        table.matches("healthy").count() - table.matches("unhealthy").count(),
+        3,
+        "{table}"
+    );
 
     // Dry run of a bigger count: the diff and the summary, nothing changes.
     std::fs::write(&file, APP.replace("\"instances\": 3", "\"instances\": 4")).unwrap();
     let out = cluster.cli(&["deploy", file_arg, "--dry-run"]);
     let text = console::strip_ansi_codes(&stdout(&out)).to_string();
-    assert!(text.contains("-  \"instances\": 3,") && text.contains("+  \"instances\": 4,"), "{text}");
+    assert!(
+        text.contains("-  \"instances\": 3,") && text.contains("+  \"instances\": 4,"),
+        "{text}"
+    );
     assert!(text.contains("scale 3 -> 4"), "{text}");
     assert_eq!(running(&cluster).len(), 3);
 
     // Five instances cannot be placed on three agents with UNIQUE: the CLI says why.
     let out = cluster.cli(&["scale", "web", "5"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("/web cannot be placed:"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("/web cannot be placed:"),
+        "{}",
+        stdout(&out)
+    );
 
     // Back to 2.
     let out = cluster.cli(&["scale", "web", "2", "--force"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    wait_until("2 running tasks", Duration::from_secs(30), || running(&cluster).len() == 2);
+    wait_until("2 running tasks", Duration::from_secs(30), || {
+        running(&cluster).len() == 2
+    });
 
     // A task whose process is killed is replaced (after its backoff).
     let before = running(&cluster);
@@ -129,40 +151,59 @@ fn deploy_scale_replace_restart_and_destroy_on_three_agents() {
     assert!(out.status.success(), "{}", stderr(&out));
     let after: BTreeSet<String> = running(&cluster).into_iter().map(|t| t.id).collect();
     assert_eq!(after.len(), 2);
-    assert!(before.is_disjoint(&after), "before {before:?} after {after:?}");
+    assert!(
+        before.is_disjoint(&after),
+        "before {before:?} after {after:?}"
+    );
 
     // An agent killed: its task is replaced on the others within the agent timeout.
     let victim = running(&cluster).into_iter().next().unwrap();
     let agent = agent_of(&cluster, &victim);
     cluster.kill_agent(agent);
     kill_tasks_of(&cluster.agent_dir(agent));
-    wait_until("the lost agent's task replaced", Duration::from_secs(40), || {
-        let now = running(&cluster);
-        now.len() == 2
-            && now.iter().all(|t| agent_of(&cluster, t) != agent)
-            && now.iter().all(|t| http_status(t.ports[0]) == Some(200))
-    });
+    wait_until(
+        "the lost agent's task replaced",
+        Duration::from_secs(40),
+        || {
+            let now = running(&cluster);
+            now.len() == 2
+                && now.iter().all(|t| agent_of(&cluster, t) != agent)
+                && now.iter().all(|t| http_status(t.ports[0]) == Some(200))
+        },
+    );
 
     // Destroy: the app and its processes are gone.
     let ports: Vec<u16> = running(&cluster).iter().map(|t| t.ports[0]).collect();
     let out = cluster.cli(&["destroy", "web"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&cluster.cli(&["apps"])).contains("/web"));
-    wait_until("the tasks to stop answering", Duration::from_secs(20), || {
-        ports.iter().all(|p| http_status(*p).is_none())
-    });
+    wait_until(
+        "the tasks to stop answering",
+        Duration::from_secs(20),
+        || ports.iter().all(|p| http_status(*p).is_none()),
+    );
 }
 
 #[test]
 fn errors_people_see() {
     // No scheduler there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}");
     let out = cli(&["apps", "--scheduler", &url]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains(&format!("cannot reach the scheduler at {url}")), "{err}");
-    assert!(err.contains("(set --scheduler or INFRA_SCHEDULER, or run infra up)"), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach the scheduler at {url}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("(set --scheduler or INFRA_SCHEDULER, or run infra up)"),
+        "{err}"
+    );
 
     // An invalid definition: each of Marathon's 422 details, named by the file.
     let cluster = Cluster::start(1);
@@ -171,12 +212,68 @@ fn errors_people_see() {
     let out = cluster.cli(&["deploy", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains(&format!("{}: /cpus: ", file.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}: /cpus: ", file.display())),
+        "{err}"
+    );
     assert!(!stdout(&cluster.cli(&["apps"])).contains("/bad"));
 
     // Malformed JSON names file:line:col and never reaches the scheduler.
     std::fs::write(&file, "{\n  \"id\": \"/bad\",\n  \"cmd\": \n}\n").unwrap();
     let out = cluster.cli(&["deploy", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains(&format!("{}:4:", file.display())), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{}:4:", file.display())),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_restarted_agent_keeps_its_tasks_and_the_context_file_finds_the_scheduler() {
+    let mut cluster = Cluster::start(1);
+    cluster.wait_agents_registered();
+    let home = cluster.dir.path().join("infra-home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join("context.json"),
+        format!(r#"{{"schedulers": ["{}"], "ca": null}}"#, cluster.url),
+    )
+    .unwrap();
+    let file = cluster.dir.path().join("one.json");
+    std::fs::write(&file, APP.replace("\"instances\": 3", "\"instances\": 1")).unwrap();
+
+    // No --scheduler, no INFRA_SCHEDULER: the context file says where the scheduler is.
+    let out = cli_env(
+        &["deploy", file.to_str().unwrap()],
+        &[("INFRA_HOME", &home)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = running(&cluster);
+    assert_eq!(before.len(), 1);
+    let table = infra::agent::table::load(&cluster.agent_dir(1)).unwrap();
+    let infra::agent::table::Handle::Process { pid, .. } = table[0].handle else {
+        panic!("not a process task")
+    };
+
+    // The agent dies and comes back: the task is adopted, not restarted.
+    cluster.kill_agent(1);
+    assert_eq!(http_status(before[0].ports[0]), Some(200));
+    cluster.agents[0] = Some(cluster.spawn_agent(1));
+    std::thread::sleep(Duration::from_secs(4));
+    let after = running(&cluster);
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id, before[0].id, "same task");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "same process"
+    );
+    let table = infra::agent::table::load(&cluster.agent_dir(1)).unwrap();
+    assert!(
+        matches!(table[0].handle, infra::agent::table::Handle::Process { pid: p, .. } if p == pid)
+    );
+    assert_eq!(http_status(after[0].ports[0]), Some(200));
+
+    let out = cluster.cli(&["destroy", "web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -72,7 +72,10 @@ pub async fn start(docker: &Docker, spec: &TaskSpec, owner: &str) -> anyhow::Res
         .await
         .with_context(|| format!("creating container {name} from {image}"))?;
     docker
-        .start_container(&name, None::<bollard::query_parameters::StartContainerOptions>)
+        .start_container(
+            &name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
         .await
         .with_context(|| format!("starting container {name}"))?;
     Ok(name)
@@ -106,15 +109,18 @@ pub fn split_image(image: &str) -> (&str, &str) {
 
 /// The engine's container config for a task.
 pub fn container_config(spec: &TaskSpec, owner: &str) -> ContainerCreateBody {
-    let docker_spec = spec.docker.clone().unwrap_or_else(|| crate::api::agent::DockerSpec {
-        image: String::new(),
-        network: "HOST".into(),
-        port_mappings: Vec::new(),
-        force_pull_image: false,
-        parameters: Vec::new(),
-        volumes: Vec::new(),
-        privileged: false,
-    });
+    let docker_spec = spec
+        .docker
+        .clone()
+        .unwrap_or_else(|| crate::api::agent::DockerSpec {
+            image: String::new(),
+            network: "HOST".into(),
+            port_mappings: Vec::new(),
+            force_pull_image: false,
+            parameters: Vec::new(),
+            volumes: Vec::new(),
+            privileged: false,
+        });
     let mut labels: HashMap<String, String> = spec
         .labels
         .iter()
@@ -152,12 +158,14 @@ pub fn container_config(spec: &TaskSpec, owner: &str) -> ContainerCreateBody {
             for proto in protocol.split(',') {
                 let key = format!("{}/{}", mapping.container_port, proto.trim());
                 exposed.insert(key.clone(), HashMap::new());
-                bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(
-                    PortBinding {
+                bindings
+                    .entry(key)
+                    .or_insert_with(|| Some(Vec::new()))
+                    .get_or_insert_with(Vec::new)
+                    .push(PortBinding {
                         host_ip: Some("0.0.0.0".into()),
                         host_port: Some(mapping.host_port.to_string()),
-                    },
-                );
+                    });
             }
         }
     }
@@ -179,8 +187,8 @@ pub fn container_config(spec: &TaskSpec, owner: &str) -> ContainerCreateBody {
         _ => None,
     };
     // Docker refuses less than 6 MB; such tiny limits are treated as "no limit".
-    let memory = (spec.mem >= 6.0).then(|| (spec.mem * 1024.0 * 1024.0) as i64);
-    let nano_cpus = (spec.cpus > 0.0).then(|| (spec.cpus * 1e9) as i64);
+    let memory = (spec.mem >= 6.0).then_some((spec.mem * 1024.0 * 1024.0) as i64);
+    let nano_cpus = (spec.cpus > 0.0).then_some((spec.cpus * 1e9) as i64);
     ContainerCreateBody {
         image: Some(docker_spec.image.clone()),
         cmd,

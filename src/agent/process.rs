@@ -20,8 +20,7 @@ pub const EXIT_STATUS_FILE: &str = ".exit_status";
 /// Runs `"$@"` and writes its exit status to `$MESOS_SANDBOX/.exit_status`. It catches
 /// SIGTERM (a caught signal is reset in the command it execs) so it lives exactly as long
 /// as the command does.
-const WRAPPER: &str =
-    r#"trap : TERM INT; "$@"; status=$?; echo "$status" > "$MESOS_SANDBOX/.exit_status"; exit "$status""#;
+const WRAPPER: &str = r#"trap : TERM INT; "$@"; status=$?; echo "$status" > "$MESOS_SANDBOX/.exit_status"; exit "$status""#;
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq)]

@@ -87,7 +87,10 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<i32> {
         Ok(result) => result,
         Err(err) => return Ok(report_client_error(&id, &err)),
     };
-    println!("scaling {id} to {} instances (deployment {})", args.instances, result.deployment_id);
+    println!(
+        "scaling {id} to {} instances (deployment {})",
+        args.instances, result.deployment_id
+    );
     if args.detach {
         return Ok(0);
     }
@@ -174,11 +177,7 @@ pub fn apps_table(apps: &[App]) -> String {
         "DEPLOYMENTS".to_string(),
     ]];
     for app in apps {
-        let deployments = app
-            .deployments
-            .as_ref()
-            .map(|d| d.len())
-            .unwrap_or(0);
+        let deployments = app.deployments.as_ref().map(|d| d.len()).unwrap_or(0);
         rows.push(vec![
             app.id.clone(),
             format!("{}/{}", app.tasks_running.unwrap_or(0), app.instances),
@@ -246,7 +245,12 @@ pub fn render_table(rows: &[Vec<String>]) -> String {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             if c + 1 < row.len() {
-                line.push_str(&console::pad_str(cell, widths[c], console::Alignment::Left, None));
+                line.push_str(&console::pad_str(
+                    cell,
+                    widths[c],
+                    console::Alignment::Left,
+                    None,
+                ));
                 line.push_str("  ");
             } else {
                 line.push_str(cell);
@@ -264,9 +268,10 @@ mod tests {
 
     #[test]
     fn apps_table_shows_counts_and_health() {
-        let mut app: App =
-            serde_json::from_str(r#"{"id":"/web","cmd":"x","instances":3,"healthChecks":[{"protocol":"HTTP"}]}"#)
-                .unwrap();
+        let mut app: App = serde_json::from_str(
+            r#"{"id":"/web","cmd":"x","instances":3,"healthChecks":[{"protocol":"HTTP"}]}"#,
+        )
+        .unwrap();
         app.tasks_running = Some(2);
         app.tasks_healthy = Some(1);
         let table = apps_table(&[app]);

@@ -73,9 +73,8 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<i32> {
 pub fn read_definition(file: &std::path::Path) -> anyhow::Result<(Value, App)> {
     let label = file.display();
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {label}"))?;
-    let definition: Value = serde_json::from_str(&text).map_err(|err| {
-        anyhow::anyhow!("{label}:{}:{}: {err}", err.line(), err.column())
-    })?;
+    let definition: Value = serde_json::from_str(&text)
+        .map_err(|err| anyhow::anyhow!("{label}:{}:{}: {err}", err.line(), err.column()))?;
     let app: App = serde_json::from_value(definition.clone())
         .map_err(|err| anyhow::anyhow!("{label}: not a Marathon app definition: {err}"))?;
     Ok((definition, app))
@@ -116,16 +115,21 @@ const DEPLOY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Waits until the deployment is gone and healthy instances reach the desired count,
 /// showing progress. Exit 1 when the app cannot be placed (with the queue's reason) or the
 /// deployment ends short of healthy.
-pub async fn wait_for_deployment(client: &Client, id: &str, deployment_id: &str) -> anyhow::Result<i32> {
+pub async fn wait_for_deployment(
+    client: &Client,
+    id: &str,
+    deployment_id: &str,
+) -> anyhow::Result<i32> {
     let mut progress = Progress::new(id);
     let started = Instant::now();
     let mut unplaceable_since: Option<Instant> = None;
     let mut short_since: Option<Instant> = None;
     loop {
         let deployments = client.deployments().await?;
-        let active = deployments
-            .iter()
-            .any(|d| d.id == deployment_id || (deployment_id.is_empty() && d.affected_apps.iter().any(|a| a == id)));
+        let active = deployments.iter().any(|d| {
+            d.id == deployment_id
+                || (deployment_id.is_empty() && d.affected_apps.iter().any(|a| a == id))
+        });
         let Some(app) = client.app(id).await? else {
             progress.finish(&format!("{id} is gone"));
             return Ok(0);
@@ -168,7 +172,10 @@ pub async fn wait_for_deployment(client: &Client, id: &str, deployment_id: &str)
             None => unplaceable_since = None,
         }
         if started.elapsed() > DEPLOY_TIMEOUT {
-            progress.finish(&format!("{id}: still deploying after {}s", DEPLOY_TIMEOUT.as_secs()));
+            progress.finish(&format!(
+                "{id}: still deploying after {}s",
+                DEPLOY_TIMEOUT.as_secs()
+            ));
             return Ok(1);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -256,7 +263,12 @@ fn sort_keys(value: Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
         other => other,
@@ -270,7 +282,10 @@ pub fn dry_run_report(label: &str, running: Option<&App>, file: &App) -> String 
     let after_text = pretty(&after);
     let Some(running) = running else {
         let mut out = colored_diff("", &after_text, "(not running)", label);
-        out.push_str(&format!("create app {id} with {} instances\n", file.instances));
+        out.push_str(&format!(
+            "create app {id} with {} instances\n",
+            file.instances
+        ));
         return out;
     };
     let before = normalize(running);
@@ -325,11 +340,20 @@ pub fn summary(running: &App, before: &Value, after: &Value) -> String {
         .collect();
     changed.sort();
     changed.dedup();
-    let before_instances = before_map.get("instances").and_then(Value::as_u64).unwrap_or(0);
-    let after_instances = after_map.get("instances").and_then(Value::as_u64).unwrap_or(0);
+    let before_instances = before_map
+        .get("instances")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let after_instances = after_map
+        .get("instances")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     let mut lines = Vec::new();
     if !changed.is_empty() {
-        let tasks = running.tasks_running.map(u64::from).unwrap_or(before_instances);
+        let tasks = running
+            .tasks_running
+            .map(u64::from)
+            .unwrap_or(before_instances);
         let plural = if tasks == 1 { "" } else { "s" };
         lines.push(format!(
             "restart {tasks} task{plural} ({} changed)",
@@ -371,18 +395,28 @@ mod tests {
         let file = app(r#"{"id":"/x","cmd":"a","instances":3}"#);
         let report = console::strip_ansi_codes(&dry_run_report("x.json", None, &file)).to_string();
         assert!(report.contains("+  \"cmd\": \"a\","), "{report}");
-        assert!(report.ends_with("create app /x with 3 instances\n"), "{report}");
+        assert!(
+            report.ends_with("create app /x with 3 instances\n"),
+            "{report}"
+        );
     }
 
     #[test]
     fn dry_run_diff_shows_the_changed_line() {
         let running = app(r#"{"id":"/x","cmd":"a","instances":1,"version":"v1","tasksRunning":1}"#);
         let file = app(r#"{"id":"/x","cmd":"b","instances":1}"#);
-        let report = console::strip_ansi_codes(&dry_run_report("x.json", Some(&running), &file)).to_string();
+        let report =
+            console::strip_ansi_codes(&dry_run_report("x.json", Some(&running), &file)).to_string();
         assert!(report.contains("-  \"cmd\": \"a\","), "{report}");
         assert!(report.contains("+  \"cmd\": \"b\","), "{report}");
-        assert!(!report.contains("version\""), "server fields are not part of the diff: {report}");
-        assert!(report.ends_with("restart 1 task (cmd changed)\n"), "{report}");
+        assert!(
+            !report.contains("version\""),
+            "server fields are not part of the diff: {report}"
+        );
+        assert!(
+            report.ends_with("restart 1 task (cmd changed)\n"),
+            "{report}"
+        );
     }
 
     #[test]

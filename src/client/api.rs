@@ -61,7 +61,8 @@ impl Client {
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(30));
         if let Some(ca) = ca {
-            let pem = std::fs::read(ca).with_context(|| format!("reading the CA {}", ca.display()))?;
+            let pem =
+                std::fs::read(ca).with_context(|| format!("reading the CA {}", ca.display()))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .with_context(|| format!("{}: not a PEM certificate", ca.display()))?;
             builder = builder.add_root_certificate(cert);
@@ -103,7 +104,12 @@ impl Client {
     }
 
     /// Sends one request, failing over between the URLs on connection errors.
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<reqwest::Response> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response> {
         let mut last = None;
         for base in &self.urls {
             let url = format!("{base}{path}");
@@ -131,7 +137,12 @@ impl Client {
     }
 
     /// Sends and decodes a JSON answer; error statuses become [`ClientError::Api`].
-    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T> {
         let response = self.send(method.clone(), path, body).await?;
         let status = response.status();
         let url = response.url().to_string();
@@ -152,13 +163,20 @@ impl Client {
                 body,
             });
         }
-        let text = if text.trim().is_empty() { "null" } else { &text };
+        let text = if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        };
         Ok(serde_json::from_str(text).with_context(|| format!("decoding the answer of {url}"))?)
     }
 
     /// `GET /v2/apps/{id}` with counts and deployments; `None` when there is no such app.
     pub async fn app(&self, id: &str) -> Result<Option<App>> {
-        let path = format!("/v2/apps{}?embed=app.counts&embed=app.deployments", canonical(id));
+        let path = format!(
+            "/v2/apps{}?embed=app.counts&embed=app.deployments",
+            canonical(id)
+        );
         match self.call::<AppEnvelope>(Method::GET, &path, None).await {
             Ok(envelope) => Ok(Some(envelope.app)),
             Err(err) if err.status() == Some(StatusCode::NOT_FOUND.as_u16()) => Ok(None),
@@ -169,7 +187,11 @@ impl Client {
     /// `GET /v2/apps` with counts and deployments.
     pub async fn apps(&self) -> Result<Vec<App>> {
         let list: AppList = self
-            .call(Method::GET, "/v2/apps?embed=apps.counts&embed=apps.deployments", None)
+            .call(
+                Method::GET,
+                "/v2/apps?embed=apps.counts&embed=apps.deployments",
+                None,
+            )
             .await?;
         Ok(list.apps)
     }
@@ -180,8 +202,17 @@ impl Client {
     }
 
     /// `PUT /v2/apps/{id}` (a full definition or a partial one such as `{"instances": 3}`).
-    pub async fn update_app(&self, id: &str, definition: &Value, force: bool) -> Result<DeploymentResult> {
-        let path = format!("/v2/apps{}{}", canonical(id), if force { "?force=true" } else { "" });
+    pub async fn update_app(
+        &self,
+        id: &str,
+        definition: &Value,
+        force: bool,
+    ) -> Result<DeploymentResult> {
+        let path = format!(
+            "/v2/apps{}{}",
+            canonical(id),
+            if force { "?force=true" } else { "" }
+        );
         self.call(Method::PUT, &path, Some(definition)).await
     }
 
@@ -192,12 +223,21 @@ impl Client {
             canonical(id),
             if force { "?force=true" } else { "" }
         );
-        self.call(Method::POST, &path, Some(&Value::Object(Default::default()))).await
+        self.call(
+            Method::POST,
+            &path,
+            Some(&Value::Object(Default::default())),
+        )
+        .await
     }
 
     /// `DELETE /v2/apps/{id}`.
     pub async fn delete_app(&self, id: &str, force: bool) -> Result<DeploymentResult> {
-        let path = format!("/v2/apps{}{}", canonical(id), if force { "?force=true" } else { "" });
+        let path = format!(
+            "/v2/apps{}{}",
+            canonical(id),
+            if force { "?force=true" } else { "" }
+        );
         self.call(Method::DELETE, &path, None).await
     }
 
@@ -248,7 +288,13 @@ mod tests {
         let url = format!("http://127.0.0.1:{port}");
         let client = Client::new(vec![url.clone()], None).unwrap();
         let err = client.apps().await.unwrap_err().to_string();
-        assert!(err.starts_with(&format!("cannot reach the scheduler at {url}: ")), "{err}");
-        assert!(err.ends_with("(set --scheduler or INFRA_SCHEDULER, or run infra up)"), "{err}");
+        assert!(
+            err.starts_with(&format!("cannot reach the scheduler at {url}: ")),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("(set --scheduler or INFRA_SCHEDULER, or run infra up)"),
+            "{err}"
+        );
     }
 }

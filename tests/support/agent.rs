@@ -66,7 +66,12 @@ pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() 
 }
 
 /// Waits until the task reaches `state`.
-pub async fn wait_state(sup: &Supervisor, task_id: &str, state: TaskState, timeout: Duration) -> TaskStatus {
+pub async fn wait_state(
+    sup: &Supervisor,
+    task_id: &str,
+    state: TaskState,
+    timeout: Duration,
+) -> TaskStatus {
     wait_for(&format!("{task_id} to be {state:?}"), timeout, || {
         sup.status(task_id).filter(|s| s.state == state)
     })
@@ -96,7 +101,11 @@ pub async fn http_get(port: u16) -> Result<u16, reqwest::Error> {
 pub fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(text) => {
-            let state = text[text.rfind(')').unwrap() + 1..].split_whitespace().next().unwrap().to_string();
+            let state = text[text.rfind(')').unwrap() + 1..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
             state != "Z" && state != "X"
         }
         Err(_) => false,
@@ -118,14 +127,19 @@ pub async fn build_test_image(docker: &bollard::Docker) {
     let busybox = std::fs::read("/bin/busybox")
         .expect("/bin/busybox is missing: apt-get install busybox-static");
     let dynamic = elf_has_interpreter(&busybox);
-    assert!(!dynamic, "/bin/busybox is dynamically linked: apt-get install busybox-static");
+    assert!(
+        !dynamic,
+        "/bin/busybox is dynamically linked: apt-get install busybox-static"
+    );
     let mut archive = tar::Builder::new(Vec::new());
-    let mut add_dir = |archive: &mut tar::Builder<Vec<u8>>, path: &str| {
+    let add_dir = |archive: &mut tar::Builder<Vec<u8>>, path: &str| {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Directory);
         header.set_mode(0o755);
         header.set_size(0);
-        archive.append_data(&mut header, path, std::io::empty()).unwrap();
+        archive
+            .append_data(&mut header, path, std::io::empty())
+            .unwrap();
     };
     add_dir(&mut archive, "bin/");
     add_dir(&mut archive, "www/");
@@ -133,7 +147,9 @@ pub async fn build_test_image(docker: &bollard::Docker) {
     let mut header = tar::Header::new_gnu();
     header.set_mode(0o755);
     header.set_size(busybox.len() as u64);
-    archive.append_data(&mut header, "bin/busybox", busybox.as_slice()).unwrap();
+    archive
+        .append_data(&mut header, "bin/busybox", busybox.as_slice())
+        .unwrap();
     for link in ["sh", "httpd", "sleep"] {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Symlink);
@@ -147,7 +163,9 @@ pub async fn build_test_image(docker: &bollard::Docker) {
     let mut header = tar::Header::new_gnu();
     header.set_mode(0o644);
     header.set_size(page.len() as u64);
-    archive.append_data(&mut header, "www/index.html", &page[..]).unwrap();
+    archive
+        .append_data(&mut header, "www/index.html", &page[..])
+        .unwrap();
     let bytes = archive.into_inner().unwrap();
     let mut stream = docker.create_image(
         Some(CreateImageOptions {
@@ -162,7 +180,10 @@ pub async fn build_test_image(docker: &bollard::Docker) {
     while let Some(item) = stream.next().await {
         item.expect("docker import of the busybox image");
     }
-    docker.inspect_image(TEST_IMAGE).await.expect("imported image");
+    docker
+        .inspect_image(TEST_IMAGE)
+        .await
+        .expect("imported image");
 }
 
 /// A Docker task running `busybox httpd` on container port 8080, published on `host_port`.

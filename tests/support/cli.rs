@@ -23,7 +23,16 @@ impl Cluster {
     pub fn start(agents: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut scheduler = Command::new(BIN)
-            .args(["scheduler", "--listen", "127.0.0.1:0", "--agent-timeout", "5s", "--heartbeat-interval", "500ms", "--data-dir"])
+            .args([
+                "scheduler",
+                "--listen",
+                "127.0.0.1:0",
+                "--agent-timeout",
+                "5s",
+                "--heartbeat-interval",
+                "500ms",
+                "--data-dir",
+            ])
             .arg(dir.path().join("scheduler"))
             .stdout(Stdio::piped())
             .spawn()
@@ -64,10 +73,29 @@ impl Cluster {
     pub fn spawn_agent(&self, i: usize) -> Child {
         let low = 41000 + 100 * i as u16;
         Command::new(BIN)
-            .args(["agent", "--scheduler", &self.url, "--hostname", &format!("agent-{i}")])
+            .args([
+                "agent",
+                "--scheduler",
+                &self.url,
+                "--hostname",
+                &format!("agent-{i}"),
+            ])
             .args(["--port-range", &format!("{low}-{}", low + 99)])
-            .args(["--attribute", &format!("rack=r{i}"), "--cpus", "4", "--mem", "4096"])
-            .args(["--address", "127.0.0.1", "--heartbeat-interval", "500ms", "--data-dir"])
+            .args([
+                "--attribute",
+                &format!("rack=r{i}"),
+                "--cpus",
+                "4",
+                "--mem",
+                "4096",
+            ])
+            .args([
+                "--address",
+                "127.0.0.1",
+                "--heartbeat-interval",
+                "500ms",
+                "--data-dir",
+            ])
             .arg(self.agent_dir(i))
             .env("INFRA_LOG", "warn")
             .spawn()
@@ -131,9 +159,15 @@ impl Drop for Cluster {
 
 /// Runs `infra ARGS` (no terminal: plain progress lines), with a 180 s limit.
 pub fn cli(args: &[&str]) -> Output {
+    cli_env(args, &[])
+}
+
+/// [`cli`] with extra environment variables.
+pub fn cli_env(args: &[&str], envs: &[(&str, &Path)]) -> Output {
     let mut child = Command::new(BIN)
         .args(args)
         .env_remove("INFRA_SCHEDULER")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
