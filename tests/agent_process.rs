@@ -289,3 +289,39 @@ async fn task_output_goes_to_syslog_tagged_with_the_app_id() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_process_task_is_held_to_its_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sup = Supervisor::open(dir.path(), None).await.unwrap();
+    let hog = "exec python3 -c 'import time; x = bytearray(200 * 1024 * 1024); time.sleep(30)'";
+    let mut small = process_spec("hog-small.1", hog, 0);
+    small.mem = 48.0;
+    let mut large = process_spec(
+        "hog-large.1",
+        "exec python3 -c 'x = bytearray(100 * 1024 * 1024)'",
+        0,
+    );
+    large.mem = 512.0;
+    sup.apply(&[small, large]).await;
+    let status = wait_state(
+        &sup,
+        "hog-small.1",
+        TaskState::Failed,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        status.exit_code,
+        Some(137),
+        "killed by the OOM killer: {status:?}"
+    );
+    let status = wait_state(
+        &sup,
+        "hog-large.1",
+        TaskState::Finished,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(status.exit_code, Some(0));
+}
