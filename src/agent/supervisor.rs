@@ -201,6 +201,7 @@ impl Supervisor {
         };
         match ended {
             Some(exit) => {
+                super::cgroup::remove(&task_id);
                 task.state = terminal_state(false, &exit);
                 task.exit_code = exit.code;
                 task.message = exit.message;
@@ -390,6 +391,7 @@ impl Supervisor {
 
     fn forget(&self, task_id: &str) {
         let removed = self.inner.lock().remove(task_id);
+        super::cgroup::remove(task_id);
         if let Some(Task {
             handle: Some(Handle::Docker { container }),
             ..
