@@ -190,3 +190,53 @@ async fn an_agent_removes_only_its_own_unknown_containers() {
     assert!(sup.statuses().is_empty());
     wait_gone(&engine, &name).await;
 }
+
+#[tokio::test]
+async fn host_network_task_with_a_volume_and_env_serves_the_mounted_file() {
+    let engine = engine().await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "served from a volume\n").unwrap();
+    let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+        .await
+        .unwrap();
+    let task_id = unique("dockerhost");
+    let port = free_port();
+    let mut spec = docker_httpd_spec(&task_id, port);
+    spec.args = None;
+    // PORT0 comes from the spec's env; the page comes from the read-only volume.
+    spec.cmd = Some("exec /bin/busybox httpd -f -p 127.0.0.1:$PORT0 -h /site".into());
+    let docker_spec = spec.docker.as_mut().unwrap();
+    docker_spec.network = "HOST".into();
+    docker_spec.port_mappings.clear();
+    docker_spec.volumes.push(infra::api::agent::Volume {
+        container_path: "/site".into(),
+        host_path: site.display().to_string(),
+        mode: "RO".into(),
+    });
+    sup.apply(std::slice::from_ref(&spec)).await;
+    wait_healthy(&sup, &task_id, Duration::from_secs(30)).await;
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/index.html"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "served from a volume\n");
+    let info = engine
+        .inspect_container(
+            &docker::container_name(&task_id),
+            None::<InspectContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let host = info.host_config.unwrap();
+    assert_eq!(host.network_mode.as_deref(), Some("host"));
+    assert_eq!(
+        host.binds.unwrap(),
+        vec![format!("{}:/site:ro", site.display())]
+    );
+    sup.apply(&[]).await;
+    wait_state(&sup, &task_id, TaskState::Killed, Duration::from_secs(20)).await;
+}
