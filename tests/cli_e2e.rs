@@ -277,3 +277,88 @@ fn a_restarted_agent_keeps_its_tasks_and_the_context_file_finds_the_scheduler() 
     let out = cluster.cli(&["destroy", "web"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn a_restarted_scheduler_keeps_apps_and_task_ids_and_restarts_nothing() {
+    let mut cluster = Cluster::start(3);
+    cluster.wait_agents_registered();
+    let file = cluster.dir.path().join("web.json");
+    std::fs::write(&file, APP).unwrap();
+    let out = cluster.cli(&["deploy", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before: BTreeSet<String> = running(&cluster).into_iter().map(|t| t.id).collect();
+    assert_eq!(before.len(), 3);
+    let pids = |cluster: &Cluster| -> BTreeSet<i32> {
+        (1..=3)
+            .flat_map(|i| infra::agent::table::load(&cluster.agent_dir(i)).unwrap())
+            .filter_map(|e| match e.handle {
+                infra::agent::table::Handle::Process { pid, .. } => Some(pid),
+                _ => None,
+            })
+            .collect()
+    };
+    let pids_before = pids(&cluster);
+
+    cluster.restart_scheduler();
+    std::thread::sleep(Duration::from_secs(4));
+    let after: BTreeSet<String> = running(&cluster).into_iter().map(|t| t.id).collect();
+    assert_eq!(after, before, "same task ids");
+    assert_eq!(pids(&cluster), pids_before, "no task restarted");
+    let apps = stdout(&cluster.cli(&["apps"]));
+    assert!(
+        apps.lines()
+            .any(|l| l.starts_with("/web") && l.contains("3/3")),
+        "{apps}"
+    );
+}
+
+#[test]
+fn a_rolling_restart_keeps_half_the_instances_healthy() {
+    let cluster = Cluster::start(3);
+    cluster.wait_agents_registered();
+    let app = APP
+        .replace("\"instances\": 3", "\"instances\": 4")
+        .replace("\"constraints\": [[\"hostname\", \"UNIQUE\"]],", "")
+        .replace(
+            "\"backoffSeconds\": 1,",
+            "\"backoffSeconds\": 1, \"upgradeStrategy\": {\"minimumHealthCapacity\": 0.5, \"maximumOverCapacity\": 0},",
+        );
+    let file = cluster.dir.path().join("web.json");
+    std::fs::write(&file, app).unwrap();
+    let out = cluster.cli(&["deploy", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before: BTreeSet<String> = running(&cluster).into_iter().map(|t| t.id).collect();
+    assert_eq!(before.len(), 4);
+
+    let out = cluster.cli(&["restart", "web", "--detach"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut samples = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let tasks = running(&cluster);
+        let healthy = tasks
+            .iter()
+            .filter(|t| {
+                !t.health_check_results.is_empty() && t.health_check_results.iter().all(|h| h.alive)
+            })
+            .count();
+        samples += 1;
+        assert!(
+            healthy >= 2,
+            "only {healthy} healthy during the restart (sample {samples})"
+        );
+        let ids: BTreeSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
+        if healthy == 4 && ids.is_disjoint(&before) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restart did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        samples > 3,
+        "the restart was sampled while it ran ({samples} samples)"
+    );
+}

@@ -10,51 +10,33 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_infra");
 
+/// Clusters in one test binary run in parallel: each gets its own block of host ports.
+static NEXT_PORT_BLOCK: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
 pub struct Cluster {
     pub dir: tempfile::TempDir,
+    port_base: u16,
     pub url: String,
     scheduler: Child,
     pub agents: Vec<Option<Child>>,
 }
 
 impl Cluster {
-    /// A scheduler (agent timeout 5 s) and `agents` agents `agent-1..n` with port ranges
-    /// 41000+100*i.. and 500 ms heartbeats.
+    /// A scheduler (agent timeout 5 s) and `agents` agents `agent-1..n`, each with its own
+    /// range of 100 host ports, and 500 ms heartbeats.
     pub fn start(agents: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let mut scheduler = Command::new(BIN)
-            .args([
-                "scheduler",
-                "--listen",
-                "127.0.0.1:0",
-                "--agent-timeout",
-                "5s",
-                "--heartbeat-interval",
-                "500ms",
-                "--data-dir",
-            ])
-            .arg(dir.path().join("scheduler"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start infra scheduler");
-        let stdout = scheduler.stdout.take().unwrap();
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("infra scheduler listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line of the scheduler: {line:?}"))
-            .to_string();
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
-            }
-        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let scheduler = spawn_scheduler(dir.path(), port);
         let mut cluster = Cluster {
             dir,
-            url: format!("http://{addr}"),
+            url: format!("http://127.0.0.1:{port}"),
+            port_base: 40000
+                + 1000 * NEXT_PORT_BLOCK.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
             scheduler,
             agents: Vec::new(),
         };
@@ -65,13 +47,21 @@ impl Cluster {
         cluster
     }
 
+    /// SIGKILLs the scheduler and starts it again on the same address and data dir.
+    pub fn restart_scheduler(&mut self) {
+        let _ = self.scheduler.kill();
+        let _ = self.scheduler.wait();
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        self.scheduler = spawn_scheduler(self.dir.path(), port);
+    }
+
     pub fn agent_dir(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("agent-{i}"))
     }
 
     /// Starts agent `i` (1-based) with its own data dir, hostname and port range.
     pub fn spawn_agent(&self, i: usize) -> Child {
-        let low = 41000 + 100 * i as u16;
+        let low = self.port_base + 100 * i as u16;
         Command::new(BIN)
             .args([
                 "agent",
@@ -130,6 +120,39 @@ impl Cluster {
             kill_tasks_of(&self.agent_dir(i));
         }
     }
+}
+
+/// `infra scheduler` on 127.0.0.1:port (agent timeout 5 s, 500 ms heartbeats), once it
+/// says it listens.
+fn spawn_scheduler(dir: &Path, port: u16) -> Child {
+    let mut scheduler = Command::new(BIN)
+        .args([
+            "scheduler",
+            "--agent-timeout",
+            "5s",
+            "--heartbeat-interval",
+            "500ms",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.join("scheduler"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start infra scheduler");
+    let stdout = scheduler.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("infra scheduler listening on "),
+        "unexpected first line of the scheduler: {line:?}"
+    );
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            sink.clear();
+        }
+    });
+    scheduler
 }
 
 pub fn kill_tasks_of(agent_dir: &Path) {
