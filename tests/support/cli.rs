@@ -159,12 +159,17 @@ pub fn kill_tasks_of(agent_dir: &Path) {
     let Ok(entries) = infra::agent::table::load(agent_dir) else {
         return;
     };
-    for entry in entries {
+    for entry in &entries {
         if let infra::agent::table::Handle::Process { pgid, .. } = entry.handle {
             if pgid > 1 {
                 unsafe { libc::kill(-pgid, libc::SIGKILL) };
             }
         }
+    }
+    // Their memory cgroups, which the (dead) agent can no longer remove.
+    std::thread::sleep(Duration::from_millis(300));
+    for entry in &entries {
+        infra::agent::cgroup::remove(&entry.spec.task_id);
     }
 }
 
