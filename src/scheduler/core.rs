@@ -213,10 +213,8 @@ impl Scheduler {
 
     /// Runs the timer until the process ends.
     pub async fn run_timer(self: Arc<Self>) {
-        let period = (self.config.agent_timeout / 4).clamp(
-            Duration::from_millis(100),
-            Duration::from_secs(1),
-        );
+        let period = (self.config.agent_timeout / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
         let mut interval = tokio::time::interval(period);
         loop {
             interval.tick().await;

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::api::agent::{DockerSpec, HealthCheckSpec, HealthProtocol, PortMapping, TaskSpec, TaskState, Volume};
+use crate::api::agent::{
+    DockerSpec, HealthCheckSpec, HealthProtocol, PortMapping, TaskSpec, TaskState, Volume,
+};
 use crate::api::marathon::{self, event_types};
 use crate::scheduler::appdef::AppSpec;
 use crate::scheduler::clock;
@@ -100,7 +102,7 @@ pub fn reconcile_app(state: &State, app_id: &str, strategy: Strategy, now: Insta
                 event_types::STATUS_UPDATE,
                 status_event(&task, "TASK_STAGING", ""),
             );
-            out.changes.push(Change::PutTask(task));
+            out.changes.push(Change::PutTask(Box::new(task)));
         }
         let missing = to_start - plan.placements.len();
         if missing > 0 {
@@ -127,7 +129,7 @@ fn kill(out: &mut Reconciled, task: &TaskRecord) {
         event_types::STATUS_UPDATE,
         status_event(&killed, "TASK_KILLING", "killed by the scheduler"),
     );
-    out.changes.push(Change::PutTask(killed));
+    out.changes.push(Change::PutTask(Box::new(killed)));
 }
 
 /// Marks an app of the deployment's current step as done; advances or finishes it.
@@ -138,7 +140,10 @@ fn app_done(out: &mut Reconciled, state: &State, mut d: DeploymentRecord, app_id
     if !d.done.iter().any(|a| a == app_id) {
         d.done.push(app_id.to_string());
     }
-    let step_apps: Vec<String> = d.steps[d.current_step].iter().map(|a| a.app.clone()).collect();
+    let step_apps: Vec<String> = d.steps[d.current_step]
+        .iter()
+        .map(|a| a.app.clone())
+        .collect();
     if !step_apps.iter().all(|a| d.done.contains(a)) {
         out.changes.push(Change::PutDeployment(d));
         return;
@@ -156,7 +161,10 @@ fn app_done(out: &mut Reconciled, state: &State, mut d: DeploymentRecord, app_id
         );
         out.changes.push(Change::DeleteDeployment(d.id.clone()));
     } else {
-        out.follow_up = d.steps[d.current_step].iter().map(|a| a.app.clone()).collect();
+        out.follow_up = d.steps[d.current_step]
+            .iter()
+            .map(|a| a.app.clone())
+            .collect();
         out.events.push(
             event_types::DEPLOYMENT_INFO,
             deployment_event_fields(state, &d),
@@ -373,7 +381,11 @@ fn docker_spec(spec: &AppSpec, host_ports: &[u16]) -> Option<DockerSpec> {
             Some(Volume {
                 container_path: v.get("containerPath")?.as_str()?.to_string(),
                 host_path: v.get("hostPath")?.as_str()?.to_string(),
-                mode: v.get("mode").and_then(Value::as_str).unwrap_or("RW").to_string(),
+                mode: v
+                    .get("mode")
+                    .and_then(Value::as_str)
+                    .unwrap_or("RW")
+                    .to_string(),
             })
         })
         .collect();
@@ -483,8 +495,10 @@ mod tests {
 
     #[test]
     fn health_checks_resolve_their_host_port() {
-        let a = app(json!({"id": "/w", "cmd": "x", "portDefinitions": [{"port": 0}, {"port": 0}],
-            "healthChecks": [{"protocol": "HTTP", "portIndex": 1}, {"protocol": "MESOS_TCP"}]}));
+        let a = app(
+            json!({"id": "/w", "cmd": "x", "portDefinitions": [{"port": 0}, {"port": 0}],
+            "healthChecks": [{"protocol": "HTTP", "portIndex": 1}, {"protocol": "MESOS_TCP"}]}),
+        );
         let checks = health_specs(&a.spec, &[31000, 31001]);
         assert_eq!(checks[0].port, Some(31001));
         assert_eq!(checks[0].path.as_deref(), Some("/"));
