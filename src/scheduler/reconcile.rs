@@ -474,6 +474,98 @@ mod tests {
         }
     }
 
+    fn agent(name: &str) -> crate::scheduler::store::AgentRecord {
+        crate::scheduler::store::AgentRecord {
+            registration: crate::api::agent::Registration {
+                agent_id: name.into(),
+                hostname: name.into(),
+                address: "127.0.0.1".into(),
+                cpus: 2.0,
+                mem: 1024.0,
+                disk: 1000.0,
+                port_range: (31000, 31100),
+                attributes: Default::default(),
+                docker: false,
+                version: "t".into(),
+            },
+            lost: false,
+        }
+    }
+
+    fn state_with(def: Value, agents: &[&str]) -> State {
+        let mut state = State::default();
+        let entry = app(def);
+        state.apply(Change::PutApp(entry.record)).unwrap();
+        for a in agents {
+            state.apply(Change::PutAgent(agent(a))).unwrap();
+        }
+        state
+    }
+
+    #[test]
+    fn reconcile_is_level_triggered() {
+        let mut state = state_with(
+            json!({"id": "/w", "cmd": "x", "instances": 2, "cpus": 0.5, "mem": 16}),
+            &["a", "b"],
+        );
+        let first = reconcile_app(&state, "/w", Strategy::Spread, Instant::now());
+        let launches = first
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::PutTask(_)))
+            .count();
+        assert_eq!(launches, 2);
+        assert!(first.queue.is_none());
+        for change in first.changes {
+            state.apply(change).unwrap();
+        }
+        let again = reconcile_app(&state, "/w", Strategy::Spread, Instant::now());
+        assert!(
+            again.changes.is_empty(),
+            "nothing more to do: {:?}",
+            again.changes
+        );
+        let agents: std::collections::BTreeSet<&str> =
+            state.tasks.values().map(|t| t.agent_id.as_str()).collect();
+        assert_eq!(agents.len(), 2, "spread over both agents");
+    }
+
+    #[test]
+    fn backoff_holds_launches_in_the_queue() {
+        let mut state = state_with(
+            json!({"id": "/w", "cmd": "x", "cpus": 0.5, "mem": 16}),
+            &["a"],
+        );
+        state.backoff.insert(
+            "/w".into(),
+            crate::scheduler::state::Backoff {
+                failures: 1,
+                until: Instant::now() + std::time::Duration::from_secs(60),
+            },
+        );
+        let r = reconcile_app(&state, "/w", Strategy::Spread, Instant::now());
+        assert!(r.changes.is_empty());
+        let queue = r.queue.unwrap();
+        assert_eq!(queue.count, 1);
+        assert_eq!(
+            queue.reason.as_deref(),
+            Some("waiting for the launch backoff")
+        );
+    }
+
+    #[test]
+    fn unplaceable_instances_wait_with_the_reason() {
+        let state = state_with(
+            json!({"id": "/big", "cmd": "x", "cpus": 4, "mem": 16}),
+            &["a"],
+        );
+        let r = reconcile_app(&state, "/big", Strategy::Spread, Instant::now());
+        assert_eq!(
+            r.queue.unwrap().reason.as_deref(),
+            Some("no agent with 4 free cpus")
+        );
+    }
+
     #[test]
     fn task_env_carries_ports_and_identity() {
         let a = app(json!({"id": "/g/web", "cmd": "x", "labels": {"team": "a"},
