@@ -614,6 +614,32 @@ async fn versions_tasks_text_deployments_and_delete() {
     .await;
     assert_eq!(app(&url, "/pack").await["instances"], json!(2));
 
+    // POST /v2/tasks/delete without scale: the task is replaced.
+    let before = task_ids(&tasks(&url, "/pack").await);
+    let victim = before.iter().next().unwrap().clone();
+    let resp = client()
+        .post(format!("{url}/v2/tasks/delete"))
+        .json(&json!({"ids": [victim]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2],
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            let victim = victim.clone();
+            async move {
+                let now = task_ids(&tasks(&url, "/pack").await);
+                !now.contains(&victim) && settled(&url, "/pack", 2).await
+            }
+        },
+    )
+    .await;
+    assert_eq!(app(&url, "/pack").await["instances"], json!(2));
+
     // Label filter and metrics.
     let apps = get_json(&format!("{url}/v2/apps?id=pa&embed=apps.tasks")).await;
     assert_eq!(apps["apps"][0]["tasks"].as_array().unwrap().len(), 2);
