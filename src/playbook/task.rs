@@ -193,14 +193,12 @@ impl Loader<'_> {
             Kind::Str(s) => {
                 let s = s.trim();
                 let (name, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
-                let rest = Node {
-                    kind: if rest.trim().is_empty() {
-                        Kind::Null
-                    } else {
-                        Kind::Str(rest.trim().to_string())
-                    },
-                    pos: value.pos,
+                let kind = if rest.trim().is_empty() {
+                    Kind::Null
+                } else {
+                    Kind::Str(rest.trim().to_string())
                 };
+                let rest = Node::new(kind, value.pos);
                 (name.to_string(), rest)
             }
             Kind::Map(entries) => {
@@ -213,13 +211,7 @@ impl Loader<'_> {
                     .filter(|(k, _)| k.key_text() != "module")
                     .cloned()
                     .collect();
-                (
-                    name.to_string(),
-                    Node {
-                        kind: Kind::Map(rest),
-                        pos: value.pos,
-                    },
-                )
+                (name.to_string(), Node::new(Kind::Map(rest), value.pos))
             }
             _ => {
                 self.error(file, value.pos, "'action' must be a string or a mapping");
