@@ -1,0 +1,205 @@
+//! Ansible's Jinja tests (`x is succeeded`, `x is match('re')`, ...) that minijinja lacks,
+//! and Python-style methods on values (`d.items()`, `s.split(',')`, `d.get('k', 0)`) that
+//! Ansible templates call.
+
+use minijinja::value::{from_args, Kwargs, Value, ValueKind};
+use minijinja::{Error, ErrorKind, State};
+use regex::RegexBuilder;
+
+use super::pyfmt::py_str;
+
+fn result_flag(value: &Value, key: &str, test: &str) -> Result<bool, Error> {
+    if value.kind() != ValueKind::Map {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("the `{test}` test expects a registered task result (a mapping)"),
+        ));
+    }
+    Ok(value.get_attr(key).map(|v| v.is_true()).unwrap_or(false))
+}
+
+pub fn failed(value: Value) -> Result<bool, Error> {
+    result_flag(&value, "failed", "failed")
+}
+
+pub fn succeeded(value: Value) -> Result<bool, Error> {
+    result_flag(&value, "failed", "succeeded").map(|f| !f)
+}
+
+pub fn changed(value: Value) -> Result<bool, Error> {
+    result_flag(&value, "changed", "changed")
+}
+
+pub fn skipped(value: Value) -> Result<bool, Error> {
+    result_flag(&value, "skipped", "skipped")
+}
+
+fn regex_test(value: &Value, pattern: &str, kw: &Kwargs, anchored: bool) -> Result<bool, Error> {
+    let ignorecase: bool = kw.get::<Option<bool>>("ignorecase")?.unwrap_or(false);
+    let multiline: bool = kw.get::<Option<bool>>("multiline")?.unwrap_or(false);
+    kw.assert_all_used()?;
+    let source = if anchored {
+        format!("^(?:{pattern})")
+    } else {
+        pattern.to_string()
+    };
+    let re = RegexBuilder::new(&source)
+        .case_insensitive(ignorecase)
+        .multi_line(multiline)
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("bad regular expression `{pattern}`: {e}"),
+            )
+        })?;
+    Ok(re.is_match(&py_str(value)))
+}
+
+/// `match`: Python's `re.match` (anchored at the start).
+pub fn is_match(value: Value, pattern: String, kw: Kwargs) -> Result<bool, Error> {
+    regex_test(&value, &pattern, &kw, true)
+}
+
+/// `search`: Python's `re.search`.
+pub fn is_search(value: Value, pattern: String, kw: Kwargs) -> Result<bool, Error> {
+    regex_test(&value, &pattern, &kw, false)
+}
+
+/// `regex(pattern, match_type='search')`.
+pub fn is_regex(value: Value, pattern: String, kw: Kwargs) -> Result<bool, Error> {
+    let match_type: Option<String> = kw.get("match_type")?;
+    let anchored = match_type.as_deref() == Some("match");
+    regex_test(&value, &pattern, &kw, anchored)
+}
+
+/// `truthy(convert_bool=False)` / `falsy`.
+pub fn truthy(value: Value, kw: Kwargs) -> Result<bool, Error> {
+    let convert: bool = kw.get::<Option<bool>>("convert_bool")?.unwrap_or(false);
+    kw.assert_all_used()?;
+    if convert {
+        return super::filters::to_bool(value);
+    }
+    Ok(value.is_true())
+}
+
+pub fn falsy(value: Value, kw: Kwargs) -> Result<bool, Error> {
+    truthy(value, kw).map(|t| !t)
+}
+
+/// `contains(item)`: the reverse of `in`.
+pub fn contains(value: Value, item: Value) -> Result<bool, Error> {
+    match value.kind() {
+        ValueKind::String => Ok(value.as_str().unwrap_or_default().contains(&py_str(&item))),
+        _ => Ok(value.try_iter()?.any(|v| v == item)),
+    }
+}
+
+/// Python methods called on values; anything else is minijinja's "unknown method" error.
+pub fn python_method(
+    state: &State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    match (value.kind(), method) {
+        (ValueKind::Map, "items") => {
+            let _: () = from_args(args)?;
+            state.apply_filter("items", std::slice::from_ref(value))
+        }
+        (ValueKind::Map, "keys") => {
+            let _: () = from_args(args)?;
+            Ok(Value::from(value.try_iter()?.collect::<Vec<_>>()))
+        }
+        (ValueKind::Map, "values") => {
+            let _: () = from_args(args)?;
+            let vals: Result<Vec<Value>, Error> =
+                value.try_iter()?.map(|k| value.get_item(&k)).collect();
+            Ok(Value::from(vals?))
+        }
+        (ValueKind::Map, "get") => {
+            let (key, default): (Value, Option<Value>) = from_args(args)?;
+            let v = value.get_item(&key)?;
+            Ok(if v.is_undefined() {
+                default.unwrap_or(Value::from(()))
+            } else {
+                v
+            })
+        }
+        (ValueKind::String, _) => string_method(value.as_str().unwrap_or_default(), method, args),
+        (ValueKind::Seq, "index") => {
+            let (item,): (Value,) = from_args(args)?;
+            value
+                .try_iter()?
+                .position(|v| v == item)
+                .map(Value::from)
+                .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "item not in list"))
+        }
+        (ValueKind::Seq, "count") => {
+            let (item,): (Value,) = from_args(args)?;
+            Ok(Value::from(
+                value.try_iter()?.filter(|v| *v == item).count(),
+            ))
+        }
+        _ => Err(Error::from(ErrorKind::UnknownMethod)),
+    }
+}
+
+fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Value, Error> {
+    Ok(match method {
+        "split" => {
+            let (sep, max): (Option<String>, Option<i64>) = from_args(args)?;
+            return super::filters::split(Value::from(s), sep, max);
+        }
+        "startswith" | "endswith" => {
+            let (prefix,): (Value,) = from_args(args)?;
+            let candidates: Vec<String> = if prefix.kind() == ValueKind::Seq {
+                prefix.try_iter()?.map(|v| py_str(&v)).collect()
+            } else {
+                vec![py_str(&prefix)]
+            };
+            Value::from(candidates.iter().any(|p| {
+                if method == "startswith" {
+                    s.starts_with(p.as_str())
+                } else {
+                    s.ends_with(p.as_str())
+                }
+            }))
+        }
+        "strip" | "lstrip" | "rstrip" => {
+            let (chars,): (Option<String>,) = from_args(args)?;
+            let is_strip = |c: char| match &chars {
+                Some(set) => set.contains(c),
+                None => c.is_whitespace(),
+            };
+            Value::from(match method {
+                "strip" => s.trim_matches(is_strip),
+                "lstrip" => s.trim_start_matches(is_strip),
+                _ => s.trim_end_matches(is_strip),
+            })
+        }
+        "lower" => Value::from(s.to_lowercase()),
+        "upper" => Value::from(s.to_uppercase()),
+        "replace" => {
+            let (old, new): (String, String) = from_args(args)?;
+            Value::from(s.replace(&old, &new))
+        }
+        "join" => {
+            let (items,): (Value,) = from_args(args)?;
+            let parts: Vec<String> = items.try_iter()?.map(|v| py_str(&v)).collect();
+            Value::from(parts.join(s))
+        }
+        "find" => {
+            let (needle,): (String,) = from_args(args)?;
+            Value::from(
+                s.find(&needle)
+                    .map(|i| s[..i].chars().count() as i64)
+                    .unwrap_or(-1),
+            )
+        }
+        "isdigit" => Value::from(!s.is_empty() && s.chars().all(|c| c.is_ascii_digit())),
+        "splitlines" => Value::from(s.lines().map(str::to_string).collect::<Vec<_>>()),
+        "capitalize" | "title" | "format" => return Err(Error::from(ErrorKind::UnknownMethod)),
+        _ => return Err(Error::from(ErrorKind::UnknownMethod)),
+    })
+}

@@ -1,0 +1,400 @@
+//! Unit tests of the Templar with real minijinja rendering and real values. Expected
+//! outputs are what Ansible (Jinja2 + Python) prints for the same input.
+
+use serde_json::json;
+
+use super::*;
+
+fn vars() -> Vars {
+    let v = json!({
+        "name": "World",
+        "flag": true,
+        "off": false,
+        "n": 42,
+        "items": ["b", "a", "B", "c", "a"],
+        "nums": [3, 1, 2],
+        "d": {"x": 1, "y": {"z": 2}},
+        "empty": "",
+        "nothing": null,
+        "path": "/etc/nginx/nginx.conf",
+        "ok_result": {"changed": true, "failed": false, "rc": 0},
+        "bad_result": {"changed": false, "failed": true},
+        "skip_result": {"skipped": true, "changed": false},
+        "hostvars": {"web1": {"ip": "10.0.0.1"}},
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+fn r(src: &str) -> String {
+    Templar::new().render_str(src, &vars()).unwrap()
+}
+
+fn e(expr: &str) -> Value {
+    Templar::new().eval(expr, &vars()).unwrap()
+}
+
+fn fails(src: &str) -> String {
+    let err = Templar::new().render_str(src, &vars()).unwrap_err();
+    format!("{err:#}")
+}
+
+#[test]
+fn renders_plain_and_python_style_values() {
+    assert_eq!(r("Hello {{ name }}!"), "Hello World!");
+    assert_eq!(r("no template"), "no template");
+    assert_eq!(
+        r("{{ flag }}/{{ off }}/{{ nothing }}/{{ n }}"),
+        "True/False//42"
+    );
+    assert_eq!(r("x={{ items[:2] }}"), "x=['b', 'a']");
+    assert_eq!(r("x={{ d.y }}"), "x={'z': 2}");
+    assert_eq!(r("{{ omit }}"), OMIT);
+}
+
+#[test]
+fn render_value_keeps_native_types_and_walks_structures() {
+    let t = Templar::new();
+    let v = json!({"list": "{{ nums }}", "s": "n={{ n }}", "num": "{{ n + 1 }}",
+        "nested": [{"k": "{{ d.x }}"}, 7, "plain"], "{{ name }}": "key"});
+    let out = t.render_value(&v, &vars()).unwrap();
+    assert_eq!(
+        out,
+        json!({"list": [3, 1, 2], "s": "n=42", "num": 43,
+            "nested": [{"k": 1}, 7, "plain"], "World": "key"})
+    );
+}
+
+#[test]
+fn undefined_variables_are_errors_naming_the_variable() {
+    let msg = fails("Hello {{ missing_var }}");
+    assert!(msg.contains("'missing_var' is undefined"), "{msg}");
+    let msg = fails("{{ hostvars['web2'].ip }}");
+    assert!(msg.contains("hostvars"), "{msg}");
+    let msg = fails("{% for x in nope %}{{ x }}{% endfor %}");
+    assert!(msg.contains("'nope' is undefined"), "{msg}");
+    let msg = format!(
+        "{:#}",
+        Templar::new()
+            .eval_bool("missing_cond", &vars())
+            .unwrap_err()
+    );
+    assert!(msg.contains("'missing_cond' is undefined"), "{msg}");
+}
+
+#[test]
+fn default_and_defined_work_on_undefined() {
+    assert_eq!(r("{{ missing | default('x') }}"), "x");
+    assert_eq!(r("{{ missing | d('y') }}"), "y");
+    assert_eq!(r("{{ empty | default('z') }}"), "");
+    assert_eq!(r("{{ empty | default('z', true) }}"), "z");
+    assert_eq!(r("{{ empty | default('z', boolean=true) }}"), "z");
+    assert_eq!(r("{{ d.nope | default(5) }}"), "5");
+    assert_eq!(
+        r("{{ missing is defined }}/{{ missing is undefined }}"),
+        "False/True"
+    );
+    assert_eq!(r("{{ name is defined }}"), "True");
+    assert!(fails("{{ missing | mandatory }}").contains("mandatory"));
+    assert!(fails("{{ missing | mandatory('need it') }}").contains("need it"));
+}
+
+#[test]
+fn type_filters() {
+    assert_eq!(e("'yes' | bool"), json!(true));
+    assert_eq!(e("'off' | bool"), json!(false));
+    assert_eq!(e("1 | bool"), json!(true));
+    assert_eq!(e("' 12 ' | int"), json!(12));
+    assert_eq!(e("'abc' | int"), json!(0));
+    assert_eq!(e("'3.9' | int"), json!(3));
+    assert_eq!(e("'0x1A' | int(base=16)"), json!(26));
+    assert_eq!(e("'1.5' | float"), json!(1.5));
+    assert_eq!(e("n | string"), json!("42"));
+    assert_eq!(e("flag | string"), json!("True"));
+}
+
+#[test]
+fn string_filters() {
+    assert_eq!(r("{{ items | join(',') }}"), "b,a,B,c,a");
+    assert_eq!(r("{{ [1, true] | join('-') }}"), "1-True");
+    assert_eq!(r("{{ name | lower }}{{ name | upper }}"), "worldWORLD");
+    assert_eq!(r("{{ name | replace('o', '0') }}"), "W0rld");
+    assert_eq!(
+        r("{{ 'ab12cd3' | regex_replace('([a-z]+)(\\\\d+)', '\\\\2-\\\\1') }}"),
+        "12-ab3-cd"
+    );
+    assert_eq!(
+        r("{{ 'Hello' | regex_replace('^h', 'J', ignorecase=true) }}"),
+        "Jello"
+    );
+    assert_eq!(
+        r("{{ 'cost: $5' | regex_replace('\\\\$', 'USD') }}"),
+        "cost: USD5"
+    );
+    assert_eq!(e("'ver 1.2.3' | regex_search('[0-9.]+')"), json!("1.2.3"));
+    assert_eq!(
+        e("'ver 1.2.3' | regex_search('(\\\\d+)\\\\.(\\\\d+)', '\\\\2')"),
+        json!(["2"])
+    );
+    assert_eq!(e("'abc' | regex_search('z')"), json!(null));
+    assert_eq!(e("'a1b22' | regex_findall('\\\\d+')"), json!(["1", "22"]));
+    assert_eq!(e("' a  b c ' | split"), json!(["a", "b", "c"]));
+    assert_eq!(e("'a,b,,c' | split(',')"), json!(["a", "b", "", "c"]));
+    assert_eq!(e("'a.b.c'.split('.', 1)"), json!(["a", "b.c"]));
+    assert_eq!(r("[{{ '  x \n' | trim }}]"), "[x]");
+    assert_eq!(r("{{ 'hello' | b64encode }}"), "aGVsbG8=");
+    assert_eq!(r("{{ 'aGVsbG8=' | b64decode }}"), "hello");
+    assert_eq!(
+        r("{{ path | basename }}|{{ path | dirname }}"),
+        "nginx.conf|/etc/nginx"
+    );
+    assert_eq!(r("{{ '/x' | dirname }}|{{ 'file' | dirname }}"), "/|");
+    assert_eq!(r("{{ 'safe-path/x.y' | quote }}"), "safe-path/x.y");
+    assert_eq!(r("{{ \"it's here\" | quote }}"), "'it'\"'\"'s here'");
+    assert_eq!(r("{{ '' | quote }}"), "''");
+    assert_eq!(
+        r("{{ 'abc' | hash('sha1') }}"),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
+    assert_eq!(
+        r("{{ 'abc' | hash('sha256') }}"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(r("{{ flag | ternary('on', 'off') }}"), "on");
+    assert_eq!(r("{{ 'a.b' | regex_escape }}"), "a\\.b");
+}
+
+#[test]
+fn serialization_filters() {
+    assert_eq!(r("{{ d | to_json }}"), r#"{"x": 1, "y": {"z": 2}}"#);
+    assert_eq!(
+        r("{{ {'b': 1, 'a': [1, 2]} | to_nice_json }}"),
+        "{\n    \"a\": [\n        1,\n        2\n    ],\n    \"b\": 1\n}"
+    );
+    assert_eq!(r("{{ d | to_yaml }}"), "x: 1\ny: {z: 2}\n");
+    assert_eq!(r("{{ d | to_nice_yaml }}"), "x: 1\ny:\n    z: 2\n");
+    assert_eq!(e("'{\"a\": [1, 2]}' | from_json"), json!({"a": [1, 2]}));
+    assert_eq!(
+        e("'a: [1, 2]\\nb: yes' | from_yaml"),
+        json!({"a": [1, 2], "b": "yes"})
+    );
+}
+
+#[test]
+fn list_filters() {
+    assert_eq!(e("items | unique"), json!(["b", "a", "c"]));
+    assert_eq!(
+        e("items | unique(case_sensitive=true)"),
+        json!(["b", "a", "B", "c"])
+    );
+    assert_eq!(e("[1, 2] | union([2, 3])"), json!([1, 2, 3]));
+    assert_eq!(e("[1, 2, 3] | intersect([3, 2, 5])"), json!([2, 3]));
+    assert_eq!(e("[1, 2, 3] | difference([2])"), json!([1, 3]));
+    assert_eq!(e("nums | sort"), json!([1, 2, 3]));
+    assert_eq!(e("nums | sort(reverse=true)"), json!([3, 2, 1]));
+    assert_eq!(e("nums | length"), json!(3));
+    assert_eq!(e("nums | first"), json!(3));
+    assert_eq!(e("nums | last"), json!(2));
+    assert_eq!(e("nums | min"), json!(1));
+    assert_eq!(e("nums | max"), json!(3));
+    assert_eq!(e("[1, [2, [3]]] | flatten"), json!([1, 2, 3]));
+    assert_eq!(e("[1, [2, [3]]] | flatten(1)"), json!([1, 2, [3]]));
+}
+
+#[test]
+fn dict_filters() {
+    assert_eq!(
+        e("{'a': 1, 'b': 2} | dict2items"),
+        json!([{"key": "a", "value": 1}, {"key": "b", "value": 2}])
+    );
+    assert_eq!(
+        e("{'a': 1} | dict2items(key_name='k', value_name='v')"),
+        json!([{"k": "a", "v": 1}])
+    );
+    assert_eq!(
+        e("[{'key': 'a', 'value': 1}] | items2dict"),
+        json!({"a": 1})
+    );
+    assert_eq!(
+        e("d | combine({'y': {'w': 3}})"),
+        json!({"x": 1, "y": {"w": 3}})
+    );
+    assert_eq!(
+        e("d | combine({'y': {'w': 3}}, recursive=true)"),
+        json!({"x": 1, "y": {"z": 2, "w": 3}})
+    );
+    assert_eq!(
+        e("{'a': [1]} | combine({'a': [2]}, list_merge='append')"),
+        json!({"a": [1, 2]})
+    );
+    assert_eq!(r("{% for k, v in d.items() %}{{ k }};{% endfor %}"), "x;y;");
+    assert_eq!(e("d.get('nope', 'dflt')"), json!("dflt"));
+    assert_eq!(e("d.keys() | list"), json!(["x", "y"]));
+}
+
+#[test]
+fn jinja_tests() {
+    assert_eq!(e("ok_result is succeeded"), json!(true));
+    assert_eq!(e("ok_result is success"), json!(true));
+    assert_eq!(e("ok_result is changed"), json!(true));
+    assert_eq!(e("bad_result is failed"), json!(true));
+    assert_eq!(e("bad_result is failure"), json!(true));
+    assert_eq!(e("skip_result is skipped"), json!(true));
+    assert_eq!(e("ok_result is skipped"), json!(false));
+    assert_eq!(e("nothing is none"), json!(true));
+    assert_eq!(e("name is string"), json!(true));
+    assert_eq!(e("n is number"), json!(true));
+    assert_eq!(e("d is mapping"), json!(true));
+    assert_eq!(e("items is iterable"), json!(true));
+    assert_eq!(e("items is sequence"), json!(true));
+    assert_eq!(e("'web01' is match('web')"), json!(true));
+    assert_eq!(e("'xweb01' is match('web')"), json!(false));
+    assert_eq!(e("'xweb01' is search('web')"), json!(true));
+    assert_eq!(e("'a' is in items"), json!(true));
+    assert_eq!(e("'z' in items"), json!(false));
+    assert_eq!(e("'yes' is truthy(convert_bool=true)"), json!(true));
+    assert_eq!(e("empty is falsy"), json!(true));
+    assert!(Templar::new().eval("name is failed", &vars()).is_err());
+}
+
+#[test]
+fn when_expressions() {
+    let t = Templar::new();
+    let v = vars();
+    assert!(t.eval_bool("flag", &v).unwrap());
+    assert!(!t.eval_bool("off", &v).unwrap());
+    assert!(t.eval_bool("n > 40 and name == 'World'", &v).unwrap());
+    assert!(t.eval_bool("{{ flag }}", &v).unwrap());
+    assert!(t.eval_bool("missing is not defined", &v).unwrap());
+    // Jinja truthiness: a non-empty string is true, even "false".
+    assert!(t.eval_bool("'false'", &v).unwrap());
+    assert!(!t.eval_bool("empty", &v).unwrap());
+    assert_eq!(t.eval("nums | sort", &v).unwrap(), json!([1, 2, 3]));
+    assert_eq!(t.eval("{{ n * 2 }}", &v).unwrap(), json!(84));
+}
+
+#[test]
+fn render_file_matches_ansible_whitespace() {
+    let t = Templar::new();
+    let src = "servers:\n{% for i in nums %}\n  - {{ i }}\n{% endfor %}\nend\n";
+    assert_eq!(
+        t.render_file(src, &vars(), true, false).unwrap(),
+        "servers:\n  - 3\n  - 1\n  - 2\nend\n"
+    );
+    // lstrip_blocks=False keeps the indentation before a block tag
+    let src = "a\n  {% if flag %}\nb\n  {% endif %}\n";
+    assert_eq!(
+        t.render_file(src, &vars(), true, false).unwrap(),
+        "a\n  b\n  "
+    );
+    assert_eq!(t.render_file(src, &vars(), true, true).unwrap(), "a\nb\n");
+    assert_eq!(
+        t.render_file("x{% if flag %}\ny{% endif %}\n\n", &vars(), false, false)
+            .unwrap(),
+        "x\ny\n\n"
+    );
+    // `.html` in the content never turns on HTML escaping
+    assert_eq!(r("{{ '<a>' }}/index.html"), "<a>/index.html");
+}
+
+#[test]
+fn syntax_errors_carry_the_line() {
+    let t = Templar::new();
+    let err = t.check_syntax("line one\n{{ oops( }}\n").unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("line 2"), "{msg}");
+    assert!(msg.contains("syntax error"), "{msg}");
+    assert!(t
+        .check_syntax("{% for x in y %}{{ x }}{% endfor %}")
+        .is_ok());
+    assert!(t.check_expr_syntax("a and (b or").is_err());
+    assert!(t.check_expr_syntax("a is defined and b").is_ok());
+}
+
+#[test]
+fn lookups() {
+    std::env::set_var("INFRA_TEMPLATE_TEST_VAR", "from-env");
+    assert_eq!(
+        r("{{ lookup('env', 'INFRA_TEMPLATE_TEST_VAR') }}"),
+        "from-env"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f.txt");
+    std::fs::write(&f, "content\n\n").unwrap();
+    let src = format!("{{{{ lookup('file', '{}') }}}}", f.display());
+    assert_eq!(r(&src), "content");
+    let src = format!("{{{{ query('file', '{}') }}}}", f.display());
+    assert_eq!(r(&src), "['content']");
+    assert!(fails("{{ lookup('file', '/nonexistent/x') }}").contains("/nonexistent/x"));
+}
+
+#[test]
+fn cached_templates_render_with_new_vars() {
+    let t = Templar::new();
+    let mut v = vars();
+    assert_eq!(t.render_str("{{ name }}", &v).unwrap(), "World");
+    v.insert("name".into(), json!("Again"));
+    assert_eq!(t.render_str("{{ name }}", &v).unwrap(), "Again");
+    assert_eq!(t.eval("name", &v).unwrap(), json!("Again"));
+}
+
+#[test]
+fn guarded_undefined_chains_fall_back_like_ansible() {
+    assert_eq!(r("{{ missing.a.b | default('x') }}"), "x");
+    assert_eq!(r("{{ d.nope.deeper | d('y') }}"), "y");
+    assert_eq!(e("missing.a is defined"), json!(false));
+    assert_eq!(e("d.nope.deeper is not defined"), json!(true));
+    assert!(Templar::new()
+        .eval_bool("hostvars['web9'].ip is defined", &vars())
+        .is_ok_and(|b| !b));
+    // unguarded chains still fail
+    assert!(fails("{{ d.nope.deeper }}").contains("has no attribute 'nope'"));
+}
+
+#[test]
+fn templated_vars_render_when_read() {
+    let mut v = vars();
+    v.insert("host".into(), json!("db1"));
+    v.insert("url".into(), json!("http://{{ host }}:{{ port }}"));
+    v.insert("port".into(), json!("{{ base_port + 1 }}"));
+    v.insert("base_port".into(), json!(8000));
+    v.insert(
+        "app".into(),
+        json!({"urls": ["{{ url }}/a"], "list": "{{ nums }}"}),
+    );
+    v.insert("loop_a".into(), json!("{{ loop_b }}"));
+    v.insert("loop_b".into(), json!("{{ loop_a }}"));
+    v.insert("broken".into(), json!("{{ nope_var }}"));
+    let t = Templar::new();
+    assert_eq!(t.render_str("{{ url }}", &v).unwrap(), "http://db1:8001");
+    assert_eq!(t.eval("port", &v).unwrap(), json!(8001));
+    assert_eq!(
+        t.eval("app.urls[0]", &v).unwrap(),
+        json!("http://db1:8001/a")
+    );
+    assert_eq!(t.eval("app.list | length", &v).unwrap(), json!(3));
+    assert_eq!(
+        t.eval("app", &v).unwrap(),
+        json!({"urls": ["http://db1:8001/a"], "list": [3, 1, 2]})
+    );
+    let err = format!("{:#}", t.render_str("{{ loop_a }}", &v).unwrap_err());
+    assert!(err.contains("recursive loop"), "{err}");
+    let err = format!("{:#}", t.render_str("x {{ broken }}", &v).unwrap_err());
+    assert!(err.contains("'nope_var' is undefined"), "{err}");
+    assert!(err.contains("broken"), "{err}");
+}
+
+#[test]
+fn eval_of_undefined_is_an_error() {
+    let t = Templar::new();
+    let err = format!("{:#}", t.eval("missing_thing", &vars()).unwrap_err());
+    assert!(err.contains("'missing_thing' is undefined"), "{err}");
+    let err = format!("{:#}", t.eval("d.nope", &vars()).unwrap_err());
+    assert!(err.contains("'d.nope' is undefined"), "{err}");
+    let v = json!({"a": "{{ missing_thing }}"});
+    let err = format!("{:#}", t.render_value(&v, &vars()).unwrap_err());
+    assert!(err.contains("missing_thing"), "{err}");
+    assert_eq!(t.eval("d.nope | default(3)", &vars()).unwrap(), json!(3));
+}
