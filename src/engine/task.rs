@@ -15,7 +15,7 @@ use super::play::PlayRun;
 use super::result::{aggregate_loop, censor, Outcome};
 use super::state::{short_name, Frame};
 use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
-use crate::modules::{self, HostCtx, Op};
+use crate::modules::{self, HostCtx};
 use crate::playbook::{Role, Task, TaskKind};
 use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::{Become, Transport};
@@ -798,7 +798,7 @@ impl PlayRun<'_> {
                 templar.render_file(src, v, trim, lstrip)
             }),
         };
-        let mut plan = match m.plan(&ctx, args).await {
+        let plan = match m.plan(&ctx, args).await {
             Ok(p) => p,
             Err(e) => return error_outcome(&e),
         };
@@ -831,37 +831,20 @@ impl PlayRun<'_> {
             o.diffs = diffs;
             return o;
         }
-        // A lone command: we judge its exit status, so failed_when and register see it.
-        let mut lone_exec = false;
-        if let [Op::Exec { allow_failure, .. }] = plan.ops.as_mut_slice() {
-            if !*allow_failure {
-                *allow_failure = true;
-                lone_exec = true;
-            }
-        }
-        let changed = plan.is_changed() || !plan.ops.is_empty();
-        let mut failed = None;
+        let changed = plan.is_changed();
         if !plan.ops.is_empty() {
             match modules::apply(&ctx, &plan).await {
-                Ok(applied) => {
-                    if let Some(out) = applied.outputs.last() {
-                        result.insert("rc".into(), json!(out.rc));
-                        result.insert("stdout".into(), json!(out.stdout.trim_end_matches('\n')));
-                        result.insert("stderr".into(), json!(out.stderr.trim_end_matches('\n')));
-                        result.insert(
-                            "stdout_lines".into(),
-                            json!(out.stdout.lines().collect::<Vec<_>>()),
-                        );
-                        result.insert(
-                            "stderr_lines".into(),
-                            json!(out.stderr.lines().collect::<Vec<_>>()),
-                        );
-                        if lone_exec && out.rc != 0 {
-                            failed = Some("non-zero return code".to_string());
-                        }
-                    }
-                }
+                Ok(applied) => result = applied.result,
                 Err(e) => {
+                    if let Some(failed) = e.downcast_ref::<modules::OpFailed>() {
+                        let mut r = failed.result.clone();
+                        r.insert("changed".into(), Value::Bool(changed));
+                        r.entry("msg")
+                            .or_insert_with(|| Value::from(failed.message.clone()));
+                        let mut o = Outcome::new(Status::Failed, r);
+                        o.changes = changes;
+                        return o;
+                    }
                     let mut o = error_outcome(&e);
                     o.changes = changes;
                     return o;
@@ -869,16 +852,7 @@ impl PlayRun<'_> {
             }
         }
         result.insert("changed".into(), Value::Bool(changed));
-        let status = match &failed {
-            Some(msg) => {
-                result
-                    .entry("msg")
-                    .or_insert_with(|| Value::from(msg.clone()));
-                Status::Failed
-            }
-            None if changed => Status::Changed,
-            None => Status::Ok,
-        };
+        let status = if changed { Status::Changed } else { Status::Ok };
         let mut o = Outcome::new(status, result);
         o.changes = changes;
         o.diffs = diffs;
