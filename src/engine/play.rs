@@ -159,23 +159,27 @@ impl<'a> PlayRun<'a> {
     }
 
     /// The handlers a `notify` name reaches: by name, `role : name`, or `listen` topic.
+    /// Like Ansible, a name reaches only the first handler of that name; a `listen` topic
+    /// reaches every handler that listens to it.
     pub fn handler_indexes(&self, name: &str) -> Vec<usize> {
-        self.handlers()
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| {
-                h.task.name.as_deref() == Some(name)
-                    || h.task.display_name() == name
-                    || h.task.listen.iter().any(|l| l == name)
-                    || h.role.as_ref().is_some_and(|r| {
-                        h.task
-                            .name
-                            .as_ref()
-                            .is_some_and(|n| format!("{} : {}", r.name, n) == name)
-                    })
-            })
-            .map(|(i, _)| i)
-            .collect()
+        let handlers = self.handlers();
+        let by_name = handlers.iter().position(|h| {
+            h.task.name.as_deref() == Some(name)
+                || h.task.display_name() == name
+                || h.role.as_ref().is_some_and(|r| {
+                    h.task
+                        .name
+                        .as_ref()
+                        .is_some_and(|n| format!("{} : {}", r.name, n) == name)
+                })
+        });
+        let mut out: Vec<usize> = by_name.into_iter().collect();
+        for (i, h) in handlers.iter().enumerate() {
+            if h.task.listen.iter().any(|l| l == name) && !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        out
     }
 
     fn add_role_handlers(&self, role: &Arc<Role>) {
@@ -185,7 +189,7 @@ impl<'a> PlayRun<'a> {
         };
         if handlers
             .iter()
-            .any(|h| h.role.as_ref().is_some_and(|r| Arc::ptr_eq(r, role)))
+            .any(|h| h.role.as_ref().is_some_and(|r| r.path == role.path))
         {
             return;
         }
