@@ -72,12 +72,25 @@ async fn task_keywords_behave_like_ansible() {
     let h2 = &recap.hosts["h2"];
     assert_eq!((h1.failed, h1.ignored), (0, 1), "{out}");
     assert_eq!((h2.failed, h2.ignored), (0, 1), "{out}");
-    assert_eq!(h1.ok, h2.ok + 2, "h2 ran no run_once task and ended before the assert: {out}");
+    assert_eq!(
+        h1.ok,
+        h2.ok + 2,
+        "h2 ran no run_once task and ended before the assert: {out}"
+    );
     assert!(dir.path().join("delegated-h2").exists());
-    assert!(out.contains("ok: [h1 -> localhost]") || out.contains("changed: [h1 -> localhost]"), "{out}");
-    assert!(out.contains("FAILED - RETRYING: [h1]: retried until it holds (5 retries left)."), "{out}");
+    assert!(
+        out.contains("ok: [h1 -> localhost]") || out.contains("changed: [h1 -> localhost]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAILED - RETRYING: [h1]: retried until it holds (5 retries left)."),
+        "{out}"
+    );
     let once = section(&out, "once for the batch");
-    assert!(once.contains("[h1]") && !once.contains("[h2]"), "run_once: {once}");
+    assert!(
+        once.contains("[h1]") && !once.contains("[h2]"),
+        "run_once: {once}"
+    );
     assert_eq!(recap.exit_code(), 0);
 }
 

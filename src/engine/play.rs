@@ -4,6 +4,7 @@
 //! blocks with rescue/always, includes resolved at run time, `meta`, and the play-wide stops
 //! (`any_errors_fatal`, `max_fail_percentage`).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,8 @@ pub struct PlayRun<'a> {
     pub mentions: Mentions,
     handlers: Mutex<Vec<Handler>>,
     aborted: AtomicBool,
+    /// The variables the engine reads itself (connection, become), resolved for every task.
+    pub always_resolved: HashSet<String>,
 }
 
 /// Splits the play's hosts by `serial` (the last size repeats; percentages of all hosts).
@@ -136,6 +139,7 @@ impl<'a> PlayRun<'a> {
             mentions,
             handlers: Mutex::new(handlers),
             aborted: AtomicBool::new(false),
+            always_resolved: super::task::always_resolved(),
         }
     }
 

@@ -42,8 +42,7 @@ pub fn always_resolved() -> HashSet<String> {
 
 /// What is worked out once per task, not per host.
 pub struct Prep {
-    /// Variables the task may refer to (`None`: all, e.g. for the template module).
-    pub roots: Option<HashSet<String>>,
+    /// The task needs `hostvars` (it names it, a variable does, or it renders a file).
     pub hostvars: bool,
     pub groups: bool,
 }
@@ -101,7 +100,6 @@ impl PlayRun<'_> {
         Prep {
             hostvars: mentions("hostvars") || self.mentions.hostvars,
             groups: mentions("groups") || self.mentions.groups,
-            roots,
         }
     }
 
@@ -130,7 +128,9 @@ impl PlayRun<'_> {
         layers.extra_vars = Some(&r.opts.extra_vars);
         let mut vars = layers.merge();
         self.add_magic(&mut vars, host, role.as_deref(), prep);
-        resolve_lazy(&mut vars, prep.roots.as_ref(), &r.templar);
+        // The Templar renders templated variables lazily when a template reads them; only
+        // the connection variables are read by the engine itself, so resolve those here.
+        resolve_lazy(&mut vars, Some(&self.always_resolved), &r.templar);
         vars
     }
 
