@@ -1,10 +1,56 @@
-//! `infra down`: remove what `infra up` created.
+//! `infra down`: remove what `infra up` created for an inventory's cluster: the containers
+//! and network labelled as that cluster's, nothing else. The state folder (cluster key,
+//! known_hosts) stays unless `--purge`.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::Args;
 
-#[derive(Args, Debug)]
-pub struct DownArgs {}
+use crate::inventory::Inventory;
+use crate::provider::{self, cluster, docker};
 
-pub async fn run(_args: DownArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("`infra down` is not implemented yet")
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// The inventory whose cluster to remove.
+    #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+    pub inventory: PathBuf,
+    /// Also remove the cluster's state folder (its SSH key and known_hosts).
+    #[arg(long)]
+    pub purge: bool,
+}
+
+pub async fn run(args: DownArgs) -> anyhow::Result<i32> {
+    let inventory = Inventory::load(&args.inventory)?;
+    let Some(spec) = provider::inventory::cluster_spec(&inventory)? else {
+        println!(
+            "{}: no host asks for a provider (infra_provider: docker); nothing to remove",
+            args.inventory.display()
+        );
+        return Ok(0);
+    };
+    let docker = docker::connect().await?;
+    let removed = provider::down(&docker, &spec.name).await?;
+    for name in &removed.containers {
+        println!("removed container {name}");
+    }
+    if let Some(net) = &removed.network {
+        println!("removed network {net}");
+    }
+    for note in &removed.kept {
+        println!("left alone: {note}");
+    }
+    if removed.containers.is_empty() && removed.network.is_none() {
+        println!("cluster `{}`: nothing to remove", spec.name);
+    }
+    if args.purge {
+        let home = std::env::var_os("INFRA_HOME").map(PathBuf::from);
+        let state = cluster::state_dir(&args.inventory, &spec.name, home.as_deref());
+        if state.exists() {
+            std::fs::remove_dir_all(&state)
+                .with_context(|| format!("cannot remove the state folder {}", state.display()))?;
+            println!("removed state folder {}", state.display());
+        }
+    }
+    Ok(0)
 }

@@ -1,0 +1,161 @@
+//! The cluster's state folder (`.infra/<cluster>/` or `$INFRA_HOME/<cluster>/`): the cluster
+//! SSH key, generated once (ed25519, OpenSSH format, mode 0600), and `known_hosts`, rewritten
+//! from the hosts' own keys after each `infra up` so host-key checking stays on.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rand::RngCore;
+use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::PrivateKey;
+
+/// A host's entry in known_hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownHost {
+    pub name: String,
+    pub ip: String,
+    /// `ssh-ed25519 AAAA...` (algorithm and base64, no comment).
+    pub key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(path: PathBuf) -> StateDir {
+        StateDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn private_key_path(&self) -> PathBuf {
+        self.path.join("id_ed25519")
+    }
+
+    pub fn public_key_path(&self) -> PathBuf {
+        self.path.join("id_ed25519.pub")
+    }
+
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.path.join("known_hosts")
+    }
+
+    /// Creates the folder and the cluster key if missing; returns the public key line.
+    pub fn ensure_key(&self, cluster: &str) -> anyhow::Result<String> {
+        fs::create_dir_all(&self.path)
+            .with_context(|| format!("cannot create the state folder {}", self.path.display()))?;
+        fs::set_permissions(&self.path, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", self.path.display()))?;
+        let private = self.private_key_path();
+        let key = if private.exists() {
+            PrivateKey::read_openssh_file(&private)
+                .with_context(|| format!("cannot read the cluster key {}", private.display()))?
+        } else {
+            let key = generate_ed25519(&format!("infra-{cluster}"))?;
+            let pem = key
+                .to_openssh(LineEnding::LF)
+                .context("cannot encode the cluster key")?;
+            write_atomic(&private, pem.as_bytes(), 0o600)?;
+            key
+        };
+        let public = key
+            .public_key()
+            .to_openssh()
+            .context("cannot encode the cluster's public key")?;
+        write_atomic(&self.public_key_path(), format!("{public}\n").as_bytes(), 0o644)?;
+        Ok(public)
+    }
+
+    /// Rewrites known_hosts: one `<ip> <key>` and one `<name> <key>` line per host.
+    pub fn write_known_hosts(&self, hosts: &[KnownHost]) -> anyhow::Result<()> {
+        fs::create_dir_all(&self.path)
+            .with_context(|| format!("cannot create the state folder {}", self.path.display()))?;
+        write_atomic(&self.known_hosts_path(), known_hosts_text(hosts).as_bytes(), 0o644)
+    }
+}
+
+pub fn known_hosts_text(hosts: &[KnownHost]) -> String {
+    let mut text = String::new();
+    for host in hosts {
+        text.push_str(&format!("{} {}\n", host.ip, host.key));
+        text.push_str(&format!("{} {}\n", host.name, host.key));
+    }
+    text
+}
+
+fn generate_ed25519(comment: &str) -> anyhow::Result<PrivateKey> {
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let keypair = Ed25519Keypair::from_seed(&seed);
+    PrivateKey::new(KeypairData::from(keypair), comment).context("cannot build the cluster key")
+}
+
+/// Writes a file atomically: a temp file beside it, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("c1"));
+        let first = state.ensure_key("c1").unwrap();
+        assert!(first.starts_with("ssh-ed25519 "), "{first}");
+        let mode = fs::metadata(state.private_key_path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let second = state.ensure_key("c1").unwrap();
+        assert_eq!(first, second);
+        // ssh-keygen must accept the private key and derive the same public key.
+        let out = std::process::Command::new("ssh-keygen")
+            .arg("-y")
+            .arg("-f")
+            .arg(state.private_key_path())
+            .output()
+            .expect("ssh-keygen (openssh-client) is needed for this test");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let derived = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(derived.split_whitespace().nth(1), first.split_whitespace().nth(1));
+    }
+
+    #[test]
+    fn known_hosts_lists_ip_and_name() {
+        let hosts = [KnownHost { name: "web1".into(), ip: "10.213.0.10".into(), key: "ssh-ed25519 AAAA".into() }];
+        assert_eq!(
+            known_hosts_text(&hosts),
+            "10.213.0.10 ssh-ed25519 AAAA\nweb1 ssh-ed25519 AAAA\n"
+        );
+    }
+}
