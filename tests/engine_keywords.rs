@@ -187,3 +187,56 @@ async fn role_handlers_and_static_include_role() {
         "handler ran once: {out}"
     );
 }
+
+#[tokio::test]
+async fn become_keywords_and_variables_and_per_task_check_mode() {
+    let inv = "all:\n  vars:\n    ansible_connection: local\n  hosts:\n    h1:\n      base: \"@DIR@/h1\"\n    h2:\n      base: \"@DIR@/h2\"\n      ansible_become: true\n      ansible_become_user: nobody\n";
+    let dir = tree(&[
+        ("inv.yaml", inv),
+        (
+            "site.yaml",
+            r#"
+- hosts: all
+  gather_facts: false
+  become_user: daemon
+  tasks:
+    - command: id -un
+      register: plain
+      changed_when: false
+    - command: id -un
+      become: true
+      register: play_user
+      changed_when: false
+    - command: id -un
+      become: true
+      become_user: bin
+      register: task_user
+      changed_when: false
+    - block:
+        - command: id -un
+          register: block_user
+          changed_when: false
+      become: true
+      become_user: sys
+    - copy: {dest: "@DIR@/never-{{ inventory_hostname }}", content: x}
+      check_mode: true
+    - assert:
+        that:
+          - "plain.stdout == ('root' if inventory_hostname == 'h1' else 'nobody')"
+          - "play_user.stdout == ('daemon' if inventory_hostname == 'h1' else 'nobody')"
+          - "task_user.stdout == ('bin' if inventory_hostname == 'h1' else 'nobody')"
+          - "block_user.stdout == ('sys' if inventory_hostname == 'h1' else 'nobody')"
+      become: false
+"#,
+        ),
+    ]);
+    let (recap, out) = run_ok(options(dir.path(), "site.yaml")).await;
+    for h in ["h1", "h2"] {
+        assert_eq!(recap.hosts[h].failed, 0, "{out}");
+        assert_eq!(
+            recap.hosts[h].changed, 1,
+            "check_mode task reports changed: {out}"
+        );
+        assert!(!dir.path().join(format!("never-{h}")).exists());
+    }
+}

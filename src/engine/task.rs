@@ -881,23 +881,25 @@ impl PlayRun<'_> {
         }
     }
 
-    /// Privilege escalation: task, then blocks, then play, then `ansible_become*` vars.
+    /// Privilege escalation. As in Ansible, the `ansible_become*` variables win over the
+    /// `become`/`become_user` keywords (task, then blocks, then play).
     fn become_for(&self, task: &Task, frame: &Frame, vars: &Vars) -> Option<Become> {
-        let on = task
-            .become_
+        let on = vars
+            .get("ansible_become")
+            .map(truthy)
+            .or(task.become_)
             .or(frame.become_)
             .or(self.play.become_)
-            .or_else(|| vars.get("ansible_become").map(truthy))
             .unwrap_or(false);
         if !on {
             return None;
         }
-        let user = task
-            .become_user
-            .clone()
+        let user = vars
+            .get("ansible_become_user")
+            .map(value_text)
+            .or_else(|| task.become_user.clone())
             .or_else(|| frame.become_user.clone())
             .or_else(|| self.play.become_user.clone())
-            .or_else(|| vars.get("ansible_become_user").map(value_text))
             .unwrap_or_else(|| "root".into());
         let user = self.r.templar.render_str(&user, vars).unwrap_or(user);
         let password = [
