@@ -62,12 +62,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
 
     if let Some(spec) = provider::inventory::cluster_spec(&inventory)? {
         let home = std::env::var_os("INFRA_HOME").map(PathBuf::from);
-        let state = StateDir::new(cluster::state_dir(&args.inventory, &spec.name, home.as_deref()));
+        let state = StateDir::new(cluster::state_dir(
+            &args.inventory,
+            &spec.name,
+            home.as_deref(),
+        ));
         let docker = docker::connect().await?;
         if args.check {
             let skipped = report_check_plan(&docker, &spec).await?;
             for (host, ip) in provider::running_hosts(&docker, &spec).await? {
-                provider::inventory::fill_host(&mut inventory, &host, &ip.to_string(), &state.private_key_path());
+                provider::inventory::fill_host(
+                    &mut inventory,
+                    &host,
+                    &ip.to_string(),
+                    &state.private_key_path(),
+                );
             }
             provider::inventory::drop_hosts(&mut inventory, &skipped);
         } else {
@@ -90,7 +99,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
                 state.path().display()
             ));
             for host in &up.ready {
-                provider::inventory::fill_host(&mut inventory, &host.host, &host.ip.to_string(), &state.private_key_path());
+                provider::inventory::fill_host(
+                    &mut inventory,
+                    &host.host,
+                    &host.ip.to_string(),
+                    &state.private_key_path(),
+                );
             }
             for host in &up.unreachable {
                 eprint!("{host}");
@@ -129,7 +143,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
 }
 
 /// Prints which hosts `infra up` would create or start; returns those it cannot dry-run.
-async fn report_check_plan(docker: &bollard::Docker, spec: &provider::ClusterSpec) -> anyhow::Result<Vec<String>> {
+async fn report_check_plan(
+    docker: &bollard::Docker,
+    spec: &provider::ClusterSpec,
+) -> anyhow::Result<Vec<String>> {
     let mut not_running = Vec::new();
     for (host, plan) in provider::plan(docker, spec).await? {
         let container = spec.container_name(&host);
@@ -149,7 +166,10 @@ fn find_playbook(inventory: &Path, given: Option<&Path>) -> anyhow::Result<PathB
     if let Some(path) = given {
         return Ok(path.to_path_buf());
     }
-    let inventory_dir = inventory.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let inventory_dir = inventory
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let candidates = [
         inventory_dir.join("..").join("playbooks/site.yaml"),
         PathBuf::from("playbooks/site.yaml"),
@@ -187,7 +207,10 @@ fn parse_extra_vars(items: &[String]) -> anyhow::Result<Vars> {
                 let (key, value) = pair
                     .split_once('=')
                     .with_context(|| format!("-e {pair}: expected key=value"))?;
-                vars.insert(key.to_string(), serde_json::Value::String(value.to_string()));
+                vars.insert(
+                    key.to_string(),
+                    serde_json::Value::String(value.to_string()),
+                );
             }
         }
     }
