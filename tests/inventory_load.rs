@@ -97,9 +97,17 @@ fn group_and_host_vars_folders_beside_inventory_and_playbook() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "inv/hosts.yaml", INVENTORY);
-    write(d, "inv/group_vars/all.yml", "from_all_file: inv\nlevel: all_file\n");
+    write(
+        d,
+        "inv/group_vars/all.yml",
+        "from_all_file: inv\nlevel: all_file\n",
+    );
     write(d, "inv/group_vars/web.yaml", "web_var: 2\nweb_file: inv\n");
-    write(d, "inv/group_vars/db/10-first.yml", "db_file: first\nshared: first\n");
+    write(
+        d,
+        "inv/group_vars/db/10-first.yml",
+        "db_file: first\nshared: first\n",
+    );
     write(d, "inv/group_vars/db/20-second.yml", "shared: second\n");
     write(d, "inv/host_vars/web02.json", r#"{"level": "host_file"}"#);
     write(d, "inv/group_vars/nosuchgroup.yml", "ignored: true\n");
@@ -134,7 +142,10 @@ fn patterns() {
     assert_eq!(sel("*").len(), 8);
     assert_eq!(sel("web_eu"), ["web02", "edge"]);
     assert_eq!(sel("db-b"), ["db-b"]);
-    assert_eq!(sel("db:web_eu"), ["web01", "web02", "edge", "db-a", "db-b", "db-c"]);
+    assert_eq!(
+        sel("db:web_eu"),
+        ["web01", "web02", "edge", "db-a", "db-b", "db-c"]
+    );
     assert_eq!(sel("db,solo"), ["solo", "web01", "db-a", "db-b", "db-c"]);
     assert_eq!(sel("web:&db"), ["web01"]);
     assert_eq!(sel("web:!web_eu"), ["web01", "web03"]);
@@ -149,7 +160,10 @@ fn patterns() {
     assert!(inv.select("~(").is_err());
     // the implicit localhost
     assert_eq!(sel("localhost"), ["localhost"]);
-    assert_eq!(inv.host_vars("localhost")["ansible_connection"], json!("local"));
+    assert_eq!(
+        inv.host_vars("localhost")["ansible_connection"],
+        json!("local")
+    );
 }
 
 #[test]
@@ -178,7 +192,10 @@ fn load_err(text: &str) -> String {
 fn errors_name_file_line_and_column() {
     let e = load_err("all:\n  hosts:\n    a: [1\n");
     assert!(e.contains("bad.yaml:"), "{e}");
-    assert!(e.contains("bad.yaml:4:1") || e.contains("bad.yaml:3:"), "{e}");
+    assert!(
+        e.contains("bad.yaml:4:1") || e.contains("bad.yaml:3:"),
+        "{e}"
+    );
 
     let e = load_err("all:\n  children:\n    web:\n      - a\n      - b\n");
     assert!(e.contains("bad.yaml:4:7"), "{e}");

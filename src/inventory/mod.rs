@@ -13,6 +13,7 @@ mod pattern;
 mod range;
 mod vars_files;
 mod yaml;
+mod yaml11;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use crate::Vars;
 
 pub use range::expand_host_range;
 pub use vars_files::{load_vars_file, parse_vars};
+pub use yaml11::yaml11_bools;
 
 /// The implicit group every host belongs to.
 pub const ALL: &str = "all";
@@ -343,13 +345,10 @@ impl Inventory {
 
     /// Creates the host if new and merges `vars` into its own vars.
     pub(crate) fn add_host_vars(&mut self, name: &str, vars: Vars) {
-        let host = self
-            .hosts
-            .entry(name.to_string())
-            .or_insert_with(|| Host {
-                name: name.to_string(),
-                vars: Vars::new(),
-            });
+        let host = self.hosts.entry(name.to_string()).or_insert_with(|| Host {
+            name: name.to_string(),
+            vars: Vars::new(),
+        });
         host.vars.extend(vars);
     }
 
@@ -403,10 +402,7 @@ impl Inventory {
                 Some(2) => return Ok(()),
                 Some(1) => {
                     path.push(g);
-                    anyhow::bail!(
-                        "group `{g}` is its own ancestor: {}",
-                        path.join(" -> ")
-                    );
+                    anyhow::bail!("group `{g}` is its own ancestor: {}", path.join(" -> "));
                 }
                 _ => {}
             }

@@ -131,7 +131,14 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_errors() {
-        for bad in ["w[3:1]", "w[1:]", "w[01:100]", "w[a:3]", "w[1:2:0]", "w[1:2:3:4]"] {
+        for bad in [
+            "w[3:1]",
+            "w[1:]",
+            "w[01:100]",
+            "w[a:3]",
+            "w[1:2:0]",
+            "w[1:2:3:4]",
+        ] {
             assert!(expand_host_range(bad).is_err(), "{bad} should fail");
         }
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::yaml::yaml_error;
+use super::yaml11::yaml11_bools;
 use crate::Vars;
 
 const EXTENSIONS: [&str; 3] = ["yml", "yaml", "json"];
@@ -79,7 +80,7 @@ pub fn load_vars_file(path: &Path) -> anyhow::Result<Vars> {
 /// Parses vars text; errors name `path` and the line:col.
 pub fn parse_vars(text: &str, path: &Path) -> anyhow::Result<Vars> {
     let value: Option<serde_yaml::Value> =
-        serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
+        serde_yaml::from_str(&yaml11_bools(text)).map_err(|e| yaml_error(path, &e))?;
     match value {
         None | Some(serde_yaml::Value::Null) => Ok(Vars::new()),
         Some(v @ serde_yaml::Value::Mapping(_)) => {

@@ -9,6 +9,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use super::range::expand_host_range;
+use super::yaml11::yaml11_bools;
 use super::Inventory;
 use crate::Vars;
 
@@ -17,21 +18,25 @@ use crate::Vars;
 #[serde(deny_unknown_fields)]
 struct GroupDef {
     #[serde(default)]
-    hosts: Option<IndexMap<HostKey, Option<Vars>>>,
+    hosts: Option<IndexMap<RawHostKey, Option<Vars>>>,
     #[serde(default)]
     vars: Option<Vars>,
     #[serde(default)]
     children: Option<IndexMap<String, Option<GroupDef>>>,
 }
 
-/// A key under `hosts:`: a name, maybe a range, maybe a `:port`.
+/// A key under `hosts:` as written (a name, maybe a range, maybe a `:port`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RawHostKey(String);
+
+/// A parsed host key.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct HostKey {
     names: Vec<String>,
     port: Option<u16>,
 }
 
-impl<'de> Deserialize<'de> for HostKey {
+impl<'de> Deserialize<'de> for RawHostKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // Host names may be written as numbers or IPs; take any scalar as text.
         let raw = match serde_yaml::Value::deserialize(d)? {
@@ -44,7 +49,7 @@ impl<'de> Deserialize<'de> for HostKey {
                 )))
             }
         };
-        parse_host_key(&raw).map_err(de::Error::custom)
+        Ok(RawHostKey(raw))
     }
 }
 
@@ -86,14 +91,45 @@ fn split_port(raw: &str) -> Result<(&str, Option<u16>), String> {
 /// Parses `text` (the content of `file`) into `inv`.
 pub(super) fn parse_into(inv: &mut Inventory, text: &str, file: &Path) -> anyhow::Result<()> {
     let top: Option<IndexMap<String, Option<GroupDef>>> =
-        serde_yaml::from_str(text).map_err(|e| yaml_error(file, &e))?;
+        serde_yaml::from_str(&yaml11_bools(text)).map_err(|e| yaml_error(file, &e))?;
+    let source = Source { text, file };
     for (name, def) in top.unwrap_or_default() {
-        add_group(inv, &name, def.unwrap_or_default(), None);
+        add_group(inv, &name, def.unwrap_or_default(), None, &source)?;
     }
     Ok(())
 }
 
-fn add_group(inv: &mut Inventory, name: &str, def: GroupDef, parent: Option<&str>) {
+/// The file being parsed, to locate errors found after serde is done.
+struct Source<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl Source<'_> {
+    /// `file:line:col` of the first line whose content starts with `key:` (or the file
+    /// alone when it cannot be found).
+    fn locate_key(&self, key: &str) -> String {
+        for (i, line) in self.text.lines().enumerate() {
+            let content = line.trim_start();
+            let col = line.len() - content.len() + 1;
+            let unquoted = content.trim_start_matches(['"', '\'']);
+            if let Some(rest) = unquoted.strip_prefix(key) {
+                if rest.trim_start_matches(['"', '\'']).starts_with(':') {
+                    return format!("{}:{}:{}", self.file.display(), i + 1, col);
+                }
+            }
+        }
+        self.file.display().to_string()
+    }
+}
+
+fn add_group(
+    inv: &mut Inventory,
+    name: &str,
+    def: GroupDef,
+    parent: Option<&str>,
+    source: &Source,
+) -> anyhow::Result<()> {
     inv.ensure_group(name);
     if let Some(parent) = parent {
         let p = inv.ensure_group(parent);
@@ -101,7 +137,9 @@ fn add_group(inv: &mut Inventory, name: &str, def: GroupDef, parent: Option<&str
             p.children.push(name.to_string());
         }
     }
-    for (key, vars) in def.hosts.unwrap_or_default() {
+    for (raw, vars) in def.hosts.unwrap_or_default() {
+        let key = parse_host_key(&raw.0)
+            .map_err(|e| anyhow::anyhow!("{}: group `{name}`: {e}", source.locate_key(&raw.0)))?;
         for host in key.names {
             let mut host_vars = vars.clone().unwrap_or_default();
             if let Some(port) = key.port {
@@ -118,8 +156,15 @@ fn add_group(inv: &mut Inventory, name: &str, def: GroupDef, parent: Option<&str
         }
     }
     for (child, child_def) in def.children.unwrap_or_default() {
-        add_group(inv, &child, child_def.unwrap_or_default(), Some(name));
+        add_group(
+            inv,
+            &child,
+            child_def.unwrap_or_default(),
+            Some(name),
+            source,
+        )?;
     }
+    Ok(())
 }
 
 /// A serde_yaml error as `file:line:col: message`.

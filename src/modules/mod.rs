@@ -8,6 +8,45 @@
 //!
 //! Owns: argument specs, observing, planning. May call: transport, template (through
 //! [`HostCtx`]).
+//!
+//! # What the engine does with a plan
+//!
+//! 1. `lookup(name)` (accepts `copy`, `ansible.builtin.copy`, `ansible.legacy.copy`), then
+//!    `plan(ctx, args)` with the task's args already templated.
+//! 2. `plan.failed` set: the task fails with that message; `plan.result` is registered
+//!    (with `failed: true`, `msg`).
+//! 3. Check mode: `plan.unpredictable` means "skipped" (command/shell without
+//!    creates/removes); otherwise report `plan.is_changed()` and stop. Never call `apply`.
+//! 4. Real run: if `plan.ops` is not empty call [`apply`]; register `applied.result` (it is
+//!    `plan.result` with the last command's `rc`/`stdout`/`stderr`/`*_lines`/`start`/`end`/
+//!    `delta` filled in where the plan left a placeholder for them, and `backup_file`).
+//!    When an op fails, `apply` returns an error; if it downcasts to [`OpFailed`], its
+//!    `result` is what to register (Ansible registers rc/stdout of a failed command too).
+//! 5. `changed` = `plan.is_changed()`; the task's `changed_when`/`failed_when` override.
+//!
+//! # Action modules (need the engine beyond the generic steps above)
+//!
+//! - `debug`: `msg` is already templated by the engine, the result has `msg`. With `var`,
+//!   the module evaluates the expression itself through [`HostCtx::render`] and the result
+//!   has `<var>: value` (the engine has nothing special to do).
+//! - `set_fact`: `plan.result["ansible_facts"]` is the args (without `cacheable`); the engine
+//!   must merge them into the host's variables at set_fact precedence. Never changed.
+//! - `assert`: the conditions (`that`) are evaluated by the module through
+//!   [`HostCtx::render`] (`{% if COND %}`, Jinja truthiness); the engine needs to do nothing
+//!   but honour `plan.failed`. The conditions evaluated are in `plan.result["assertion"]`
+//!   (the first one that failed) and `evaluated_to`.
+//! - `fail`: `plan.failed` is the message.
+//! - `pause`: the module sleeps while planning (in check mode too, as Ansible); a `prompt`
+//!   is an error (no interactive input).
+//! - `wait_for`: waiting is observation: the loop runs on the host (a shell loop using
+//!   bash's `/dev/tcp` or `test -e`/`grep`) inside `plan`, read-only, so it runs in check
+//!   mode too (as Ansible's wait_for does) and its plan is never changed; on timeout the
+//!   plan is `failed`.
+//! - `ping`: one round trip while planning; result `ping: pong`.
+//! - `meta`, `include_*`, `import_*` are not modules: the engine handles them.
+//!
+//! `no_log` is the engine's job: modules put values in results and diffs as they are.
+//! Modes in results and summaries are 4-digit octal strings (`"0644"`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +56,30 @@ use serde_json::Value;
 
 use crate::transport::{Become, ExecOptions, ExecOutput, FileAttrs, Transport};
 use crate::Vars;
+
+mod actions;
+mod apply;
+mod apt;
+pub mod args;
+mod blockinfile;
+mod command;
+mod copy;
+pub mod diff;
+mod file;
+pub mod fileops;
+mod get_url;
+mod group;
+mod hostname;
+mod lineinfile;
+pub mod mode;
+mod service;
+mod slurp;
+mod stat;
+mod sysctl;
+mod template;
+mod unarchive;
+mod user;
+mod wait_for;
 
 /// One argument a module accepts.
 #[derive(Debug, Clone, Copy)]
@@ -168,23 +231,62 @@ pub trait Module: Send + Sync {
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
     pub outputs: Vec<ExecOutput>,
+    /// What to register: the plan's result completed with what applying learnt (see the
+    /// module doc).
+    pub result: Vars,
 }
 
-/// Carries out a plan's ops in order. The only place a module's change reaches a host.
-pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
-    let _ = (ctx, plan);
-    anyhow::bail!("modules::apply is not implemented yet")
-}
+pub use apply::{apply, OpFailed};
+
+/// Every module, once. `systemd_service` is an alias of `systemd` (see [`lookup`]).
+static MODULES: &[&dyn Module] = &[
+    &apt::Apt,
+    &apt::Package,
+    &copy::Copy,
+    &template::Template,
+    &file::File,
+    &lineinfile::LineInFile,
+    &blockinfile::BlockInFile,
+    &service::Service,
+    &service::Systemd,
+    &command::Command,
+    &command::Shell,
+    &user::User,
+    &group::Group,
+    &get_url::GetUrl,
+    &unarchive::Unarchive,
+    &wait_for::WaitFor,
+    &stat::Stat,
+    &slurp::Slurp,
+    &actions::Debug,
+    &actions::SetFact,
+    &actions::Assert,
+    &actions::Fail,
+    &actions::Pause,
+    &actions::Ping,
+    &hostname::Hostname,
+    &sysctl::Sysctl,
+];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {
-    let _ = name;
-    None
+    let short = name
+        .strip_prefix("ansible.builtin.")
+        .or_else(|| name.strip_prefix("ansible.legacy."))
+        .unwrap_or(name);
+    let short = if short == "systemd_service" {
+        "systemd"
+    } else {
+        short
+    };
+    MODULES.iter().copied().find(|m| m.name() == short)
 }
 
 /// All module names, for "did you mean" suggestions.
 pub fn names() -> Vec<&'static str> {
-    Vec::new()
+    let mut all: Vec<&'static str> = MODULES.iter().map(|m| m.name()).collect();
+    all.push("systemd_service");
+    all
 }
 
 /// Reads a module argument as a bool the way Ansible does (yes/no/true/false/1/0/on/off).

@@ -6,9 +6,23 @@
 //! Owns: the model below, YAML parsing with positions, role layout, validation.
 //! May call: modules (argument specs only), template (syntax checks only).
 
-use std::path::PathBuf;
+mod args;
+mod error;
+mod keywords;
+mod kv;
+mod loader;
+mod play;
+mod role;
+mod task;
+mod yaml;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use error::{LoadError, LoadErrors};
+use loader::{Loader, TaskCtx};
+
+use crate::modules::ArgSpec;
 use crate::Vars;
 
 /// Where something was written: file, 1-based line and column.
@@ -171,6 +185,8 @@ pub struct Task {
     pub delay: f64,
     pub vars: Vars,
     /// The role this task came from (for role_path, role vars, files/ and templates/).
+    /// This holds the role's metadata (name, path, defaults, vars, params, tags, when);
+    /// its `tasks` and `handlers` lists are empty here.
     pub role: Option<Arc<Role>>,
     pub loc: Location,
 }
@@ -193,27 +209,109 @@ impl Task {
     }
 }
 
-/// Loads and validates a playbook file, its roles and static includes.
-pub fn load(path: &std::path::Path, roles_path: &[PathBuf]) -> anyhow::Result<Playbook> {
-    let _ = (path, roles_path);
-    anyhow::bail!("playbook loading is not implemented yet")
+/// Where the loader finds module argument specs (the real registry, or a test one).
+pub trait ModuleRegistry {
+    /// The spec of a module by its short name (`copy`), `None` if there is no such module.
+    fn spec(&self, name: &str) -> Option<ArgSpec>;
+    /// All module names, for "did you mean" suggestions.
+    fn names(&self) -> Vec<&'static str>;
+}
+
+/// The modules of this binary ([`crate::modules::lookup`]).
+pub struct BuiltinModules;
+
+impl ModuleRegistry for BuiltinModules {
+    fn spec(&self, name: &str) -> Option<ArgSpec> {
+        crate::modules::lookup(name).map(|m| m.spec())
+    }
+    fn names(&self) -> Vec<&'static str> {
+        crate::modules::names()
+    }
+}
+
+/// Loads and validates a playbook file, its roles and static includes. On bad input the
+/// error is a [`LoadErrors`] listing every problem with its file:line:col.
+pub fn load(path: &Path, roles_path: &[PathBuf]) -> anyhow::Result<Playbook> {
+    load_with(path, roles_path, &BuiltinModules)
+}
+
+/// [`load`] with the given module registry.
+pub fn load_with(
+    path: &Path,
+    roles_path: &[PathBuf],
+    registry: &dyn ModuleRegistry,
+) -> anyhow::Result<Playbook> {
+    let mut loader = Loader::new(registry, roles_path, loader::parent_dir(path));
+    let plays = loader.playbook_file(path, None);
+    loader.finish(Playbook {
+        path: path.to_path_buf(),
+        plays,
+    })
 }
 
 /// Loads a task file at run time (a dynamic `include_tasks`), validated like the rest.
-pub fn load_tasks_file(
-    path: &std::path::Path,
-    role: Option<Arc<Role>>,
-) -> anyhow::Result<Vec<Task>> {
-    let _ = (path, role);
-    anyhow::bail!("task file loading is not implemented yet")
+/// With a role, relative includes inside it resolve from the role's tasks/ folder.
+pub fn load_tasks_file(path: &Path, role: Option<Arc<Role>>) -> anyhow::Result<Vec<Task>> {
+    load_tasks_file_with(path, role, &BuiltinModules)
 }
 
-/// Loads a role by name at run time (a dynamic `include_role`).
+/// [`load_tasks_file`] with the given module registry.
+pub fn load_tasks_file_with(
+    path: &Path,
+    role: Option<Arc<Role>>,
+    registry: &dyn ModuleRegistry,
+) -> anyhow::Result<Vec<Task>> {
+    let dir = loader::parent_dir(path);
+    let mut loader = Loader::new(registry, &[], dir.clone());
+    let ctx = TaskCtx {
+        file: path.to_path_buf(),
+        playbook_dir: dir,
+        role,
+        handlers: false,
+        inherit: Default::default(),
+    };
+    let tasks = loader
+        .tasks_file(path, &ctx, path, yaml::Pos::default())
+        .unwrap_or_default();
+    loader.finish(tasks)
+}
+
+/// Loads a role by name at run time (a dynamic `include_role`). `search` lists the folders
+/// that may hold `<folder>/<name>`, in order (the playbook's `roles/`, each `roles_path`
+/// entry, the playbook's folder); a path-like name is also tried as a path. The role's
+/// dependencies' tasks and handlers come first in its lists.
 pub fn load_role(
     name: &str,
     tasks_from: Option<&str>,
     search: &[PathBuf],
 ) -> anyhow::Result<Arc<Role>> {
-    let _ = (name, tasks_from, search);
-    anyhow::bail!("role loading is not implemented yet")
+    load_role_with(name, tasks_from, search, &BuiltinModules)
+}
+
+/// [`load_role`] with the given module registry.
+pub fn load_role_with(
+    name: &str,
+    tasks_from: Option<&str>,
+    search: &[PathBuf],
+    registry: &dyn ModuleRegistry,
+) -> anyhow::Result<Arc<Role>> {
+    let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut loader = Loader::new(registry, search, dir.clone());
+    let ctx = TaskCtx {
+        file: PathBuf::from(format!("include_role {name}")),
+        playbook_dir: dir.clone(),
+        role: None,
+        handlers: false,
+        inherit: Default::default(),
+    };
+    let mut dirs = search.to_vec();
+    dirs.push(dir);
+    let role = loader.role_for_include(name, tasks_from, &dirs, &ctx, yaml::Pos::default());
+    match role {
+        Some(role) => loader.finish(role),
+        None => {
+            loader.finish(())?;
+            anyhow::bail!("role '{name}' could not be loaded")
+        }
+    }
 }

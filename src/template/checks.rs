@@ -90,10 +90,7 @@ pub fn falsy(value: Value, kw: Kwargs) -> Result<bool, Error> {
 /// `contains(item)`: the reverse of `in`.
 pub fn contains(value: Value, item: Value) -> Result<bool, Error> {
     match value.kind() {
-        ValueKind::String => Ok(value
-            .as_str()
-            .unwrap_or_default()
-            .contains(&py_str(&item))),
+        ValueKind::String => Ok(value.as_str().unwrap_or_default().contains(&py_str(&item))),
         _ => Ok(value.try_iter()?.any(|v| v == item)),
     }
 }
@@ -108,7 +105,7 @@ pub fn python_method(
     match (value.kind(), method) {
         (ValueKind::Map, "items") => {
             let _: () = from_args(args)?;
-            state.apply_filter("items", &[value.clone()])
+            state.apply_filter("items", std::slice::from_ref(value))
         }
         (ValueKind::Map, "keys") => {
             let _: () = from_args(args)?;
@@ -140,7 +137,9 @@ pub fn python_method(
         }
         (ValueKind::Seq, "count") => {
             let (item,): (Value,) = from_args(args)?;
-            Ok(Value::from(value.try_iter()?.filter(|v| *v == item).count()))
+            Ok(Value::from(
+                value.try_iter()?.filter(|v| *v == item).count(),
+            ))
         }
         _ => Err(Error::from(ErrorKind::UnknownMethod)),
     }

@@ -35,8 +35,15 @@ fn items(v: &Value) -> Result<Vec<Value>, Error> {
 }
 
 /// `default(value, default='', boolean=False)` (alias `d`).
-pub fn default(value: Value, other: Option<Value>, boolean: Option<bool>, kw: Kwargs) -> Result<Value, Error> {
-    let boolean = boolean.or(kw.get::<Option<bool>>("boolean")?).unwrap_or(false);
+pub fn default(
+    value: Value,
+    other: Option<Value>,
+    boolean: Option<bool>,
+    kw: Kwargs,
+) -> Result<Value, Error> {
+    let boolean = boolean
+        .or(kw.get::<Option<bool>>("boolean")?)
+        .unwrap_or(false);
     kw.assert_all_used()?;
     if value.is_undefined() || (boolean && !value.is_true()) {
         Ok(other.unwrap_or_else(|| Value::from("")))
@@ -64,7 +71,12 @@ pub fn to_bool(value: Value) -> Result<bool, Error> {
         ValueKind::None | ValueKind::Undefined => false,
         ValueKind::Number => f64::try_from(value).map(|f| f == 1.0).unwrap_or(false),
         ValueKind::String => matches!(
-            value.as_str().unwrap_or_default().trim().to_lowercase().as_str(),
+            value
+                .as_str()
+                .unwrap_or_default()
+                .trim()
+                .to_lowercase()
+                .as_str(),
             "yes" | "on" | "1" | "true" | "y" | "t"
         ),
         _ => false,
@@ -90,7 +102,10 @@ pub fn to_int(value: Value, default: Option<Value>, kw: Kwargs) -> Result<Value,
                 None => (false, s.trim_start_matches('+').to_string()),
             };
             let digits = if base == 16 {
-                digits.trim_start_matches("0x").trim_start_matches("0X").to_string()
+                digits
+                    .trim_start_matches("0x")
+                    .trim_start_matches("0X")
+                    .to_string()
             } else if base == 8 {
                 digits.trim_start_matches("0o").to_string()
             } else if base == 2 {
@@ -113,7 +128,12 @@ pub fn to_float(value: Value, default: Option<Value>) -> Result<Value, Error> {
     let parsed = match value.kind() {
         ValueKind::Bool => Some(if value.is_true() { 1.0 } else { 0.0 }),
         ValueKind::Number => f64::try_from(value).ok(),
-        ValueKind::String => value.as_str().unwrap_or_default().trim().parse::<f64>().ok(),
+        ValueKind::String => value
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .parse::<f64>()
+            .ok(),
         _ => None,
     };
     Ok(parsed
@@ -224,7 +244,12 @@ pub fn regex_replace(
 
 /// `regex_search(pattern, *groups)`: the match, or the listed groups (`'\\1'`,
 /// `'\\g<name>'`); none when nothing matches.
-pub fn regex_search(value: Value, pattern: String, groups: Rest<String>, kw: Kwargs) -> Result<Value, Error> {
+pub fn regex_search(
+    value: Value,
+    pattern: String,
+    groups: Rest<String>,
+    kw: Kwargs,
+) -> Result<Value, Error> {
     let re = build_regex(&pattern, &kw)?;
     kw.assert_all_used()?;
     let subject = text(&value);
@@ -247,7 +272,10 @@ pub fn regex_search(value: Value, pattern: String, groups: Rest<String>, kw: Kwa
         } else {
             return Err(err(format!("unknown regex_search argument `{g}`")));
         };
-        out.push(m.map(|m| Value::from(m.as_str())).unwrap_or(Value::from(())));
+        out.push(
+            m.map(|m| Value::from(m.as_str()))
+                .unwrap_or(Value::from(())),
+        );
     }
     Ok(Value::from(out))
 }
@@ -342,14 +370,14 @@ pub fn to_nice_yaml(value: Value, kw: Kwargs) -> Result<String, Error> {
 }
 
 pub fn from_json(value: Value) -> Result<Value, Error> {
-    let parsed: Json = serde_json::from_str(&text(&value))
-        .map_err(|e| err(format!("from_json: {e}")))?;
+    let parsed: Json =
+        serde_json::from_str(&text(&value)).map_err(|e| err(format!("from_json: {e}")))?;
     Ok(Value::from_serialize(parsed))
 }
 
 pub fn from_yaml(value: Value) -> Result<Value, Error> {
-    let parsed: Json = serde_yaml::from_str(&text(&value))
-        .map_err(|e| err(format!("from_yaml: {e}")))?;
+    let parsed: Json =
+        serde_yaml::from_str(&text(&value)).map_err(|e| err(format!("from_yaml: {e}")))?;
     Ok(Value::from_serialize(parsed))
 }
 
@@ -388,7 +416,11 @@ pub fn dirname(value: Value) -> String {
 
 /// Python's `shlex.quote`.
 pub fn quote(value: Value) -> String {
-    let s = if value.is_none() { String::new() } else { text(&value) };
+    let s = if value.is_none() {
+        String::new()
+    } else {
+        text(&value)
+    };
     if s.is_empty() {
         return "''".into();
     }
@@ -432,7 +464,11 @@ pub fn unique(value: Value, kw: Kwargs) -> Result<Value, Error> {
     let case_sensitive: bool = kw.get::<Option<bool>>("case_sensitive")?.unwrap_or(false);
     let attribute: Option<String> = kw.get("attribute")?;
     kw.assert_all_used()?;
-    Ok(Value::from(dedup(items(&value)?, case_sensitive, attribute.as_deref())))
+    Ok(Value::from(dedup(
+        items(&value)?,
+        case_sensitive,
+        attribute.as_deref(),
+    )))
 }
 
 pub fn union(a: Value, b: Value) -> Result<Value, Error> {
@@ -443,13 +479,19 @@ pub fn union(a: Value, b: Value) -> Result<Value, Error> {
 
 pub fn intersect(a: Value, b: Value) -> Result<Value, Error> {
     let other = items(&b)?;
-    let kept: Vec<Value> = items(&a)?.into_iter().filter(|x| other.contains(x)).collect();
+    let kept: Vec<Value> = items(&a)?
+        .into_iter()
+        .filter(|x| other.contains(x))
+        .collect();
     Ok(Value::from(dedup(kept, true, None)))
 }
 
 pub fn difference(a: Value, b: Value) -> Result<Value, Error> {
     let other = items(&b)?;
-    let kept: Vec<Value> = items(&a)?.into_iter().filter(|x| !other.contains(x)).collect();
+    let kept: Vec<Value> = items(&a)?
+        .into_iter()
+        .filter(|x| !other.contains(x))
+        .collect();
     Ok(Value::from(dedup(kept, true, None)))
 }
 
@@ -462,9 +504,12 @@ pub fn symmetric_difference(a: Value, b: Value) -> Result<Value, Error> {
 
 /// `dict2items(key_name='key', value_name='value')`.
 pub fn dict2items(value: Value, kw: Kwargs) -> Result<Value, Error> {
-    let key_name: String = kw.get::<Option<String>>("key_name")?.unwrap_or_else(|| "key".into());
-    let value_name: String =
-        kw.get::<Option<String>>("value_name")?.unwrap_or_else(|| "value".into());
+    let key_name: String = kw
+        .get::<Option<String>>("key_name")?
+        .unwrap_or_else(|| "key".into());
+    let value_name: String = kw
+        .get::<Option<String>>("value_name")?
+        .unwrap_or_else(|| "value".into());
     kw.assert_all_used()?;
     if value.kind() != ValueKind::Map {
         return Err(err("dict2items requires a dictionary"));
@@ -482,9 +527,12 @@ pub fn dict2items(value: Value, kw: Kwargs) -> Result<Value, Error> {
 
 /// `items2dict(key_name='key', value_name='value')`.
 pub fn items2dict(value: Value, kw: Kwargs) -> Result<Value, Error> {
-    let key_name: String = kw.get::<Option<String>>("key_name")?.unwrap_or_else(|| "key".into());
-    let value_name: String =
-        kw.get::<Option<String>>("value_name")?.unwrap_or_else(|| "value".into());
+    let key_name: String = kw
+        .get::<Option<String>>("key_name")?
+        .unwrap_or_else(|| "key".into());
+    let value_name: String = kw
+        .get::<Option<String>>("value_name")?
+        .unwrap_or_else(|| "value".into());
     kw.assert_all_used()?;
     let mut out = serde_json::Map::new();
     for item in items(&value)? {
@@ -545,8 +593,9 @@ fn merge(base: &mut Json, other: Json, recursive: bool, list_merge: &str) {
 /// `combine(*dicts, recursive=False, list_merge='replace')`.
 pub fn combine(value: Value, others: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
     let recursive: bool = kw.get::<Option<bool>>("recursive")?.unwrap_or(false);
-    let list_merge: String =
-        kw.get::<Option<String>>("list_merge")?.unwrap_or_else(|| "replace".into());
+    let list_merge: String = kw
+        .get::<Option<String>>("list_merge")?
+        .unwrap_or_else(|| "replace".into());
     kw.assert_all_used()?;
     let mut dicts = vec![value];
     for o in others.iter() {
@@ -629,7 +678,12 @@ pub fn type_debug(value: Value) -> &'static str {
 }
 
 /// `lookup('env', name...)`, `lookup('file', path...)`; `query`/`q` return lists.
-pub fn lookup(_state: &State, kind: String, terms: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
+pub fn lookup(
+    _state: &State,
+    kind: String,
+    terms: Rest<Value>,
+    kw: Kwargs,
+) -> Result<Value, Error> {
     let wantlist: bool = kw.get::<Option<bool>>("wantlist")?.unwrap_or(false);
     let default: Option<Value> = kw.get("default")?;
     kw.assert_all_used()?;

@@ -7,15 +7,20 @@
 //! nothing else.
 
 mod checks;
+mod errors;
 mod filters;
+mod lazy;
 mod pyfmt;
 mod pyyaml;
+
+use std::sync::Arc;
 
 use minijinja::value::Value as JValue;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 use serde_json::Value;
 
 use crate::Vars;
+use errors::explain;
 
 pub use pyfmt::{py_json, JsonStyle};
 pub use pyyaml::py_yaml;
@@ -24,15 +29,22 @@ pub use pyyaml::py_yaml;
 pub const OMIT: &str = "__omit_place_holder__";
 
 /// The variable the cached `{% set %}` wrapper stores an evaluated expression in.
-const RESULT_VAR: &str = "__infra_eval_result";
+pub(crate) const RESULT_VAR: &str = "__infra_eval_result";
 
 /// Renders Ansible-style templates. Cheap to share (`Arc`) between hosts.
+///
+/// Each environment comes as a strict one and a lax (chainable) twin: a render that fails
+/// on an undefined value which the template itself guards (`a.b.c | default(x)`,
+/// `a.b is defined`) is retried in the twin, where, as in Ansible, a lookup on an
+/// undefined value is undefined rather than an error.
 pub struct Templar {
     /// For strings in playbooks and expressions: the template name *is* its source, so
     /// minijinja's loader cache compiles each distinct string once.
-    strings: Environment<'static>,
+    strings: Arc<Environment<'static>>,
+    strings_lax: Environment<'static>,
     /// For template files, indexed by `trim_blocks * 2 + lstrip_blocks`.
     files: [Environment<'static>; 4],
+    files_lax: [Environment<'static>; 4],
 }
 
 impl Default for Templar {
@@ -41,18 +53,54 @@ impl Default for Templar {
     }
 }
 
+fn string_env(behavior: UndefinedBehavior) -> Environment<'static> {
+    let mut env = build_env(true, false, behavior);
+    env.set_loader(|source| Ok(Some(source.to_string())));
+    env
+}
+
+fn file_envs(behavior: UndefinedBehavior) -> [Environment<'static>; 4] {
+    [
+        build_env(false, false, behavior),
+        build_env(false, true, behavior),
+        build_env(true, false, behavior),
+        build_env(true, true, behavior),
+    ]
+}
+
 impl Templar {
     pub fn new() -> Self {
-        let mut strings = build_env(true, false);
-        strings.set_loader(|source| Ok(Some(source.to_string())));
         Templar {
-            strings,
-            files: [
-                build_env(false, false),
-                build_env(false, true),
-                build_env(true, false),
-                build_env(true, true),
-            ],
+            strings: Arc::new(string_env(UndefinedBehavior::Strict)),
+            strings_lax: string_env(UndefinedBehavior::Chainable),
+            files: file_envs(UndefinedBehavior::Strict),
+            files_lax: file_envs(UndefinedBehavior::Chainable),
+        }
+    }
+
+    /// The render context for `vars`: a lazy view that renders templated var values
+    /// when they are read (see `lazy.rs`).
+    fn context(&self, vars: &Vars) -> JValue {
+        lazy::LazyCtx::root(self.strings.clone(), Arc::new(vars.clone()))
+    }
+
+    /// Runs `f` in the strict environment, retrying in the lax twin when the failure is
+    /// an undefined value the template guards with `default` or `is defined`.
+    fn run<T>(
+        &self,
+        strict: &Environment<'static>,
+        lax: &Environment<'static>,
+        source: &str,
+        shown: Option<&str>,
+        vars: &Vars,
+        f: impl Fn(&Environment<'static>) -> Result<T, Error>,
+    ) -> anyhow::Result<T> {
+        match f(strict) {
+            Ok(v) => Ok(v),
+            Err(e) if errors::is_guarded_undefined(&e, source) => {
+                f(lax).map_err(|_| explain(&e, source, Some((strict, vars)), shown))
+            }
+            Err(e) => Err(explain(&e, source, Some((strict, vars)), shown)),
         }
     }
 
@@ -62,7 +110,7 @@ impl Templar {
         if !needs_render(value) {
             return Ok(value.clone());
         }
-        let ctx = JValue::from_serialize(vars);
+        let ctx = self.context(vars);
         self.render_value_in(value, &ctx, vars)
     }
 
@@ -99,16 +147,18 @@ impl Templar {
         if !is_template(source) {
             return Ok(source.to_string());
         }
-        self.render_in(source, &JValue::from_serialize(vars), vars)
+        self.render_in(source, &self.context(vars), vars)
     }
 
     fn render_in(&self, source: &str, ctx: &JValue, vars: &Vars) -> anyhow::Result<String> {
-        let tmpl = self
-            .strings
-            .get_template(source)
-            .map_err(|e| explain(&e, source, None))?;
-        tmpl.render(ctx)
-            .map_err(|e| explain(&e, source, Some((&self.strings, vars))))
+        self.run(
+            &self.strings,
+            &self.strings_lax,
+            source,
+            None,
+            vars,
+            |env| env.get_template(source)?.render(ctx),
+        )
     }
 
     /// Renders a template file's content (the template module): `trim_blocks` and
@@ -120,45 +170,51 @@ impl Templar {
         trim_blocks: bool,
         lstrip_blocks: bool,
     ) -> anyhow::Result<String> {
-        let env = &self.files[usize::from(trim_blocks) * 2 + usize::from(lstrip_blocks)];
-        let tmpl = env
-            .template_from_str(source)
-            .map_err(|e| explain(&e, source, None))?;
-        tmpl.render(JValue::from_serialize(vars))
-            .map_err(|e| explain(&e, source, Some((env, vars))))
+        let i = usize::from(trim_blocks) * 2 + usize::from(lstrip_blocks);
+        let ctx = self.context(vars);
+        self.run(
+            &self.files[i],
+            &self.files_lax[i],
+            source,
+            None,
+            vars,
+            |env| env.template_from_str(source)?.render(&ctx),
+        )
     }
 
     /// Evaluates a bare expression (`when:`, `until:`, `changed_when:`) to a value. An
     /// expression wrapped in `{{ }}` is accepted too.
     pub fn eval(&self, expr: &str, vars: &Vars) -> anyhow::Result<Value> {
         let expr = single_expression(expr.trim()).unwrap_or(expr);
-        self.eval_in(expr, &JValue::from_serialize(vars), vars)
+        self.eval_in(expr, &self.context(vars), vars)
     }
 
     fn eval_in(&self, expr: &str, ctx: &JValue, vars: &Vars) -> anyhow::Result<Value> {
-        let source = format!("{{% set {RESULT_VAR} = ({expr}\n) %}}");
-        let tmpl = self
-            .strings
-            .get_template(&source)
-            .map_err(|e| explain(&e, &source, None))?;
-        let captured = tmpl
-            .render_captured(ctx)
-            .map_err(|e| explain(&e, &source, Some((&self.strings, vars))))?;
-        let result = captured.state().lookup(RESULT_VAR).unwrap_or_default();
+        let source = eval_source(expr);
+        let result = self.run(
+            &self.strings,
+            &self.strings_lax,
+            &source,
+            Some(expr),
+            vars,
+            |env| eval_with(env, expr, ctx),
+        )?;
         to_json_value(&result).map_err(|e| anyhow::anyhow!("in `{expr}`: {e}"))
     }
 
     /// Evaluates a condition with Jinja's truthiness of the expression's value.
     pub fn eval_bool(&self, expr: &str, vars: &Vars) -> anyhow::Result<bool> {
         let expr = single_expression(expr.trim()).unwrap_or(expr);
-        let source = format!("{{% if ({expr}\n) %}}1{{% endif %}}");
-        let tmpl = self
-            .strings
-            .get_template(&source)
-            .map_err(|e| explain(&e, &source, None))?;
-        let out = tmpl
-            .render(JValue::from_serialize(vars))
-            .map_err(|e| explain(&e, &source, Some((&self.strings, vars))))?;
+        let source = format!("{{% if ({expr}) %}}1{{% endif %}}");
+        let ctx = self.context(vars);
+        let out = self.run(
+            &self.strings,
+            &self.strings_lax,
+            &source,
+            Some(expr),
+            vars,
+            |env| env.get_template(&source)?.render(&ctx),
+        )?;
         Ok(out == "1")
     }
 
@@ -167,7 +223,7 @@ impl Templar {
         self.files[2]
             .template_from_str(source)
             .map(|_| ())
-            .map_err(|e| explain(&e, source, None))
+            .map_err(|e| explain(&e, source, None, None))
     }
 
     /// Checks a bare expression's syntax (`when:` and friends).
@@ -176,7 +232,27 @@ impl Templar {
         self.files[2]
             .compile_expression(expr)
             .map(|_| ())
-            .map_err(|e| explain(&e, expr, None))
+            .map_err(|e| explain(&e, expr, None, Some(expr)))
+    }
+}
+
+/// The cached template that evaluates `expr` into [`RESULT_VAR`].
+fn eval_source(expr: &str) -> String {
+    format!("{{% set {RESULT_VAR} = ({expr}) %}}")
+}
+
+/// Evaluates `expr` in `env` (which must have the identity loader) to a native value.
+fn eval_with(env: &Environment<'static>, expr: &str, ctx: &JValue) -> Result<JValue, Error> {
+    let tmpl = env.get_template(&eval_source(expr))?;
+    let captured = tmpl.render_captured(ctx)?;
+    match captured.state().lookup(RESULT_VAR) {
+        Some(v) if !v.is_undefined() => Ok(v),
+        // `{% set %}` stores an undefined value silently; Ansible fails on it.
+        _ if env.undefined_behavior() == UndefinedBehavior::Strict => Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("'{}' is undefined", expr.trim()),
+        )),
+        _ => Ok(JValue::UNDEFINED),
     }
 }
 
@@ -213,9 +289,13 @@ fn to_json_value(v: &JValue) -> Result<Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
 }
 
-fn build_env(trim_blocks: bool, lstrip_blocks: bool) -> Environment<'static> {
+fn build_env(
+    trim_blocks: bool,
+    lstrip_blocks: bool,
+    behavior: UndefinedBehavior,
+) -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_undefined_behavior(behavior);
     env.set_trim_blocks(trim_blocks);
     env.set_lstrip_blocks(lstrip_blocks);
     env.set_keep_trailing_newline(true);
@@ -293,80 +373,6 @@ fn build_env(trim_blocks: bool, lstrip_blocks: bool) -> Environment<'static> {
     env.add_function("query", f::query);
     env.add_function("q", f::query);
     env
-}
-
-/// A minijinja error as a message naming the undefined variable or the syntax problem,
-/// with the line and the text of that line.
-fn explain(err: &Error, source: &str, render: Option<(&Environment<'static>, &Vars)>) -> anyhow::Error {
-    let line_no = err.line().unwrap_or(1);
-    let line_text = source
-        .lines()
-        .nth(line_no.saturating_sub(1))
-        .unwrap_or(source)
-        .trim();
-    let line_text = line_text
-        .strip_prefix(&format!("{{% set {RESULT_VAR} = ("))
-        .unwrap_or(line_text);
-    let line_text = line_text.strip_prefix("{% if (").unwrap_or(line_text);
-    let snippet: String = line_text.chars().take(120).collect();
-    let span = err
-        .range()
-        .and_then(|r| source.get(r))
-        .map(|s| s.trim().to_string());
-    let what = match err.kind() {
-        ErrorKind::UndefinedError => {
-            let missing = render
-                .map(|(env, vars)| missing_variables(env, source, vars))
-                .unwrap_or_default();
-            let in_span = span
-                .as_deref()
-                .and_then(|s| missing.iter().find(|m| mentions(s, m)));
-            match (in_span, missing.first(), span.as_deref(), err.detail()) {
-                (Some(name), _, _, _) => format!("'{name}' is undefined"),
-                (None, _, _, Some(detail)) if detail != "undefined value" => detail.to_string(),
-                (None, _, Some(span), _) if !span.is_empty() => format!(
-                    "'{span}' is undefined (a variable, attribute or key in it does not exist)"
-                ),
-                (None, Some(name), _, _) => format!("'{name}' is undefined"),
-                _ => "a variable is undefined".to_string(),
-            }
-        }
-        ErrorKind::SyntaxError => format!(
-            "template syntax error: {}",
-            err.detail().unwrap_or("invalid syntax")
-        ),
-        _ => match err.detail() {
-            Some(d) => format!("{}: {d}", err.kind()),
-            None => err.kind().to_string(),
-        },
-    };
-    anyhow::anyhow!("{what} (template line {line_no}: `{snippet}`)")
-}
-
-/// Top-level names the template reads that neither `vars` nor the globals define.
-fn missing_variables(env: &Environment<'static>, source: &str, vars: &Vars) -> Vec<String> {
-    let Ok(tmpl) = env.template_from_str(source) else {
-        return Vec::new();
-    };
-    let globals: Vec<String> = env.globals().map(|(k, _)| k.to_string()).collect();
-    let mut missing: Vec<String> = tmpl
-        .undeclared_variables(false)
-        .into_iter()
-        .filter(|v| !vars.contains_key(v) && !globals.contains(v) && v != RESULT_VAR)
-        .filter(|v| !matches!(v.as_str(), "range" | "dict" | "namespace" | "debug" | "lipsum" | "cycler" | "joiner"))
-        .collect();
-    missing.sort();
-    missing
-}
-
-/// Whether `text` uses `name` as a whole identifier.
-fn mentions(text: &str, name: &str) -> bool {
-    text.match_indices(name).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + name.len()..].chars().next();
-        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-        !ident(before) && !ident(after) && before != Some('.')
-    })
 }
 
 #[cfg(test)]

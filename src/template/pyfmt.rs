@@ -246,7 +246,13 @@ mod tests {
     fn python_json_dumps() {
         let v = json!({"b": [1, 2.0, "é"], "a": {"x": null}, "c": []});
         assert_eq!(
-            py_json(&v, JsonStyle { ensure_ascii: true, ..Default::default() }),
+            py_json(
+                &v,
+                JsonStyle {
+                    ensure_ascii: true,
+                    ..Default::default()
+                }
+            ),
             r#"{"b": [1, 2.0, "\u00e9"], "a": {"x": null}, "c": []}"#
         );
         assert_eq!(

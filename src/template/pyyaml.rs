@@ -198,7 +198,11 @@ fn yaml_float(f: f64) -> String {
         return ".nan".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { ".inf".into() } else { "-.inf".into() };
+        return if f > 0.0 {
+            ".inf".into()
+        } else {
+            "-.inf".into()
+        };
     }
     let s = py_float(f).to_lowercase();
     if !s.contains('.') && s.contains('e') {
@@ -224,7 +228,7 @@ fn implicit_resolvers() -> &'static Regex {
             r"|<<|=",
             r")$"
         ))
-        .unwrap_or_else(|_| Regex::new("^$").unwrap_or_else(|_| unreachable!()))
+        .expect("the resolver regex is a valid constant")
     })
 }
 
@@ -285,10 +289,8 @@ fn fold(s: &str, col: usize, cont_indent: usize, _quoted: bool) -> String {
     let mut column = col;
     let chars: Vec<char> = s.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
-        let single_space = c == ' '
-            && i > 0
-            && chars[i - 1] != ' '
-            && chars.get(i + 1).is_some_and(|n| *n != ' ');
+        let single_space =
+            c == ' ' && i > 0 && chars[i - 1] != ' ' && chars.get(i + 1).is_some_and(|n| *n != ' ');
         if single_space && column > WIDTH {
             out.push('\n');
             out.push_str(&" ".repeat(cont_indent));

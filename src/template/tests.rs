@@ -45,7 +45,10 @@ fn fails(src: &str) -> String {
 fn renders_plain_and_python_style_values() {
     assert_eq!(r("Hello {{ name }}!"), "Hello World!");
     assert_eq!(r("no template"), "no template");
-    assert_eq!(r("{{ flag }}/{{ off }}/{{ nothing }}/{{ n }}"), "True/False//42");
+    assert_eq!(
+        r("{{ flag }}/{{ off }}/{{ nothing }}/{{ n }}"),
+        "True/False//42"
+    );
     assert_eq!(r("x={{ items[:2] }}"), "x=['b', 'a']");
     assert_eq!(r("x={{ d.y }}"), "x={'z': 2}");
     assert_eq!(r("{{ omit }}"), OMIT);
@@ -74,7 +77,9 @@ fn undefined_variables_are_errors_naming_the_variable() {
     assert!(msg.contains("'nope' is undefined"), "{msg}");
     let msg = format!(
         "{:#}",
-        Templar::new().eval_bool("missing_cond", &vars()).unwrap_err()
+        Templar::new()
+            .eval_bool("missing_cond", &vars())
+            .unwrap_err()
     );
     assert!(msg.contains("'missing_cond' is undefined"), "{msg}");
 }
@@ -87,7 +92,10 @@ fn default_and_defined_work_on_undefined() {
     assert_eq!(r("{{ empty | default('z', true) }}"), "z");
     assert_eq!(r("{{ empty | default('z', boolean=true) }}"), "z");
     assert_eq!(r("{{ d.nope | default(5) }}"), "5");
-    assert_eq!(r("{{ missing is defined }}/{{ missing is undefined }}"), "False/True");
+    assert_eq!(
+        r("{{ missing is defined }}/{{ missing is undefined }}"),
+        "False/True"
+    );
     assert_eq!(r("{{ name is defined }}"), "True");
     assert!(fails("{{ missing | mandatory }}").contains("mandatory"));
     assert!(fails("{{ missing | mandatory('need it') }}").contains("need it"));
@@ -117,10 +125,19 @@ fn string_filters() {
         r("{{ 'ab12cd3' | regex_replace('([a-z]+)(\\\\d+)', '\\\\2-\\\\1') }}"),
         "12-ab3-cd"
     );
-    assert_eq!(r("{{ 'Hello' | regex_replace('^h', 'J', ignorecase=true) }}"), "Jello");
-    assert_eq!(r("{{ 'cost: $5' | regex_replace('\\\\$', 'USD') }}"), "cost: USD5");
+    assert_eq!(
+        r("{{ 'Hello' | regex_replace('^h', 'J', ignorecase=true) }}"),
+        "Jello"
+    );
+    assert_eq!(
+        r("{{ 'cost: $5' | regex_replace('\\\\$', 'USD') }}"),
+        "cost: USD5"
+    );
     assert_eq!(e("'ver 1.2.3' | regex_search('[0-9.]+')"), json!("1.2.3"));
-    assert_eq!(e("'ver 1.2.3' | regex_search('(\\\\d+)\\\\.(\\\\d+)', '\\\\2')"), json!(["2"]));
+    assert_eq!(
+        e("'ver 1.2.3' | regex_search('(\\\\d+)\\\\.(\\\\d+)', '\\\\2')"),
+        json!(["2"])
+    );
     assert_eq!(e("'abc' | regex_search('z')"), json!(null));
     assert_eq!(e("'a1b22' | regex_findall('\\\\d+')"), json!(["1", "22"]));
     assert_eq!(e("' a  b c ' | split"), json!(["a", "b", "c"]));
@@ -129,7 +146,10 @@ fn string_filters() {
     assert_eq!(r("[{{ '  x \n' | trim }}]"), "[x]");
     assert_eq!(r("{{ 'hello' | b64encode }}"), "aGVsbG8=");
     assert_eq!(r("{{ 'aGVsbG8=' | b64decode }}"), "hello");
-    assert_eq!(r("{{ path | basename }}|{{ path | dirname }}"), "nginx.conf|/etc/nginx");
+    assert_eq!(
+        r("{{ path | basename }}|{{ path | dirname }}"),
+        "nginx.conf|/etc/nginx"
+    );
     assert_eq!(r("{{ '/x' | dirname }}|{{ 'file' | dirname }}"), "/|");
     assert_eq!(r("{{ 'safe-path/x.y' | quote }}"), "safe-path/x.y");
     assert_eq!(r("{{ \"it's here\" | quote }}"), "'it'\"'\"'s here'");
@@ -156,13 +176,19 @@ fn serialization_filters() {
     assert_eq!(r("{{ d | to_yaml }}"), "x: 1\ny: {z: 2}\n");
     assert_eq!(r("{{ d | to_nice_yaml }}"), "x: 1\ny:\n    z: 2\n");
     assert_eq!(e("'{\"a\": [1, 2]}' | from_json"), json!({"a": [1, 2]}));
-    assert_eq!(e("'a: [1, 2]\\nb: yes' | from_yaml"), json!({"a": [1, 2], "b": "yes"}));
+    assert_eq!(
+        e("'a: [1, 2]\\nb: yes' | from_yaml"),
+        json!({"a": [1, 2], "b": "yes"})
+    );
 }
 
 #[test]
 fn list_filters() {
     assert_eq!(e("items | unique"), json!(["b", "a", "c"]));
-    assert_eq!(e("items | unique(case_sensitive=true)"), json!(["b", "a", "B", "c"]));
+    assert_eq!(
+        e("items | unique(case_sensitive=true)"),
+        json!(["b", "a", "B", "c"])
+    );
     assert_eq!(e("[1, 2] | union([2, 3])"), json!([1, 2, 3]));
     assert_eq!(e("[1, 2, 3] | intersect([3, 2, 5])"), json!([2, 3]));
     assert_eq!(e("[1, 2, 3] | difference([2])"), json!([1, 3]));
@@ -259,7 +285,10 @@ fn render_file_matches_ansible_whitespace() {
     );
     // lstrip_blocks=False keeps the indentation before a block tag
     let src = "a\n  {% if flag %}\nb\n  {% endif %}\n";
-    assert_eq!(t.render_file(src, &vars(), true, false).unwrap(), "a\n  b\n  ");
+    assert_eq!(
+        t.render_file(src, &vars(), true, false).unwrap(),
+        "a\n  b\n  "
+    );
     assert_eq!(t.render_file(src, &vars(), true, true).unwrap(), "a\nb\n");
     assert_eq!(
         t.render_file("x{% if flag %}\ny{% endif %}\n\n", &vars(), false, false)
@@ -277,7 +306,9 @@ fn syntax_errors_carry_the_line() {
     let msg = format!("{err:#}");
     assert!(msg.contains("line 2"), "{msg}");
     assert!(msg.contains("syntax error"), "{msg}");
-    assert!(t.check_syntax("{% for x in y %}{{ x }}{% endfor %}").is_ok());
+    assert!(t
+        .check_syntax("{% for x in y %}{{ x }}{% endfor %}")
+        .is_ok());
     assert!(t.check_expr_syntax("a and (b or").is_err());
     assert!(t.check_expr_syntax("a is defined and b").is_ok());
 }
@@ -285,7 +316,10 @@ fn syntax_errors_carry_the_line() {
 #[test]
 fn lookups() {
     std::env::set_var("INFRA_TEMPLATE_TEST_VAR", "from-env");
-    assert_eq!(r("{{ lookup('env', 'INFRA_TEMPLATE_TEST_VAR') }}"), "from-env");
+    assert_eq!(
+        r("{{ lookup('env', 'INFRA_TEMPLATE_TEST_VAR') }}"),
+        "from-env"
+    );
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f.txt");
     std::fs::write(&f, "content\n\n").unwrap();
@@ -304,4 +338,63 @@ fn cached_templates_render_with_new_vars() {
     v.insert("name".into(), json!("Again"));
     assert_eq!(t.render_str("{{ name }}", &v).unwrap(), "Again");
     assert_eq!(t.eval("name", &v).unwrap(), json!("Again"));
+}
+
+#[test]
+fn guarded_undefined_chains_fall_back_like_ansible() {
+    assert_eq!(r("{{ missing.a.b | default('x') }}"), "x");
+    assert_eq!(r("{{ d.nope.deeper | d('y') }}"), "y");
+    assert_eq!(e("missing.a is defined"), json!(false));
+    assert_eq!(e("d.nope.deeper is not defined"), json!(true));
+    assert!(Templar::new()
+        .eval_bool("hostvars['web9'].ip is defined", &vars())
+        .is_ok_and(|b| !b));
+    // unguarded chains still fail
+    assert!(fails("{{ d.nope.deeper }}").contains("has no attribute 'nope'"));
+}
+
+#[test]
+fn templated_vars_render_when_read() {
+    let mut v = vars();
+    v.insert("host".into(), json!("db1"));
+    v.insert("url".into(), json!("http://{{ host }}:{{ port }}"));
+    v.insert("port".into(), json!("{{ base_port + 1 }}"));
+    v.insert("base_port".into(), json!(8000));
+    v.insert(
+        "app".into(),
+        json!({"urls": ["{{ url }}/a"], "list": "{{ nums }}"}),
+    );
+    v.insert("loop_a".into(), json!("{{ loop_b }}"));
+    v.insert("loop_b".into(), json!("{{ loop_a }}"));
+    v.insert("broken".into(), json!("{{ nope_var }}"));
+    let t = Templar::new();
+    assert_eq!(t.render_str("{{ url }}", &v).unwrap(), "http://db1:8001");
+    assert_eq!(t.eval("port", &v).unwrap(), json!(8001));
+    assert_eq!(
+        t.eval("app.urls[0]", &v).unwrap(),
+        json!("http://db1:8001/a")
+    );
+    assert_eq!(t.eval("app.list | length", &v).unwrap(), json!(3));
+    assert_eq!(
+        t.eval("app", &v).unwrap(),
+        json!({"urls": ["http://db1:8001/a"], "list": [3, 1, 2]})
+    );
+    let err = format!("{:#}", t.render_str("{{ loop_a }}", &v).unwrap_err());
+    assert!(err.contains("recursive loop"), "{err}");
+    let err = format!("{:#}", t.render_str("x {{ broken }}", &v).unwrap_err());
+    assert!(err.contains("'nope_var' is undefined"), "{err}");
+    assert!(err.contains("broken"), "{err}");
+}
+
+#[test]
+fn eval_of_undefined_is_an_error() {
+    let t = Templar::new();
+    let err = format!("{:#}", t.eval("missing_thing", &vars()).unwrap_err());
+    assert!(err.contains("'missing_thing' is undefined"), "{err}");
+    let err = format!("{:#}", t.eval("d.nope", &vars()).unwrap_err());
+    assert!(err.contains("'d.nope' is undefined"), "{err}");
+    let v = json!({"a": "{{ missing_thing }}"});
+    let err = format!("{:#}", t.render_value(&v, &vars()).unwrap_err());
+    assert!(err.contains("missing_thing"), "{err}");
+    assert_eq!(t.eval("d.nope | default(3)", &vars()).unwrap(), json!(3));
 }

@@ -106,7 +106,11 @@ pub trait Transport: Send + Sync {
 }
 
 pub mod local;
+pub mod shell;
 pub mod ssh;
+mod unreachable;
+
+pub use unreachable::{is_unreachable, Unreachable};
 
 /// How to reach one host, from its inventory variables and the run's options.
 #[derive(Debug, Clone, Default)]
@@ -134,7 +138,15 @@ pub struct ConnectSpec {
 }
 
 /// Opens a connection. An error here makes the host *unreachable* (not failed).
+/// The error is marked [`Unreachable`] (test it with [`is_unreachable`]).
 pub async fn connect(spec: &ConnectSpec) -> anyhow::Result<std::sync::Arc<dyn Transport>> {
-    let _ = spec;
-    anyhow::bail!("transport::connect is not implemented yet")
+    if spec.local {
+        // `LocalTransport` comes from the local-transport branch; until it is merged this
+        // host cannot run locally.
+        anyhow::bail!(
+            "host {}: ansible_connection: local is not available yet (local transport not merged)",
+            spec.name
+        );
+    }
+    Ok(std::sync::Arc::new(ssh::SshTransport::connect(spec).await?))
 }

@@ -1,0 +1,835 @@
+//! Runs one batch of a play: fact gathering, pre_tasks, roles, tasks, post_tasks, with
+//! handlers flushed after each section; the linear strategy (each task on all hosts, in
+//! parallel up to `--forks`, before the next) and the free one (each host on its own);
+//! blocks with rescue/always, includes resolved at run time, `meta`, and the play-wide stops
+//! (`any_errors_fatal`, `max_fail_percentage`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::future::{join_all, BoxFuture};
+use serde_json::{json, Value};
+
+use super::facts;
+use super::loops;
+use super::result::Outcome;
+use super::state::{Frame, Runner};
+use super::tags::should_run;
+use super::vars::{resolve_lazy, Layers};
+use crate::playbook::{self, Batch, Play, Role, Strategy, Task, TaskKind};
+use crate::report::{HostEvent, Status, TaskInfo};
+use crate::transport::ExecOptions;
+use crate::Vars;
+
+/// Whether variables anywhere in the play mention `hostvars` or `groups` (then every task
+/// gets them; otherwise only tasks that name them do).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mentions {
+    pub hostvars: bool,
+    pub groups: bool,
+}
+
+#[derive(Clone)]
+struct Handler {
+    task: Arc<Task>,
+    role: Option<Arc<Role>>,
+}
+
+/// One batch of one play.
+pub struct PlayRun<'a> {
+    pub r: &'a Runner,
+    pub play: &'a Play,
+    /// Every host of the play (all batches).
+    pub play_hosts: Vec<String>,
+    pub batch: Vec<String>,
+    pub vars_files: &'a Vars,
+    pub mentions: Mentions,
+    handlers: Mutex<Vec<Handler>>,
+    aborted: AtomicBool,
+}
+
+/// Splits the play's hosts by `serial` (the last size repeats; percentages of all hosts).
+pub fn batches(hosts: &[String], serial: &[Batch]) -> Vec<Vec<String>> {
+    if serial.is_empty() || hosts.is_empty() {
+        return vec![hosts.to_vec()];
+    }
+    let total = hosts.len();
+    let size_of = |b: &Batch| -> usize {
+        match b {
+            Batch::Count(0) => total,
+            Batch::Count(n) => *n,
+            Batch::Percent(p) => ((total as f64) * p / 100.0).floor().max(1.0) as usize,
+        }
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while start < total {
+        let size = size_of(&serial[i.min(serial.len() - 1)]).max(1);
+        let end = (start + size).min(total);
+        out.push(hosts[start..end].to_vec());
+        start = end;
+        i += 1;
+    }
+    out
+}
+
+/// The number of tasks a host runs in a play, counting what is known before it runs.
+pub fn count_tasks(play: &Play) -> usize {
+    fn count(tasks: &[Task]) -> usize {
+        tasks
+            .iter()
+            .map(|t| match &t.kind {
+                TaskKind::Module { .. } => 1,
+                TaskKind::Block { block, always, .. } => count(block) + count(always),
+                TaskKind::IncludeTasks {
+                    loaded: Some(tasks),
+                    ..
+                } => count(tasks),
+                TaskKind::IncludeRole {
+                    loaded: Some(role), ..
+                } => count(&role.tasks),
+                TaskKind::IncludeTasks { .. } | TaskKind::IncludeRole { .. } => 1,
+                TaskKind::Meta(_) => 0,
+            })
+            .sum()
+    }
+    let roles: usize = play.roles.iter().map(|r| count(&r.tasks)).sum();
+    usize::from(play.gather_facts)
+        + count(&play.pre_tasks)
+        + roles
+        + count(&play.tasks)
+        + count(&play.post_tasks)
+}
+
+impl<'a> PlayRun<'a> {
+    pub fn new(
+        r: &'a Runner,
+        play: &'a Play,
+        play_hosts: Vec<String>,
+        batch: Vec<String>,
+        vars_files: &'a Vars,
+        mentions: Mentions,
+    ) -> Self {
+        let mut handlers = Vec::new();
+        for role in &play.roles {
+            for h in &role.handlers {
+                handlers.push(Handler {
+                    task: Arc::new(h.clone()),
+                    role: Some(role.clone()),
+                });
+            }
+        }
+        for h in &play.handlers {
+            handlers.push(Handler {
+                task: Arc::new(h.clone()),
+                role: h.role.clone(),
+            });
+        }
+        PlayRun {
+            r,
+            play,
+            play_hosts,
+            batch,
+            vars_files,
+            mentions,
+            handlers: Mutex::new(handlers),
+            aborted: AtomicBool::new(false),
+        }
+    }
+
+    /// The play was stopped for every host (end_play, any_errors_fatal, max_fail_percentage).
+    pub fn aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
+    }
+
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Relaxed);
+        for h in &self.batch {
+            self.r.with_host(h, |s| s.ended = true);
+        }
+    }
+
+    fn handlers(&self) -> Vec<Handler> {
+        match self.handlers.lock() {
+            Ok(h) => h.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The handlers a `notify` name reaches: by name, `role : name`, or `listen` topic.
+    pub fn handler_indexes(&self, name: &str) -> Vec<usize> {
+        self.handlers()
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| {
+                h.task.name.as_deref() == Some(name)
+                    || h.task.display_name() == name
+                    || h.task.listen.iter().any(|l| l == name)
+                    || h.role.as_ref().is_some_and(|r| {
+                        h.task
+                            .name
+                            .as_ref()
+                            .is_some_and(|n| format!("{} : {}", r.name, n) == name)
+                    })
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn add_role_handlers(&self, role: &Arc<Role>) {
+        let mut handlers = match self.handlers.lock() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        if handlers
+            .iter()
+            .any(|h| h.role.as_ref().is_some_and(|r| Arc::ptr_eq(r, role)))
+        {
+            return;
+        }
+        for h in &role.handlers {
+            handlers.push(Handler {
+                task: Arc::new(h.clone()),
+                role: Some(role.clone()),
+            });
+        }
+    }
+
+    fn root_frame(&self) -> Frame {
+        Frame {
+            tags: self.play.tags.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Runs the batch with the play's strategy.
+    pub async fn run(&self) {
+        match self.play.strategy {
+            Strategy::Linear => self.sequence(&self.batch).await,
+            Strategy::Free => {
+                join_all(
+                    self.batch
+                        .iter()
+                        .map(|h| async move { self.sequence(std::slice::from_ref(h)).await }),
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn sequence(&self, hosts: &[String]) {
+        if self.play.gather_facts {
+            self.gather_facts(hosts).await;
+        }
+        let root = self.root_frame();
+        self.run_tasks(&self.play.pre_tasks, &root, hosts).await;
+        self.flush_handlers(hosts).await;
+        for role in &self.play.roles {
+            let frame = root.for_role(role);
+            self.run_tasks(&role.tasks, &frame, hosts).await;
+        }
+        self.run_tasks(&self.play.tasks, &root, hosts).await;
+        self.flush_handlers(hosts).await;
+        self.run_tasks(&self.play.post_tasks, &root, hosts).await;
+        self.flush_handlers(hosts).await;
+    }
+
+    fn active(&self, hosts: &[String]) -> Vec<String> {
+        if self.aborted() {
+            return Vec::new();
+        }
+        hosts
+            .iter()
+            .filter(|h| self.r.is_active(h))
+            .cloned()
+            .collect()
+    }
+
+    /// Runs a list of tasks on the hosts still active, one task after the other.
+    pub fn run_tasks<'s>(
+        &'s self,
+        tasks: &'s [Task],
+        frame: &'s Frame,
+        hosts: &'s [String],
+    ) -> BoxFuture<'s, ()> {
+        Box::pin(async move {
+            for task in tasks {
+                let active = self.active(hosts);
+                if active.is_empty() {
+                    break;
+                }
+                match &task.kind {
+                    TaskKind::Module { .. } => self.run_step(task, frame, &active).await,
+                    TaskKind::Block {
+                        block,
+                        rescue,
+                        always,
+                    } => {
+                        self.run_block(task, frame, &active, block, rescue, always)
+                            .await
+                    }
+                    TaskKind::IncludeTasks { .. } | TaskKind::IncludeRole { .. } => {
+                        self.run_include(task, frame, &active).await
+                    }
+                    TaskKind::Meta(m) => self.run_meta(task, frame, &active, m).await,
+                }
+            }
+        })
+    }
+
+    fn task_info(&self, task: &Task, frame: &Frame) -> TaskInfo {
+        let mut name = task.display_name();
+        if name.contains("{{") {
+            let mut vars = self.play.vars.clone();
+            for (k, v) in &self.r.opts.extra_vars {
+                vars.insert(k.clone(), v.clone());
+            }
+            if let Ok(rendered) = self.r.templar.render_str(&name, &vars) {
+                name = rendered;
+            }
+        }
+        TaskInfo {
+            id: self.r.next_task_id(),
+            name,
+            handler: frame.handler,
+        }
+    }
+
+    /// One module task on every active host, in parallel up to `--forks`.
+    async fn run_step(&self, task: &Task, frame: &Frame, active: &[String]) {
+        if !frame.handler
+            && !should_run(
+                &frame.tags_of(task),
+                &self.r.opts.tags,
+                &self.r.opts.skip_tags,
+            )
+        {
+            return;
+        }
+        let targets: &[String] = if task.run_once { &active[..1] } else { active };
+        let info = self.task_info(task, frame);
+        self.r.reporter.task_start(&info, targets);
+        let prep = self.prepare(task, frame);
+        let statuses = join_all(targets.iter().map(|h| {
+            let (info, prep) = (&info, &prep);
+            async move {
+                let _permit = self.r.forks.acquire().await.ok();
+                self.exec_task(task, frame, h, info, prep, active).await
+            }
+        }))
+        .await;
+        self.check_fatal(frame, &statuses);
+    }
+
+    /// any_errors_fatal and max_fail_percentage, after a task.
+    fn check_fatal(&self, frame: &Frame, statuses: &[Status]) {
+        if frame.rescuable {
+            return;
+        }
+        let failed_now = statuses
+            .iter()
+            .any(|s| matches!(s, Status::Failed | Status::Unreachable));
+        if self.play.any_errors_fatal && failed_now {
+            self.r
+                .reporter
+                .warning("any_errors_fatal: a host failed, so the play stops for every host");
+            self.abort();
+            return;
+        }
+        if let Some(pct) = self.play.max_fail_percentage {
+            let failed = self
+                .batch
+                .iter()
+                .filter(|h| self.r.with_host(h, |s| s.failed || s.unreachable))
+                .count();
+            if !self.batch.is_empty() && (failed as f64) * 100.0 / (self.batch.len() as f64) > pct {
+                self.r.reporter.warning(&format!(
+                    "max_fail_percentage {pct}% exceeded ({failed} of {} hosts failed); the play stops",
+                    self.batch.len()
+                ));
+                self.abort();
+            }
+        }
+    }
+
+    /// block, then rescue for the hosts that failed in it, then always for all of them.
+    async fn run_block(
+        &self,
+        task: &Task,
+        frame: &Frame,
+        entered: &[String],
+        block: &[Task],
+        rescue: &[Task],
+        always: &[Task],
+    ) {
+        let base = frame.child(task);
+        let mut block_frame = base.clone();
+        block_frame.rescuable = frame.rescuable || !rescue.is_empty();
+        self.run_tasks(block, &block_frame, entered).await;
+
+        let failed_in_block: Vec<String> = entered
+            .iter()
+            .filter(|h| self.r.with_host(h, |s| s.failed && !s.unreachable))
+            .cloned()
+            .collect();
+        if !rescue.is_empty() && !failed_in_block.is_empty() && !self.aborted() {
+            for h in &failed_in_block {
+                let failure = self.r.with_host(h, |s| {
+                    s.failed = false;
+                    s.last_failure.take()
+                });
+                self.r.with_stats(h, |s| {
+                    s.failed = s.failed.saturating_sub(1);
+                    s.rescued += 1;
+                });
+                let mut facts = Vars::new();
+                if let Some((name, result)) = failure {
+                    facts.insert("ansible_failed_task".into(), json!({"name": name}));
+                    facts.insert("ansible_failed_result".into(), result);
+                }
+                self.r.set_host_facts(h, facts);
+            }
+            self.run_tasks(rescue, &base, &failed_in_block).await;
+        }
+        if !always.is_empty() && !self.aborted() {
+            let targets: Vec<String> = entered
+                .iter()
+                .filter(|h| self.r.with_host(h, |s| !s.unreachable && !s.ended))
+                .cloned()
+                .collect();
+            let revived: Vec<String> = targets
+                .iter()
+                .filter(|h| {
+                    self.r.with_host(h, |s| {
+                        let was = s.failed;
+                        s.failed = false;
+                        was
+                    })
+                })
+                .cloned()
+                .collect();
+            self.run_tasks(always, &base, &targets).await;
+            for h in &revived {
+                self.r.with_host(h, |s| s.failed = true);
+            }
+        }
+    }
+
+    /// Whether all `when` conditions (inherited and own) hold on a host; errors are failures.
+    fn when_holds(&self, task: &Task, frame: &Frame, vars: &Vars) -> Result<bool, String> {
+        for cond in frame.when.iter().chain(task.when.iter()) {
+            match self.r.templar.eval_bool(cond, vars) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => {
+                    return Err(format!(
+                        "The conditional check '{cond}' failed. The error was: {e:#}"
+                    ))
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    async fn run_meta(&self, task: &Task, frame: &Frame, hosts: &[String], action: &str) {
+        let prep = self.prepare(task, frame);
+        let holds: Vec<String> = hosts
+            .iter()
+            .filter(|h| {
+                let vars = self.task_vars(task, frame, h, &prep);
+                self.when_holds(task, frame, &vars).unwrap_or(false)
+            })
+            .cloned()
+            .collect();
+        if holds.is_empty() {
+            return;
+        }
+        match action {
+            "flush_handlers" => self.flush_handlers(&holds).await,
+            "end_play" | "end_batch" => self.abort(),
+            "end_host" => {
+                for h in &holds {
+                    self.r.with_host(h, |s| s.ended = true);
+                }
+            }
+            "clear_host_errors" => {
+                for h in &self.batch {
+                    self.r.with_host(h, |s| s.failed = false);
+                }
+            }
+            "noop" | "clear_facts" | "refresh_inventory" | "reset_connection" => {}
+            other => self
+                .r
+                .reporter
+                .warning(&format!("meta: {other} is not supported; ignored")),
+        }
+    }
+
+    /// Runs notified handlers, in definition order, on the hosts that notified them.
+    async fn flush_handlers(&self, hosts: &[String]) {
+        for _pass in 0..10 {
+            let mut ran = false;
+            for (i, handler) in self.handlers().iter().enumerate() {
+                let targets: Vec<String> = self
+                    .active(hosts)
+                    .into_iter()
+                    .filter(|h| self.r.with_host(h, |s| s.notified.remove(&i)))
+                    .collect();
+                if targets.is_empty() {
+                    continue;
+                }
+                ran = true;
+                let mut frame = match &handler.role {
+                    Some(role) => self.root_frame().for_role(role),
+                    None => self.root_frame(),
+                };
+                frame.handler = true;
+                self.run_tasks(
+                    std::slice::from_ref(handler.task.as_ref()),
+                    &frame,
+                    &targets,
+                )
+                .await;
+            }
+            if !ran {
+                break;
+            }
+        }
+    }
+
+    /// Records and reports a result that belongs to no module task (facts, includes).
+    fn record(&self, info: &TaskInfo, host: &str, action: &str, outcome: Outcome, count: bool) {
+        let status = outcome.status;
+        if count {
+            self.r.with_stats(host, |s| match status {
+                Status::Ok => s.ok += 1,
+                Status::Skipped => s.skipped += 1,
+                Status::Failed => s.failed += 1,
+                Status::Unreachable => s.unreachable += 1,
+                _ => {}
+            });
+        }
+        match status {
+            Status::Failed => self.r.with_host(host, |s| {
+                s.failed = true;
+                s.last_failure = Some((info.name.clone(), Value::Object(outcome.result.clone())));
+            }),
+            Status::Unreachable => self.r.with_host(host, |s| s.unreachable = true),
+            _ => {}
+        }
+        self.r.reporter.host_result(
+            info,
+            &HostEvent {
+                host: host.to_string(),
+                delegated: None,
+                status,
+                item: None,
+                loop_summary: false,
+                action: action.to_string(),
+                result: Value::Object(outcome.result),
+                changes: vec![],
+                diffs: vec![],
+            },
+        );
+    }
+
+    /// The variables that say how to reach a host, before any task ran.
+    fn connection_vars(&self, host: &str) -> Vars {
+        let inv = self.r.inventory_vars(host);
+        let layers = Layers {
+            inventory: Some(&inv),
+            play_vars: Some(&self.play.vars),
+            vars_files: Some(self.vars_files),
+            extra_vars: Some(&self.r.opts.extra_vars),
+            ..Default::default()
+        };
+        let mut vars = layers.merge();
+        vars.insert("inventory_hostname".into(), Value::from(host));
+        let roots = super::task::always_resolved();
+        resolve_lazy(&mut vars, Some(&roots), &self.r.templar);
+        vars
+    }
+
+    /// Connects (once per run) and gathers facts in one round trip per host.
+    async fn gather_facts(&self, hosts: &[String]) {
+        let active = self.active(hosts);
+        if active.is_empty() {
+            return;
+        }
+        let info = TaskInfo {
+            id: self.r.next_task_id(),
+            name: "Gathering Facts".into(),
+            handler: false,
+        };
+        self.r.reporter.task_start(&info, &active);
+        let statuses = join_all(active.iter().map(|h| {
+            let info = &info;
+            async move {
+                let _permit = self.r.forks.acquire().await.ok();
+                let vars = self.connection_vars(h);
+                let outcome = match self.r.pool.get(h, &vars).await {
+                    Err(e) => Outcome::unreachable(format!("Failed to connect to the host: {e}")),
+                    Ok(t) => match t.exec(facts::SCRIPT, &ExecOptions::default()).await {
+                        Err(e) if super::connect::is_unreachable(&e) => {
+                            Outcome::unreachable(format!("{e:#}"))
+                        }
+                        Err(e) => Outcome::failed(format!("gathering facts: {e:#}")),
+                        Ok(out) if out.stdout.contains("@@end") => {
+                            let gathered = facts::parse(&out.stdout);
+                            self.r.set_gathered_facts(h, gathered);
+                            Outcome::new(Status::Ok, Vars::new())
+                        }
+                        Ok(out) => Outcome::failed(format!(
+                            "gathering facts failed (rc {}): {}",
+                            out.rc,
+                            out.stderr.trim()
+                        )),
+                    },
+                };
+                let status = outcome.status;
+                self.record(info, h, "gather_facts", outcome, true);
+                status
+            }
+        }))
+        .await;
+        self.check_fatal(&self.root_frame(), &statuses);
+    }
+
+    /// include_tasks / include_role (and static imports): static ones run their loaded
+    /// tasks with the include's keywords inherited; dynamic ones are resolved per host and
+    /// loop item, then run per group of hosts that include the same thing.
+    async fn run_include(&self, task: &Task, frame: &Frame, hosts: &[String]) {
+        let static_tasks: Option<(Vec<Task>, Option<Arc<Role>>)> = match &task.kind {
+            TaskKind::IncludeTasks {
+                loaded: Some(t), ..
+            } if task.loop_.is_none() => Some((t.clone(), None)),
+            TaskKind::IncludeRole {
+                loaded: Some(role), ..
+            } if task.loop_.is_none() => Some((role.tasks.clone(), Some(role.clone()))),
+            _ => None,
+        };
+        if let Some((tasks, role)) = static_tasks {
+            let mut child = frame.child(task);
+            if let Some(role) = &role {
+                self.add_role_handlers(role);
+                child = child.for_role(role);
+            }
+            self.run_tasks(&tasks, &child, hosts).await;
+            return;
+        }
+        let (target_raw, action) = match &task.kind {
+            TaskKind::IncludeTasks { file, .. } => (file.clone(), "include_tasks"),
+            TaskKind::IncludeRole { name, .. } => (name.clone(), "include_role"),
+            _ => return,
+        };
+        let info = self.task_info(task, frame);
+        self.r.reporter.task_start(&info, hosts);
+        let prep = self.prepare(task, frame);
+        // (target, item vars) -> hosts, in order of first appearance.
+        let mut groups: Vec<(String, Vars, Vec<String>)> = Vec::new();
+        for host in hosts {
+            let vars = self.task_vars(task, frame, host, &prep);
+            match self.when_holds(task, frame, &vars) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let cond = frame.when.iter().chain(task.when.iter()).next();
+                    let o = Outcome::skipped_condition(cond.map(String::as_str).unwrap_or(""));
+                    self.record(&info, host, action, o, true);
+                    continue;
+                }
+                Err(msg) => {
+                    self.record(&info, host, action, Outcome::failed(msg), true);
+                    continue;
+                }
+            }
+            let items: Vec<Option<Value>> = match &task.loop_ {
+                None => vec![None],
+                Some(spec) => {
+                    let expanded = self
+                        .r
+                        .templar
+                        .render_value(loops::raw_value(spec), &vars)
+                        .map_err(|e| format!("{e:#}"))
+                        .and_then(|v| loops::expand(spec, v).map_err(|e| format!("{e:#}")));
+                    match expanded {
+                        Ok(items) => items.into_iter().map(Some).collect(),
+                        Err(msg) => {
+                            self.record(&info, host, action, Outcome::failed(msg), true);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let loop_var = task
+                .loop_control
+                .loop_var
+                .clone()
+                .unwrap_or_else(|| "item".into());
+            for (i, item) in items.into_iter().enumerate() {
+                let mut item_vars = Vars::new();
+                if let Some(item) = &item {
+                    item_vars.insert(loop_var.clone(), item.clone());
+                    item_vars.insert("ansible_loop_var".into(), Value::from(loop_var.clone()));
+                    if let Some(index_var) = &task.loop_control.index_var {
+                        item_vars.insert(index_var.clone(), Value::from(i));
+                    }
+                }
+                let mut render_vars = vars.clone();
+                for (k, v) in &item_vars {
+                    render_vars.insert(k.clone(), v.clone());
+                }
+                let target = match self.r.templar.render_str(&target_raw, &render_vars) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.record(&info, host, action, Outcome::failed(format!("{e:#}")), true);
+                        break;
+                    }
+                };
+                let mut result = Vars::new();
+                result.insert("include".into(), Value::from(target.clone()));
+                if let Some(item) = &item {
+                    result.insert("item".into(), item.clone());
+                }
+                self.record(&info, host, action, Outcome::new(Status::Ok, result), false);
+                match groups
+                    .iter_mut()
+                    .find(|(t, v, _)| *t == target && *v == item_vars)
+                {
+                    Some((_, _, members)) => members.push(host.clone()),
+                    None => groups.push((target, item_vars, vec![host.clone()])),
+                }
+            }
+        }
+        for (target, item_vars, members) in groups {
+            let members = self.active(&members);
+            if members.is_empty() {
+                continue;
+            }
+            let role = task.role.clone().or_else(|| frame.role.clone());
+            let loaded = match &task.kind {
+                TaskKind::IncludeTasks { loaded, .. } => match loaded {
+                    Some(tasks) => Ok((Arc::new(tasks.clone()), role.clone())),
+                    None => self
+                        .load_include(&target, task, role.as_deref())
+                        .map(|t| (t, role.clone())),
+                },
+                TaskKind::IncludeRole {
+                    loaded, tasks_from, ..
+                } => match loaded {
+                    Some(r) => Ok((Arc::new(r.tasks.clone()), Some(r.clone()))),
+                    None => self
+                        .load_role(&target, tasks_from.as_deref())
+                        .map(|r| (Arc::new(r.tasks.clone()), Some(r))),
+                },
+                _ => continue,
+            };
+            match loaded {
+                Err(msg) => {
+                    for h in &members {
+                        self.record(&info, h, action, Outcome::failed(msg.clone()), true);
+                    }
+                }
+                Ok((tasks, role)) => {
+                    let mut child = frame.child(task);
+                    child.when = frame.when.clone();
+                    if !item_vars.is_empty() {
+                        child.vars.push(Arc::new(item_vars));
+                    }
+                    if let (TaskKind::IncludeRole { .. }, Some(role)) = (&task.kind, &role) {
+                        self.add_role_handlers(role);
+                        child = child.for_role(role);
+                    }
+                    self.run_tasks(&tasks, &child, &members).await;
+                }
+            }
+        }
+    }
+
+    fn include_path(&self, file: &str, task: &Task, role: Option<&Role>) -> PathBuf {
+        let path = Path::new(file);
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        let mut candidates = Vec::new();
+        if let Some(role) = role {
+            candidates.push(role.path.join("tasks").join(file));
+        }
+        if let Some(dir) = task.loc.file.parent() {
+            candidates.push(dir.join(file));
+        }
+        candidates.push(self.r.playbook_dir.join(file));
+        candidates
+            .iter()
+            .find(|p| p.exists())
+            .cloned()
+            .unwrap_or_else(|| candidates[0].clone())
+    }
+
+    fn load_include(
+        &self,
+        file: &str,
+        task: &Task,
+        role: Option<&Role>,
+    ) -> Result<Arc<Vec<Task>>, String> {
+        let path = self.include_path(file, task, role);
+        if let Ok(cache) = self.r.include_cache.lock() {
+            if let Some(tasks) = cache.get(&path) {
+                return Ok(tasks.clone());
+            }
+        }
+        let role_arc = task.role.clone();
+        let tasks = playbook::load_tasks_file(&path, role_arc)
+            .map(Arc::new)
+            .map_err(|e| format!("{}: include_tasks {file}: {e:#}", task.loc))?;
+        if let Ok(mut cache) = self.r.include_cache.lock() {
+            cache.insert(path, tasks.clone());
+        }
+        Ok(tasks)
+    }
+
+    fn load_role(&self, name: &str, tasks_from: Option<&str>) -> Result<Arc<Role>, String> {
+        let mut search = vec![self.r.playbook_dir.join("roles")];
+        search.extend(self.r.opts.roles_path.iter().cloned());
+        search.push(self.r.playbook_dir.clone());
+        playbook::load_role(name, tasks_from, &search)
+            .map_err(|e| format!("include_role {name}: {e:#}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("h{i}")).collect()
+    }
+
+    #[test]
+    fn no_serial_is_one_batch() {
+        assert_eq!(batches(&hosts(3), &[]), vec![hosts(3)]);
+    }
+
+    #[test]
+    fn serial_counts_repeat_the_last() {
+        let b = batches(&hosts(6), &[Batch::Count(1), Batch::Count(2)]);
+        let sizes: Vec<usize> = b.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1, 2, 2, 1]);
+        assert_eq!(b[0], vec!["h1".to_string()]);
+    }
+
+    #[test]
+    fn serial_percent_is_at_least_one() {
+        let sizes: Vec<usize> = batches(&hosts(5), &[Batch::Percent(30.0)])
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, vec![1, 1, 1, 1, 1]);
+        let sizes: Vec<usize> = batches(&hosts(4), &[Batch::Percent(50.0)])
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, vec![2, 2]);
+    }
+}

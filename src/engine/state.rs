@@ -1,0 +1,260 @@
+//! The run's shared state: per-host facts and flags, recap counters, the cached inventory
+//! variables, and the [`Frame`] of keywords a task inherits from its blocks, includes and
+//! role.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use super::{connect::Pool, HostStats, RunOptions};
+use crate::inventory::Inventory;
+use crate::playbook::{Role, Task};
+use crate::report::Reporter;
+use crate::template::Templar;
+use crate::Vars;
+
+/// What the run knows about one host.
+#[derive(Debug, Default)]
+pub struct HostState {
+    /// Gathered facts (`ansible_*` and `ansible_facts`).
+    pub facts: Vars,
+    /// `set_fact` and `register` results.
+    pub host_facts: Vars,
+    /// Failed: out of the rest of the run (unless a rescue takes it back).
+    pub failed: bool,
+    pub unreachable: bool,
+    /// `meta: end_host`, `end_play`, or the play stopped (any_errors_fatal): out of this play.
+    pub ended: bool,
+    /// Indexes of notified handlers (in the play's handler list).
+    pub notified: HashSet<usize>,
+    /// The last failed result, for `ansible_failed_result` in a rescue.
+    pub last_failure: Option<(String, Value)>,
+}
+
+/// Keywords inherited from enclosing blocks, includes and roles.
+#[derive(Clone, Default)]
+pub struct Frame {
+    pub vars: Vec<Arc<Vars>>,
+    pub tags: Vec<String>,
+    pub when: Vec<String>,
+    pub role: Option<Arc<Role>>,
+    pub become_: Option<bool>,
+    pub become_user: Option<String>,
+    pub environment: Vars,
+    pub no_log: bool,
+    pub ignore_errors: bool,
+    pub check_mode: Option<bool>,
+    pub diff: Option<bool>,
+    /// A failure here is caught by an enclosing block's `rescue`.
+    pub rescuable: bool,
+    /// Running handlers.
+    pub handler: bool,
+}
+
+impl Frame {
+    /// The frame of a block's (or import's) children.
+    pub fn child(&self, task: &Task) -> Frame {
+        let mut f = self.clone();
+        if !task.vars.is_empty() {
+            f.vars.push(Arc::new(task.vars.clone()));
+        }
+        for t in &task.tags {
+            if !f.tags.contains(t) {
+                f.tags.push(t.clone());
+            }
+        }
+        f.when.extend(task.when.iter().cloned());
+        if task.become_.is_some() {
+            f.become_ = task.become_;
+        }
+        if task.become_user.is_some() {
+            f.become_user = task.become_user.clone();
+        }
+        for (k, v) in &task.environment {
+            f.environment.insert(k.clone(), v.clone());
+        }
+        f.no_log |= task.no_log;
+        f.ignore_errors |= task.ignore_errors;
+        if task.check_mode.is_some() {
+            f.check_mode = task.check_mode;
+        }
+        if task.diff.is_some() {
+            f.diff = task.diff;
+        }
+        if task.role.is_some() {
+            f.role = task.role.clone();
+        }
+        f
+    }
+
+    /// The frame of a role's tasks.
+    pub fn for_role(&self, role: &Arc<Role>) -> Frame {
+        let mut f = self.clone();
+        f.role = Some(role.clone());
+        for t in &role.tags {
+            if !f.tags.contains(t) {
+                f.tags.push(t.clone());
+            }
+        }
+        f.when.extend(role.when.iter().cloned());
+        f
+    }
+
+    /// The task's effective tags: inherited plus its own.
+    pub fn tags_of(&self, task: &Task) -> Vec<String> {
+        let mut tags = self.tags.clone();
+        for t in &task.tags {
+            if !tags.contains(t) {
+                tags.push(t.clone());
+            }
+        }
+        tags
+    }
+}
+
+/// Everything shared by the plays of one run.
+pub struct Runner {
+    pub opts: RunOptions,
+    pub inventory: Inventory,
+    pub playbook_dir: PathBuf,
+    pub templar: Arc<Templar>,
+    pub reporter: Arc<dyn Reporter>,
+    pub pool: Pool,
+    pub forks: Arc<tokio::sync::Semaphore>,
+    pub hosts: Mutex<HashMap<String, HostState>>,
+    pub stats: Mutex<IndexMap<String, HostStats>>,
+    inventory_vars: Mutex<HashMap<String, Arc<Vars>>>,
+    /// `groups`, computed once.
+    pub groups: Value,
+    /// Bumped whenever facts change, so `hostvars` can be cached between changes.
+    pub facts_version: AtomicU64,
+    hostvars_cache: Mutex<Option<(u64, Arc<Value>)>>,
+    next_task_id: AtomicUsize,
+    /// Task files loaded at run time (dynamic includes), by path.
+    pub include_cache: Mutex<HashMap<PathBuf, Arc<Vec<Task>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Runner {
+    pub fn new(
+        opts: RunOptions,
+        inventory: Inventory,
+        playbook_dir: PathBuf,
+        reporter: Arc<dyn Reporter>,
+    ) -> Runner {
+        let forks = if opts.forks == 0 { 256 } else { opts.forks };
+        let groups = serde_json::to_value(inventory.groups_var()).unwrap_or(Value::Null);
+        Runner {
+            pool: Pool::new(opts.known_hosts.clone(), opts.accept_new_host_keys),
+            opts,
+            inventory,
+            playbook_dir,
+            templar: Arc::new(Templar::new()),
+            reporter,
+            forks: Arc::new(tokio::sync::Semaphore::new(forks)),
+            hosts: Mutex::new(HashMap::new()),
+            stats: Mutex::new(IndexMap::new()),
+            inventory_vars: Mutex::new(HashMap::new()),
+            groups,
+            facts_version: AtomicU64::new(0),
+            hostvars_cache: Mutex::new(None),
+            next_task_id: AtomicUsize::new(1),
+            include_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn next_task_id(&self) -> usize {
+        self.next_task_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The host's inventory variables (computed once).
+    pub fn inventory_vars(&self, host: &str) -> Arc<Vars> {
+        let mut cache = lock(&self.inventory_vars);
+        cache
+            .entry(host.to_string())
+            .or_insert_with(|| Arc::new(self.inventory.host_vars(host)))
+            .clone()
+    }
+
+    /// Runs `f` on a host's state.
+    pub fn with_host<R>(&self, host: &str, f: impl FnOnce(&mut HostState) -> R) -> R {
+        let mut hosts = lock(&self.hosts);
+        f(hosts.entry(host.to_string()).or_default())
+    }
+
+    /// Runs `f` on a host's recap counters.
+    pub fn with_stats<R>(&self, host: &str, f: impl FnOnce(&mut HostStats) -> R) -> R {
+        let mut stats = lock(&self.stats);
+        f(stats.entry(host.to_string()).or_default())
+    }
+
+    /// A host may run tasks of the current play.
+    pub fn is_active(&self, host: &str) -> bool {
+        self.with_host(host, |h| !h.failed && !h.unreachable && !h.ended)
+    }
+
+    /// Sets facts (`set_fact`, `register`) on a host.
+    pub fn set_host_facts(&self, host: &str, facts: Vars) {
+        self.with_host(host, |h| {
+            for (k, v) in facts {
+                h.host_facts.insert(k, v);
+            }
+        });
+        self.facts_version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Replaces a host's gathered facts.
+    pub fn set_gathered_facts(&self, host: &str, facts: Vars) {
+        self.with_host(host, |h| h.facts = facts);
+        self.facts_version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `hostvars`: every inventory host's variables (inventory, facts, set_fact/register),
+    /// rebuilt only when some fact changed since the last call.
+    pub fn hostvars(&self) -> Arc<Value> {
+        let version = self.facts_version.load(Ordering::Relaxed);
+        if let Some((v, cached)) = lock(&self.hostvars_cache).as_ref() {
+            if *v == version {
+                return cached.clone();
+            }
+        }
+        let mut all = serde_json::Map::new();
+        let names: Vec<String> = self.inventory.hosts.keys().cloned().collect();
+        for name in names {
+            let mut vars = (*self.inventory_vars(&name)).clone();
+            self.with_host(&name, |h| {
+                for (k, v) in h.facts.iter().chain(h.host_facts.iter()) {
+                    vars.insert(k.clone(), v.clone());
+                }
+            });
+            vars.insert("inventory_hostname".into(), Value::from(name.clone()));
+            vars.insert(
+                "inventory_hostname_short".into(),
+                Value::from(short_name(&name)),
+            );
+            vars.insert(
+                "group_names".into(),
+                serde_json::to_value(self.inventory.group_names(&name)).unwrap_or_default(),
+            );
+            all.insert(name, Value::Object(vars));
+        }
+        let value = Arc::new(Value::Object(all));
+        *lock(&self.hostvars_cache) = Some((version, value.clone()));
+        value
+    }
+}
+
+/// `inventory_hostname_short`: the name up to the first dot.
+pub fn short_name(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}

@@ -1,0 +1,1015 @@
+//! Runs one task on one host: its variables, `when`, loops, the module (observe, plan,
+//! then apply unless in check mode) or an action the engine evaluates itself (debug,
+//! set_fact, assert, fail, pause, ping), `until` retries, `changed_when`/`failed_when`,
+//! `register`, `notify`, and the recap counters and output of the result.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::loops;
+use super::play::PlayRun;
+use super::result::{aggregate_loop, censor, Outcome};
+use super::state::{short_name, Frame};
+use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
+use crate::modules::{self, HostCtx, Op};
+use crate::playbook::{Role, Task, TaskKind};
+use crate::report::{HostEvent, Status, TaskInfo};
+use crate::transport::{Become, Transport};
+use crate::Vars;
+
+/// Variables every task needs resolved (connection, privilege escalation).
+const ALWAYS_RESOLVED: &[&str] = &[
+    "ansible_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_connection",
+    "ansible_ssh_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_become",
+    "ansible_become_user",
+    "ansible_become_password",
+    "ansible_become_pass",
+];
+
+/// [`ALWAYS_RESOLVED`] as a set.
+pub fn always_resolved() -> HashSet<String> {
+    ALWAYS_RESOLVED.iter().map(|s| s.to_string()).collect()
+}
+
+/// What is worked out once per task, not per host.
+pub struct Prep {
+    /// Variables the task may refer to (`None`: all, e.g. for the template module).
+    pub roots: Option<HashSet<String>>,
+    pub hostvars: bool,
+    pub groups: bool,
+}
+
+impl PlayRun<'_> {
+    /// Works out which variables a task needs.
+    pub fn prepare(&self, task: &Task, frame: &Frame) -> Prep {
+        let module = match &task.kind {
+            TaskKind::Module { module, .. } => module.as_str(),
+            _ => "",
+        };
+        let mut text = Vec::new();
+        if let TaskKind::Module { args, .. } = &task.kind {
+            text.push(Value::Object(args.clone()));
+        }
+        if let TaskKind::IncludeTasks { file, .. } = &task.kind {
+            text.push(Value::from(file.clone()));
+        }
+        for w in task.when.iter().chain(frame.when.iter()) {
+            text.push(Value::from(w.clone()));
+        }
+        for list in [&task.changed_when, &task.failed_when]
+            .into_iter()
+            .flatten()
+        {
+            text.extend(list.iter().map(|s| Value::from(s.clone())));
+        }
+        if let Some(spec) = &task.loop_ {
+            text.push(loops::raw_value(spec).clone());
+        }
+        if let Some(label) = &task.loop_control.label {
+            text.push(Value::from(label.clone()));
+        }
+        for s in [&task.until, &task.become_user, &task.delegate_to]
+            .into_iter()
+            .flatten()
+        {
+            text.push(Value::from(s.clone()));
+        }
+        text.push(Value::Object(task.environment.clone()));
+        text.push(Value::Object(frame.environment.clone()));
+        text.extend(task.notify.iter().map(|s| Value::from(s.clone())));
+        let all = module == "template" || module.ends_with(".template");
+        let roots = if all {
+            None
+        } else {
+            let mut ids = HashSet::new();
+            for v in &text {
+                identifiers(v, &mut ids);
+            }
+            ids.extend(ALWAYS_RESOLVED.iter().map(|s| s.to_string()));
+            Some(ids)
+        };
+        let mentions = |word: &str| roots.as_ref().is_none_or(|r| r.contains(word));
+        Prep {
+            hostvars: mentions("hostvars") || self.mentions.hostvars,
+            groups: mentions("groups") || self.mentions.groups,
+            roots,
+        }
+    }
+
+    /// The variables of `task` on `host`, by precedence, with the magic variables.
+    pub fn task_vars(&self, task: &Task, frame: &Frame, host: &str, prep: &Prep) -> Vars {
+        let r = self.r;
+        let role = task.role.clone().or_else(|| frame.role.clone());
+        let inv = r.inventory_vars(host);
+        let (facts, host_facts) = r.with_host(host, |h| (h.facts.clone(), h.host_facts.clone()));
+        let mut layers = Layers::default();
+        for play_role in &self.play.roles {
+            layers.role_defaults.push(&play_role.defaults);
+        }
+        if let Some(role) = &role {
+            layers.role_defaults.push(&role.defaults);
+            layers.role_vars.push(&role.vars);
+            layers.role_vars.push(&role.params);
+        }
+        layers.inventory = Some(&inv);
+        layers.facts = Some(&facts);
+        layers.play_vars = Some(&self.play.vars);
+        layers.vars_files = Some(self.vars_files);
+        layers.block_vars = frame.vars.iter().map(|v| v.as_ref()).collect();
+        layers.task_vars = Some(&task.vars);
+        layers.host_facts = Some(&host_facts);
+        layers.extra_vars = Some(&r.opts.extra_vars);
+        let mut vars = layers.merge();
+        self.add_magic(&mut vars, host, role.as_deref(), prep);
+        resolve_lazy(&mut vars, prep.roots.as_ref(), &r.templar);
+        vars
+    }
+
+    fn add_magic(&self, vars: &mut Vars, host: &str, role: Option<&Role>, prep: &Prep) {
+        let r = self.r;
+        let active = |hosts: &[String]| -> Value {
+            Value::from(
+                hosts
+                    .iter()
+                    .filter(|h| r.is_active(h))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut put = |k: &str, v: Value| {
+            vars.insert(k.to_string(), v);
+        };
+        put("inventory_hostname", Value::from(host));
+        put("inventory_hostname_short", Value::from(short_name(host)));
+        put(
+            "group_names",
+            serde_json::to_value(r.inventory.group_names(host)).unwrap_or_default(),
+        );
+        if prep.groups {
+            put("groups", r.groups.clone());
+        }
+        if prep.hostvars {
+            put("hostvars", (*r.hostvars()).clone());
+        }
+        let batch = active(&self.batch);
+        put("ansible_play_batch", batch.clone());
+        put("play_hosts", batch);
+        put("ansible_play_hosts", active(&self.play_hosts));
+        put(
+            "ansible_play_hosts_all",
+            Value::from(self.play_hosts.clone()),
+        );
+        put("ansible_check_mode", Value::Bool(r.opts.check));
+        put("ansible_diff_mode", Value::Bool(r.opts.diff));
+        put("ansible_verbosity", Value::from(r.opts.verbosity));
+        put(
+            "ansible_run_tags",
+            json!(if r.opts.tags.is_empty() {
+                vec!["all".to_string()]
+            } else {
+                r.opts.tags.clone()
+            }),
+        );
+        put("ansible_skip_tags", json!(r.opts.skip_tags));
+        put(
+            "ansible_version",
+            json!({"full": "2.19.0", "major": 2, "minor": 19, "revision": 0, "string": "2.19.0"}),
+        );
+        put(
+            "playbook_dir",
+            Value::from(r.playbook_dir.display().to_string()),
+        );
+        put(
+            "inventory_dir",
+            Value::from(r.inventory.dir().display().to_string()),
+        );
+        put(
+            "inventory_file",
+            Value::from(r.inventory.path.display().to_string()),
+        );
+        put("ansible_play_name", Value::from(self.play.name.clone()));
+        put("omit", Value::from(OMIT));
+        if let Some(role) = role {
+            put("role_path", Value::from(role.path.display().to_string()));
+            put("role_name", Value::from(role.name.clone()));
+        }
+    }
+
+    /// Runs a module task on one host and records the result. Returns the final status.
+    pub async fn exec_task(
+        &self,
+        task: &Task,
+        frame: &Frame,
+        host: &str,
+        info: &TaskInfo,
+        prep: &Prep,
+        batch: &[String],
+    ) -> Status {
+        let TaskKind::Module { module, args } = &task.kind else {
+            return Status::Skipped;
+        };
+        let vars = self.task_vars(task, frame, host, prep);
+        let no_log = task.no_log || frame.no_log;
+        let delegated = self.delegate_name(task, &vars);
+        let outcome = match &task.loop_ {
+            None => {
+                self.run_one(task, frame, host, module, args, vars, info)
+                    .await
+            }
+            Some(spec) => {
+                let items = self
+                    .r
+                    .templar
+                    .render_value(loops::raw_value(spec), &vars)
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|v| loops::expand(spec, v).map_err(|e| format!("{e:#}")));
+                match items {
+                    Err(msg) => Outcome::failed(msg),
+                    Ok(items) if items.is_empty() => {
+                        let mut o = Outcome::skipped_msg("No items in the list");
+                        o.result.insert("results".into(), json!([]));
+                        o
+                    }
+                    Ok(items) => {
+                        let loop_var = task
+                            .loop_control
+                            .loop_var
+                            .clone()
+                            .unwrap_or_else(|| "item".into());
+                        let mut outcomes = Vec::with_capacity(items.len());
+                        for (i, item) in items.into_iter().enumerate() {
+                            if i > 0 {
+                                if let Some(p) = task.loop_control.pause.filter(|p| *p > 0.0) {
+                                    tokio::time::sleep(Duration::from_secs_f64(p)).await;
+                                }
+                            }
+                            // set_fact in a loop sees the previous items' facts.
+                            let mut item_vars = if i > 0 && module_is(module, "set_fact") {
+                                self.task_vars(task, frame, host, prep)
+                            } else {
+                                vars.clone()
+                            };
+                            item_vars.insert(loop_var.clone(), item.clone());
+                            item_vars
+                                .insert("ansible_loop_var".into(), Value::from(loop_var.clone()));
+                            if let Some(index_var) = &task.loop_control.index_var {
+                                item_vars.insert(index_var.clone(), Value::from(i));
+                            }
+                            let label = match &task.loop_control.label {
+                                Some(l) => self
+                                    .r
+                                    .templar
+                                    .render_str(l, &item_vars)
+                                    .unwrap_or_else(|_| l.clone()),
+                                None => loops::compact_label(&item),
+                            };
+                            let mut o = self
+                                .run_one(task, frame, host, module, args, item_vars, info)
+                                .await;
+                            o.result.insert(loop_var.clone(), item.clone());
+                            o.result
+                                .insert("ansible_loop_var".into(), Value::from(loop_var.clone()));
+                            if let Some(index_var) = &task.loop_control.index_var {
+                                o.result.insert(index_var.clone(), Value::from(i));
+                                o.result.insert(
+                                    "ansible_index_var".into(),
+                                    Value::from(index_var.clone()),
+                                );
+                            }
+                            if let Some(Value::Object(facts)) = o.result.get("ansible_facts") {
+                                if matches!(o.status, Status::Ok | Status::Changed) {
+                                    self.r.set_host_facts(host, facts.clone());
+                                }
+                            }
+                            self.report_item(info, host, &delegated, module, &o, &label, no_log);
+                            let unreachable = o.status == Status::Unreachable;
+                            outcomes.push(o);
+                            if unreachable {
+                                break;
+                            }
+                        }
+                        aggregate_loop(outcomes)
+                    }
+                }
+            }
+        };
+        self.finish(
+            task, frame, host, info, module, outcome, no_log, delegated, batch,
+        )
+    }
+
+    fn delegate_name(&self, task: &Task, vars: &Vars) -> Option<String> {
+        task.delegate_to.as_ref().map(|d| {
+            self.r
+                .templar
+                .render_str(d, vars)
+                .unwrap_or_else(|_| d.clone())
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report_item(
+        &self,
+        info: &TaskInfo,
+        host: &str,
+        delegated: &Option<String>,
+        module: &str,
+        o: &Outcome,
+        label: &str,
+        no_log: bool,
+    ) {
+        let event = HostEvent {
+            host: host.to_string(),
+            delegated: delegated.clone(),
+            status: o.status,
+            item: Some(if no_log {
+                "None".into()
+            } else {
+                label.to_string()
+            }),
+            loop_summary: false,
+            action: short_module(module).to_string(),
+            result: if no_log {
+                censor(&o.result)
+            } else {
+                Value::Object(o.result.clone())
+            },
+            changes: if no_log { vec![] } else { o.changes.clone() },
+            diffs: if no_log { vec![] } else { o.diffs.clone() },
+        };
+        self.r.reporter.host_result(info, &event);
+    }
+
+    /// Registers, notifies, counts and reports a task's final outcome.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        task: &Task,
+        frame: &Frame,
+        host: &str,
+        info: &TaskInfo,
+        module: &str,
+        outcome: Outcome,
+        no_log: bool,
+        delegated: Option<String>,
+        batch: &[String],
+    ) -> Status {
+        let r = self.r;
+        let is_loop = outcome.result.contains_key("results") && task.loop_.is_some();
+        let targets: Vec<String> = if task.run_once {
+            batch.to_vec()
+        } else {
+            vec![host.to_string()]
+        };
+        if let Some(name) = &task.register {
+            for t in &targets {
+                let mut f = Vars::new();
+                f.insert(name.clone(), Value::Object(outcome.result.clone()));
+                r.set_host_facts(t, f);
+            }
+        }
+        if let Some(Value::Object(facts)) = outcome.result.get("ansible_facts") {
+            if outcome.status != Status::Failed && outcome.status != Status::Skipped {
+                for t in &targets {
+                    r.set_host_facts(t, facts.clone());
+                }
+            }
+        }
+        let ignore = task.ignore_errors || frame.ignore_errors;
+        let status = match outcome.status {
+            Status::Failed if ignore => Status::Ignored,
+            s => s,
+        };
+        if outcome.is_changed() && matches!(status, Status::Changed | Status::Ok | Status::Ignored)
+        {
+            self.notify(task, host);
+        }
+        r.with_stats(host, |s| match status {
+            Status::Ok | Status::Rescued => s.ok += 1,
+            Status::Changed => {
+                s.ok += 1;
+                s.changed += 1;
+            }
+            Status::Skipped => s.skipped += 1,
+            Status::Failed => s.failed += 1,
+            Status::Unreachable => s.unreachable += 1,
+            Status::Ignored => {
+                s.ok += 1;
+                s.ignored += 1;
+                if outcome.is_changed() {
+                    s.changed += 1;
+                }
+            }
+        });
+        match status {
+            Status::Failed => r.with_host(host, |h| {
+                h.failed = true;
+                h.last_failure = Some((task.display_name(), Value::Object(outcome.result.clone())));
+            }),
+            Status::Unreachable => r.with_host(host, |h| h.unreachable = true),
+            _ => {}
+        }
+        let event = HostEvent {
+            host: host.to_string(),
+            delegated,
+            status,
+            item: None,
+            loop_summary: is_loop,
+            action: short_module(module).to_string(),
+            result: if no_log {
+                censor(&outcome.result)
+            } else {
+                Value::Object(outcome.result.clone())
+            },
+            changes: if no_log {
+                vec![]
+            } else {
+                outcome.changes.clone()
+            },
+            diffs: if no_log || is_loop {
+                vec![]
+            } else {
+                outcome.diffs
+            },
+        };
+        r.reporter.host_result(info, &event);
+        status
+    }
+
+    fn notify(&self, task: &Task, host: &str) {
+        if task.notify.is_empty() {
+            return;
+        }
+        let mut indexes = Vec::new();
+        for name in &task.notify {
+            let found = self.handler_indexes(name);
+            if found.is_empty() {
+                self.r.reporter.warning(&format!(
+                    "The requested handler '{name}' was not found in the play's handlers"
+                ));
+            }
+            indexes.extend(found);
+        }
+        self.r.with_host(host, |h| h.notified.extend(indexes));
+    }
+
+    /// One run of the task (one loop item, or the task without a loop), `until` included.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_one(
+        &self,
+        task: &Task,
+        frame: &Frame,
+        host: &str,
+        module: &str,
+        raw_args: &Vars,
+        mut vars: Vars,
+        info: &TaskInfo,
+    ) -> Outcome {
+        let templar = &self.r.templar;
+        for cond in frame.when.iter().chain(task.when.iter()) {
+            match templar.eval_bool(cond, &vars) {
+                Ok(true) => {}
+                Ok(false) => return Outcome::skipped_condition(cond),
+                Err(e) => {
+                    return Outcome::failed(format!(
+                        "The conditional check '{cond}' failed. The error was: {e:#}"
+                    ))
+                }
+            }
+        }
+        let args = match templar.render_value(&Value::Object(raw_args.clone()), &vars) {
+            Ok(Value::Object(map)) => drop_omitted(map),
+            Ok(other) => {
+                return Outcome::failed(format!("arguments rendered to {other}, not a mapping"))
+            }
+            Err(e) => return Outcome::failed(format!("{e:#}")),
+        };
+        let attempts = if task.until.is_some() {
+            if task.retries == 0 {
+                4
+            } else {
+                task.retries + 1
+            }
+        } else {
+            1
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut o = self
+                .run_action(task, frame, host, module, &args, &vars)
+                .await;
+            if o.status == Status::Unreachable {
+                return o;
+            }
+            self.apply_conditions(task, &mut o, &mut vars);
+            let Some(until) = &task.until else { return o };
+            if attempts > 1 {
+                o.result.insert("attempts".into(), Value::from(attempt));
+            }
+            let done = templar.eval_bool(until, &vars).unwrap_or(false);
+            if done {
+                return o;
+            }
+            if attempt >= attempts {
+                if o.status != Status::Failed {
+                    o.status = Status::Failed;
+                    o.result.insert("failed".into(), Value::Bool(true));
+                }
+                return o;
+            }
+            self.r.reporter.retry(info, host, attempts - attempt);
+            if task.delay > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(task.delay)).await;
+            }
+        }
+    }
+
+    /// `changed_when` and `failed_when`, evaluated with the result registered.
+    fn apply_conditions(&self, task: &Task, o: &mut Outcome, vars: &mut Vars) {
+        if o.status == Status::Skipped {
+            return;
+        }
+        if let Some(name) = &task.register {
+            vars.insert(name.clone(), Value::Object(o.result.clone()));
+        }
+        let templar = &self.r.templar;
+        let all_hold = |conds: &[String], vars: &Vars| -> Result<bool, String> {
+            for c in conds {
+                match templar.eval_bool(c, vars) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(false),
+                    Err(e) => {
+                        return Err(format!(
+                            "The conditional check '{c}' failed. The error was: {e:#}"
+                        ))
+                    }
+                }
+            }
+            Ok(true)
+        };
+        if let Some(conds) = &task.changed_when {
+            match all_hold(conds, vars) {
+                Ok(changed) => {
+                    o.result.insert("changed".into(), Value::Bool(changed));
+                    if o.status != Status::Failed {
+                        o.status = if changed { Status::Changed } else { Status::Ok };
+                    }
+                }
+                Err(msg) => {
+                    o.status = Status::Failed;
+                    o.result.insert("failed".into(), Value::Bool(true));
+                    o.result.insert("msg".into(), Value::from(msg));
+                }
+            }
+        }
+        if let Some(conds) = &task.failed_when {
+            match all_hold(conds, vars) {
+                Ok(failed) => {
+                    o.result
+                        .insert("failed_when_result".into(), Value::Bool(failed));
+                    o.result.insert("failed".into(), Value::Bool(failed));
+                    if failed {
+                        o.status = Status::Failed;
+                    } else if o.status == Status::Failed {
+                        o.status = if o.is_changed() {
+                            Status::Changed
+                        } else {
+                            Status::Ok
+                        };
+                    }
+                }
+                Err(msg) => {
+                    o.status = Status::Failed;
+                    o.result.insert("failed".into(), Value::Bool(true));
+                    o.result.insert("msg".into(), Value::from(msg));
+                }
+            }
+        }
+        if let Some(name) = &task.register {
+            vars.insert(name.clone(), Value::Object(o.result.clone()));
+        }
+    }
+
+    /// Evaluates the engine's own actions, or plans (and applies) a module.
+    async fn run_action(
+        &self,
+        task: &Task,
+        frame: &Frame,
+        host: &str,
+        module: &str,
+        args: &Vars,
+        vars: &Vars,
+    ) -> Outcome {
+        let templar = &self.r.templar;
+        match short_module(module) {
+            "debug" => {
+                let verbosity = args.get("verbosity").and_then(as_u64).unwrap_or(0);
+                if u64::from(self.r.opts.verbosity) < verbosity {
+                    return Outcome::skipped_msg("verbosity threshold not met");
+                }
+                let mut r = Vars::new();
+                if let Some(var) = args.get("var") {
+                    let expr = match var {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let value = templar
+                        .eval(&expr, vars)
+                        .unwrap_or_else(|_| Value::from("VARIABLE IS NOT DEFINED!"));
+                    r.insert(expr, value);
+                } else {
+                    let msg = args
+                        .get("msg")
+                        .cloned()
+                        .unwrap_or_else(|| json!("Hello world!"));
+                    r.insert("msg".into(), msg);
+                }
+                Outcome::new(Status::Ok, r)
+            }
+            "set_fact" => {
+                let mut facts = args.clone();
+                facts.remove("cacheable");
+                let mut r = Vars::new();
+                r.insert("ansible_facts".into(), Value::Object(facts));
+                Outcome::new(Status::Ok, r)
+            }
+            "assert" => {
+                let that: Vec<String> = match args.get("that") {
+                    Some(Value::Array(items)) => items.iter().map(value_text).collect(),
+                    Some(v) => vec![value_text(v)],
+                    None => return Outcome::failed("assert: missing required argument 'that'"),
+                };
+                for cond in &that {
+                    match templar.eval_bool(cond, vars) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            let msg = args
+                                .get("fail_msg")
+                                .or_else(|| args.get("msg"))
+                                .cloned()
+                                .unwrap_or_else(|| json!("Assertion failed"));
+                            let mut r = Vars::new();
+                            r.insert("assertion".into(), Value::from(cond.clone()));
+                            r.insert("evaluated_to".into(), Value::Bool(false));
+                            r.insert("msg".into(), msg);
+                            return Outcome::new(Status::Failed, r);
+                        }
+                        Err(e) => {
+                            return Outcome::failed(format!(
+                                "The conditional check '{cond}' failed. The error was: {e:#}"
+                            ))
+                        }
+                    }
+                }
+                let msg = args
+                    .get("success_msg")
+                    .cloned()
+                    .unwrap_or_else(|| json!("All assertions passed"));
+                let mut r = Vars::new();
+                r.insert("msg".into(), msg);
+                Outcome::new(Status::Ok, r)
+            }
+            "fail" => {
+                let msg = args
+                    .get("msg")
+                    .cloned()
+                    .unwrap_or_else(|| json!("Failed as requested from task"));
+                let mut r = Vars::new();
+                r.insert("msg".into(), msg);
+                Outcome::new(Status::Failed, r)
+            }
+            "pause" => {
+                let secs = args.get("seconds").and_then(as_f64).unwrap_or(0.0)
+                    + 60.0 * args.get("minutes").and_then(as_f64).unwrap_or(0.0);
+                if secs <= 0.0 {
+                    self.r
+                        .reporter
+                        .warning("pause without seconds/minutes cannot prompt here; continuing");
+                }
+                let start = std::time::Instant::now();
+                if secs > 0.0 {
+                    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+                }
+                let mut r = Vars::new();
+                r.insert("delta".into(), json!(start.elapsed().as_secs()));
+                r.insert("user_input".into(), json!(""));
+                r.insert("stdout".into(), json!(format!("Paused for {secs} seconds")));
+                Outcome::new(Status::Ok, r)
+            }
+            "ping" => {
+                let transport = match self.transport_for(task, host, vars).await {
+                    Ok(t) => t,
+                    Err(o) => return *o,
+                };
+                if let Err(e) = transport.exec("true", &Default::default()).await {
+                    return Outcome::unreachable(format!("{e:#}"));
+                }
+                let mut r = Vars::new();
+                r.insert(
+                    "ping".into(),
+                    args.get("data").cloned().unwrap_or_else(|| json!("pong")),
+                );
+                Outcome::new(Status::Ok, r)
+            }
+            _ => self.run_module(task, frame, host, module, args, vars).await,
+        }
+    }
+
+    /// The transport a task uses: its host's, or the `delegate_to` target's.
+    async fn transport_for(
+        &self,
+        task: &Task,
+        host: &str,
+        vars: &Vars,
+    ) -> Result<Arc<dyn Transport>, Box<Outcome>> {
+        let (name, conn_vars) = match self.delegate_name(task, vars) {
+            Some(target) if target != host => {
+                let v = if self.r.inventory.hosts.contains_key(&target) {
+                    let mut v = (*self.r.inventory_vars(&target)).clone();
+                    resolve_lazy(&mut v, None, &self.r.templar);
+                    v
+                } else {
+                    Vars::new()
+                };
+                (target, v)
+            }
+            _ => (host.to_string(), vars.clone()),
+        };
+        self.r.pool.get(&name, &conn_vars).await.map_err(|e| {
+            Box::new(Outcome::unreachable(format!(
+                "Failed to connect to the host: {e}"
+            )))
+        })
+    }
+
+    async fn run_module(
+        &self,
+        task: &Task,
+        frame: &Frame,
+        host: &str,
+        module: &str,
+        args: &Vars,
+        vars: &Vars,
+    ) -> Outcome {
+        let Some(m) = modules::lookup(module) else {
+            return Outcome::failed(format!("couldn't resolve module/action '{module}'"));
+        };
+        let transport = match self.transport_for(task, host, vars).await {
+            Ok(t) => t,
+            Err(o) => return *o,
+        };
+        let env = match self.environment(task, frame, vars) {
+            Ok(env) => env,
+            Err(msg) => return Outcome::failed(msg),
+        };
+        let check = task
+            .check_mode
+            .or(frame.check_mode)
+            .or(self.play.check_mode)
+            .unwrap_or(self.r.opts.check);
+        let diff = task
+            .diff
+            .or(frame.diff)
+            .or(self.play.diff)
+            .unwrap_or(self.r.opts.diff);
+        let role = task.role.clone().or_else(|| frame.role.clone());
+        let templar = self.r.templar.clone();
+        let ctx = HostCtx {
+            host: host.to_string(),
+            transport,
+            become_: self.become_for(task, frame, vars),
+            env,
+            check_mode: check,
+            diff,
+            vars: vars.clone(),
+            file_search: self.search_path(task, role.as_deref(), "files"),
+            template_search: self.search_path(task, role.as_deref(), "templates"),
+            render: Arc::new(move |src: &str, v: &Vars, trim: bool, lstrip: bool| {
+                templar.render_file(src, v, trim, lstrip)
+            }),
+        };
+        let mut plan = match m.plan(&ctx, args).await {
+            Ok(p) => p,
+            Err(e) => return error_outcome(&e),
+        };
+        let changes: Vec<String> = plan.changes.iter().map(|c| c.summary.clone()).collect();
+        let diffs: Vec<_> = if diff {
+            plan.changes.iter().filter_map(|c| c.diff.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let mut result = plan.result.clone();
+        if let Some(msg) = &plan.failed {
+            result.insert("msg".into(), Value::from(msg.clone()));
+            let mut o = Outcome::new(Status::Failed, result);
+            o.changes = changes;
+            return o;
+        }
+        if check {
+            if plan.unpredictable {
+                result.insert("msg".into(), json!("skipped, running in check mode"));
+                return Outcome::new(Status::Skipped, result);
+            }
+            let status = if plan.is_changed() {
+                Status::Changed
+            } else {
+                Status::Ok
+            };
+            result.insert("changed".into(), Value::Bool(plan.is_changed()));
+            let mut o = Outcome::new(status, result);
+            o.changes = changes;
+            o.diffs = diffs;
+            return o;
+        }
+        // A lone command: we judge its exit status, so failed_when and register see it.
+        let mut lone_exec = false;
+        if let [Op::Exec { allow_failure, .. }] = plan.ops.as_mut_slice() {
+            if !*allow_failure {
+                *allow_failure = true;
+                lone_exec = true;
+            }
+        }
+        let changed = plan.is_changed() || !plan.ops.is_empty();
+        let mut failed = None;
+        if !plan.ops.is_empty() {
+            match modules::apply(&ctx, &plan).await {
+                Ok(applied) => {
+                    if let Some(out) = applied.outputs.last() {
+                        result.insert("rc".into(), json!(out.rc));
+                        result.insert("stdout".into(), json!(out.stdout.trim_end_matches('\n')));
+                        result.insert("stderr".into(), json!(out.stderr.trim_end_matches('\n')));
+                        result.insert(
+                            "stdout_lines".into(),
+                            json!(out.stdout.lines().collect::<Vec<_>>()),
+                        );
+                        result.insert(
+                            "stderr_lines".into(),
+                            json!(out.stderr.lines().collect::<Vec<_>>()),
+                        );
+                        if lone_exec && out.rc != 0 {
+                            failed = Some("non-zero return code".to_string());
+                        }
+                    }
+                }
+                Err(e) => {
+                    let mut o = error_outcome(&e);
+                    o.changes = changes;
+                    return o;
+                }
+            }
+        }
+        result.insert("changed".into(), Value::Bool(changed));
+        let status = match &failed {
+            Some(msg) => {
+                result
+                    .entry("msg")
+                    .or_insert_with(|| Value::from(msg.clone()));
+                Status::Failed
+            }
+            None if changed => Status::Changed,
+            None => Status::Ok,
+        };
+        let mut o = Outcome::new(status, result);
+        o.changes = changes;
+        o.diffs = diffs;
+        o
+    }
+
+    fn environment(
+        &self,
+        task: &Task,
+        frame: &Frame,
+        vars: &Vars,
+    ) -> Result<Vec<(String, String)>, String> {
+        if frame.environment.is_empty() && task.environment.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut env = frame.environment.clone();
+        for (k, v) in &task.environment {
+            env.insert(k.clone(), v.clone());
+        }
+        match self.r.templar.render_value(&Value::Object(env), vars) {
+            Ok(Value::Object(map)) => {
+                Ok(map.into_iter().map(|(k, v)| (k, value_text(&v))).collect())
+            }
+            Ok(other) => Err(format!("environment rendered to {other}, not a mapping")),
+            Err(e) => Err(format!("environment: {e:#}")),
+        }
+    }
+
+    /// Privilege escalation: task, then blocks, then play, then `ansible_become*` vars.
+    fn become_for(&self, task: &Task, frame: &Frame, vars: &Vars) -> Option<Become> {
+        let on = task
+            .become_
+            .or(frame.become_)
+            .or(self.play.become_)
+            .or_else(|| vars.get("ansible_become").map(truthy))
+            .unwrap_or(false);
+        if !on {
+            return None;
+        }
+        let user = task
+            .become_user
+            .clone()
+            .or_else(|| frame.become_user.clone())
+            .or_else(|| self.play.become_user.clone())
+            .or_else(|| vars.get("ansible_become_user").map(value_text))
+            .unwrap_or_else(|| "root".into());
+        let user = self.r.templar.render_str(&user, vars).unwrap_or(user);
+        let password = [
+            "ansible_become_password",
+            "ansible_become_pass",
+            "ansible_sudo_pass",
+        ]
+        .iter()
+        .find_map(|k| vars.get(*k))
+        .map(value_text);
+        Some(Become { user, password })
+    }
+
+    /// Where `src:` is looked for: the role's `sub/` and folder, the task file's, the
+    /// playbook's.
+    fn search_path(&self, task: &Task, role: Option<&Role>, sub: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Some(role) = role {
+            out.push(role.path.join(sub));
+            out.push(role.path.clone());
+        }
+        if let Some(dir) = task.loc.file.parent() {
+            if !dir.as_os_str().is_empty() {
+                out.push(dir.join(sub));
+                out.push(dir.to_path_buf());
+            }
+        }
+        out.push(self.r.playbook_dir.join(sub));
+        out.push(self.r.playbook_dir.clone());
+        out.dedup();
+        out
+    }
+}
+
+fn error_outcome(e: &anyhow::Error) -> Outcome {
+    if super::connect::is_unreachable(e) {
+        Outcome::unreachable(format!("{e:#}"))
+    } else {
+        Outcome::failed(format!("{e:#}"))
+    }
+}
+
+/// `ansible.builtin.copy` -> `copy`.
+pub fn short_module(name: &str) -> &str {
+    name.strip_prefix("ansible.builtin.")
+        .or_else(|| name.strip_prefix("ansible.legacy."))
+        .unwrap_or(name)
+}
+
+fn module_is(name: &str, short: &str) -> bool {
+    short_module(name) == short
+}
+
+fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A value as text: strings as they are, the rest as JSON.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Ansible's truthiness of a variable given as a bool or a string.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "yes" | "true" | "1" | "on" | "y" | "t"
+        ),
+        _ => false,
+    }
+}

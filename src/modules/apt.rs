@@ -1,0 +1,425 @@
+//! `apt` (and `package`, which delegates to it): Debian packages present, absent or
+//! latest, with `update_cache`/`cache_valid_time` (age of
+//! `/var/lib/apt/periodic/update-success-stamp`, else of `/var/lib/apt/lists`),
+//! `install_recommends` and `purge`.
+//!
+//! Observing is one exec: `dpkg-query -W` for every package, the cache's age and
+//! `apt-cache policy` (installed and candidate versions) together. As in Ansible, a cache
+//! refresh alone is a change only when no package is named; with packages, only package
+//! changes count (the refresh is then an op without a change).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::args::{bool_arg, bool_opt, choice, int_opt, list, sh_quote, str_opt};
+use super::{ArgDef, ArgSpec, Change, HostCtx, Module, Op, Plan};
+use crate::Vars;
+
+pub struct Apt;
+pub struct Package;
+
+const ARGS: &[ArgDef] = &[
+    ArgDef::alias("name", &["pkg", "package"]),
+    ArgDef::opt("state"),
+    ArgDef::alias("update_cache", &["update-cache"]),
+    ArgDef::opt("cache_valid_time"),
+    ArgDef::alias("install_recommends", &["install-recommends"]),
+    ArgDef::opt("purge"),
+    ArgDef::opt("autoremove"),
+    ArgDef::opt("force"),
+    ArgDef::opt("default_release"),
+    ArgDef::opt("dpkg_options"),
+    ArgDef::opt("only_upgrade"),
+    ArgDef::opt("allow_unauthenticated"),
+    ArgDef::opt("allow_downgrade"),
+    ArgDef::opt("lock_timeout"),
+];
+
+const STATES: &[&str] = &["present", "installed", "absent", "removed", "latest"];
+
+/// A package as dpkg and apt-cache see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PkgInfo {
+    /// The installed version (`install ok installed`).
+    pub installed: Option<String>,
+    /// Removed but its configuration files remain.
+    pub config_files: bool,
+    /// `apt-cache policy`'s candidate (`None`: unknown to apt, or `(none)`).
+    pub candidate: Option<String>,
+    /// apt knows the package (`apt-cache policy` listed it).
+    pub known: bool,
+}
+
+/// Parses `dpkg-query -W -f '${Package}\t${Status}\t${Version}\n'`.
+pub fn parse_dpkg(out: &str, pkgs: &mut HashMap<String, PkgInfo>) {
+    for line in out.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 3 {
+            continue;
+        }
+        let name = f[0].split(':').next().unwrap_or(f[0]).to_string();
+        let status: Vec<&str> = f[1].split_whitespace().collect();
+        let info = pkgs.entry(name).or_default();
+        match status.last() {
+            Some(&"installed") => info.installed = Some(f[2].to_string()),
+            Some(&"config-files") => info.config_files = true,
+            _ => {}
+        }
+    }
+}
+
+/// Parses `apt-cache policy a b c`.
+pub fn parse_policy(out: &str, pkgs: &mut HashMap<String, PkgInfo>) {
+    let mut current: Option<String> = None;
+    for line in out.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            let name = line.trim_end_matches(':');
+            let name = name.split(':').next().unwrap_or(name).to_string();
+            pkgs.entry(name.clone()).or_default().known = true;
+            current = Some(name);
+        } else if let Some(name) = &current {
+            let t = line.trim();
+            if let Some(v) = t.strip_prefix("Candidate:") {
+                let v = v.trim();
+                if let Some(info) = pkgs.get_mut(name) {
+                    info.candidate = (v != "(none)").then(|| v.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Splits `name=version` (a pinned version).
+fn split_version(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (spec, None),
+    }
+}
+
+/// The age in seconds of the apt cache, from the stamp section of the observation.
+fn cache_age(section: &str) -> Option<i64> {
+    let mut mtime = None;
+    let mut now = None;
+    for line in section.lines() {
+        if let Some(v) = line.strip_prefix("mtime=") {
+            mtime = v.trim().parse::<i64>().ok();
+        } else if let Some(v) = line.strip_prefix("now=") {
+            now = v.trim().parse::<i64>().ok();
+        }
+    }
+    Some(now? - mtime?)
+}
+
+/// Splits the observation's output into its sections.
+fn section<'a>(out: &'a str, name: &str) -> &'a str {
+    let marker = format!("@@{name}\n");
+    match out.find(&marker) {
+        Some(i) => {
+            let rest = &out[i + marker.len()..];
+            match rest.find("@@") {
+                Some(j) => &rest[..j],
+                None => rest,
+            }
+        }
+        None => "",
+    }
+}
+
+#[async_trait]
+impl Module for Apt {
+    fn name(&self) -> &'static str {
+        "apt"
+    }
+
+    fn spec(&self) -> ArgSpec {
+        ArgSpec {
+            args: ARGS,
+            free_form: false,
+            one_of: &[],
+        }
+    }
+
+    async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
+        let names = list(args, &["name", "pkg", "package"])?;
+        let state = match choice(args, &["state"], STATES, "present")?.as_str() {
+            "installed" => "present".to_string(),
+            "removed" => "absent".to_string(),
+            s => s.to_string(),
+        };
+        let update_cache = bool_arg(args, &["update_cache", "update-cache"], false)?;
+        let valid_time = int_opt(args, &["cache_valid_time"])?.unwrap_or(0);
+        let recommends = bool_opt(args, &["install_recommends", "install-recommends"])?;
+        let purge = bool_arg(args, &["purge"], false)?;
+        let autoremove = bool_arg(args, &["autoremove"], false)?;
+        let default_release = str_opt(args, &["default_release"])?;
+        let dpkg_options = str_opt(args, &["dpkg_options"])?
+            .unwrap_or_else(|| "force-confdef,force-confold".into());
+        if names.is_empty() && !update_cache && !autoremove {
+            anyhow::bail!("apt: one of name, update_cache or autoremove is required");
+        }
+        for n in &names {
+            if n.starts_with('-') || n.contains(char::is_whitespace) {
+                anyhow::bail!("argument name: {n:?} is not a package name");
+            }
+        }
+
+        let bare: Vec<&str> = names.iter().map(|n| split_version(n).0).collect();
+        let quoted = bare
+            .iter()
+            .map(|n| sh_quote(n))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut script = String::from(
+            "echo @@STAMP; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do \
+             if [ -e \"$f\" ]; then echo \"mtime=$(stat -c %Y \"$f\")\"; break; fi; done; echo \"now=$(date +%s)\"; ",
+        );
+        if !bare.is_empty() {
+            script.push_str(&format!(
+                "echo @@DPKG; dpkg-query -W -f '${{Package}}\\t${{Status}}\\t${{Version}}\\n' {quoted} 2>/dev/null; \
+                 echo @@POLICY; LC_ALL=C apt-cache policy {quoted} 2>/dev/null; "
+            ));
+        }
+        script.push_str("echo @@END");
+        let out = ctx.run(&script).await?;
+        let mut pkgs = HashMap::new();
+        parse_dpkg(section(&out.stdout, "DPKG"), &mut pkgs);
+        parse_policy(section(&out.stdout, "POLICY"), &mut pkgs);
+        let age = cache_age(section(&out.stdout, "STAMP"));
+
+        let mut plan = Plan::default();
+        let refresh = update_cache && (valid_time <= 0 || age.is_none_or(|a| a > valid_time));
+        let apt_get = {
+            let mut c = String::from("DEBIAN_FRONTEND=noninteractive apt-get -y -q");
+            for o in dpkg_options
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+            {
+                c.push_str(&format!(" -o Dpkg::Options::=--{o}"));
+            }
+            c
+        };
+        let mut ops = Vec::new();
+        if refresh {
+            ops.push(exec(
+                "DEBIAN_FRONTEND=noninteractive apt-get update -q".to_string(),
+            ));
+            if names.is_empty() {
+                plan.changes.push(Change {
+                    summary: "update the apt cache".into(),
+                    diff: None,
+                });
+            }
+        }
+
+        let mut to_install = Vec::new();
+        let mut to_remove = Vec::new();
+        let mut unknown = Vec::new();
+        for spec in &names {
+            let (name, version) = split_version(spec);
+            let info = pkgs.get(name).cloned().unwrap_or_default();
+            match state.as_str() {
+                "absent" => {
+                    if info.installed.is_some() || (purge && info.config_files) {
+                        to_remove.push(name.to_string());
+                    }
+                }
+                _ => {
+                    let wanted = match (&info.installed, version) {
+                        (None, _) => true,
+                        (Some(have), Some(v)) => !version_matches(have, v),
+                        (Some(have), None) => {
+                            state == "latest"
+                                && info.candidate.as_deref().is_some_and(|c| c != have)
+                        }
+                    };
+                    if wanted {
+                        if info.installed.is_none() && !info.known && !refresh {
+                            unknown.push(name.to_string());
+                        }
+                        to_install.push(spec.clone());
+                    }
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            plan.failed = Some(format!(
+                "No package matching '{}' is available",
+                unknown.join("', '")
+            ));
+            return Ok(plan);
+        }
+        if !to_install.is_empty() {
+            let mut cmd = apt_get.clone();
+            match recommends {
+                Some(true) => cmd.push_str(" -o APT::Install-Recommends=yes"),
+                Some(false) => cmd.push_str(" --no-install-recommends"),
+                None => {}
+            }
+            if let Some(r) = &default_release {
+                cmd.push_str(&format!(" -t {}", sh_quote(r)));
+            }
+            cmd.push_str(" install ");
+            cmd.push_str(
+                &to_install
+                    .iter()
+                    .map(|p| sh_quote(p))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            for p in &to_install {
+                let (name, _) = split_version(p);
+                let info = pkgs.get(name).cloned().unwrap_or_default();
+                let summary = match (&info.installed, &info.candidate) {
+                    (Some(have), Some(c)) => format!("upgrade {name} {have} -> {c}"),
+                    (None, Some(c)) => format!("install {name} ({c})"),
+                    _ => format!("install {p}"),
+                };
+                plan.changes.push(Change {
+                    summary,
+                    diff: None,
+                });
+            }
+            ops.push(exec(cmd));
+        }
+        if !to_remove.is_empty() {
+            let verb = if purge { "purge" } else { "remove" };
+            ops.push(exec(format!(
+                "{apt_get} {verb} {}",
+                to_remove
+                    .iter()
+                    .map(|p| sh_quote(p))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )));
+            for p in &to_remove {
+                plan.changes.push(Change {
+                    summary: format!("{verb} {p}"),
+                    diff: None,
+                });
+            }
+        }
+        if autoremove {
+            // Whether anything would be removed needs a simulation: one more read-only exec.
+            let sim = ctx
+                .run("LC_ALL=C apt-get -s -q autoremove 2>/dev/null | grep -c '^Remv ' || true")
+                .await?;
+            let n: usize = sim.stdout.trim().parse().unwrap_or(0);
+            if n > 0 {
+                plan.changes.push(Change {
+                    summary: format!("autoremove {n} packages"),
+                    diff: None,
+                });
+                ops.push(exec(format!(
+                    "{apt_get} autoremove{}",
+                    if purge { " --purge" } else { "" }
+                )));
+            }
+        }
+        plan.ops = ops;
+        let mut result = super::args::vars([
+            ("cache_updated", Value::Bool(refresh)),
+            ("cache_update_time", Value::from(age.unwrap_or(0))),
+        ]);
+        if plan.ops.len() > usize::from(refresh) {
+            result.insert("stdout".into(), Value::Null);
+            result.insert("stderr".into(), Value::Null);
+        }
+        plan.result = result;
+        Ok(plan)
+    }
+}
+
+/// `nginx=1.22*` matches installed `1.22.1-9` (apt's glob pin); else exact.
+fn version_matches(have: &str, want: &str) -> bool {
+    match want.strip_suffix('*') {
+        Some(prefix) => have.starts_with(prefix),
+        None => have == want,
+    }
+}
+
+fn exec(cmd: String) -> Op {
+    super::fileops::exec(cmd)
+}
+
+#[async_trait]
+impl Module for Package {
+    fn name(&self) -> &'static str {
+        "package"
+    }
+
+    fn spec(&self) -> ArgSpec {
+        const ARGS: &[ArgDef] = &[
+            ArgDef::req("name"),
+            ArgDef::opt("state"),
+            ArgDef::opt("use"),
+        ];
+        ArgSpec {
+            args: ARGS,
+            free_form: false,
+            one_of: &[],
+        }
+    }
+
+    async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
+        if let Some(manager) = str_opt(args, &["use"])? {
+            if manager != "auto" && manager != "apt" {
+                anyhow::bail!("argument use: only apt is supported, not {manager:?}");
+            }
+        }
+        let mut apt_args = args.clone();
+        apt_args.remove("use");
+        Apt.plan(ctx, &apt_args).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_output() {
+        let mut m = HashMap::new();
+        parse_dpkg(
+            "nginx\tinstall ok installed\t1.22.1-9\nvim\tdeinstall ok config-files\t2:9.0\ncurl\tunknown ok not-installed\t\nlibc6:amd64\tinstall ok installed\t2.36\n",
+            &mut m,
+        );
+        assert_eq!(m["nginx"].installed.as_deref(), Some("1.22.1-9"));
+        assert!(m["vim"].installed.is_none() && m["vim"].config_files);
+        assert!(m["curl"].installed.is_none() && !m["curl"].config_files);
+        assert_eq!(m["libc6"].installed.as_deref(), Some("2.36"));
+    }
+
+    #[test]
+    fn policy_output() {
+        let mut m = HashMap::new();
+        parse_policy(
+            "nginx:\n  Installed: (none)\n  Candidate: 1.22.1-9\n  Version table:\n     1.22.1-9 500\n        500 http://deb.debian.org/debian bookworm/main amd64 Packages\nghost:\n  Installed: (none)\n  Candidate: (none)\n  Version table:\n",
+            &mut m,
+        );
+        assert_eq!(m["nginx"].candidate.as_deref(), Some("1.22.1-9"));
+        assert!(m["nginx"].known);
+        assert!(m["ghost"].candidate.is_none() && m["ghost"].known);
+        assert!(!m.contains_key("other"));
+    }
+
+    #[test]
+    fn sections_and_cache_age() {
+        let out =
+            "@@STAMP\nmtime=100\nnow=160\n@@DPKG\nx\tinstall ok installed\t1\n@@POLICY\n@@END\n";
+        assert_eq!(cache_age(section(out, "STAMP")), Some(60));
+        assert_eq!(section(out, "DPKG"), "x\tinstall ok installed\t1\n");
+        assert_eq!(section(out, "POLICY"), "");
+        assert_eq!(cache_age("now=5\n"), None);
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(split_version("nginx=1.2"), ("nginx", Some("1.2")));
+        assert!(version_matches("1.22.1-9", "1.22*"));
+        assert!(!version_matches("1.22.1-9", "1.22"));
+    }
+}

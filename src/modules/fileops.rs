@@ -1,0 +1,441 @@
+//! What the file-writing modules (copy, template, file, lineinfile, blockinfile, get_url,
+//! unarchive) share: observing a path (one stat, one read), resolving owner and group
+//! names on the host (one exec, only when asked for), and planning content and attribute
+//! changes as ops.
+
+use serde_json::Value;
+
+use super::args::{sh_quote, str_opt};
+use super::mode::{self, ModeArg};
+use super::{diff, Change, HostCtx, Op, Plan};
+use crate::transport::{FileAttrs, FileKind, FileStat};
+use crate::Vars;
+
+/// A path as the host has it.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub stat: Option<FileStat>,
+    /// The content, when it is a regular file (or a link to one) and was asked for.
+    pub content: Option<Vec<u8>>,
+}
+
+/// Stats `path` and, when `read` and it is a file, reads it.
+pub async fn observe(ctx: &HostCtx, path: &str, read: bool) -> anyhow::Result<Observed> {
+    let stat = ctx.transport.stat(path, ctx.become_.as_ref()).await?;
+    let content = match &stat {
+        Some(st) if read && matches!(st.kind, FileKind::File | FileKind::Symlink) => {
+            ctx.transport.read_file(path, ctx.become_.as_ref()).await?
+        }
+        _ => None,
+    };
+    Ok(Observed { stat, content })
+}
+
+/// The `mode`, `owner` and `group` arguments.
+#[derive(Debug, Clone, Default)]
+pub struct Attrs {
+    pub mode: Option<ModeArg>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+impl Attrs {
+    pub fn from_args(args: &Vars) -> anyhow::Result<Attrs> {
+        Ok(Attrs {
+            mode: super::args::get(args, &["mode"])
+                .map(mode::parse)
+                .transpose()?,
+            owner: str_opt(args, &["owner"])?,
+            group: str_opt(args, &["group"])?,
+        })
+    }
+}
+
+/// The numeric ids `owner` and `group` stand for on the host (`None`: not asked for, or
+/// unknown there — then a change is planned and chown reports the error).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ids {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// Resolves owner/group names with one `getent` exec (none when numeric or not given).
+pub async fn resolve_ids(ctx: &HostCtx, attrs: &Attrs) -> anyhow::Result<Ids> {
+    let mut ids = Ids {
+        uid: attrs.owner.as_deref().and_then(|o| o.parse().ok()),
+        gid: attrs.group.as_deref().and_then(|g| g.parse().ok()),
+    };
+    let owner = attrs.owner.as_deref().filter(|_| ids.uid.is_none());
+    let group = attrs.group.as_deref().filter(|_| ids.gid.is_none());
+    if owner.is_none() && group.is_none() {
+        return Ok(ids);
+    }
+    let lookup = |db: &str, name: Option<&str>| match name {
+        Some(n) => format!("$(getent {db} {} | cut -d: -f3)", sh_quote(n)),
+        None => String::new(),
+    };
+    let cmd = format!(
+        "printf 'u=%s\\ng=%s\\n' \"{}\" \"{}\"",
+        lookup("passwd", owner),
+        lookup("group", group)
+    );
+    let out = ctx.run(&cmd).await?;
+    for line in out.stdout.lines() {
+        if let Some(v) = line.strip_prefix("u=") {
+            if owner.is_some() {
+                ids.uid = v.trim().parse().ok();
+            }
+        } else if let Some(v) = line.strip_prefix("g=") {
+            if group.is_some() {
+                ids.gid = v.trim().parse().ok();
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Plans chmod/chown/chgrp for an existing entry whose content is not rewritten.
+pub fn plan_attrs(
+    plan: &mut Plan,
+    path: &str,
+    cur: &FileStat,
+    attrs: &Attrs,
+    ids: &Ids,
+) -> anyhow::Result<()> {
+    let is_dir = cur.kind == FileKind::Directory;
+    if cur.kind != FileKind::Symlink {
+        if let Some(want) = attrs
+            .mode
+            .as_ref()
+            .map(|m| m.resolve(Some(cur.mode), is_dir))
+            .transpose()?
+            .flatten()
+        {
+            if want != cur.mode {
+                plan.changes.push(Change {
+                    summary: format!(
+                        "mode of {path}: {} -> {}",
+                        mode::fmt(cur.mode),
+                        mode::fmt(want)
+                    ),
+                    diff: None,
+                });
+                plan.ops.push(exec(format!(
+                    "chmod {} {}",
+                    mode::fmt(want),
+                    sh_quote(path)
+                )));
+            }
+        }
+    }
+    let link_flag = if cur.kind == FileKind::Symlink {
+        "-h "
+    } else {
+        ""
+    };
+    if let Some(owner) = &attrs.owner {
+        if ids.uid != Some(cur.uid) {
+            plan.changes.push(Change {
+                summary: format!("owner of {path}: {} -> {owner}", cur.uid),
+                diff: None,
+            });
+            plan.ops.push(exec(format!(
+                "chown {link_flag}{} {}",
+                sh_quote(owner),
+                sh_quote(path)
+            )));
+        }
+    }
+    if let Some(group) = &attrs.group {
+        if ids.gid != Some(cur.gid) {
+            plan.changes.push(Change {
+                summary: format!("group of {path}: {} -> {group}", cur.gid),
+                diff: None,
+            });
+            plan.ops.push(exec(format!(
+                "chgrp {link_flag}{} {}",
+                sh_quote(group),
+                sh_quote(path)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An `Exec` op that must succeed.
+pub fn exec(cmd: String) -> Op {
+    Op::Exec {
+        cmd,
+        stdin: None,
+        chdir: None,
+        allow_failure: false,
+    }
+}
+
+/// Options of a planned file write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOpts {
+    /// The `after:` header of the diff (the source file, or "dynamically generated").
+    pub after_header: String,
+    pub backup: bool,
+    pub validate: Option<String>,
+    /// Replace an existing file whose content differs (copy's `force`, default true).
+    pub force: bool,
+}
+
+/// Plans writing `content` to `path` (observed as `obs`) with `attrs`: a `Write` op with a
+/// diff when the content differs, else attribute ops only. Nothing when all matches.
+pub fn plan_content(
+    plan: &mut Plan,
+    path: &str,
+    obs: &Observed,
+    content: &[u8],
+    attrs: &Attrs,
+    ids: &Ids,
+    opts: &WriteOpts,
+) -> anyhow::Result<()> {
+    match &obs.stat {
+        Some(st) if st.kind == FileKind::Directory => {
+            anyhow::bail!("{path} is a directory on the host, not a file")
+        }
+        Some(st) => {
+            let same = obs.content.as_deref() == Some(content);
+            if same || !opts.force {
+                return plan_attrs(plan, path, st, attrs, ids);
+            }
+            let before = obs.content.as_deref().unwrap_or_default();
+            let mut attr_plan = Plan::default();
+            plan_attrs(&mut attr_plan, path, st, attrs, ids)?;
+            plan.changes.push(Change {
+                summary: format!("update {path} ({} bytes)", content.len()),
+                diff: diff::file_diff(path, &opts.after_header, before, content),
+            });
+            plan.changes.extend(attr_plan.changes);
+            let mode = attrs
+                .mode
+                .as_ref()
+                .map(|m| m.resolve(Some(st.mode), false))
+                .transpose()?
+                .flatten();
+            plan.ops.push(write_op(path, content, mode, attrs, opts));
+        }
+        None => {
+            plan.changes.push(Change {
+                summary: format!("create {path} ({} bytes)", content.len()),
+                diff: diff::file_diff(path, &opts.after_header, b"", content),
+            });
+            let mode = attrs
+                .mode
+                .as_ref()
+                .map(|m| m.resolve(None, false))
+                .transpose()?
+                .flatten();
+            plan.ops.push(write_op(path, content, mode, attrs, opts));
+        }
+    }
+    Ok(())
+}
+
+fn write_op(path: &str, content: &[u8], mode: Option<u32>, attrs: &Attrs, opts: &WriteOpts) -> Op {
+    Op::Write {
+        path: path.to_string(),
+        content: content.to_vec(),
+        attrs: FileAttrs {
+            mode,
+            owner: attrs.owner.clone(),
+            group: attrs.group.clone(),
+        },
+        backup: opts.backup,
+        validate: opts.validate.clone(),
+    }
+}
+
+/// The result keys Ansible's file modules return for a path after the plan is applied.
+pub fn file_result(
+    key: &str,
+    path: &str,
+    obs: &Observed,
+    attrs: &Attrs,
+    state: &str,
+) -> anyhow::Result<Vars> {
+    let mut r = Vars::new();
+    r.insert(key.into(), Value::String(path.into()));
+    if key != "path" {
+        r.insert("path".into(), Value::String(path.into()));
+    }
+    r.insert("state".into(), Value::String(state.into()));
+    let is_dir = state == "directory";
+    let cur = obs.stat.as_ref().map(|s| s.mode);
+    let mode = match &attrs.mode {
+        Some(m) => m.resolve(cur, is_dir)?.or(cur),
+        None => cur,
+    };
+    if let Some(m) = mode {
+        r.insert("mode".into(), Value::String(mode::fmt(m)));
+    }
+    if let Some(st) = &obs.stat {
+        r.insert("uid".into(), Value::from(st.uid));
+        r.insert("gid".into(), Value::from(st.gid));
+    }
+    if let Some(o) = &attrs.owner {
+        r.insert("owner".into(), Value::String(o.clone()));
+    }
+    if let Some(g) = &attrs.group {
+        r.insert("group".into(), Value::String(g.clone()));
+    }
+    Ok(r)
+}
+
+/// sha1 of content, as hex (Ansible's `checksum`).
+pub fn sha1_hex(content: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(content))
+}
+
+/// The folder part of a path (`/` for top-level entries, `.` for bare names).
+pub fn parent(path: &str) -> &str {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((d, _)) => d,
+        None => ".",
+    }
+}
+
+/// The last component of a path.
+pub fn basename(path: &str) -> &str {
+    let p = path.trim_end_matches('/');
+    p.rsplit_once('/').map(|(_, b)| b).unwrap_or(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(kind: FileKind, mode: u32) -> FileStat {
+        FileStat {
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            size: 3,
+            mtime: 0,
+            link_target: None,
+        }
+    }
+
+    #[test]
+    fn same_content_and_attrs_plans_nothing() {
+        let obs = Observed {
+            stat: Some(st(FileKind::File, 0o644)),
+            content: Some(b"abc".to_vec()),
+        };
+        let attrs = Attrs {
+            mode: Some(ModeArg::Octal(0o644)),
+            ..Default::default()
+        };
+        let mut plan = Plan::default();
+        let opts = WriteOpts {
+            force: true,
+            ..Default::default()
+        };
+        plan_content(
+            &mut plan,
+            "/x",
+            &obs,
+            b"abc",
+            &attrs,
+            &Ids::default(),
+            &opts,
+        )
+        .unwrap();
+        assert!(plan.changes.is_empty() && plan.ops.is_empty());
+    }
+
+    #[test]
+    fn mode_only_change_is_a_chmod() {
+        let obs = Observed {
+            stat: Some(st(FileKind::File, 0o600)),
+            content: Some(b"abc".to_vec()),
+        };
+        let attrs = Attrs {
+            mode: Some(ModeArg::Symbolic("go+r".into())),
+            ..Default::default()
+        };
+        let mut plan = Plan::default();
+        let opts = WriteOpts {
+            force: true,
+            ..Default::default()
+        };
+        plan_content(
+            &mut plan,
+            "/x",
+            &obs,
+            b"abc",
+            &attrs,
+            &Ids::default(),
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(plan.changes[0].summary, "mode of /x: 0600 -> 0644");
+        assert_eq!(plan.ops, vec![exec("chmod 0644 /x".into())]);
+    }
+
+    #[test]
+    fn new_content_is_one_write_with_a_diff() {
+        let obs = Observed {
+            stat: Some(st(FileKind::File, 0o600)),
+            content: Some(b"old\n".to_vec()),
+        };
+        let attrs = Attrs {
+            mode: Some(ModeArg::Octal(0o640)),
+            owner: Some("root".into()),
+            group: None,
+        };
+        let ids = Ids {
+            uid: Some(0),
+            gid: None,
+        };
+        let mut plan = Plan::default();
+        let opts = WriteOpts {
+            force: true,
+            after_header: "dynamically generated".into(),
+            ..Default::default()
+        };
+        plan_content(&mut plan, "/x", &obs, b"new\n", &attrs, &ids, &opts).unwrap();
+        assert_eq!(plan.ops.len(), 1);
+        assert!(matches!(&plan.ops[0], Op::Write { attrs, .. } if attrs.mode == Some(0o640)));
+        let d = plan.changes[0].diff.as_ref().unwrap();
+        assert_eq!((d.before.as_str(), d.after.as_str()), ("old\n", "new\n"));
+        assert_eq!(plan.changes.len(), 2, "content and mode");
+    }
+
+    #[test]
+    fn force_false_keeps_an_existing_file() {
+        let obs = Observed {
+            stat: Some(st(FileKind::File, 0o644)),
+            content: Some(b"old".to_vec()),
+        };
+        let mut plan = Plan::default();
+        let opts = WriteOpts::default();
+        plan_content(
+            &mut plan,
+            "/x",
+            &obs,
+            b"new",
+            &Attrs::default(),
+            &Ids::default(),
+            &opts,
+        )
+        .unwrap();
+        assert!(plan.ops.is_empty());
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(parent("/etc/motd"), "/etc");
+        assert_eq!(parent("/motd"), "/");
+        assert_eq!(parent("motd"), ".");
+        assert_eq!(basename("/a/b/"), "b");
+        assert_eq!(sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    }
+}

@@ -1,0 +1,118 @@
+//! `template`: renders a controller template (found in the template search path) with the
+//! task's variables through [`HostCtx::render`] and writes the result like `copy`
+//! (`trim_blocks` default true, `lstrip_blocks` default false, as Ansible).
+
+use anyhow::Context;
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::args::{bool_arg, str_opt, str_req};
+use super::fileops::{self, Attrs, WriteOpts};
+use super::{ArgDef, ArgSpec, HostCtx, Module, Plan};
+use crate::transport::FileKind;
+use crate::Vars;
+
+pub struct Template;
+
+const ARGS: &[ArgDef] = &[
+    ArgDef::req("src"),
+    ArgDef::req("dest"),
+    ArgDef::opt("mode"),
+    ArgDef::opt("owner"),
+    ArgDef::opt("group"),
+    ArgDef::opt("backup"),
+    ArgDef::opt("validate"),
+    ArgDef::opt("force"),
+    ArgDef::opt("trim_blocks"),
+    ArgDef::opt("lstrip_blocks"),
+    ArgDef::opt("newline_sequence"),
+    ArgDef::opt("output_encoding"),
+    ArgDef::opt("follow"),
+    ArgDef::opt("unsafe_writes"),
+];
+
+#[async_trait]
+impl Module for Template {
+    fn name(&self) -> &'static str {
+        "template"
+    }
+
+    fn spec(&self) -> ArgSpec {
+        ArgSpec {
+            args: ARGS,
+            free_form: false,
+            one_of: &[],
+        }
+    }
+
+    async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
+        let src = str_req(args, &["src"])?;
+        let dest = str_req(args, &["dest"])?;
+        let attrs = Attrs::from_args(args)?;
+        let trim_blocks = bool_arg(args, &["trim_blocks"], true)?;
+        let lstrip_blocks = bool_arg(args, &["lstrip_blocks"], false)?;
+        let local = super::copy::find_src(&src, &ctx.template_search, "template")?;
+        let source = std::fs::read_to_string(&local)
+            .with_context(|| format!("reading template {}", local.display()))?;
+
+        let dest_stat = ctx.transport.stat(&dest, ctx.become_.as_ref()).await?;
+        let dest_path = if dest.ends_with('/')
+            || dest_stat
+                .as_ref()
+                .is_some_and(|s| s.kind == FileKind::Directory)
+        {
+            format!("{}/{}", dest.trim_end_matches('/'), fileops::basename(&src))
+        } else {
+            dest.clone()
+        };
+
+        let mut vars = ctx.vars.clone();
+        let full = local.display().to_string();
+        vars.insert("template_path".into(), Value::String(full.clone()));
+        vars.insert("template_fullpath".into(), Value::String(full.clone()));
+        vars.insert("template_destpath".into(), Value::String(dest_path.clone()));
+        vars.insert("template_host".into(), Value::String(ctx.host.clone()));
+        let rendered = (ctx.render)(&source, &vars, trim_blocks, lstrip_blocks)
+            .with_context(|| format!("rendering template {}", local.display()))?;
+
+        let ids = fileops::resolve_ids(ctx, &attrs).await?;
+        let obs = fileops::observe(ctx, &dest_path, true).await?;
+        let opts = WriteOpts {
+            after_header: full.clone(),
+            backup: bool_arg(args, &["backup"], false)?,
+            validate: str_opt(args, &["validate"])?,
+            force: bool_arg(args, &["force"], true)?,
+        };
+        let mut plan = Plan::default();
+        if obs.stat.is_none() {
+            let parent = fileops::parent(&dest_path);
+            if ctx
+                .transport
+                .stat(parent, ctx.become_.as_ref())
+                .await?
+                .is_none()
+            {
+                plan.failed = Some(format!("Destination directory {parent} does not exist"));
+                return Ok(plan);
+            }
+        }
+        fileops::plan_content(
+            &mut plan,
+            &dest_path,
+            &obs,
+            rendered.as_bytes(),
+            &attrs,
+            &ids,
+            &opts,
+        )?;
+        let mut result = fileops::file_result("dest", &dest_path, &obs, &attrs, "file")?;
+        result.insert(
+            "checksum".into(),
+            Value::String(fileops::sha1_hex(rendered.as_bytes())),
+        );
+        result.insert("size".into(), Value::from(rendered.len()));
+        result.insert("src".into(), Value::String(full));
+        plan.result = result;
+        Ok(plan)
+    }
+}

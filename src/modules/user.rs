@@ -1,0 +1,387 @@
+//! `user`: a local account (useradd/usermod/userdel): uid, primary group, supplementary
+//! groups (`append`), shell, home, create_home, system, password hash, comment. Observed in
+//! one exec: `getent passwd`, `id -Gn`, the shadow hash, and which named groups exist.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::args::{bool_arg, bool_opt, choice, int_opt, list, sh_quote, str_opt, str_req};
+use super::fileops::exec;
+use super::{ArgDef, ArgSpec, Change, HostCtx, Module, Plan};
+use crate::Vars;
+
+pub struct User;
+
+const ARGS: &[ArgDef] = &[
+    ArgDef::alias("name", &["user"]),
+    ArgDef::opt("state"),
+    ArgDef::opt("uid"),
+    ArgDef::opt("group"),
+    ArgDef::opt("groups"),
+    ArgDef::opt("append"),
+    ArgDef::opt("shell"),
+    ArgDef::opt("home"),
+    ArgDef::alias("create_home", &["createhome"]),
+    ArgDef::opt("move_home"),
+    ArgDef::opt("system"),
+    ArgDef::opt("password"),
+    ArgDef::opt("update_password"),
+    ArgDef::opt("comment"),
+    ArgDef::opt("remove"),
+    ArgDef::opt("force"),
+    ArgDef::opt("non_unique"),
+    ArgDef::opt("password_lock"),
+];
+
+/// An account as the host has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Account {
+    pub uid: u32,
+    pub gid: u32,
+    pub comment: String,
+    pub home: String,
+    pub shell: String,
+    /// All groups (`id -Gn`), the primary one included.
+    pub groups: Vec<String>,
+    pub primary_group: String,
+    pub password: String,
+}
+
+/// The observation's parts.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub account: Option<Account>,
+    /// group name -> gid for every group the task names.
+    pub groups: Vec<(String, u32)>,
+}
+
+/// Parses the observation exec's output.
+pub fn parse(out: &str) -> Observed {
+    let mut obs = Observed::default();
+    let mut acct: Option<Account> = None;
+    for line in out.lines() {
+        if let Some(p) = line.strip_prefix("P ") {
+            let f: Vec<&str> = p.split(':').collect();
+            if f.len() >= 7 {
+                acct = Some(Account {
+                    uid: f[2].parse().unwrap_or(0),
+                    gid: f[3].parse().unwrap_or(0),
+                    comment: f[4].to_string(),
+                    home: f[5].to_string(),
+                    shell: f[6].to_string(),
+                    ..Default::default()
+                });
+            }
+        } else if let Some(g) = line.strip_prefix("I ") {
+            if let Some(a) = acct.as_mut() {
+                a.groups = g.split_whitespace().map(String::from).collect();
+            }
+        } else if let Some(s) = line.strip_prefix("S ") {
+            if let Some(a) = acct.as_mut() {
+                a.password = s.trim().to_string();
+            }
+        } else if let Some(g) = line.strip_prefix("G ") {
+            let f: Vec<&str> = g.split(':').collect();
+            if f.len() >= 3 {
+                if let Ok(gid) = f[2].parse() {
+                    obs.groups.push((f[0].to_string(), gid));
+                }
+            }
+        }
+    }
+    if let Some(a) = acct.as_mut() {
+        a.primary_group = obs
+            .groups
+            .iter()
+            .find(|(_, gid)| *gid == a.gid)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default();
+    }
+    obs.account = acct;
+    obs
+}
+
+#[async_trait]
+impl Module for User {
+    fn name(&self) -> &'static str {
+        "user"
+    }
+
+    fn spec(&self) -> ArgSpec {
+        ArgSpec {
+            args: ARGS,
+            free_form: false,
+            one_of: &[],
+        }
+    }
+
+    async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
+        let name = str_req(args, &["name", "user"])?;
+        let present = choice(args, &["state"], &["present", "absent"], "present")? == "present";
+        let uid = int_opt(args, &["uid"])?;
+        let group = str_opt(args, &["group"])?;
+        let groups = match args.get("groups") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(list(args, &["groups"])?),
+        };
+        let append = bool_arg(args, &["append"], false)?;
+        let shell = str_opt(args, &["shell"])?;
+        let home = str_opt(args, &["home"])?;
+        let create_home = bool_arg(args, &["create_home", "createhome"], true)?;
+        let move_home = bool_arg(args, &["move_home"], false)?;
+        let system = bool_arg(args, &["system"], false)?;
+        let password = str_opt(args, &["password"])?;
+        let update_always = choice(
+            args,
+            &["update_password"],
+            &["always", "on_create"],
+            "always",
+        )? == "always";
+        let comment = str_opt(args, &["comment"])?;
+        let remove = bool_arg(args, &["remove"], false)?;
+        let force = bool_arg(args, &["force"], false)?;
+        let non_unique = bool_arg(args, &["non_unique"], false)?;
+        let lock = bool_opt(args, &["password_lock"])?;
+        if name.is_empty() || name.contains([':', ' ', '/']) {
+            anyhow::bail!("argument name: {name:?} is not a valid user name");
+        }
+
+        let q = sh_quote(&name);
+        let mut named: Vec<String> = groups.clone().unwrap_or_default();
+        named.push(group.clone().unwrap_or_else(|| name.clone()));
+        let mut script = format!(
+            "e=$(getent passwd {q}) && {{ echo \"P $e\"; echo \"I $(id -Gn {q})\"; \
+             echo \"S $(getent shadow {q} | cut -d: -f2)\"; \
+             getent group \"$(echo \"$e\" | cut -d: -f4)\" | sed 's/^/G /'; }}; "
+        );
+        for g in &named {
+            script.push_str(&format!("getent group {} | sed 's/^/G /'; ", sh_quote(g)));
+        }
+        script.push_str("true");
+        let out = ctx.run(&script).await?;
+        let obs = parse(&out.stdout);
+        let group_known = |g: &str| {
+            obs.groups
+                .iter()
+                .any(|(n, gid)| n == g || g.parse::<u32>().ok() == Some(*gid))
+        };
+
+        let mut plan = Plan::default();
+        let mut result = super::args::vars([
+            ("name", Value::String(name.clone())),
+            (
+                "state",
+                Value::String(if present { "present" } else { "absent" }.into()),
+            ),
+        ]);
+        if !present {
+            if obs.account.is_some() {
+                plan.changes.push(Change {
+                    summary: format!("remove user {name}"),
+                    diff: None,
+                });
+                let mut cmd = String::from("userdel");
+                if remove {
+                    cmd.push_str(" -r");
+                }
+                if force {
+                    cmd.push_str(" -f");
+                }
+                plan.ops.push(exec(format!("{cmd} {q}")));
+            }
+            plan.result = result;
+            return Ok(plan);
+        }
+        if let Some(g) = &group {
+            if !group_known(g) {
+                plan.failed = Some(format!("Group {g} does not exist"));
+                return Ok(plan);
+            }
+        }
+        if let Some(gs) = &groups {
+            if let Some(missing) = gs.iter().find(|g| !group_known(g)) {
+                plan.failed = Some(format!("Group {missing} does not exist"));
+                return Ok(plan);
+            }
+        }
+
+        match &obs.account {
+            None => {
+                let mut cmd = String::from("useradd");
+                if let Some(u) = uid {
+                    cmd.push_str(&format!(" -u {u}"));
+                    if non_unique {
+                        cmd.push_str(" -o");
+                    }
+                }
+                match &group {
+                    Some(g) => cmd.push_str(&format!(" -g {}", sh_quote(g))),
+                    // A group named like the user exists: join it rather than fail.
+                    None if group_known(&name) => cmd.push_str(&format!(" -g {q}")),
+                    None => {}
+                }
+                if let Some(gs) = groups.as_ref().filter(|g| !g.is_empty()) {
+                    cmd.push_str(&format!(" -G {}", sh_quote(&gs.join(","))));
+                }
+                if let Some(c) = &comment {
+                    cmd.push_str(&format!(" -c {}", sh_quote(c)));
+                }
+                if let Some(h) = &home {
+                    cmd.push_str(&format!(" -d {}", sh_quote(h)));
+                }
+                if let Some(s) = &shell {
+                    cmd.push_str(&format!(" -s {}", sh_quote(s)));
+                }
+                if let Some(p) = &password {
+                    cmd.push_str(&format!(" -p {}", sh_quote(p)));
+                }
+                if system {
+                    cmd.push_str(" -r");
+                }
+                cmd.push_str(if create_home { " -m" } else { " -M" });
+                plan.changes.push(Change {
+                    summary: format!("create user {name}"),
+                    diff: None,
+                });
+                plan.ops.push(exec(format!("{cmd} {q}")));
+                if lock == Some(true) {
+                    plan.ops.push(exec(format!("usermod -L {q}")));
+                }
+            }
+            Some(a) => {
+                let mut flags: Vec<(String, String)> = Vec::new();
+                if let Some(u) = uid {
+                    if i64::from(a.uid) != u {
+                        flags.push((
+                            format!("uid {} -> {u}", a.uid),
+                            format!("-u {u}{}", if non_unique { " -o" } else { "" }),
+                        ));
+                    }
+                }
+                if let Some(g) = &group {
+                    let same = *g == a.primary_group || g.parse::<u32>().ok() == Some(a.gid);
+                    if !same {
+                        flags.push((
+                            format!("group {} -> {g}", a.primary_group),
+                            format!("-g {}", sh_quote(g)),
+                        ));
+                    }
+                }
+                if let Some(gs) = &groups {
+                    let current: Vec<&String> =
+                        a.groups.iter().filter(|g| **g != a.primary_group).collect();
+                    let wanted: Vec<&String> =
+                        gs.iter().filter(|g| **g != a.primary_group).collect();
+                    let missing: Vec<&String> = wanted
+                        .iter()
+                        .copied()
+                        .filter(|g| !current.contains(g))
+                        .collect();
+                    let extra = current.iter().any(|g| !wanted.contains(g));
+                    if append && !missing.is_empty() {
+                        let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+                        flags.push((
+                            format!("add to groups {}", names.join(",")),
+                            format!("-a -G {}", sh_quote(&names.join(","))),
+                        ));
+                    } else if !append && (!missing.is_empty() || extra) {
+                        let names: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
+                        flags.push((
+                            format!("groups -> {}", names.join(",")),
+                            format!("-G {}", sh_quote(&names.join(","))),
+                        ));
+                    }
+                }
+                if let Some(c) = comment.as_ref().filter(|c| **c != a.comment) {
+                    flags.push((format!("comment -> {c}"), format!("-c {}", sh_quote(c))));
+                }
+                if let Some(h) = home.as_ref().filter(|h| **h != a.home) {
+                    let m = if move_home { " -m" } else { "" };
+                    flags.push((
+                        format!("home {} -> {h}", a.home),
+                        format!("-d {}{m}", sh_quote(h)),
+                    ));
+                }
+                if let Some(s) = shell.as_ref().filter(|s| **s != a.shell) {
+                    flags.push((
+                        format!("shell {} -> {s}", a.shell),
+                        format!("-s {}", sh_quote(s)),
+                    ));
+                }
+                if let Some(p) = password
+                    .as_ref()
+                    .filter(|p| update_always && **p != a.password)
+                {
+                    flags.push(("password".to_string(), format!("-p {}", sh_quote(p))));
+                }
+                match lock {
+                    Some(true) if !a.password.starts_with('!') => {
+                        flags.push(("lock password".into(), "-L".into()))
+                    }
+                    Some(false) if a.password.starts_with('!') => {
+                        flags.push(("unlock password".into(), "-U".into()))
+                    }
+                    _ => {}
+                }
+                if !flags.is_empty() {
+                    for (summary, _) in &flags {
+                        plan.changes.push(Change {
+                            summary: format!("user {name}: {summary}"),
+                            diff: None,
+                        });
+                    }
+                    let args: Vec<String> = flags.into_iter().map(|(_, f)| f).collect();
+                    plan.ops
+                        .push(exec(format!("usermod {} {q}", args.join(" "))));
+                }
+                result.insert("uid".into(), Value::from(uid.unwrap_or(i64::from(a.uid))));
+                result.insert(
+                    "home".into(),
+                    Value::String(home.clone().unwrap_or_else(|| a.home.clone())),
+                );
+                result.insert(
+                    "shell".into(),
+                    Value::String(shell.clone().unwrap_or_else(|| a.shell.clone())),
+                );
+                result.insert("group".into(), Value::from(a.gid));
+            }
+        }
+        if let Some(gs) = &groups {
+            result.insert("groups".into(), Value::String(gs.join(",")));
+        }
+        result.insert("append".into(), Value::Bool(append));
+        result.insert("system".into(), Value::Bool(system));
+        result.insert("create_home".into(), Value::Bool(create_home));
+        if let Some(c) = comment {
+            result.insert("comment".into(), Value::String(c));
+        }
+        plan.result = result;
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_observation() {
+        let obs = parse(
+            "P app:x:1001:1001:App user:/home/app:/bin/bash\nI app sudo docker\nS $6$salt$hash\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:app\n",
+        );
+        let a = obs.account.unwrap();
+        assert_eq!((a.uid, a.gid), (1001, 1001));
+        assert_eq!(a.comment, "App user");
+        assert_eq!(a.primary_group, "app");
+        assert_eq!(a.groups, vec!["app", "sudo", "docker"]);
+        assert_eq!(a.password, "$6$salt$hash");
+        assert_eq!(obs.groups.len(), 3);
+    }
+
+    #[test]
+    fn a_missing_user_parses_to_none() {
+        let obs = parse("G users:x:100:\n");
+        assert!(obs.account.is_none());
+        assert_eq!(obs.groups, vec![("users".to_string(), 100)]);
+    }
+}

@@ -1,0 +1,196 @@
+//! Module arguments: reads them from a mapping, a `key=value` string or free-form text
+//! (`_raw_params`), merges the task's `args:` keyword, and checks them against the
+//! module's [`ArgSpec`]: unknown names (with suggestions), aliases given twice, missing
+//! required arguments, and `one_of` groups.
+
+use std::path::Path;
+
+use super::keywords::did_you_mean;
+use super::kv::parse_kv;
+use super::loader::{is_template, Loader};
+use super::yaml::{Kind, Node, Pos};
+use crate::modules::ArgSpec;
+use crate::Vars;
+
+/// The argument that holds free-form text.
+pub const RAW_PARAMS: &str = "_raw_params";
+
+/// Modules whose arguments are free names (any key is a variable).
+const OPEN_MODULES: &[&str] = &["set_fact"];
+
+/// Names that stand for the free-form text in a spec's groups and required arguments.
+const FREE_FORM_NAMES: &[&str] = &[RAW_PARAMS, "free_form", "cmd"];
+
+impl Loader<'_> {
+    /// Reads and validates a module's arguments.
+    pub(super) fn module_args(
+        &mut self,
+        module: &str,
+        spec: &ArgSpec,
+        value: &Node,
+        args_kw: Option<&Node>,
+        file: &Path,
+        key_pos: Pos,
+    ) -> Vars {
+        let mut args = Vars::new();
+        let mut given: Vec<(String, Pos)> = Vec::new();
+        let mut put = |args: &mut Vars, key: String, value: serde_json::Value, pos: Pos| {
+            given.retain(|(k, _)| *k != key);
+            given.push((key.clone(), pos));
+            args.insert(key, value);
+        };
+        if let Some(extra) = args_kw {
+            match &extra.kind {
+                Kind::Null => {}
+                Kind::Map(entries) => {
+                    for (k, v) in entries {
+                        put(&mut args, k.key_text(), v.to_json(), k.pos);
+                    }
+                }
+                Kind::Str(s) if is_template(s) => self.error(
+                    file,
+                    extra.pos,
+                    "'args' as a template is not supported; write the mapping out",
+                ),
+                _ => self.error(file, extra.pos, "'args' must be a mapping"),
+            }
+        }
+        match &value.kind {
+            Kind::Null => {}
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    put(&mut args, k.key_text(), v.to_json(), k.pos);
+                }
+            }
+            Kind::Seq(_) => {
+                self.error(
+                    file,
+                    value.pos,
+                    format!("the arguments of '{module}' must be a mapping or a key=value string"),
+                );
+                return args;
+            }
+            _ => {
+                let kv = parse_kv(&value.key_text(), spec.free_form);
+                for (k, v) in kv.options {
+                    put(&mut args, k, serde_json::Value::String(v), value.pos);
+                }
+                if let Some(raw) = kv.raw {
+                    put(
+                        &mut args,
+                        RAW_PARAMS.to_string(),
+                        serde_json::Value::String(raw),
+                        value.pos,
+                    );
+                }
+            }
+        }
+        self.validate_args(module, spec, &args, &given, file, key_pos);
+        args
+    }
+
+    fn validate_args(
+        &mut self,
+        module: &str,
+        spec: &ArgSpec,
+        args: &Vars,
+        given: &[(String, Pos)],
+        file: &Path,
+        key_pos: Pos,
+    ) {
+        let open = OPEN_MODULES.contains(&module) || spec.args.iter().any(|a| a.name == "*");
+        let mut present: Vec<(&'static str, &str)> = Vec::new();
+        let mut raw_given = false;
+        for (key, pos) in given {
+            if key == RAW_PARAMS {
+                if spec.free_form {
+                    raw_given = true;
+                } else {
+                    let text = args
+                        .get(RAW_PARAMS)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default();
+                    self.error(
+                        file,
+                        *pos,
+                        format!("module '{module}' takes key=value arguments, not free-form text ('{text}')"),
+                    );
+                }
+                continue;
+            }
+            let def = spec
+                .args
+                .iter()
+                .find(|a| a.name == key || a.aliases.contains(&key.as_str()));
+            match def {
+                Some(def) => {
+                    if let Some((_, first)) = present.iter().find(|(name, _)| *name == def.name) {
+                        self.error(
+                            file,
+                            *pos,
+                            format!("module '{module}': argument '{}' is given twice (as '{first}' and '{key}')", def.name),
+                        );
+                    } else {
+                        present.push((def.name, key.as_str()));
+                    }
+                }
+                None if open => {}
+                None => {
+                    let names = spec
+                        .args
+                        .iter()
+                        .flat_map(|a| std::iter::once(a.name).chain(a.aliases.iter().copied()));
+                    self.error(
+                        file,
+                        *pos,
+                        format!(
+                            "module '{module}' has no argument '{key}'{}",
+                            did_you_mean(key, names)
+                        ),
+                    );
+                }
+            }
+        }
+        let is_present = |name: &str| {
+            present.iter().any(|(n, _)| *n == name)
+                || (raw_given && FREE_FORM_NAMES.contains(&name))
+        };
+        for def in spec.args.iter().filter(|a| a.required) {
+            if !is_present(def.name) {
+                self.error(
+                    file,
+                    key_pos,
+                    format!(
+                        "module '{module}' is missing the required argument '{}'",
+                        def.name
+                    ),
+                );
+            }
+        }
+        for group in spec.one_of {
+            let mut count = group
+                .iter()
+                .filter(|n| present.iter().any(|(p, _)| p == *n))
+                .count();
+            if raw_given && group.iter().any(|n| FREE_FORM_NAMES.contains(n)) {
+                count += 1;
+            }
+            if count == 0 {
+                self.error(
+                    file,
+                    key_pos,
+                    format!("module '{module}' needs one of: {}", group.join(", ")),
+                );
+            } else if count > 1 {
+                self.error(
+                    file,
+                    key_pos,
+                    format!(
+                        "module '{module}': only one of {} may be given",
+                        group.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! Roles in Ansible's layout: `roles/<name>/{tasks,handlers,defaults,vars,meta}/main.yml`
+//! (or `.yaml`; a missing folder is fine). Finds a role beside the playbook, in each
+//! `roles_path` entry, beside the role that uses it, or by path; reads role entries
+//! (`- name`, `- {role: x, vars: ..., tags: ..., when: ...}`) and loads `meta/main.yml`
+//! dependencies before the role, once each per play unless `allow_duplicates`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::loader::{dedup_paths, Inherited, Loader, TaskCtx};
+use super::yaml::{Kind, Node, Pos};
+use super::Role;
+use crate::Vars;
+
+/// A role as it is used: `roles:` entries, `dependencies:`, `include_role`.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RoleEntry {
+    pub name: String,
+    pub pos: Pos,
+    /// The file holding the entry (for errors).
+    pub file: PathBuf,
+    pub params: Vars,
+    pub tags: Vec<String>,
+    pub when: Vec<String>,
+    pub inherit: Inherited,
+}
+
+/// What `meta/main.yml` says.
+struct RoleMeta {
+    dependencies: Vec<RoleEntry>,
+    allow_duplicates: bool,
+}
+
+/// Role entry keys that are keywords (everything else is a role parameter).
+const ENTRY_IGNORED: &[&str] = &[
+    "no_log",
+    "ignore_errors",
+    "delegate_to",
+    "run_once",
+    "check_mode",
+    "diff",
+    "any_errors_fatal",
+    "collections",
+    "debugger",
+    "throttle",
+    "timeout",
+];
+
+impl Loader<'_> {
+    /// Folders searched for `<folder>/<name>`, in order.
+    pub(super) fn role_search_dirs(&self, ctx: &TaskCtx) -> Vec<PathBuf> {
+        let mut dirs = vec![
+            ctx.playbook_dir.join("roles"),
+            self.playbook_dir.join("roles"),
+        ];
+        dirs.extend(self.roles_path.iter().cloned());
+        if let Some(parent) = ctx.role.as_ref().and_then(|r| r.path.parent()) {
+            dirs.push(parent.to_path_buf());
+        }
+        dirs.push(ctx.playbook_dir.clone());
+        dirs.push(self.playbook_dir.clone());
+        dedup_paths(dirs)
+    }
+
+    /// Finds a role folder by name (or path); records an error when there is none.
+    fn find_role(
+        &mut self,
+        name: &str,
+        search: &[PathBuf],
+        file: &Path,
+        pos: Pos,
+    ) -> Option<PathBuf> {
+        let name_path = expand_home(name);
+        let mut candidates: Vec<PathBuf> = search.iter().map(|d| d.join(&name_path)).collect();
+        if name_path.is_absolute() {
+            candidates = vec![name_path];
+        }
+        let candidates = dedup_paths(candidates);
+        if let Some(found) = candidates.iter().find(|p| p.is_dir()) {
+            return Some(found.canonicalize().unwrap_or_else(|_| found.clone()));
+        }
+        let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        self.error(
+            file,
+            pos,
+            format!("role '{name}' not found (looked in {})", looked.join(", ")),
+        );
+        None
+    }
+
+    /// Reads one role entry.
+    pub(super) fn role_entry(&mut self, node: &Node, file: &Path) -> Option<RoleEntry> {
+        let mut entry = RoleEntry {
+            pos: node.pos,
+            file: file.to_path_buf(),
+            ..Default::default()
+        };
+        match &node.kind {
+            Kind::Str(s) => entry.name = s.clone(),
+            Kind::Map(entries) => {
+                let mut name = None;
+                for (k, v) in entries {
+                    let key = k.key_text();
+                    match key.as_str() {
+                        "role" | "name" => name = self.string(file, v, &key),
+                        "vars" => entry.params.extend(self.vars(file, v, "vars")),
+                        "tags" => entry.tags = self.string_list(file, v, "tags", true),
+                        "when" => entry.when = self.conditions(file, v, "when"),
+                        "become" => entry.inherit.become_ = self.boolean(file, v, "become"),
+                        "become_user" => {
+                            entry.inherit.become_user = self.string(file, v, "become_user")
+                        }
+                        "become_method" => self.check_become_method(file, v),
+                        "environment" => entry.inherit.environment = self.environment(file, v),
+                        k if ENTRY_IGNORED.contains(&k) => {}
+                        _ => {
+                            entry.params.insert(key, v.to_json());
+                        }
+                    }
+                }
+                match name {
+                    Some(name) => entry.name = name,
+                    None => {
+                        self.error(file, node.pos, "role entry needs a 'role' (or 'name')");
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                self.error(
+                    file,
+                    node.pos,
+                    format!(
+                        "a role entry must be a name or a mapping, not {}",
+                        node.type_name()
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(entry)
+    }
+
+    /// A play's `roles:`: each role after its dependencies, each once (unless it allows
+    /// duplicates or is used with other parameters).
+    pub(super) fn play_roles(&mut self, node: &Node, ctx: &TaskCtx) -> Vec<Arc<Role>> {
+        let mut out = Vec::new();
+        for item in self.items(&ctx.file, node, "'roles'") {
+            if let Some(entry) = self.role_entry(item, &ctx.file) {
+                let search = self.role_search_dirs(ctx);
+                self.add_role_with_deps(&entry, &search, ctx, &mut out);
+            }
+        }
+        out
+    }
+
+    fn add_role_with_deps(
+        &mut self,
+        entry: &RoleEntry,
+        search: &[PathBuf],
+        ctx: &TaskCtx,
+        out: &mut Vec<Arc<Role>>,
+    ) {
+        let Some(path) = self.find_role(&entry.name, search, &entry.file, entry.pos) else {
+            return;
+        };
+        let Some(meta) = self.role_dependencies(&path, ctx, entry, out) else {
+            return;
+        };
+        let duplicate = out
+            .iter()
+            .any(|r| r.path == path && r.params == entry.params);
+        if duplicate && !meta.allow_duplicates {
+            return;
+        }
+        if let Some(role) = self.load_role_dir(&path, entry, None, ctx, &entry.file, entry.pos) {
+            out.push(Arc::new(role));
+        }
+    }
+
+    /// Reads `meta/main.yml` and adds the role's dependencies to `out`. `None` on a cycle.
+    fn role_dependencies(
+        &mut self,
+        path: &Path,
+        ctx: &TaskCtx,
+        entry: &RoleEntry,
+        out: &mut Vec<Arc<Role>>,
+    ) -> Option<RoleMeta> {
+        let meta_key = path.join("meta");
+        self.enter(&meta_key, &entry.file, entry.pos, "role dependency")?;
+        let meta = self.role_meta(path);
+        let dep_ctx = TaskCtx {
+            role: Some(Arc::new(Role {
+                name: entry.name.clone(),
+                path: path.to_path_buf(),
+                ..Default::default()
+            })),
+            ..ctx.clone()
+        };
+        let search = self.role_search_dirs(&dep_ctx);
+        for dep in &meta.dependencies {
+            self.add_role_with_deps(dep, &search, &dep_ctx, out);
+        }
+        self.leave();
+        Some(meta)
+    }
+
+    fn role_meta(&mut self, path: &Path) -> RoleMeta {
+        let mut meta = RoleMeta {
+            dependencies: Vec::new(),
+            allow_duplicates: false,
+        };
+        let Some(file) = main_file(&path.join("meta")) else {
+            return meta;
+        };
+        let Some(root) = self.parse_yaml(&file) else {
+            return meta;
+        };
+        if root.is_null() {
+            return meta;
+        }
+        let Some(entries) = self.entries(&file, &root, "meta/main.yml") else {
+            return meta;
+        };
+        for (k, v) in entries {
+            match k.key_text().as_str() {
+                "dependencies" => {
+                    for item in self.items(&file, v, "'dependencies'") {
+                        if let Some(dep) = self.role_entry(item, &file) {
+                            meta.dependencies.push(dep);
+                        }
+                    }
+                }
+                "allow_duplicates" => {
+                    meta.allow_duplicates =
+                        self.boolean(&file, v, "allow_duplicates").unwrap_or(false)
+                }
+                _ => {}
+            }
+        }
+        meta
+    }
+
+    /// Loads one role folder: defaults, vars, tasks (main or `tasks_from`), handlers.
+    fn load_role_dir(
+        &mut self,
+        path: &Path,
+        entry: &RoleEntry,
+        tasks_from: Option<&str>,
+        ctx: &TaskCtx,
+        from_file: &Path,
+        from: Pos,
+    ) -> Option<Role> {
+        let name = Path::new(&entry.name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| entry.name.clone());
+        let defaults = self.role_vars_file(&path.join("defaults"));
+        let vars = self.role_vars_file(&path.join("vars"));
+        let info = Arc::new(Role {
+            name,
+            path: path.to_path_buf(),
+            defaults,
+            vars,
+            params: entry.params.clone(),
+            tags: entry.tags.clone(),
+            when: entry.when.clone(),
+            tasks: Vec::new(),
+            handlers: Vec::new(),
+        });
+        let mut inherit = ctx.inherit.clone();
+        inherit.become_ = entry.inherit.become_.or(inherit.become_);
+        if entry.inherit.become_user.is_some() {
+            inherit.become_user = entry.inherit.become_user.clone();
+        }
+        inherit
+            .environment
+            .extend(entry.inherit.environment.clone());
+        let role_ctx = TaskCtx {
+            file: path.join("tasks").join("main.yml"),
+            playbook_dir: ctx.playbook_dir.clone(),
+            role: Some(info.clone()),
+            handlers: false,
+            inherit,
+        };
+        let tasks_dir = path.join("tasks");
+        let tasks_file = match tasks_from {
+            None => main_file(&tasks_dir),
+            Some(tf) => {
+                let candidates = [
+                    tasks_dir.join(tf),
+                    tasks_dir.join(format!("{tf}.yml")),
+                    tasks_dir.join(format!("{tf}.yaml")),
+                ];
+                let found = candidates.iter().find(|p| p.is_file()).cloned();
+                if found.is_none() {
+                    self.error(
+                        from_file,
+                        from,
+                        format!(
+                            "role '{}' has no tasks file '{tf}' in {}",
+                            entry.name,
+                            tasks_dir.display()
+                        ),
+                    );
+                    return None;
+                }
+                found
+            }
+        };
+        let tasks = match tasks_file {
+            Some(f) => self
+                .tasks_file(&f, &role_ctx, from_file, from)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let handlers = match main_file(&path.join("handlers")) {
+            Some(f) => {
+                let handler_ctx = TaskCtx {
+                    handlers: true,
+                    ..role_ctx.clone()
+                };
+                self.tasks_file(&f, &handler_ctx, from_file, from)
+                    .unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        Some(Role {
+            tasks,
+            handlers,
+            ..(*info).clone()
+        })
+    }
+
+    fn role_vars_file(&mut self, dir: &Path) -> Vars {
+        let Some(file) = main_file(dir) else {
+            return Vars::new();
+        };
+        match self.parse_yaml(&file) {
+            Some(root) => self.vars(&file, &root, "a role variables file"),
+            None => Vars::new(),
+        }
+    }
+
+    /// A role for `include_role`/`import_role` (and [`super::load_role`]): its dependencies'
+    /// tasks and handlers come first in its own lists.
+    pub(super) fn role_for_include(
+        &mut self,
+        name: &str,
+        tasks_from: Option<&str>,
+        search: &[PathBuf],
+        ctx: &TaskCtx,
+        pos: Pos,
+    ) -> Option<Arc<Role>> {
+        let entry = RoleEntry {
+            name: name.to_string(),
+            pos,
+            file: ctx.file.clone(),
+            ..Default::default()
+        };
+        let path = self.find_role(name, search, &ctx.file, pos)?;
+        let mut deps = Vec::new();
+        self.role_dependencies(&path, ctx, &entry, &mut deps)?;
+        let mut role = self.load_role_dir(&path, &entry, tasks_from, ctx, &ctx.file, pos)?;
+        let mut tasks: Vec<_> = deps.iter().flat_map(|d| d.tasks.clone()).collect();
+        tasks.append(&mut role.tasks);
+        role.tasks = tasks;
+        let mut handlers: Vec<_> = deps.iter().flat_map(|d| d.handlers.clone()).collect();
+        handlers.append(&mut role.handlers);
+        role.handlers = handlers;
+        Some(Arc::new(role))
+    }
+}
+
+/// `main.yml`, `main.yaml` or `main` in a role folder.
+pub(super) fn main_file(dir: &Path) -> Option<PathBuf> {
+    ["main.yml", "main.yaml", "main"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+fn expand_home(name: &str) -> PathBuf {
+    match (name.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(name),
+    }
+}

@@ -1,0 +1,707 @@
+//! Task parsing: one YAML mapping into a [`Task`]: finds its one action (a module, a block,
+//! an include or a meta action), reads the task keywords, and loads static includes.
+//! Unknown keywords and modules are reported with "did you mean" suggestions.
+
+use std::path::{Path, PathBuf};
+
+use super::keywords::{self, best_match, did_you_mean, short_name};
+use super::kv::parse_kv;
+use super::loader::{dedup_paths, first_existing, is_template, Loader, TaskCtx};
+use super::yaml::{Kind, Node, Pos};
+use super::{LoopControl, LoopSpec, Task, TaskKind};
+use crate::Vars;
+
+/// The action a task names: its short name, where the key is, and its value.
+struct Action {
+    name: String,
+    key_pos: Pos,
+    value: Node,
+}
+
+impl Loader<'_> {
+    /// A list of tasks (`tasks:`, a task file, a block's parts).
+    pub(super) fn task_list(&mut self, node: &Node, ctx: &TaskCtx, what: &str) -> Vec<Task> {
+        let items = self.items(&ctx.file, node, what);
+        items.iter().filter_map(|n| self.task(n, ctx)).collect()
+    }
+
+    /// Loads a task file (an include or a role's tasks/handlers file).
+    pub(super) fn tasks_file(
+        &mut self,
+        path: &Path,
+        ctx: &TaskCtx,
+        from_file: &Path,
+        from: Pos,
+    ) -> Option<Vec<Task>> {
+        self.enter(path, from_file, from, "include")?;
+        let tasks = self.parse_yaml(path).map(|root| {
+            let sub = TaskCtx {
+                file: path.to_path_buf(),
+                ..ctx.clone()
+            };
+            self.task_list(&root, &sub, "a task file")
+        });
+        self.leave();
+        tasks
+    }
+
+    fn task(&mut self, node: &Node, ctx: &TaskCtx) -> Option<Task> {
+        let file = ctx.file.clone();
+        let entries = self.entries(&file, node, "a task")?;
+        let errors_before = self.errors.len();
+
+        let mut keywords: Vec<(&str, &Node, &Node)> = Vec::new();
+        let mut parts: Vec<(&str, &Node, &Node)> = Vec::new();
+        let mut actions: Vec<Action> = Vec::new();
+        let mut unknown: Vec<&Node> = Vec::new();
+        let mut delegate_local = false;
+        for (k, v) in entries {
+            let key = k.key_text();
+            let key = key.as_str();
+            if let Some(part) = keywords::BLOCK_PARTS.iter().find(|p| **p == key) {
+                parts.push((part, k, v));
+            } else if key == "action" || key == "local_action" {
+                delegate_local |= key == "local_action";
+                if let Some(action) = self.action_keyword(&file, k, v) {
+                    actions.push(action);
+                }
+            } else if let Some(kw) = keywords::TASK.iter().find(|p| **p == key) {
+                keywords.push((kw, k, v));
+            } else if key == "listen" {
+                if ctx.handlers {
+                    keywords.push(("listen", k, v));
+                } else {
+                    self.error(&file, k.pos, "'listen' is only valid on handlers");
+                }
+            } else if keywords::TASK_IGNORED.contains(&key) {
+            } else if keywords::TASK_UNSUPPORTED.contains(&key) {
+                self.error(
+                    &file,
+                    k.pos,
+                    format!("task keyword '{key}' is not supported"),
+                );
+            } else if matches!(short_name(key), "include") {
+                self.error(
+                    &file,
+                    k.pos,
+                    "'include' was removed from Ansible; use 'include_tasks' or 'import_tasks'",
+                );
+            } else if key.starts_with("with_") {
+                self.error(
+                    &file,
+                    k.pos,
+                    format!("'{key}' loops are not supported; use 'loop' (or with_items, with_list, with_dict)"),
+                );
+            } else if self.is_action(short_name(key)) {
+                actions.push(Action {
+                    name: short_name(key).to_string(),
+                    key_pos: k.pos,
+                    value: v.clone(),
+                });
+            } else {
+                unknown.push(k);
+            }
+        }
+        self.report_unknown_keys(&file, &unknown, actions.is_empty(), ctx.handlers);
+
+        let is_block = !parts.is_empty();
+        if is_block {
+            if let Some(action) = actions.first() {
+                self.error(
+                    &file,
+                    action.key_pos,
+                    format!("a block cannot also run an action ('{}')", action.name),
+                );
+            }
+            for (kw, k, _) in &keywords {
+                if keywords::NOT_ON_BLOCK.contains(kw) {
+                    self.error(&file, k.pos, format!("'{kw}' is not valid on a block"));
+                }
+            }
+        } else if actions.len() > 1 {
+            self.error(
+                &file,
+                actions[1].key_pos,
+                format!(
+                    "a task can run only one action, this one has '{}' and '{}'",
+                    actions[0].name, actions[1].name
+                ),
+            );
+        } else if actions.is_empty() && unknown.is_empty() && self.errors.len() == errors_before {
+            self.error(
+                &file,
+                node.pos,
+                "task has no action: give it a module (e.g. 'command:'), an include or a 'block:'",
+            );
+        }
+
+        let mut task = self.task_keywords(&keywords, ctx, node.pos);
+        if delegate_local && task.delegate_to.is_none() {
+            task.delegate_to = Some("localhost".to_string());
+        }
+        let args_kw = keywords
+            .iter()
+            .find(|(kw, _, _)| *kw == "args")
+            .map(|(_, _, v)| *v);
+
+        let kind = if is_block {
+            self.block_kind(&parts, ctx, node.pos)
+        } else if let Some(action) = actions.first() {
+            match action.name.as_str() {
+                "include_tasks" | "import_tasks" => self.include_tasks_kind(action, ctx),
+                "include_role" | "import_role" => self.include_role_kind(action, ctx),
+                "meta" => self.meta_kind(action, &file),
+                module => {
+                    let spec = self.registry.spec(module)?;
+                    let args = self.module_args(
+                        module,
+                        &spec,
+                        &action.value,
+                        args_kw,
+                        &file,
+                        action.key_pos,
+                    );
+                    Some(TaskKind::Module {
+                        module: module.to_string(),
+                        args,
+                    })
+                }
+            }
+        } else {
+            None
+        };
+        if args_kw.is_some() && !matches!(kind, Some(TaskKind::Module { .. })) && actions.len() == 1
+        {
+            if let Some((_, k, _)) = keywords.iter().find(|(kw, _, _)| *kw == "args") {
+                self.error(&file, k.pos, "'args' is only valid on a module call");
+            }
+        }
+        task.kind = kind?;
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(task)
+    }
+
+    fn is_action(&self, name: &str) -> bool {
+        keywords::ENGINE_ACTIONS.contains(&name) || self.registry.spec(name).is_some()
+    }
+
+    /// `action: copy src=a dest=b` / `action: {module: copy, src: a}` (and `local_action`).
+    fn action_keyword(&mut self, file: &Path, key: &Node, value: &Node) -> Option<Action> {
+        let (name, rest) = match &value.kind {
+            Kind::Str(s) => {
+                let s = s.trim();
+                let (name, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
+                let rest = Node {
+                    kind: if rest.trim().is_empty() {
+                        Kind::Null
+                    } else {
+                        Kind::Str(rest.trim().to_string())
+                    },
+                    pos: value.pos,
+                };
+                (name.to_string(), rest)
+            }
+            Kind::Map(entries) => {
+                let Some(name) = value.get("module").and_then(Node::as_str) else {
+                    self.error(file, value.pos, "'action' needs a 'module' name");
+                    return None;
+                };
+                let rest: Vec<(Node, Node)> = entries
+                    .iter()
+                    .filter(|(k, _)| k.key_text() != "module")
+                    .cloned()
+                    .collect();
+                (
+                    name.to_string(),
+                    Node {
+                        kind: Kind::Map(rest),
+                        pos: value.pos,
+                    },
+                )
+            }
+            _ => {
+                self.error(file, value.pos, "'action' must be a string or a mapping");
+                return None;
+            }
+        };
+        let short = short_name(&name).to_string();
+        if !self.is_action(&short) {
+            let names = self.action_names();
+            self.error(
+                file,
+                value.pos,
+                format!(
+                    "unknown module '{name}'{}",
+                    did_you_mean(&short, names.iter().copied())
+                ),
+            );
+            return None;
+        }
+        Some(Action {
+            name: short,
+            key_pos: key.pos,
+            value: rest,
+        })
+    }
+
+    fn action_names(&self) -> Vec<&'static str> {
+        let mut names = self.registry.names();
+        names.extend_from_slice(keywords::ENGINE_ACTIONS);
+        names
+    }
+
+    fn report_unknown_keys(
+        &mut self,
+        file: &Path,
+        unknown: &[&Node],
+        no_action: bool,
+        handlers: bool,
+    ) {
+        let mut known: Vec<&str> = keywords::TASK.to_vec();
+        known.extend_from_slice(keywords::BLOCK_PARTS);
+        if handlers {
+            known.extend_from_slice(keywords::HANDLER_ONLY);
+        }
+        let names = self.action_names();
+        for key in unknown {
+            let text = key.key_text();
+            let keyword = best_match(&text, known.iter().copied());
+            let module = best_match(short_name(&text), names.iter().copied());
+            let message = match (keyword, module) {
+                (Some((kw, ks)), m) if m.is_none_or(|(_, ms)| ks > ms) => {
+                    format!("unknown task keyword '{text}', did you mean '{kw}'?")
+                }
+                (_, Some((m, _))) if no_action => {
+                    format!("unknown module '{text}', did you mean '{m}'?")
+                }
+                (_, None) if no_action => format!("unknown module '{text}'"),
+                _ => format!("unknown task keyword '{text}'"),
+            };
+            self.error(file, key.pos, message);
+        }
+    }
+
+    /// Reads the task keywords into a task (its kind is filled in by the caller).
+    fn task_keywords(
+        &mut self,
+        keywords: &[(&str, &Node, &Node)],
+        ctx: &TaskCtx,
+        pos: Pos,
+    ) -> Task {
+        let file = ctx.file.clone();
+        let f = file.as_path();
+        let mut task = Task {
+            name: None,
+            kind: TaskKind::Meta(String::new()),
+            when: Vec::new(),
+            loop_: None,
+            loop_control: LoopControl::default(),
+            register: None,
+            notify: Vec::new(),
+            listen: Vec::new(),
+            changed_when: None,
+            failed_when: None,
+            ignore_errors: false,
+            tags: Vec::new(),
+            become_: None,
+            become_user: None,
+            no_log: false,
+            check_mode: None,
+            diff: None,
+            run_once: false,
+            delegate_to: None,
+            environment: Vars::new(),
+            until: None,
+            retries: 0,
+            delay: 5.0,
+            vars: Vars::new(),
+            role: ctx.role.clone(),
+            loc: pos.at(f),
+        };
+        let mut retries = None;
+        let mut connection_vars: Vec<(&str, serde_json::Value)> = Vec::new();
+        for (kw, key, value) in keywords {
+            match *kw {
+                "name" => task.name = self.string(f, value, kw),
+                "when" => task.when = self.conditions(f, value, kw),
+                "loop" | "with_list" | "with_items" | "with_dict" => {
+                    if task.loop_.is_some() {
+                        self.error(f, key.pos, "a task can have only one loop");
+                    }
+                    let v = value.to_json();
+                    task.loop_ = Some(match *kw {
+                        "with_items" => LoopSpec::WithItems(v),
+                        "with_dict" => LoopSpec::Dict(v),
+                        _ => LoopSpec::Items(v),
+                    });
+                }
+                "loop_control" => task.loop_control = self.loop_control(f, value),
+                "register" => {
+                    task.register = self.string(f, value, kw);
+                    if let Some(name) = &task.register {
+                        if !is_identifier(name) {
+                            self.error(
+                                f,
+                                value.pos,
+                                format!("'register' must be a variable name, not '{name}'"),
+                            );
+                        }
+                    }
+                }
+                "notify" => task.notify = self.string_list(f, value, kw, false),
+                "listen" => task.listen = self.string_list(f, value, kw, false),
+                "changed_when" => task.changed_when = Some(self.conditions(f, value, kw)),
+                "failed_when" => task.failed_when = Some(self.conditions(f, value, kw)),
+                "ignore_errors" => task.ignore_errors = self.boolean(f, value, kw).unwrap_or(false),
+                "tags" => task.tags = self.string_list(f, value, kw, true),
+                "become" => task.become_ = self.boolean(f, value, kw),
+                "become_user" => task.become_user = self.string(f, value, kw),
+                "become_method" => self.check_become_method(f, value),
+                "no_log" => task.no_log = self.boolean(f, value, kw).unwrap_or(false),
+                "check_mode" => task.check_mode = self.boolean(f, value, kw),
+                "diff" => task.diff = self.boolean(f, value, kw),
+                "run_once" => task.run_once = self.boolean(f, value, kw).unwrap_or(false),
+                "delegate_to" => task.delegate_to = self.string(f, value, kw),
+                "environment" => task.environment = self.environment(f, value),
+                "until" => {
+                    let conditions = self.conditions(f, value, kw);
+                    task.until = match conditions.len() {
+                        0 => None,
+                        1 => conditions.into_iter().next(),
+                        _ => Some(
+                            conditions
+                                .iter()
+                                .map(|c| format!("({c})"))
+                                .collect::<Vec<_>>()
+                                .join(" and "),
+                        ),
+                    };
+                }
+                "retries" => {
+                    retries = self.number(f, value, kw).and_then(|n| {
+                        if n >= 0.0 && n.fract() == 0.0 {
+                            Some(n as u32)
+                        } else {
+                            self.error(f, value.pos, "'retries' must be a whole number");
+                            None
+                        }
+                    })
+                }
+                "delay" => task.delay = self.number(f, value, kw).unwrap_or(5.0),
+                "vars" => task.vars = self.vars(f, value, kw),
+                "remote_user" => connection_vars.push(("ansible_user", value.to_json())),
+                "connection" => connection_vars.push(("ansible_connection", value.to_json())),
+                "port" => connection_vars.push(("ansible_port", value.to_json())),
+                // `args` is read with the module; the rest are checked by the caller.
+                _ => {}
+            }
+        }
+        for (var, value) in connection_vars {
+            task.vars.entry(var).or_insert(value);
+        }
+        task.retries = retries.unwrap_or(if task.until.is_some() { 3 } else { 0 });
+        if task.become_.is_none() {
+            task.become_ = ctx.inherit.become_;
+        }
+        if task.become_user.is_none() {
+            task.become_user = ctx.inherit.become_user.clone();
+        }
+        for (k, v) in &ctx.inherit.environment {
+            task.environment
+                .entry(k.clone())
+                .or_insert_with(|| v.clone());
+        }
+        task
+    }
+
+    pub(super) fn check_become_method(&mut self, file: &Path, value: &Node) {
+        if value.as_str() != Some("sudo") {
+            self.error(
+                file,
+                value.pos,
+                format!(
+                    "become_method '{}' is not supported (only sudo)",
+                    value.key_text()
+                ),
+            );
+        }
+    }
+
+    /// `environment:` must be a mapping (a templated whole is not supported).
+    pub(super) fn environment(&mut self, file: &Path, value: &Node) -> Vars {
+        if let Some(s) = value.as_str() {
+            let hint = if is_template(s) {
+                " (a templated whole is not supported; write the mapping out)"
+            } else {
+                ""
+            };
+            self.error(
+                file,
+                value.pos,
+                format!("'environment' must be a mapping{hint}"),
+            );
+            return Vars::new();
+        }
+        self.vars(file, value, "environment")
+    }
+
+    fn loop_control(&mut self, file: &Path, value: &Node) -> LoopControl {
+        let mut control = LoopControl::default();
+        let Some(entries) = self.entries(file, value, "'loop_control'") else {
+            return control;
+        };
+        const KEYS: &[&str] = &[
+            "loop_var",
+            "index_var",
+            "label",
+            "pause",
+            "extended",
+            "extended_allitems",
+        ];
+        for (k, v) in entries {
+            let key = k.key_text();
+            match key.as_str() {
+                "loop_var" => control.loop_var = self.string(file, v, "loop_var"),
+                "index_var" => control.index_var = self.string(file, v, "index_var"),
+                "label" => control.label = self.string(file, v, "label"),
+                "pause" => control.pause = self.number(file, v, "pause"),
+                "extended" | "extended_allitems" => {}
+                other => self.error(
+                    file,
+                    k.pos,
+                    format!(
+                        "unknown loop_control key '{other}'{}",
+                        did_you_mean(other, KEYS.iter().copied())
+                    ),
+                ),
+            }
+        }
+        control
+    }
+
+    fn block_kind(
+        &mut self,
+        parts: &[(&str, &Node, &Node)],
+        ctx: &TaskCtx,
+        pos: Pos,
+    ) -> Option<TaskKind> {
+        let mut block = Vec::new();
+        let mut rescue = Vec::new();
+        let mut always = Vec::new();
+        let mut has_block = false;
+        for (part, _, value) in parts {
+            let what = format!("'{part}'");
+            let tasks = self.task_list(value, ctx, &what);
+            match *part {
+                "block" => {
+                    has_block = true;
+                    block = tasks;
+                }
+                "rescue" => rescue = tasks,
+                _ => always = tasks,
+            }
+        }
+        if !has_block {
+            self.error(&ctx.file, pos, "'rescue' and 'always' need a 'block'");
+            return None;
+        }
+        Some(TaskKind::Block {
+            block,
+            rescue,
+            always,
+        })
+    }
+
+    fn include_tasks_kind(&mut self, action: &Action, ctx: &TaskCtx) -> Option<TaskKind> {
+        let file = ctx.file.clone();
+        let name = &action.name;
+        let value = &action.value;
+        let task_file = match &value.kind {
+            Kind::Str(s) => {
+                let kv = parse_kv(s, false);
+                match (kv.raw, kv.options.as_slice()) {
+                    (Some(raw), []) => Some(raw),
+                    (None, [(k, v)]) if k == "file" => Some(v.clone()),
+                    _ => {
+                        self.error(&file, value.pos, format!("'{name}' takes a file name"));
+                        None
+                    }
+                }
+            }
+            Kind::Map(entries) => {
+                let mut found = None;
+                for (k, v) in entries {
+                    match k.key_text().as_str() {
+                        "file" | "_raw_params" => found = self.string(&file, v, "file"),
+                        "apply" => {
+                            self.error(&file, k.pos, format!("'{name}: apply' is not supported"))
+                        }
+                        other => self.error(
+                            &file,
+                            k.pos,
+                            format!(
+                                "unknown argument '{other}' of '{name}'{}",
+                                did_you_mean(other, ["file"])
+                            ),
+                        ),
+                    }
+                }
+                if found.is_none() {
+                    self.error(&file, value.pos, format!("'{name}' needs a 'file'"));
+                }
+                found
+            }
+            _ => {
+                self.error(&file, value.pos, format!("'{name}' takes a file name"));
+                None
+            }
+        }?;
+        if is_template(&task_file) {
+            return Some(TaskKind::IncludeTasks {
+                file: task_file,
+                loaded: None,
+            });
+        }
+        let path = self.resolve_task_file(&task_file, ctx, action.key_pos)?;
+        let loaded = self.tasks_file(&path, ctx, &file, action.key_pos)?;
+        Some(TaskKind::IncludeTasks {
+            file: path.display().to_string(),
+            loaded: Some(loaded),
+        })
+    }
+
+    /// Where a relative task file is: for a role task, the role's tasks/ folder first;
+    /// then the including file's folder, then the playbook's.
+    fn resolve_task_file(&mut self, name: &str, ctx: &TaskCtx, pos: Pos) -> Option<PathBuf> {
+        let mut candidates = Vec::new();
+        if let Some(role) = &ctx.role {
+            candidates.push(role.path.join("tasks").join(name));
+        }
+        candidates.push(ctx.file_dir().join(name));
+        candidates.push(ctx.playbook_dir.join(name));
+        candidates.push(self.playbook_dir.join(name));
+        let candidates = dedup_paths(candidates);
+        let found = first_existing(&candidates).filter(|p| p.is_file());
+        if found.is_none() {
+            let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            self.error(
+                &ctx.file,
+                pos,
+                format!(
+                    "task file '{name}' not found (looked for {})",
+                    looked.join(", ")
+                ),
+            );
+        }
+        found
+    }
+
+    fn include_role_kind(&mut self, action: &Action, ctx: &TaskCtx) -> Option<TaskKind> {
+        let file = ctx.file.clone();
+        let action_name = &action.name;
+        let value = &action.value;
+        let mut name = None;
+        let mut tasks_from = None;
+        match &value.kind {
+            Kind::Str(s) => {
+                let kv = parse_kv(s, false);
+                name = kv.raw;
+                for (k, v) in kv.options {
+                    match k.as_str() {
+                        "name" => name = Some(v),
+                        "tasks_from" => tasks_from = Some(v),
+                        other => self.error(
+                            &file,
+                            value.pos,
+                            format!("unknown argument '{other}' of '{action_name}'"),
+                        ),
+                    }
+                }
+            }
+            Kind::Map(entries) => {
+                const KEYS: &[&str] = &[
+                    "name",
+                    "tasks_from",
+                    "public",
+                    "allow_duplicates",
+                    "rolespec_validate",
+                ];
+                for (k, v) in entries {
+                    match k.key_text().as_str() {
+                        "name" => name = self.string(&file, v, "name"),
+                        "tasks_from" => tasks_from = self.string(&file, v, "tasks_from"),
+                        "public" | "allow_duplicates" | "rolespec_validate" => {}
+                        other @ ("apply" | "defaults_from" | "vars_from" | "handlers_from") => self
+                            .error(
+                                &file,
+                                k.pos,
+                                format!("'{action_name}: {other}' is not supported"),
+                            ),
+                        other => self.error(
+                            &file,
+                            k.pos,
+                            format!(
+                                "unknown argument '{other}' of '{action_name}'{}",
+                                did_you_mean(other, KEYS.iter().copied())
+                            ),
+                        ),
+                    }
+                }
+            }
+            _ => {}
+        }
+        let Some(name) = name else {
+            self.error(
+                &file,
+                value.pos,
+                format!("'{action_name}' needs a role 'name'"),
+            );
+            return None;
+        };
+        if is_template(&name) || tasks_from.as_deref().is_some_and(is_template) {
+            return Some(TaskKind::IncludeRole {
+                name,
+                tasks_from,
+                loaded: None,
+            });
+        }
+        let search = self.role_search_dirs(ctx);
+        let loaded =
+            self.role_for_include(&name, tasks_from.as_deref(), &search, ctx, action.key_pos)?;
+        Some(TaskKind::IncludeRole {
+            name,
+            tasks_from,
+            loaded: Some(loaded),
+        })
+    }
+
+    fn meta_kind(&mut self, action: &Action, file: &Path) -> Option<TaskKind> {
+        let value = &action.value;
+        let Some(name) = value.as_str().map(str::trim) else {
+            self.error(file, value.pos, "'meta' takes the name of a meta action");
+            return None;
+        };
+        if !keywords::META_ACTIONS.contains(&name) {
+            self.error(
+                file,
+                value.pos,
+                format!(
+                    "unknown meta action '{name}'{}",
+                    did_you_mean(name, keywords::META_ACTIONS.iter().copied())
+                ),
+            );
+            return None;
+        }
+        Some(TaskKind::Meta(name.to_string()))
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

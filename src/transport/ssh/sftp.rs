@@ -1,0 +1,210 @@
+//! File operations over the connection's one SFTP session, as the login user: `lstat`
+//! (+ `readlink`), whole-file reads, and atomic writes (temp file beside the target, owner
+//! and mode set on it, fsync, then posix-rename over the target).
+
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::protocol::{FileAttributes, FileType, OpenFlags, Packet, StatusCode};
+
+use crate::transport::{FileKind, FileStat};
+
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
+const FSYNC: &str = "fsync@openssh.com";
+/// Bytes per read/write request (OpenSSH accepts up to 256 KiB; stay well below).
+const CHUNK: usize = 32 * 1024;
+/// Seconds one SFTP request may take (an fsync of a big file included).
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+
+/// An open SFTP session and the extensions the server offers.
+pub struct Sftp {
+    raw: RawSftpSession,
+    has_fsync: bool,
+    has_posix_rename: bool,
+}
+
+/// Whether an SFTP error means "no such file".
+pub fn is_not_found(err: &SftpError) -> bool {
+    matches!(err, SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile)
+}
+
+/// What to give the temp file before it replaces the target.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TempAttrs {
+    pub mode: u32,
+    /// Owner to give it; `None` keeps the login user.
+    pub uid: Option<u32>,
+    /// Group to give it; `None` keeps the login user's group.
+    pub gid: Option<u32>,
+}
+
+impl Sftp {
+    /// Starts the SFTP subsystem on `channel`.
+    pub async fn start(channel: russh::Channel<russh::client::Msg>) -> anyhow::Result<Sftp> {
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| anyhow::anyhow!("request the sftp subsystem: {e}"))?;
+        let raw = RawSftpSession::new(channel.into_stream());
+        raw.set_timeout(REQUEST_TIMEOUT_SECS);
+        let version = raw
+            .init()
+            .await
+            .map_err(|e| anyhow::anyhow!("start SFTP: {e}"))?;
+        Ok(Sftp {
+            raw,
+            has_fsync: version.extensions.contains_key(FSYNC),
+            has_posix_rename: version.extensions.contains_key(POSIX_RENAME),
+        })
+    }
+
+    /// `lstat`, plus the target of a symlink.
+    pub async fn stat(&self, path: &str) -> Result<Option<FileStat>, SftpError> {
+        let attrs = match self.raw.lstat(path).await {
+            Ok(a) => a.attrs,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let kind = match attrs.file_type() {
+            FileType::File => FileKind::File,
+            FileType::Dir => FileKind::Directory,
+            FileType::Symlink => FileKind::Symlink,
+            FileType::Other => FileKind::Other,
+        };
+        let link_target = if kind == FileKind::Symlink {
+            let name = self.raw.readlink(path).await?;
+            name.files.into_iter().next().map(|f| f.filename)
+        } else {
+            None
+        };
+        Ok(Some(FileStat {
+            kind,
+            mode: attrs.permissions.unwrap_or(0) & 0o7777,
+            uid: attrs.uid.unwrap_or(0),
+            gid: attrs.gid.unwrap_or(0),
+            size: attrs.size.unwrap_or(0),
+            mtime: i64::from(attrs.mtime.unwrap_or(0)),
+            link_target,
+        }))
+    }
+
+    /// The whole file; `None` when it does not exist.
+    pub async fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SftpError> {
+        let handle = match self
+            .raw
+            .open(path, OpenFlags::READ, FileAttributes::empty())
+            .await
+        {
+            Ok(h) => h.handle,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let result = self.read_all(&handle).await;
+        let closed = self.raw.close(handle).await;
+        let data = result?;
+        closed?;
+        Ok(Some(data))
+    }
+
+    async fn read_all(&self, handle: &str) -> Result<Vec<u8>, SftpError> {
+        let mut data = Vec::new();
+        loop {
+            match self.raw.read(handle, data.len() as u64, CHUNK as u32).await {
+                Ok(chunk) if chunk.data.is_empty() => return Ok(data),
+                Ok(chunk) => data.extend_from_slice(&chunk.data),
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => return Ok(data),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Creates `temp` (which must not exist) with `content` and `attrs`, fsynced.
+    pub async fn write_temp(
+        &self,
+        temp: &str,
+        content: &[u8],
+        attrs: TempAttrs,
+    ) -> Result<(), SftpError> {
+        let initial = FileAttributes {
+            permissions: Some(0o600),
+            ..FileAttributes::empty()
+        };
+        let handle = self
+            .raw
+            .open(
+                temp,
+                OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE | OpenFlags::TRUNCATE,
+                initial,
+            )
+            .await?
+            .handle;
+        let result = self.fill(&handle, content, attrs).await;
+        let closed = self.raw.close(handle).await;
+        result?;
+        closed?;
+        Ok(())
+    }
+
+    async fn fill(&self, handle: &str, content: &[u8], attrs: TempAttrs) -> Result<(), SftpError> {
+        for (index, chunk) in content.chunks(CHUNK).enumerate() {
+            self.raw
+                .write(handle, (index * CHUNK) as u64, chunk.to_vec())
+                .await?;
+        }
+        // Owner first: chown clears set-id bits, so the mode goes on afterwards.
+        if attrs.uid.is_some() || attrs.gid.is_some() {
+            let current = self.raw.fstat(handle).await?.attrs;
+            let uid = attrs.uid.or(current.uid).unwrap_or(0);
+            let gid = attrs.gid.or(current.gid).unwrap_or(0);
+            // Only when it changes: a non-root login user may not chown at all.
+            if current.uid != Some(uid) || current.gid != Some(gid) {
+                self.raw
+                    .fsetstat(
+                        handle,
+                        FileAttributes {
+                            uid: Some(uid),
+                            gid: Some(gid),
+                            ..FileAttributes::empty()
+                        },
+                    )
+                    .await?;
+            }
+        }
+        self.raw
+            .fsetstat(
+                handle,
+                FileAttributes {
+                    permissions: Some(attrs.mode & 0o7777),
+                    ..FileAttributes::empty()
+                },
+            )
+            .await?;
+        if self.has_fsync {
+            self.raw.fsync(handle).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `rename` can replace an existing file atomically.
+    pub fn can_replace(&self) -> bool {
+        self.has_posix_rename
+    }
+
+    /// Renames `from` over `to`, replacing it atomically (posix-rename@openssh.com).
+    pub async fn replace(&self, from: &str, to: &str) -> Result<(), SftpError> {
+        let mut data = Vec::with_capacity(from.len() + to.len() + 8);
+        for s in [from, to] {
+            data.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            data.extend_from_slice(s.as_bytes());
+        }
+        match self.raw.extended(POSIX_RENAME, data).await? {
+            Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
+            Packet::Status(s) => Err(SftpError::Status(s)),
+            _ => Err(SftpError::UnexpectedPacket),
+        }
+    }
+
+    /// Removes a file (best effort cleanup of a temp file).
+    pub async fn remove(&self, path: &str) -> Result<(), SftpError> {
+        self.raw.remove(path).await.map(|_| ())
+    }
+}
