@@ -69,7 +69,8 @@ async fn three_hosts_run_systemd_and_answer_ssh_with_host_key_checking() {
             &state.private_key_path(),
             &known_hosts,
             &ip,
-            "hostname; systemctl is-system-running --wait; readlink /proc/1/exe",
+            "hostname; systemctl is-system-running --wait; readlink /proc/1/exe; \
+             grep ' /etc/hosts ' /proc/self/mountinfo | wc -l",
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -80,9 +81,15 @@ async fn three_hosts_run_systemd_and_answer_ssh_with_host_key_checking() {
             String::from_utf8_lossy(&out.stderr)
         );
         let lines: Vec<&str> = stdout.lines().collect();
+        // /etc/hosts is a plain file (not Docker's bind mount), as on a machine.
         assert_eq!(
             lines,
-            vec![host.host.as_str(), "running", "/usr/lib/systemd/systemd"]
+            vec![
+                host.host.as_str(),
+                "running",
+                "/usr/lib/systemd/systemd",
+                "0"
+            ]
         );
 
         let info = docker
