@@ -40,12 +40,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
     let mut unreachable = false;
 
     if let Some(spec) = provider::inventory::cluster_spec(&inventory)? {
-        let home = std::env::var_os("INFRA_HOME").map(PathBuf::from);
-        let state = StateDir::new(cluster::state_dir(
-            &args.inventory,
-            &spec.name,
-            home.as_deref(),
-        ));
+        let state = StateDir::new(cluster::state_dir_from_env(&args.inventory, &spec.name)?);
         let docker = docker::connect().await?;
         if check {
             let skipped = report_check_plan(&docker, &spec).await?;
@@ -128,8 +123,7 @@ async fn report_check_plan(
 /// current folder.
 fn find_playbook(inventory: &Path, given: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(path) = given {
-        return std::fs::canonicalize(path)
-            .with_context(|| format!("playbook {}", path.display()));
+        return std::fs::canonicalize(path).with_context(|| format!("playbook {}", path.display()));
     }
     let inventory_dir = inventory
         .parent()

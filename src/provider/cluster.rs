@@ -75,6 +75,17 @@ pub fn state_dir(inventory: &Path, cluster: &str, infra_home: Option<&Path>) -> 
     }
 }
 
+/// The state folder as `infra up` and `infra down` use it: `INFRA_HOME` from the
+/// environment, made absolute (the key's path goes into the run's variables).
+pub fn state_dir_from_env(inventory: &Path, cluster: &str) -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("INFRA_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    let dir = state_dir(inventory, cluster, home.as_deref());
+    std::path::absolute(&dir)
+        .with_context(|| format!("cannot make the state folder {} absolute", dir.display()))
+}
+
 /// Builds the spec from each host's merged variables, in inventory order. Returns `None`
 /// when no host asks for the docker provider.
 pub fn spec_from_host_vars<'a>(
