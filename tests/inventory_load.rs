@@ -225,3 +225,126 @@ fn vars_file_errors_name_the_file() {
     let e = format!("{err:#}");
     assert!(e.contains("group_vars/web.yml:2:"), "{e}");
 }
+
+const INI: &str = r#"
+# hosts before any section are ungrouped
+solo ansible_host=10.1.1.1
+
+[web]
+web[01:02] http_port=80 label="front end" # trailing comment
+edge:2222 ansible_user=deploy
+
+[db]
+db-[a:b]
+
+[web:vars]
+level=web
+max=10
+flag=True
+text='quoted'
+
+[prod:children]
+web
+db
+
+[prod:vars]
+level=prod
+"#;
+
+#[test]
+fn ini_inventories() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "hosts", INI);
+    write(dir.path(), "group_vars/prod.yml", "from_file: yes\n");
+    let inv = Inventory::load(&dir.path().join("hosts")).unwrap();
+    let hosts: Vec<&str> = inv.hosts.keys().map(String::as_str).collect();
+    assert_eq!(hosts, ["solo", "web01", "web02", "edge", "db-a", "db-b"]);
+    assert_eq!(inv.groups_var()["ungrouped"], ["solo"]);
+    assert_eq!(inv.group_names("edge"), ["prod", "web"]);
+    let web01 = inv.host_vars("web01");
+    assert_eq!(web01["http_port"], json!(80));
+    assert_eq!(web01["label"], json!("front end"));
+    assert_eq!(web01["level"], json!("web"));
+    assert_eq!(web01["max"], json!(10));
+    assert_eq!(web01["flag"], json!(true));
+    assert_eq!(web01["text"], json!("quoted"));
+    assert_eq!(web01["from_file"], json!(true));
+    assert_eq!(inv.host_vars("db-a")["level"], json!("prod"));
+    assert_eq!(inv.host_vars("edge")["ansible_port"], json!(2222));
+    assert_eq!(inv.host_vars("solo")["ansible_host"], json!("10.1.1.1"));
+    assert_eq!(inv.select("prod:!db").unwrap(), ["web01", "web02", "edge"]);
+}
+
+#[test]
+fn ini_errors_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "hosts.ini", "[web]\nh1\n[web:bogus]\n");
+    let e = format!(
+        "{:#}",
+        Inventory::load(&dir.path().join("hosts.ini")).unwrap_err()
+    );
+    assert!(e.contains("hosts.ini:3:1"), "{e}");
+    write(dir.path(), "hosts2.ini", "[web]\nh1 novalue\n");
+    let e = format!(
+        "{:#}",
+        Inventory::load(&dir.path().join("hosts2.ini")).unwrap_err()
+    );
+    assert!(
+        e.contains("hosts2.ini:2:1") && e.contains("key=value"),
+        "{e}"
+    );
+    write(dir.path(), "hosts3.ini", "[web]\nw[5:1]\n");
+    let e = format!(
+        "{:#}",
+        Inventory::load(&dir.path().join("hosts3.ini")).unwrap_err()
+    );
+    assert!(
+        e.contains("hosts3.ini:2:1") && e.contains("begin <= end"),
+        "{e}"
+    );
+}
+
+#[test]
+fn inventory_folders_merge_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("inv");
+    write(
+        &d,
+        "01-hosts.yaml",
+        "all:\n  children:\n    web:\n      hosts:\n        w1:\n",
+    );
+    write(
+        &d,
+        "02-more.ini",
+        "[db]\nd1\n[web]\nw2\n[web:vars]\nport=80\n",
+    );
+    write(&d, "README.md", "not an inventory\n");
+    write(&d, "group_vars/db.yml", "engine: pg\n");
+    let inv = Inventory::load(&d).unwrap();
+    assert_eq!(inv.groups_var()["web"], ["w1", "w2"]);
+    assert_eq!(inv.host_vars("w1")["port"], json!(80));
+    assert_eq!(inv.host_vars("d1")["engine"], json!("pg"));
+    assert_eq!(inv.dir(), d);
+    // hosts in the order the files list them
+    assert_eq!(inv.select("all").unwrap(), ["w1", "d1", "w2"]);
+}
+
+#[test]
+fn group_priority_orders_groups_of_the_same_depth() {
+    let text = "all:\n  children:\n    zeta:\n      vars: {v: zeta}\n      hosts: {h1: }\n    alpha:\n      vars: {v: alpha, ansible_group_priority: 10}\n      hosts: {h1: }\n";
+    let (_d, inv) = load(text);
+    // alphabetically zeta would win; the higher priority makes alpha win
+    assert_eq!(inv.host_vars("h1")["v"], json!("alpha"));
+}
+
+#[test]
+fn datacenters_come_from_the_datacenter_var() {
+    let text = "all:\n  children:\n    east:\n      vars: {datacenter: dc2}\n      hosts: {e1: , e2: {datacenter: dc3}}\n    west:\n      hosts: {w1: }\n";
+    let (_d, inv) = load(text);
+    assert_eq!(inv.datacenter("e1"), "dc2");
+    assert_eq!(inv.datacenter("e2"), "dc3");
+    assert_eq!(inv.datacenter("w1"), "dc1");
+    let dcs = inv.datacenters();
+    assert_eq!(dcs.keys().collect::<Vec<_>>(), ["dc2", "dc3", "dc1"]);
+    assert_eq!(dcs["dc1"], ["w1"]);
+}

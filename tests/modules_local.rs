@@ -280,7 +280,7 @@ async fn template_renders_with_ansible_whitespace_rules() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("hosts.j2"),
-        "# {{ title }}\n{% for h in hosts %}\n{{ h }} {{ loop.index }}\n{% endfor %}\n  {% if true %}\nend\n  {% endif %}\n",
+        "# {{ title }} ({{ ansible_managed }})\n{% for h in hosts %}\n{{ h }} {{ loop.index }}\n{% endfor %}\n  {% if true %}\nend\n  {% endif %}\n",
     )
     .unwrap();
     let dest = dir.path().join("hosts");
@@ -301,7 +301,10 @@ async fn template_renders_with_ansible_whitespace_rules() {
     let ctx = local_ctx(false, search, vars);
     assert!(run(&ctx, "template", args.clone()).await.unwrap().changed());
     // trim_blocks on, lstrip_blocks off: the indentation before {% if %} stays.
-    assert_eq!(read(&dest), "# cluster\na 1\nb 2\n  end\n  ");
+    assert_eq!(
+        read(&dest),
+        "# cluster (Ansible managed)\na 1\nb 2\n  end\n  "
+    );
     assert_eq!(mode_of(&dest), 0o640);
     let again = run(&ctx, "template", args.clone()).await.unwrap();
     assert!(!again.changed());
@@ -319,7 +322,7 @@ async fn template_renders_with_ansible_whitespace_rules() {
     let mut lstrip = args.clone();
     lstrip["lstrip_blocks"] = json!(true);
     run(&ctx, "template", lstrip).await.unwrap();
-    assert_eq!(read(&dest), "# cluster\na 1\nb 2\nend\n");
+    assert_eq!(read(&dest), "# cluster (Ansible managed)\na 1\nb 2\nend\n");
 
     let bad = run(
         &ctx,
@@ -422,6 +425,25 @@ async fn file_directory_link_hard_touch_absent() {
             p = s(&dir.path().join("a"))
         )
     );
+
+    // state=file on a link follows it (follow defaults to yes): the target's mode changes.
+    let target = dir.path().join("target");
+    std::fs::write(&target, "t").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let via = dir.path().join("via");
+    std::os::unix::fs::symlink("target", &via).unwrap();
+    converge(
+        dir.path(),
+        "file",
+        json!({"path": s(&via), "state": "file", "mode": "0640"}),
+        || format!("{:o}", mode_of(&target)),
+    )
+    .await;
+    assert_eq!(mode_of(&target), 0o640);
+    assert!(std::fs::symlink_metadata(&via)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 
     // A file is not replaced by a link without force; state=file on a missing path fails.
     let plan = plan_only(
@@ -869,6 +891,32 @@ async fn wait_for_ports_and_paths() {
     .unwrap();
     assert!(!out.changed());
 
+    // search_regex on a port reads what the service sends (a banner).
+    let banner = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bport = banner.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in banner.incoming().flatten() {
+            use std::io::Write;
+            let _ = conn.write_all(b"SSH-2.0-infra_test\r\n");
+        }
+    });
+    let out = run(
+        &ctx,
+        "wait_for",
+        json!({"port": bport, "search_regex": "^SSH-2\\.0", "timeout": 5}),
+    )
+    .await
+    .unwrap();
+    assert!(!out.changed());
+    let plan = plan_only(
+        &ctx,
+        "wait_for",
+        json!({"port": bport, "search_regex": "nginx", "timeout": 1, "sleep": 0.3}),
+    )
+    .await
+    .unwrap();
+    assert!(plan.failed.is_some());
+
     // A file that appears with the right content while waiting.
     let p = dir.path().join("ready");
     let p2 = p.clone();
@@ -947,4 +995,36 @@ async fn sysctl_file_only() {
         json!({"name": "vm.swappiness", "value": "10", "sysctl_file": s(&p), "reload": false});
     converge(dir.path(), "sysctl", args, || read(&p)).await;
     assert_eq!(read(&p), "# tuning\nvm.swappiness=10\n");
+}
+
+#[tokio::test]
+async fn unarchive_zip_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("site")).unwrap();
+    std::fs::write(src.join("site/index.html"), "<h1>hi</h1>\n").unwrap();
+    let zip = dir.path().join("site.zip");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-c"])
+        .arg(&zip)
+        .arg("site")
+        .current_dir(&src)
+        .status()
+        .expect("python3 is needed to build the zip");
+    assert!(made.success());
+    let dest = dir.path().join("www");
+    std::fs::create_dir(&dest).unwrap();
+    let args = json!({"src": "site.zip", "dest": s(&dest)});
+    converge(dir.path(), "unarchive", args, || {
+        std::fs::read_to_string(dest.join("site/index.html")).unwrap_or_default()
+    })
+    .await;
+    assert_eq!(read(&dest.join("site/index.html")), "<h1>hi</h1>\n");
+    let dest2 = dir.path().join("www2");
+    std::fs::create_dir(&dest2).unwrap();
+    let args = json!({"src": s(&zip), "dest": s(&dest2), "remote_src": true});
+    converge(dir.path(), "unarchive", args, || {
+        std::fs::read_to_string(dest2.join("site/index.html")).unwrap_or_default()
+    })
+    .await;
 }

@@ -363,3 +363,25 @@ fn empty_playbook() {
         "play.yml:1:1: the playbook is empty"
     );
 }
+
+#[test]
+fn notify_must_name_a_handler() {
+    let errors = errors_of(&[(
+        "play.yml",
+        "- hosts: all\n  tasks:\n    - name: t\n      debug: msg=x\n      notify: [restart nginx, reload ngnix, \"{{ later }}\"]\n  \
+         handlers:\n    - name: restart nginx\n      debug: msg=r\n    - name: other\n      debug: msg=o\n      listen: reload nginx\n",
+    )]);
+    assert_eq!(
+        errors,
+        ["play.yml:3:7: notify: no handler named 'reload ngnix' in this play, did you mean 'reload nginx'?"]
+    );
+}
+
+#[test]
+fn free_form_module_without_a_command() {
+    // The test registry's shell has no one_of group (like the real command/shell).
+    assert_eq!(
+        one_error("- hosts: all\n  tasks:\n    - shell: creates=/x chdir=/tmp\n"),
+        "play.yml:3:7: module 'shell' needs a command (free-form text, 'cmd' or 'argv')"
+    );
+}

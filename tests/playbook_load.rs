@@ -357,3 +357,130 @@ fn handlers_with_listen() {
     assert_eq!(name, "service");
     assert_eq!(args.get("state"), Some(&json!("restarted")));
 }
+
+#[test]
+fn other_task_forms() {
+    let dir = sp::write_tree(&[
+        (
+            "play.yml",
+            r#"- hosts: [web, db]
+  serial: 2
+  connection: local
+  tasks:
+    - local_action: command touch /tmp/x creates=/tmp/x
+    - action:
+        module: ansible.builtin.copy
+        content: "a b"
+        dest: /tmp/y
+    - name: args keyword merged, inline wins
+      copy: dest=/inline
+      args:
+        dest: /from-args
+        content: c
+        mode: "0600"
+    - debug: msg={{ item }}
+      with_list: [1, 2]
+      when: true
+      tags: [1, two]
+      notify: [h1, topic]
+    - include_role: name=r tasks_from=extra
+    - import_role:
+        name: r
+    - set_fact: a=1 b="two words"
+    - name: templated args are kept verbatim
+      shell: |
+        echo one
+        echo "{{ x }}"
+  handlers:
+    - name: h1
+      debug: msg=h1
+      listen: [topic, other]
+"#,
+        ),
+        (
+            "roles/r/tasks/main.yml",
+            "- name: main\n  debug: msg=main\n",
+        ),
+        (
+            "roles/r/tasks/extra.yaml",
+            "- name: extra\n  debug: msg=extra\n",
+        ),
+    ]);
+    let pb = sp::load(&dir.path().join("play.yml"), &[]).unwrap();
+    let play = &pb.plays[0];
+    assert_eq!(play.hosts, "web,db");
+    assert_eq!(play.serial, vec![Batch::Count(2)]);
+    assert_eq!(play.vars.get("ansible_connection"), Some(&json!("local")));
+    let t = &play.tasks;
+
+    let (name, args) = module(&t[0]);
+    assert_eq!(name, "command");
+    assert_eq!(t[0].delegate_to.as_deref(), Some("localhost"));
+    assert_eq!(
+        serde_json::Value::Object(args.clone()),
+        json!({"creates": "/tmp/x", "_raw_params": "touch /tmp/x"})
+    );
+
+    let (name, args) = module(&t[1]);
+    assert_eq!(name, "copy");
+    assert_eq!(args.get("content"), Some(&json!("a b")));
+
+    let (_, args) = module(&t[2]);
+    assert_eq!(
+        serde_json::Value::Object(args.clone()),
+        json!({"dest": "/inline", "content": "c", "mode": "0600"})
+    );
+
+    assert_eq!(t[3].loop_, Some(LoopSpec::Items(json!([1, 2]))));
+    assert_eq!(t[3].when, vec!["true"]);
+    assert_eq!(t[3].tags, vec!["1", "two"]);
+    assert_eq!(t[3].notify, vec!["h1", "topic"]);
+
+    let TaskKind::IncludeRole {
+        loaded: Some(role), ..
+    } = &t[4].kind
+    else {
+        panic!("{:?}", t[4].kind)
+    };
+    assert_eq!(role.tasks[0].name.as_deref(), Some("extra"));
+    let TaskKind::IncludeRole {
+        loaded: Some(role), ..
+    } = &t[5].kind
+    else {
+        panic!("{:?}", t[5].kind)
+    };
+    assert_eq!(role.tasks[0].name.as_deref(), Some("main"));
+
+    let (name, args) = module(&t[6]);
+    assert_eq!(name, "set_fact");
+    assert_eq!(
+        serde_json::Value::Object(args.clone()),
+        json!({"a": "1", "b": "two words"})
+    );
+
+    let (_, args) = module(&t[7]);
+    assert_eq!(
+        args.get("_raw_params"),
+        Some(&json!("echo one\necho \"{{ x }}\""))
+    );
+    assert_eq!(play.handlers[0].listen, vec!["topic", "other"]);
+}
+
+#[test]
+fn import_playbook_cycle_is_an_error() {
+    let dir = sp::write_tree(&[
+        ("play.yml", "- import_playbook: b.yml\n"),
+        (
+            "b.yml",
+            "- hosts: all\n  tasks: []\n- import_playbook: play.yml\n",
+        ),
+    ]);
+    let errors = sp::load_errors(&dir.path().join("play.yml"), &[]);
+    let messages = sp::short(&errors, dir.path());
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(
+        messages[0].starts_with("b.yml:3:3: import_playbook cycle: "),
+        "{}",
+        messages[0]
+    );
+}

@@ -227,3 +227,12 @@ fn builtin_load_uses_the_module_registry() {
         "{err:#}"
     );
 }
+
+#[test]
+fn builtin_registry_loads_the_realistic_playbook() {
+    // The same fixture as playbook_load.rs, checked against the real module specs.
+    let path = sp::fixtures().join("site/site.yml");
+    if let Err(e) = playbook::load(&path, &[]) {
+        panic!("site.yml with the real modules:\n{e:#}");
+    }
+}

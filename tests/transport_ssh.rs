@@ -59,6 +59,20 @@ async fn exec_feeds_stdin_then_eof() {
     assert_eq!(t.exec("cat", &o).await.unwrap().stdout, "line1\nline2\n");
     // Without stdin the command sees EOF at once instead of hanging.
     assert_eq!(t.exec("cat", &opts()).await.unwrap().stdout, "");
+    // A command that does not read its (large) stdin still finishes.
+    let o = ExecOptions {
+        stdin: Some(vec![b'x'; 8_000_000]),
+        ..opts()
+    };
+    let out = tokio::time::timeout(Duration::from_secs(30), t.exec("echo done", &o))
+        .await
+        .expect("must not wait for stdin nobody reads")
+        .unwrap();
+    assert_eq!(out.stdout, "done\n");
+    assert_eq!(
+        t.exec("echo still usable", &opts()).await.unwrap().stdout,
+        "still usable\n"
+    );
 }
 
 #[tokio::test]
@@ -582,6 +596,26 @@ async fn a_dropped_connection_makes_later_operations_unreachable() {
     assert!(format!("{err:#}").contains("h1"));
     let err = t.stat("/etc/hostname", None).await.unwrap_err();
     assert!(is_unreachable(&err), "{err:#}");
+}
+
+#[tokio::test]
+async fn a_host_that_stops_answering_is_unreachable_within_seconds() {
+    let server = TestSshd::start();
+    let t = connected(&server).await;
+    t.exec("true", &opts()).await.unwrap();
+    server.freeze();
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(60), t.exec("true", &opts())).await;
+    server.thaw();
+    let err = result
+        .expect("a silent host must not hang the run")
+        .unwrap_err();
+    assert!(is_unreachable(&err), "{err:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -1,3 +1,23 @@
 //! `infra agent`: registers with the scheduler, pulls its assignments with each heartbeat,
 //! runs tasks (processes and Docker containers), runs their health checks, reports status,
 //! and adopts its running tasks after a restart. Shares only `api` types with the scheduler.
+//!
+//! - [`config`]: flags, resource detection, the stable agent id;
+//! - [`supervisor`]: the level-triggered task table (start what is wanted, kill the rest);
+//! - [`process`] and [`docker`]: the two task runtimes;
+//! - [`health`]: HTTP/TCP/COMMAND health checks; [`logs`]: task output to syslog;
+//! - [`table`]: the task table persisted in the data dir, for adoption; [`procfs`]: pids;
+//! - [`daemon`]: registration and the heartbeat loop.
+
+pub mod config;
+pub mod daemon;
+pub mod docker;
+pub mod health;
+pub mod logs;
+pub mod process;
+pub mod procfs;
+pub mod supervisor;
+pub mod table;
+
+pub use config::AgentConfig;
+pub use supervisor::Supervisor;

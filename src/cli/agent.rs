@@ -1,10 +1,73 @@
-//! `infra agent`: the compute nodes' agent daemon.
+//! `infra agent`: the compute nodes' agent daemon. Parses flags into an
+//! [`AgentConfig`](crate::agent::AgentConfig) and runs [`crate::agent::daemon`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use clap::Args;
 
-#[derive(Args, Debug)]
-pub struct AgentArgs {}
+use crate::agent::config::{self, AgentConfig};
 
-pub async fn run(_args: AgentArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("`infra agent` is not implemented yet")
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Scheduler URLs, comma separated, tried in order (e.g. http://10.0.0.1:8080).
+    #[arg(long, value_delimiter = ',', required = true, env = "INFRA_SCHEDULER")]
+    pub scheduler: Vec<String>,
+    /// Where the agent keeps its id, task table and task sandboxes.
+    #[arg(long, default_value = "/var/lib/infra/agent")]
+    pub data_dir: PathBuf,
+    /// The name `hostname` constraints match on (default: the system's host name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Inclusive range of host ports given to tasks.
+    #[arg(long, default_value = "31000-32000")]
+    pub port_range: String,
+    /// KEY=VALUE attributes for constraints (datacenter, rack, ...); repeatable.
+    #[arg(long = "attribute")]
+    pub attributes: Vec<String>,
+    /// CPUs offered (default: detected).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Memory offered in MB (default: detected from /proc/meminfo).
+    #[arg(long)]
+    pub mem: Option<f64>,
+    /// The address tasks are reachable at (default: the route to the scheduler).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// How often to heartbeat until the scheduler says otherwise (e.g. 2s, 500ms).
+    #[arg(long, default_value = "2s")]
+    pub heartbeat_interval: String,
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
+    let mut attributes = BTreeMap::new();
+    for text in &args.attributes {
+        let (key, value) = config::parse_attribute(text)?;
+        attributes.insert(key, value);
+    }
+    let hostname = match args.hostname {
+        Some(name) => name,
+        None => system_hostname(),
+    };
+    let config = AgentConfig {
+        schedulers: args.scheduler,
+        data_dir: args.data_dir,
+        hostname,
+        address: args.address,
+        port_range: config::parse_port_range(&args.port_range)?,
+        attributes,
+        cpus: args.cpus,
+        mem: args.mem,
+        heartbeat_interval: config::parse_duration(&args.heartbeat_interval)?,
+    };
+    crate::agent::daemon::run(config).await?;
+    Ok(0)
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }

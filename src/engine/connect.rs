@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use crate::transport::local::LocalTransport;
 use crate::transport::{self, ConnectSpec, Transport};
 use crate::Vars;
 
@@ -45,6 +46,10 @@ impl Pool {
         };
         let spec = spec_from_vars(name, vars, &self.known_hosts, self.accept_new);
         slot.get_or_init(|| async move {
+            if spec.local {
+                let local: Arc<dyn Transport> = Arc::new(LocalTransport::new(&spec.name));
+                return Ok(local);
+            }
             transport::connect(&spec)
                 .await
                 .map_err(|e| format!("{e:#}"))
@@ -181,14 +186,7 @@ fn user_known_hosts_files(args: &str) -> Vec<PathBuf> {
 
 /// Whether an error means the host cannot be reached (rather than a task failure).
 pub fn is_unreachable(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        let text = cause.to_string().to_ascii_lowercase();
-        text.contains("unreachable")
-            || text.contains("connection reset")
-            || text.contains("broken pipe")
-            || text.contains("connection closed")
-            || text.contains("disconnected")
-    })
+    transport::is_unreachable(err)
 }
 
 #[cfg(test)]

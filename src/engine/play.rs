@@ -4,6 +4,7 @@
 //! blocks with rescue/always, includes resolved at run time, `meta`, and the play-wide stops
 //! (`any_errors_fatal`, `max_fail_percentage`).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,8 @@ pub struct PlayRun<'a> {
     pub mentions: Mentions,
     handlers: Mutex<Vec<Handler>>,
     aborted: AtomicBool,
+    /// The variables the engine reads itself (connection, become), resolved for every task.
+    pub always_resolved: HashSet<String>,
 }
 
 /// Splits the play's hosts by `serial` (the last size repeats; percentages of all hosts).
@@ -136,6 +139,7 @@ impl<'a> PlayRun<'a> {
             mentions,
             handlers: Mutex::new(handlers),
             aborted: AtomicBool::new(false),
+            always_resolved: super::task::always_resolved(),
         }
     }
 
@@ -159,23 +163,27 @@ impl<'a> PlayRun<'a> {
     }
 
     /// The handlers a `notify` name reaches: by name, `role : name`, or `listen` topic.
+    /// Like Ansible, a name reaches only the first handler of that name; a `listen` topic
+    /// reaches every handler that listens to it.
     pub fn handler_indexes(&self, name: &str) -> Vec<usize> {
-        self.handlers()
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| {
-                h.task.name.as_deref() == Some(name)
-                    || h.task.display_name() == name
-                    || h.task.listen.iter().any(|l| l == name)
-                    || h.role.as_ref().is_some_and(|r| {
-                        h.task
-                            .name
-                            .as_ref()
-                            .is_some_and(|n| format!("{} : {}", r.name, n) == name)
-                    })
-            })
-            .map(|(i, _)| i)
-            .collect()
+        let handlers = self.handlers();
+        let by_name = handlers.iter().position(|h| {
+            h.task.name.as_deref() == Some(name)
+                || h.task.display_name() == name
+                || h.role.as_ref().is_some_and(|r| {
+                    h.task
+                        .name
+                        .as_ref()
+                        .is_some_and(|n| format!("{} : {}", r.name, n) == name)
+                })
+        });
+        let mut out: Vec<usize> = by_name.into_iter().collect();
+        for (i, h) in handlers.iter().enumerate() {
+            if h.task.listen.iter().any(|l| l == name) && !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        out
     }
 
     fn add_role_handlers(&self, role: &Arc<Role>) {
@@ -185,7 +193,7 @@ impl<'a> PlayRun<'a> {
         };
         if handlers
             .iter()
-            .any(|h| h.role.as_ref().is_some_and(|r| Arc::ptr_eq(r, role)))
+            .any(|h| h.role.as_ref().is_some_and(|r| r.path == role.path))
         {
             return;
         }

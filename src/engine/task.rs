@@ -15,7 +15,7 @@ use super::play::PlayRun;
 use super::result::{aggregate_loop, censor, Outcome};
 use super::state::{short_name, Frame};
 use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
-use crate::modules::{self, HostCtx, Op};
+use crate::modules::{self, HostCtx};
 use crate::playbook::{Role, Task, TaskKind};
 use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::{Become, Transport};
@@ -42,8 +42,7 @@ pub fn always_resolved() -> HashSet<String> {
 
 /// What is worked out once per task, not per host.
 pub struct Prep {
-    /// Variables the task may refer to (`None`: all, e.g. for the template module).
-    pub roots: Option<HashSet<String>>,
+    /// The task needs `hostvars` (it names it, a variable does, or it renders a file).
     pub hostvars: bool,
     pub groups: bool,
 }
@@ -101,7 +100,6 @@ impl PlayRun<'_> {
         Prep {
             hostvars: mentions("hostvars") || self.mentions.hostvars,
             groups: mentions("groups") || self.mentions.groups,
-            roots,
         }
     }
 
@@ -130,7 +128,9 @@ impl PlayRun<'_> {
         layers.extra_vars = Some(&r.opts.extra_vars);
         let mut vars = layers.merge();
         self.add_magic(&mut vars, host, role.as_deref(), prep);
-        resolve_lazy(&mut vars, prep.roots.as_ref(), &r.templar);
+        // The Templar renders templated variables lazily when a template reads them; only
+        // the connection variables are read by the engine itself, so resolve those here.
+        resolve_lazy(&mut vars, Some(&self.always_resolved), &r.templar);
         vars
     }
 
@@ -798,7 +798,7 @@ impl PlayRun<'_> {
                 templar.render_file(src, v, trim, lstrip)
             }),
         };
-        let mut plan = match m.plan(&ctx, args).await {
+        let plan = match m.plan(&ctx, args).await {
             Ok(p) => p,
             Err(e) => return error_outcome(&e),
         };
@@ -831,37 +831,20 @@ impl PlayRun<'_> {
             o.diffs = diffs;
             return o;
         }
-        // A lone command: we judge its exit status, so failed_when and register see it.
-        let mut lone_exec = false;
-        if let [Op::Exec { allow_failure, .. }] = plan.ops.as_mut_slice() {
-            if !*allow_failure {
-                *allow_failure = true;
-                lone_exec = true;
-            }
-        }
-        let changed = plan.is_changed() || !plan.ops.is_empty();
-        let mut failed = None;
+        let changed = plan.is_changed();
         if !plan.ops.is_empty() {
             match modules::apply(&ctx, &plan).await {
-                Ok(applied) => {
-                    if let Some(out) = applied.outputs.last() {
-                        result.insert("rc".into(), json!(out.rc));
-                        result.insert("stdout".into(), json!(out.stdout.trim_end_matches('\n')));
-                        result.insert("stderr".into(), json!(out.stderr.trim_end_matches('\n')));
-                        result.insert(
-                            "stdout_lines".into(),
-                            json!(out.stdout.lines().collect::<Vec<_>>()),
-                        );
-                        result.insert(
-                            "stderr_lines".into(),
-                            json!(out.stderr.lines().collect::<Vec<_>>()),
-                        );
-                        if lone_exec && out.rc != 0 {
-                            failed = Some("non-zero return code".to_string());
-                        }
-                    }
-                }
+                Ok(applied) => result = applied.result,
                 Err(e) => {
+                    if let Some(failed) = e.downcast_ref::<modules::OpFailed>() {
+                        let mut r = failed.result.clone();
+                        r.insert("changed".into(), Value::Bool(changed));
+                        r.entry("msg")
+                            .or_insert_with(|| Value::from(failed.message.clone()));
+                        let mut o = Outcome::new(Status::Failed, r);
+                        o.changes = changes;
+                        return o;
+                    }
                     let mut o = error_outcome(&e);
                     o.changes = changes;
                     return o;
@@ -869,16 +852,7 @@ impl PlayRun<'_> {
             }
         }
         result.insert("changed".into(), Value::Bool(changed));
-        let status = match &failed {
-            Some(msg) => {
-                result
-                    .entry("msg")
-                    .or_insert_with(|| Value::from(msg.clone()));
-                Status::Failed
-            }
-            None if changed => Status::Changed,
-            None => Status::Ok,
-        };
+        let status = if changed { Status::Changed } else { Status::Ok };
         let mut o = Outcome::new(status, result);
         o.changes = changes;
         o.diffs = diffs;
@@ -907,23 +881,25 @@ impl PlayRun<'_> {
         }
     }
 
-    /// Privilege escalation: task, then blocks, then play, then `ansible_become*` vars.
+    /// Privilege escalation. As in Ansible, the `ansible_become*` variables win over the
+    /// `become`/`become_user` keywords (task, then blocks, then play).
     fn become_for(&self, task: &Task, frame: &Frame, vars: &Vars) -> Option<Become> {
-        let on = task
-            .become_
+        let on = vars
+            .get("ansible_become")
+            .map(truthy)
+            .or(task.become_)
             .or(frame.become_)
             .or(self.play.become_)
-            .or_else(|| vars.get("ansible_become").map(truthy))
             .unwrap_or(false);
         if !on {
             return None;
         }
-        let user = task
-            .become_user
-            .clone()
+        let user = vars
+            .get("ansible_become_user")
+            .map(value_text)
+            .or_else(|| task.become_user.clone())
             .or_else(|| frame.become_user.clone())
             .or_else(|| self.play.become_user.clone())
-            .or_else(|| vars.get("ansible_become_user").map(value_text))
             .unwrap_or_else(|| "root".into());
         let user = self.r.templar.render_str(&user, vars).unwrap_or(user);
         let password = [

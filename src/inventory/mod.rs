@@ -1,4 +1,4 @@
-//! Ansible-compatible YAML inventories: hosts, groups (nested `children`), vars, host
+//! Ansible-compatible inventories (YAML, and the INI format): hosts, groups (nested `children`), vars, host
 //! ranges (`web[01:03]`), `group_vars/` and `host_vars/` folders, the implicit groups
 //! `all` and `ungrouped`, and host patterns (`a:b`, `a:&b`, `a:!b`, wildcards).
 //!
@@ -9,6 +9,7 @@
 //! `host_vars` files (inventory's, then playbook's). Groups are ordered by depth (parents
 //! before children), then `ansible_group_priority`, then name. May call: nothing else.
 
+mod ini;
 mod pattern;
 mod range;
 mod vars_files;
@@ -23,12 +24,15 @@ use indexmap::IndexMap;
 
 use crate::Vars;
 
+pub use ini::literal_value;
 pub use range::expand_host_range;
 pub use vars_files::{load_vars_file, parse_vars};
 pub use yaml11::yaml11_bools;
 
 /// The implicit group every host belongs to.
 pub const ALL: &str = "all";
+/// The datacenter of a host without a `datacenter` var.
+pub const DEFAULT_DATACENTER: &str = "dc1";
 /// The implicit group of hosts that belong to no other group.
 pub const UNGROUPED: &str = "ungrouped";
 
@@ -62,8 +66,13 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Loads an inventory file and the `group_vars/` / `host_vars/` beside it.
+    /// Loads an inventory file and the `group_vars/` / `host_vars/` beside it. A folder
+    /// is loaded as Ansible does: every inventory file in it (name order), then its
+    /// `group_vars/` and `host_vars/`.
     pub fn load(path: &Path) -> anyhow::Result<Inventory> {
+        if path.is_dir() {
+            return Inventory::load_dir(path);
+        }
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading inventory {}", path.display()))?;
         let mut inv = Inventory::parse(&text, path)?;
@@ -72,11 +81,81 @@ impl Inventory {
         Ok(inv)
     }
 
-    /// Parses inventory text (YAML) as if read from `path`, without looking at any
-    /// `group_vars/` or `host_vars/` folder.
+    fn load_dir(dir: &Path) -> anyhow::Result<Inventory> {
+        const IGNORED: [&str; 12] = [
+            ".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg",
+            ".retry",
+        ];
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading inventory folder {}", dir.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("reading inventory folder {}", dir.display()))?;
+        files.retain(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            p.is_file() && !name.starts_with('.') && !IGNORED.iter().any(|x| name.ends_with(x))
+        });
+        files.sort();
+        let Some(first) = files.first() else {
+            anyhow::bail!("inventory folder {} has no inventory files", dir.display());
+        };
+        let mut inv = Inventory::empty(first);
+        for file in &files {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading inventory {}", file.display()))?;
+            let part = Inventory::parse(&text, file)?;
+            inv.merge(part);
+        }
+        inv.finish()
+            .with_context(|| format!("in inventory folder {}", dir.display()))?;
+        inv.load_vars_dir(dir)?;
+        Ok(inv)
+    }
+
+    /// Merges another parsed inventory into this one (hosts, groups, vars; later wins).
+    fn merge(&mut self, other: Inventory) {
+        for (name, host) in other.hosts {
+            self.add_host_vars(&name, host.vars);
+        }
+        for (name, group) in other.groups {
+            let g = self.ensure_group(&name);
+            g.vars.extend(group.vars);
+            for h in group.hosts {
+                if !g.hosts.contains(&h) {
+                    g.hosts.push(h);
+                }
+            }
+            for c in group.children {
+                if !g.children.contains(&c) {
+                    g.children.push(c);
+                }
+            }
+        }
+    }
+
+    /// Parses inventory text as if read from `path`, without looking at any
+    /// `group_vars/` or `host_vars/` folder. A `.yml`/`.yaml`/`.json` file is YAML; any
+    /// other is tried as YAML, then as Ansible's INI format.
     pub fn parse(text: &str, path: &Path) -> anyhow::Result<Inventory> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
         let mut inv = Inventory::empty(path);
-        yaml::parse_into(&mut inv, text, path)?;
+        if matches!(ext.as_str(), "yml" | "yaml" | "json") {
+            yaml::parse_into(&mut inv, text, path)?;
+        } else if let Err(yaml_err) = yaml::parse_into(&mut inv, text, path) {
+            inv = Inventory::empty(path);
+            if let Err(ini_err) = ini::parse_into(&mut inv, text, path) {
+                let looks_ini = ext == "ini"
+                    || text.lines().any(|l| l.trim_start().starts_with('['))
+                    || !text.contains(':');
+                return Err(if looks_ini { ini_err } else { yaml_err });
+            }
+        }
         inv.finish()
             .with_context(|| format!("in inventory {}", path.display()))?;
         Ok(inv)
@@ -188,6 +267,26 @@ impl Inventory {
     /// is an empty list, not an error; a bad regex or subscript is an error.
     pub fn select(&self, pattern: &str) -> anyhow::Result<Vec<String>> {
         pattern::select(self, pattern)
+    }
+
+    /// The datacenter a host belongs to: its `datacenter` var, else [`DEFAULT_DATACENTER`].
+    pub fn datacenter(&self, host: &str) -> String {
+        match self.host_vars(host).get("datacenter") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(v @ serde_json::Value::Number(_)) => v.to_string(),
+            _ => DEFAULT_DATACENTER.to_string(),
+        }
+    }
+
+    /// Every datacenter to its hosts, in inventory order (datacenters by first host).
+    pub fn datacenters(&self) -> IndexMap<String, Vec<String>> {
+        let mut out: IndexMap<String, Vec<String>> = IndexMap::new();
+        for host in self.hosts.keys() {
+            out.entry(self.datacenter(host))
+                .or_default()
+                .push(host.clone());
+        }
+        out
     }
 
     /// Sets one variable on a host (creating the host, ungrouped, if it is new). Used by

@@ -121,8 +121,9 @@ fn fill_output(
 ) {
     let end = chrono::Local::now();
     let lines = |s: &str| Value::Array(s.lines().map(|l| Value::String(l.into())).collect());
-    let stdout = out.stdout.strip_suffix('\n').unwrap_or(&out.stdout);
-    let stderr = out.stderr.strip_suffix('\n').unwrap_or(&out.stderr);
+    // Ansible's strip_empty_ends (the default): trailing newlines go.
+    let stdout = out.stdout.trim_end_matches(['\r', '\n']);
+    let stderr = out.stderr.trim_end_matches(['\r', '\n']);
     let elapsed = clock.elapsed();
     let fields: [(&str, Value); 8] = [
         ("rc", Value::from(out.rc)),

@@ -148,8 +148,10 @@ impl Module for Copy {
         }
         let obs = if dest_is_dir && dest_stat.is_none() {
             Observed::default()
-        } else {
+        } else if dest_is_dir {
             fileops::observe(ctx, &dest_path, true).await?
+        } else {
+            fileops::observe_stated(ctx, &dest_path, dest_stat, true).await?
         };
         if obs.stat.is_none() && !dest_is_dir {
             let parent = fileops::parent(&dest_path);

@@ -77,6 +77,26 @@ impl Module for File {
         if recurse && state != "directory" {
             anyhow::bail!("argument recurse: only valid with state=directory");
         }
+        // `follow` (default yes): state=file/directory on a link act on what it points to.
+        let stat = match &stat {
+            Some(st)
+                if st.kind == FileKind::Symlink
+                    && bool_arg(args, &["follow"], true)?
+                    && (state == "file" || state == "directory") =>
+            {
+                let target = st.link_target.clone().unwrap_or_default();
+                let resolved = if target.starts_with('/') {
+                    target
+                } else {
+                    format!("{}/{target}", fileops::parent(&path).trim_end_matches('/'))
+                };
+                match ctx.transport.stat(&resolved, ctx.become_.as_ref()).await? {
+                    Some(t) => Some(t),
+                    None => stat,
+                }
+            }
+            _ => stat,
+        };
         let ids = fileops::resolve_ids(ctx, &attrs).await?;
         let mut plan = Plan::default();
         let before_state = stat.as_ref().map(|s| kind_name(s.kind)).unwrap_or("absent");

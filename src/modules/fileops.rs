@@ -22,6 +22,16 @@ pub struct Observed {
 /// Stats `path` and, when `read` and it is a file, reads it.
 pub async fn observe(ctx: &HostCtx, path: &str, read: bool) -> anyhow::Result<Observed> {
     let stat = ctx.transport.stat(path, ctx.become_.as_ref()).await?;
+    observe_stated(ctx, path, stat, read).await
+}
+
+/// Like [`observe`] when the stat is already known (saves a round trip).
+pub async fn observe_stated(
+    ctx: &HostCtx,
+    path: &str,
+    stat: Option<FileStat>,
+    read: bool,
+) -> anyhow::Result<Observed> {
     let content = match &stat {
         Some(st) if read && matches!(st.kind, FileKind::File | FileKind::Symlink) => {
             ctx.transport.read_file(path, ctx.become_.as_ref()).await?

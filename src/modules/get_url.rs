@@ -179,11 +179,12 @@ impl Module for GetUrl {
                         }
                         if let Some((_, want)) = &checksum {
                             if *want != remote {
-                                let mut plan = Plan::default();
-                                plan.failed = Some(format!(
-                                    "The checksum for {url} did not match {want}; it was {remote}."
-                                ));
-                                return Ok(plan);
+                                return Ok(Plan {
+                                    failed: Some(format!(
+                                        "The checksum for {url} did not match {want}; it was {remote}."
+                                    )),
+                                    ..Default::default()
+                                });
                             }
                         }
                         remote != have

@@ -22,6 +22,8 @@
 //!    `delta` filled in where the plan left a placeholder for them, and `backup_file`).
 //!    When an op fails, `apply` returns an error; if it downcasts to [`OpFailed`], its
 //!    `result` is what to register (Ansible registers rc/stdout of a failed command too).
+//!    A plan may have ops but no changes: housekeeping Ansible does without reporting a
+//!    change (apt's cache refresh, systemd's daemon-reload); apply it, the task stays ok.
 //! 5. `changed` = `plan.is_changed()`; the task's `changed_when`/`failed_when` override.
 //!
 //! # Action modules (need the engine beyond the generic steps above)
@@ -140,6 +142,7 @@ pub struct HostCtx {
     /// Folders searched for `src:` of template, in order (role's templates/, playbook dir).
     pub template_search: Vec<PathBuf>,
     /// Renders a template file's content with `vars` (trim_blocks, lstrip_blocks).
+    #[allow(clippy::type_complexity)]
     pub render: Arc<dyn Fn(&str, &Vars, bool, bool) -> anyhow::Result<String> + Send + Sync>,
 }
 

@@ -56,11 +56,11 @@ impl Module for Template {
             .with_context(|| format!("reading template {}", local.display()))?;
 
         let dest_stat = ctx.transport.stat(&dest, ctx.become_.as_ref()).await?;
-        let dest_path = if dest.ends_with('/')
+        let into_dir = dest.ends_with('/')
             || dest_stat
                 .as_ref()
-                .is_some_and(|s| s.kind == FileKind::Directory)
-        {
+                .is_some_and(|s| s.kind == FileKind::Directory);
+        let dest_path = if into_dir {
             format!("{}/{}", dest.trim_end_matches('/'), fileops::basename(&src))
         } else {
             dest.clone()
@@ -72,11 +72,18 @@ impl Module for Template {
         vars.insert("template_fullpath".into(), Value::String(full.clone()));
         vars.insert("template_destpath".into(), Value::String(dest_path.clone()));
         vars.insert("template_host".into(), Value::String(ctx.host.clone()));
+        // Ansible's default `ansible_managed` string, unless the play sets its own.
+        vars.entry("ansible_managed")
+            .or_insert_with(|| Value::String("Ansible managed".into()));
         let rendered = (ctx.render)(&source, &vars, trim_blocks, lstrip_blocks)
             .with_context(|| format!("rendering template {}", local.display()))?;
 
         let ids = fileops::resolve_ids(ctx, &attrs).await?;
-        let obs = fileops::observe(ctx, &dest_path, true).await?;
+        let obs = if into_dir {
+            fileops::observe(ctx, &dest_path, true).await?
+        } else {
+            fileops::observe_stated(ctx, &dest_path, dest_stat, true).await?
+        };
         let opts = WriteOpts {
             after_header: full.clone(),
             backup: bool_arg(args, &["backup"], false)?,

@@ -59,8 +59,11 @@ pub fn format_of(name: &str) -> Format {
     }
 }
 
+/// An archive's regular files (path, sha1) and its top-level names.
+pub type TarListing = (Vec<(String, String)>, Vec<String>);
+
 /// Lists a controller tar archive: regular files with their sha1, and top-level names.
-pub fn list_tar(bytes: &[u8]) -> anyhow::Result<(Vec<(String, String)>, Vec<String>)> {
+pub fn list_tar(bytes: &[u8]) -> anyhow::Result<TarListing> {
     let reader: Box<dyn Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(bytes))
     } else {
@@ -125,11 +128,13 @@ impl Module for Unarchive {
         let attrs = Attrs::from_args(args)?;
         let extra = list(args, &["extra_opts"])?;
         let format = format_of(&src);
-        let mut plan = Plan::default();
-        plan.result = super::args::vars([
-            ("dest", Value::String(dest.clone())),
-            ("src", Value::String(src.clone())),
-        ]);
+        let mut plan = Plan {
+            result: super::args::vars([
+                ("dest", Value::String(dest.clone())),
+                ("src", Value::String(src.clone())),
+            ]),
+            ..Default::default()
+        };
         if let Some(c) = &creates {
             if super::command::exists(ctx, c).await? {
                 return Ok(plan);

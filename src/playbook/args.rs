@@ -71,7 +71,10 @@ impl Loader<'_> {
                 return args;
             }
             _ => {
-                let kv = parse_kv(&value.key_text(), spec.free_form);
+                let kv = parse_kv(
+                    &value.key_text(),
+                    spec.free_form && !OPEN_MODULES.contains(&module),
+                );
                 for (k, v) in kv.options {
                     put(&mut args, k, serde_json::Value::String(v), value.pos);
                 }
@@ -155,6 +158,18 @@ impl Loader<'_> {
             present.iter().any(|(n, _)| *n == name)
                 || (raw_given && FREE_FORM_NAMES.contains(&name))
         };
+        // A free-form module with a `cmd` argument (command, shell) needs a command.
+        let takes_cmd = spec.free_form
+            && !open
+            && spec.args.iter().any(|a| a.name == "cmd")
+            && !spec.one_of.iter().any(|g| g.contains(&"cmd"));
+        if takes_cmd && !raw_given && !is_present("cmd") && !is_present("argv") {
+            self.error(
+                file,
+                key_pos,
+                format!("module '{module}' needs a command (free-form text, 'cmd' or 'argv')"),
+            );
+        }
         for def in spec.args.iter().filter(|a| a.required) {
             if !is_present(def.name) {
                 self.error(

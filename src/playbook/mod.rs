@@ -11,6 +11,7 @@ mod error;
 mod keywords;
 mod kv;
 mod loader;
+mod notify;
 mod play;
 mod role;
 mod task;

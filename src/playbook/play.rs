@@ -1,7 +1,7 @@
 //! Playbook and play parsing: the list of plays, `import_playbook` (loaded inline), and
 //! each play's keywords, vars_files, roles and task lists.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::keywords::{self, did_you_mean, short_name};
 use super::loader::{is_template, parent_dir, Inherited, Loader, TaskCtx};
@@ -208,6 +208,9 @@ impl Loader<'_> {
                 }
             }
         }
+        if self.errors.len() == errors_before {
+            self.check_notify(&play);
+        }
         (self.errors.len() == errors_before).then_some(play)
     }
 
@@ -264,7 +267,7 @@ impl Loader<'_> {
     }
 
     /// A vars file must be YAML holding a mapping.
-    fn check_vars_file(&mut self, path: &PathBuf) {
+    fn check_vars_file(&mut self, path: &Path) {
         if let Some(root) = self.parse_yaml(path) {
             if !root.is_null() && root.as_map().is_none() {
                 self.error(

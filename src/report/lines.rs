@@ -60,6 +60,7 @@ pub fn format_event(ev: &HostEvent, color: bool, verbosity: u8) -> Option<String
         }
         return Some(paint(&line, Color::Cyan, color));
     }
+    let shown = display_result(ev);
     let show_result = ev.action == "debug" || verbosity > 0;
     let item = ev.item.as_deref();
     let mut text = match (ev.status, ev.loop_summary) {
@@ -76,10 +77,10 @@ pub fn format_event(ev: &HostEvent, color: bool, verbosity: u8) -> Option<String
             if let Some(item) = item {
                 line.push_str(&format!(" => (item={item})"));
                 if show_result {
-                    line.push_str(&format!(" => {}", pretty(&ev.result)));
+                    line.push_str(&format!(" => {}", pretty(&shown)));
                 }
             } else if show_result {
-                line.push_str(&format!(" => {}", pretty(&ev.result)));
+                line.push_str(&format!(" => {}", pretty(&shown)));
             }
             paint(&line, status_color(ev.status), color)
         }
@@ -89,14 +90,14 @@ pub fn format_event(ev: &HostEvent, color: bool, verbosity: u8) -> Option<String
                 line.push_str(&format!(" => (item={item})"));
             }
             if verbosity > 0 {
-                line.push_str(&format!(" => {}", compact(&ev.result)));
+                line.push_str(&format!(" => {}", compact(&shown)));
             }
             paint(&line, Color::Cyan, color)
         }
         (Status::Failed | Status::Ignored, false) => {
             let line = match item {
-                Some(item) => format!("failed: [{host}] (item={item}) => {}", compact(&ev.result)),
-                None => format!("fatal: [{host}]: FAILED! => {}", compact(&ev.result)),
+                Some(item) => format!("failed: [{host}] (item={item}) => {}", compact(&shown)),
+                None => format!("fatal: [{host}]: FAILED! => {}", compact(&shown)),
             };
             let mut line = paint(&line, Color::Red, color);
             if ev.status == Status::Ignored && item.is_none() {
@@ -106,7 +107,7 @@ pub fn format_event(ev: &HostEvent, color: bool, verbosity: u8) -> Option<String
             line
         }
         (Status::Unreachable, false) => paint(
-            &format!("fatal: [{host}]: UNREACHABLE! => {}", compact(&ev.result)),
+            &format!("fatal: [{host}]: UNREACHABLE! => {}", compact(&shown)),
             Color::Red,
             color,
         ),
@@ -117,6 +118,24 @@ pub fn format_event(ev: &HostEvent, color: bool, verbosity: u8) -> Option<String
         }
     }
     Some(text)
+}
+
+/// The result as Ansible's callback shows it: keys sorted, `failed` left out, and
+/// `changed` too for debug.
+fn display_result(ev: &HostEvent) -> Value {
+    let Value::Object(map) = &ev.result else {
+        return ev.result.clone();
+    };
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let mut out = serde_json::Map::new();
+    for k in keys {
+        if k == "failed" || (k == "changed" && ev.action == "debug") {
+            continue;
+        }
+        out.insert(k.clone(), map[k].clone());
+    }
+    Value::Object(out)
 }
 
 /// JSON on one line with Ansible's `", "` and `": "` separators.

@@ -1,6 +1,7 @@
 //! Progress bars for a TTY (indicatif): one bar per host with its current task and
 //! done/total; task banners, changes, diffs and failures are printed above the bars.
 
+use std::io::Write;
 use std::sync::Mutex;
 
 use indexmap::IndexMap;
@@ -36,8 +37,8 @@ impl Progress {
 
     fn clear_bars(&self) {
         if let Ok(mut bars) = self.bars.lock() {
+            let _ = self.multi.clear();
             for (_, bar) in bars.drain(..) {
-                bar.finish_and_clear();
                 self.multi.remove(&bar);
             }
         }
@@ -129,8 +130,10 @@ impl Reporter for Progress {
 
     fn recap(&self, recap: &Recap) {
         self.clear_bars();
+        self.multi.set_draw_target(ProgressDrawTarget::hidden());
         let text = recap::format_recap(recap, self.color);
-        let _ = self.multi.println(text.trim_end_matches('\n'));
-        let _ = self.multi.clear();
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
     }
 }

@@ -203,3 +203,73 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Value, Error> 
         _ => return Err(Error::from(ErrorKind::UnknownMethod)),
     })
 }
+
+/// Compares dotted versions loosely: numeric parts numerically, others as text.
+fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |s: &str| -> Vec<String> {
+        s.split(['.', '-', '_', '+'])
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (pa, pb) = (parts(a), parts(b));
+    for i in 0..pa.len().max(pb.len()) {
+        let (x, y) = (pa.get(i), pb.get(i));
+        let ord = match (x, y) {
+            (Some(x), Some(y)) => match (x.parse::<u64>(), y.parse::<u64>()) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                _ => x.cmp(y),
+            },
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        if ord != std::cmp::Ordering::Equal {
+            return ord;
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+/// `version(other, operator='eq')` (alias `version_compare`).
+pub fn version(value: Value, other: Value, op: Option<String>, kw: Kwargs) -> Result<bool, Error> {
+    let _strict: Option<bool> = kw.get("strict")?;
+    let _version_type: Option<String> = kw.get("version_type")?;
+    let op = op
+        .or(kw.get::<Option<String>>("operator")?)
+        .unwrap_or_else(|| "eq".into());
+    kw.assert_all_used()?;
+    let ord = compare_versions(&py_str(&value), &py_str(&other));
+    use std::cmp::Ordering::*;
+    Ok(match op.as_str() {
+        "<" | "lt" => ord == Less,
+        "<=" | "le" => ord != Greater,
+        ">" | "gt" => ord == Greater,
+        ">=" | "ge" => ord != Less,
+        "==" | "=" | "eq" => ord == Equal,
+        "!=" | "<>" | "ne" => ord != Equal,
+        other => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("version: unknown operator `{other}`"),
+            ))
+        }
+    })
+}
+
+pub fn subset(value: Value, other: Value) -> Result<bool, Error> {
+    let big: Vec<Value> = other.try_iter()?.collect();
+    Ok(value.try_iter()?.all(|v| big.contains(&v)))
+}
+
+pub fn superset(value: Value, other: Value) -> Result<bool, Error> {
+    subset(other, value)
+}
+
+pub fn any(value: Value) -> Result<bool, Error> {
+    Ok(value.try_iter()?.any(|v| v.is_true()))
+}
+
+pub fn all(value: Value) -> Result<bool, Error> {
+    Ok(value.try_iter()?.all(|v| v.is_true()))
+}

@@ -333,6 +333,38 @@ pub fn split(value: Value, sep: Option<String>, maxsplit: Option<i64>) -> Result
     Ok(Value::from(parts))
 }
 
+/// Python's `str.replace(old, new, count=-1)` (Jinja's `replace`).
+pub fn replace(
+    value: Value,
+    old: String,
+    new: String,
+    count: Option<i64>,
+) -> Result<String, Error> {
+    let s = text(&value);
+    Ok(match count {
+        Some(n) if n >= 0 => s.replacen(&old, &new, n as usize),
+        _ => s.replace(&old, &new),
+    })
+}
+
+/// Jinja's `round(precision=0, method='common')`: Python's round-half-even for
+/// `common`; an integer stays an integer.
+pub fn round(value: Value, precision: Option<i32>, method: Option<String>) -> Result<Value, Error> {
+    if value.is_integer() {
+        return Ok(value);
+    }
+    let x = f64::try_from(value).map_err(|_| err("round expects a number"))?;
+    let factor = 10f64.powi(precision.unwrap_or(0));
+    let scaled = x * factor;
+    let rounded = match method.as_deref().unwrap_or("common") {
+        "common" => scaled.round_ties_even(),
+        "ceil" => scaled.ceil(),
+        "floor" => scaled.floor(),
+        other => return Err(err(format!("round: unknown method `{other}`"))),
+    };
+    Ok(Value::from(rounded / factor))
+}
+
 fn json_style(kw: &Kwargs, indent: Option<usize>, sort_keys: bool) -> Result<JsonStyle, Error> {
     let style = JsonStyle {
         indent: kw.get::<Option<usize>>("indent")?.or(indent),
@@ -678,16 +710,11 @@ pub fn type_debug(value: Value) -> &'static str {
 }
 
 /// `lookup('env', name...)`, `lookup('file', path...)`; `query`/`q` return lists.
-pub fn lookup(
-    _state: &State,
-    kind: String,
-    terms: Rest<Value>,
-    kw: Kwargs,
-) -> Result<Value, Error> {
+pub fn lookup(state: &State, kind: String, terms: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
     let wantlist: bool = kw.get::<Option<bool>>("wantlist")?.unwrap_or(false);
     let default: Option<Value> = kw.get("default")?;
     kw.assert_all_used()?;
-    let found = lookup_values(&kind, &terms, default)?;
+    let found = lookup_values(state, &kind, &terms, default)?;
     if wantlist {
         return Ok(Value::from(found));
     }
@@ -697,13 +724,40 @@ pub fn lookup(
     })
 }
 
-pub fn query(_state: &State, kind: String, terms: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
+pub fn query(state: &State, kind: String, terms: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
     let default: Option<Value> = kw.get("default")?;
     kw.assert_all_used()?;
-    Ok(Value::from(lookup_values(&kind, &terms, default)?))
+    Ok(Value::from(lookup_values(state, &kind, &terms, default)?))
 }
 
-fn lookup_values(kind: &str, terms: &[Value], default: Option<Value>) -> Result<Vec<Value>, Error> {
+/// Where `lookup('file', path)` finds a relative path, in Ansible's order: the role's
+/// `files/` and folder, then the playbook's `files/` and folder.
+fn find_lookup_file(state: &State, path: &str) -> std::path::PathBuf {
+    let p = std::path::Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let mut bases = Vec::new();
+    for var in ["role_path", "playbook_dir"] {
+        if let Some(dir) = state.lookup(var).filter(|v| v.kind() == ValueKind::String) {
+            let dir = std::path::PathBuf::from(text(&dir));
+            bases.push(dir.join("files"));
+            bases.push(dir);
+        }
+    }
+    bases
+        .into_iter()
+        .map(|b| b.join(p))
+        .find(|c| c.is_file())
+        .unwrap_or_else(|| p.to_path_buf())
+}
+
+fn lookup_values(
+    state: &State,
+    kind: &str,
+    terms: &[Value],
+    default: Option<Value>,
+) -> Result<Vec<Value>, Error> {
     let mut out = Vec::new();
     for term in terms {
         let t = text(term);
@@ -713,12 +767,62 @@ fn lookup_values(kind: &str, terms: &[Value], default: Option<Value>) -> Result<
                 Err(_) => default.clone().unwrap_or_else(|| Value::from("")),
             }),
             "file" => {
-                let content = std::fs::read_to_string(&t)
-                    .map_err(|e| err(format!("lookup('file', '{t}'): {e}")))?;
+                let path = find_lookup_file(state, &t);
+                let content = std::fs::read_to_string(&path)
+                    .map_err(|e| err(format!("lookup('file', '{t}'): {}: {e}", path.display())))?;
                 // Ansible strips trailing whitespace by default (rstrip=True).
                 out.push(Value::from(content.trim_end().to_string()));
             }
             other => return Err(err(format!("lookup plugin `{other}` is not supported"))),
+        }
+    }
+    Ok(out)
+}
+
+/// `extract(container, morekeys=None)`: `container[item]`, then each of `morekeys`
+/// (`groups['db'] | map('extract', hostvars, 'ansible_host')`).
+pub fn extract(item: Value, container: Value, morekeys: Option<Value>) -> Result<Value, Error> {
+    let mut current = container.get_item(&item)?;
+    if current.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("extract: no key `{}` in the container", text(&item)),
+        ));
+    }
+    let keys: Vec<Value> = match morekeys {
+        None => Vec::new(),
+        Some(k) if k.kind() == ValueKind::Seq => k.try_iter()?.collect(),
+        Some(k) => vec![k],
+    };
+    for k in keys {
+        let next = current.get_item(&k)?;
+        if next.is_undefined() {
+            return Err(Error::new(
+                ErrorKind::UndefinedError,
+                format!("extract: no key `{}` under `{}`", text(&k), text(&item)),
+            ));
+        }
+        current = next;
+    }
+    Ok(current)
+}
+
+/// `path_join`: Python's `os.path.join` of a list (an absolute part restarts the path).
+pub fn path_join(value: Value) -> Result<String, Error> {
+    let parts: Vec<String> = if value.kind() == ValueKind::String {
+        vec![text(&value)]
+    } else {
+        items(&value)?.iter().map(text).collect()
+    };
+    let mut out = String::new();
+    for p in parts {
+        if p.starts_with('/') || out.is_empty() {
+            out = p;
+        } else if out.ends_with('/') {
+            out.push_str(&p);
+        } else {
+            out.push('/');
+            out.push_str(&p);
         }
     }
     Ok(out)

@@ -47,6 +47,7 @@ impl LazyCtx {
         JValue::from_object(LazyMap {
             ctx,
             path: Vec::new(),
+            scope: false,
         })
     }
 
@@ -69,6 +70,7 @@ impl LazyCtx {
             Json::Object(_) => JValue::from_object(LazyMap {
                 ctx: self.clone(),
                 path,
+                scope: false,
             }),
             Json::Array(_) => JValue::from_object(LazySeq {
                 ctx: self.clone(),
@@ -94,9 +96,17 @@ impl LazyCtx {
             }
             resolving.push(name.clone());
         }
+        // A var inside `hostvars[h]` renders in that host's scope, as in Ansible; names
+        // it lacks fall back to the current vars.
+        let in_hostvars = path.len() >= 3 && matches!(&path[0], Step::Key(k) if k == "hostvars");
         let root = JValue::from_object(LazyMap {
             ctx: self.clone(),
-            path: Vec::new(),
+            path: if in_hostvars {
+                path[..2].to_vec()
+            } else {
+                Vec::new()
+            },
+            scope: in_hostvars,
         });
         let result = match single_expression(source) {
             Some(expr) => super::eval_with(&self.env, expr, &root),
@@ -139,6 +149,8 @@ fn path_name(path: &[Step]) -> String {
 struct LazyMap {
     ctx: Arc<LazyCtx>,
     path: Vec<Step>,
+    /// A host's scope (`hostvars[h]` as a root): missing names come from the top level.
+    scope: bool,
 }
 
 impl LazyMap {
@@ -160,10 +172,18 @@ impl Object for LazyMap {
 
     fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
         let key = key.as_str()?;
-        let child = self.map()?.get(key)?;
-        let mut path = self.path.clone();
-        path.push(Step::Key(key.to_string()));
-        Some(self.ctx.wrap(child, path))
+        match self.map()?.get(key) {
+            Some(child) => {
+                let mut path = self.path.clone();
+                path.push(Step::Key(key.to_string()));
+                Some(self.ctx.wrap(child, path))
+            }
+            None if self.scope => {
+                let child = self.ctx.vars.get(key)?;
+                Some(self.ctx.wrap(child, vec![Step::Key(key.to_string())]))
+            }
+            None => None,
+        }
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {

@@ -5,6 +5,10 @@
 //! `['a']`), because rendered files must match ansible-playbook's byte for byte. Owns:
 //! rendering strings, whole data structures, templates and `when` expressions. May call:
 //! nothing else.
+//!
+//! Vars are read lazily (`lazy.rs`): a var whose value is itself a template is rendered
+//! when read, as Ansible does. Callers that render many strings with the same vars use the
+//! `*_shared` methods with an `Arc<Vars>` so the vars are not copied per call.
 
 mod checks;
 mod errors;
@@ -80,8 +84,8 @@ impl Templar {
 
     /// The render context for `vars`: a lazy view that renders templated var values
     /// when they are read (see `lazy.rs`).
-    fn context(&self, vars: &Vars) -> JValue {
-        lazy::LazyCtx::root(self.strings.clone(), Arc::new(vars.clone()))
+    fn context(&self, vars: &Arc<Vars>) -> JValue {
+        lazy::LazyCtx::root(self.strings.clone(), vars.clone())
     }
 
     /// Runs `f` in the strict environment, retrying in the lax twin when the failure is
@@ -107,6 +111,15 @@ impl Templar {
     /// Renders a string. A string that is exactly one `{{ expr }}` keeps the expression's
     /// native type (a list stays a list), as Ansible does.
     pub fn render_value(&self, value: &Value, vars: &Vars) -> anyhow::Result<Value> {
+        if !needs_render(value) {
+            return Ok(value.clone());
+        }
+        self.render_value_shared(value, &Arc::new(vars.clone()))
+    }
+
+    /// [`render_value`](Self::render_value) with vars the caller shares between many
+    /// calls (no copy of the vars per call; use this in loops over many strings).
+    pub fn render_value_shared(&self, value: &Value, vars: &Arc<Vars>) -> anyhow::Result<Value> {
         if !needs_render(value) {
             return Ok(value.clone());
         }
@@ -147,6 +160,14 @@ impl Templar {
         if !is_template(source) {
             return Ok(source.to_string());
         }
+        self.render_str_shared(source, &Arc::new(vars.clone()))
+    }
+
+    /// [`render_str`](Self::render_str) with shared vars.
+    pub fn render_str_shared(&self, source: &str, vars: &Arc<Vars>) -> anyhow::Result<String> {
+        if !is_template(source) {
+            return Ok(source.to_string());
+        }
         self.render_in(source, &self.context(vars), vars)
     }
 
@@ -170,6 +191,17 @@ impl Templar {
         trim_blocks: bool,
         lstrip_blocks: bool,
     ) -> anyhow::Result<String> {
+        self.render_file_shared(source, &Arc::new(vars.clone()), trim_blocks, lstrip_blocks)
+    }
+
+    /// [`render_file`](Self::render_file) with shared vars.
+    pub fn render_file_shared(
+        &self,
+        source: &str,
+        vars: &Arc<Vars>,
+        trim_blocks: bool,
+        lstrip_blocks: bool,
+    ) -> anyhow::Result<String> {
         let i = usize::from(trim_blocks) * 2 + usize::from(lstrip_blocks);
         let ctx = self.context(vars);
         self.run(
@@ -182,9 +214,54 @@ impl Templar {
         )
     }
 
+    /// [`render_file_shared`](Self::render_file_shared) for a template that may
+    /// `{% include %}` or `{% import %}` other files, found in `search_dirs` in order
+    /// (Ansible: the role's `templates/`, then the including file's folder).
+    pub fn render_file_with_includes(
+        &self,
+        source: &str,
+        vars: &Arc<Vars>,
+        trim_blocks: bool,
+        lstrip_blocks: bool,
+        search_dirs: &[std::path::PathBuf],
+    ) -> anyhow::Result<String> {
+        let with_loader = |behavior| {
+            let mut env = build_env(trim_blocks, lstrip_blocks, behavior);
+            let dirs = search_dirs.to_vec();
+            env.set_loader(move |name| {
+                for d in &dirs {
+                    let candidate = d.join(name);
+                    if candidate.is_file() {
+                        return std::fs::read_to_string(&candidate).map(Some).map_err(|e| {
+                            Error::new(
+                                ErrorKind::InvalidOperation,
+                                format!("reading {}: {e}", candidate.display()),
+                            )
+                        });
+                    }
+                }
+                Ok(None)
+            });
+            env
+        };
+        let (strict, lax) = (
+            with_loader(UndefinedBehavior::Strict),
+            with_loader(UndefinedBehavior::Chainable),
+        );
+        let ctx = self.context(vars);
+        self.run(&strict, &lax, source, None, vars, |env| {
+            env.template_from_str(source)?.render(&ctx)
+        })
+    }
+
     /// Evaluates a bare expression (`when:`, `until:`, `changed_when:`) to a value. An
     /// expression wrapped in `{{ }}` is accepted too.
     pub fn eval(&self, expr: &str, vars: &Vars) -> anyhow::Result<Value> {
+        self.eval_shared(expr, &Arc::new(vars.clone()))
+    }
+
+    /// [`eval`](Self::eval) with shared vars.
+    pub fn eval_shared(&self, expr: &str, vars: &Arc<Vars>) -> anyhow::Result<Value> {
         let expr = single_expression(expr.trim()).unwrap_or(expr);
         self.eval_in(expr, &self.context(vars), vars)
     }
@@ -204,6 +281,11 @@ impl Templar {
 
     /// Evaluates a condition with Jinja's truthiness of the expression's value.
     pub fn eval_bool(&self, expr: &str, vars: &Vars) -> anyhow::Result<bool> {
+        self.eval_bool_shared(expr, &Arc::new(vars.clone()))
+    }
+
+    /// [`eval_bool`](Self::eval_bool) with shared vars.
+    pub fn eval_bool_shared(&self, expr: &str, vars: &Arc<Vars>) -> anyhow::Result<bool> {
         let expr = single_expression(expr.trim()).unwrap_or(expr);
         let source = format!("{{% if ({expr}) %}}1{{% endif %}}");
         let ctx = self.context(vars);
@@ -301,10 +383,10 @@ fn build_env(
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_formatter(|out, _state, value| {
-        if value.is_undefined() {
-            return Err(Error::from(ErrorKind::UndefinedError));
-        }
-        if value.is_none() {
+        // Strict environments never pass a real undefined here, only the silent one of
+        // an `if` expression without `else` (`{{ "," if not loop.last }}`), which
+        // prints as nothing, as in Jinja2.
+        if value.is_undefined() || value.is_none() {
             return Ok(());
         }
         out.write_str(&pyfmt::py_str(value))
@@ -323,6 +405,8 @@ fn build_env(
     env.add_filter("string", f::to_string);
     env.add_filter("join", f::join);
     env.add_filter("split", f::split);
+    env.add_filter("replace", f::replace);
+    env.add_filter("round", f::round);
     env.add_filter("regex_replace", f::regex_replace);
     env.add_filter("regex_search", f::regex_search);
     env.add_filter("regex_findall", f::regex_findall);
@@ -351,6 +435,8 @@ fn build_env(
     env.add_filter("ternary", f::ternary);
     env.add_filter("flatten", f::flatten);
     env.add_filter("type_debug", f::type_debug);
+    env.add_filter("extract", f::extract);
+    env.add_filter("path_join", f::path_join);
 
     use checks as c;
     env.add_test("failed", c::failed);
@@ -368,6 +454,12 @@ fn build_env(
     env.add_test("truthy", c::truthy);
     env.add_test("falsy", c::falsy);
     env.add_test("contains", c::contains);
+    env.add_test("version", c::version);
+    env.add_test("version_compare", c::version);
+    env.add_test("subset", c::subset);
+    env.add_test("superset", c::superset);
+    env.add_test("any", c::any);
+    env.add_test("all", c::all);
 
     env.add_function("lookup", f::lookup);
     env.add_function("query", f::query);

@@ -20,8 +20,8 @@ pub fn py_yaml(v: &Json, indent: usize, flow_leaves: bool) -> String {
     };
     match v {
         Json::Array(_) | Json::Object(_) if e.is_flow(v) => {
-            let s = e.flow(v);
-            e.out.push_str(&s);
+            let step = e.indent;
+            e.write_flow(v, step);
             e.out.push('\n');
         }
         Json::Array(items) => e.block_seq(items, 0),
@@ -77,30 +77,51 @@ impl Emitter {
         }
     }
 
-    fn flow(&self, v: &Json) -> String {
-        match v {
-            Json::Array(items) => {
-                let parts: Vec<String> = items
-                    .iter()
-                    .map(|i| scalar_text(i, true, false, 0, 0).0)
-                    .collect();
-                format!("[{}]", parts.join(", "))
+    /// Writes a flow collection whose wrapped items are indented to `indent`; scalars
+    /// inside fold to `indent` + the indent step.
+    fn write_flow(&mut self, v: &Json, indent: usize) {
+        let (open, close) = match v {
+            Json::Array(_) => ('[', ']'),
+            Json::Object(_) => ('{', '}'),
+            other => {
+                self.write_flow_scalar(other, indent, false);
+                return;
             }
-            Json::Object(map) => {
-                let parts: Vec<String> = sorted(map)
-                    .into_iter()
-                    .map(|(k, i)| {
-                        format!(
-                            "{}: {}",
-                            scalar_text(&Json::String(k.clone()), true, true, 0, 0).0,
-                            scalar_text(i, true, false, 0, 0).0
-                        )
-                    })
-                    .collect();
-                format!("{{{}}}", parts.join(", "))
+        };
+        self.out.push(open);
+        let entries: Vec<(Option<&String>, &Json)> = match v {
+            Json::Array(items) => items.iter().map(|i| (None, i)).collect(),
+            Json::Object(map) => sorted(map).into_iter().map(|(k, i)| (Some(k), i)).collect(),
+            _ => Vec::new(),
+        };
+        for (i, (key, item)) in entries.into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(',');
             }
-            other => scalar_text(other, true, false, 0, 0).0,
+            if self.column() > WIDTH {
+                self.out.push('\n');
+                self.out.push_str(&" ".repeat(indent));
+            } else if i > 0 {
+                self.out.push(' ');
+            }
+            if let Some(k) = key {
+                self.write_flow_scalar(&Json::String(k.clone()), indent, true);
+                self.out.push_str(": ");
+            }
+            if is_collection(item) {
+                self.write_flow(item, indent + self.indent);
+            } else {
+                self.write_flow_scalar(item, indent, false);
+            }
         }
+        self.out.push(close);
+    }
+
+    fn write_flow_scalar(&mut self, v: &Json, indent: usize, key: bool) {
+        let col = self.column();
+        let cont = if key { 0 } else { indent + self.indent };
+        let text = scalar_text(v, true, key, col, cont).0;
+        self.out.push_str(&text);
     }
 
     fn column(&self) -> usize {
@@ -111,8 +132,7 @@ impl Emitter {
     fn inline_value(&mut self, v: &Json, cont_indent: usize) {
         self.out.push(' ');
         if is_collection(v) {
-            let s = self.flow(v);
-            self.out.push_str(&s);
+            self.write_flow(v, cont_indent);
         } else {
             let col = self.column();
             let s = scalar_text(v, false, false, col, cont_indent).0;
@@ -217,14 +237,23 @@ fn implicit_resolvers() -> &'static Regex {
     RE.get_or_init(|| {
         Regex::new(concat!(
             r"^(?:",
+            // bool
             r"yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF",
+            // null
             r"|~|null|Null|NULL",
+            // int
             r"|[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+",
             r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+",
-            r"|[-+]?(?:[0-9][0-9_]*)?\.[0-9.]*(?:[eE][-+][0-9]+)?",
+            // float
+            r"|[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?",
+            r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?",
             r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*",
             r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
-            r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*",
+            // timestamp
+            r"|[0-9]{4}-[0-9]{2}-[0-9]{2}",
+            r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}",
+            r"(?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?",
+            // merge, value
             r"|<<|=",
             r")$"
         ))

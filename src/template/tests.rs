@@ -328,6 +328,26 @@ fn lookups() {
     let src = format!("{{{{ query('file', '{}') }}}}", f.display());
     assert_eq!(r(&src), "['content']");
     assert!(fails("{{ lookup('file', '/nonexistent/x') }}").contains("/nonexistent/x"));
+    // relative paths: the role's files/ first, then the playbook's
+    let role = dir.path().join("roles/r");
+    std::fs::create_dir_all(role.join("files")).unwrap();
+    std::fs::write(role.join("files/key.pub"), "ssh-ed25519 AAA").unwrap();
+    std::fs::write(dir.path().join("only_play.txt"), "play").unwrap();
+    let mut v = vars();
+    v.insert("role_path".into(), json!(role.display().to_string()));
+    v.insert(
+        "playbook_dir".into(),
+        json!(dir.path().display().to_string()),
+    );
+    let t = Templar::new();
+    assert_eq!(
+        t.render_str(
+            "{{ lookup('file', 'key.pub') }}|{{ lookup('file', 'only_play.txt') }}",
+            &v
+        )
+        .unwrap(),
+        "ssh-ed25519 AAA|play"
+    );
 }
 
 #[test]
@@ -397,4 +417,129 @@ fn eval_of_undefined_is_an_error() {
     let err = format!("{:#}", t.render_value(&v, &vars()).unwrap_err());
     assert!(err.contains("missing_thing"), "{err}");
     assert_eq!(t.eval("d.nope | default(3)", &vars()).unwrap(), json!(3));
+}
+
+#[test]
+fn thousands_of_renders_are_fast() {
+    let t0 = std::time::Instant::now();
+    let t = Templar::new();
+    let new_cost = t0.elapsed();
+    let mut v = vars();
+    for i in 0..200 {
+        v.insert(
+            format!("var{i}"),
+            json!({"a": i, "b": [1, 2, 3], "c": "text"}),
+        );
+    }
+    let task = json!({"name": "install {{ name }}", "apt": {"name": "{{ items }}", "state": "present"},
+        "when": "flag", "dest": "/etc/{{ d.x }}/conf", "plain": "no template here"});
+    let v = std::sync::Arc::new(v);
+    let t1 = std::time::Instant::now();
+    for _ in 0..2000 {
+        t.render_value_shared(&task, &v).unwrap();
+        assert!(t.eval_bool_shared("flag and n > 1", &v).unwrap());
+    }
+    let per_task = t1.elapsed() / 2000;
+    eprintln!("Templar::new {new_cost:?}, per task (4 strings + 1 condition) {per_task:?}");
+    // Generous bounds for an unoptimised build on a shared machine.
+    assert!(new_cost.as_millis() < 200, "Templar::new took {new_cost:?}");
+    assert!(per_task.as_micros() < 500, "one task took {per_task:?}");
+}
+
+#[test]
+fn hostvars_templates_render_in_their_hosts_scope() {
+    let mut v = vars();
+    v.insert("ip".into(), json!("10.9.9.9"));
+    v.insert("domain".into(), json!("example.org"));
+    v.insert(
+        "hostvars".into(),
+        json!({"web1": {"ip": "10.0.0.1", "url": "http://{{ ip }}/", "fqdn": "web1.{{ domain }}"}}),
+    );
+    let t = Templar::new();
+    assert_eq!(
+        t.render_str(
+            "{{ hostvars['web1'].url }} {{ hostvars.web1.fqdn }} {{ ip }}",
+            &v
+        )
+        .unwrap(),
+        "http://10.0.0.1/ web1.example.org 10.9.9.9"
+    );
+}
+
+#[test]
+fn extract_path_join_and_more_tests() {
+    let mut v = vars();
+    v.insert("groups".into(), json!({"db": ["web1"]}));
+    v["hostvars"]["web1"]["net"] = json!({"address": "10.0.0.5"});
+    assert_eq!(
+        Templar::new()
+            .eval("groups['db'] | map('extract', hostvars, 'ip') | list", &v)
+            .unwrap(),
+        json!(["10.0.0.1"])
+    );
+    assert_eq!(
+        Templar::new()
+            .eval(
+                "groups['db'] | map('extract', hostvars, ['net', 'address']) | join(',')",
+                &v
+            )
+            .unwrap(),
+        json!("10.0.0.5")
+    );
+    assert_eq!(
+        e("['/etc', 'nginx', 'x.conf'] | path_join"),
+        json!("/etc/nginx/x.conf")
+    );
+    assert_eq!(e("['a', '/abs', 'b'] | path_join"), json!("/abs/b"));
+    assert_eq!(e("'12.4' is version('12', '>=')"), json!(true));
+    assert_eq!(e("'1.10.0' is version('1.9', 'gt')"), json!(true));
+    assert_eq!(e("'2.0' is version('2.0.1', operator='lt')"), json!(true));
+    assert_eq!(e("[1, 2] is subset([1, 2, 3])"), json!(true));
+    assert_eq!(e("[1, 2, 3] is superset([4])"), json!(false));
+    assert_eq!(e("[false, true] is any"), json!(true));
+    assert_eq!(e("[false, true] is all"), json!(false));
+}
+
+#[test]
+fn python_literals_and_sharing_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Templar>();
+    assert_eq!(
+        r("{{ True }} {{ False }} [{{ None }}] {{ 'x' in d }} {{ 'z' in d }}"),
+        "True False [] True False"
+    );
+    let t = std::sync::Arc::new(Templar::new());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let mut v = vars();
+                v.insert("i".into(), json!(i));
+                t.render_str("{{ name }}-{{ i }}", &v).unwrap()
+            })
+        })
+        .collect();
+    let outs: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(outs, ["World-0", "World-1", "World-2", "World-3"]);
+}
+
+#[test]
+fn template_files_can_include_others() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("part.j2"), "part for {{ name }}\n").unwrap();
+    std::fs::write(
+        dir.path().join("macros.j2"),
+        "{% macro kv(k, v) %}{{ k }}={{ v }}{% endmacro %}",
+    )
+    .unwrap();
+    let src = "{% include 'part.j2' %}{% import 'macros.j2' as m %}{{ m.kv('n', n) }}\n";
+    let v = std::sync::Arc::new(vars());
+    let out = Templar::new()
+        .render_file_with_includes(src, &v, true, false, &[dir.path().to_path_buf()])
+        .unwrap();
+    assert_eq!(out, "part for World\nn=42\n");
+    let err = Templar::new()
+        .render_file_with_includes("{% include 'nope.j2' %}", &v, true, false, &[])
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("nope.j2"), "{err:#}");
 }

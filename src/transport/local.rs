@@ -534,6 +534,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_bind_mounted_file_is_written_in_place() {
+        // Like a container's /etc/hosts: rename over a mount point fails with EBUSY.
+        let dir = tempfile::tempdir().unwrap();
+        let (src, target) = (dir.path().join("src"), dir.path().join("target"));
+        std::fs::write(&src, "old\n").unwrap();
+        std::fs::write(&target, "").unwrap();
+        let mount = std::process::Command::new("mount")
+            .arg("--bind")
+            .args([&src, &target])
+            .status()
+            .expect("mount(8) is needed (tests run as root)");
+        assert!(mount.success(), "mount --bind failed (tests run as root)");
+        let t = LocalTransport::new("local");
+        let res = t
+            .write_file(
+                target.to_str().unwrap(),
+                b"new\n",
+                &FileAttrs::default(),
+                None,
+            )
+            .await;
+        let _ = std::process::Command::new("umount").arg(&target).status();
+        res.unwrap();
+        assert_eq!(std::fs::read_to_string(&src).unwrap(), "new\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "no temp file left behind");
+    }
+
+    #[tokio::test]
     async fn become_as_another_user_goes_through_sudo() {
         let t = LocalTransport::new("local");
         let opts = ExecOptions {

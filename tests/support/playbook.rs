@@ -38,6 +38,19 @@ const COMMAND: ArgSpec = ArgSpec {
     one_of: &[&["cmd", "argv"]],
 };
 
+/// Like the real shell: free-form, no one_of group.
+const SHELL: ArgSpec = ArgSpec {
+    args: &[
+        ArgDef::opt("cmd"),
+        ArgDef::opt("chdir"),
+        ArgDef::opt("creates"),
+        ArgDef::opt("removes"),
+        ArgDef::opt("executable"),
+    ],
+    free_form: true,
+    one_of: &[],
+};
+
 const DEBUG: ArgSpec = ArgSpec {
     args: &[
         ArgDef::opt("msg"),
@@ -110,7 +123,8 @@ impl ModuleRegistry for TestModules {
     fn spec(&self, name: &str) -> Option<ArgSpec> {
         Some(match name {
             "copy" => COPY,
-            "command" | "shell" => COMMAND,
+            "command" => COMMAND,
+            "shell" => SHELL,
             "debug" => DEBUG,
             "file" => FILE,
             "template" => TEMPLATE,

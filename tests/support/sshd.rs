@@ -302,6 +302,30 @@ impl TestSshd {
         }
     }
 
+    /// Freezes (SIGSTOP) sshd and every connection it serves, like a host that vanished
+    /// from the network: nothing answers, nothing is closed. [`TestSshd::thaw`] undoes it.
+    pub fn freeze(&self) {
+        self.signal_all(libc::SIGSTOP);
+    }
+
+    pub fn thaw(&self) {
+        self.signal_all(libc::SIGCONT);
+    }
+
+    fn signal_all(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            let pid = child.id() as i32;
+            let mut victims = descendants(pid);
+            victims.push(pid);
+            for p in victims {
+                // SAFETY: kill(2) on processes this harness started.
+                unsafe {
+                    libc::kill(p, signal);
+                }
+            }
+        }
+    }
+
     /// Stops sshd and every connection it serves.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -313,6 +337,8 @@ impl TestSshd {
                 // SAFETY: kill(2) on processes this harness started (sshd and its children).
                 unsafe {
                     libc::kill(*p, libc::SIGKILL);
+                    // A frozen process dies only once continued.
+                    libc::kill(*p, libc::SIGCONT);
                 }
             }
             let _ = child.wait();

@@ -170,13 +170,23 @@ pub async fn run(
         }
     };
 
-    let (sent, collected) = tokio::join!(send_stdin, collect);
-    let out = collected?;
-    if let Err(e) = sent {
-        // The command may exit without reading its stdin; that is not an error.
-        tracing::debug!("stdin not fully sent: {e}");
+    // The output decides when the command is over: a command that exits without reading
+    // all of its stdin leaves the sender waiting for window space that never comes, so
+    // the sender is dropped then (that is not an error).
+    tokio::pin!(send_stdin);
+    tokio::pin!(collect);
+    let mut sending = true;
+    loop {
+        tokio::select! {
+            sent = &mut send_stdin, if sending => {
+                sending = false;
+                if let Err(e) = sent {
+                    tracing::debug!("stdin not fully sent: {e}");
+                }
+            }
+            collected = &mut collect => return collected,
+        }
     }
-    Ok(out)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

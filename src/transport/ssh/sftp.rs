@@ -2,6 +2,7 @@
 //! (+ `readlink`), whole-file reads, and atomic writes (temp file beside the target, owner
 //! and mode set on it, fsync, then posix-rename over the target).
 
+use futures::{StreamExt, TryStreamExt};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, FileType, OpenFlags, Packet, StatusCode};
@@ -12,6 +13,8 @@ const POSIX_RENAME: &str = "posix-rename@openssh.com";
 const FSYNC: &str = "fsync@openssh.com";
 /// Bytes per read/write request (OpenSSH accepts up to 256 KiB; stay well below).
 const CHUNK: usize = 32 * 1024;
+/// SFTP requests kept in flight for one read or write.
+const PIPELINE: usize = 16;
 /// Seconds one SFTP request may take (an fsync of a big file included).
 const REQUEST_TIMEOUT_SECS: u64 = 120;
 
@@ -106,7 +109,28 @@ impl Sftp {
     }
 
     async fn read_all(&self, handle: &str) -> Result<Vec<u8>, SftpError> {
-        let mut data = Vec::new();
+        // Read the size the file has now with several requests in flight, then go on
+        // one request at a time until EOF (the file may be growing, or a read came short).
+        let size = self.raw.fstat(handle).await?.attrs.size.unwrap_or(0) as usize;
+        let offsets: Vec<u64> = (0..size).step_by(CHUNK).map(|o| o as u64).collect();
+        let mut chunks = futures::stream::iter(offsets)
+            .map(|offset| self.raw.read(handle, offset, CHUNK as u32))
+            .buffered(PIPELINE);
+        let mut data = Vec::with_capacity(size);
+        while let Some(result) = chunks.next().await {
+            match result {
+                Ok(chunk) => {
+                    let full = chunk.data.len() == CHUNK;
+                    data.extend_from_slice(&chunk.data);
+                    if !full {
+                        break;
+                    }
+                }
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break,
+                Err(e) => return Err(e),
+            }
+        }
+        drop(chunks);
         loop {
             match self.raw.read(handle, data.len() as u64, CHUNK as u32).await {
                 Ok(chunk) if chunk.data.is_empty() => return Ok(data),
@@ -145,11 +169,18 @@ impl Sftp {
     }
 
     async fn fill(&self, handle: &str, content: &[u8], attrs: TempAttrs) -> Result<(), SftpError> {
-        for (index, chunk) in content.chunks(CHUNK).enumerate() {
-            self.raw
-                .write(handle, (index * CHUNK) as u64, chunk.to_vec())
-                .await?;
-        }
+        // Several writes in flight at once: one round trip per chunk would make big files
+        // slow over real networks.
+        let chunks: Vec<(u64, Vec<u8>)> = content
+            .chunks(CHUNK)
+            .enumerate()
+            .map(|(index, chunk)| ((index * CHUNK) as u64, chunk.to_vec()))
+            .collect();
+        futures::stream::iter(chunks)
+            .map(|(offset, chunk)| self.raw.write(handle, offset, chunk))
+            .buffer_unordered(PIPELINE)
+            .try_for_each(|_| async { Ok(()) })
+            .await?;
         // Owner first: chown clears set-id bits, so the mode goes on afterwards.
         if attrs.uid.is_some() || attrs.gid.is_some() {
             let current = self.raw.fstat(handle).await?.attrs;

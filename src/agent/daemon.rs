@@ -1,0 +1,199 @@
+//! The agent daemon: registers with the scheduler (trying the configured URLs in order and
+//! failing over), then heartbeats every interval with every task's status and applies the
+//! assignments in the answer. A 404 on heartbeat means the scheduler forgot us: register
+//! again. SIGTERM/ctrl-c stop the agent but leave its tasks running for the next start.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::config::{self, AgentConfig};
+use super::{docker, Supervisor};
+use crate::api::agent::{
+    heartbeat_path, Assignments, Heartbeat, Registered, Registration, REGISTER_PATH,
+};
+
+/// Why a request to the schedulers failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// The scheduler answered 404 (for a heartbeat: it does not know this agent).
+    NotFound,
+    Other(anyhow::Error),
+}
+
+/// The scheduler URLs, tried in order starting from the one that answered last.
+pub struct Schedulers {
+    urls: Vec<String>,
+    current: usize,
+    http: reqwest::Client,
+}
+
+impl Schedulers {
+    pub fn new(urls: Vec<String>) -> anyhow::Result<Self> {
+        anyhow::ensure!(!urls.is_empty(), "no scheduler URL given (--scheduler)");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .context("building the HTTP client")?;
+        let urls = urls
+            .into_iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
+        Ok(Schedulers {
+            urls,
+            current: 0,
+            http,
+        })
+    }
+
+    /// POSTs `body` as JSON to `path` on the current scheduler, failing over to the next
+    /// ones on connection errors and 5xx answers.
+    pub async fn post<B: Serialize, R: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, CallError> {
+        let mut errors = Vec::new();
+        for attempt in 0..self.urls.len() {
+            let index = (self.current + attempt) % self.urls.len();
+            let url = format!("{}{}", self.urls[index], path);
+            match self.http.post(&url).json(body).send().await {
+                Ok(response) if response.status() == reqwest::StatusCode::NOT_FOUND => {
+                    self.current = index;
+                    return Err(CallError::NotFound);
+                }
+                Ok(response) if response.status().is_success() => {
+                    self.current = index;
+                    return response
+                        .json::<R>()
+                        .await
+                        .with_context(|| format!("decoding the answer of {url}"))
+                        .map_err(CallError::Other);
+                }
+                Ok(response) if response.status().is_server_error() => {
+                    errors.push(format!("{url}: HTTP {}", response.status()));
+                }
+                Ok(response) => {
+                    self.current = index;
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    return Err(CallError::Other(anyhow::anyhow!(
+                        "{url}: HTTP {status}: {text}"
+                    )));
+                }
+                Err(err) => errors.push(format!("{url}: {err}")),
+            }
+        }
+        Err(CallError::Other(anyhow::anyhow!(
+            "no scheduler answered: {}",
+            errors.join("; ")
+        )))
+    }
+
+    pub fn first(&self) -> &str {
+        &self.urls[0]
+    }
+}
+
+/// The local address on the route to `scheduler_url` (no packet is sent).
+pub fn detect_address(scheduler_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(scheduler_url).ok()?;
+    let host = url.host_str()?;
+    let port = url.port_or_known_default()?;
+    let target = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .ok()?
+        .next()?;
+    let socket = std::net::UdpSocket::bind(if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+    .ok()?;
+    socket.connect(target).ok()?;
+    Some(socket.local_addr().ok()?.ip().to_string())
+}
+
+/// Runs the agent until SIGTERM or ctrl-c.
+pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let agent_id = config::agent_id(&config.data_dir)?;
+    let engine = docker::connect().await;
+    let supervisor = Supervisor::open(&config.data_dir, engine).await?;
+    let mut schedulers = Schedulers::new(config.schedulers.clone())?;
+    let address = match &config.address {
+        Some(address) => address.clone(),
+        None => detect_address(schedulers.first()).unwrap_or_else(|| "127.0.0.1".into()),
+    };
+    let registration = Registration {
+        agent_id: agent_id.clone(),
+        hostname: config.hostname.clone(),
+        address,
+        cpus: config.cpus.unwrap_or_else(config::detect_cpus),
+        mem: match config.mem {
+            Some(mem) => mem,
+            None => config::detect_mem_mb()?,
+        },
+        disk: config::detect_disk_mb(&config.data_dir),
+        port_range: config.port_range,
+        attributes: config.attributes.clone(),
+        docker: supervisor.has_docker(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    tracing::info!("agent {agent_id} starting: {registration:?}");
+    let mut interval = config.heartbeat_interval;
+    let mut registered = false;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    loop {
+        if !registered {
+            match schedulers
+                .post::<_, Registered>(REGISTER_PATH, &registration)
+                .await
+            {
+                Ok(answer) => {
+                    registered = true;
+                    if answer.heartbeat_interval_ms > 0 {
+                        interval = Duration::from_millis(answer.heartbeat_interval_ms);
+                    }
+                    tracing::info!("registered as {}", answer.agent_id);
+                }
+                Err(CallError::NotFound) => {
+                    tracing::warn!("registration: the scheduler has no registration endpoint")
+                }
+                Err(CallError::Other(err)) => tracing::warn!("registration failed: {err:#}"),
+            }
+        }
+        if registered {
+            let tasks = supervisor.statuses();
+            let heartbeat = Heartbeat {
+                tasks: tasks.clone(),
+            };
+            match schedulers
+                .post::<_, Assignments>(&heartbeat_path(&agent_id), &heartbeat)
+                .await
+            {
+                Ok(assignments) => {
+                    supervisor.acknowledge(&tasks);
+                    supervisor.apply(&assignments.tasks).await;
+                }
+                Err(CallError::NotFound) => {
+                    tracing::info!("the scheduler does not know this agent: registering again");
+                    registered = false;
+                    continue;
+                }
+                Err(CallError::Other(err)) => tracing::warn!("heartbeat failed: {err:#}"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    tracing::info!("agent stopping; its tasks keep running");
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! Placement, Nomad's pipeline over in-memory state: for each instance to start,
+//! feasibility (cpus, mem, disk, free host ports, Docker, constraints) -> rank (spread or
+//! binpack) -> pick; the chosen agent's free resources shrink before the next instance.
+//! Pure functions: the caller commits the result to the store.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::scheduler::appdef::AppSpec;
+use crate::scheduler::constraints::FieldCounts;
+
+/// How to rank feasible agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Strategy {
+    /// Fewest tasks of this app first, then the least loaded agent.
+    Spread,
+    /// The most loaded agent that fits, to keep others empty.
+    Binpack,
+}
+
+/// What placement knows about one live agent.
+#[derive(Debug, Clone)]
+pub struct AgentSlot {
+    pub id: String,
+    pub hostname: String,
+    pub attributes: BTreeMap<String, String>,
+    pub docker: bool,
+    pub cpus: f64,
+    pub mem: f64,
+    pub disk: f64,
+    pub used_cpus: f64,
+    pub used_mem: f64,
+    pub used_disk: f64,
+    pub port_range: (u16, u16),
+    pub used_ports: BTreeSet<u16>,
+    /// Live tasks per app id on this agent.
+    pub app_tasks: HashMap<String, usize>,
+}
+
+impl AgentSlot {
+    fn load(&self) -> f64 {
+        let cpu = if self.cpus > 0.0 {
+            self.used_cpus / self.cpus
+        } else {
+            1.0
+        };
+        let mem = if self.mem > 0.0 {
+            self.used_mem / self.mem
+        } else {
+            1.0
+        };
+        (cpu + mem) / 2.0
+    }
+
+    /// Host ports for one instance, or None when the agent cannot give them.
+    fn pick_ports(&self, spec: &AppSpec) -> Option<Vec<u16>> {
+        let mut chosen: Vec<u16> = Vec::with_capacity(spec.ports.len());
+        for request in &spec.ports {
+            match request.fixed {
+                Some(p) => {
+                    if self.used_ports.contains(&p) || chosen.contains(&p) {
+                        return None;
+                    }
+                    chosen.push(p);
+                }
+                None => {
+                    let (lo, hi) = self.port_range;
+                    let port = (lo..=hi)
+                        .find(|p| !self.used_ports.contains(p) && !chosen.contains(p))?;
+                    chosen.push(port);
+                }
+            }
+        }
+        Some(chosen)
+    }
+}
+
+/// One placed instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub agent_index: usize,
+    pub host_ports: Vec<u16>,
+}
+
+/// The outcome of placing `count` instances: what fits, and why the rest does not.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlanResult {
+    pub placements: Vec<Placement>,
+    /// Set when fewer than `count` were placed.
+    pub reason: Option<String>,
+}
+
+/// Counts of the app's tasks per constraint field value, from where they run now.
+pub fn field_counts(spec: &AppSpec, agents: &[AgentSlot]) -> FieldCounts {
+    let mut counts: FieldCounts = HashMap::new();
+    for constraint in &spec.constraints {
+        let entry = counts.entry(constraint.field.clone()).or_default();
+        for agent in agents {
+            let n = agent.app_tasks.get(&spec.app.id).copied().unwrap_or(0);
+            if n == 0 {
+                continue;
+            }
+            if let Some(v) = constraint.agent_value(&agent.hostname, &agent.attributes) {
+                *entry.entry(v.to_string()).or_default() += n;
+            }
+        }
+    }
+    counts
+}
+
+/// Distinct values of each constraint field across agents (for GROUP_BY).
+fn field_cardinality(spec: &AppSpec, agents: &[AgentSlot]) -> HashMap<String, usize> {
+    spec.constraints
+        .iter()
+        .map(|c| {
+            let values: BTreeSet<&str> = agents
+                .iter()
+                .filter_map(|a| c.agent_value(&a.hostname, &a.attributes))
+                .collect();
+            (c.field.clone(), values.len())
+        })
+        .collect()
+}
+
+/// Why an agent cannot take one instance, or None when it can.
+fn infeasible(
+    spec: &AppSpec,
+    agent: &AgentSlot,
+    counts: &FieldCounts,
+    cardinality: &HashMap<String, usize>,
+) -> Option<String> {
+    let app = &spec.app;
+    if spec.is_docker() && !agent.docker {
+        return Some("no agent with Docker".to_string());
+    }
+    if agent.cpus - agent.used_cpus + 1e-9 < app.cpus {
+        return Some(format!("no agent with {} free cpus", app.cpus));
+    }
+    if agent.mem - agent.used_mem + 1e-9 < app.mem {
+        return Some(format!("no agent with {} MiB free mem", app.mem));
+    }
+    if agent.disk - agent.used_disk + 1e-9 < app.disk {
+        return Some(format!("no agent with {} MiB free disk", app.disk));
+    }
+    for constraint in &spec.constraints {
+        let value = constraint.agent_value(&agent.hostname, &agent.attributes);
+        let all = cardinality.get(&constraint.field).copied().unwrap_or(0);
+        if !constraint.allows(value, counts.get(&constraint.field), all) {
+            return Some(constraint.describe());
+        }
+    }
+    if agent.pick_ports(spec).is_none() {
+        let fixed: Vec<String> = spec
+            .ports
+            .iter()
+            .filter_map(|p| p.fixed.map(|f| f.to_string()))
+            .collect();
+        return Some(if fixed.is_empty() {
+            format!("no agent with {} free host ports", spec.ports.len())
+        } else {
+            format!("no agent with host ports {} free", fixed.join(","))
+        });
+    }
+    None
+}
+
+/// Places up to `count` instances of `spec` onto `agents`, updating their used resources.
+pub fn place(
+    spec: &AppSpec,
+    count: usize,
+    agents: &mut [AgentSlot],
+    strategy: Strategy,
+) -> PlanResult {
+    let mut result = PlanResult::default();
+    if count == 0 {
+        return result;
+    }
+    if agents.is_empty() {
+        result.reason = Some("no agents registered".to_string());
+        return result;
+    }
+    let mut counts = field_counts(spec, agents);
+    let cardinality = field_cardinality(spec, agents);
+    let app_id = spec.app.id.as_str();
+    for _ in 0..count {
+        let mut best: Option<(usize, (usize, f64))> = None;
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        for (index, agent) in agents.iter().enumerate() {
+            if let Some(why) = infeasible(spec, agent, &counts, &cardinality) {
+                *reasons.entry(why).or_default() += 1;
+                continue;
+            }
+            let mine = agent.app_tasks.get(app_id).copied().unwrap_or(0);
+            let score = match strategy {
+                Strategy::Spread => (mine, agent.load()),
+                Strategy::Binpack => (0, -agent.load()),
+            };
+            let better = match &best {
+                None => true,
+                Some((_, b)) => score.0 < b.0 || (score.0 == b.0 && score.1 < b.1),
+            };
+            if better {
+                best = Some((index, score));
+            }
+        }
+        let Some((index, _)) = best else {
+            let mut reasons: Vec<(String, usize)> = reasons.into_iter().collect();
+            reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let text: Vec<String> = reasons.into_iter().map(|(r, _)| r).collect();
+            result.reason = Some(text.join("; "));
+            break;
+        };
+        let agent = &mut agents[index];
+        let Some(ports) = agent.pick_ports(spec) else {
+            break;
+        };
+        agent.used_cpus += spec.app.cpus;
+        agent.used_mem += spec.app.mem;
+        agent.used_disk += spec.app.disk;
+        agent.used_ports.extend(ports.iter().copied());
+        *agent.app_tasks.entry(app_id.to_string()).or_default() += 1;
+        for constraint in &spec.constraints {
+            if let Some(v) = constraint.agent_value(&agent.hostname, &agent.attributes) {
+                *counts
+                    .entry(constraint.field.clone())
+                    .or_default()
+                    .entry(v.to_string())
+                    .or_default() += 1;
+            }
+        }
+        result.placements.push(Placement {
+            agent_index: index,
+            host_ports: ports,
+        });
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: serde_json::Value) -> AppSpec {
+        let def = crate::scheduler::appdef::normalize(
+            v.as_object().unwrap().clone(),
+            "v",
+            "v",
+            &|_| false,
+            (10000, 20000),
+        );
+        AppSpec::from_definition(&def).unwrap()
+    }
+
+    fn agent(name: &str, cpus: f64, rack: &str) -> AgentSlot {
+        AgentSlot {
+            id: name.to_string(),
+            hostname: name.to_string(),
+            attributes: [("rack".to_string(), rack.to_string())].into(),
+            docker: false,
+            cpus,
+            mem: 4096.0,
+            disk: 10000.0,
+            used_cpus: 0.0,
+            used_mem: 0.0,
+            used_disk: 0.0,
+            port_range: (31000, 31010),
+            used_ports: BTreeSet::new(),
+            app_tasks: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn unique_hostname_places_one_per_agent_and_says_why_not_more() {
+        let s = spec(json!({"id": "/web", "cmd": "x", "cpus": 0.1, "mem": 16,
+            "constraints": [["hostname", "UNIQUE"]]}));
+        let mut agents = vec![agent("a", 4.0, "r1"), agent("b", 4.0, "r1"), agent("c", 4.0, "r2")];
+        let plan = place(&s, 5, &mut agents, Strategy::Spread);
+        assert_eq!(plan.placements.len(), 3);
+        let used: BTreeSet<usize> = plan.placements.iter().map(|p| p.agent_index).collect();
+        assert_eq!(used.len(), 3);
+        assert_eq!(
+            plan.reason.as_deref(),
+            Some("constraint hostname UNIQUE not satisfiable")
+        );
+    }
+
+    #[test]
+    fn ports_come_from_the_agent_range_and_do_not_collide() {
+        let s = spec(json!({"id": "/web", "cmd": "x", "cpus": 0.1, "mem": 16,
+            "portDefinitions": [{"port": 0}, {"port": 0}]}));
+        let mut agents = vec![agent("a", 4.0, "r1")];
+        let plan = place(&s, 2, &mut agents, Strategy::Spread);
+        assert_eq!(plan.placements[0].host_ports, vec![31000, 31001]);
+        assert_eq!(plan.placements[1].host_ports, vec![31002, 31003]);
+        let plan = place(&s, 5, &mut agents, Strategy::Spread);
+        assert_eq!(plan.placements.len(), 3, "11 ports in the range, 4 taken");
+        assert_eq!(plan.reason.as_deref(), Some("no agent with 2 free host ports"));
+    }
+
+    #[test]
+    fn require_ports_needs_the_exact_port() {
+        let s = spec(json!({"id": "/web", "cmd": "x", "cpus": 0.1, "mem": 16,
+            "requirePorts": true, "portDefinitions": [{"port": 7777}]}));
+        let mut agents = vec![agent("a", 4.0, "r1"), agent("b", 4.0, "r1")];
+        let plan = place(&s, 3, &mut agents, Strategy::Spread);
+        assert_eq!(plan.placements.len(), 2);
+        assert!(plan.placements.iter().all(|p| p.host_ports == vec![7777]));
+        assert_eq!(plan.reason.as_deref(), Some("no agent with host ports 7777 free"));
+    }
+
+    #[test]
+    fn resources_limit_placement_with_a_clear_reason() {
+        let s = spec(json!({"id": "/big", "cmd": "x", "cpus": 4, "mem": 16}));
+        let mut agents = vec![agent("a", 2.0, "r1")];
+        let plan = place(&s, 1, &mut agents, Strategy::Spread);
+        assert!(plan.placements.is_empty());
+        assert_eq!(plan.reason.as_deref(), Some("no agent with 4 free cpus"));
+        let docker = spec(json!({"id": "/d", "container": {"type": "DOCKER", "docker": {"image": "x"}}, "cpus": 0.1}));
+        let plan = place(&docker, 1, &mut agents, Strategy::Spread);
+        assert_eq!(plan.reason.as_deref(), Some("no agent with Docker"));
+    }
+
+    #[test]
+    fn spread_and_binpack_rank_differently() {
+        let s = spec(json!({"id": "/w", "cmd": "x", "cpus": 1, "mem": 16, "portDefinitions": []}));
+        let mut agents = vec![agent("a", 4.0, "r1"), agent("b", 4.0, "r1")];
+        let plan = place(&s, 4, &mut agents, Strategy::Spread);
+        let on_a = plan.placements.iter().filter(|p| p.agent_index == 0).count();
+        assert_eq!(on_a, 2);
+        let mut agents = vec![agent("a", 4.0, "r1"), agent("b", 4.0, "r1")];
+        agents[1].used_cpus = 1.0;
+        let plan = place(&s, 3, &mut agents, Strategy::Binpack);
+        assert!(plan.placements.iter().all(|p| p.agent_index == 1));
+    }
+
+    #[test]
+    fn group_by_rack_balances() {
+        let s = spec(json!({"id": "/g", "cmd": "x", "cpus": 0.1, "mem": 1, "portDefinitions": [],
+            "constraints": [["rack", "GROUP_BY"]]}));
+        let mut agents = vec![agent("a", 8.0, "r1"), agent("b", 8.0, "r1"), agent("c", 8.0, "r2")];
+        let plan = place(&s, 4, &mut agents, Strategy::Spread);
+        let on_r2 = plan.placements.iter().filter(|p| p.agent_index == 2).count();
+        assert_eq!(on_r2, 2);
+    }
+}

@@ -1,0 +1,198 @@
+//! The [`Store`] on a redb file (`<data-dir>/scheduler.redb`): one table per kind, JSON
+//! values, one write transaction per batch (durable on commit).
+
+use std::path::Path;
+
+use anyhow::Context;
+use redb::{Database, ReadableTable, TableDefinition};
+use serde_json::{Map, Value};
+
+use crate::scheduler::store::{Change, Snapshot, Store};
+
+const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+const VERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("app_versions");
+const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
+const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+pub struct RedbStore {
+    db: Database,
+}
+
+fn version_key(app_id: &str, version: &str) -> String {
+    format!("{app_id}\u{0}{version}")
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> anyhow::Result<RedbStore> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+        let path = dir.join("scheduler.redb");
+        let db = Database::create(&path)
+            .with_context(|| format!("cannot open the store {}", path.display()))?;
+        let tx = db.begin_write().context("store: begin")?;
+        {
+            tx.open_table(APPS)?;
+            tx.open_table(VERSIONS)?;
+            tx.open_table(TASKS)?;
+            tx.open_table(DEPLOYMENTS)?;
+            tx.open_table(AGENTS)?;
+            tx.open_table(COUNTERS)?;
+        }
+        tx.commit().context("store: create tables")?;
+        Ok(RedbStore { db })
+    }
+}
+
+fn read_all<T: serde::de::DeserializeOwned>(
+    tx: &redb::ReadTransaction,
+    table: TableDefinition<&str, &[u8]>,
+) -> anyhow::Result<Vec<T>> {
+    let table = tx.open_table(table)?;
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (key, value) = entry?;
+        let item = serde_json::from_slice(value.value())
+            .with_context(|| format!("store: corrupt record {}", key.value()))?;
+        out.push(item);
+    }
+    Ok(out)
+}
+
+impl Store for RedbStore {
+    fn load(&self) -> anyhow::Result<Snapshot> {
+        let tx = self.db.begin_read().context("store: begin read")?;
+        let mut snapshot = Snapshot {
+            apps: read_all(&tx, APPS)?,
+            tasks: read_all(&tx, TASKS)?,
+            deployments: read_all(&tx, DEPLOYMENTS)?,
+            agents: read_all(&tx, AGENTS)?,
+            ..Snapshot::default()
+        };
+        let counters = tx.open_table(COUNTERS)?;
+        for entry in counters.iter()? {
+            let (k, v) = entry?;
+            snapshot.counters.insert(k.value().to_string(), v.value());
+        }
+        Ok(snapshot)
+    }
+
+    fn apply(&self, changes: &[Change]) -> anyhow::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().context("store: begin write")?;
+        {
+            let mut apps = tx.open_table(APPS)?;
+            let mut versions = tx.open_table(VERSIONS)?;
+            let mut tasks = tx.open_table(TASKS)?;
+            let mut deployments = tx.open_table(DEPLOYMENTS)?;
+            let mut agents = tx.open_table(AGENTS)?;
+            let mut counters = tx.open_table(COUNTERS)?;
+            for change in changes {
+                match change {
+                    Change::PutApp(app) => {
+                        apps.insert(app.id.as_str(), serde_json::to_vec(app)?.as_slice())?;
+                        let key = version_key(&app.id, &app.version);
+                        let def = serde_json::to_vec(&app.definition)?;
+                        versions.insert(key.as_str(), def.as_slice())?;
+                    }
+                    Change::DeleteApp(id) => {
+                        apps.remove(id.as_str())?;
+                    }
+                    Change::PutTask(task) => {
+                        tasks.insert(task.id.as_str(), serde_json::to_vec(task)?.as_slice())?;
+                    }
+                    Change::DeleteTask(id) => {
+                        tasks.remove(id.as_str())?;
+                    }
+                    Change::PutDeployment(d) => {
+                        deployments.insert(d.id.as_str(), serde_json::to_vec(d)?.as_slice())?;
+                    }
+                    Change::DeleteDeployment(id) => {
+                        deployments.remove(id.as_str())?;
+                    }
+                    Change::PutAgent(a) => {
+                        let id = a.registration.agent_id.as_str();
+                        agents.insert(id, serde_json::to_vec(a)?.as_slice())?;
+                    }
+                    Change::SetCounter(name, value) => {
+                        counters.insert(name.as_str(), *value)?;
+                    }
+                }
+            }
+        }
+        tx.commit().context("store: commit")?;
+        Ok(())
+    }
+
+    fn app_versions(&self, app_id: &str) -> anyhow::Result<Vec<String>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(VERSIONS)?;
+        let start = format!("{app_id}\u{0}");
+        let end = format!("{app_id}\u{1}");
+        let mut out = Vec::new();
+        for entry in table.range(start.as_str()..end.as_str())? {
+            let (k, _) = entry?;
+            if let Some((_, v)) = k.value().split_once('\u{0}') {
+                out.push(v.to_string());
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn app_version(&self, app_id: &str, version: &str) -> anyhow::Result<Option<Map<String, Value>>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(VERSIONS)?;
+        let key = version_key(app_id, version);
+        match table.get(key.as_str())? {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::store::AppRecord;
+    use serde_json::json;
+
+    #[test]
+    fn changes_survive_reopening_and_versions_are_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = |v: &str| AppRecord {
+            id: "/a".into(),
+            definition: json!({"id": "/a", "version": v}).as_object().unwrap().clone(),
+            version: v.into(),
+            config_version: v.into(),
+            last_task_failure: None,
+        };
+        {
+            let store = RedbStore::open(dir.path()).unwrap();
+            store
+                .apply(&[
+                    Change::PutApp(app("2020-01-01T00:00:00.000Z")),
+                    Change::PutApp(app("2020-01-02T00:00:00.000Z")),
+                    Change::SetCounter("launched".into(), 7),
+                ])
+                .unwrap();
+        }
+        let store = RedbStore::open(dir.path()).unwrap();
+        let snap = store.load().unwrap();
+        assert_eq!(snap.apps.len(), 1);
+        assert_eq!(snap.apps[0].version, "2020-01-02T00:00:00.000Z");
+        assert_eq!(snap.counters["launched"], 7);
+        assert_eq!(
+            store.app_versions("/a").unwrap(),
+            vec!["2020-01-02T00:00:00.000Z", "2020-01-01T00:00:00.000Z"]
+        );
+        let old = store.app_version("/a", "2020-01-01T00:00:00.000Z").unwrap().unwrap();
+        assert_eq!(old["version"], json!("2020-01-01T00:00:00.000Z"));
+        store.apply(&[Change::DeleteApp("/a".into())]).unwrap();
+        assert!(store.load().unwrap().apps.is_empty());
+    }
+}

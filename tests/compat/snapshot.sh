@@ -1,0 +1,31 @@
+#!/bin/sh
+# Prints the state the compatibility playbooks can change, normalized, so the states of
+# two twin hosts (one converged by ansible-playbook, one by infra) can be compared as text.
+# Timestamps are left out on purpose: they differ between any two runs.
+set -u
+echo "## files"
+if [ -d /srv/compat ]; then
+  find /srv/compat | LC_ALL=C sort | while read -r p; do
+    if [ -L "$p" ]; then
+      echo "$p link -> $(readlink "$p") $(stat -c '%U:%G' "$p")"
+    elif [ -d "$p" ]; then
+      echo "$p dir $(stat -c '%a %U:%G' "$p")"
+    else
+      echo "$p file $(stat -c '%a %U:%G %s' "$p") $(sha1sum < "$p" | cut -c1-40)"
+    fi
+  done
+fi
+echo "## units"
+for u in /etc/systemd/system/compat-*; do
+  [ -e "$u" ] || continue
+  echo "$u $(stat -c '%a %U:%G' "$u") $(sha1sum < "$u" | cut -c1-40)"
+  name=$(basename "$u")
+  echo "$name active=$(systemctl is-active "$name") enabled=$(systemctl is-enabled "$name")"
+done
+echo "## packages"
+dpkg-query -W -f '${Package} ${Status}\n' | grep ' installed$' | LC_ALL=C sort
+echo "## users"
+getent passwd compatuser || true
+getent group compatgrp || true
+[ -d /home/compatuser ] && echo "home $(stat -c '%a %U:%G' /home/compatuser)"
+echo "## end"
