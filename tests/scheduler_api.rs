@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde_json::{json, Value};
 use scheduler_support::{client, get_json, pump_until, SchedulerProc, TestAgent};
+use serde_json::{json, Value};
 
 async fn app(url: &str, id: &str) -> Value {
     get_json(&format!("{url}/v2/apps{id}")).await["app"].clone()
@@ -24,7 +24,10 @@ async fn tasks(url: &str, id: &str) -> Vec<Value> {
 }
 
 fn task_ids(tasks: &[Value]) -> BTreeSet<String> {
-    tasks.iter().map(|t| t["id"].as_str().unwrap().to_string()).collect()
+    tasks
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 async fn settled(url: &str, id: &str, running: u64) -> bool {
@@ -96,18 +99,30 @@ async fn unique_placement_scaling_healing_lost_agents_and_restart() {
     let created: Value = resp.json().await.unwrap();
     assert_eq!(created["id"], "/web");
     assert!(created["portDefinitions"][0]["port"].as_u64().unwrap() >= 10000);
-    pump_until(&url, &mut [&mut a1, &mut a2, &mut a3], Duration::from_secs(10), || {
-        let url = url.clone();
-        async move { settled(&url, "/web", 3).await }
-    })
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2, &mut a3],
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move { settled(&url, "/web", 3).await }
+        },
+    )
     .await;
-    for (agent, range) in [(&a1, (31000, 31099)), (&a2, (32000, 32099)), (&a3, (33000, 33099))] {
+    for (agent, range) in [
+        (&a1, (31000, 31099)),
+        (&a2, (32000, 32099)),
+        (&a3, (33000, 33099)),
+    ] {
         let running = agent.running();
         assert_eq!(running.len(), 1, "one task per agent on {}", agent.hostname);
         let spec = running[0];
         assert!(spec.task_id.starts_with("web."));
         let port0: u16 = spec.env["PORT0"].parse().unwrap();
-        assert!(port0 >= range.0 && port0 <= range.1, "PORT0 from the agent's range");
+        assert!(
+            port0 >= range.0 && port0 <= range.1,
+            "PORT0 from the agent's range"
+        );
         assert_eq!(spec.env["PORT"], spec.env["PORT0"]);
         assert_eq!(spec.env["PORT_HTTP"], spec.env["PORT0"]);
         assert_eq!(spec.env["HOST"], "127.0.0.1");
@@ -127,13 +142,18 @@ async fn unique_placement_scaling_healing_lost_agents_and_restart() {
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert!(body["deploymentId"].is_string() && body["version"].is_string());
-    pump_until(&url, &mut [&mut a1, &mut a2, &mut a3], Duration::from_secs(10), || {
-        let url = url.clone();
-        async move {
-            let q = get_json(&format!("{url}/v2/queue")).await;
-            q["queue"][0]["count"] == json!(2)
-        }
-    })
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2, &mut a3],
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move {
+                let q = get_json(&format!("{url}/v2/queue")).await;
+                q["queue"][0]["count"] == json!(2)
+            }
+        },
+    )
     .await;
     let queue = get_json(&format!("{url}/v2/queue")).await;
     assert_eq!(queue["queue"][0]["app"]["id"], "/web");
@@ -160,13 +180,18 @@ async fn unique_placement_scaling_healing_lost_agents_and_restart() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    pump_until(&url, &mut [&mut a1, &mut a2, &mut a3], Duration::from_secs(10), || {
-        let url = url.clone();
-        async move {
-            settled(&url, "/web", 2).await
-                && get_json(&format!("{url}/v2/queue")).await["queue"] == json!([])
-        }
-    })
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2, &mut a3],
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move {
+                settled(&url, "/web", 2).await
+                    && get_json(&format!("{url}/v2/queue")).await["queue"] == json!([])
+            }
+        },
+    )
     .await;
     let total: usize = [&a1, &a2, &a3].iter().map(|a| a.running().len()).sum();
     assert_eq!(total, 2, "agents were told to kill the third task");
@@ -184,55 +209,81 @@ async fn unique_placement_scaling_healing_lost_agents_and_restart() {
     };
     let failed_at = Instant::now();
     let replaced_after: Arc<Mutex<Option<Duration>>> = Arc::new(Mutex::new(None));
-    pump_until(&url, &mut [&mut a1, &mut a2, &mut a3], Duration::from_secs(10), || {
-        let url = url.clone();
-        let before = before.clone();
-        let failed_id = failed_id.clone();
-        let replaced = replaced_after.clone();
-        async move {
-            let now = task_ids(&tasks(&url, "/web").await);
-            let gone = !now.contains(&failed_id);
-            let new = now.difference(&before).count() == 1;
-            let mut replaced = replaced.lock().unwrap();
-            if gone && new && replaced.is_none() {
-                *replaced = Some(failed_at.elapsed());
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2, &mut a3],
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            let before = before.clone();
+            let failed_id = failed_id.clone();
+            let replaced = replaced_after.clone();
+            async move {
+                let now = task_ids(&tasks(&url, "/web").await);
+                let gone = !now.contains(&failed_id);
+                let new = now.difference(&before).count() == 1;
+                if gone && new {
+                    replaced
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_with(|| failed_at.elapsed());
+                }
+                gone && new && settled(&url, "/web", 2).await
             }
-            drop(replaced);
-            gone && new && settled(&url, "/web", 2).await
-        }
-    })
+        },
+    )
     .await;
     let waited = replaced_after.lock().unwrap().unwrap();
-    assert!(waited >= Duration::from_millis(900), "replaced after the backoff, not before: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "replaced after the backoff, not before: {waited:?}"
+    );
     let web = app(&url, "/web").await;
+    let typed: infra::api::marathon::App = serde_json::from_value(web.clone()).unwrap();
+    assert_eq!(typed.tasks.as_ref().map(Vec::len), Some(2));
+    assert_eq!(typed.tasks_running, Some(2));
     assert_eq!(web["lastTaskFailure"]["taskId"], json!(failed_id));
     assert_eq!(web["lastTaskFailure"]["state"], "TASK_FAILED");
     let _ = failing_agent;
 
     // An agent that stops heartbeating is lost; its task is replaced on the others.
-    let silent_index = [&a1, &a2, &a3].iter().position(|a| !a.running().is_empty()).unwrap();
+    let silent_index = [&a1, &a2, &a3]
+        .iter()
+        .position(|a| !a.running().is_empty())
+        .unwrap();
     let mut agents = vec![a1, a2, a3];
     let mut silent = agents.remove(silent_index);
     let lost_task = silent.running()[0].task_id.clone();
     let lost_at = Instant::now();
     {
         let (x, y) = agents.split_at_mut(1);
-        pump_until(&url, &mut [&mut x[0], &mut y[0]], Duration::from_secs(15), || {
-            let url = url.clone();
-            let lost_task = lost_task.clone();
-            async move {
-                let now = task_ids(&tasks(&url, "/web").await);
-                !now.contains(&lost_task) && settled(&url, "/web", 2).await
-            }
-        })
+        pump_until(
+            &url,
+            &mut [&mut x[0], &mut y[0]],
+            Duration::from_secs(15),
+            || {
+                let url = url.clone();
+                let lost_task = lost_task.clone();
+                async move {
+                    let now = task_ids(&tasks(&url, "/web").await);
+                    !now.contains(&lost_task) && settled(&url, "/web", 2).await
+                }
+            },
+        )
         .await;
     }
-    assert!(lost_at.elapsed() >= Duration::from_secs(2), "not before the agent timeout");
+    assert!(
+        lost_at.elapsed() >= Duration::from_secs(2),
+        "not before the agent timeout"
+    );
     let on_others: usize = agents.iter().map(|a| a.running().len()).sum();
     assert_eq!(on_others, 2);
     // It comes back: its old task is no longer assigned, so it is killed.
     silent.heartbeat(&url).await;
-    assert!(silent.last_assignments.iter().all(|t| t.task_id != lost_task));
+    assert!(silent
+        .last_assignments
+        .iter()
+        .all(|t| t.task_id != lost_task));
     assert!(silent.running().is_empty());
 
     // Restart the scheduler (SIGKILL) on the same data dir: same apps and task ids.
@@ -248,7 +299,11 @@ async fn unique_placement_scaling_healing_lost_agents_and_restart() {
         silent.heartbeat(&url2).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(task_ids(&tasks(&url2, "/web").await), ids_before, "tasks adopted, none restarted");
+    assert_eq!(
+        task_ids(&tasks(&url2, "/web").await),
+        ids_before,
+        "tasks adopted, none restarted"
+    );
     let web = app(&url2, "/web").await;
     assert_eq!(web["version"], version_before);
     assert_eq!(web["tasksRunning"], json!(2));
@@ -280,7 +335,9 @@ async fn unique_placement_scaling_healing_lost_agents_and_restart() {
         assert!(seen.contains(kind), "missing {kind} in {seen:?}");
     }
     let lost_seen = events.lock().unwrap().iter().any(|e| {
-        e["eventType"] == "status_update_event" && e["taskStatus"] == "TASK_LOST" && e["taskId"] == json!(lost_task)
+        e["eventType"] == "status_update_event"
+            && e["taskStatus"] == "TASK_LOST"
+            && e["taskId"] == json!(lost_task)
     });
     assert!(lost_seen, "TASK_LOST event for the lost agent's task");
 }
@@ -306,7 +363,10 @@ async fn errors_have_marathons_shapes_and_change_nothing() {
         (r#"{"id": "/a", "cmd": "x", "cpus": 0}"#, "/cpus"),
         (r#"{"id": "/a", "cmd": "x", "instances": -1}"#, "/instances"),
         (r#"{"id": "/Bad_Id", "cmd": "x"}"#, "/id"),
-        (r#"{"id": "/a", "cmd": "x", "constraints": [["hostname", "NEAR"]]}"#, "/constraints"),
+        (
+            r#"{"id": "/a", "cmd": "x", "constraints": [["hostname", "NEAR"]]}"#,
+            "/constraints",
+        ),
         (r#"{"id": "/a", "cmd": "x", "mem": -5}"#, "/mem"),
         (r#"{"id": "/a", "cmd": "x", "args": ["y"]}"#, "/"),
     ] {
@@ -325,12 +385,18 @@ async fn errors_have_marathons_shapes_and_change_nothing() {
     }
     assert_eq!(get_json(&format!("{url}/v2/apps")).await["apps"], json!([]));
 
-    let resp = client().get(format!("{url}/v2/apps/nope")).send().await.unwrap();
+    let resp = client()
+        .get(format!("{url}/v2/apps/nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["message"], "App '/nope' does not exist");
 
-    let resp = post(r#"{"id": "/dup", "cmd": "sleep 100", "instances": 0}"#).await.unwrap();
+    let resp = post(r#"{"id": "/dup", "cmd": "sleep 100", "instances": 0}"#)
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
     let resp = post(r#"{"id": "dup", "cmd": "sleep 100"}"#).await.unwrap();
     assert_eq!(resp.status(), 409);
@@ -340,7 +406,17 @@ async fn errors_have_marathons_shapes_and_change_nothing() {
     // Still the first definition.
     let app = get_json(&format!("{url}/v2/apps/dup")).await;
     assert_eq!(app["app"]["instances"], json!(0));
-    assert_eq!(client().get(format!("{url}/ping")).send().await.unwrap().text().await.unwrap(), "pong");
+    assert_eq!(
+        client()
+            .get(format!("{url}/ping"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "pong"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,13 +441,18 @@ async fn rolling_restart_keeps_half_the_instances_healthy() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    pump_until(&url, &mut [&mut a1, &mut a2], Duration::from_secs(15), || {
-        let url = url.clone();
-        async move {
-            let a = app(&url, "/svc/api").await;
-            a["tasksHealthy"] == json!(4) && a["deployments"] == json!([])
-        }
-    })
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2],
+        Duration::from_secs(15),
+        || {
+            let url = url.clone();
+            async move {
+                let a = app(&url, "/svc/api").await;
+                a["tasksHealthy"] == json!(4) && a["deployments"] == json!([])
+            }
+        },
+    )
     .await;
     let old = task_ids(&tasks(&url, "/svc/api").await);
     assert!(old.iter().all(|id| id.starts_with("svc_api.")));
@@ -393,14 +474,24 @@ async fn rolling_restart_keeps_half_the_instances_healthy() {
         let live = now.iter().filter(|t| t["state"] != "TASK_KILLING").count();
         max_total = max_total.max(live);
         let ids = task_ids(&now);
-        if a["deployments"] == json!([]) && a["tasksHealthy"] == json!(4) && ids.is_disjoint(&old) && ids.len() == 4 {
+        if a["deployments"] == json!([])
+            && a["tasksHealthy"] == json!(4)
+            && ids.is_disjoint(&old)
+            && ids.len() == 4
+        {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "restart did not finish");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "restart did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(min_healthy >= 2, "healthy dropped to {min_healthy}");
-    assert!(max_total <= 4, "maximumOverCapacity 0 exceeded: {max_total}");
+    assert!(
+        max_total <= 4,
+        "maximumOverCapacity 0 exceeded: {max_total}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,16 +505,23 @@ async fn versions_tasks_text_deployments_and_delete() {
     a2.register(&url).await;
     let resp = client()
         .post(format!("{url}/v2/apps"))
-        .json(&json!({"id": "/pack", "cmd": "sleep 1000", "instances": 3, "cpus": 0.5, "mem": 16,
-                      "fetch": [{"uri": "http://example.invalid/x.tgz"}]}))
+        .json(
+            &json!({"id": "/pack", "cmd": "sleep 1000", "instances": 3, "cpus": 0.5, "mem": 16,
+                      "fetch": [{"uri": "http://example.invalid/x.tgz"}]}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    pump_until(&url, &mut [&mut a1, &mut a2], Duration::from_secs(10), || {
-        let url = url.clone();
-        async move { settled(&url, "/pack", 3).await }
-    })
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2],
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move { settled(&url, "/pack", 3).await }
+        },
+    )
     .await;
     // Binpack: all on one agent.
     assert!(a1.running().len() == 3 || a2.running().len() == 3);
@@ -441,7 +539,13 @@ async fn versions_tasks_text_deployments_and_delete() {
     let fields: Vec<&str> = line.split('\t').collect();
     assert_eq!(fields[0], "pack");
     assert!(fields[1].parse::<u32>().unwrap() >= 10000);
-    assert_eq!(fields.iter().filter(|f| f.starts_with("127.0.0.1:")).count(), 3);
+    assert_eq!(
+        fields
+            .iter()
+            .filter(|f| f.starts_with("127.0.0.1:"))
+            .count(),
+        3
+    );
     let json_tasks = get_json(&format!("{url}/v2/tasks")).await;
     assert_eq!(json_tasks["tasks"].as_array().unwrap().len(), 3);
 
@@ -456,52 +560,125 @@ async fn versions_tasks_text_deployments_and_delete() {
     assert!(resp.headers().get("Marathon-Deployment-Id").is_some());
     let deployments = get_json(&format!("{url}/v2/deployments")).await;
     assert_eq!(deployments[0]["affectedApps"], json!(["/pack"]));
-    assert_eq!(deployments[0]["steps"][0]["actions"][0]["action"], "RestartApplication");
+    assert_eq!(
+        deployments[0]["steps"][0]["actions"][0]["action"],
+        "RestartApplication"
+    );
     let versions = get_json(&format!("{url}/v2/apps/pack/versions")).await["versions"].clone();
     assert_eq!(versions.as_array().unwrap().len(), 2);
     let oldest = versions[1].as_str().unwrap();
     let old_def = get_json(&format!("{url}/v2/apps/pack/versions/{oldest}")).await;
     assert_eq!(old_def["cmd"], "sleep 1000");
-    assert_eq!(old_def["fetch"], json!([{"uri": "http://example.invalid/x.tgz"}]));
-    pump_until(&url, &mut [&mut a1, &mut a2], Duration::from_secs(10), || {
-        let url = url.clone();
-        async move { settled(&url, "/pack", 3).await }
-    })
+    assert_eq!(
+        old_def["fetch"],
+        json!([{"uri": "http://example.invalid/x.tgz"}])
+    );
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2],
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move { settled(&url, "/pack", 3).await }
+        },
+    )
     .await;
-    let all: Vec<&str> = a1.running().into_iter().chain(a2.running()).map(|t| t.cmd.as_deref().unwrap()).collect();
+    let all: Vec<&str> = a1
+        .running()
+        .into_iter()
+        .chain(a2.running())
+        .map(|t| t.cmd.as_deref().unwrap())
+        .collect();
     assert_eq!(all, vec!["sleep 2000"; 3]);
 
     // Kill one task with scale=true: instances drop to 2.
-    let one = tasks(&url, "/pack").await[0]["id"].as_str().unwrap().to_string();
+    let one = tasks(&url, "/pack").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let resp = client()
         .delete(format!("{url}/v2/apps/pack/tasks/{one}?scale=true"))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    pump_until(&url, &mut [&mut a1, &mut a2], Duration::from_secs(10), || {
-        let url = url.clone();
-        async move { settled(&url, "/pack", 2).await }
-    })
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2],
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move { settled(&url, "/pack", 2).await }
+        },
+    )
+    .await;
+    assert_eq!(app(&url, "/pack").await["instances"], json!(2));
+
+    // POST /v2/tasks/delete without scale: the task is replaced.
+    let before = task_ids(&tasks(&url, "/pack").await);
+    let victim = before.iter().next().unwrap().clone();
+    let resp = client()
+        .post(format!("{url}/v2/tasks/delete"))
+        .json(&json!({"ids": [victim]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2],
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            let victim = victim.clone();
+            async move {
+                let now = task_ids(&tasks(&url, "/pack").await);
+                !now.contains(&victim) && settled(&url, "/pack", 2).await
+            }
+        },
+    )
     .await;
     assert_eq!(app(&url, "/pack").await["instances"], json!(2));
 
     // Label filter and metrics.
     let apps = get_json(&format!("{url}/v2/apps?id=pa&embed=apps.tasks")).await;
     assert_eq!(apps["apps"][0]["tasks"].as_array().unwrap().len(), 2);
-    let metrics = client().get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("infra_scheduler_tasks_running 2"), "{metrics}");
+    let metrics = client()
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("infra_scheduler_tasks_running 2"),
+        "{metrics}"
+    );
 
     // Delete: tasks are killed, the app is gone.
-    let resp = client().delete(format!("{url}/v2/apps/pack")).send().await.unwrap();
+    let resp = client()
+        .delete(format!("{url}/v2/apps/pack"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    pump_until(&url, &mut [&mut a1, &mut a2], Duration::from_secs(10), || {
-        let url = url.clone();
-        async move { get_json(&format!("{url}/v2/tasks")).await["tasks"] == json!([]) }
-    })
+    pump_until(
+        &url,
+        &mut [&mut a1, &mut a2],
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move { get_json(&format!("{url}/v2/tasks")).await["tasks"] == json!([]) }
+        },
+    )
     .await;
     assert!(a1.running().is_empty() && a2.running().is_empty());
-    let resp = client().get(format!("{url}/v2/apps/pack")).send().await.unwrap();
+    let resp = client()
+        .get(format!("{url}/v2/apps/pack"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
 }
 
@@ -541,7 +718,9 @@ async fn unhealthy_tasks_are_killed_and_replaced() {
     })
     .await;
     let seen = events.lock().unwrap().clone();
-    assert!(seen.iter().any(|e| e["eventType"] == "failed_health_check_event" && e["appId"] == "/sick"));
+    assert!(seen
+        .iter()
+        .any(|e| e["eventType"] == "failed_health_check_event" && e["appId"] == "/sick"));
     assert!(seen
         .iter()
         .any(|e| e["eventType"] == "health_status_changed_event" && e["alive"] == json!(false)));
@@ -568,7 +747,10 @@ async fn dependencies_order_the_deployment_steps() {
     assert_eq!(resp.status(), 200);
     let deployments = get_json(&format!("{url}/v2/deployments")).await;
     assert_eq!(deployments[0]["steps"][0]["actions"][0]["app"], "/dep/db");
-    assert_eq!(deployments[0]["steps"][1]["actions"][0]["app"], "/dep/front");
+    assert_eq!(
+        deployments[0]["steps"][1]["actions"][0]["app"],
+        "/dep/front"
+    );
     assert_eq!(deployments[0]["totalSteps"], json!(2));
     // Until the agent reports db running, front waits.
     pump_until(&url, &mut [], Duration::from_secs(5), || {
@@ -577,7 +759,10 @@ async fn dependencies_order_the_deployment_steps() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(tasks(&url, "/dep/front").await.is_empty(), "front starts after db");
+    assert!(
+        tasks(&url, "/dep/front").await.is_empty(),
+        "front starts after db"
+    );
     pump_until(&url, &mut [&mut agent], Duration::from_secs(10), || {
         let url = url.clone();
         async move { settled(&url, "/dep/db", 1).await && settled(&url, "/dep/front", 1).await }

@@ -20,8 +20,12 @@ fn corpus_dir() -> PathBuf {
 }
 
 fn read(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {} (the corpus is required): {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {} (the corpus is required): {e}",
+            path.display()
+        )
+    });
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -67,7 +71,12 @@ fn corpus_apps() -> Vec<(String, Value)> {
         "api-examples/app-check-http-example.json".into(),
         read(&api.join("app-check-http-example.json")),
     ));
-    for (i, app) in read(&api.join("apps_create.json")).as_array().unwrap().iter().enumerate() {
+    for (i, app) in read(&api.join("apps_create.json"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         out.push((format!("api-examples/apps_create.json#{i}"), app.clone()));
     }
     for file in ["app_list.json", "group.json"] {
@@ -77,7 +86,12 @@ fn corpus_apps() -> Vec<(String, Value)> {
             out.push((format!("api-examples/{file}#{i}"), app));
         }
     }
-    for (i, item) in read(&api.join("queue.json"))["queue"].as_array().unwrap().iter().enumerate() {
+    for (i, item) in read(&api.join("queue.json"))["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         out.push((format!("api-examples/queue.json#{i}"), item["app"].clone()));
     }
     for file in ["155_100.json", "155_1000.json"] {
@@ -115,7 +129,9 @@ const SERVER_FIELDS: [&str; 9] = [
 /// `sent` comes back in `got`, except service ports 0, which are assigned.
 fn round_trips(sent: &Value, got: &Value, key: &str) -> bool {
     match (sent, got) {
-        (Value::Number(n), Value::Number(_)) if n.as_u64() == Some(0) && is_service_port(key) => true,
+        (Value::Number(n), Value::Number(_)) if n.as_u64() == Some(0) && is_service_port(key) => {
+            true
+        }
         (Value::Array(a), Value::Array(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| round_trips(x, y, key))
         }
@@ -160,7 +176,9 @@ async fn every_corpus_app_is_accepted_and_round_trips_or_rejected_like_marathon(
                     .filter_map(|d| d["path"].as_str())
                     .collect();
                 if status != 422 || !paths.contains(path) {
-                    failures.push(format!("{label}: expected 422 on {path}, got {status} {body}"));
+                    failures.push(format!(
+                        "{label}: expected 422 on {path}, got {status} {body}"
+                    ));
                 }
                 continue;
             }
@@ -180,6 +198,9 @@ async fn every_corpus_app_is_accepted_and_round_trips_or_rejected_like_marathon(
             .await
             .unwrap()["app"]
             .clone();
+        if let Err(e) = serde_json::from_value::<infra::api::marathon::App>(got.clone()) {
+            failures.push(format!("{label}: GET answer is not a marathon::App: {e}"));
+        }
         let sent: &Map<String, Value> = def.as_object().unwrap();
         for (key, value) in sent {
             if SERVER_FIELDS.contains(&key.as_str()) {
@@ -187,12 +208,18 @@ async fn every_corpus_app_is_accepted_and_round_trips_or_rejected_like_marathon(
             }
             let back = got.get(key).cloned().unwrap_or(Value::Null);
             let same = if key == "id" {
-                back.as_str() == Some(&format!("/{}", value.as_str().unwrap().trim_start_matches('/')))
+                back.as_str()
+                    == Some(&format!(
+                        "/{}",
+                        value.as_str().unwrap().trim_start_matches('/')
+                    ))
             } else {
                 round_trips(value, &back, key)
             };
             if !same {
-                failures.push(format!("{label}: field {key} sent {value} came back {back}"));
+                failures.push(format!(
+                    "{label}: field {key} sent {value} came back {back}"
+                ));
             }
         }
         let resp = client()
@@ -204,7 +231,12 @@ async fn every_corpus_app_is_accepted_and_round_trips_or_rejected_like_marathon(
             failures.push(format!("{label}: delete answered {}", resp.status()));
         }
     }
-    assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(rejected, expected.len());
     assert_eq!(accepted + rejected, apps.len());
 }

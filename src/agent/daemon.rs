@@ -197,3 +197,88 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     tracing::info!("agent stopping; its tasks keep running");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real HTTP server on loopback answering registration, and 404 for heartbeats.
+    async fn live_scheduler() -> String {
+        let app = axum::Router::new().route(
+            REGISTER_PATH,
+            axum::routing::post(|axum::Json(reg): axum::Json<Registration>| async move {
+                axum::Json(Registered {
+                    agent_id: reg.agent_id,
+                    heartbeat_interval_ms: 700,
+                })
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn dead_url() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    }
+
+    fn registration() -> Registration {
+        Registration {
+            agent_id: "a1".into(),
+            hostname: "h".into(),
+            address: "127.0.0.1".into(),
+            cpus: 1.0,
+            mem: 64.0,
+            disk: 0.0,
+            port_range: (31000, 31010),
+            attributes: Default::default(),
+            docker: false,
+            version: "test".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn fails_over_to_the_next_scheduler_and_stays_there() {
+        let live = live_scheduler().await;
+        let mut schedulers = Schedulers::new(vec![dead_url(), live.clone()]).unwrap();
+        let answer: Registered = match schedulers.post(REGISTER_PATH, &registration()).await {
+            Ok(answer) => answer,
+            Err(err) => panic!("{err:?}"),
+        };
+        assert_eq!(answer.agent_id, "a1");
+        assert_eq!(answer.heartbeat_interval_ms, 700);
+        assert_eq!(schedulers.current, 1);
+        // An unknown agent's heartbeat is a 404: register again.
+        let heartbeat = Heartbeat { tasks: Vec::new() };
+        let result = schedulers
+            .post::<_, Assignments>(&heartbeat_path("a1"), &heartbeat)
+            .await;
+        assert!(matches!(result, Err(CallError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn no_scheduler_answering_names_every_url() {
+        let (a, b) = (dead_url(), dead_url());
+        let mut schedulers = Schedulers::new(vec![a.clone(), b.clone()]).unwrap();
+        match schedulers
+            .post::<_, Registered>(REGISTER_PATH, &registration())
+            .await
+        {
+            Err(CallError::Other(err)) => {
+                let text = format!("{err:#}");
+                assert!(text.contains(&a) && text.contains(&b), "{text}");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_address_is_the_route_to_the_scheduler() {
+        assert_eq!(
+            detect_address("http://127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1")
+        );
+    }
+}

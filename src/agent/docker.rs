@@ -21,6 +21,9 @@ use crate::api::agent::TaskSpec;
 
 pub const LABEL_TASK_ID: &str = "infra.task_id";
 pub const LABEL_APP_ID: &str = "infra.app_id";
+/// The data dir of the agent that owns the container: several agents may share one engine
+/// (a test cluster on one machine), and each adopts or removes only its own containers.
+pub const LABEL_OWNER: &str = "infra.owner";
 
 /// The container name of a task.
 pub fn container_name(task_id: &str) -> String {
@@ -37,7 +40,7 @@ pub async fn connect() -> Option<Docker> {
 }
 
 /// Pulls the image when needed, then creates and starts the container. Returns its name.
-pub async fn start(docker: &Docker, spec: &TaskSpec) -> anyhow::Result<String> {
+pub async fn start(docker: &Docker, spec: &TaskSpec, owner: &str) -> anyhow::Result<String> {
     let docker_spec = spec
         .docker
         .as_ref()
@@ -64,12 +67,15 @@ pub async fn start(docker: &Docker, spec: &TaskSpec) -> anyhow::Result<String> {
                 name: Some(name.clone()),
                 ..Default::default()
             }),
-            container_config(spec),
+            container_config(spec, owner),
         )
         .await
         .with_context(|| format!("creating container {name} from {image}"))?;
     docker
-        .start_container(&name, None::<bollard::query_parameters::StartContainerOptions>)
+        .start_container(
+            &name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
         .await
         .with_context(|| format!("starting container {name}"))?;
     Ok(name)
@@ -102,16 +108,19 @@ pub fn split_image(image: &str) -> (&str, &str) {
 }
 
 /// The engine's container config for a task.
-pub fn container_config(spec: &TaskSpec) -> ContainerCreateBody {
-    let docker_spec = spec.docker.clone().unwrap_or_else(|| crate::api::agent::DockerSpec {
-        image: String::new(),
-        network: "HOST".into(),
-        port_mappings: Vec::new(),
-        force_pull_image: false,
-        parameters: Vec::new(),
-        volumes: Vec::new(),
-        privileged: false,
-    });
+pub fn container_config(spec: &TaskSpec, owner: &str) -> ContainerCreateBody {
+    let docker_spec = spec
+        .docker
+        .clone()
+        .unwrap_or_else(|| crate::api::agent::DockerSpec {
+            image: String::new(),
+            network: "HOST".into(),
+            port_mappings: Vec::new(),
+            force_pull_image: false,
+            parameters: Vec::new(),
+            volumes: Vec::new(),
+            privileged: false,
+        });
     let mut labels: HashMap<String, String> = spec
         .labels
         .iter()
@@ -119,6 +128,7 @@ pub fn container_config(spec: &TaskSpec) -> ContainerCreateBody {
         .collect();
     labels.insert(LABEL_TASK_ID.into(), spec.task_id.clone());
     labels.insert(LABEL_APP_ID.into(), spec.app_id.clone());
+    labels.insert(LABEL_OWNER.into(), owner.to_string());
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     for (key, value) in &docker_spec.parameters {
         match key.as_str() {
@@ -148,12 +158,14 @@ pub fn container_config(spec: &TaskSpec) -> ContainerCreateBody {
             for proto in protocol.split(',') {
                 let key = format!("{}/{}", mapping.container_port, proto.trim());
                 exposed.insert(key.clone(), HashMap::new());
-                bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(
-                    PortBinding {
+                bindings
+                    .entry(key)
+                    .or_insert_with(|| Some(Vec::new()))
+                    .get_or_insert_with(Vec::new)
+                    .push(PortBinding {
                         host_ip: Some("0.0.0.0".into()),
                         host_port: Some(mapping.host_port.to_string()),
-                    },
-                );
+                    });
             }
         }
     }
@@ -175,8 +187,8 @@ pub fn container_config(spec: &TaskSpec) -> ContainerCreateBody {
         _ => None,
     };
     // Docker refuses less than 6 MB; such tiny limits are treated as "no limit".
-    let memory = (spec.mem >= 6.0).then(|| (spec.mem * 1024.0 * 1024.0) as i64);
-    let nano_cpus = (spec.cpus > 0.0).then(|| (spec.cpus * 1e9) as i64);
+    let memory = (spec.mem >= 6.0).then_some((spec.mem * 1024.0 * 1024.0) as i64);
+    let nano_cpus = (spec.cpus > 0.0).then_some((spec.cpus * 1e9) as i64);
     ContainerCreateBody {
         image: Some(docker_spec.image.clone()),
         cmd,
@@ -268,10 +280,13 @@ pub async fn remove(docker: &Docker, name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Names and task ids of every container carrying our task label (running or not).
-pub async fn list_ours(docker: &Docker) -> anyhow::Result<Vec<(String, String)>> {
+/// Names and task ids of every task container of this owner (running or not).
+pub async fn list_ours(docker: &Docker, owner: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut filters = HashMap::new();
-    filters.insert("label".to_string(), vec![LABEL_TASK_ID.to_string()]);
+    filters.insert(
+        "label".to_string(),
+        vec![LABEL_TASK_ID.to_string(), format!("{LABEL_OWNER}={owner}")],
+    );
     let containers = docker
         .list_containers(Some(ListContainersOptions {
             all: true,

@@ -163,14 +163,22 @@ mod tests {
     async fn tcp_check_follows_a_real_listener() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        assert!(check_once(&spec(HealthProtocol::Tcp, Some(port), None)).await.is_ok());
+        assert!(check_once(&spec(HealthProtocol::Tcp, Some(port), None))
+            .await
+            .is_ok());
         drop(listener);
-        assert!(check_once(&spec(HealthProtocol::Tcp, Some(port), None)).await.is_err());
+        assert!(check_once(&spec(HealthProtocol::Tcp, Some(port), None))
+            .await
+            .is_err());
     }
 
     #[tokio::test]
     async fn command_check_uses_the_exit_status() {
-        assert!(check_once(&spec(HealthProtocol::Command, None, Some("true"))).await.is_ok());
+        assert!(
+            check_once(&spec(HealthProtocol::Command, None, Some("true")))
+                .await
+                .is_ok()
+        );
         let err = check_once(&spec(HealthProtocol::Command, None, Some("exit 3")))
             .await
             .unwrap_err();

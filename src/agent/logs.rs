@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-const SYSLOG_SOCKET: &str = "/dev/log";
+/// The local syslog socket.
+pub const SYSLOG_SOCKET: &str = "/dev/log";
 /// user.info for stdout, user.err for stderr (RFC 3164 priorities).
 const PRI_INFO: u8 = 14;
 const PRI_ERR: u8 = 11;
@@ -24,15 +25,22 @@ pub fn tag_for(app_id: &str) -> String {
     }
 }
 
-/// Follows `stdout` and `stderr` in `sandbox` from their current ends, forever (the caller
-/// aborts the future when the task ends).
-pub async fn follow(sandbox: PathBuf, tag: String) {
-    let out = follow_file(sandbox.join("stdout"), tag.clone(), PRI_INFO);
-    let err = follow_file(sandbox.join("stderr"), tag, PRI_ERR);
+/// Follows `stdout` and `stderr` in `sandbox` (from the start for a new task, from their
+/// current ends for an adopted one), sending lines to the syslog `socket`, forever (the
+/// caller aborts the future when the task ends).
+pub async fn follow(sandbox: PathBuf, tag: String, socket: PathBuf, from_start: bool) {
+    let out = follow_file(
+        sandbox.join("stdout"),
+        tag.clone(),
+        PRI_INFO,
+        &socket,
+        from_start,
+    );
+    let err = follow_file(sandbox.join("stderr"), tag, PRI_ERR, &socket, from_start);
     tokio::join!(out, err);
 }
 
-async fn follow_file(path: PathBuf, tag: String, priority: u8) {
+async fn follow_file(path: PathBuf, tag: String, priority: u8, target: &Path, from_start: bool) {
     let socket = match tokio::net::UnixDatagram::unbound() {
         Ok(socket) => socket,
         Err(err) => {
@@ -40,7 +48,7 @@ async fn follow_file(path: PathBuf, tag: String, priority: u8) {
             return;
         }
     };
-    let mut offset = file_len(&path).await;
+    let mut offset = if from_start { 0 } else { file_len(&path).await };
     let mut pending = Vec::new();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -64,7 +72,7 @@ async fn follow_file(path: PathBuf, tag: String, priority: u8) {
             let line: Vec<u8> = pending.drain(..=newline).collect();
             let text = String::from_utf8_lossy(&line[..line.len() - 1]);
             let message = format!("<{priority}>{tag}: {text}");
-            if let Err(err) = socket.send_to(message.as_bytes(), SYSLOG_SOCKET).await {
+            if let Err(err) = socket.send_to(message.as_bytes(), target).await {
                 tracing::debug!("syslog send failed: {err}");
             }
         }
@@ -72,7 +80,10 @@ async fn follow_file(path: PathBuf, tag: String, priority: u8) {
 }
 
 async fn file_len(path: &Path) -> u64 {
-    tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0)
+    tokio::fs::metadata(path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

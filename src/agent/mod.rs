@@ -4,11 +4,12 @@
 //!
 //! - [`config`]: flags, resource detection, the stable agent id;
 //! - [`supervisor`]: the level-triggered task table (start what is wanted, kill the rest);
-//! - [`process`] and [`docker`]: the two task runtimes;
+//! - [`process`] and [`docker`]: the two task runtimes; [`cgroup`]: process memory limits;
 //! - [`health`]: HTTP/TCP/COMMAND health checks; [`logs`]: task output to syslog;
 //! - [`table`]: the task table persisted in the data dir, for adoption; [`procfs`]: pids;
 //! - [`daemon`]: registration and the heartbeat loop.
 
+pub mod cgroup;
 pub mod config;
 pub mod daemon;
 pub mod docker;

@@ -2,7 +2,8 @@
 //! spec's environment, in its own process group (so the whole tree is signalled), in a
 //! sandbox directory `DATA_DIR/tasks/<task_id>` that holds its cwd and its `stdout` and
 //! `stderr` files. When the spec names a user and the agent is root, it runs as that user.
-//! Kill is SIGTERM to the group, then SIGKILL after the grace period.
+//! Kill is SIGTERM to the group, then SIGKILL after the grace period. Memory is limited
+//! to the spec's `mem` through a cgroup (see [`super::cgroup`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,8 +21,7 @@ pub const EXIT_STATUS_FILE: &str = ".exit_status";
 /// Runs `"$@"` and writes its exit status to `$MESOS_SANDBOX/.exit_status`. It catches
 /// SIGTERM (a caught signal is reset in the command it execs) so it lives exactly as long
 /// as the command does.
-const WRAPPER: &str =
-    r#"trap : TERM INT; "$@"; status=$?; echo "$status" > "$MESOS_SANDBOX/.exit_status"; exit "$status""#;
+const WRAPPER: &str = r#"trap : TERM INT; "$@"; status=$?; echo "$status" > "$MESOS_SANDBOX/.exit_status"; exit "$status""#;
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +73,20 @@ pub fn spawn(spec: &TaskSpec, sandbox: &Path) -> anyhow::Result<(Handle, tokio::
             chown(sandbox, uid, gid)?;
             command.uid(uid).gid(gid);
         }
+    }
+    match super::cgroup::prepare(&spec.task_id, spec.mem) {
+        Ok(Some(cgroup)) => {
+            // SAFETY: the closure only makes async-signal-safe syscalls (open/write/close).
+            unsafe {
+                command.pre_exec(move || {
+                    // A task that cannot join still runs, as it would without cgroups.
+                    let _ = super::cgroup::join_self(&cgroup.procs);
+                    Ok(())
+                });
+            }
+        }
+        Ok(None) => tracing::debug!("no memory cgroup: {} runs without a limit", spec.task_id),
+        Err(err) => tracing::warn!("{} runs without a memory limit: {err:#}", spec.task_id),
     }
     let child = command
         .spawn()
@@ -166,6 +180,10 @@ pub async fn wait_exit(
     };
     // Whatever the main process left behind in its group goes with it.
     procfs::signal_group(pgid, libc::SIGKILL);
+    if let Some(task_id) = sandbox.file_name().and_then(|n| n.to_str()) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        super::cgroup::remove(task_id);
+    }
     exit
 }
 

@@ -16,7 +16,8 @@ pub struct ProcStat {
 
 /// Reads `/proc/<pid>/stat`; `None` when the process does not exist.
 pub fn stat(pid: i32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
+    let text =
+        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
     parse_stat(&text)
 }
 

@@ -27,6 +27,10 @@ pub struct Supervisor {
 
 struct Inner {
     data_dir: PathBuf,
+    /// The canonical data dir, labelling our containers.
+    owner: String,
+    /// Where task output lines are sent (`/dev/log`).
+    syslog_socket: PathBuf,
     docker: Option<Docker>,
     tasks: Mutex<BTreeMap<String, Task>>,
 }
@@ -44,8 +48,10 @@ struct Task {
     acknowledged: bool,
     /// The job that starts (Docker) or watches the task.
     watcher: Option<AbortHandle>,
-    /// Health checks and the log follower; stopped when the task ends.
+    /// Health checks; stopped when the task ends.
     side_jobs: Vec<AbortHandle>,
+    /// The log follower; stopped shortly after the task ends (its last lines still go out).
+    log_job: Option<AbortHandle>,
 }
 
 impl Task {
@@ -63,6 +69,7 @@ impl Task {
             acknowledged: false,
             watcher: None,
             side_jobs: Vec::new(),
+            log_job: None,
         }
     }
 
@@ -83,6 +90,18 @@ impl Task {
         for job in self.side_jobs.drain(..) {
             job.abort();
         }
+        if let Some(job) = self.log_job.take() {
+            // A last poll of the output files first (the follower polls twice a second).
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+                        job.abort();
+                    });
+                }
+                Err(_) => job.abort(),
+            }
+        }
     }
 }
 
@@ -101,12 +120,27 @@ impl Supervisor {
     /// Opens the data dir, adopts the tasks of the persisted table that still run (and
     /// records those that ended meanwhile), and removes our containers nobody knows of.
     pub async fn open(data_dir: &Path, docker: Option<Docker>) -> anyhow::Result<Self> {
+        Self::open_with_syslog(data_dir, docker, Path::new(logs::SYSLOG_SOCKET)).await
+    }
+
+    /// [`Supervisor::open`], sending task output to the syslog socket `syslog_socket`.
+    pub async fn open_with_syslog(
+        data_dir: &Path,
+        docker: Option<Docker>,
+        syslog_socket: &Path,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir.join("tasks"))
             .with_context(|| format!("creating {}", data_dir.join("tasks").display()))?;
         let persisted = table::load(data_dir)?;
+        let owner = std::fs::canonicalize(data_dir)
+            .with_context(|| format!("resolving {}", data_dir.display()))?
+            .display()
+            .to_string();
         let supervisor = Supervisor {
             inner: Arc::new(Inner {
                 data_dir: data_dir.to_path_buf(),
+                owner,
+                syslog_socket: syslog_socket.to_path_buf(),
                 docker,
                 tasks: Mutex::new(BTreeMap::new()),
             }),
@@ -116,7 +150,10 @@ impl Supervisor {
         }
         if let Some(docker) = &supervisor.inner.docker {
             let known: HashSet<String> = supervisor.inner.lock().keys().cloned().collect();
-            for (name, task_id) in docker::list_ours(docker).await.unwrap_or_default() {
+            for (name, task_id) in docker::list_ours(docker, &supervisor.inner.owner)
+                .await
+                .unwrap_or_default()
+            {
                 if !known.contains(&task_id) {
                     tracing::info!("removing container {name} of unknown task {task_id}");
                     let _ = docker::remove(docker, &name).await;
@@ -164,6 +201,7 @@ impl Supervisor {
         };
         match ended {
             Some(exit) => {
+                super::cgroup::remove(&task_id);
                 task.state = terminal_state(false, &exit);
                 task.exit_code = exit.code;
                 task.message = exit.message;
@@ -173,7 +211,7 @@ impl Supervisor {
                 tracing::info!("adopted running task {task_id}");
                 let since = started_instant(entry.started_at.as_deref());
                 self.inner.lock().insert(task_id.clone(), task);
-                Inner::watch(&self.inner, &task_id, entry.handle, None, since);
+                Inner::watch(&self.inner, &task_id, entry.handle, None, since, false);
             }
         }
     }
@@ -226,7 +264,14 @@ impl Supervisor {
                 task.handle = Some(handle.clone());
                 self.inner.lock().insert(task_id.clone(), task);
                 self.inner.persist();
-                Inner::watch(&self.inner, &task_id, handle, Some(child), Instant::now());
+                Inner::watch(
+                    &self.inner,
+                    &task_id,
+                    handle,
+                    Some(child),
+                    Instant::now(),
+                    true,
+                );
             }
             Err(err) => {
                 let mut task = Task::new(spec, TaskState::Failed);
@@ -250,7 +295,7 @@ impl Supervisor {
         let inner = self.inner.clone();
         let key = task_id.clone();
         let job = tokio::spawn(async move {
-            match docker::start(&engine, &spec).await {
+            match docker::start(&engine, &spec, &inner.owner).await {
                 Ok(container) => {
                     let handle = Handle::Docker { container };
                     {
@@ -263,7 +308,7 @@ impl Supervisor {
                         task.handle = Some(handle.clone());
                     }
                     inner.persist();
-                    Inner::watch(&inner, &task_id, handle, None, Instant::now());
+                    Inner::watch(&inner, &task_id, handle, None, Instant::now(), true);
                 }
                 Err(err) => inner.finish(
                     &task_id,
@@ -275,7 +320,12 @@ impl Supervisor {
             }
         });
         // Unless the job already got past starting (and installed its exit watcher).
-        if let Some(task) = self.inner.lock().get_mut(&key).filter(|t| t.handle.is_none()) {
+        if let Some(task) = self
+            .inner
+            .lock()
+            .get_mut(&key)
+            .filter(|t| t.handle.is_none())
+        {
             task.watcher = Some(job.abort_handle());
         }
     }
@@ -316,7 +366,11 @@ impl Supervisor {
             }
             None => {
                 // Still being pulled/created: stop that and remove whatever it created.
-                if let Some(watcher) = inner.lock().get_mut(&task_id).and_then(|t| t.watcher.take()) {
+                if let Some(watcher) = inner
+                    .lock()
+                    .get_mut(&task_id)
+                    .and_then(|t| t.watcher.take())
+                {
                     watcher.abort();
                 }
                 inner.finish(
@@ -337,6 +391,7 @@ impl Supervisor {
 
     fn forget(&self, task_id: &str) {
         let removed = self.inner.lock().remove(task_id);
+        super::cgroup::remove(task_id);
         if let Some(Task {
             handle: Some(Handle::Docker { container }),
             ..
@@ -382,7 +437,9 @@ impl Supervisor {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Task>> {
         // A panic while holding the lock leaves a consistent map; keep going.
-        self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts the exit watcher, the health checks and (processes) the log follower.
@@ -392,6 +449,7 @@ impl Inner {
         handle: Handle,
         child: Option<tokio::process::Child>,
         started: Instant,
+        new_task: bool,
     ) {
         let mut tasks = inner.lock();
         let Some(task) = tasks.get_mut(task_id) else {
@@ -428,8 +486,13 @@ impl Inner {
             task.side_jobs.push(job.abort_handle());
         }
         if let Handle::Process { .. } = handle {
-            let job = tokio::spawn(logs::follow(sandbox, logs::tag_for(&task.spec.app_id)));
-            task.side_jobs.push(job.abort_handle());
+            let job = tokio::spawn(logs::follow(
+                sandbox,
+                logs::tag_for(&task.spec.app_id),
+                inner.syslog_socket.clone(),
+                new_task,
+            ));
+            task.log_job = Some(job.abort_handle());
         }
     }
 
@@ -447,7 +510,11 @@ impl Inner {
             task.exit_code = exit.code;
             task.message = exit.message;
             task.stop_jobs();
-            tracing::info!("task {task_id} ended: {:?} {:?}", task.state, task.exit_code);
+            tracing::info!(
+                "task {task_id} ended: {:?} {:?}",
+                task.state,
+                task.exit_code
+            );
         }
         self.persist();
     }
@@ -485,7 +552,8 @@ fn terminal_state(killing: bool, exit: &Exit) -> TaskState {
 /// The `Instant` a task started at, from its RFC 3339 start time (now when unknown).
 fn started_instant(started_at: Option<&str>) -> Instant {
     let now = Instant::now();
-    let Some(started) = started_at.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) else {
+    let Some(started) = started_at.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    else {
         return now;
     };
     let elapsed = chrono::Utc::now().signed_duration_since(started);

@@ -15,7 +15,11 @@ use crate::api::agent::TaskSpec;
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Handle {
     #[serde(rename_all = "camelCase")]
-    Process { pid: i32, pgid: i32, start_time: u64 },
+    Process {
+        pid: i32,
+        pgid: i32,
+        start_time: u64,
+    },
     #[serde(rename_all = "camelCase")]
     Docker { container: String },
 }

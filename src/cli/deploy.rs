@@ -1,10 +1,430 @@
-//! `infra deploy`: create or update an app from a Marathon app definition.
+//! `infra deploy APP.json`: create or update an app from a Marathon app definition, then
+//! wait for its deployment with a progress bar of healthy/desired instances (plain lines
+//! when not on a terminal). `--dry-run` prints a unified diff between the running definition
+//! and the file, and what would happen ("scale 2 -> 3", "restart 2 tasks (cmd changed)"),
+//! changing nothing.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::Args;
+use serde_json::Value;
+
+use super::apps::{healthy_count, SchedulerArg};
+use crate::api::marathon::App;
+use crate::client::api::canonical;
+use crate::client::{Client, ClientError};
 
 #[derive(Args, Debug)]
-pub struct DeployArgs {}
+pub struct DeployArgs {
+    /// The Marathon app definition (JSON).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub scheduler: SchedulerArg,
+    /// Show the diff against the running definition and what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Return once the scheduler accepted the definition, without waiting.
+    #[arg(long)]
+    pub detach: bool,
+    /// Override a deployment in progress.
+    #[arg(long)]
+    pub force: bool,
+}
 
-pub async fn run(_args: DeployArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("`infra deploy` is not implemented yet")
+pub async fn run(args: DeployArgs) -> anyhow::Result<i32> {
+    let label = args.file.display().to_string();
+    let (definition, app) = read_definition(&args.file)?;
+    let id = canonical(&app.id);
+    let client = args.scheduler.client()?;
+    let running = client.app(&id).await?;
+    if args.dry_run {
+        print!("{}", dry_run_report(&label, running.as_ref(), &app));
+        return Ok(0);
+    }
+    let deployment_id = match &running {
+        None => match client.create_app(&definition).await {
+            Ok(created) => {
+                println!("creating {id} with {} instances", created.instances);
+                created
+                    .deployments
+                    .and_then(|d| d.into_iter().next())
+                    .map(|d| d.id)
+            }
+            Err(err) => return Ok(report_client_error(&label, &err)),
+        },
+        Some(_) => match client.update_app(&id, &definition, args.force).await {
+            Ok(result) => {
+                println!("updating {id} (deployment {})", result.deployment_id);
+                Some(result.deployment_id)
+            }
+            Err(err) => return Ok(report_client_error(&label, &err)),
+        },
+    };
+    if args.detach {
+        return Ok(0);
+    }
+    wait_for_deployment(&client, &id, deployment_id.as_deref().unwrap_or("")).await
+}
+
+/// Reads and parses the file: JSON syntax errors name file:line:col, shape errors the file.
+pub fn read_definition(file: &std::path::Path) -> anyhow::Result<(Value, App)> {
+    let label = file.display();
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {label}"))?;
+    let definition: Value = serde_json::from_str(&text)
+        .map_err(|err| anyhow::anyhow!("{label}:{}:{}: {err}", err.line(), err.column()))?;
+    let app: App = serde_json::from_value(definition.clone())
+        .map_err(|err| anyhow::anyhow!("{label}: not a Marathon app definition: {err}"))?;
+    Ok((definition, app))
+}
+
+/// Prints a client error for people: Marathon's 422 details one per line as
+/// `LABEL: /path: why`; returns the exit status (1).
+pub fn report_client_error(label: &str, err: &ClientError) -> i32 {
+    match err {
+        ClientError::Api { status, body, .. } if !body.details.is_empty() => {
+            for detail in &body.details {
+                for why in &detail.errors {
+                    eprintln!("{label}: {}: {why}", detail.path);
+                }
+            }
+            if *status != 422 {
+                eprintln!("{label}: {}", body.message);
+            }
+        }
+        ClientError::Api {
+            status: 409, body, ..
+        } => eprintln!(
+            "{label}: {} (a deployment is in progress; --force overrides it)",
+            body.message
+        ),
+        ClientError::Api {
+            status: 404, body, ..
+        } => eprintln!("{label}: not found: {}", body.message),
+        other => eprintln!("error: {other}"),
+    }
+    1
+}
+
+/// How long an app may sit in the queue with a placement problem before giving up.
+const UNPLACEABLE_AFTER: Duration = Duration::from_secs(10);
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Waits until the deployment is gone and healthy instances reach the desired count,
+/// showing progress. Exit 1 when the app cannot be placed (with the queue's reason) or the
+/// deployment ends short of healthy.
+pub async fn wait_for_deployment(
+    client: &Client,
+    id: &str,
+    deployment_id: &str,
+) -> anyhow::Result<i32> {
+    let mut progress = Progress::new(id);
+    let started = Instant::now();
+    let mut unplaceable_since: Option<Instant> = None;
+    let mut short_since: Option<Instant> = None;
+    loop {
+        let deployments = client.deployments().await?;
+        let active = deployments.iter().any(|d| {
+            d.id == deployment_id
+                || (deployment_id.is_empty() && d.affected_apps.iter().any(|a| a == id))
+        });
+        let Some(app) = client.app(id).await? else {
+            progress.finish(&format!("{id} is gone"));
+            return Ok(0);
+        };
+        let healthy = healthy_count(&app);
+        progress.update(healthy, app.instances);
+        if !active && healthy >= app.instances {
+            progress.finish(&format!("{id}: {healthy}/{} healthy", app.instances));
+            return Ok(0);
+        }
+        if !active {
+            let since = *short_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > UNPLACEABLE_AFTER {
+                progress.finish(&format!(
+                    "{id}: the deployment ended with {healthy}/{} healthy",
+                    app.instances
+                ));
+                return Ok(1);
+            }
+        } else {
+            short_since = None;
+        }
+        let reason = client
+            .queue()
+            .await?
+            .queue
+            .into_iter()
+            .find(|item| canonical(&item.app.id) == id)
+            .and_then(|item| item.reason);
+        match reason {
+            Some(reason) => {
+                let since = *unplaceable_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > UNPLACEABLE_AFTER {
+                    progress.finish(&format!(
+                        "{id} cannot be placed: {reason} (it stays queued; the scheduler places it when an agent fits)"
+                    ));
+                    return Ok(1);
+                }
+            }
+            None => unplaceable_since = None,
+        }
+        if started.elapsed() > DEPLOY_TIMEOUT {
+            progress.finish(&format!(
+                "{id}: still deploying after {}s",
+                DEPLOY_TIMEOUT.as_secs()
+            ));
+            return Ok(1);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A bar on a terminal, plain lines otherwise.
+struct Progress {
+    id: String,
+    bar: Option<indicatif::ProgressBar>,
+    last: Option<(u32, u32)>,
+}
+
+impl Progress {
+    fn new(id: &str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} healthy {elapsed}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(id.to_string());
+            bar
+        });
+        Progress {
+            id: id.to_string(),
+            bar,
+            last: None,
+        }
+    }
+
+    fn update(&mut self, healthy: u32, desired: u32) {
+        if self.last == Some((healthy, desired)) {
+            return;
+        }
+        self.last = Some((healthy, desired));
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(desired as u64);
+                bar.set_position(healthy.min(desired) as u64);
+            }
+            None => println!("{}: {healthy}/{desired} healthy", self.id),
+        }
+    }
+
+    fn finish(&mut self, message: &str) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        println!("{message}");
+    }
+}
+
+/// Fields the API adds that are not part of a definition.
+const SERVER_FIELDS: &[&str] = &[
+    "version",
+    "versionInfo",
+    "tasksStaged",
+    "tasksRunning",
+    "tasksHealthy",
+    "tasksUnhealthy",
+    "deployments",
+    "tasks",
+    "lastTaskFailure",
+];
+
+/// The definition as comparable JSON: defaults filled in, server fields dropped, keys sorted.
+pub fn normalize(app: &App) -> Value {
+    let mut value = serde_json::to_value(app).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        for field in SERVER_FIELDS {
+            map.remove(*field);
+        }
+        if let Some(Value::String(id)) = map.get("id") {
+            let id = canonical(id);
+            map.insert("id".into(), Value::String(id));
+        }
+    }
+    sort_keys(value)
+}
+
+fn sort_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}
+
+/// The dry run: a colored unified diff and a summary of what would happen.
+pub fn dry_run_report(label: &str, running: Option<&App>, file: &App) -> String {
+    let id = canonical(&file.id);
+    let after = normalize(file);
+    let after_text = pretty(&after);
+    let Some(running) = running else {
+        let mut out = colored_diff("", &after_text, "(not running)", label);
+        out.push_str(&format!(
+            "create app {id} with {} instances\n",
+            file.instances
+        ));
+        return out;
+    };
+    let before = normalize(running);
+    let before_text = pretty(&before);
+    let mut out = colored_diff(&before_text, &after_text, &format!("running {id}"), label);
+    out.push_str(&summary(running, &before, &after));
+    out
+}
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn colored_diff(before: &str, after: &str, before_name: &str, after_name: &str) -> String {
+    let diff = similar::TextDiff::from_lines(before, after);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(before_name, after_name)
+        .to_string();
+    let mut out = String::new();
+    for line in text.lines() {
+        let styled = if line.starts_with("+++") || line.starts_with("---") {
+            console::style(line).bold().to_string()
+        } else if line.starts_with('+') {
+            console::style(line).green().to_string()
+        } else if line.starts_with('-') {
+            console::style(line).red().to_string()
+        } else if line.starts_with("@@") {
+            console::style(line).cyan().to_string()
+        } else {
+            line.to_string()
+        };
+        out.push_str(&styled);
+        out.push('\n');
+    }
+    out
+}
+
+/// "no changes", "scale 2 -> 3", "restart 2 tasks (cmd changed)", or both.
+pub fn summary(running: &App, before: &Value, after: &Value) -> String {
+    let empty = serde_json::Map::new();
+    let before_map = before.as_object().unwrap_or(&empty);
+    let after_map = after.as_object().unwrap_or(&empty);
+    let mut changed: Vec<&str> = before_map
+        .keys()
+        .chain(after_map.keys())
+        .map(String::as_str)
+        .filter(|k| *k != "instances" && before_map.get(*k) != after_map.get(*k))
+        .collect();
+    changed.sort();
+    changed.dedup();
+    let before_instances = before_map
+        .get("instances")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let after_instances = after_map
+        .get("instances")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let mut lines = Vec::new();
+    if !changed.is_empty() {
+        let tasks = running
+            .tasks_running
+            .map(u64::from)
+            .unwrap_or(before_instances);
+        let plural = if tasks == 1 { "" } else { "s" };
+        lines.push(format!(
+            "restart {tasks} task{plural} ({} changed)",
+            changed.join(", ")
+        ));
+    }
+    if before_instances != after_instances {
+        lines.push(format!("scale {before_instances} -> {after_instances}"));
+    }
+    if lines.is_empty() {
+        lines.push("no changes".to_string());
+    }
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(json: &str) -> App {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn summary_names_scale_and_restart() {
+        let mut running = app(r#"{"id":"/web","cmd":"a","instances":2}"#);
+        running.tasks_running = Some(2);
+        let scaled = app(r#"{"id":"web","cmd":"a","instances":3}"#);
+        let changed = app(r#"{"id":"/web","cmd":"b","instances":2}"#);
+        let same = app(r#"{"id":"/web","cmd":"a","instances":2,"mem":128}"#);
+        let s = |f: &App| summary(&running, &normalize(&running), &normalize(f));
+        assert_eq!(s(&scaled), "scale 2 -> 3\n");
+        assert_eq!(s(&changed), "restart 2 tasks (cmd changed)\n");
+        assert_eq!(s(&same), "no changes\n");
+    }
+
+    #[test]
+    fn dry_run_of_a_new_app_says_create() {
+        let file = app(r#"{"id":"/x","cmd":"a","instances":3}"#);
+        let report = console::strip_ansi_codes(&dry_run_report("x.json", None, &file)).to_string();
+        assert!(report.contains("+  \"cmd\": \"a\","), "{report}");
+        assert!(
+            report.ends_with("create app /x with 3 instances\n"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn dry_run_diff_shows_the_changed_line() {
+        let running = app(r#"{"id":"/x","cmd":"a","instances":1,"version":"v1","tasksRunning":1}"#);
+        let file = app(r#"{"id":"/x","cmd":"b","instances":1}"#);
+        let report =
+            console::strip_ansi_codes(&dry_run_report("x.json", Some(&running), &file)).to_string();
+        assert!(report.contains("-  \"cmd\": \"a\","), "{report}");
+        assert!(report.contains("+  \"cmd\": \"b\","), "{report}");
+        assert!(
+            !report.contains("version\""),
+            "server fields are not part of the diff: {report}"
+        );
+        assert!(
+            report.ends_with("restart 1 task (cmd changed)\n"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn bad_json_names_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.json");
+        std::fs::write(&file, "{\n  \"id\": \"/x\",\n  \"cmd\": }\n").unwrap();
+        let err = read_definition(&file).unwrap_err().to_string();
+        assert!(err.contains("app.json:3:"), "{err}");
+    }
 }

@@ -57,8 +57,14 @@ pub fn parse_range(text: &str) -> Result<(u32, u32), String> {
     let (lo, hi) = text
         .split_once('-')
         .ok_or_else(|| format!("'{text}' is not a range like 10000-20000"))?;
-    let lo: u32 = lo.trim().parse().map_err(|_| format!("'{lo}' is not a port"))?;
-    let hi: u32 = hi.trim().parse().map_err(|_| format!("'{hi}' is not a port"))?;
+    let lo: u32 = lo
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{lo}' is not a port"))?;
+    let hi: u32 = hi
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{hi}' is not a port"))?;
     if lo > hi || hi > 65535 {
         return Err(format!("'{text}': expected LOW-HIGH within 0-65535"));
     }

@@ -103,7 +103,11 @@ impl Scheduler {
     }
 
     /// Handles one heartbeat; None when the agent is unknown (it must register again).
-    pub fn heartbeat(&self, agent_id: &str, heartbeat: Heartbeat) -> anyhow::Result<Option<Assignments>> {
+    pub fn heartbeat(
+        &self,
+        agent_id: &str,
+        heartbeat: Heartbeat,
+    ) -> anyhow::Result<Option<Assignments>> {
         let mut pending = Pending::default();
         let mut apps: BTreeSet<String> = BTreeSet::new();
         let assignments = {
@@ -168,9 +172,13 @@ impl Scheduler {
                     t.state = status.state;
                     durable = true;
                     if t.state == TaskState::Running && t.started_at.is_none() {
-                        t.started_at = Some(status.started_at.clone().unwrap_or_else(clock::now_rfc3339));
+                        t.started_at =
+                            Some(status.started_at.clone().unwrap_or_else(clock::now_rfc3339));
                     }
-                    pending.push(event_types::STATUS_UPDATE, status_event(&t, &name, &message));
+                    pending.push(
+                        event_types::STATUS_UPDATE,
+                        status_event(&t, &name, &message),
+                    );
                     pending.push(
                         event_types::INSTANCE_CHANGED,
                         instance_changed_event(&t, condition(t.state)),
@@ -216,7 +224,7 @@ impl Scheduler {
                     failures += 1;
                 }
                 if durable {
-                    changes.push(Change::PutTask(t));
+                    changes.push(Change::PutTask(Box::new(t)));
                 } else {
                     // Health details only: kept in memory, not worth a write per heartbeat.
                     state.tasks.insert(t.id.clone(), t);
@@ -227,7 +235,10 @@ impl Scheduler {
                     continue;
                 }
                 if task.killing {
-                    pending.push(event_types::STATUS_UPDATE, status_event(task, "TASK_KILLED", ""));
+                    pending.push(
+                        event_types::STATUS_UPDATE,
+                        status_event(task, "TASK_KILLED", ""),
+                    );
                     changes.push(Change::DeleteTask(task.id.clone()));
                     apps.insert(task.app_id.clone());
                 } else if task.reported {
@@ -272,12 +283,17 @@ fn unhealthy_past_grace(task: &TaskRecord) -> bool {
         .and_then(clock::parse)
         .unwrap_or_else(chrono::Utc::now);
     let age = (chrono::Utc::now() - started).num_seconds().max(0) as u64;
-    task.spec.health_checks.iter().enumerate().any(|(i, check)| {
-        check.max_consecutive_failures > 0
-            && age >= check.grace_period_seconds
-            && task
-                .health
-                .iter()
-                .any(|h| h.index == i && !h.alive && h.consecutive_failures >= check.max_consecutive_failures)
-    })
+    task.spec
+        .health_checks
+        .iter()
+        .enumerate()
+        .any(|(i, check)| {
+            check.max_consecutive_failures > 0
+                && age >= check.grace_period_seconds
+                && task.health.iter().any(|h| {
+                    h.index == i
+                        && !h.alive
+                        && h.consecutive_failures >= check.max_consecutive_failures
+                })
+        })
 }

@@ -15,7 +15,8 @@ pub const OPERATORS: [&str; 7] = [
     "UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS",
 ];
 
-const ID_SEGMENT: &str = r"^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])$";
+const ID_SEGMENT: &str =
+    r"^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])$";
 
 /// One host port an instance needs, in the order of PORT0..n.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,10 +91,12 @@ fn network_mode(app: &App) -> Option<String> {
 
 fn port_mappings(app: &App) -> Option<&Vec<marathon::PortMapping>> {
     let container = app.container.as_ref()?;
-    container
-        .port_mappings
-        .as_ref()
-        .or_else(|| container.docker.as_ref().and_then(|d| d.port_mappings.as_ref()))
+    container.port_mappings.as_ref().or_else(|| {
+        container
+            .docker
+            .as_ref()
+            .and_then(|d| d.port_mappings.as_ref())
+    })
 }
 
 /// Which host ports an instance needs: port mappings in bridge/container networks,
@@ -293,7 +296,11 @@ pub fn validate(def: &Map<String, Value>) -> Result<(), Vec<ErrorDetail>> {
     let port_count = check_ports(&mut c, def);
     let mapping_count = check_container(&mut c, def);
     check_networks(&mut c, def.get("networks"));
-    check_health_checks(&mut c, def.get("healthChecks"), port_count.max(mapping_count));
+    check_health_checks(
+        &mut c,
+        def.get("healthChecks"),
+        port_count.max(mapping_count),
+    );
     if c.details.is_empty() {
         Ok(())
     } else {
@@ -306,8 +313,8 @@ fn check_map_of(c: &mut Checker, def: &Map<String, Value>, key: &str, secrets_ok
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
             for (k, v) in map {
-                let ok = v.is_string()
-                    || (secrets_ok && v.get("secret").is_some_and(|s| s.is_string()));
+                let ok =
+                    v.is_string() || (secrets_ok && v.get("secret").is_some_and(|s| s.is_string()));
                 if !ok {
                     c.err(&format!("/{key}({k})"), "error.expected.jsstring");
                 }
@@ -369,10 +376,7 @@ fn check_upgrade_strategy(c: &mut Checker, value: Option<&Value>) {
         if let Some(v) = strategy.get(key) {
             match v.as_f64() {
                 Some(f) if (0.0..=1.0).contains(&f) => {}
-                _ => c.err(
-                    &format!("/upgradeStrategy/{key}"),
-                    "is not between 0 and 1",
-                ),
+                _ => c.err(&format!("/upgradeStrategy/{key}"), "is not between 0 and 1"),
             }
         }
     }
@@ -384,8 +388,10 @@ fn check_port_number(c: &mut Checker, value: Option<&Value>, path: &str) {
 
 fn check_protocol(c: &mut Checker, value: Option<&Value>, path: &str) {
     if let Some(p) = value {
-        if !matches!(p.as_str(), Some("tcp") | Some("udp") | Some("tcp,udp") | Some("udp,tcp"))
-        {
+        if !matches!(
+            p.as_str(),
+            Some("tcp") | Some("udp") | Some("tcp,udp") | Some("udp,tcp")
+        ) {
             c.err(path, "protocol must be one of tcp, udp, tcp,udp");
         }
     }
@@ -409,7 +415,10 @@ fn check_ports(c: &mut Checker, def: &Map<String, Value>) -> usize {
                 check_protocol(c, obj.get("protocol"), &format!("{path}/protocol"));
                 if let Some(name) = obj.get("name").and_then(Value::as_str) {
                     if names.contains(&name) {
-                        c.err("/portDefinitions", format!("port name '{name}' is not unique"));
+                        c.err(
+                            "/portDefinitions",
+                            format!("port name '{name}' is not unique"),
+                        );
                     }
                     names.push(name);
                 }
@@ -464,7 +473,10 @@ fn check_container(c: &mut Checker, def: &Map<String, Value>) -> usize {
             return 0;
         }
     };
-    let kind = container.get("type").and_then(Value::as_str).unwrap_or("DOCKER");
+    let kind = container
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("DOCKER");
     if !matches!(kind, "DOCKER" | "MESOS") {
         c.err("/container/type", "must be DOCKER or MESOS");
     }
@@ -472,7 +484,10 @@ fn check_container(c: &mut Checker, def: &Map<String, Value>) -> usize {
     match container.get("docker") {
         None | Some(Value::Null) => {
             if kind == "DOCKER" {
-                c.err("/container/docker", "a DOCKER container needs a docker image");
+                c.err(
+                    "/container/docker",
+                    "a DOCKER container needs a docker image",
+                );
             }
         }
         Some(Value::Object(docker)) => {
@@ -554,7 +569,10 @@ fn check_health_checks(c: &mut Checker, value: Option<&Value>, port_count: usize
             );
         }
         if protocol == "COMMAND" {
-            if !hc.get("command").is_some_and(|v| v.get("value").is_some_and(Value::is_string)) {
+            if !hc
+                .get("command")
+                .is_some_and(|v| v.get("value").is_some_and(Value::is_string))
+            {
                 c.err(
                     &format!("{path}/command"),
                     "a COMMAND health check needs command.value",
@@ -571,7 +589,12 @@ fn check_health_checks(c: &mut Checker, value: Option<&Value>, port_count: usize
             }
         }
         for key in ["gracePeriodSeconds", "intervalSeconds", "timeoutSeconds"] {
-            c.integer(hc.get(key), &format!("{path}/{key}"), 0, i64::from(i32::MAX));
+            c.integer(
+                hc.get(key),
+                &format!("{path}/{key}"),
+                0,
+                i64::from(i32::MAX),
+            );
         }
         c.integer(
             hc.get("maxConsecutiveFailures"),
@@ -642,10 +665,22 @@ pub fn normalize(
                 .to_string();
             let mut defaults = vec![
                 ("protocol", json!("HTTP")),
-                ("gracePeriodSeconds", json!(marathon::DEFAULT_HC_GRACE_SECONDS)),
-                ("intervalSeconds", json!(marathon::DEFAULT_HC_INTERVAL_SECONDS)),
-                ("timeoutSeconds", json!(marathon::DEFAULT_HC_TIMEOUT_SECONDS)),
-                ("maxConsecutiveFailures", json!(marathon::DEFAULT_HC_MAX_FAILURES)),
+                (
+                    "gracePeriodSeconds",
+                    json!(marathon::DEFAULT_HC_GRACE_SECONDS),
+                ),
+                (
+                    "intervalSeconds",
+                    json!(marathon::DEFAULT_HC_INTERVAL_SECONDS),
+                ),
+                (
+                    "timeoutSeconds",
+                    json!(marathon::DEFAULT_HC_TIMEOUT_SECONDS),
+                ),
+                (
+                    "maxConsecutiveFailures",
+                    json!(marathon::DEFAULT_HC_MAX_FAILURES),
+                ),
             ];
             if protocol.contains("HTTP") {
                 defaults.push(("path", json!("/")));
@@ -673,9 +708,7 @@ pub fn normalize(
         matches!(docker_net, Some("BRIDGE") | Some("USER"))
             || matches!(net_mode, Some("container/bridge") | Some("container"))
     };
-    if !uses_mappings
-        && def.get("portDefinitions").is_none_or(Value::is_null)
-    {
+    if !uses_mappings && def.get("portDefinitions").is_none_or(Value::is_null) {
         let defs: Vec<Value> = match def.get("ports").and_then(Value::as_array) {
             Some(ports) => ports
                 .iter()
@@ -811,7 +844,8 @@ pub fn json_eq(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -843,7 +877,11 @@ pub fn inherit_service_ports(new: &mut Map<String, Value>, old: &Map<String, Val
             }
         }
     }
-    fill(new.get_mut("portDefinitions"), old.get("portDefinitions"), Some("port"));
+    fill(
+        new.get_mut("portDefinitions"),
+        old.get("portDefinitions"),
+        Some("port"),
+    );
     fill(new.get_mut("ports"), old.get("ports"), None);
     let old_container = old.get("container");
     if let Some(Value::Object(container)) = new.get_mut("container") {
@@ -889,8 +927,14 @@ mod tests {
     #[test]
     fn rejects_bad_fields_with_their_paths() {
         assert_eq!(paths(json!({"id": "/Bad_Id", "cmd": "x"})), vec!["/id"]);
-        assert_eq!(paths(json!({"id": "/a", "cmd": "x", "cpus": 0})), vec!["/cpus"]);
-        assert_eq!(paths(json!({"id": "/a", "cmd": "x", "mem": -1})), vec!["/mem"]);
+        assert_eq!(
+            paths(json!({"id": "/a", "cmd": "x", "cpus": 0})),
+            vec!["/cpus"]
+        );
+        assert_eq!(
+            paths(json!({"id": "/a", "cmd": "x", "mem": -1})),
+            vec!["/mem"]
+        );
         assert_eq!(
             paths(json!({"id": "/a", "cmd": "x", "instances": -1})),
             vec!["/instances"]
@@ -899,7 +943,10 @@ mod tests {
             paths(json!({"id": "/a", "cmd": "x", "constraints": [["hostname", "NEAR"]]})),
             vec!["/constraints"]
         );
-        assert_eq!(paths(json!({"id": "/a", "cmd": "x", "args": ["y"]})), vec!["/"]);
+        assert_eq!(
+            paths(json!({"id": "/a", "cmd": "x", "args": ["y"]})),
+            vec!["/"]
+        );
         assert_eq!(paths(json!({"id": "/a"})), vec!["/"]);
         assert_eq!(
             paths(json!({"id": "/a", "cmd": "x", "upgradeStrategy": {"minimumHealthCapacity": 2}})),
@@ -910,7 +957,9 @@ mod tests {
             vec!["/container/docker/image"]
         );
         assert_eq!(
-            paths(json!({"id": "/a", "cmd": "x", "healthChecks": [{"protocol": "HTTP", "portIndex": 3}]})),
+            paths(
+                json!({"id": "/a", "cmd": "x", "healthChecks": [{"protocol": "HTTP", "portIndex": 3}]})
+            ),
             vec!["/healthChecks(0)/portIndex"]
         );
     }
@@ -931,9 +980,11 @@ mod tests {
 
     #[test]
     fn bridge_port_mappings_become_port_requests() {
-        let def = obj(json!({"id": "b", "container": {"type": "DOCKER", "docker": {
+        let def = obj(
+            json!({"id": "b", "container": {"type": "DOCKER", "docker": {
             "image": "x", "network": "BRIDGE",
-            "portMappings": [{"containerPort": 80, "hostPort": 0}, {"containerPort": 81, "hostPort": 8081}]}}}));
+            "portMappings": [{"containerPort": 80, "hostPort": 0}, {"containerPort": 81, "hostPort": 8081}]}}}),
+        );
         let out = normalize(def, "v", "v", &|_| false, (10000, 20000));
         assert!(out.get("portDefinitions").is_none());
         let spec = AppSpec::from_definition(&out).unwrap();

@@ -290,7 +290,11 @@ impl Scheduler {
             .map(|step| {
                 step.into_iter()
                     .map(|app| ActionRecord {
-                        action: actions.get(&app).copied().unwrap_or("ScaleApplication").into(),
+                        action: actions
+                            .get(&app)
+                            .copied()
+                            .unwrap_or("ScaleApplication")
+                            .into(),
                         app,
                     })
                     .collect()
@@ -347,7 +351,7 @@ impl Scheduler {
                 killed.push(crate::scheduler::state::task_json(&t, None));
                 *per_app.entry(t.app_id.clone()).or_default() += 1;
                 apps.insert(t.app_id.clone());
-                changes.push(Change::PutTask(t));
+                changes.push(Change::PutTask(Box::new(t)));
             }
             let mut result = None;
             if scale && !per_app.is_empty() {

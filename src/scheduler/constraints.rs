@@ -44,18 +44,15 @@ impl Constraint {
             return Err("the constraint field must not be empty".into());
         }
         let value = parts.get(2).filter(|v| !v.is_empty()).cloned();
-        let need_value = |op: &str| {
-            value
-                .clone()
-                .ok_or_else(|| format!("{op} needs a value"))
-        };
+        let need_value = |op: &str| value.clone().ok_or_else(|| format!("{op} needs a value"));
         let operator = match parts[1].as_str() {
             "UNIQUE" => Operator::Unique,
             "CLUSTER" => Operator::Cluster(value.clone()),
             "GROUP_BY" => Operator::GroupBy(match &value {
-                Some(v) => Some(v.parse().map_err(|_| {
-                    format!("GROUP_BY value must be a number, got '{v}'")
-                })?),
+                Some(v) => Some(
+                    v.parse()
+                        .map_err(|_| format!("GROUP_BY value must be a number, got '{v}'"))?,
+                ),
                 None => None,
             }),
             "LIKE" => Operator::Like(full_match(&need_value("LIKE")?)?),
@@ -193,9 +190,8 @@ mod tests {
 
     #[test]
     fn unknown_operators_and_bad_values_are_errors() {
-        let parse = |p: &[&str]| {
-            Constraint::parse(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        };
+        let parse =
+            |p: &[&str]| Constraint::parse(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert!(parse(&["hostname", "NEAR"]).unwrap_err().contains("NEAR"));
         assert!(parse(&["hostname", "MAX_PER", "x"]).is_err());
         assert!(parse(&["hostname", "LIKE"]).is_err());

@@ -126,7 +126,23 @@ impl Scheduler {
     pub fn reconcile(&self, app_id: &str) -> anyhow::Result<()> {
         let (events, follow_up) = {
             let mut state = self.lock();
-            let result = reconcile_app(&state, app_id, self.config.placement, Instant::now());
+            let mut result = reconcile_app(&state, app_id, self.config.placement, Instant::now());
+            let launched = result
+                .changes
+                .iter()
+                .filter(|c| matches!(c, Change::PutTask(t) if !state.tasks.contains_key(&t.id)))
+                .count() as u64;
+            if launched > 0 {
+                let total = state
+                    .counters
+                    .get("tasks_launched_total")
+                    .copied()
+                    .unwrap_or(0);
+                result.changes.push(Change::SetCounter(
+                    "tasks_launched_total".to_string(),
+                    total + launched,
+                ));
+            }
             self.commit(&mut state, result.changes)?;
             match result.queue {
                 Some(entry) => {
@@ -213,10 +229,8 @@ impl Scheduler {
 
     /// Runs the timer until the process ends.
     pub async fn run_timer(self: Arc<Self>) {
-        let period = (self.config.agent_timeout / 4).clamp(
-            Duration::from_millis(100),
-            Duration::from_secs(1),
-        );
+        let period = (self.config.agent_timeout / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
         let mut interval = tokio::time::interval(period);
         loop {
             interval.tick().await;

@@ -51,7 +51,9 @@ pub fn decide(
     if new.len() > target {
         kill_order(&mut new, kill_selection);
         let extra = new.len() - target;
-        decision.kill.extend(new.drain(..extra).map(|t| t.id.clone()));
+        decision
+            .kill
+            .extend(new.drain(..extra).map(|t| t.id.clone()));
     }
     let healthy_new = new.iter().filter(|t| t.healthy).count();
     if old.is_empty() {
@@ -60,8 +62,7 @@ pub fn decide(
         return decision;
     }
     let min_healthy = (target as f64 * strategy.minimum_health_capacity).ceil() as usize;
-    let max_total =
-        (target as f64 * (1.0 + strategy.maximum_over_capacity)).floor() as usize;
+    let max_total = (target as f64 * (1.0 + strategy.maximum_over_capacity)).floor() as usize;
     let mut healthy_total = healthy_new + old.iter().filter(|t| t.healthy).count();
     kill_order(&mut old, kill_selection);
     let mut killed_old = 0;
@@ -69,9 +70,7 @@ pub fn decide(
         if !t.healthy {
             decision.kill.push(t.id.clone());
             killed_old += 1;
-        } else if healthy_total > min_healthy
-            || (healthy_new >= target && new.len() >= target)
-        {
+        } else if healthy_total > min_healthy || (healthy_new >= target && new.len() >= target) {
             decision.kill.push(t.id.clone());
             healthy_total -= 1;
             killed_old += 1;
@@ -154,10 +153,19 @@ mod tests {
 
     #[test]
     fn scale_up_and_down() {
-        let d = decide(&[t("a", false, true, "1")], 3, &strategy(1.0, 1.0), "YOUNGEST_FIRST");
+        let d = decide(
+            &[t("a", false, true, "1")],
+            3,
+            &strategy(1.0, 1.0),
+            "YOUNGEST_FIRST",
+        );
         assert_eq!(d.start, 2);
         assert!(!d.done);
-        let tasks = [t("a", false, true, "1"), t("b", false, true, "2"), t("c", false, true, "3")];
+        let tasks = [
+            t("a", false, true, "1"),
+            t("b", false, true, "2"),
+            t("c", false, true, "3"),
+        ];
         let d = decide(&tasks, 1, &strategy(1.0, 1.0), "YOUNGEST_FIRST");
         assert_eq!(d.kill, vec!["c", "b"]);
         assert!(d.done);
@@ -187,7 +195,9 @@ mod tests {
 
     #[test]
     fn half_capacity_never_drops_below_half_healthy() {
-        let old: Vec<TaskView> = (0..4).map(|i| t(&format!("o{i}"), true, true, "1")).collect();
+        let old: Vec<TaskView> = (0..4)
+            .map(|i| t(&format!("o{i}"), true, true, "1"))
+            .collect();
         let d = decide(&old, 4, &strategy(0.5, 0.0), "YOUNGEST_FIRST");
         assert_eq!(d.kill.len(), 2);
         assert_eq!(d.start, 2);
@@ -223,14 +233,21 @@ mod tests {
     #[test]
     fn dependencies_order_steps() {
         let apps: BTreeMap<String, Vec<String>> = [
-            ("/a".to_string(), vec!["/b".to_string(), "/elsewhere".to_string()]),
+            (
+                "/a".to_string(),
+                vec!["/b".to_string(), "/elsewhere".to_string()],
+            ),
             ("/b".to_string(), vec![]),
             ("/c".to_string(), vec!["/a".to_string()]),
         ]
         .into();
         assert_eq!(
             order_by_dependencies(&apps),
-            vec![vec!["/b".to_string()], vec!["/a".to_string()], vec!["/c".to_string()]]
+            vec![
+                vec!["/b".to_string()],
+                vec!["/a".to_string()],
+                vec!["/c".to_string()]
+            ]
         );
     }
 }

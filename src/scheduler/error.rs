@@ -64,7 +64,12 @@ impl ApiError {
                      '?force=true'. View details at '/v2/deployments/{first}'."
                 ),
                 details: Vec::new(),
-                deployments: Some(deployments.into_iter().map(|id| DeploymentRef { id }).collect()),
+                deployments: Some(
+                    deployments
+                        .into_iter()
+                        .map(|id| DeploymentRef { id })
+                        .collect(),
+                ),
             },
         }
     }

@@ -28,18 +28,31 @@ pub fn router(scheduler: Shared) -> Router {
     Router::new()
         .route(
             "/v2/apps",
-            get(list_apps).post(create_app).put(put_apps).patch(patch_apps),
+            get(list_apps)
+                .post(create_app)
+                .put(put_apps)
+                .patch(patch_apps),
         )
         .route("/v2/apps/{*rest}", axum::routing::any(app_path))
         .route("/v2/tasks", get(crate::scheduler::http_misc::list_tasks))
-        .route("/v2/tasks/delete", post(crate::scheduler::http_misc::delete_tasks))
-        .route("/v2/deployments", get(crate::scheduler::http_misc::list_deployments))
+        .route(
+            "/v2/tasks/delete",
+            post(crate::scheduler::http_misc::delete_tasks),
+        )
+        .route(
+            "/v2/deployments",
+            get(crate::scheduler::http_misc::list_deployments),
+        )
         .route(
             "/v2/deployments/{id}",
             delete(crate::scheduler::http_misc::cancel_deployment)
                 .get(crate::scheduler::http_misc::get_deployment),
         )
         .route("/v2/queue", get(crate::scheduler::http_misc::queue))
+        .route(
+            "/v2/queue/{*rest}",
+            delete(crate::scheduler::http_misc::reset_delay),
+        )
         .route("/v2/events", get(crate::scheduler::http_misc::events))
         .route("/v2/info", get(crate::scheduler::http_misc::info))
         .route("/v2/leader", get(crate::scheduler::http_misc::leader))
@@ -101,10 +114,7 @@ pub fn render_app(state: &SchedState, app_id: &str, tasks: bool, failure: bool) 
         .collect();
     out.insert("deployments".into(), Value::Array(deployments));
     if tasks {
-        let list: Vec<Value> = state
-            .tasks_of(app_id)
-            .map(|t| task_json(t, None))
-            .collect();
+        let list: Vec<Value> = state.tasks_of(app_id).map(|t| task_json(t, None)).collect();
         out.insert("tasks".into(), Value::Array(list));
     }
     if failure {
@@ -117,23 +127,32 @@ pub fn render_app(state: &SchedState, app_id: &str, tasks: bool, failure: bool) 
 
 /// Marathon's label selector: `key==value`, `key!=value`, `key` (exists), comma-separated.
 fn label_matches(labels: Option<&Value>, selector: &str) -> bool {
-    selector.split(',').map(str::trim).filter(|s| !s.is_empty()).all(|term| {
-        let get = |k: &str| labels.and_then(|l| l.get(k.trim())).and_then(Value::as_str);
-        if let Some((k, v)) = term.split_once("!=") {
-            get(k) != Some(v.trim())
-        } else if let Some((k, v)) = term.split_once("==") {
-            get(k) == Some(v.trim())
-        } else {
-            get(term).is_some()
-        }
-    })
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .all(|term| {
+            let get = |k: &str| labels.and_then(|l| l.get(k.trim())).and_then(Value::as_str);
+            if let Some((k, v)) = term.split_once("!=") {
+                get(k) != Some(v.trim())
+            } else if let Some((k, v)) = term.split_once("==") {
+                get(k) == Some(v.trim())
+            } else {
+                get(term).is_some()
+            }
+        })
 }
 
 fn embeds(params: &[(String, String)]) -> Vec<String> {
     params
         .iter()
         .filter(|(k, _)| k == "embed")
-        .flat_map(|(_, v)| v.split(',').map(str::trim).map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(str::trim)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -190,7 +209,10 @@ async fn create_app(
         uri.path(),
     )?;
     let Some(id) = result.apps.keys().next().cloned() else {
-        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no app written"));
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no app written",
+        ));
     };
     let app = render_app(&s.lock(), &id, true, false).unwrap_or(Value::Null);
     let mut response = (StatusCode::CREATED, Json(app)).into_response();
@@ -225,7 +247,12 @@ async fn write_many(
             _ => Err(ApiError::bad_json("expected an array of app objects")),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let result = s.write_apps(writes, flag(&params, "force", false), &client_of(&addr), uri.path())?;
+    let result = s.write_apps(
+        writes,
+        flag(&params, "force", false),
+        &client_of(&addr),
+        uri.path(),
+    )?;
     Ok(deployment_response(StatusCode::OK, &result))
 }
 
@@ -288,14 +315,20 @@ async fn app_path(
     match (split_app_path(&rest), method) {
         (AppPath::App(id), Method::GET) => {
             let state = s.lock();
-            let app = render_app(&state, &id, true, true).ok_or_else(|| ApiError::app_not_found(&id))?;
+            let app =
+                render_app(&state, &id, true, true).ok_or_else(|| ApiError::app_not_found(&id))?;
             Ok(Json(json!({"app": app})).into_response())
         }
         (AppPath::App(id), m) if m == Method::PUT || m == Method::PATCH => {
             let mut def = parse_object(&body)?;
             def.insert("id".into(), Value::String(id.clone()));
             let partial = m == Method::PATCH || flag(&params, "partialUpdate", true);
-            let result = s.write_apps(vec![AppWrite::Put { body: def, partial }], force, &client, uri.path())?;
+            let result = s.write_apps(
+                vec![AppWrite::Put { body: def, partial }],
+                force,
+                &client,
+                uri.path(),
+            )?;
             let status = if result.created.contains(&id) {
                 StatusCode::CREATED
             } else {
@@ -366,11 +399,7 @@ async fn app_path(
             }
         }
         (AppPath::Task(id, task_id), Method::DELETE) => {
-            let known = s
-                .lock()
-                .tasks
-                .get(&task_id)
-                .is_some_and(|t| t.app_id == id);
+            let known = s.lock().tasks.get(&task_id).is_some_and(|t| t.app_id == id);
             if !known {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -384,14 +413,14 @@ async fn app_path(
                 None => Json(json!({"task": killed.into_iter().next()})).into_response(),
             })
         }
-        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")),
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        )),
     }
 }
 
-async fn register(
-    State(s): State<Shared>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+async fn register(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
     let registration: Registration = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
     let registered = s.register(registration)?;
     Ok(Json(registered).into_response())
@@ -419,7 +448,10 @@ mod tests {
     #[test]
     fn app_paths_split_into_id_and_resource() {
         assert_eq!(split_app_path("a/b"), AppPath::App("/a/b".into()));
-        assert_eq!(split_app_path("a/b/restart"), AppPath::Restart("/a/b".into()));
+        assert_eq!(
+            split_app_path("a/b/restart"),
+            AppPath::Restart("/a/b".into())
+        );
         assert_eq!(split_app_path("a/versions"), AppPath::Versions("/a".into()));
         assert_eq!(
             split_app_path("a/versions/2020"),

@@ -94,7 +94,8 @@ pub async fn delete_tasks(
     let ids: TaskIds = serde_json::from_value(parse_json(&body)?).map_err(ApiError::bad_json)?;
     let scale = flag(&params, "scale", false);
     let force = flag(&params, "force", false);
-    let (killed, result) = s.kill_tasks(&ids.ids, scale, force, &addr.ip().to_string(), uri.path())?;
+    let (killed, result) =
+        s.kill_tasks(&ids.ids, scale, force, &addr.ip().to_string(), uri.path())?;
     Ok(match result {
         Some(r) => deployment_response(StatusCode::OK, &r),
         None => Json(json!({"tasks": killed})).into_response(),
@@ -190,6 +191,29 @@ pub async fn queue(State(s): State<Shared>) -> Response {
     Json(queue_json(&state)).into_response()
 }
 
+/// `DELETE /v2/queue/{appId}/delay`: forget the app's launch backoff.
+pub async fn reset_delay(
+    State(s): State<Shared>,
+    Path(rest): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(app) = rest.trim_end_matches('/').strip_suffix("/delay") else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "expected /v2/queue/{appId}/delay",
+        ));
+    };
+    let id = marathon::canonical_app_id(app);
+    {
+        let mut state = s.lock();
+        if !state.apps.contains_key(&id) {
+            return Err(ApiError::app_not_found(&id));
+        }
+        state.backoff.remove(&id);
+    }
+    s.enqueue(&id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 pub async fn events(
     State(s): State<Shared>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -258,21 +282,39 @@ pub async fn metrics(State(s): State<Shared>) -> Response {
     let state = s.lock();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: f64| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
     };
-    gauge("infra_scheduler_apps", "Apps defined.", state.apps.len() as f64);
-    gauge("infra_scheduler_tasks", "Tasks known (any state).", state.tasks.len() as f64);
+    gauge(
+        "infra_scheduler_apps",
+        "Apps defined.",
+        state.apps.len() as f64,
+    );
+    gauge(
+        "infra_scheduler_tasks",
+        "Tasks known (any state).",
+        state.tasks.len() as f64,
+    );
     gauge(
         "infra_scheduler_tasks_running",
         "Tasks in TASK_RUNNING.",
-        state.tasks.values().filter(|t| t.state == TaskState::Running).count() as f64,
+        state
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Running)
+            .count() as f64,
     );
     gauge(
         "infra_scheduler_tasks_healthy",
         "Running tasks whose health checks all pass.",
         state.tasks.values().filter(|t| is_healthy(t)).count() as f64,
     );
-    gauge("infra_scheduler_deployments", "Deployments in progress.", state.deployments.len() as f64);
+    gauge(
+        "infra_scheduler_deployments",
+        "Deployments in progress.",
+        state.deployments.len() as f64,
+    );
     gauge(
         "infra_scheduler_queue_instances",
         "Instances waiting to be placed.",

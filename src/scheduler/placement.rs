@@ -64,8 +64,8 @@ impl AgentSlot {
                 }
                 None => {
                     let (lo, hi) = self.port_range;
-                    let port = (lo..=hi)
-                        .find(|p| !self.used_ports.contains(p) && !chosen.contains(p))?;
+                    let port =
+                        (lo..=hi).find(|p| !self.used_ports.contains(p) && !chosen.contains(p))?;
                     chosen.push(port);
                 }
             }
@@ -273,7 +273,11 @@ mod tests {
     fn unique_hostname_places_one_per_agent_and_says_why_not_more() {
         let s = spec(json!({"id": "/web", "cmd": "x", "cpus": 0.1, "mem": 16,
             "constraints": [["hostname", "UNIQUE"]]}));
-        let mut agents = vec![agent("a", 4.0, "r1"), agent("b", 4.0, "r1"), agent("c", 4.0, "r2")];
+        let mut agents = vec![
+            agent("a", 4.0, "r1"),
+            agent("b", 4.0, "r1"),
+            agent("c", 4.0, "r2"),
+        ];
         let plan = place(&s, 5, &mut agents, Strategy::Spread);
         assert_eq!(plan.placements.len(), 3);
         let used: BTreeSet<usize> = plan.placements.iter().map(|p| p.agent_index).collect();
@@ -294,7 +298,10 @@ mod tests {
         assert_eq!(plan.placements[1].host_ports, vec![31002, 31003]);
         let plan = place(&s, 5, &mut agents, Strategy::Spread);
         assert_eq!(plan.placements.len(), 3, "11 ports in the range, 4 taken");
-        assert_eq!(plan.reason.as_deref(), Some("no agent with 2 free host ports"));
+        assert_eq!(
+            plan.reason.as_deref(),
+            Some("no agent with 2 free host ports")
+        );
     }
 
     #[test]
@@ -305,7 +312,10 @@ mod tests {
         let plan = place(&s, 3, &mut agents, Strategy::Spread);
         assert_eq!(plan.placements.len(), 2);
         assert!(plan.placements.iter().all(|p| p.host_ports == vec![7777]));
-        assert_eq!(plan.reason.as_deref(), Some("no agent with host ports 7777 free"));
+        assert_eq!(
+            plan.reason.as_deref(),
+            Some("no agent with host ports 7777 free")
+        );
     }
 
     #[test]
@@ -315,7 +325,9 @@ mod tests {
         let plan = place(&s, 1, &mut agents, Strategy::Spread);
         assert!(plan.placements.is_empty());
         assert_eq!(plan.reason.as_deref(), Some("no agent with 4 free cpus"));
-        let docker = spec(json!({"id": "/d", "container": {"type": "DOCKER", "docker": {"image": "x"}}, "cpus": 0.1}));
+        let docker = spec(
+            json!({"id": "/d", "container": {"type": "DOCKER", "docker": {"image": "x"}}, "cpus": 0.1}),
+        );
         let plan = place(&docker, 1, &mut agents, Strategy::Spread);
         assert_eq!(plan.reason.as_deref(), Some("no agent with Docker"));
     }
@@ -325,7 +337,11 @@ mod tests {
         let s = spec(json!({"id": "/w", "cmd": "x", "cpus": 1, "mem": 16, "portDefinitions": []}));
         let mut agents = vec![agent("a", 4.0, "r1"), agent("b", 4.0, "r1")];
         let plan = place(&s, 4, &mut agents, Strategy::Spread);
-        let on_a = plan.placements.iter().filter(|p| p.agent_index == 0).count();
+        let on_a = plan
+            .placements
+            .iter()
+            .filter(|p| p.agent_index == 0)
+            .count();
         assert_eq!(on_a, 2);
         let mut agents = vec![agent("a", 4.0, "r1"), agent("b", 4.0, "r1")];
         agents[1].used_cpus = 1.0;
@@ -335,11 +351,21 @@ mod tests {
 
     #[test]
     fn group_by_rack_balances() {
-        let s = spec(json!({"id": "/g", "cmd": "x", "cpus": 0.1, "mem": 1, "portDefinitions": [],
-            "constraints": [["rack", "GROUP_BY"]]}));
-        let mut agents = vec![agent("a", 8.0, "r1"), agent("b", 8.0, "r1"), agent("c", 8.0, "r2")];
+        let s = spec(
+            json!({"id": "/g", "cmd": "x", "cpus": 0.1, "mem": 1, "portDefinitions": [],
+            "constraints": [["rack", "GROUP_BY"]]}),
+        );
+        let mut agents = vec![
+            agent("a", 8.0, "r1"),
+            agent("b", 8.0, "r1"),
+            agent("c", 8.0, "r2"),
+        ];
         let plan = place(&s, 4, &mut agents, Strategy::Spread);
-        let on_r2 = plan.placements.iter().filter(|p| p.agent_index == 2).count();
+        let on_r2 = plan
+            .placements
+            .iter()
+            .filter(|p| p.agent_index == 2)
+            .count();
         assert_eq!(on_r2, 2);
     }
 }

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::api::agent::{DockerSpec, HealthCheckSpec, HealthProtocol, PortMapping, TaskSpec, TaskState, Volume};
+use crate::api::agent::{
+    DockerSpec, HealthCheckSpec, HealthProtocol, PortMapping, TaskSpec, TaskState, Volume,
+};
 use crate::api::marathon::{self, event_types};
 use crate::scheduler::appdef::AppSpec;
 use crate::scheduler::clock;
@@ -100,7 +102,7 @@ pub fn reconcile_app(state: &State, app_id: &str, strategy: Strategy, now: Insta
                 event_types::STATUS_UPDATE,
                 status_event(&task, "TASK_STAGING", ""),
             );
-            out.changes.push(Change::PutTask(task));
+            out.changes.push(Change::PutTask(Box::new(task)));
         }
         let missing = to_start - plan.placements.len();
         if missing > 0 {
@@ -127,7 +129,7 @@ fn kill(out: &mut Reconciled, task: &TaskRecord) {
         event_types::STATUS_UPDATE,
         status_event(&killed, "TASK_KILLING", "killed by the scheduler"),
     );
-    out.changes.push(Change::PutTask(killed));
+    out.changes.push(Change::PutTask(Box::new(killed)));
 }
 
 /// Marks an app of the deployment's current step as done; advances or finishes it.
@@ -138,7 +140,10 @@ fn app_done(out: &mut Reconciled, state: &State, mut d: DeploymentRecord, app_id
     if !d.done.iter().any(|a| a == app_id) {
         d.done.push(app_id.to_string());
     }
-    let step_apps: Vec<String> = d.steps[d.current_step].iter().map(|a| a.app.clone()).collect();
+    let step_apps: Vec<String> = d.steps[d.current_step]
+        .iter()
+        .map(|a| a.app.clone())
+        .collect();
     if !step_apps.iter().all(|a| d.done.contains(a)) {
         out.changes.push(Change::PutDeployment(d));
         return;
@@ -156,7 +161,10 @@ fn app_done(out: &mut Reconciled, state: &State, mut d: DeploymentRecord, app_id
         );
         out.changes.push(Change::DeleteDeployment(d.id.clone()));
     } else {
-        out.follow_up = d.steps[d.current_step].iter().map(|a| a.app.clone()).collect();
+        out.follow_up = d.steps[d.current_step]
+            .iter()
+            .map(|a| a.app.clone())
+            .collect();
         out.events.push(
             event_types::DEPLOYMENT_INFO,
             deployment_event_fields(state, &d),
@@ -373,7 +381,11 @@ fn docker_spec(spec: &AppSpec, host_ports: &[u16]) -> Option<DockerSpec> {
             Some(Volume {
                 container_path: v.get("containerPath")?.as_str()?.to_string(),
                 host_path: v.get("hostPath")?.as_str()?.to_string(),
-                mode: v.get("mode").and_then(Value::as_str).unwrap_or("RW").to_string(),
+                mode: v
+                    .get("mode")
+                    .and_then(Value::as_str)
+                    .unwrap_or("RW")
+                    .to_string(),
             })
         })
         .collect();
@@ -462,6 +474,98 @@ mod tests {
         }
     }
 
+    fn agent(name: &str) -> crate::scheduler::store::AgentRecord {
+        crate::scheduler::store::AgentRecord {
+            registration: crate::api::agent::Registration {
+                agent_id: name.into(),
+                hostname: name.into(),
+                address: "127.0.0.1".into(),
+                cpus: 2.0,
+                mem: 1024.0,
+                disk: 1000.0,
+                port_range: (31000, 31100),
+                attributes: Default::default(),
+                docker: false,
+                version: "t".into(),
+            },
+            lost: false,
+        }
+    }
+
+    fn state_with(def: Value, agents: &[&str]) -> State {
+        let mut state = State::default();
+        let entry = app(def);
+        state.apply(Change::PutApp(entry.record)).unwrap();
+        for a in agents {
+            state.apply(Change::PutAgent(agent(a))).unwrap();
+        }
+        state
+    }
+
+    #[test]
+    fn reconcile_is_level_triggered() {
+        let mut state = state_with(
+            json!({"id": "/w", "cmd": "x", "instances": 2, "cpus": 0.5, "mem": 16}),
+            &["a", "b"],
+        );
+        let first = reconcile_app(&state, "/w", Strategy::Spread, Instant::now());
+        let launches = first
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::PutTask(_)))
+            .count();
+        assert_eq!(launches, 2);
+        assert!(first.queue.is_none());
+        for change in first.changes {
+            state.apply(change).unwrap();
+        }
+        let again = reconcile_app(&state, "/w", Strategy::Spread, Instant::now());
+        assert!(
+            again.changes.is_empty(),
+            "nothing more to do: {:?}",
+            again.changes
+        );
+        let agents: std::collections::BTreeSet<&str> =
+            state.tasks.values().map(|t| t.agent_id.as_str()).collect();
+        assert_eq!(agents.len(), 2, "spread over both agents");
+    }
+
+    #[test]
+    fn backoff_holds_launches_in_the_queue() {
+        let mut state = state_with(
+            json!({"id": "/w", "cmd": "x", "cpus": 0.5, "mem": 16}),
+            &["a"],
+        );
+        state.backoff.insert(
+            "/w".into(),
+            crate::scheduler::state::Backoff {
+                failures: 1,
+                until: Instant::now() + std::time::Duration::from_secs(60),
+            },
+        );
+        let r = reconcile_app(&state, "/w", Strategy::Spread, Instant::now());
+        assert!(r.changes.is_empty());
+        let queue = r.queue.unwrap();
+        assert_eq!(queue.count, 1);
+        assert_eq!(
+            queue.reason.as_deref(),
+            Some("waiting for the launch backoff")
+        );
+    }
+
+    #[test]
+    fn unplaceable_instances_wait_with_the_reason() {
+        let state = state_with(
+            json!({"id": "/big", "cmd": "x", "cpus": 4, "mem": 16}),
+            &["a"],
+        );
+        let r = reconcile_app(&state, "/big", Strategy::Spread, Instant::now());
+        assert_eq!(
+            r.queue.unwrap().reason.as_deref(),
+            Some("no agent with 4 free cpus")
+        );
+    }
+
     #[test]
     fn task_env_carries_ports_and_identity() {
         let a = app(json!({"id": "/g/web", "cmd": "x", "labels": {"team": "a"},
@@ -483,8 +587,10 @@ mod tests {
 
     #[test]
     fn health_checks_resolve_their_host_port() {
-        let a = app(json!({"id": "/w", "cmd": "x", "portDefinitions": [{"port": 0}, {"port": 0}],
-            "healthChecks": [{"protocol": "HTTP", "portIndex": 1}, {"protocol": "MESOS_TCP"}]}));
+        let a = app(
+            json!({"id": "/w", "cmd": "x", "portDefinitions": [{"port": 0}, {"port": 0}],
+            "healthChecks": [{"protocol": "HTTP", "portIndex": 1}, {"protocol": "MESOS_TCP"}]}),
+        );
         let checks = health_specs(&a.spec, &[31000, 31001]);
         assert_eq!(checks[0].port, Some(31001));
         assert_eq!(checks[0].path.as_deref(), Some("/"));

@@ -144,7 +144,11 @@ impl Store for RedbStore {
         Ok(out)
     }
 
-    fn app_version(&self, app_id: &str, version: &str) -> anyhow::Result<Option<Map<String, Value>>> {
+    fn app_version(
+        &self,
+        app_id: &str,
+        version: &str,
+    ) -> anyhow::Result<Option<Map<String, Value>>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(VERSIONS)?;
         let key = version_key(app_id, version);
@@ -166,7 +170,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = |v: &str| AppRecord {
             id: "/a".into(),
-            definition: json!({"id": "/a", "version": v}).as_object().unwrap().clone(),
+            definition: json!({"id": "/a", "version": v})
+                .as_object()
+                .unwrap()
+                .clone(),
             version: v.into(),
             config_version: v.into(),
             last_task_failure: None,
@@ -190,7 +197,10 @@ mod tests {
             store.app_versions("/a").unwrap(),
             vec!["2020-01-02T00:00:00.000Z", "2020-01-01T00:00:00.000Z"]
         );
-        let old = store.app_version("/a", "2020-01-01T00:00:00.000Z").unwrap().unwrap();
+        let old = store
+            .app_version("/a", "2020-01-01T00:00:00.000Z")
+            .unwrap()
+            .unwrap();
         assert_eq!(old["version"], json!("2020-01-01T00:00:00.000Z"));
         store.apply(&[Change::DeleteApp("/a".into())]).unwrap();
         assert!(store.load().unwrap().apps.is_empty());

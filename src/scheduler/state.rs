@@ -88,7 +88,8 @@ impl State {
                 let spec = AppSpec::from_definition(&record.definition)
                     .map_err(|d| anyhow::anyhow!("{d:?}"))
                     .with_context(|| format!("stored app {} is not valid", record.id))?;
-                self.apps.insert(record.id.clone(), AppEntry { record, spec });
+                self.apps
+                    .insert(record.id.clone(), AppEntry { record, spec });
             }
             Change::DeleteApp(id) => {
                 self.apps.remove(&id);
@@ -96,7 +97,7 @@ impl State {
                 self.backoff.remove(&id);
             }
             Change::PutTask(task) => {
-                self.tasks.insert(task.id.clone(), task);
+                self.tasks.insert(task.id.clone(), *task);
             }
             Change::DeleteTask(id) => {
                 self.tasks.remove(&id);

@@ -79,12 +79,7 @@ pub struct DeploymentRecord {
 
 impl DeploymentRecord {
     pub fn affected_apps(&self) -> Vec<String> {
-        let mut apps: Vec<String> = self
-            .steps
-            .iter()
-            .flatten()
-            .map(|a| a.app.clone())
-            .collect();
+        let mut apps: Vec<String> = self.steps.iter().flatten().map(|a| a.app.clone()).collect();
         apps.dedup();
         apps
     }
@@ -102,7 +97,7 @@ impl DeploymentRecord {
 pub enum Change {
     PutApp(AppRecord),
     DeleteApp(String),
-    PutTask(TaskRecord),
+    PutTask(Box<TaskRecord>),
     DeleteTask(String),
     PutDeployment(DeploymentRecord),
     DeleteDeployment(String),
@@ -126,6 +121,9 @@ pub trait Store: Send + Sync {
     fn apply(&self, changes: &[Change]) -> anyhow::Result<()>;
     /// Versions of an app, newest first (kept after the app is deleted until re-created).
     fn app_versions(&self, app_id: &str) -> anyhow::Result<Vec<String>>;
-    fn app_version(&self, app_id: &str, version: &str)
-        -> anyhow::Result<Option<Map<String, Value>>>;
+    fn app_version(
+        &self,
+        app_id: &str,
+        version: &str,
+    ) -> anyhow::Result<Option<Map<String, Value>>>;
 }

@@ -143,7 +143,10 @@ impl TestAgent {
     pub async fn heartbeat(&mut self, url: &str) -> reqwest::StatusCode {
         let statuses: Vec<TaskStatus> = self.tasks.values().map(|(_, s)| s.clone()).collect();
         let resp = client()
-            .post(format!("{url}{}", infra::api::agent::heartbeat_path(&self.id)))
+            .post(format!(
+                "{url}{}",
+                infra::api::agent::heartbeat_path(&self.id)
+            ))
             .json(&Heartbeat { tasks: statuses })
             .send()
             .await
@@ -232,8 +235,12 @@ impl TestAgent {
 }
 
 /// Heartbeats `agents` every 100ms until `done` returns true (or panics after `timeout`).
-pub async fn pump_until<F, Fut>(url: &str, agents: &mut [&mut TestAgent], timeout: Duration, mut done: F)
-where
+pub async fn pump_until<F, Fut>(
+    url: &str,
+    agents: &mut [&mut TestAgent],
+    timeout: Duration,
+    mut done: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
@@ -253,5 +260,12 @@ where
 }
 
 pub async fn get_json(url: &str) -> Value {
-    client().get(url).send().await.unwrap().json().await.unwrap()
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

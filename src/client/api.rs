@@ -1,0 +1,300 @@
+//! [`Client`]: typed calls to the scheduler's Marathon v2 API, with Marathon's error bodies
+//! turned into [`ClientError`]s. The scheduler URLs come from `--scheduler`,
+//! `INFRA_SCHEDULER`, or the context file, and are tried in order when one cannot be
+//! reached.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::context;
+use crate::api::marathon::{
+    App, AppEnvelope, AppList, Deployment, DeploymentResult, ErrorBody, Queue, Task, TaskList,
+};
+
+pub const SCHEDULER_ENV: &str = "INFRA_SCHEDULER";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the scheduler at {url}: {cause} (set --scheduler or INFRA_SCHEDULER, or run infra up)")]
+    Unreachable { url: String, cause: String },
+    #[error("no scheduler configured (set --scheduler or INFRA_SCHEDULER, or run infra up)")]
+    NotConfigured,
+    /// The scheduler answered with an error status and (usually) Marathon's error body.
+    #[error("{method} {url}: HTTP {status}: {}", .body.message)]
+    Api {
+        method: String,
+        url: String,
+        status: u16,
+        body: ErrorBody,
+    },
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+pub struct Client {
+    urls: Vec<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of these scheduler URLs (tried in order).
+    pub fn new(urls: Vec<String>, ca: Option<&std::path::Path>) -> Result<Self> {
+        if urls.is_empty() {
+            return Err(ClientError::NotConfigured);
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(30));
+        if let Some(ca) = ca {
+            let pem =
+                std::fs::read(ca).with_context(|| format!("reading the CA {}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{}: not a PEM certificate", ca.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().context("building the HTTP client")?;
+        let urls = urls
+            .into_iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
+        Ok(Client { urls, http })
+    }
+
+    /// The scheduler from `flag` (comma-separated URLs), else `INFRA_SCHEDULER`, else the
+    /// context file.
+    pub fn resolve(flag: Option<&str>) -> Result<Self> {
+        let split = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        if let Some(flag) = flag.filter(|f| !f.trim().is_empty()) {
+            return Client::new(split(flag), None);
+        }
+        if let Ok(env) = std::env::var(SCHEDULER_ENV) {
+            if !env.trim().is_empty() {
+                return Client::new(split(&env), None);
+            }
+        }
+        match context::read()? {
+            Some(ctx) => Client::new(ctx.schedulers, ctx.ca.as_deref()),
+            None => Err(ClientError::NotConfigured),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.urls[0]
+    }
+
+    /// Sends one request, failing over between the URLs on connection errors.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response> {
+        let mut last = None;
+        for base in &self.urls {
+            let url = format!("{base}{path}");
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            match request.send().await {
+                Ok(response) => return Ok(response),
+                Err(err) if err.is_connect() || err.is_timeout() => {
+                    last = Some(ClientError::Unreachable {
+                        url: base.clone(),
+                        cause: root_cause(&err),
+                    });
+                }
+                Err(err) => {
+                    return Err(ClientError::Unreachable {
+                        url: base.clone(),
+                        cause: root_cause(&err),
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or(ClientError::NotConfigured))
+    }
+
+    /// Sends and decodes a JSON answer; error statuses become [`ClientError::Api`].
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T> {
+        let response = self.send(method.clone(), path, body).await?;
+        let status = response.status();
+        let url = response.url().to_string();
+        let text = response
+            .text()
+            .await
+            .with_context(|| format!("reading the answer of {url}"))?;
+        if !status.is_success() {
+            let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or(ErrorBody {
+                message: text.trim().to_string(),
+                details: Vec::new(),
+                deployments: None,
+            });
+            return Err(ClientError::Api {
+                method: method.to_string(),
+                url,
+                status: status.as_u16(),
+                body,
+            });
+        }
+        let text = if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        };
+        Ok(serde_json::from_str(text).with_context(|| format!("decoding the answer of {url}"))?)
+    }
+
+    /// `GET /v2/apps/{id}` with counts and deployments; `None` when there is no such app.
+    pub async fn app(&self, id: &str) -> Result<Option<App>> {
+        let path = format!(
+            "/v2/apps{}?embed=app.counts&embed=app.deployments",
+            canonical(id)
+        );
+        match self.call::<AppEnvelope>(Method::GET, &path, None).await {
+            Ok(envelope) => Ok(Some(envelope.app)),
+            Err(err) if err.status() == Some(StatusCode::NOT_FOUND.as_u16()) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `GET /v2/apps` with counts and deployments.
+    pub async fn apps(&self) -> Result<Vec<App>> {
+        let list: AppList = self
+            .call(
+                Method::GET,
+                "/v2/apps?embed=apps.counts&embed=apps.deployments",
+                None,
+            )
+            .await?;
+        Ok(list.apps)
+    }
+
+    /// `POST /v2/apps`.
+    pub async fn create_app(&self, definition: &Value) -> Result<App> {
+        self.call(Method::POST, "/v2/apps", Some(definition)).await
+    }
+
+    /// `PUT /v2/apps/{id}` (a full definition or a partial one such as `{"instances": 3}`).
+    pub async fn update_app(
+        &self,
+        id: &str,
+        definition: &Value,
+        force: bool,
+    ) -> Result<DeploymentResult> {
+        let path = format!(
+            "/v2/apps{}{}",
+            canonical(id),
+            if force { "?force=true" } else { "" }
+        );
+        self.call(Method::PUT, &path, Some(definition)).await
+    }
+
+    /// `POST /v2/apps/{id}/restart`.
+    pub async fn restart_app(&self, id: &str, force: bool) -> Result<DeploymentResult> {
+        let path = format!(
+            "/v2/apps{}/restart{}",
+            canonical(id),
+            if force { "?force=true" } else { "" }
+        );
+        self.call(
+            Method::POST,
+            &path,
+            Some(&Value::Object(Default::default())),
+        )
+        .await
+    }
+
+    /// `DELETE /v2/apps/{id}`.
+    pub async fn delete_app(&self, id: &str, force: bool) -> Result<DeploymentResult> {
+        let path = format!(
+            "/v2/apps{}{}",
+            canonical(id),
+            if force { "?force=true" } else { "" }
+        );
+        self.call(Method::DELETE, &path, None).await
+    }
+
+    /// `GET /v2/tasks`, or `GET /v2/apps/{id}/tasks`.
+    pub async fn tasks(&self, app: Option<&str>) -> Result<Vec<Task>> {
+        let path = match app {
+            Some(id) => format!("/v2/apps{}/tasks", canonical(id)),
+            None => "/v2/tasks".to_string(),
+        };
+        let list: TaskList = self.call(Method::GET, &path, None).await?;
+        Ok(list.tasks)
+    }
+
+    /// `GET /v2/deployments`.
+    pub async fn deployments(&self) -> Result<Vec<Deployment>> {
+        self.call(Method::GET, "/v2/deployments", None).await
+    }
+
+    /// `GET /v2/queue`.
+    pub async fn queue(&self) -> Result<Queue> {
+        self.call(Method::GET, "/v2/queue", None).await
+    }
+}
+
+/// `nodeapp` -> `/nodeapp`.
+pub fn canonical(id: &str) -> String {
+    crate::api::marathon::canonical_app_id(id)
+}
+
+fn root_cause(err: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_scheduler_names_the_url_and_the_fixes() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let client = Client::new(vec![url.clone()], None).unwrap();
+        let err = client.apps().await.unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("cannot reach the scheduler at {url}: ")),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("(set --scheduler or INFRA_SCHEDULER, or run infra up)"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! The agent's Docker runtime against the real engine, with a tiny image built here from
+//! the static busybox binary: BRIDGE port mapping answering on 127.0.0.1, health checks,
+//! labels and limits, kill with removal, exit codes, pull errors, and adoption of running
+//! containers by a recreated supervisor.
+
+#[path = "support/agent.rs"]
+mod agent_support;
+
+use std::time::Duration;
+
+use agent_support::*;
+use bollard::query_parameters::InspectContainerOptions;
+use infra::agent::{docker, Supervisor};
+use infra::api::agent::TaskState;
+
+async fn engine() -> bollard::Docker {
+    let engine = docker::connect()
+        .await
+        .expect("these tests need a running Docker engine (dockerd)");
+    build_test_image(&engine).await;
+    engine
+}
+
+/// Waits up to 10 s for the container to no longer exist.
+async fn wait_gone(engine: &bollard::Docker, name: &str) {
+    for _ in 0..100 {
+        if engine
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("container {name} still exists");
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}.{}", uuid::Uuid::new_v4())
+}
+
+#[tokio::test]
+async fn bridge_task_answers_on_its_host_port_and_kill_removes_the_container() {
+    let engine = engine().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+        .await
+        .unwrap();
+    let task_id = unique("dockerweb");
+    let port = free_port();
+    let spec = docker_httpd_spec(&task_id, port);
+    sup.apply(std::slice::from_ref(&spec)).await;
+    wait_state(&sup, &task_id, TaskState::Running, Duration::from_secs(30)).await;
+    wait_healthy(&sup, &task_id, Duration::from_secs(30)).await;
+    assert_eq!(http_get(port).await.unwrap(), 200);
+
+    let name = docker::container_name(&task_id);
+    let info = engine
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    let labels = info.config.unwrap().labels.unwrap();
+    assert_eq!(labels.get("infra.task_id"), Some(&task_id));
+    assert_eq!(
+        labels.get("infra.app_id").map(String::as_str),
+        Some("/test/app")
+    );
+    assert_eq!(labels.get("team").map(String::as_str), Some("infra"));
+    let host = info.host_config.unwrap();
+    assert_eq!(host.nano_cpus, Some(500_000_000));
+    assert_eq!(host.memory, Some(64 * 1024 * 1024));
+
+    sup.apply(&[]).await;
+    wait_state(&sup, &task_id, TaskState::Killed, Duration::from_secs(20)).await;
+    wait_gone(&engine, &name).await;
+    assert!(http_get(port).await.is_err());
+}
+
+#[tokio::test]
+async fn a_container_exit_is_reported_with_its_code() {
+    let engine = engine().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+        .await
+        .unwrap();
+    let task_id = unique("dockerexit");
+    let mut spec = docker_httpd_spec(&task_id, free_port());
+    spec.health_checks.clear();
+    spec.args = None;
+    spec.cmd = Some("sleep 1; exit 5".into());
+    sup.apply(std::slice::from_ref(&spec)).await;
+    let status = wait_state(&sup, &task_id, TaskState::Failed, Duration::from_secs(30)).await;
+    assert_eq!(status.exit_code, Some(5));
+    sup.acknowledge(&sup.statuses());
+    sup.apply(&[]).await;
+    let name = docker::container_name(&task_id);
+    wait_gone(&engine, &name).await;
+}
+
+#[tokio::test]
+async fn a_pull_error_is_reported_in_the_task_status() {
+    let engine = engine().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sup = Supervisor::open(dir.path(), Some(engine)).await.unwrap();
+    let task_id = unique("dockerpull");
+    let mut spec = docker_httpd_spec(&task_id, free_port());
+    // A registry that does not exist, on loopback: the pull must fail, and say so.
+    spec.docker.as_mut().unwrap().image = "127.0.0.1:9/infra-test/missing:1".into();
+    sup.apply(std::slice::from_ref(&spec)).await;
+    let status = wait_state(&sup, &task_id, TaskState::Failed, Duration::from_secs(60)).await;
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("pulling image 127.0.0.1:9/infra-test/missing:1"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_recreated_supervisor_adopts_the_running_container() {
+    let engine = engine().await;
+    let dir = tempfile::tempdir().unwrap();
+    let task_id = unique("dockeradopt");
+    let port = free_port();
+    let spec = docker_httpd_spec(&task_id, port);
+    let name = docker::container_name(&task_id);
+    let started_at = {
+        let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+            .await
+            .unwrap();
+        sup.apply(std::slice::from_ref(&spec)).await;
+        wait_healthy(&sup, &task_id, Duration::from_secs(30)).await;
+        let info = engine
+            .inspect_container(&name, None::<InspectContainerOptions>)
+            .await
+            .unwrap();
+        info.state.unwrap().started_at.unwrap()
+    };
+    let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+        .await
+        .unwrap();
+    assert_eq!(sup.status(&task_id).unwrap().state, TaskState::Running);
+    sup.apply(std::slice::from_ref(&spec)).await;
+    wait_healthy(&sup, &task_id, Duration::from_secs(30)).await;
+    let info = engine
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    assert_eq!(
+        info.state.unwrap().started_at.unwrap(),
+        started_at,
+        "not restarted"
+    );
+    assert_eq!(http_get(port).await.unwrap(), 200);
+
+    sup.apply(&[]).await;
+    wait_state(&sup, &task_id, TaskState::Killed, Duration::from_secs(20)).await;
+}
+
+#[tokio::test]
+async fn an_agent_removes_only_its_own_unknown_containers() {
+    let engine = engine().await;
+    let mine = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let task_id = unique("dockerowner");
+    let mut spec = docker_httpd_spec(&task_id, free_port());
+    spec.health_checks.clear();
+    let name = docker::container_name(&task_id);
+    {
+        let sup = Supervisor::open(mine.path(), Some(engine.clone()))
+            .await
+            .unwrap();
+        sup.apply(std::slice::from_ref(&spec)).await;
+        wait_state(&sup, &task_id, TaskState::Running, Duration::from_secs(30)).await;
+    }
+    // Another agent on the same engine leaves the container alone.
+    let _other = Supervisor::open(other.path(), Some(engine.clone()))
+        .await
+        .unwrap();
+    let info = engine
+        .inspect_container(&name, None::<InspectContainerOptions>)
+        .await
+        .unwrap();
+    assert_eq!(info.state.unwrap().running, Some(true));
+    // Its own agent, having lost its table, removes the container it no longer knows.
+    std::fs::remove_file(mine.path().join("tasks.json")).unwrap();
+    let sup = Supervisor::open(mine.path(), Some(engine.clone()))
+        .await
+        .unwrap();
+    assert!(sup.statuses().is_empty());
+    wait_gone(&engine, &name).await;
+}
+
+#[tokio::test]
+async fn host_network_task_with_a_volume_and_env_serves_the_mounted_file() {
+    let engine = engine().await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "served from a volume\n").unwrap();
+    let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+        .await
+        .unwrap();
+    let task_id = unique("dockerhost");
+    let port = free_port();
+    let mut spec = docker_httpd_spec(&task_id, port);
+    spec.args = None;
+    // PORT0 comes from the spec's env; the page comes from the read-only volume.
+    spec.cmd = Some("exec /bin/busybox httpd -f -p 127.0.0.1:$PORT0 -h /site".into());
+    let docker_spec = spec.docker.as_mut().unwrap();
+    docker_spec.network = "HOST".into();
+    docker_spec.port_mappings.clear();
+    docker_spec.volumes.push(infra::api::agent::Volume {
+        container_path: "/site".into(),
+        host_path: site.display().to_string(),
+        mode: "RO".into(),
+    });
+    sup.apply(std::slice::from_ref(&spec)).await;
+    wait_healthy(&sup, &task_id, Duration::from_secs(30)).await;
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/index.html"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "served from a volume\n");
+    let info = engine
+        .inspect_container(
+            &docker::container_name(&task_id),
+            None::<InspectContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let host = info.host_config.unwrap();
+    assert_eq!(host.network_mode.as_deref(), Some("host"));
+    assert_eq!(
+        host.binds.unwrap(),
+        vec![format!("{}:/site:ro", site.display())]
+    );
+    sup.apply(&[]).await;
+    wait_state(&sup, &task_id, TaskState::Killed, Duration::from_secs(20)).await;
+}
