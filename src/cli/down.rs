@@ -44,8 +44,7 @@ pub async fn run(args: DownArgs) -> anyhow::Result<i32> {
         println!("cluster `{}`: nothing to remove", spec.name);
     }
     if args.purge {
-        let home = std::env::var_os("INFRA_HOME").map(PathBuf::from);
-        let state = cluster::state_dir(&args.inventory, &spec.name, home.as_deref());
+        let state = cluster::state_dir_from_env(&args.inventory, &spec.name)?;
         if state.exists() {
             std::fs::remove_dir_all(&state)
                 .with_context(|| format!("cannot remove the state folder {}", state.display()))?;

@@ -21,7 +21,9 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<i32> {
             let docker = docker::connect().await?;
             let progress = Progress::new("image");
             match image::ensure(&docker, force, &progress).await? {
-                ImageOutcome::Built(tag) => progress.finish(format!("built {tag} (also tagged infra-host:latest)")),
+                ImageOutcome::Built(tag) => {
+                    progress.finish(format!("built {tag} (also tagged infra-host:latest)"))
+                }
                 ImageOutcome::Reused(tag) => {
                     progress.finish(format!("{tag} is up to date (use --force to rebuild)"))
                 }

@@ -62,11 +62,28 @@ pub fn state_dir(inventory: &Path, cluster: &str, infra_home: Option<&Path>) -> 
         Some(home) => home.join(cluster),
         None => inventory
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or_else(|| Path::new("."))
             .join(".infra")
             .join(cluster),
     }
+}
+
+/// The state folder as `infra up` and `infra down` use it: `INFRA_HOME` from the
+/// environment, made absolute (the key's path goes into the run's variables).
+pub fn state_dir_from_env(inventory: &Path, cluster: &str) -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("INFRA_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    let dir = state_dir(inventory, cluster, home.as_deref());
+    std::path::absolute(&dir)
+        .with_context(|| format!("cannot make the state folder {} absolute", dir.display()))
 }
 
 /// Builds the spec from each host's merged variables, in inventory order. Returns `None`
@@ -82,9 +99,9 @@ pub fn spec_from_host_vars<'a>(
         match vars.get("infra_provider") {
             None | Some(Value::Null) => continue,
             Some(Value::String(p)) if p == "docker" => {}
-            Some(other) => bail!(
-                "host `{host}`: infra_provider is {other}, but the only provider is `docker`"
-            ),
+            Some(other) => {
+                bail!("host `{host}`: infra_provider is {other}, but the only provider is `docker`")
+            }
         }
         if vars.get("ansible_host").is_some_and(|v| !v.is_null()) {
             continue;
@@ -124,9 +141,17 @@ pub fn spec_from_host_vars<'a>(
             }
             None => None,
         };
-        specs.push(HostSpec { name: host.to_string(), nano_cpus, memory });
+        specs.push(HostSpec {
+            name: host.to_string(),
+            nano_cpus,
+            memory,
+        });
     }
-    Ok(name.map(|name| ClusterSpec { name, subnet: subnet.map(|(_, n)| n), hosts: specs }))
+    Ok(name.map(|name| ClusterSpec {
+        name,
+        subnet: subnet.map(|(_, n)| n),
+        hosts: specs,
+    }))
 }
 
 fn scalar_string(value: &Value) -> anyhow::Result<String> {
@@ -141,7 +166,9 @@ fn scalar_string(value: &Value) -> anyhow::Result<String> {
 fn validate_host_name(host: &str) -> anyhow::Result<()> {
     let ok = !host.is_empty()
         && host.len() <= 63
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && !host.starts_with(['-', '.']);
     if !ok {
         bail!(
@@ -155,7 +182,9 @@ fn validate_host_name(host: &str) -> anyhow::Result<()> {
 fn validate_cluster_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 40
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric());
     if !ok {
         bail!(
@@ -185,7 +214,12 @@ pub fn parse_cpus(value: &Value) -> anyhow::Result<i64> {
 /// `536870912`, `"512m"`, `"1g"`, `"1.5G"`, `"256MiB"` -> bytes (binary units, as Docker).
 pub fn parse_memory(value: &Value) -> anyhow::Result<i64> {
     let text = match value {
-        Value::Number(n) => return n.as_i64().filter(|b| *b > 0).context("expected a positive byte count"),
+        Value::Number(n) => {
+            return n
+                .as_i64()
+                .filter(|b| *b > 0)
+                .context("expected a positive byte count")
+        }
         Value::String(s) => s.trim().to_ascii_lowercase(),
         other => bail!("expected a size like 512m or 2g, found {other}"),
     };
@@ -232,7 +266,11 @@ mod tests {
         assert_eq!(spec.container_name("a"), "local-a");
         assert_eq!(
             spec.hosts,
-            vec![HostSpec { name: "a".into(), nano_cpus: Some(2_000_000_000), memory: Some(512 << 20) }]
+            vec![HostSpec {
+                name: "a".into(),
+                nano_cpus: Some(2_000_000_000),
+                memory: Some(512 << 20)
+            }]
         );
     }
 
@@ -244,7 +282,9 @@ mod tests {
 
     #[test]
     fn cluster_and_subnet_come_from_vars() {
-        let a = vars(json!({"infra_provider": "docker", "infra_cluster": "lab", "infra_subnet": "10.9.8.0/24"}));
+        let a = vars(
+            json!({"infra_provider": "docker", "infra_cluster": "lab", "infra_subnet": "10.9.8.0/24"}),
+        );
         let spec = spec_from_host_vars("local", [("a", &a)]).unwrap().unwrap();
         assert_eq!(spec.name, "lab");
         assert_eq!(spec.subnet.unwrap().to_string(), "10.9.8.0/24");
@@ -259,7 +299,10 @@ mod tests {
         let err = format!("{:#}", spec_from_host_vars("l", [("b", &b)]).unwrap_err());
         assert!(err.contains("infra_provider"), "{err}");
         let c = vars(json!({"infra_provider": "docker"}));
-        let err = format!("{:#}", spec_from_host_vars("l", [("bad_name", &c)]).unwrap_err());
+        let err = format!(
+            "{:#}",
+            spec_from_host_vars("l", [("bad_name", &c)]).unwrap_err()
+        );
         assert!(err.contains("bad_name"), "{err}");
     }
 
@@ -277,8 +320,14 @@ mod tests {
     #[test]
     fn state_dir_is_beside_the_inventory_unless_overridden() {
         let inv = Path::new("inventories/local.yaml");
-        assert_eq!(state_dir(inv, "local", None), Path::new("inventories/.infra/local"));
-        assert_eq!(state_dir(Path::new("local.yaml"), "local", None), Path::new("./.infra/local"));
+        assert_eq!(
+            state_dir(inv, "local", None),
+            Path::new("inventories/.infra/local")
+        );
+        assert_eq!(
+            state_dir(Path::new("local.yaml"), "local", None),
+            Path::new("./.infra/local")
+        );
         assert_eq!(
             state_dir(inv, "local", Some(Path::new("/srv/infra"))),
             Path::new("/srv/infra/local")

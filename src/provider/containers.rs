@@ -47,7 +47,10 @@ pub enum HostPlan {
 }
 
 /// Inspects a container by name; `None` when there is none.
-pub async fn inspect(docker: &Docker, name: &str) -> anyhow::Result<Option<ContainerInspectResponse>> {
+pub async fn inspect(
+    docker: &Docker,
+    name: &str,
+) -> anyhow::Result<Option<ContainerInspectResponse>> {
     match docker
         .inspect_container(name, None::<InspectContainerOptions>)
         .await
@@ -59,7 +62,12 @@ pub async fn inspect(docker: &Docker, name: &str) -> anyhow::Result<Option<Conta
 }
 
 /// Fails, naming the container, when it is not this cluster's container for `host`.
-fn check_ownership(info: &ContainerInspectResponse, name: &str, cluster: &str, host: &str) -> anyhow::Result<()> {
+fn check_ownership(
+    info: &ContainerInspectResponse,
+    name: &str,
+    cluster: &str,
+    host: &str,
+) -> anyhow::Result<()> {
     let labels = info.config.as_ref().and_then(|c| c.labels.as_ref());
     let host_label = labels.and_then(|l| l.get(LABEL_HOST)).map(String::as_str);
     if !is_ours(labels, cluster) || host_label != Some(host) {
@@ -132,7 +140,14 @@ pub async fn ensure(
             .with_context(|| format!("cannot start container `{name}`"))?;
     }
     let ip = container_ip(docker, &name, &network.name).await?;
-    Ok(HostContainer { host: host.name.clone(), container: name, id, ip, created, started: started && !created })
+    Ok(HostContainer {
+        host: host.name.clone(),
+        container: name,
+        id,
+        ip,
+        created,
+        started: started && !created,
+    })
 }
 
 fn next_free_ip(network: &ClusterNetwork) -> anyhow::Result<Ipv4Addr> {
@@ -140,7 +155,12 @@ fn next_free_ip(network: &ClusterNetwork) -> anyhow::Result<Ipv4Addr> {
     (FIRST_HOST_OFFSET..subnet.host_count())
         .filter_map(|n| subnet.nth(n))
         .find(|ip| !network.used.contains(ip))
-        .with_context(|| format!("network `{}` ({subnet}) has no free address left", network.name))
+        .with_context(|| {
+            format!(
+                "network `{}` ({subnet}) has no free address left",
+                network.name
+            )
+        })
 }
 
 async fn create(
@@ -153,8 +173,15 @@ async fn create(
 ) -> anyhow::Result<()> {
     let name = spec.container_name(&host.name);
     let host_config = HostConfig {
-        cap_add: Some(vec!["SYS_ADMIN".into(), "NET_ADMIN".into(), "SYS_PTRACE".into()]),
-        security_opt: Some(vec!["seccomp=unconfined".into(), "apparmor=unconfined".into()]),
+        cap_add: Some(vec![
+            "SYS_ADMIN".into(),
+            "NET_ADMIN".into(),
+            "SYS_PTRACE".into(),
+        ]),
+        security_opt: Some(vec![
+            "seccomp=unconfined".into(),
+            "apparmor=unconfined".into(),
+        ]),
         cgroupns_mode: Some(HostConfigCgroupnsModeEnum::HOST),
         tmpfs: Some(HashMap::from([
             ("/run".to_string(), String::new()),
@@ -167,7 +194,10 @@ async fn create(
         ..Default::default()
     };
     let endpoint = EndpointSettings {
-        ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() }),
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: Some(ip.to_string()),
+            ..Default::default()
+        }),
         aliases: Some(vec![host.name.clone()]),
         ..Default::default()
     };
@@ -186,7 +216,13 @@ async fn create(
         ..Default::default()
     };
     docker
-        .create_container(Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }), body)
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
         .await
         .with_context(|| format!("cannot create container `{name}` from image {image}"))?;
     Ok(())
@@ -222,7 +258,10 @@ async fn install_authorized_key(docker: &Docker, container: &str, key: &str) -> 
     docker
         .upload_to_container(
             container,
-            Some(UploadToContainerOptions { path: "/".to_string(), ..Default::default() }),
+            Some(UploadToContainerOptions {
+                path: "/".to_string(),
+                ..Default::default()
+            }),
             bollard::body_full(archive.into()),
         )
         .await
@@ -272,7 +311,14 @@ pub async fn list_cluster(docker: &Docker, cluster: &str) -> anyhow::Result<Vec<
 /// Removes a container (running or not) with its anonymous volumes.
 pub async fn remove(docker: &Docker, id: &str) -> anyhow::Result<()> {
     match docker
-        .remove_container(id, Some(RemoveContainerOptions { force: true, v: true, ..Default::default() }))
+        .remove_container(
+            id,
+            Some(RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            }),
+        )
         .await
     {
         Ok(()) => Ok(()),
@@ -285,7 +331,12 @@ pub async fn remove(docker: &Docker, id: &str) -> anyhow::Result<()> {
 pub async fn last_log_lines(docker: &Docker, name: &str, lines: usize) -> String {
     let mut stream = docker.logs(
         name,
-        Some(LogsOptions { stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() }),
+        Some(LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        }),
     );
     let mut text = String::new();
     while let Some(Ok(chunk)) = stream.next().await {

@@ -59,7 +59,10 @@ pub fn is_ours(labels: Option<&HashMap<String, String>>, cluster: &str) -> bool 
 pub fn is_not_found(err: &bollard::errors::Error) -> bool {
     matches!(
         err,
-        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
     )
 }
 

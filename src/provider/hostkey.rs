@@ -15,7 +15,9 @@ pub async fn read_host_key(docker: &Docker, container: &str) -> anyhow::Result<S
     let archive: Vec<u8> = docker
         .download_from_container(
             container,
-            Some(DownloadFromContainerOptions { path: HOST_KEY.to_string() }),
+            Some(DownloadFromContainerOptions {
+                path: HOST_KEY.to_string(),
+            }),
         )
         .map_ok(|chunk| chunk.to_vec())
         .try_concat()
@@ -40,7 +42,9 @@ pub async fn read_host_key(docker: &Docker, container: &str) -> anyhow::Result<S
 pub fn parse_public_key(text: &str) -> anyhow::Result<String> {
     let mut fields = text.split_whitespace();
     match (fields.next(), fields.next()) {
-        (Some(algorithm), Some(key)) if algorithm.starts_with("ssh-") || algorithm.starts_with("ecdsa-") => {
+        (Some(algorithm), Some(key))
+            if algorithm.starts_with("ssh-") || algorithm.starts_with("ecdsa-") =>
+        {
             Ok(format!("{algorithm} {key}"))
         }
         _ => bail!("not an OpenSSH public key: {:?}", text.trim()),

@@ -64,7 +64,10 @@ mod tests {
         fill_host(&mut inv, "a", "10.213.0.10", Path::new("/s/id_ed25519"));
         assert_eq!(inv.hosts["a"].vars["ansible_host"], "10.213.0.10");
         assert_eq!(inv.hosts["a"].vars["ansible_user"], "root");
-        assert_eq!(inv.hosts["a"].vars["ansible_ssh_private_key_file"], "/s/id_ed25519");
+        assert_eq!(
+            inv.hosts["a"].vars["ansible_ssh_private_key_file"],
+            "/s/id_ed25519"
+        );
         drop_hosts(&mut inv, &["b".to_string()]);
         assert!(!inv.hosts.contains_key("b"));
         assert_eq!(inv.select("all").unwrap(), vec!["a".to_string()]);
@@ -73,7 +76,9 @@ mod tests {
     }
 
     fn project_inventory(name: &str) -> Inventory {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("inventories")
+            .join(name);
         Inventory::load(&path).unwrap()
     }
 
@@ -83,7 +88,17 @@ mod tests {
         let spec = cluster_spec(&inv).unwrap().unwrap();
         assert_eq!(spec.name, "local");
         let hosts: Vec<&str> = spec.hosts.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(hosts, ["control1", "compute1", "compute2", "proxy1", "registry1", "logserver1"]);
+        assert_eq!(
+            hosts,
+            [
+                "control1",
+                "compute1",
+                "compute2",
+                "proxy1",
+                "registry1",
+                "logserver1"
+            ]
+        );
         for group in ["control", "compute", "proxy", "registry", "logserver"] {
             assert!(!inv.select(group).unwrap().is_empty(), "{group}");
         }
@@ -98,7 +113,10 @@ mod tests {
         assert_eq!(spec.hosts.len(), 5);
         assert_eq!(inv.host_vars("dc1-compute2")["datacenter"], "dc1");
         assert_eq!(inv.host_vars("dc2-control1")["datacenter"], "dc2");
-        assert_eq!(inv.select("control").unwrap(), ["dc1-control1", "dc2-control1"]);
+        assert_eq!(
+            inv.select("control").unwrap(),
+            ["dc1-control1", "dc2-control1"]
+        );
         assert_eq!(inv.select("dc2").unwrap(), ["dc2-control1", "dc2-compute1"]);
     }
 

@@ -53,7 +53,11 @@ pub struct UnreachableHost {
 
 impl std::fmt::Display for UnreachableHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "host `{}` (container {}) is unreachable: {}", self.host, self.container, self.reason)?;
+        writeln!(
+            f,
+            "host `{}` (container {}) is unreachable: {}",
+            self.host, self.container, self.reason
+        )?;
         writeln!(f, "  its last log lines:")?;
         for line in self.last_log_lines.lines() {
             writeln!(f, "  | {line}")?;
@@ -89,11 +93,18 @@ pub async fn up(
     let mut started = Vec::new();
     for host in &spec.hosts {
         progress.step(format!("container {}", spec.container_name(&host.name)));
-        let container = containers::ensure(docker, spec, host, &mut net, image, &public_key).await?;
+        let container =
+            containers::ensure(docker, spec, host, &mut net, image, &public_key).await?;
         if container.created {
-            progress.println(format!("created {} ({})", container.container, container.ip));
+            progress.println(format!(
+                "created {} ({})",
+                container.container, container.ip
+            ));
         } else if container.started {
-            progress.println(format!("started {} ({})", container.container, container.ip));
+            progress.println(format!(
+                "started {} ({})",
+                container.container, container.ip
+            ));
         }
         started.push(container);
     }
@@ -112,7 +123,11 @@ pub async fn up(
         };
         match key {
             Ok(key) => {
-                known.push(state::KnownHost { name: container.host.clone(), ip: container.ip.to_string(), key });
+                known.push(state::KnownHost {
+                    name: container.host.clone(),
+                    ip: container.ip.to_string(),
+                    key,
+                });
                 ready.push(ReadyHost {
                     host: container.host,
                     container: container.container,
@@ -123,7 +138,8 @@ pub async fn up(
                 });
             }
             Err(err) => {
-                let last_log_lines = containers::last_log_lines(docker, &container.container, 20).await;
+                let last_log_lines =
+                    containers::last_log_lines(docker, &container.container, 20).await;
                 unreachable.push(UnreachableHost {
                     host: container.host,
                     container: container.container,
@@ -134,23 +150,39 @@ pub async fn up(
         }
     }
     state.write_known_hosts(&known)?;
-    Ok(ClusterUp { ready, unreachable, state: state.clone() })
+    Ok(ClusterUp {
+        ready,
+        unreachable,
+        state: state.clone(),
+    })
 }
 
 /// What `up` would do, changing nothing (for `--check`).
 pub async fn plan(docker: &Docker, spec: &ClusterSpec) -> anyhow::Result<Vec<(String, HostPlan)>> {
-    if network::find(docker, &spec.network_name(), &spec.name).await?.is_none() {
-        return Ok(spec.hosts.iter().map(|h| (h.name.clone(), HostPlan::Create)).collect());
+    if network::find(docker, &spec.network_name(), &spec.name)
+        .await?
+        .is_none()
+    {
+        return Ok(spec
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), HostPlan::Create))
+            .collect());
     }
     containers::plan(docker, spec).await
 }
 
 /// The addresses of the cluster's running hosts, changing nothing (for `--check`).
-pub async fn running_hosts(docker: &Docker, spec: &ClusterSpec) -> anyhow::Result<Vec<(String, Ipv4Addr)>> {
+pub async fn running_hosts(
+    docker: &Docker,
+    spec: &ClusterSpec,
+) -> anyhow::Result<Vec<(String, Ipv4Addr)>> {
     let mut found = Vec::new();
     for (host, plan) in plan(docker, spec).await? {
         if plan == HostPlan::Running {
-            let ip = containers::container_ip(docker, &spec.container_name(&host), &spec.network_name()).await?;
+            let ip =
+                containers::container_ip(docker, &spec.container_name(&host), &spec.network_name())
+                    .await?;
             found.push((host, ip));
         }
     }

@@ -19,7 +19,11 @@ pub struct ClusterNetwork {
 }
 
 /// The existing network of that name, if any, after checking that it is ours.
-pub async fn find(docker: &Docker, name: &str, cluster: &str) -> anyhow::Result<Option<ClusterNetwork>> {
+pub async fn find(
+    docker: &Docker,
+    name: &str,
+    cluster: &str,
+) -> anyhow::Result<Option<ClusterNetwork>> {
     let network = match docker
         .inspect_network(name, None::<InspectNetworkOptions>)
         .await
@@ -52,7 +56,11 @@ pub async fn find(docker: &Docker, name: &str, cluster: &str) -> anyhow::Result<
         .filter_map(|a| a.split('/').next())
         .filter_map(|a| a.parse().ok())
         .collect();
-    Ok(Some(ClusterNetwork { name: name.to_string(), subnet, used }))
+    Ok(Some(ClusterNetwork {
+        name: name.to_string(),
+        subnet,
+        used,
+    }))
 }
 
 /// Every IPv4 subnet of every Docker network except `except`.
@@ -70,7 +78,10 @@ async fn taken_subnets(docker: &Docker, except: &str) -> anyhow::Result<Vec<Take
         let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
         for config in configs {
             if let Some(subnet) = config.subnet.and_then(|s| s.parse::<Ipv4Net>().ok()) {
-                taken.push(TakenSubnet { network: name.clone(), subnet });
+                taken.push(TakenSubnet {
+                    network: name.clone(),
+                    subnet,
+                });
             }
         }
     }
@@ -109,7 +120,10 @@ pub async fn ensure(
         driver: Some("bridge".to_string()),
         ipam: Some(Ipam {
             driver: Some("default".to_string()),
-            config: Some(vec![IpamConfig { subnet: Some(subnet.to_string()), ..Default::default() }]),
+            config: Some(vec![IpamConfig {
+                subnet: Some(subnet.to_string()),
+                ..Default::default()
+            }]),
             options: None,
         }),
         labels: Some(cluster_labels(cluster)),
@@ -119,7 +133,11 @@ pub async fn ensure(
         .create_network(request)
         .await
         .with_context(|| format!("cannot create network `{name}` on {subnet}"))?;
-    Ok(ClusterNetwork { name: name.to_string(), subnet, used: Vec::new() })
+    Ok(ClusterNetwork {
+        name: name.to_string(),
+        subnet,
+        used: Vec::new(),
+    })
 }
 
 /// Removes the network if it exists and is ours; returns whether it removed it.

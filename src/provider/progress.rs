@@ -27,12 +27,20 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         };
-        Progress { bar, prefix: prefix.to_string(), plain }
+        Progress {
+            bar,
+            prefix: prefix.to_string(),
+            plain,
+        }
     }
 
     /// No output at all (tests, JSON output).
     pub fn quiet() -> Progress {
-        Progress { bar: ProgressBar::hidden(), prefix: String::new(), plain: false }
+        Progress {
+            bar: ProgressBar::hidden(),
+            prefix: String::new(),
+            plain: false,
+        }
     }
 
     /// A new step: the spinner's message, or a line in plain mode.
@@ -54,7 +62,8 @@ impl Progress {
         if self.plain {
             eprintln!("{}: {}", self.prefix, line.as_ref());
         } else if !self.bar.is_hidden() {
-            self.bar.println(format!("{}: {}", self.prefix, line.as_ref()));
+            self.bar
+                .println(format!("{}: {}", self.prefix, line.as_ref()));
         }
     }
 

@@ -78,6 +78,9 @@ mod tests {
                 let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n").await;
             }
         });
-        assert_eq!(try_banner(addr).await.unwrap(), "SSH-2.0-OpenSSH_9.2p1 Debian");
+        assert_eq!(
+            try_banner(addr).await.unwrap(),
+            "SSH-2.0-OpenSSH_9.2p1 Debian"
+        );
     }
 }

@@ -70,7 +70,11 @@ impl StateDir {
             .public_key()
             .to_openssh()
             .context("cannot encode the cluster's public key")?;
-        write_atomic(&self.public_key_path(), format!("{public}\n").as_bytes(), 0o644)?;
+        write_atomic(
+            &self.public_key_path(),
+            format!("{public}\n").as_bytes(),
+            0o644,
+        )?;
         Ok(public)
     }
 
@@ -78,7 +82,11 @@ impl StateDir {
     pub fn write_known_hosts(&self, hosts: &[KnownHost]) -> anyhow::Result<()> {
         fs::create_dir_all(&self.path)
             .with_context(|| format!("cannot create the state folder {}", self.path.display()))?;
-        write_atomic(&self.known_hosts_path(), known_hosts_text(hosts).as_bytes(), 0o644)
+        write_atomic(
+            &self.known_hosts_path(),
+            known_hosts_text(hosts).as_bytes(),
+            0o644,
+        )
     }
 }
 
@@ -134,7 +142,10 @@ mod tests {
         let state = StateDir::new(dir.path().join("c1"));
         let first = state.ensure_key("c1").unwrap();
         assert!(first.starts_with("ssh-ed25519 "), "{first}");
-        let mode = fs::metadata(state.private_key_path()).unwrap().permissions().mode();
+        let mode = fs::metadata(state.private_key_path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let second = state.ensure_key("c1").unwrap();
         assert_eq!(first, second);
@@ -145,14 +156,25 @@ mod tests {
             .arg(state.private_key_path())
             .output()
             .expect("ssh-keygen (openssh-client) is needed for this test");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let derived = String::from_utf8(out.stdout).unwrap();
-        assert_eq!(derived.split_whitespace().nth(1), first.split_whitespace().nth(1));
+        assert_eq!(
+            derived.split_whitespace().nth(1),
+            first.split_whitespace().nth(1)
+        );
     }
 
     #[test]
     fn known_hosts_lists_ip_and_name() {
-        let hosts = [KnownHost { name: "web1".into(), ip: "10.213.0.10".into(), key: "ssh-ed25519 AAAA".into() }];
+        let hosts = [KnownHost {
+            name: "web1".into(),
+            ip: "10.213.0.10".into(),
+            key: "ssh-ed25519 AAAA".into(),
+        }];
         assert_eq!(
             known_hosts_text(&hosts),
             "10.213.0.10 ssh-ed25519 AAAA\nweb1 ssh-ed25519 AAAA\n"

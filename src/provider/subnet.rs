@@ -68,9 +68,9 @@ impl FromStr for Ipv4Net {
     type Err = anyhow::Error;
 
     fn from_str(text: &str) -> anyhow::Result<Ipv4Net> {
-        let (addr, prefix) = text
-            .split_once('/')
-            .with_context(|| format!("`{text}` is not a subnet in CIDR form (like 10.213.0.0/24)"))?;
+        let (addr, prefix) = text.split_once('/').with_context(|| {
+            format!("`{text}` is not a subnet in CIDR form (like 10.213.0.0/24)")
+        })?;
         let addr: Ipv4Addr = addr
             .trim()
             .parse()
@@ -127,7 +127,10 @@ mod tests {
     use super::*;
 
     fn taken(name: &str, net: &str) -> TakenSubnet {
-        TakenSubnet { network: name.to_string(), subnet: net.parse().unwrap() }
+        TakenSubnet {
+            network: name.to_string(),
+            subnet: net.parse().unwrap(),
+        }
     }
 
     #[test]

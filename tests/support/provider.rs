@@ -48,7 +48,11 @@ pub fn spec(cluster: &str, hosts: &[&str]) -> ClusterSpec {
         subnet: None,
         hosts: hosts
             .iter()
-            .map(|h| HostSpec { name: h.to_string(), nano_cpus: None, memory: None })
+            .map(|h| HostSpec {
+                name: h.to_string(),
+                nano_cpus: None,
+                memory: None,
+            })
             .collect(),
     }
 }
@@ -63,7 +67,11 @@ pub struct ClusterGuard {
 
 impl ClusterGuard {
     pub fn new(cluster: &str) -> ClusterGuard {
-        ClusterGuard { cluster: cluster.to_string(), extra_containers: Vec::new(), extra_networks: Vec::new() }
+        ClusterGuard {
+            cluster: cluster.to_string(),
+            extra_containers: Vec::new(),
+            extra_networks: Vec::new(),
+        }
     }
 }
 
@@ -107,7 +115,12 @@ pub fn ssh(key: &Path, known_hosts: &Path, ip: &str, command: &str) -> std::proc
         .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10"])
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=10",
+        ])
         .arg("-i")
         .arg(key)
         .arg(format!("root@{ip}"))

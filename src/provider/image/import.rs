@@ -74,7 +74,8 @@ pub async fn import_rootfs(
         changes,
         ..Default::default()
     };
-    let mut replies = docker.create_image(Some(options), Some(bollard::body_try_stream(body)), None);
+    let mut replies =
+        docker.create_image(Some(options), Some(bollard::body_try_stream(body)), None);
     let mut image_id = None;
     while let Some(reply) = replies.next().await {
         let reply = reply.context("Docker refused the image import")?;

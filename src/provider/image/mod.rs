@@ -39,7 +39,11 @@ pub async fn exists(docker: &Docker, name: &str) -> anyhow::Result<bool> {
 }
 
 /// Returns the host image's tag, building it when missing (or when `force`).
-pub async fn ensure(docker: &Docker, force: bool, progress: &Progress) -> anyhow::Result<ImageOutcome> {
+pub async fn ensure(
+    docker: &Docker,
+    force: bool,
+    progress: &Progress,
+) -> anyhow::Result<ImageOutcome> {
     let hash = recipe::recipe_hash();
     let tag = recipe::image_tag();
     if !force && exists(docker, &tag).await? {
@@ -51,13 +55,23 @@ pub async fn ensure(docker: &Docker, force: bool, progress: &Progress) -> anyhow
         .tempdir_in("/var/tmp")
         .context("cannot make a build folder in /var/tmp")?;
     let root = dir.path().join("rootfs");
-    progress.step(format!("building {tag}: debootstrap {} (about a minute)", recipe::SUITE));
+    progress.step(format!(
+        "building {tag}: debootstrap {} (about a minute)",
+        recipe::SUITE
+    ));
     rootfs::debootstrap(&root, progress).await?;
     progress.step(format!("building {tag}: applying the recipe"));
     rootfs::customize(&root).await?;
     progress.step(format!("building {tag}: importing into Docker"));
-    import::import_rootfs(docker, &root, recipe::IMAGE_REPO, &hash, recipe::image_changes(&hash), progress)
-        .await?;
+    import::import_rootfs(
+        docker,
+        &root,
+        recipe::IMAGE_REPO,
+        &hash,
+        recipe::image_changes(&hash),
+        progress,
+    )
+    .await?;
     docker
         .tag_image(
             &tag,

@@ -35,7 +35,47 @@ pub const FILES: &[(&str, u32, &str)] = &[
     ("etc/default/locale", 0o644, "LANG=C.UTF-8\n"),
     // Empty: systemd generates the machine id at first boot.
     ("etc/machine-id", 0o444, ""),
+    // Docker bind-mounts these three files; on a machine they are plain files that tools
+    // (and infra's atomic writes) replace by rename, so make them plain at boot.
+    ("usr/local/sbin/infra-unbind-etc", 0o755, UNBIND_SCRIPT),
+    ("etc/systemd/system/infra-unbind-etc.service", 0o644, UNBIND_UNIT),
 ];
+
+const UNBIND_SCRIPT: &str = r#"#!/bin/sh
+# Makes Docker's bind-mounted /etc/hosts, /etc/hostname and /etc/resolv.conf plain files, as
+# on a machine: Docker's content at first boot, the host's own (converged) content later.
+set -u
+mkdir -p /var/lib/infra
+for f in /etc/hosts /etc/hostname /etc/resolv.conf; do
+  grep -q " $f " /proc/self/mountinfo || continue
+  name=$(basename "$f")
+  copy="/run/infra-unbind-$name"
+  cp "$f" "$copy" || continue
+  umount "$f" || { rm -f "$copy"; continue; }
+  stamp="/var/lib/infra/unbound-$name"
+  if [ ! -e "$stamp" ]; then
+    cat "$copy" > "$f" && touch "$stamp"
+  fi
+  rm -f "$copy"
+done
+exit 0
+"#;
+
+const UNBIND_UNIT: &str = "[Unit]
+Description=Make Docker's /etc/hosts, /etc/hostname, /etc/resolv.conf plain files
+DefaultDependencies=no
+After=local-fs.target
+Before=sysinit.target network-pre.target
+ConditionVirtualization=container
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/infra-unbind-etc
+
+[Install]
+WantedBy=sysinit.target
+";
 
 /// Paths removed from the root filesystem (globs relative to it).
 pub const REMOVE: &[&str] = &[
@@ -46,11 +86,17 @@ pub const REMOVE: &[&str] = &[
     "var/cache/apt/*.bin",
 ];
 
-/// Symlinks created (link, target): ssh.service enabled.
-pub const LINKS: &[(&str, &str)] = &[(
-    "etc/systemd/system/multi-user.target.wants/ssh.service",
-    "/lib/systemd/system/ssh.service",
-)];
+/// Symlinks created (link, target): ssh.service and infra-unbind-etc.service enabled.
+pub const LINKS: &[(&str, &str)] = &[
+    (
+        "etc/systemd/system/multi-user.target.wants/ssh.service",
+        "/lib/systemd/system/ssh.service",
+    ),
+    (
+        "etc/systemd/system/sysinit.target.wants/infra-unbind-etc.service",
+        "/etc/systemd/system/infra-unbind-etc.service",
+    ),
+];
 
 /// Commands run inside the root filesystem (with chroot).
 pub const CHROOT_COMMANDS: &[&[&str]] = &[&["passwd", "--lock", "root"], &["apt-get", "clean"]];

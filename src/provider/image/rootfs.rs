@@ -55,8 +55,14 @@ pub async fn debootstrap(target: &Path, progress: &Progress) -> anyhow::Result<(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = command.spawn().context("cannot run debootstrap")?;
-    let stdout = child.stdout.take().context("debootstrap's output is missing")?;
-    let stderr = child.stderr.take().context("debootstrap's output is missing")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("debootstrap's output is missing")?;
+    let stderr = child
+        .stderr
+        .take()
+        .context("debootstrap's output is missing")?;
     let errors = tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
         let mut kept = VecDeque::new();
@@ -70,7 +76,11 @@ pub async fn debootstrap(target: &Path, progress: &Progress) -> anyhow::Result<(
     });
     let mut lines = BufReader::new(stdout).lines();
     let mut tail: VecDeque<String> = VecDeque::new();
-    while let Some(line) = lines.next_line().await.context("cannot read debootstrap's output")? {
+    while let Some(line) = lines
+        .next_line()
+        .await
+        .context("cannot read debootstrap's output")?
+    {
         progress.detail(format!("debootstrap: {}", line.trim_start_matches("I: ")));
         if tail.len() == 20 {
             tail.pop_front();
@@ -82,7 +92,16 @@ pub async fn debootstrap(target: &Path, progress: &Progress) -> anyhow::Result<(
     if !status.success() {
         let log = target.join("debootstrap/debootstrap.log");
         let log_tail = std::fs::read_to_string(&log)
-            .map(|t| t.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+            .map(|t| {
+                t.lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
             .unwrap_or_default();
         bail!(
             "debootstrap failed ({status}); its last lines:\n{}\n{}\n{}",

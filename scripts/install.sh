@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what infra needs on a Debian 12 machine (run as root): the Debian packages, a
+# Rust toolchain when none is present, and a running Docker engine. With --deps-only it stops
+# there; otherwise it also builds and installs the `infra` binary (into ~/.cargo/bin).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deps_only=false
+[[ "${1:-}" == "--deps-only" ]] && deps_only=true
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "scripts/install.sh must run as root (it installs packages and starts dockerd)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends \
+  docker.io debootstrap openssh-server openssh-client sudo etcd-server nginx-light rsyslog \
+  vagrant python3-venv curl ca-certificates tar git build-essential pkg-config
+
+# Rust: Debian 12's rustc is too old for the dependencies; use rustup's stable toolchain.
+if ! command -v cargo >/dev/null 2>&1; then
+  if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    :
+  else
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  fi
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# Docker: start the engine when it is not answering, and wait until it does.
+if ! docker info >/dev/null 2>&1; then
+  if command -v systemctl >/dev/null 2>&1 && systemctl start docker 2>/dev/null; then
+    :
+  else
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
+fi
+
+if ! $deps_only; then
+  cargo install --locked --path .
+  echo "installed: $(command -v infra)"
+fi
