@@ -227,6 +227,12 @@ async fn become_keywords_and_variables_and_per_task_check_mode() {
           - "task_user.stdout == ('bin' if inventory_hostname == 'h1' else 'nobody')"
           - "block_user.stdout == ('sys' if inventory_hostname == 'h1' else 'nobody')"
       become: false
+- hosts: h1
+  gather_facts: true
+  become: true
+  become_user: daemon
+  tasks:
+    - assert: {that: ["ansible_user_id == 'daemon'"]}
 "#,
         ),
     ]);
