@@ -120,7 +120,7 @@ fn unknown_argument_suggests() {
 fn unknown_argument_in_key_value_string() {
     assert_eq!(
         one_error("- hosts: all\n  tasks:\n    - service: name=nginx stat=started\n"),
-        "play.yml:3:16: module 'service' has no argument 'stat', did you mean 'state'?"
+        "play.yml:3:27: module 'service' has no argument 'stat', did you mean 'state'?"
     );
 }
 
@@ -383,5 +383,13 @@ fn free_form_module_without_a_command() {
     assert_eq!(
         one_error("- hosts: all\n  tasks:\n    - shell: creates=/x chdir=/tmp\n"),
         "play.yml:3:7: module 'shell' needs a command (free-form text, 'cmd' or 'argv')"
+    );
+}
+
+#[test]
+fn key_value_positions_inside_quoted_strings() {
+    assert_eq!(
+        one_error("- hosts: all\n  tasks:\n    - copy: \"dest=/x content=y colr=1\"\n"),
+        "play.yml:3:32: module 'copy' has no argument 'colr'"
     );
 }

@@ -236,3 +236,23 @@ fn builtin_registry_loads_the_realistic_playbook() {
         panic!("site.yml with the real modules:\n{e:#}");
     }
 }
+
+#[test]
+fn builtin_registry_reports_bad_arguments() {
+    let dir = sp::write_tree(&[(
+        "play.yml",
+        "- hosts: all\n  tasks:\n    - ansible.builtin.copy:\n        dest: /x\n        content: y\n        colour: red\n    - ansible.builtin.servic: name=x\n",
+    )]);
+    let err = playbook::load(&dir.path().join("play.yml"), &[]).unwrap_err();
+    let errors = err.downcast::<playbook::LoadErrors>().unwrap().errors;
+    let messages = sp::short(&errors, dir.path());
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert_eq!(
+        messages[0],
+        "play.yml:6:9: module 'copy' has no argument 'colour'"
+    );
+    assert_eq!(
+        messages[1],
+        "play.yml:7:7: unknown module 'ansible.builtin.servic', did you mean 'service'?"
+    );
+}

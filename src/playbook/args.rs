@@ -75,15 +75,23 @@ impl Loader<'_> {
                     &value.key_text(),
                     spec.free_form && !OPEN_MODULES.contains(&module),
                 );
-                for (k, v) in kv.options {
-                    put(&mut args, k, serde_json::Value::String(v), value.pos);
+                // Name the word itself when the text is on one line as written.
+                let at = |offset: Option<usize>| match (value.text_col, offset) {
+                    (Some(col), Some(offset)) => Pos {
+                        line: value.pos.line,
+                        col: col + offset,
+                    },
+                    _ => value.pos,
+                };
+                for ((k, v), offset) in kv.options.into_iter().zip(kv.option_offsets) {
+                    put(&mut args, k, serde_json::Value::String(v), at(Some(offset)));
                 }
                 if let Some(raw) = kv.raw {
                     put(
                         &mut args,
                         RAW_PARAMS.to_string(),
                         serde_json::Value::String(raw),
-                        value.pos,
+                        at(kv.raw_offset),
                     );
                 }
             }

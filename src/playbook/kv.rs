@@ -98,6 +98,10 @@ pub fn unquote(value: &str) -> &str {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeyValues {
     pub options: Vec<(String, String)>,
+    /// Where each option starts in the input, in characters.
+    pub option_offsets: Vec<usize>,
+    /// Where the first word of the raw text starts in the input, in characters.
+    pub raw_offset: Option<usize>,
     /// Words that are not options, joined (`_raw_params`), if any.
     pub raw: Option<String>,
 }
@@ -108,7 +112,16 @@ pub fn parse_kv(input: &str, free_form: bool) -> KeyValues {
     let words = split_words(input);
     let mut result = KeyValues::default();
     let mut raw_words: Vec<(String, bool)> = Vec::new();
+    let offset_of = |word: &Word| {
+        let byte = word.text.as_ptr() as usize - input.as_ptr() as usize;
+        input[..byte].chars().count()
+    };
     for word in &words {
+        if find_unescaped_equals(word.text).is_none()
+            || (free_form && !is_free_form_option(word.text))
+        {
+            result.raw_offset.get_or_insert_with(|| offset_of(word));
+        }
         let Some(pos) = find_unescaped_equals(word.text) else {
             raw_words.push((word.text.replace("\\=", "="), word.after_newline));
             continue;
@@ -120,6 +133,7 @@ pub fn parse_kv(input: &str, free_form: bool) -> KeyValues {
         }
         let value = unquote(word.text[pos + 1..].trim());
         result.options.push((key.to_string(), value.to_string()));
+        result.option_offsets.push(offset_of(word));
     }
     if raw_words.is_empty() {
         return result;
@@ -138,6 +152,11 @@ pub fn parse_kv(input: &str, free_form: bool) -> KeyValues {
     }
     result.raw = Some(raw);
     result
+}
+
+/// Whether a `key=value` word is one of [`FREE_FORM_OPTIONS`].
+fn is_free_form_option(word: &str) -> bool {
+    find_unescaped_equals(word).is_some_and(|pos| FREE_FORM_OPTIONS.contains(&word[..pos].trim()))
 }
 
 /// The first `=` after position 0 that is not escaped with a backslash.
@@ -189,6 +208,8 @@ mod tests {
         let kv = parse_kv("ls -l /tmp creates=/x chdir=/srv FOO=bar", true);
         assert_eq!(opts(&kv), vec![("creates", "/x"), ("chdir", "/srv")]);
         assert_eq!(kv.raw.as_deref(), Some("ls -l /tmp FOO=bar"));
+        assert_eq!(kv.option_offsets, vec![11, 22]);
+        assert_eq!(kv.raw_offset, Some(0));
     }
 
     #[test]
@@ -210,6 +231,7 @@ mod tests {
         let kv = parse_kv("name=nginx started", false);
         assert_eq!(opts(&kv), vec![("name", "nginx")]);
         assert_eq!(kv.raw.as_deref(), Some("started"));
+        assert_eq!(kv.raw_offset, Some(11));
     }
 
     #[test]

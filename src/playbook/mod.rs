@@ -8,6 +8,7 @@
 
 mod args;
 mod error;
+mod include;
 mod keywords;
 mod kv;
 mod loader;

@@ -2,20 +2,19 @@
 //! an include or a meta action), reads the task keywords, and loads static includes.
 //! Unknown keywords and modules are reported with "did you mean" suggestions.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::keywords::{self, best_match, did_you_mean, short_name};
-use super::kv::parse_kv;
-use super::loader::{dedup_paths, first_existing, is_template, Loader, TaskCtx};
+use super::loader::{is_template, Loader, TaskCtx};
 use super::yaml::{Kind, Node, Pos};
 use super::{LoopControl, LoopSpec, Task, TaskKind};
 use crate::Vars;
 
 /// The action a task names: its short name, where the key is, and its value.
-struct Action {
-    name: String,
-    key_pos: Pos,
-    value: Node,
+pub(super) struct Action {
+    pub name: String,
+    pub key_pos: Pos,
+    pub value: Node,
 }
 
 impl Loader<'_> {
@@ -193,14 +192,12 @@ impl Loader<'_> {
             Kind::Str(s) => {
                 let s = s.trim();
                 let (name, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
-                let rest = Node {
-                    kind: if rest.trim().is_empty() {
-                        Kind::Null
-                    } else {
-                        Kind::Str(rest.trim().to_string())
-                    },
-                    pos: value.pos,
+                let kind = if rest.trim().is_empty() {
+                    Kind::Null
+                } else {
+                    Kind::Str(rest.trim().to_string())
                 };
+                let rest = Node::new(kind, value.pos);
                 (name.to_string(), rest)
             }
             Kind::Map(entries) => {
@@ -213,13 +210,7 @@ impl Loader<'_> {
                     .filter(|(k, _)| k.key_text() != "module")
                     .cloned()
                     .collect();
-                (
-                    name.to_string(),
-                    Node {
-                        kind: Kind::Map(rest),
-                        pos: value.pos,
-                    },
-                )
+                (name.to_string(), Node::new(Kind::Map(rest), value.pos))
             }
             _ => {
                 self.error(file, value.pos, "'action' must be a string or a mapping");
@@ -512,189 +503,6 @@ impl Loader<'_> {
             rescue,
             always,
         })
-    }
-
-    fn include_tasks_kind(&mut self, action: &Action, ctx: &TaskCtx) -> Option<TaskKind> {
-        let file = ctx.file.clone();
-        let name = &action.name;
-        let value = &action.value;
-        let task_file = match &value.kind {
-            Kind::Str(s) => {
-                let kv = parse_kv(s, false);
-                match (kv.raw, kv.options.as_slice()) {
-                    (Some(raw), []) => Some(raw),
-                    (None, [(k, v)]) if k == "file" => Some(v.clone()),
-                    _ => {
-                        self.error(&file, value.pos, format!("'{name}' takes a file name"));
-                        None
-                    }
-                }
-            }
-            Kind::Map(entries) => {
-                let mut found = None;
-                for (k, v) in entries {
-                    match k.key_text().as_str() {
-                        "file" | "_raw_params" => found = self.string(&file, v, "file"),
-                        "apply" => {
-                            self.error(&file, k.pos, format!("'{name}: apply' is not supported"))
-                        }
-                        other => self.error(
-                            &file,
-                            k.pos,
-                            format!(
-                                "unknown argument '{other}' of '{name}'{}",
-                                did_you_mean(other, ["file"])
-                            ),
-                        ),
-                    }
-                }
-                if found.is_none() {
-                    self.error(&file, value.pos, format!("'{name}' needs a 'file'"));
-                }
-                found
-            }
-            _ => {
-                self.error(&file, value.pos, format!("'{name}' takes a file name"));
-                None
-            }
-        }?;
-        if is_template(&task_file) {
-            return Some(TaskKind::IncludeTasks {
-                file: task_file,
-                loaded: None,
-            });
-        }
-        let path = self.resolve_task_file(&task_file, ctx, action.key_pos)?;
-        let loaded = self.tasks_file(&path, ctx, &file, action.key_pos)?;
-        Some(TaskKind::IncludeTasks {
-            file: path.display().to_string(),
-            loaded: Some(loaded),
-        })
-    }
-
-    /// Where a relative task file is: for a role task, the role's tasks/ folder first;
-    /// then the including file's folder, then the playbook's.
-    fn resolve_task_file(&mut self, name: &str, ctx: &TaskCtx, pos: Pos) -> Option<PathBuf> {
-        let mut candidates = Vec::new();
-        if let Some(role) = &ctx.role {
-            candidates.push(role.path.join("tasks").join(name));
-        }
-        candidates.push(ctx.file_dir().join(name));
-        candidates.push(ctx.playbook_dir.join(name));
-        candidates.push(self.playbook_dir.join(name));
-        let candidates = dedup_paths(candidates);
-        let found = first_existing(&candidates).filter(|p| p.is_file());
-        if found.is_none() {
-            let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-            self.error(
-                &ctx.file,
-                pos,
-                format!(
-                    "task file '{name}' not found (looked for {})",
-                    looked.join(", ")
-                ),
-            );
-        }
-        found
-    }
-
-    fn include_role_kind(&mut self, action: &Action, ctx: &TaskCtx) -> Option<TaskKind> {
-        let file = ctx.file.clone();
-        let action_name = &action.name;
-        let value = &action.value;
-        let mut name = None;
-        let mut tasks_from = None;
-        match &value.kind {
-            Kind::Str(s) => {
-                let kv = parse_kv(s, false);
-                name = kv.raw;
-                for (k, v) in kv.options {
-                    match k.as_str() {
-                        "name" => name = Some(v),
-                        "tasks_from" => tasks_from = Some(v),
-                        other => self.error(
-                            &file,
-                            value.pos,
-                            format!("unknown argument '{other}' of '{action_name}'"),
-                        ),
-                    }
-                }
-            }
-            Kind::Map(entries) => {
-                const KEYS: &[&str] = &[
-                    "name",
-                    "tasks_from",
-                    "public",
-                    "allow_duplicates",
-                    "rolespec_validate",
-                ];
-                for (k, v) in entries {
-                    match k.key_text().as_str() {
-                        "name" => name = self.string(&file, v, "name"),
-                        "tasks_from" => tasks_from = self.string(&file, v, "tasks_from"),
-                        "public" | "allow_duplicates" | "rolespec_validate" => {}
-                        other @ ("apply" | "defaults_from" | "vars_from" | "handlers_from") => self
-                            .error(
-                                &file,
-                                k.pos,
-                                format!("'{action_name}: {other}' is not supported"),
-                            ),
-                        other => self.error(
-                            &file,
-                            k.pos,
-                            format!(
-                                "unknown argument '{other}' of '{action_name}'{}",
-                                did_you_mean(other, KEYS.iter().copied())
-                            ),
-                        ),
-                    }
-                }
-            }
-            _ => {}
-        }
-        let Some(name) = name else {
-            self.error(
-                &file,
-                value.pos,
-                format!("'{action_name}' needs a role 'name'"),
-            );
-            return None;
-        };
-        if is_template(&name) || tasks_from.as_deref().is_some_and(is_template) {
-            return Some(TaskKind::IncludeRole {
-                name,
-                tasks_from,
-                loaded: None,
-            });
-        }
-        let search = self.role_search_dirs(ctx);
-        let loaded =
-            self.role_for_include(&name, tasks_from.as_deref(), &search, ctx, action.key_pos)?;
-        Some(TaskKind::IncludeRole {
-            name,
-            tasks_from,
-            loaded: Some(loaded),
-        })
-    }
-
-    fn meta_kind(&mut self, action: &Action, file: &Path) -> Option<TaskKind> {
-        let value = &action.value;
-        let Some(name) = value.as_str().map(str::trim) else {
-            self.error(file, value.pos, "'meta' takes the name of a meta action");
-            return None;
-        };
-        if !keywords::META_ACTIONS.contains(&name) {
-            self.error(
-                file,
-                value.pos,
-                format!(
-                    "unknown meta action '{name}'{}",
-                    did_you_mean(name, keywords::META_ACTIONS.iter().copied())
-                ),
-            );
-            return None;
-        }
-        Some(TaskKind::Meta(name.to_string()))
     }
 }
 

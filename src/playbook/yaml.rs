@@ -44,6 +44,9 @@ impl Pos {
 pub struct Node {
     pub kind: Kind,
     pub pos: Pos,
+    /// For a string written on one line without escapes: the column of its first
+    /// character, so a position inside it can be named (`key=value` arguments).
+    pub text_col: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +62,14 @@ pub enum Kind {
 }
 
 impl Node {
+    pub fn new(kind: Kind, pos: Pos) -> Node {
+        Node {
+            kind,
+            pos,
+            text_col: None,
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
             Kind::Str(s) => Some(s),
@@ -231,10 +242,7 @@ impl<'input> Builder<'_, 'input> {
                 }
             }
         }
-        Ok(root.unwrap_or(Node {
-            kind: Kind::Null,
-            pos: Pos { line: 1, col: 1 },
-        }))
+        Ok(root.unwrap_or(Node::new(Kind::Null, Pos { line: 1, col: 1 })))
     }
 
     fn node(&mut self, ev: Event<'input>, span: Span) -> Result<Node, LoadError> {
@@ -249,7 +257,19 @@ impl<'input> Builder<'_, 'input> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let kind = self.scalar(&text, style, tag.as_deref(), pos)?;
-                (Node { kind, pos }, anchor)
+                let quotes = match style {
+                    ScalarStyle::Plain => 0,
+                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => 2,
+                    _ => usize::MAX,
+                };
+                let verbatim = span.start.line() == span.end.line()
+                    && quotes != usize::MAX
+                    && span.end.index() - span.start.index() == text.chars().count() + quotes;
+                let mut node = Node::new(kind, pos);
+                if verbatim {
+                    node.text_col = Some(pos.col + quotes / 2);
+                }
+                (node, anchor)
             }
             Event::SequenceStart(anchor, tag) => {
                 self.check_collection_tag(tag.as_deref(), pos)?;
@@ -261,13 +281,7 @@ impl<'input> Builder<'_, 'input> {
                     }
                     items.push(self.node(ev, span)?);
                 }
-                (
-                    Node {
-                        kind: Kind::Seq(items),
-                        pos,
-                    },
-                    anchor,
-                )
+                (Node::new(Kind::Seq(items), pos), anchor)
             }
             Event::MappingStart(anchor, tag) => {
                 self.check_collection_tag(tag.as_deref(), pos)?;
@@ -327,10 +341,7 @@ impl<'input> Builder<'_, 'input> {
             .filter(|(k, _)| !explicit.iter().any(|(e, _)| e.key_text() == k.key_text()))
             .collect();
         entries.extend(explicit);
-        Ok(Node {
-            kind: Kind::Map(entries),
-            pos,
-        })
+        Ok(Node::new(Kind::Map(entries), pos))
     }
 
     fn check_collection_tag(&self, tag: Option<&Tag>, pos: Pos) -> Result<(), LoadError> {
@@ -624,6 +635,18 @@ mod tests {
     fn empty_file_is_null() {
         assert!(parse("").is_null());
         assert!(parse("# only a comment\n").is_null());
+    }
+
+    #[test]
+    fn text_columns_of_verbatim_strings() {
+        let node = parse("a: b=1 c=2\nq: 'x=1'\nd: \"e\\tf\"\nm: |\n  x\n");
+        let cols: Vec<Option<usize>> = node
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v.text_col)
+            .collect();
+        assert_eq!(cols, [Some(4), Some(5), None, None]);
     }
 
     #[test]
