@@ -628,3 +628,22 @@ async fn a_failing_command_is_not_unreachable() {
     assert_ne!(out.rc, 0);
     t.close().await;
 }
+
+#[tokio::test]
+async fn connect_with_local_gives_the_controller_itself() {
+    let spec = infra::transport::ConnectSpec {
+        name: "localhost".into(),
+        local: true,
+        ..Default::default()
+    };
+    let t = connect(&spec).await.unwrap();
+    assert_eq!(t.host(), "localhost");
+    let out = t.exec("echo hello; exit 4", &opts()).await.unwrap();
+    assert_eq!((out.rc, out.stdout.as_str()), (4, "hello\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x");
+    t.write_file(p.to_str().unwrap(), b"local", &FileAttrs::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&p).unwrap(), b"local");
+}
