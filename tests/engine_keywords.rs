@@ -227,6 +227,12 @@ async fn become_keywords_and_variables_and_per_task_check_mode() {
           - "task_user.stdout == ('bin' if inventory_hostname == 'h1' else 'nobody')"
           - "block_user.stdout == ('sys' if inventory_hostname == 'h1' else 'nobody')"
       become: false
+- hosts: h1
+  gather_facts: true
+  become: true
+  become_user: daemon
+  tasks:
+    - assert: {that: ["ansible_user_id == 'daemon'"]}
 "#,
         ),
     ]);
@@ -239,4 +245,33 @@ async fn become_keywords_and_variables_and_per_task_check_mode() {
         );
         assert!(!dir.path().join(format!("never-{h}")).exists());
     }
+}
+
+#[tokio::test]
+async fn meta_end_play_stops_the_play_for_every_host_and_the_next_play_runs() {
+    let dir = tree(&[
+        ("inv.yaml", &local_inventory(&["h1", "h2"])),
+        (
+            "site.yaml",
+            r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - meta: end_play
+      when: inventory_hostname == 'h2'
+    - file: {path: "{{ base }}", state: directory}
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: {dest: "@DIR@/second-{{ inventory_hostname }}", content: x}
+"#,
+        ),
+    ]);
+    let (recap, out) = run_ok(options(dir.path(), "site.yaml")).await;
+    assert_eq!(recap.exit_code(), 0, "{out}");
+    assert!(
+        !dir.path().join("h1").exists(),
+        "end_play stopped h1 too: {out}"
+    );
+    assert!(dir.path().join("second-h1").exists() && dir.path().join("second-h2").exists());
 }

@@ -560,6 +560,14 @@ impl<'a> PlayRun<'a> {
         vars
     }
 
+    /// Facts are gathered with the play's privilege escalation, as Ansible does.
+    fn facts_exec_options(&self, vars: &Vars) -> ExecOptions {
+        ExecOptions {
+            become_: self.resolve_become(self.play.become_, self.play.become_user.clone(), vars),
+            ..Default::default()
+        }
+    }
+
     /// Connects (once per run) and gathers facts in one round trip per host.
     async fn gather_facts(&self, hosts: &[String]) {
         let active = self.active(hosts);
@@ -579,7 +587,7 @@ impl<'a> PlayRun<'a> {
                 let vars = self.connection_vars(h);
                 let outcome = match self.r.pool.get(h, &vars).await {
                     Err(e) => Outcome::unreachable(format!("Failed to connect to the host: {e}")),
-                    Ok(t) => match t.exec(facts::SCRIPT, &ExecOptions::default()).await {
+                    Ok(t) => match t.exec(facts::SCRIPT, &self.facts_exec_options(&vars)).await {
                         Err(e) if super::connect::is_unreachable(&e) => {
                             Outcome::unreachable(format!("{e:#}"))
                         }

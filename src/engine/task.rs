@@ -884,12 +884,26 @@ impl PlayRun<'_> {
     /// Privilege escalation. As in Ansible, the `ansible_become*` variables win over the
     /// `become`/`become_user` keywords (task, then blocks, then play).
     fn become_for(&self, task: &Task, frame: &Frame, vars: &Vars) -> Option<Become> {
+        let on = task.become_.or(frame.become_).or(self.play.become_);
+        let user = task
+            .become_user
+            .clone()
+            .or_else(|| frame.become_user.clone())
+            .or_else(|| self.play.become_user.clone());
+        self.resolve_become(on, user, vars)
+    }
+
+    /// The privilege escalation given the keywords in force and the host's variables.
+    pub fn resolve_become(
+        &self,
+        keyword: Option<bool>,
+        keyword_user: Option<String>,
+        vars: &Vars,
+    ) -> Option<Become> {
         let on = vars
             .get("ansible_become")
             .map(truthy)
-            .or(task.become_)
-            .or(frame.become_)
-            .or(self.play.become_)
+            .or(keyword)
             .unwrap_or(false);
         if !on {
             return None;
@@ -897,9 +911,7 @@ impl PlayRun<'_> {
         let user = vars
             .get("ansible_become_user")
             .map(value_text)
-            .or_else(|| task.become_user.clone())
-            .or_else(|| frame.become_user.clone())
-            .or_else(|| self.play.become_user.clone())
+            .or(keyword_user)
             .unwrap_or_else(|| "root".into());
         let user = self.r.templar.render_str(&user, vars).unwrap_or(user);
         let password = [

@@ -12,8 +12,8 @@ use serde_json::Value;
 use crate::template::Templar;
 use crate::Vars;
 
-/// The value of `omit`; arguments rendered to it are dropped.
-pub const OMIT: &str = "__omit_place_holder__infra";
+/// The value of `omit` (the Templar's); arguments rendered to it are dropped.
+pub use crate::template::OMIT;
 
 /// The layers of one task's variables on one host, lowest precedence first.
 #[derive(Default)]
