@@ -74,6 +74,67 @@ impl AgentSlot {
     }
 }
 
+impl AgentSlot {
+    /// Whether the agent can give one instance its host ports (no allocation: this runs
+    /// for every agent and every instance).
+    fn ports_fit(&self, spec: &AppSpec) -> bool {
+        let mut dynamic = 0;
+        for (i, request) in spec.ports.iter().enumerate() {
+            match request.fixed {
+                Some(p) => {
+                    let repeated = spec.ports[..i].iter().any(|q| q.fixed == Some(p));
+                    if self.used_ports.contains(&p) || repeated {
+                        return false;
+                    }
+                }
+                None => dynamic += 1,
+            }
+        }
+        if dynamic == 0 {
+            return true;
+        }
+        let (lo, hi) = self.port_range;
+        let mut free = 0;
+        for p in lo..=hi {
+            if !self.used_ports.contains(&p) && !spec.ports.iter().any(|q| q.fixed == Some(p)) {
+                free += 1;
+                if free == dynamic {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The fast path of [`infeasible`]: the same checks, without building a reason.
+fn feasible(
+    spec: &AppSpec,
+    docker: bool,
+    agent: &AgentSlot,
+    counts: &FieldCounts,
+    cardinality: &HashMap<String, usize>,
+) -> bool {
+    let app = &spec.app;
+    if docker && !agent.docker {
+        return false;
+    }
+    if agent.cpus - agent.used_cpus + 1e-9 < app.cpus
+        || agent.mem - agent.used_mem + 1e-9 < app.mem
+        || agent.disk - agent.used_disk + 1e-9 < app.disk
+    {
+        return false;
+    }
+    for constraint in &spec.constraints {
+        let value = constraint.agent_value(&agent.hostname, &agent.attributes);
+        let all = cardinality.get(&constraint.field).copied().unwrap_or(0);
+        if !constraint.allows(value, counts.get(&constraint.field), all) {
+            return false;
+        }
+    }
+    agent.ports_fit(spec)
+}
+
 /// One placed instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Placement {
@@ -148,7 +209,7 @@ fn infeasible(
             return Some(constraint.describe());
         }
     }
-    if agent.pick_ports(spec).is_none() {
+    if !agent.ports_fit(spec) {
         let fixed: Vec<String> = spec
             .ports
             .iter()
@@ -181,12 +242,11 @@ pub fn place(
     let mut counts = field_counts(spec, agents);
     let cardinality = field_cardinality(spec, agents);
     let app_id = spec.app.id.as_str();
+    let docker = spec.is_docker();
     for _ in 0..count {
         let mut best: Option<(usize, (usize, f64))> = None;
-        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         for (index, agent) in agents.iter().enumerate() {
-            if let Some(why) = infeasible(spec, agent, &counts, &cardinality) {
-                *reasons.entry(why).or_default() += 1;
+            if !feasible(spec, docker, agent, &counts, &cardinality) {
                 continue;
             }
             let mine = agent.app_tasks.get(app_id).copied().unwrap_or(0);
@@ -203,6 +263,13 @@ pub fn place(
             }
         }
         let Some((index, _)) = best else {
+            // Nothing fits: now find out why, agent by agent.
+            let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+            for agent in agents.iter() {
+                if let Some(why) = infeasible(spec, agent, &counts, &cardinality) {
+                    *reasons.entry(why).or_default() += 1;
+                }
+            }
             let mut reasons: Vec<(String, usize)> = reasons.into_iter().collect();
             reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             let text: Vec<String> = reasons.into_iter().map(|(r, _)| r).collect();
