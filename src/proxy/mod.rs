@@ -211,3 +211,87 @@ async fn follow_events(client: Arc<Client>, tx: mpsc::UnboundedSender<Trigger>, 
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Backend, ProxyApp};
+
+    fn config() -> Config {
+        Config {
+            template: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("templates/nginx-proxy.conf.j2"),
+            domain: "infra".into(),
+            http_listen: "127.0.0.1:8081".into(),
+            service_address: "127.0.0.1".into(),
+            nginx: Nginx {
+                config: "/nonexistent/infra-proxy.conf".into(),
+                bin: "nginx".into(),
+                main_config: None,
+                reload_cmd: "true".into(),
+            },
+            debounce: Duration::from_millis(500),
+            resync: Duration::from_secs(30),
+            stream_idle: Duration::from_secs(60),
+        }
+    }
+
+    fn app(name: &str, ports: &[u16], service_port: Option<u32>) -> ProxyApp {
+        ProxyApp {
+            id: format!("/{name}"),
+            name: name.into(),
+            path: format!("/{name}/"),
+            host: format!("{name}.infra"),
+            service_port,
+            labels: Default::default(),
+            backends: ports
+                .iter()
+                .map(|p| Backend {
+                    host: "10.0.0.1".into(),
+                    port: *p,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_template_routes_healthy_apps_and_gives_503_to_the_others() {
+        let apps = vec![
+            app("web", &[31000, 31001], Some(10000)),
+            app("idle", &[], None),
+        ];
+        let text = render(&config(), &Templar::new(), &apps).unwrap();
+        assert!(text.contains(
+            "upstream infra-app-web {\n    server 10.0.0.1:31000 max_fails=1 fail_timeout=5s;\n    server 10.0.0.1:31001 "
+        ), "{text}");
+        assert!(!text.contains("upstream infra-app-idle"), "{text}");
+        assert!(
+            text.contains("location /web/ {\n        proxy_pass http://infra-app-web/;"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "location /idle/ {\n        default_type text/plain;\n        return 503"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("server_name web.infra;"), "{text}");
+        assert!(text.contains("server_name idle.infra;"), "{text}");
+        assert!(text.contains("listen 127.0.0.1:10000;"), "{text}");
+        assert_eq!(
+            text.matches("listen 127.0.0.1:8081 default_server;")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(text.matches("    listen 127.0.0.1:").count(), 4, "{text}");
+    }
+
+    #[test]
+    fn a_missing_template_names_the_file() {
+        let mut config = config();
+        config.template = "/nonexistent/x.j2".into();
+        let err = render(&config, &Templar::new(), &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/x.j2"), "{err:#}");
+    }
+}
