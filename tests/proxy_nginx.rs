@@ -243,6 +243,8 @@ fn a_config_nginx_rejects_keeps_the_last_good_one() {
             &cluster.url,
             "--listen-health",
             &format!("127.0.0.1:{health_port}"),
+            "--resync",
+            "1s",
         ]
         .map(String::from),
     );
@@ -263,4 +265,53 @@ fn a_config_nginx_rejects_keeps_the_last_good_one() {
     assert_eq!(std::fs::read_to_string(&nginx.generated).unwrap(), good);
     assert_eq!(seen(nginx.http_port, "127.0.0.1", "/shop/id.txt", 3), ports);
     assert_eq!(nginx.reload_count(), 1);
+    // The periodic resyncs render the same rejected config: it is not written again (the
+    // file, replaced by every atomic write, keeps its inode).
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(&nginx.generated).unwrap().ino();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(std::fs::metadata(&nginx.generated).unwrap().ino(), inode);
+    assert_eq!(health(health_port)["status"], "degraded");
+}
+
+#[test]
+fn reattaches_to_a_restarted_scheduler_and_follows_its_events() {
+    let mut cluster = Cluster::start(1);
+    cluster.wait_agents_registered();
+    deploy(&cluster, "api", 1, free_port());
+    let nginx = Nginx::start(cluster.dir.path());
+    let health_port = free_port();
+    let mut args = nginx.proxy_args(&template());
+    // No periodic resync during the test: only the event stream drives the syncs.
+    args.extend(
+        [
+            "--scheduler",
+            &cluster.url,
+            "--listen-health",
+            &format!("127.0.0.1:{health_port}"),
+            "--resync",
+            "1h",
+            "--debounce",
+            "100ms",
+        ]
+        .map(String::from),
+    );
+    let _proxy = spawn_proxy(&args);
+    let one = task_ports(&cluster, "api");
+    wait_until("nginx to route /api/", Duration::from_secs(15), || {
+        seen(nginx.http_port, "api.infra", "/id.txt", 5) == one
+    });
+
+    cluster.restart_scheduler();
+    // Events from the new scheduler process reach the proxy: a scale-up shows in nginx.
+    let out = cluster.cli(&["scale", "api", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_until("2 healthy tasks", Duration::from_secs(30), || {
+        task_ports(&cluster, "api").len() == 2
+    });
+    let two = task_ports(&cluster, "api");
+    wait_until("nginx to route to both", Duration::from_secs(10), || {
+        seen(nginx.http_port, "api.infra", "/id.txt", 20) == two
+    });
+    assert_eq!(health(health_port)["backends"], 2);
 }

@@ -82,7 +82,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<i32> {
     };
     if args.once {
         let status = proxy::health::SharedStatus::default();
-        let outcome = proxy::sync_once(&client, &config, &status).await?;
+        let outcome = proxy::sync_once(&client, &config, &status, &mut Default::default()).await?;
         println!(
             "infra proxy: {} apps, {} backends, {}",
             outcome.apps,

@@ -78,13 +78,21 @@ pub fn render(
         .with_context(|| format!("rendering {}", config.template.display()))
 }
 
+/// What a daemon remembers between syncs: the last render nginx rejected, so the same
+/// broken config is not written and tested again on every resync.
+#[derive(Debug, Default)]
+pub struct Memory {
+    rejected: Option<(String, String)>,
+}
+
 /// Fetches apps with tasks, renders, applies; records the result in `status`.
 pub async fn sync_once(
     client: &Client,
     config: &Config,
     status: &SharedStatus,
+    memory: &mut Memory,
 ) -> anyhow::Result<SyncOutcome> {
-    let result = fetch_render_apply(client, config).await;
+    let result = fetch_render_apply(client, config, memory).await;
     match &result {
         Ok(outcome) => health::update(status, |s| {
             s.status = "ok".into();
@@ -104,17 +112,37 @@ pub async fn sync_once(
     result
 }
 
-async fn fetch_render_apply(client: &Client, config: &Config) -> anyhow::Result<SyncOutcome> {
+async fn fetch_render_apply(
+    client: &Client,
+    config: &Config,
+    memory: &mut Memory,
+) -> anyhow::Result<SyncOutcome> {
     let apps = client
         .apps_with_tasks()
         .await
         .context("fetching apps and tasks from the scheduler")?;
     let model = model::proxy_apps(&apps, &config.domain);
     let rendered = render(config, &Templar::new(), &model)?;
+    if let Some((text, error)) = &memory.rejected {
+        if *text == rendered {
+            anyhow::bail!("{error} (the rendered config is unchanged since)");
+        }
+    }
     let nginx = config.nginx.clone();
-    let applied = tokio::task::spawn_blocking(move || nginx.apply(&rendered))
+    let candidate = rendered.clone();
+    let result = tokio::task::spawn_blocking(move || nginx.apply(&candidate))
         .await
-        .context("the nginx step panicked")??;
+        .context("the nginx step panicked")?;
+    let applied = match result {
+        Ok(applied) => {
+            memory.rejected = None;
+            applied
+        }
+        Err(err) => {
+            memory.rejected = Some((rendered, format!("{err:#}")));
+            return Err(err);
+        }
+    };
     Ok(SyncOutcome {
         applied,
         apps: model.len(),
@@ -137,8 +165,9 @@ pub async fn run(client: Client, config: Config, listen_health: SocketAddr) -> a
         config.stream_idle,
     ));
     tokio::spawn(periodic(tx, config.resync));
+    let mut memory = Memory::default();
     while let Some(count) = debounce::next_batch(&mut rx, config.debounce).await {
-        match sync_once(&client, &config, &status).await {
+        match sync_once(&client, &config, &status, &mut memory).await {
             Ok(outcome) => tracing::info!(
                 "sync after {count} trigger(s): {} apps, {} backends, {:?}",
                 outcome.apps,
