@@ -97,7 +97,7 @@ fn routes_by_path_host_and_service_port_and_follows_scaling() {
     deploy(&cluster, "web", 2, service_port);
     let nginx = Nginx::start(cluster.dir.path());
     let health_port = free_port();
-    let mut args = nginx.proxy_args(&template());
+    let mut args = nginx.proxy_args(Some(&template()));
     args.extend(
         [
             "--scheduler",
@@ -185,9 +185,11 @@ fn a_config_nginx_rejects_keeps_the_last_good_one() {
     cluster.wait_agents_registered();
     let service_port = free_port();
     deploy(&cluster, "shop", 1, service_port);
+    // An app without any task: a 503 route, not a broken upstream.
+    deploy(&cluster, "empty", 0, free_port());
     let nginx = Nginx::start(cluster.dir.path());
     let once = |template: &std::path::Path| {
-        let mut args = nginx.proxy_args(template);
+        let mut args = nginx.proxy_args(Some(template));
         args.push("--once".into());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         cluster.cli(&args)
@@ -197,7 +199,7 @@ fn a_config_nginx_rejects_keeps_the_last_good_one() {
     let out = once(&template());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("1 apps, 1 backends, reloaded"),
+        stdout(&out).contains("2 apps, 1 backends, reloaded"),
         "{}",
         stdout(&out)
     );
@@ -205,6 +207,8 @@ fn a_config_nginx_rejects_keeps_the_last_good_one() {
     wait_until("nginx to route /shop/", Duration::from_secs(10), || {
         seen(nginx.http_port, "127.0.0.1", "/shop/id.txt", 3) == ports
     });
+    assert_eq!(get(nginx.http_port, "127.0.0.1", "/empty/").unwrap().0, 503);
+    assert_eq!(get(nginx.http_port, "empty.infra", "/").unwrap().0, 503);
     let good = std::fs::read_to_string(&nginx.generated).unwrap();
     let last_good = format!("{}.last-good", nginx.generated.display());
     assert_eq!(std::fs::read_to_string(&last_good).unwrap(), good);
@@ -236,7 +240,7 @@ fn a_config_nginx_rejects_keeps_the_last_good_one() {
 
     // The daemon with the bad template says it is degraded, with the message.
     let health_port = free_port();
-    let mut args = nginx.proxy_args(&bad);
+    let mut args = nginx.proxy_args(Some(&bad));
     args.extend(
         [
             "--scheduler",
@@ -281,7 +285,8 @@ fn reattaches_to_a_restarted_scheduler_and_follows_its_events() {
     deploy(&cluster, "api", 1, free_port());
     let nginx = Nginx::start(cluster.dir.path());
     let health_port = free_port();
-    let mut args = nginx.proxy_args(&template());
+    // The built-in template (no --template).
+    let mut args = nginx.proxy_args(None);
     // No periodic resync during the test: only the event stream drives the syncs.
     args.extend(
         [

@@ -19,9 +19,11 @@ pub struct ProxyArgs {
     /// The generated config file nginx includes.
     #[arg(long, default_value = "/etc/nginx/conf.d/infra-proxy.conf")]
     pub nginx_config: PathBuf,
-    /// The nginx template (minijinja, infra's filters).
-    #[arg(long, default_value = "templates/nginx-proxy.conf.j2")]
-    pub template: PathBuf,
+    /// The nginx template (minijinja, infra's filters; data: `apps`, `domain`,
+    /// `http_listen`, `service_address`). Default: the built-in
+    /// templates/nginx-proxy.conf.j2.
+    #[arg(long)]
+    pub template: Option<PathBuf>,
     /// Host routes are `<app>.<domain>`.
     #[arg(long, default_value = "infra")]
     pub domain: String,

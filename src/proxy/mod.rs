@@ -30,10 +30,14 @@ use debounce::Trigger;
 use health::SharedStatus;
 use nginx::{Applied, Nginx};
 
+/// `templates/nginx-proxy.conf.j2`, used when `--template` is not given.
+pub const BUILTIN_TEMPLATE: &str = include_str!("../../templates/nginx-proxy.conf.j2");
+
 /// Everything a sync needs besides the scheduler client.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub template: PathBuf,
+    /// The template file; `None` uses the one built into the binary.
+    pub template: Option<PathBuf>,
     /// Host routes are `<app>.<domain>`.
     pub domain: String,
     /// What the main server block listens on (`80`, `127.0.0.1:8081`).
@@ -62,8 +66,17 @@ pub fn render(
     templar: &Templar,
     apps: &[model::ProxyApp],
 ) -> anyhow::Result<String> {
-    let source = std::fs::read_to_string(&config.template)
-        .with_context(|| format!("reading the template {}", config.template.display()))?;
+    let (source, name) = match &config.template {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the template {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            BUILTIN_TEMPLATE.to_string(),
+            "the built-in template".to_string(),
+        ),
+    };
     let vars = json!({
         "apps": apps,
         "domain": config.domain,
@@ -75,7 +88,7 @@ pub fn render(
     };
     templar
         .render_file(&source, &vars, true, true)
-        .with_context(|| format!("rendering {}", config.template.display()))
+        .with_context(|| format!("rendering {name}"))
 }
 
 /// What a daemon remembers between syncs: the last render nginx rejected, so the same
@@ -248,8 +261,7 @@ mod tests {
 
     fn config() -> Config {
         Config {
-            template: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("templates/nginx-proxy.conf.j2"),
+            template: None,
             domain: "infra".into(),
             http_listen: "127.0.0.1:8081".into(),
             service_address: "127.0.0.1".into(),
@@ -319,7 +331,7 @@ mod tests {
     #[test]
     fn a_missing_template_names_the_file() {
         let mut config = config();
-        config.template = "/nonexistent/x.j2".into();
+        config.template = Some("/nonexistent/x.j2".into());
         let err = render(&config, &Templar::new(), &[]).unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/x.j2"), "{err:#}");
     }

@@ -100,14 +100,13 @@ impl Nginx {
             .unwrap_or(0)
     }
 
-    /// The arguments of `infra proxy` that drive this nginx.
-    pub fn proxy_args(&self, template: &Path) -> Vec<String> {
-        vec![
+    /// The arguments of `infra proxy` that drive this nginx (with the built-in template
+    /// when `template` is `None`).
+    pub fn proxy_args(&self, template: Option<&Path>) -> Vec<String> {
+        let mut args: Vec<String> = vec![
             "proxy".into(),
             "--nginx-config".into(),
             self.generated.display().to_string(),
-            "--template".into(),
-            template.display().to_string(),
             "--nginx-bin".into(),
             NGINX.into(),
             "--nginx-main-config".into(),
@@ -118,7 +117,11 @@ impl Nginx {
             format!("127.0.0.1:{}", self.http_port),
             "--service-address".into(),
             "127.0.0.1".into(),
-        ]
+        ];
+        if let Some(template) = template {
+            args.extend(["--template".into(), template.display().to_string()]);
+        }
+        args
     }
 
     pub fn pid(&self) -> Option<i32> {
