@@ -260,6 +260,52 @@ impl Client {
     pub async fn queue(&self) -> Result<Queue> {
         self.call(Method::GET, "/v2/queue", None).await
     }
+
+    /// `GET /v2/apps?embed=apps.tasks`: every app with its tasks (and their health check
+    /// results), as the proxy needs them.
+    pub async fn apps_with_tasks(&self) -> Result<Vec<App>> {
+        let list: AppList = self
+            .call(Method::GET, "/v2/apps?embed=apps.tasks", None)
+            .await?;
+        Ok(list.apps)
+    }
+
+    /// `GET /v2/events`: the open server-sent event stream of the first scheduler that
+    /// answers, without the client's overall timeout (the stream lasts; the caller
+    /// watches for silence itself).
+    pub async fn event_stream(&self) -> Result<reqwest::Response> {
+        let mut last = None;
+        for base in &self.urls {
+            let url = format!("{base}/v2/events");
+            let request = self
+                .http
+                .get(&url)
+                .header(reqwest::header::ACCEPT, "text/event-stream")
+                .timeout(Duration::from_secs(10 * 365 * 24 * 3600));
+            match request.send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    last = Some(ClientError::Api {
+                        method: "GET".into(),
+                        url,
+                        status: response.status().as_u16(),
+                        body: ErrorBody {
+                            message: "the event stream was refused".into(),
+                            details: Vec::new(),
+                            deployments: None,
+                        },
+                    })
+                }
+                Err(err) => {
+                    last = Some(ClientError::Unreachable {
+                        url: base.clone(),
+                        cause: root_cause(&err),
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or(ClientError::NotConfigured))
+    }
 }
 
 /// `nodeapp` -> `/nodeapp`.
