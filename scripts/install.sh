@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what infra needs on a Debian 12 machine (run as root): the Debian packages, a
-# Rust toolchain when none is present, and a running Docker engine. With --deps-only it stops
+# Rust toolchain when none is present, a running Docker engine, and ansible-core + pyinfra
+# in /opt/infra-venv (only for the side-by-side tests and benchmarks). With --deps-only it stops
 # there; otherwise it also builds and installs the `infra` binary (into ~/.cargo/bin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,14 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
   docker.io debootstrap openssh-server openssh-client sudo etcd-server nginx-light rsyslog \
-  vagrant python3-venv curl ca-certificates tar git build-essential pkg-config
+  vagrant python3-venv curl ca-certificates tar git build-essential pkg-config \
+  busybox-static unzip dnsutils iproute2
+
+# ansible-core and pyinfra, for the compatibility suite and the benchmark (side by side).
+if [[ ! -x /opt/infra-venv/bin/ansible-playbook || ! -x /opt/infra-venv/bin/pyinfra ]]; then
+  python3 -m venv /opt/infra-venv
+  /opt/infra-venv/bin/pip install --quiet ansible-core pyinfra
+fi
 
 # Rust: Debian 12's rustc is too old for the dependencies; use rustup's stable toolchain.
 if ! command -v cargo >/dev/null 2>&1; then

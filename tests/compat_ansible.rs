@@ -94,7 +94,11 @@ impl Twins {
             cluster,
             addresses: BTreeMap::new(),
         };
-        assert!(out.status.success(), "infra up of the twins: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "infra up of the twins: {}",
+            text(&out)
+        );
         twins.addresses = addresses_from_known_hosts(&twins.known_hosts);
         for host in ["twin-ansible", "twin-infra"] {
             assert!(
@@ -167,7 +171,10 @@ fn addresses_from_known_hosts(path: &Path) -> BTreeMap<String, String> {
     for names in by_key.values() {
         let address = names.iter().find(|n| n.parse::<std::net::IpAddr>().is_ok());
         if let Some(address) = address {
-            for name in names.iter().filter(|n| n.parse::<std::net::IpAddr>().is_err()) {
+            for name in names
+                .iter()
+                .filter(|n| n.parse::<std::net::IpAddr>().is_err())
+            {
                 addresses.insert(name.clone(), address.clone());
             }
         }

@@ -1,5 +1,5 @@
 //! The host-level modules (apt, service/systemd, user, group, hostname, sysctl) against a
-//! real Debian + systemd host: a container from `infra-host:dev`, reached with
+//! real Debian + systemd host: a container from the provider's host image, reached with
 //! `docker exec` (test-only transport). Each: check mode reports changed and changes
 //! nothing (verified on the host), the first run changes, the second is ok.
 

@@ -150,7 +150,7 @@ fn role_tasks_carry_their_role_and_entry_keywords() {
     );
     // include_tasks inside a role resolves from the role's tasks/ folder.
     match &install.kind {
-        TaskKind::IncludeTasks { file, loaded } => {
+        TaskKind::IncludeTasks { file, loaded, .. } => {
             assert!(file.ends_with("roles/web/tasks/install.yml"), "{file}");
             let loaded = loaded.as_ref().unwrap();
             let (name, args) = module(&loaded[0]);
@@ -316,7 +316,7 @@ fn dynamic_includes_are_left_for_run_time() {
         .tasks
         .iter()
         .find_map(|t| match &t.kind {
-            TaskKind::IncludeTasks { file, loaded } if file.contains("{{") => Some(loaded),
+            TaskKind::IncludeTasks { file, loaded, .. } if file.contains("{{") => Some(loaded),
             _ => None,
         })
         .expect("the templated include_tasks");

@@ -54,7 +54,16 @@ pub enum Command {
 
 /// Parses the command line, runs the subcommand on a tokio runtime, maps errors to exit 1.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    // Usage errors exit 1 ("invalid input, nothing ran"); clap's own default is 2, which
+    // infra reserves for "a task failed".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 1 } else { 0 };
+            let _ = err.print();
+            return code;
+        }
+    };
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

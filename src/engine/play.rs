@@ -619,10 +619,14 @@ impl<'a> PlayRun<'a> {
     async fn run_include(&self, task: &Task, frame: &Frame, hosts: &[String]) {
         let static_tasks: Option<(Vec<Task>, Option<Arc<Role>>)> = match &task.kind {
             TaskKind::IncludeTasks {
-                loaded: Some(t), ..
+                loaded: Some(t),
+                import: true,
+                ..
             } if task.loop_.is_none() => Some((t.clone(), None)),
             TaskKind::IncludeRole {
-                loaded: Some(role), ..
+                loaded: Some(role),
+                import: true,
+                ..
             } if task.loop_.is_none() => Some((role.tasks.clone(), Some(role.clone()))),
             _ => None,
         };
@@ -708,7 +712,16 @@ impl<'a> PlayRun<'a> {
                 if let Some(item) = &item {
                     result.insert("item".into(), item.clone());
                 }
-                self.record(&info, host, action, Outcome::new(Status::Ok, result), false);
+                // Ansible counts each included task file (per host and loop item) as
+                // one `ok`; an included role is not counted.
+                let counted = matches!(task.kind, TaskKind::IncludeTasks { .. });
+                self.record(
+                    &info,
+                    host,
+                    action,
+                    Outcome::new(Status::Ok, result),
+                    counted,
+                );
                 match groups
                     .iter_mut()
                     .find(|(t, v, _)| *t == target && *v == item_vars)

@@ -65,6 +65,7 @@ impl Loader<'_> {
             return Some(TaskKind::IncludeTasks {
                 file: task_file,
                 loaded: None,
+                import: name.ends_with("import_tasks"),
             });
         }
         let path = self.resolve_task_file(&task_file, ctx, action.key_pos)?;
@@ -72,6 +73,7 @@ impl Loader<'_> {
         Some(TaskKind::IncludeTasks {
             file: path.display().to_string(),
             loaded: Some(loaded),
+            import: name.ends_with("import_tasks"),
         })
     }
 
@@ -168,6 +170,7 @@ impl Loader<'_> {
                 name,
                 tasks_from,
                 loaded: None,
+                import: action_name.ends_with("import_role"),
             });
         }
         let search = self.role_search_dirs(ctx);
@@ -177,6 +180,7 @@ impl Loader<'_> {
             name,
             tasks_from,
             loaded: Some(loaded),
+            import: action_name.ends_with("import_role"),
         })
     }
 

@@ -147,12 +147,17 @@ pub enum TaskKind {
     IncludeTasks {
         file: String,
         loaded: Option<Vec<Task>>,
+        /// `import_tasks`: inlined, never reported or counted itself (Ansible counts each
+        /// dynamic `include_tasks` as one `ok` per host and loop item).
+        import: bool,
     },
     /// `include_role` / `import_role`; `loaded` is filled when the name is static.
     IncludeRole {
         name: String,
         tasks_from: Option<String>,
         loaded: Option<Arc<Role>>,
+        /// `import_role`: inlined, never reported or counted itself.
+        import: bool,
     },
     /// `meta: flush_handlers` and friends.
     Meta(String),

@@ -23,7 +23,11 @@ for u in /etc/systemd/system/compat-*; do
   echo "$name active=$(systemctl is-active "$name") enabled=$(systemctl is-enabled "$name")"
 done
 echo "## packages"
-dpkg-query -W -f '${Package} ${Status}\n' | grep ' installed$' | LC_ALL=C sort
+# Ansible's apt module installs python3-apt (and what it depends on) for itself on first
+# use; that is the tool's own runtime, not state a playbook asked for, so it is left out.
+dpkg-query -W -f '${Package} ${Status}\n' | grep ' installed$' \
+  | grep -Ev '^(python3-apt|python-apt-common|distro-info-data|iso-codes|lsb-release) ' \
+  | LC_ALL=C sort
 echo "## users"
 getent passwd compatuser || true
 getent group compatgrp || true

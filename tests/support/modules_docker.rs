@@ -1,5 +1,6 @@
-//! A test-only way to reach a real systemd host: a container from `infra-host:dev`
-//! (Debian + systemd), reached through `docker exec`. Only tests use this; the behaviour
+//! A test-only way to reach a real systemd host: a container from the provider's host image
+//! (Debian + systemd, built by `infra image build`, the same image `infra up` uses), reached
+//! through `docker exec`. Only tests use this; the behaviour
 //! under test (dpkg, systemctl, useradd) is the real one. The container is removed on drop,
 //! also when the test fails.
 #![allow(dead_code)]
@@ -12,7 +13,25 @@ use base64::Engine;
 use infra::transport::{Become, ExecOptions, ExecOutput, FileAttrs, FileKind, FileStat, Transport};
 use tokio::io::AsyncWriteExt;
 
-pub const IMAGE: &str = "infra-host:dev";
+/// The tag `infra image build` gives the current recipe's image.
+pub const IMAGE: &str = "infra-host:latest";
+
+/// Builds the host image once per test binary (a no-op when its recipe hash is built).
+fn ensure_image() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_infra"))
+            .args(["image", "build"])
+            .output()
+            .expect("run infra image build");
+        assert!(
+            out.status.success(),
+            "infra image build failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
 
 /// A running systemd container, removed on drop.
 pub struct Container {
@@ -22,6 +41,7 @@ pub struct Container {
 impl Container {
     /// Starts one and waits until systemd has booted. Fails clearly without Docker or image.
     pub fn start() -> Container {
+        ensure_image();
         let name = format!("infra-modtest-{:08x}", rand::random::<u32>());
         let out = std::process::Command::new("docker")
             .args([
