@@ -294,6 +294,7 @@ fn blocks_with_rescue_always_and_free_form_commands() {
             let TaskKind::IncludeTasks {
                 file,
                 loaded: Some(more),
+                ..
             } = &loaded[1].kind
             else {
                 panic!("{:?}", loaded[1].kind)
@@ -335,6 +336,7 @@ fn include_role_is_loaded_with_tasks_from_and_dependencies() {
         name,
         tasks_from,
         loaded: Some(role),
+        ..
     } = &include.kind
     else {
         panic!("{:?}", include.kind)

@@ -13,7 +13,13 @@ use crate::provider::{self, cluster, docker};
 #[derive(Args, Debug)]
 pub struct DownArgs {
     /// The inventory whose cluster to remove.
-    #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+    /// Defaults to the local Docker cluster, `inventories/local.yaml`.
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "INVENTORY",
+        default_value = "inventories/local.yaml"
+    )]
     pub inventory: PathBuf,
     /// Also remove the cluster's state folder (its SSH key and known_hosts).
     #[arg(long)]

@@ -105,11 +105,48 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
     if args.run.forks == Some(0) {
         anyhow::bail!("--forks must be at least 1");
     }
-    let inventory = Inventory::load(&args.inventory)
+    let mut inventory = Inventory::load(&args.inventory)
         .with_context(|| format!("inventory {}", args.inventory.display()))?;
-    let opts = args.run.into_options(inventory, args.playbook)?;
+    let mut run = args.run;
+    run.known_hosts
+        .extend(attach_provider_hosts(&mut inventory, &args.inventory).await?);
+    let opts = run.into_options(inventory, args.playbook)?;
     let recap = engine::run(opts).await?;
     Ok(recap.exit_code())
+}
+
+/// For an inventory of `infra up`'s docker provider, fills in the addresses, user and key of
+/// the hosts whose containers run, so `infra play -i inventories/local.yaml` reaches the
+/// same hosts `infra up` made. Creates nothing; returns the cluster's known_hosts file.
+async fn attach_provider_hosts(
+    inventory: &mut Inventory,
+    inventory_path: &std::path::Path,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    use crate::provider::{self, cluster, docker, StateDir};
+    let Some(spec) = provider::inventory::cluster_spec(inventory)? else {
+        return Ok(Vec::new());
+    };
+    let state = StateDir::new(cluster::state_dir_from_env(inventory_path, &spec.name)?);
+    let docker = docker::connect().await?;
+    let running = provider::running_hosts(&docker, &spec).await?;
+    for (host, ip) in &running {
+        provider::inventory::fill_host(inventory, host, &ip.to_string(), &state.private_key_path());
+    }
+    let missing: Vec<String> = spec
+        .hosts
+        .iter()
+        .map(|h| h.name.clone())
+        .filter(|name| !running.iter().any(|(host, _)| host == name))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "not running yet (create them with `infra up -i {}`): {}",
+            inventory_path.display(),
+            missing.join(", ")
+        );
+        provider::inventory::drop_hosts(inventory, &missing);
+    }
+    Ok(vec![state.known_hosts_path()])
 }
 
 #[cfg(test)]

@@ -16,7 +16,13 @@ use crate::provider::{self, cluster, docker, image, HostPlan, Progress, StateDir
 #[derive(Args, Debug)]
 pub struct UpArgs {
     /// The inventory to create and converge.
-    #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+    /// Defaults to the local Docker cluster, `inventories/local.yaml`.
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "INVENTORY",
+        default_value = "inventories/local.yaml"
+    )]
     pub inventory: PathBuf,
     /// The playbook to run (default: playbooks/site.yaml of the project).
     #[arg(long, value_name = "PATH")]
