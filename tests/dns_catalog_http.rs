@@ -100,13 +100,29 @@ async fn service_entries_have_consuls_shape() {
 #[tokio::test]
 async fn filters_unknown_services_and_other_datacenters() {
     let addr = serve().await;
-    let tagged: Value = get(addr, "/v1/catalog/service/web?tag=blue").await.json().await.unwrap();
+    let tagged: Value = get(addr, "/v1/catalog/service/web?tag=blue")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(tagged.as_array().unwrap().len(), 1);
-    let group: Value = get(addr, "/v1/catalog/service/api-shop").await.json().await.unwrap();
+    let group: Value = get(addr, "/v1/catalog/service/api-shop")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(group[0]["ServicePort"], 31100);
-    let none: Value = get(addr, "/v1/catalog/service/nothing").await.json().await.unwrap();
+    let none: Value = get(addr, "/v1/catalog/service/nothing")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(none, serde_json::json!([]));
-    let local: Value = get(addr, "/v1/catalog/service/web?dc=DC1").await.json().await.unwrap();
+    let local: Value = get(addr, "/v1/catalog/service/web?dc=DC1")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(local.as_array().unwrap().len(), 3);
     let other = get(addr, "/v1/catalog/service/web?dc=dc9").await;
     assert_eq!(other.status(), 500);
@@ -116,7 +132,11 @@ async fn filters_unknown_services_and_other_datacenters() {
 #[tokio::test]
 async fn services_lists_names_with_tags() {
     let addr = serve().await;
-    let body: Value = get(addr, "/v1/catalog/services").await.json().await.unwrap();
+    let body: Value = get(addr, "/v1/catalog/services")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         body,
         serde_json::json!({"api-shop": [], "sick": [], "web": ["blue"]})

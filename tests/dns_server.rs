@@ -24,10 +24,18 @@ async fn a_records_are_the_hosts_of_healthy_tasks() {
     let mut client = udp_client(server.local_addr()).await;
     for name in ["web.service.infra.", "WEB.service.dc1.infra."] {
         let reply = ask(&mut client, name, RecordType::A).await;
-        assert_eq!(reply.metadata.response_code, ResponseCode::NoError, "{name}");
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}"
+        );
         assert!(reply.metadata.authoritative, "{name}");
         // c3 (127.0.0.13) runs an unhealthy task: not answered.
-        assert_eq!(answer_data(&reply), vec!["127.0.0.11", "127.0.0.12"], "{name}");
+        assert_eq!(
+            answer_data(&reply),
+            vec!["127.0.0.11", "127.0.0.12"],
+            "{name}"
+        );
         assert!(reply.answers.iter().all(|r| r.ttl == 5), "{name}");
     }
     // Only unhealthy tasks: the name does not exist.
@@ -64,7 +72,10 @@ async fn srv_records_carry_host_ports_and_node_targets_with_glue() {
             .map(|r| format!("{} {}", r.name, r.data))
             .collect();
         glue.sort();
-        assert_eq!(glue, vec!["c1.node.infra. 127.0.0.11", "c2.node.infra. 127.0.0.12"]);
+        assert_eq!(
+            glue,
+            vec!["c1.node.infra. 127.0.0.11", "c2.node.infra. 127.0.0.12"]
+        );
     }
     // Naming the datacenter names it in the targets too (resolvable from other DCs).
     let reply = ask(&mut client, "_web._tcp.service.dc1.infra.", RecordType::SRV).await;
@@ -95,14 +106,26 @@ async fn unknown_names_are_nxdomain_with_the_soa_and_outside_names_refused() {
         "web.service.dc7.infra.",
     ] {
         let reply = ask(&mut client, name, RecordType::A).await;
-        assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain, "{name}");
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{name}"
+        );
         assert_eq!(reply.authorities.len(), 1, "{name}");
-        assert_eq!(reply.authorities[0].record_type(), RecordType::SOA, "{name}");
+        assert_eq!(
+            reply.authorities[0].record_type(),
+            RecordType::SOA,
+            "{name}"
+        );
         assert_eq!(reply.authorities[0].ttl, 5);
     }
     for name in ["example.com.", "infra.example.com."] {
         let reply = ask(&mut client, name, RecordType::A).await;
-        assert_eq!(reply.metadata.response_code, ResponseCode::Refused, "{name}");
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::Refused,
+            "{name}"
+        );
         assert!(reply.answers.is_empty());
     }
     // A name that exists, a type it has not: NODATA.
@@ -117,7 +140,10 @@ async fn the_apex_has_soa_and_ns() {
     let mut client = udp_client(server.local_addr()).await;
     let soa = ask(&mut client, "infra.", RecordType::SOA).await;
     assert_eq!(soa.answers.len(), 1);
-    assert!(soa.answers[0].data.to_string().starts_with("ns.infra. hostmaster.infra. 42 "));
+    assert!(soa.answers[0]
+        .data
+        .to_string()
+        .starts_with("ns.infra. hostmaster.infra. 42 "));
     let ns = ask(&mut client, "infra.", RecordType::NS).await;
     assert_eq!(answer_data(&ns), vec!["ns.infra."]);
 }
@@ -133,7 +159,12 @@ async fn ttl_and_domain_are_configurable() {
     };
     let server = start(config, catalog).await;
     let mut client = udp_client(server.local_addr()).await;
-    let reply = ask(&mut client, "web.service.east.disco.example.", RecordType::A).await;
+    let reply = ask(
+        &mut client,
+        "web.service.east.disco.example.",
+        RecordType::A,
+    )
+    .await;
     assert_eq!(answer_data(&reply), vec!["127.0.0.11", "127.0.0.12"]);
     assert!(reply.answers.iter().all(|r| r.ttl == 2));
     let old = ask(&mut client, "web.service.infra.", RecordType::A).await;
@@ -208,5 +239,8 @@ async fn binding_a_taken_port_names_the_address() {
         .await
         .err()
         .expect("the port is taken");
-    assert!(format!("{error:#}").contains(&server.local_addr().to_string()), "{error:#}");
+    assert!(
+        format!("{error:#}").contains(&server.local_addr().to_string()),
+        "{error:#}"
+    );
 }

@@ -33,7 +33,11 @@ async fn silent_server() -> (tokio::net::UdpSocket, std::net::SocketAddr) {
 
 #[tokio::test]
 async fn another_datacenters_names_are_answered_by_its_servers() {
-    let dc2 = start(dc_config("dc2"), Arc::new(StaticCatalog::new(dc2_snapshot()))).await;
+    let dc2 = start(
+        dc_config("dc2"),
+        Arc::new(StaticCatalog::new(dc2_snapshot())),
+    )
+    .await;
     let (_silent, silent_addr) = silent_server().await;
     let mut dc1_config = dc_config("dc1");
     dc1_config.forward_timeout = Duration::from_millis(300);

@@ -101,7 +101,9 @@ impl Zone {
 
     /// The zone's SOA (its minimum is the negative-caching TTL, as small as answers).
     pub fn soa(&self, snap: &CatalogSnapshot) -> Record {
-        let serial = u32::try_from(snap.index % u64::from(u32::MAX)).unwrap_or(1).max(1);
+        let serial = u32::try_from(snap.index % u64::from(u32::MAX))
+            .unwrap_or(1)
+            .max(1);
         let soa = SOA::new(
             self.ns_name(),
             self.child("hostmaster"),
@@ -141,7 +143,12 @@ impl Zone {
             .and_then(|n| n.append_domain(&self.origin).ok())
     }
 
-    fn address_records(&self, owner: &Name, addresses: &BTreeSet<IpAddr>, qtype: RecordType) -> Vec<Record> {
+    fn address_records(
+        &self,
+        owner: &Name,
+        addresses: &BTreeSet<IpAddr>,
+        qtype: RecordType,
+    ) -> Vec<Record> {
         addresses
             .iter()
             .filter_map(|ip| match (ip, qtype) {
@@ -205,7 +212,8 @@ impl Zone {
         qtype: RecordType,
         snap: &CatalogSnapshot,
     ) -> Option<(Vec<Record>, Vec<Record>)> {
-        let mut addresses: BTreeSet<IpAddr> = snap.node(name).map(|n| n.address).into_iter().collect();
+        let mut addresses: BTreeSet<IpAddr> =
+            snap.node(name).map(|n| n.address).into_iter().collect();
         if addresses.is_empty() {
             // Nodes not listed on their own are still known by the tasks they run.
             addresses = snap
@@ -278,7 +286,12 @@ mod tests {
 
     #[test]
     fn a_records_are_healthy_hosts_only() {
-        let answer = zone().answer(&service("web", false), &name("web.service.infra."), RecordType::A, &snap());
+        let answer = zone().answer(
+            &service("web", false),
+            &name("web.service.infra."),
+            RecordType::A,
+            &snap(),
+        );
         assert_eq!(answer.code, ResponseCode::NoError);
         let ips: Vec<String> = answer.answers.iter().map(|r| r.data.to_string()).collect();
         assert_eq!(ips, vec!["10.0.0.1", "10.0.0.2"]);
@@ -287,7 +300,12 @@ mod tests {
 
     #[test]
     fn srv_records_carry_host_ports_and_glue() {
-        let answer = zone().answer(&service("web", true), &name("_web._tcp.service.infra."), RecordType::SRV, &snap());
+        let answer = zone().answer(
+            &service("web", true),
+            &name("_web._tcp.service.infra."),
+            RecordType::SRV,
+            &snap(),
+        );
         let srvs: Vec<String> = answer.answers.iter().map(|r| r.data.to_string()).collect();
         assert_eq!(
             srvs,
@@ -304,7 +322,12 @@ mod tests {
     #[test]
     fn missing_and_unhealthy_services_are_nxdomain_with_soa() {
         for svc in ["sick", "nothing"] {
-            let answer = zone().answer(&service(svc, false), &name("x.service.infra."), RecordType::A, &snap());
+            let answer = zone().answer(
+                &service(svc, false),
+                &name("x.service.infra."),
+                RecordType::A,
+                &snap(),
+            );
             assert_eq!(answer.code, ResponseCode::NXDomain);
             assert_eq!(answer.authorities[0].record_type(), RecordType::SOA);
         }
@@ -312,7 +335,12 @@ mod tests {
 
     #[test]
     fn other_types_are_nodata() {
-        let answer = zone().answer(&service("web", true), &name("_web._tcp.service.infra."), RecordType::A, &snap());
+        let answer = zone().answer(
+            &service("web", true),
+            &name("_web._tcp.service.infra."),
+            RecordType::A,
+            &snap(),
+        );
         assert_eq!(answer.code, ResponseCode::NoError);
         assert!(answer.answers.is_empty());
         assert_eq!(answer.authorities.len(), 1);
@@ -321,11 +349,26 @@ mod tests {
     #[test]
     fn nodes_listed_or_known_from_tasks() {
         let z = zone();
-        let listed = z.answer(&Target::Node { name: "C9".into() }, &name("c9.node.infra."), RecordType::A, &snap());
+        let listed = z.answer(
+            &Target::Node { name: "C9".into() },
+            &name("c9.node.infra."),
+            RecordType::A,
+            &snap(),
+        );
         assert_eq!(listed.answers[0].data.to_string(), "10.0.0.9");
-        let from_task = z.answer(&Target::Node { name: "c3".into() }, &name("c3.node.infra."), RecordType::A, &snap());
+        let from_task = z.answer(
+            &Target::Node { name: "c3".into() },
+            &name("c3.node.infra."),
+            RecordType::A,
+            &snap(),
+        );
         assert_eq!(from_task.answers[0].data.to_string(), "10.0.0.3");
-        let none = z.answer(&Target::Node { name: "zz".into() }, &name("zz.node.infra."), RecordType::A, &snap());
+        let none = z.answer(
+            &Target::Node { name: "zz".into() },
+            &name("zz.node.infra."),
+            RecordType::A,
+            &snap(),
+        );
         assert_eq!(none.code, ResponseCode::NXDomain);
     }
 

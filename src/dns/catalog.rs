@@ -117,7 +117,9 @@ impl CatalogSnapshot {
 
     /// The node called `name` (case-insensitive).
     pub fn node(&self, name: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.name.eq_ignore_ascii_case(name))
+        self.nodes
+            .iter()
+            .find(|n| n.name.eq_ignore_ascii_case(name))
     }
 }
 

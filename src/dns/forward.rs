@@ -71,7 +71,9 @@ async fn ask_udp(server: SocketAddr, bytes: &[u8], id: u16) -> anyhow::Result<Me
     } else {
         (Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let socket = UdpSocket::bind(local).await.context("binding a UDP socket")?;
+    let socket = UdpSocket::bind(local)
+        .await
+        .context("binding a UDP socket")?;
     socket.connect(server).await.context("connecting")?;
     socket.send(bytes).await.context("sending")?;
     let mut buffer = vec![0u8; 65535];
@@ -86,12 +88,20 @@ async fn ask_udp(server: SocketAddr, bytes: &[u8], id: u16) -> anyhow::Result<Me
 }
 
 async fn ask_tcp(server: SocketAddr, bytes: &[u8], id: u16) -> anyhow::Result<Message> {
-    let mut stream = TcpStream::connect(server).await.context("connecting over TCP")?;
+    let mut stream = TcpStream::connect(server)
+        .await
+        .context("connecting over TCP")?;
     let len = u16::try_from(bytes.len()).context("query too long")?;
     let mut framed = len.to_be_bytes().to_vec();
     framed.extend_from_slice(bytes);
-    stream.write_all(&framed).await.context("sending over TCP")?;
-    let reply_len = stream.read_u16().await.context("reading the reply length")?;
+    stream
+        .write_all(&framed)
+        .await
+        .context("sending over TCP")?;
+    let reply_len = stream
+        .read_u16()
+        .await
+        .context("reading the reply length")?;
     let mut reply = vec![0u8; usize::from(reply_len)];
     stream
         .read_exact(&mut reply)

@@ -94,9 +94,16 @@ async fn services(State(state): State<CatalogState>, Query(params): Query<Params
 /// One entry in Consul's shape (its documented fields for this endpoint). A task with
 /// several host ports is one entry with its first port (`ServicePort` 0 if it has none);
 /// SRV records in DNS list every port.
-pub fn catalog_entry(instance: &ServiceInstance, snap: &CatalogSnapshot, datacenter: &str) -> Value {
+pub fn catalog_entry(
+    instance: &ServiceInstance,
+    snap: &CatalogSnapshot,
+    datacenter: &str,
+) -> Value {
     let node = snap.node(&instance.node);
-    let node_address = node.map(|n| n.address).unwrap_or(instance.address).to_string();
+    let node_address = node
+        .map(|n| n.address)
+        .unwrap_or(instance.address)
+        .to_string();
     let service_address = instance.address.to_string();
     let port = instance.ports.first().copied().unwrap_or(0);
     let index = snap.index.max(1);

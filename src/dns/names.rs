@@ -121,8 +121,14 @@ mod tests {
         assert_eq!(class("INFRA"), Target::Apex);
         assert_eq!(class("web.service.infra."), service("web", false, false));
         assert_eq!(class("Web.Service.DC1.infra"), service("web", false, true));
-        assert_eq!(class("_web._tcp.service.infra."), service("web", true, false));
-        assert_eq!(class("_web._tcp.service.dc1.infra."), service("web", true, true));
+        assert_eq!(
+            class("_web._tcp.service.infra."),
+            service("web", true, false)
+        );
+        assert_eq!(
+            class("_web._tcp.service.dc1.infra."),
+            service("web", true, true)
+        );
         assert_eq!(
             class("host-1.node.infra."),
             Target::Node {

@@ -95,7 +95,11 @@ pub async fn tcp_client(server: SocketAddr) -> Client<TokioRuntimeProvider> {
     client
 }
 
-pub async fn ask(client: &mut Client<TokioRuntimeProvider>, name: &str, qtype: RecordType) -> Message {
+pub async fn ask(
+    client: &mut Client<TokioRuntimeProvider>,
+    name: &str,
+    qtype: RecordType,
+) -> Message {
     client
         .query(Name::from_str(name).unwrap(), DNSClass::IN, qtype)
         .await
@@ -120,7 +124,10 @@ pub fn dig(server: SocketAddr, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("dig is required (apt-get install -y dnsutils): {e}"));
-    assert!(output.status.success() || !output.stdout.is_empty(), "dig failed: {output:?}");
+    assert!(
+        output.status.success() || !output.stdout.is_empty(),
+        "dig failed: {output:?}"
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
