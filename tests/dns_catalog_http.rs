@@ -95,6 +95,10 @@ async fn service_entries_have_consuls_shape() {
     assert_eq!(first["ServicePort"], 31000);
     assert_eq!(first["ServiceTags"], serde_json::json!(["blue"]));
     assert_eq!(first["ServiceMeta"]["marathon_app_id"], "/web");
+    assert_eq!(
+        first["ServiceTaggedAddresses"]["lan_ipv4"],
+        serde_json::json!({"Address": "127.0.0.11", "Port": 31000})
+    );
 }
 
 #[tokio::test]

@@ -137,6 +137,45 @@ mod tests {
         assert!(parse_wan("dc2=host:53").is_err());
     }
 
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        dns: DnsArgs,
+    }
+
+    #[test]
+    fn flags_give_a_config() {
+        use clap::Parser;
+        let defaults = Cli::try_parse_from(["infra"]).unwrap().dns;
+        assert_eq!(defaults.dns_listen.to_string(), "0.0.0.0:8600");
+        let config = defaults.config().unwrap();
+        assert_eq!(
+            (config.domain.as_str(), config.datacenter.as_str()),
+            ("infra", "dc1")
+        );
+        assert_eq!(config.ttl, Duration::from_secs(5));
+        let cli = Cli::try_parse_from([
+            "infra",
+            "--dns-listen=127.0.0.1:5353",
+            "--datacenter=EAST",
+            "--dns-ttl=2",
+            "--dns-wan=west=127.0.0.1:1,127.0.0.1:2",
+            "--dns-wan=west=127.0.0.1:3",
+            "--dns-wan=north=127.0.0.1:4",
+            "--dns-forward-timeout-ms=250",
+        ])
+        .unwrap();
+        let config = cli.dns.config().unwrap();
+        assert_eq!(cli.dns.dns_listen.port(), 5353);
+        assert_eq!(config.datacenter, "east");
+        assert_eq!(config.wan["west"].len(), 3);
+        assert_eq!(config.wan["north"].len(), 1);
+        assert_eq!(config.forward_timeout, Duration::from_millis(250));
+        assert!(Cli::try_parse_from(["infra", "--dns-wan=west"]).is_err());
+        let bad = Cli::try_parse_from(["infra", "--datacenter=a.b"]).unwrap();
+        assert!(bad.dns.config().is_err());
+    }
+
     #[test]
     fn bad_names_are_refused() {
         let config = DnsConfig {

@@ -107,6 +107,11 @@ pub fn catalog_entry(
     let service_address = instance.address.to_string();
     let port = instance.ports.first().copied().unwrap_or(0);
     let index = snap.index.max(1);
+    let family = if instance.address.is_ipv4() {
+        "ipv4"
+    } else {
+        "ipv6"
+    };
     json!({
         "ID": node.map(|n| n.id.clone()).unwrap_or_default(),
         "Node": instance.node,
@@ -120,8 +125,8 @@ pub fn catalog_entry(
         "ServiceTags": instance.tags,
         "ServiceAddress": service_address,
         "ServiceTaggedAddresses": {
-            "lan_ipv4": {"Address": service_address, "Port": port},
-            "wan_ipv4": {"Address": service_address, "Port": port},
+            (format!("lan_{family}")): {"Address": service_address, "Port": port},
+            (format!("wan_{family}")): {"Address": service_address, "Port": port},
         },
         "ServiceWeights": {"Passing": 1, "Warning": 1},
         "ServiceMeta": {"marathon_app_id": instance.app_id},
