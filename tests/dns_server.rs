@@ -244,3 +244,36 @@ async fn binding_a_taken_port_names_the_address() {
         "{error:#}"
     );
 }
+
+#[tokio::test]
+async fn large_answers_are_truncated_over_udp_without_edns_and_whole_over_tcp() {
+    let mut snapshot = sample_snapshot();
+    for i in 0..80u16 {
+        let ip = format!("127.0.1.{i}");
+        snapshot
+            .instances
+            .push(instance("/big", &format!("b{i}"), &ip, &[30000 + i], true));
+    }
+    let server = start(DnsConfig::default(), Arc::new(StaticCatalog::new(snapshot))).await;
+    let addr = server.local_addr();
+    let (udp, tcp) = tokio::task::spawn_blocking(move || {
+        (
+            dig(addr, &["+noedns", "+ignore", "big.service.infra", "A"]),
+            dig_short(addr, &["+tcp", "big.service.infra", "A"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        udp.contains("flags: qr tc") || udp.contains(" tc "),
+        "{udp}"
+    );
+    assert!(udp.contains("status: NOERROR"), "{udp}");
+    assert_eq!(tcp.len(), 80);
+    // A client that follows TC (dig's default) gets all of them.
+    let all =
+        tokio::task::spawn_blocking(move || dig_short(addr, &["+noedns", "big.service.infra"]))
+            .await
+            .unwrap();
+    assert_eq!(all.len(), 80);
+}

@@ -113,3 +113,39 @@ async fn a_datacenter_without_servers_is_servfail() {
     let reply = ask(&mut client, "x.service.dc3.infra.", RecordType::A).await;
     assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
 }
+
+/// A free 127.0.0.1 port (UDP and TCP both free when it is returned).
+fn free_port() -> std::net::SocketAddr {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = udp.local_addr().unwrap();
+    std::net::TcpListener::bind(addr).unwrap();
+    addr
+}
+
+#[tokio::test]
+async fn a_wan_map_pointing_back_cannot_make_a_forwarding_loop() {
+    // a (dc1) forwards dc2 to b; b (dc3) is misconfigured to forward dc2 back to a.
+    let a_addr = free_port();
+    let b = {
+        let mut config = dc_config("dc3");
+        config.wan.insert("dc2".into(), vec![a_addr]);
+        start(config, Arc::new(StaticCatalog::default())).await
+    };
+    let mut config = dc_config("dc1");
+    config.wan.insert("dc2".into(), vec![b.local_addr()]);
+    config.forward_timeout = Duration::from_millis(500);
+    let catalog: Arc<dyn infra::dns::ServiceCatalog> = Arc::new(StaticCatalog::default());
+    let a = infra::dns::DnsServer::bind(a_addr, config, catalog)
+        .await
+        .unwrap();
+    let mut client = udp_client(a.local_addr()).await;
+    let started = Instant::now();
+    let reply = ask(&mut client, "x.service.dc2.infra.", RecordType::A).await;
+    // b refuses to forward a forwarded query, and a relays that at once.
+    assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,6 +1,8 @@
 //! WAN forwarding: a name of another datacenter is asked of that datacenter's control
 //! nodes, one after the other, each with a short timeout (UDP; TCP again when the reply is
 //! truncated). The first reply wins; when none answers the caller returns SERVFAIL.
+//! Forwarded queries carry RD=0: the other side answers its own names authoritatively and
+//! never forwards them again.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -14,12 +16,11 @@ use tokio::net::{TcpStream, UdpSocket};
 pub async fn forward(
     servers: &[SocketAddr],
     query: &Query,
-    recursion_desired: bool,
     timeout: Duration,
 ) -> anyhow::Result<Message> {
     let mut failures = Vec::new();
     for server in servers {
-        match ask(*server, query, recursion_desired, timeout).await {
+        match ask(*server, query, timeout).await {
             Ok(reply) => return Ok(reply),
             Err(error) => {
                 tracing::warn!(%server, error = format!("{error:#}"), "WAN forward failed");
@@ -33,15 +34,10 @@ pub async fn forward(
     bail!("no server answered: {}", failures.join("; "))
 }
 
-async fn ask(
-    server: SocketAddr,
-    query: &Query,
-    recursion_desired: bool,
-    timeout: Duration,
-) -> anyhow::Result<Message> {
+async fn ask(server: SocketAddr, query: &Query, timeout: Duration) -> anyhow::Result<Message> {
     let id: u16 = rand::random();
     let mut request = Message::new(id, MessageType::Query, OpCode::Query);
-    request.metadata.recursion_desired = recursion_desired;
+    request.metadata.recursion_desired = false;
     request.add_query(query.clone());
     let mut edns = Edns::new();
     edns.set_max_payload(4096);

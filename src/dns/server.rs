@@ -123,10 +123,13 @@ impl Handler {
         let qname = query.name().clone();
         match classify(&qname, &self.origin, &self.config) {
             Target::Outside => Answer::code(ResponseCode::Refused),
-            Target::Forward { datacenter } => {
-                let rd = request.metadata.recursion_desired;
-                self.forward(&datacenter, &query, rd).await
+            // We forward without RD; a forwarded query is never forwarded again, so a
+            // WAN map that points back at a forwarder cannot make a loop.
+            Target::Forward { .. } if !request.metadata.recursion_desired => {
+                tracing::warn!(name = %qname, "not forwarding a query that was forwarded to us");
+                Answer::code(ResponseCode::Refused)
             }
+            Target::Forward { datacenter } => self.forward(&datacenter, &query).await,
             target => {
                 let snapshot = self.catalog.snapshot();
                 self.zone
@@ -135,14 +138,14 @@ impl Handler {
         }
     }
 
-    async fn forward(&self, datacenter: &str, query: &Query, rd: bool) -> Answer {
+    async fn forward(&self, datacenter: &str, query: &Query) -> Answer {
         let servers = self
             .config
             .wan
             .get(datacenter)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        match forward(servers, query, rd, self.config.forward_timeout).await {
+        match forward(servers, query, self.config.forward_timeout).await {
             Ok(reply) => Answer {
                 code: reply.metadata.response_code,
                 authoritative: false,
