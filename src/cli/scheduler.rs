@@ -30,6 +30,8 @@ pub struct SchedulerArgs {
     /// How often agents heartbeat (default: a third of the agent timeout, at most 2s).
     #[arg(long, value_parser = parse_duration)]
     pub heartbeat_interval: Option<Duration>,
+    #[command(flatten)]
+    pub dns: crate::dns::DnsArgs,
 }
 
 /// `15s`, `500ms`, `2m`, `1h`, or plain seconds.
@@ -79,7 +81,8 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<i32> {
     config.heartbeat_interval = args.heartbeat_interval.unwrap_or_else(|| {
         (args.agent_timeout / 3).clamp(Duration::from_millis(100), Duration::from_secs(2))
     });
-    crate::scheduler::serve(config)
+    let dns = args.dns.config()?;
+    crate::scheduler::serve(config, args.dns.dns_listen, dns)
         .await
         .context("infra scheduler")?;
     Ok(0)

@@ -65,9 +65,10 @@ impl DnsConfig {
 /// The `infra scheduler` flags for discovery DNS (`#[command(flatten)]`).
 #[derive(Args, Debug, Clone)]
 pub struct DnsArgs {
-    /// Where service-discovery DNS listens (UDP and TCP).
-    #[arg(long, default_value = "0.0.0.0:8600")]
-    pub dns_listen: SocketAddr,
+    /// Where service-discovery DNS listens (UDP and TCP). Off unless given; the platform's
+    /// control nodes run it on 0.0.0.0:8600 (the port dnsmasq forwards the domain to).
+    #[arg(long)]
+    pub dns_listen: Option<SocketAddr>,
     /// The zone: `<app>.service.<domain>`, `<app>.service.<dc>.<domain>`, `<host>.node.<domain>`.
     #[arg(long, default_value = "infra")]
     pub dns_domain: String,
@@ -147,7 +148,7 @@ mod tests {
     fn flags_give_a_config() {
         use clap::Parser;
         let defaults = Cli::try_parse_from(["infra"]).unwrap().dns;
-        assert_eq!(defaults.dns_listen.to_string(), "0.0.0.0:8600");
+        assert_eq!(defaults.dns_listen, None);
         let config = defaults.config().unwrap();
         assert_eq!(
             (config.domain.as_str(), config.datacenter.as_str()),
@@ -166,7 +167,7 @@ mod tests {
         ])
         .unwrap();
         let config = cli.dns.config().unwrap();
-        assert_eq!(cli.dns.dns_listen.port(), 5353);
+        assert_eq!(cli.dns.dns_listen.map(|a| a.port()), Some(5353));
         assert_eq!(config.datacenter, "east");
         assert_eq!(config.wan["west"].len(), 3);
         assert_eq!(config.wan["north"].len(), 1);
