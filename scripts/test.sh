@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-exec cargo test "$@"
+exec cargo test --no-fail-fast "$@"

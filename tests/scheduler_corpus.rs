@@ -230,6 +230,25 @@ async fn every_corpus_app_is_accepted_and_round_trips_or_rejected_like_marathon(
         if resp.status() != 200 {
             failures.push(format!("{label}: delete answered {}", resp.status()));
         }
+        // The removal is a deployment of its own; several corpus files share an id
+        // (legacy Tomcat and Tomcat-Docker are both /tomcat), so wait until it is gone.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let status = client()
+                .get(format!("{url}/v2/apps{id}"))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if status == 404 {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                failures.push(format!("{label}: {id} still there 15 s after its delete"));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
     assert!(
         failures.is_empty(),
