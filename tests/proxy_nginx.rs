@@ -168,7 +168,12 @@ fn routes_by_path_host_and_service_port_and_follows_scaling() {
             "{generated}"
         );
     }
-    assert_eq!(seen(nginx.http_port, "127.0.0.1", "/web/id.txt", 20), one);
+    // `nginx -s reload` returns before the new workers take over: give it a moment.
+    wait_until(
+        "nginx to route only to the 1 task",
+        Duration::from_secs(5),
+        || seen(nginx.http_port, "127.0.0.1", "/web/id.txt", 20) == one,
+    );
 
     // Destroyed: the route is gone.
     let out = cluster.cli(&["destroy", "web"]);
