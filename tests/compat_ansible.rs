@@ -55,7 +55,6 @@ fn ansible_playbook() -> PathBuf {
 struct Twins {
     home: tempfile::TempDir,
     inventory: PathBuf,
-    cluster: String,
     key: PathBuf,
     known_hosts: PathBuf,
     /// host name -> address
@@ -91,7 +90,6 @@ impl Twins {
             known_hosts: state.join("known_hosts"),
             home,
             inventory,
-            cluster,
             addresses: BTreeMap::new(),
         };
         assert!(
@@ -150,7 +148,6 @@ impl Drop for Twins {
             .arg(&self.inventory)
             .env("INFRA_HOME", self.home.path())
             .output();
-        let _ = &self.cluster;
     }
 }
 

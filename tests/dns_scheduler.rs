@@ -104,13 +104,6 @@ async fn scheduler_dns_answers_for_healthy_tasks() {
         "healthChecks": [{"protocol": "HTTP", "path": "/", "portIndex": 0,
                           "gracePeriodSeconds": 5, "intervalSeconds": 1}]
     });
-    wait_for("the scheduler to answer", Duration::from_secs(20), || {
-        let out = Command::new("curl")
-            .args(["-sf", &format!("{url}/v2/info")])
-            .output()
-            .unwrap();
-        out.status.success()
-    });
     let created = http
         .post(format!("{url}/v2/apps"))
         .json(&app)

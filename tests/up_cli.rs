@@ -132,6 +132,30 @@ async fn up_converges_a_three_host_cluster_then_changes_nothing_and_down_removes
     sorted.1.sort();
     assert_eq!(sorted.0, sorted.1, "the second up recreated containers");
 
+    // `infra play` with the same inventory reaches the running containers (no ansible_host
+    // in the file: the provider fills it in), with host-key checking on.
+    let probe = dir.path().join("probe.yml");
+    std::fs::write(
+        &probe,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: hostname\n      register: h\n      changed_when: false\n    - assert:\n        that: h.stdout == inventory_hostname\n",
+    )
+    .unwrap();
+    let play = infra(
+        &home,
+        &[
+            "play",
+            probe.to_str().unwrap(),
+            "-i",
+            inv,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(play.status.code(), Some(0), "{}", text(&play));
+    let recap: serde_json::Value = serde_json::from_slice(&play.stdout).unwrap();
+    assert_eq!(recap["stats"].as_object().unwrap().len(), 3, "{recap}");
+    assert_eq!(total(&recap, "ok"), 6, "{recap}");
+
     // down removes the containers and network, keeps the state; --purge removes it too.
     let down = infra(&home, &["down", "-i", inv]);
     assert_eq!(down.status.code(), Some(0), "{}", text(&down));

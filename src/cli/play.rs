@@ -128,23 +128,17 @@ async fn attach_provider_hosts(
     };
     let state = StateDir::new(cluster::state_dir_from_env(inventory_path, &spec.name)?);
     let docker = docker::connect().await?;
-    let running = provider::running_hosts(&docker, &spec).await?;
-    for (host, ip) in &running {
-        provider::inventory::fill_host(inventory, host, &ip.to_string(), &state.private_key_path());
-    }
-    let missing: Vec<String> = spec
-        .hosts
-        .iter()
-        .map(|h| h.name.clone())
-        .filter(|name| !running.iter().any(|(host, _)| host == name))
-        .collect();
+    let missing = provider::attach_running(&docker, &spec, &state, inventory).await?;
     if !missing.is_empty() {
         eprintln!(
             "not running yet (create them with `infra up -i {}`): {}",
             inventory_path.display(),
-            missing.join(", ")
+            missing
+                .iter()
+                .map(|(host, _)| host.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        provider::inventory::drop_hosts(inventory, &missing);
     }
     Ok(vec![state.known_hosts_path()])
 }

@@ -49,16 +49,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         let state = StateDir::new(cluster::state_dir_from_env(&args.inventory, &spec.name)?);
         let docker = docker::connect().await?;
         if check {
-            let skipped = report_check_plan(&docker, &spec).await?;
-            for (host, ip) in provider::running_hosts(&docker, &spec).await? {
-                provider::inventory::fill_host(
-                    &mut inventory,
-                    &host,
-                    &ip.to_string(),
-                    &state.private_key_path(),
-                );
+            for (host, plan) in
+                provider::attach_running(&docker, &spec, &state, &mut inventory).await?
+            {
+                let container = spec.container_name(&host);
+                match plan {
+                    HostPlan::Create => {
+                        println!("would create host {host} (container {container})")
+                    }
+                    _ => println!("would start host {host} (container {container})"),
+                }
             }
-            provider::inventory::drop_hosts(&mut inventory, &skipped);
         } else {
             let progress = Progress::new("up");
             let image = image::ensure(&docker, false, &progress).await?;
@@ -105,24 +106,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
     let recap = engine::run(run.into_options(inventory, playbook)?).await?;
     let code = recap.exit_code();
     Ok(if code == 0 && unreachable { 4 } else { code })
-}
-
-/// Prints which hosts `infra up` would create or start; returns those it cannot dry-run.
-async fn report_check_plan(
-    docker: &bollard::Docker,
-    spec: &provider::ClusterSpec,
-) -> anyhow::Result<Vec<String>> {
-    let mut not_running = Vec::new();
-    for (host, plan) in provider::plan(docker, spec).await? {
-        let container = spec.container_name(&host);
-        match plan {
-            HostPlan::Create => println!("would create host {host} (container {container})"),
-            HostPlan::Start => println!("would start host {host} (container {container})"),
-            HostPlan::Running => continue,
-        }
-        not_running.push(host);
-    }
-    Ok(not_running)
 }
 
 /// `--playbook`, else `playbooks/site.yaml` beside the inventory's folder, else in the

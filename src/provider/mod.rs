@@ -172,21 +172,30 @@ pub async fn plan(docker: &Docker, spec: &ClusterSpec) -> anyhow::Result<Vec<(St
     containers::plan(docker, spec).await
 }
 
-/// The addresses of the cluster's running hosts, changing nothing (for `--check`).
-pub async fn running_hosts(
+/// Fills in the connection variables of the cluster's running hosts and takes the others
+/// out of the run (they do not exist yet, or are stopped): what `infra play` and
+/// `infra up --check` need, creating nothing. Returns the hosts taken out, with what `up`
+/// would do to them (create or start).
+pub async fn attach_running(
     docker: &Docker,
     spec: &ClusterSpec,
-) -> anyhow::Result<Vec<(String, Ipv4Addr)>> {
-    let mut found = Vec::new();
-    for (host, plan) in plan(docker, spec).await? {
-        if plan == HostPlan::Running {
+    state: &StateDir,
+    inventory: &mut crate::inventory::Inventory,
+) -> anyhow::Result<Vec<(String, HostPlan)>> {
+    let mut missing = Vec::new();
+    for (host, host_plan) in plan(docker, spec).await? {
+        if host_plan == HostPlan::Running {
             let ip =
                 containers::container_ip(docker, &spec.container_name(&host), &spec.network_name())
                     .await?;
-            found.push((host, ip));
+            inventory::fill_host(inventory, &host, &ip.to_string(), &state.private_key_path());
+        } else {
+            missing.push((host, host_plan));
         }
     }
-    Ok(found)
+    let names: Vec<String> = missing.iter().map(|(host, _)| host.clone()).collect();
+    inventory::drop_hosts(inventory, &names);
+    Ok(missing)
 }
 
 /// What `down` removed.
