@@ -12,6 +12,7 @@ pub mod dns;
 pub mod engine;
 pub mod inventory;
 pub mod modules;
+pub mod pki;
 pub mod playbook;
 pub mod provider;
 pub mod proxy;

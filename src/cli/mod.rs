@@ -8,6 +8,7 @@ pub mod apps;
 pub mod deploy;
 pub mod down;
 pub mod image;
+pub mod platform;
 pub mod play;
 pub mod proxy;
 pub mod scheduler;

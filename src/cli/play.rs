@@ -108,23 +108,31 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
     let mut inventory = Inventory::load(&args.inventory)
         .with_context(|| format!("inventory {}", args.inventory.display()))?;
     let mut run = args.run;
-    run.known_hosts
-        .extend(attach_provider_hosts(&mut inventory, &args.inventory).await?);
-    let opts = run.into_options(inventory, args.playbook)?;
+    let state = attach_provider_hosts(&mut inventory, &args.inventory).await?;
+    let platform_vars = match &state {
+        Some(state) => Some(super::platform::prepare(&inventory, state.path())?),
+        None => None,
+    };
+    run.known_hosts.extend(state.map(|s| s.known_hosts_path()));
+    let mut opts = run.into_options(inventory, args.playbook)?;
+    if let Some(vars) = platform_vars {
+        super::platform::merge_under(&mut opts.extra_vars, vars);
+    }
     let recap = engine::run(opts).await?;
     Ok(recap.exit_code())
 }
 
 /// For an inventory of `infra up`'s docker provider, fills in the addresses, user and key of
 /// the hosts whose containers run, so `infra play -i inventories/local.yaml` reaches the
-/// same hosts `infra up` made. Creates nothing; returns the cluster's known_hosts file.
+/// same hosts `infra up` made. Creates no host; returns the cluster's state folder (its
+/// known_hosts and CA), `None` for an inventory of no provider.
 async fn attach_provider_hosts(
     inventory: &mut Inventory,
     inventory_path: &std::path::Path,
-) -> anyhow::Result<Vec<std::path::PathBuf>> {
+) -> anyhow::Result<Option<crate::provider::StateDir>> {
     use crate::provider::{self, cluster, docker, StateDir};
     let Some(spec) = provider::inventory::cluster_spec(inventory)? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let state = StateDir::new(cluster::state_dir_from_env(inventory_path, &spec.name)?);
     let docker = docker::connect().await?;
@@ -140,7 +148,7 @@ async fn attach_provider_hosts(
                 .join(", ")
         );
     }
-    Ok(vec![state.known_hosts_path()])
+    Ok(Some(state))
 }
 
 #[cfg(test)]

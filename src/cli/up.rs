@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args;
 
+use super::platform;
 use super::play::RunArgs;
 use crate::engine;
 use crate::inventory::Inventory;
@@ -44,9 +45,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
     let check = args.run.check;
     let mut known_hosts = Vec::new();
     let mut unreachable = false;
+    // Where the cluster's CA lives: the provider's state folder, else one named after the
+    // inventory file (an inventory of real machines has a CA too).
+    let mut state_path =
+        cluster::state_dir_from_env(&args.inventory, &inventory_stem(&args.inventory))?;
 
     if let Some(spec) = provider::inventory::cluster_spec(&inventory)? {
         let state = StateDir::new(cluster::state_dir_from_env(&args.inventory, &spec.name)?);
+        state_path = state.path().to_path_buf();
         let docker = docker::connect().await?;
         if check {
             for (host, plan) in
@@ -101,11 +107,36 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         println!("no host to converge yet");
         return Ok(if unreachable { 4 } else { 0 });
     }
+    let platform_vars = platform::prepare(&inventory, &state_path)?;
+    let pki_dir = state_path.join("pki");
     let mut run = args.run;
     run.known_hosts.extend(known_hosts);
-    let recap = engine::run(run.into_options(inventory, playbook)?).await?;
+    let mut options = run.into_options(inventory, playbook)?;
+    platform::merge_under(&mut options.extra_vars, platform_vars);
+    // Kept for the context file: the engine takes the inventory.
+    let schedulers_from = options.inventory.clone();
+    let recap = engine::run(options).await?;
     let code = recap.exit_code();
+    if !check && code == 0 {
+        if let Some(file) = platform::write_context(&schedulers_from, &pki_dir)? {
+            eprintln!(
+                "schedulers: {} (`infra deploy` reads them from {})",
+                platform::scheduler_urls(&schedulers_from).join(", "),
+                file.display()
+            );
+        }
+    }
     Ok(if code == 0 && unreachable { 4 } else { code })
+}
+
+/// The inventory's file name without its extension: the state folder's name for an
+/// inventory that names no cluster.
+fn inventory_stem(inventory: &Path) -> String {
+    inventory
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into())
 }
 
 /// `--playbook`, else `playbooks/site.yaml` beside the inventory's folder, else in the
