@@ -5,6 +5,8 @@
 
 #[path = "platform/cluster.rs"]
 mod cluster;
+#[path = "platform/edge.rs"]
+mod edge;
 
 use cluster::{counter, exclusive, platform, HOSTS};
 
