@@ -10,6 +10,8 @@
 
 #[path = "platform/cluster.rs"]
 mod cluster;
+#[path = "platform/edge.rs"]
+mod edge;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
