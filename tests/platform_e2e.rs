@@ -30,7 +30,8 @@ struct Task {
     port: u16,
 }
 
-/// The app's tasks as `infra tasks <app> -o json` lists them.
+/// The app's running tasks as `infra tasks <app> -o json` lists them (not those being
+/// killed after a scale-down).
 fn tasks(p: &Platform, app: &str) -> Vec<Task> {
     let out = p.infra(&["tasks", app, "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -39,6 +40,7 @@ fn tasks(p: &Platform, app: &str) -> Vec<Task> {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|t| t["state"] == "TASK_RUNNING")
         .map(|t| Task {
             id: t["id"].as_str().unwrap().to_string(),
             host: t["host"].as_str().unwrap().to_string(),
@@ -240,6 +242,21 @@ fn the_proxy_routes_to_every_healthy_task_and_follows_scaling() {
     assert_eq!(one.len(), 1, "{one:?}");
     let removed: Vec<Task> = three.iter().filter(|t| !one.contains(t)).cloned().collect();
     assert_eq!(removed.len(), 2, "{three:?} -> {one:?}");
+    // The proxy drops the removed tasks within 5 s (they keep serving until it has).
+    let scaled = Instant::now();
+    let settle = unique_marker("settle");
+    for round in 0.. {
+        let marker = format!("{settle}-{round}-");
+        send_marked(p, "webserver", &marker, 10);
+        if hits(p, &one, &marker).values().sum::<usize>() == 10 {
+            break;
+        }
+        assert!(
+            scaled.elapsed() < Duration::from_secs(5),
+            "5 s after scaling to 1 the proxy still routes to removed tasks: {:?}",
+            hits(p, &removed, &marker)
+        );
+    }
     let marker = unique_marker("one");
     send_marked(p, "webserver", &marker, 20);
     assert_eq!(hits(p, &one, &marker).values().sum::<usize>(), 20);
