@@ -333,14 +333,16 @@ fn an_image_pushed_to_the_registry_runs_behind_the_proxy() {
         (http_get(&url).0 != 200).then_some(())
     });
     assert!(gone.is_some(), "{url} still answers after the destroy");
+    // The agents stop the containers (with their grace period) and remove them.
     for host in ["compute1", "compute2"] {
-        let running = p.ssh_ok(
-            host,
-            "docker ps --filter label=infra.app_id=/nodeapp --format '{{.Names}}'",
-        );
+        let list = "docker ps -a --filter label=infra.app_id=/nodeapp --format '{{.Names}}'";
+        let removed = wait_for(Duration::from_secs(60), Duration::from_secs(1), || {
+            p.ssh_ok(host, list).trim().is_empty().then_some(())
+        });
         assert!(
-            running.trim().is_empty(),
-            "{host} still runs nodeapp: {running}"
+            removed.is_some(),
+            "{host} still has nodeapp's containers: {}",
+            p.ssh_ok(host, list)
         );
     }
 }
