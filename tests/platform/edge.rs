@@ -123,6 +123,19 @@ fn app_output_reaches_the_log_server_and_survives_its_downtime() {
         p.ssh_ok("logserver1", "find /var/log/remote -type f | sort")
     );
 
+    // Other senders may use plain TCP on 514.
+    p.ssh_ok(
+        "compute1",
+        &format!("logger --tcp -n logserver1 -P 514 -t edge-tcp '{marker} tcp'"),
+    );
+    let tcp = wait_for(Duration::from_secs(15), Duration::from_millis(500), || {
+        let out = p.ssh("logserver1", "cat /var/log/remote/compute1/edge-tcp.log");
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("{marker} tcp"))
+            .then_some(())
+    });
+    assert!(tcp.is_some(), "a message sent over TCP 514 never arrived");
+
     // The log server goes away (its socket unit too, or a local message would restart it).
     p.ssh_ok("logserver1", "systemctl stop syslog.socket rsyslog.service");
     let stopped_at = numbered_lines(&read_log(), &marker);
