@@ -362,3 +362,35 @@ fn a_rolling_restart_keeps_half_the_instances_healthy() {
         "the restart was sampled while it ran ({samples} samples)"
     );
 }
+
+/// Deploying the very file that runs changes nothing: the dry run says "no changes" with no
+/// diff, and the real deploy keeps every task (same ids), as Marathon does for an identical
+/// PUT. Uses the example users start with, whose defaults the scheduler fills in.
+#[test]
+fn redeploying_an_unchanged_file_restarts_nothing() {
+    let cluster = Cluster::start(2);
+    cluster.wait_agents_registered();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/webserver.json");
+    let file = example.to_str().unwrap();
+    let out = cluster.cli(&["deploy", file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids = |cluster: &Cluster| -> BTreeSet<String> {
+        let out = cluster.cli(&["tasks", "webserver", "--output", "json"]);
+        let tasks: Vec<Task> = serde_json::from_slice(&out.stdout).unwrap();
+        tasks.into_iter().map(|t| t.id).collect()
+    };
+    let before = ids(&cluster);
+    assert_eq!(before.len(), 2);
+
+    let out = cluster.cli(&["deploy", file, "--dry-run"]);
+    let text = console::strip_ansi_codes(&stdout(&out)).to_string();
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.trim(), "no changes", "{text}");
+
+    let out = cluster.cli(&["deploy", file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ids(&cluster), before, "the same tasks keep running");
+    let out = cluster.cli(&["destroy", "webserver"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -16,6 +16,7 @@ use super::apps::{healthy_count, SchedulerArg};
 use crate::api::marathon::App;
 use crate::client::api::canonical;
 use crate::client::{Client, ClientError};
+use crate::scheduler::appdef;
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {
@@ -41,7 +42,11 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<i32> {
     let client = args.scheduler.client()?;
     let running = client.app(&id).await?;
     if args.dry_run {
-        print!("{}", dry_run_report(&label, running.as_ref(), &app));
+        let compared = match &running {
+            Some(running) => as_the_scheduler_keeps_it(&definition, running)?,
+            None => app.clone(),
+        };
+        print!("{}", dry_run_report(&label, running.as_ref(), &compared));
         return Ok(0);
     }
     let deployment_id = match &running {
@@ -276,6 +281,25 @@ fn sort_keys(value: Value) -> Value {
 }
 
 /// The dry run: a colored unified diff and a summary of what would happen.
+/// The file's definition as the scheduler would keep it next to the running one: the
+/// running app's service ports where the file asks for any (0), and the scheduler's
+/// defaults for the fields the file leaves out, so only what the user changed differs.
+pub fn as_the_scheduler_keeps_it(definition: &Value, running: &App) -> anyhow::Result<App> {
+    let Value::Object(file) = definition else {
+        anyhow::bail!("an app definition is a JSON object");
+    };
+    let running_def = match serde_json::to_value(running).context("encoding the running app")? {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    let mut merged = file.clone();
+    appdef::inherit_service_ports(&mut merged, &running_def);
+    let version = running.version.clone().unwrap_or_default();
+    let normalized = appdef::normalize(merged, &version, &version, &|_| false, (0, 0));
+    serde_json::from_value(Value::Object(normalized))
+        .context("the file's definition with the scheduler's defaults")
+}
+
 pub fn dry_run_report(label: &str, running: Option<&App>, file: &App) -> String {
     let id = canonical(&file.id);
     let after = normalize(file);

@@ -119,14 +119,16 @@ impl Scheduler {
                 let (action, config_change) = match &old {
                     None => ("StartApplication", true),
                     Some(old_def) => {
-                        let old_plain = strip_version(old_def.clone());
-                        let changed = appdef::changed_fields(&old_plain, &merged);
-                        // Fields the normalizer fills in are not a change when absent.
-                        let real: Vec<&String> = changed
-                            .iter()
-                            .filter(|k| merged.contains_key(k.as_str()))
-                            .collect();
-                        if real.iter().all(|k| k.as_str() == "instances") {
+                        // Both sides with the defaults the normalizer fills in, so a field
+                        // the user left out (or spelled as its default) is not a change.
+                        let complete = |def: Map<String, Value>| {
+                            appdef::normalize(def, "", "", &|_| false, (0, 0))
+                        };
+                        let changed = appdef::changed_fields(
+                            &complete(strip_version(old_def.clone())),
+                            &complete(merged.clone()),
+                        );
+                        if changed.iter().all(|k| k.as_str() == "instances") {
                             ("ScaleApplication", false)
                         } else {
                             ("RestartApplication", true)
