@@ -9,7 +9,8 @@
 //!
 //! For iterating on the roles, `INFRA_PLATFORM_DIR=/some/dir` keeps the cluster (and its
 //! inventory and INFRA_HOME) in that folder across runs instead of a fresh one; the first
-//! `infra up` of each run still has to converge with failed=0.
+//! `infra up` of each run still has to converge with failed=0. `INFRA_PLATFORM_EXTRA_VARS`
+//! (space-separated `key=value`) adds `-e` options to every `infra up` the fixture runs.
 
 #![allow(dead_code)]
 
@@ -125,7 +126,10 @@ fn bring_up() -> Result<Platform, String> {
     if !keep {
         register_teardown(&platform);
     }
-    let out = platform.infra(&["up", "-i", platform.inventory_str(), "--output", "json"]);
+    let mut args = vec!["up", "-i", platform.inventory_str(), "--output", "json"];
+    let extra = extra_vars();
+    args.extend(extra.iter().map(String::as_str));
+    let out = platform.infra(&args);
     if !out.status.success() {
         return Err(format!("first `infra up` failed: {}", text(&out)));
     }
@@ -140,6 +144,15 @@ fn bring_up() -> Result<Platform, String> {
         platform.ips.push((host.to_string(), ip));
     }
     Ok(platform)
+}
+
+/// `-e key=value` for every word of INFRA_PLATFORM_EXTRA_VARS.
+fn extra_vars() -> Vec<String> {
+    std::env::var("INFRA_PLATFORM_EXTRA_VARS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .flat_map(|kv| ["-e".to_string(), kv.to_string()])
+        .collect()
 }
 
 /// The cluster's inventory and home, remembered for the exit hook.
@@ -254,6 +267,8 @@ impl Platform {
     /// `infra up -i <inventory> --output json <extra...>`: must exit 0; returns the recap.
     pub fn up_recap(&self, extra: &[&str]) -> serde_json::Value {
         let mut args = vec!["up", "-i", self.inventory_str(), "--output", "json"];
+        let vars = extra_vars();
+        args.extend(vars.iter().map(String::as_str));
         args.extend_from_slice(extra);
         let out = self.infra(&args);
         assert!(out.status.success(), "infra {args:?}: {}", text(&out));
