@@ -292,7 +292,7 @@ fn an_image_pushed_to_the_registry_runs_behind_the_proxy() {
 
     let import = format!(
         "docker import --change 'ENTRYPOINT [\"/bin/busybox\"]' \
-         --change 'CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]' - {image} \
+         --change 'CMD [\"httpd\", \"-f\", \"-vv\", \"-p\", \"8080\", \"-h\", \"/www\"]' - {image} \
          && docker push {image} && docker rmi {image}"
     );
     let out = ssh_with_input(p, "compute1", &import, &tar);
@@ -339,6 +339,24 @@ fn an_image_pushed_to_the_registry_runs_behind_the_proxy() {
     for _ in 0..10 {
         assert_eq!(http_get(&url), (200, page.clone()), "{url}");
     }
+
+    // What the containers print (httpd -vv logs each URL) reaches the log server too.
+    let probe = format!("/edge-probe-{token}");
+    for _ in 0..4 {
+        http_get(&format!("{url}{}", &probe[1..]));
+    }
+    let logged = wait_for(Duration::from_secs(30), Duration::from_secs(1), || {
+        let out = p.ssh(
+            "logserver1",
+            &format!("grep -l 'url:{probe}' /var/log/remote/compute*/nodeapp.log"),
+        );
+        out.status.success().then_some(())
+    });
+    assert!(
+        logged.is_some(),
+        "nodeapp's request log never reached /var/log/remote/<compute host>/nodeapp.log; files: {}",
+        p.ssh_ok("logserver1", "find /var/log/remote -name 'nodeapp*'")
+    );
 
     let out = p.infra(&["destroy", "nodeapp"]);
     assert!(out.status.success(), "infra destroy: {}", text(&out));
