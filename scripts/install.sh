@@ -37,6 +37,19 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# Every host of a local cluster runs systemd, which takes inotify instances of the machine's
+# shared budget (128 by default): past a dozen hosts new ones fail to boot ("Failed to create
+# inotify object: Too many open files"). Raise it, never lower it.
+raise_sysctl() {
+  local key=$1 want=$2 have
+  have=$(sysctl -n "$key" 2>/dev/null || echo 0)
+  if (( have < want )); then
+    sysctl -qw "$key=$want" || echo "warning: could not raise $key to $want" >&2
+  fi
+}
+raise_sysctl fs.inotify.max_user_instances 8192
+raise_sysctl fs.inotify.max_user_watches 1048576
+
 # Docker: start the engine when it is not answering, and wait until it does.
 if ! docker info >/dev/null 2>&1; then
   if command -v systemctl >/dev/null 2>&1 && systemctl start docker 2>/dev/null; then

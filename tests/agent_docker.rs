@@ -240,3 +240,49 @@ async fn host_network_task_with_a_volume_and_env_serves_the_mounted_file() {
     sup.apply(&[]).await;
     wait_state(&sup, &task_id, TaskState::Killed, Duration::from_secs(20)).await;
 }
+
+/// A Docker task is checked and logged where it runs: its COMMAND health check runs inside
+/// the container (the file it tests exists only there), and what the container prints reaches
+/// the agent's syslog socket tagged with the app id, like a process task's output.
+#[tokio::test]
+async fn docker_task_command_checks_run_inside_and_output_goes_to_syslog() {
+    let engine = engine().await;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("log.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let sup = Supervisor::open_with_syslog(dir.path(), Some(engine.clone()), &socket_path)
+        .await
+        .unwrap();
+    let task_id = unique("dockercmd");
+    let mut spec = docker_httpd_spec(&task_id, free_port());
+    spec.args = None;
+    spec.cmd = Some("echo hello from the container; exec httpd -f -p 8080 -h /www".into());
+    assert!(
+        !std::path::Path::new("/www/index.html").exists(),
+        "the check must be able to fail on the host"
+    );
+    let mut check = http_check(0);
+    check.protocol = infra::api::agent::HealthProtocol::Command;
+    check.port = None;
+    check.command = Some("test -f /www/index.html".into());
+    spec.health_checks = vec![check];
+    sup.apply(std::slice::from_ref(&spec)).await;
+    wait_healthy(&sup, &task_id, Duration::from_secs(30)).await;
+
+    let mut buf = vec![0u8; 4096];
+    let line = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let n = socket.recv(&mut buf).await.unwrap();
+            let line = String::from_utf8_lossy(&buf[..n]).to_string();
+            if line.contains("hello from the container") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the container's line on the syslog socket within 10 s");
+    assert!(line.contains("test.app"), "tagged with the app id: {line}");
+
+    sup.apply(&[]).await;
+    wait_state(&sup, &task_id, TaskState::Killed, Duration::from_secs(20)).await;
+}

@@ -227,3 +227,71 @@ fn up_without_docker_says_how_to_start_it() {
     assert!(stderr.contains("dockerd &"), "{stderr}");
     assert!(stderr.contains("apt-get install docker.io"), "{stderr}");
 }
+
+/// `up --limit` creates and converges only the chosen hosts; a later full `up` adds the
+/// rest, and known_hosts keeps every host's key (host-key checking stays on throughout).
+#[tokio::test]
+async fn up_limit_creates_only_the_chosen_hosts() {
+    let docker = docker().await;
+    image(&docker).await;
+    let cluster = unique_cluster("ul");
+    let _guard = ClusterGuard::new(&cluster);
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let inventory = write_inventory(dir.path(), &cluster, &["l1", "l2"]);
+    let inv = inventory.to_str().unwrap();
+    let probe = dir.path().join("probe.yml");
+    std::fs::write(
+        &probe,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: hostname\n      register: h\n      changed_when: false\n    - assert:\n        that: h.stdout == inventory_hostname\n",
+    )
+    .unwrap();
+    let probe = probe.to_str().unwrap();
+    let names = |containers: Vec<(String, String)>| -> Vec<String> {
+        let mut names: Vec<String> = containers.into_iter().map(|(name, _)| name).collect();
+        names.sort();
+        names
+    };
+
+    let first = infra(
+        &home,
+        &[
+            "up",
+            "-i",
+            inv,
+            "--limit",
+            "l1",
+            "--playbook",
+            probe,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let recap: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let hosts: Vec<&String> = recap["stats"].as_object().unwrap().keys().collect();
+    assert_eq!(hosts, vec!["l1"], "{recap}");
+    let containers = infra::provider::containers::list_cluster(&docker, &cluster)
+        .await
+        .unwrap();
+    assert_eq!(names(containers), vec![format!("{cluster}-l1")]);
+
+    let second = infra(
+        &home,
+        &["up", "-i", inv, "--playbook", probe, "--output", "json"],
+    );
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let recap: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(recap["stats"].as_object().unwrap().len(), 2, "{recap}");
+    assert_eq!(total(&recap, "failed") + total(&recap, "unreachable"), 0);
+    let known_hosts = std::fs::read_to_string(home.join(&cluster).join("known_hosts")).unwrap();
+    for host in ["l1", "l2"] {
+        assert!(
+            known_hosts
+                .lines()
+                .any(|l| l.starts_with(&format!("{host} "))),
+            "{known_hosts}"
+        );
+    }
+    assert_eq!(known_hosts.lines().count(), 4, "{known_hosts}");
+}

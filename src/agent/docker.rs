@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
     RemoveContainerOptions, StopContainerOptions,
@@ -40,7 +40,15 @@ pub async fn connect() -> Option<Docker> {
 }
 
 /// Pulls the image when needed, then creates and starts the container. Returns its name.
-pub async fn start(docker: &Docker, spec: &TaskSpec, owner: &str) -> anyhow::Result<String> {
+/// With `syslog`, the container's output goes to that syslog socket tagged with the app id
+/// (as process tasks' output does), through the engine's syslog log driver, so no line
+/// depends on the agent being alive.
+pub async fn start(
+    docker: &Docker,
+    spec: &TaskSpec,
+    owner: &str,
+    syslog: Option<&std::path::Path>,
+) -> anyhow::Result<String> {
     let docker_spec = spec
         .docker
         .as_ref()
@@ -67,7 +75,7 @@ pub async fn start(docker: &Docker, spec: &TaskSpec, owner: &str) -> anyhow::Res
                 name: Some(name.clone()),
                 ..Default::default()
             }),
-            container_config(spec, owner),
+            container_config(spec, owner, syslog),
         )
         .await
         .with_context(|| format!("creating container {name} from {image}"))?;
@@ -108,7 +116,11 @@ pub fn split_image(image: &str) -> (&str, &str) {
 }
 
 /// The engine's container config for a task.
-pub fn container_config(spec: &TaskSpec, owner: &str) -> ContainerCreateBody {
+pub fn container_config(
+    spec: &TaskSpec,
+    owner: &str,
+    syslog: Option<&std::path::Path>,
+) -> ContainerCreateBody {
     let docker_spec = spec
         .docker
         .clone()
@@ -202,9 +214,63 @@ pub fn container_config(spec: &TaskSpec, owner: &str) -> ContainerCreateBody {
             nano_cpus,
             memory,
             privileged: Some(docker_spec.privileged),
+            log_config: syslog.map(|socket| syslog_log_config(socket, &spec.app_id)),
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// The syslog log driver: lines go to `socket` as `user` facility, tagged like a process
+/// task's (`logs::tag_for`). Docker keeps a local copy too, so `docker logs` still works.
+fn syslog_log_config(socket: &std::path::Path, app_id: &str) -> HostConfigLogConfig {
+    let config = HashMap::from([
+        (
+            "syslog-address".to_string(),
+            format!("unixgram://{}", socket.display()),
+        ),
+        ("syslog-facility".to_string(), "user".to_string()),
+        ("tag".to_string(), super::logs::tag_for(app_id)),
+    ]);
+    HostConfigLogConfig {
+        typ: Some("syslog".into()),
+        config: Some(config),
+    }
+}
+
+/// Runs `command` with `/bin/sh -c` inside the running container `name` (a Docker task's
+/// COMMAND health check runs where the task runs, as in Marathon); `Ok` when it exits 0.
+pub async fn exec_check(docker: &Docker, name: &str, command: &str) -> Result<(), String> {
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    let exec = docker
+        .create_exec(
+            name,
+            CreateExecOptions {
+                cmd: Some(vec!["/bin/sh".to_string(), "-c".into(), command.into()]),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|err| format!("docker exec in {name}: {err}"))?;
+    if let StartExecResults::Attached { mut output, .. } =
+        docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|err| format!("docker exec in {name}: {err}"))?
+    {
+        // Drained so the command runs to its end; its output is not kept.
+        while output.next().await.is_some() {}
+    }
+    let inspected = docker
+        .inspect_exec(&exec.id)
+        .await
+        .map_err(|err| format!("docker exec in {name}: {err}"))?;
+    match inspected.exit_code {
+        Some(0) => Ok(()),
+        Some(code) => Err(format!("command exited with exit status: {code}")),
+        None => Err("command did not report an exit status".into()),
     }
 }
 

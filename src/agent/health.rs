@@ -24,9 +24,26 @@ pub fn snapshot(slots: &HealthSlots) -> Vec<HealthReport> {
     }
 }
 
+/// Where a COMMAND check runs: on the agent's host for a process task, inside the task's
+/// container for a Docker task (what the command sees is the task's filesystem).
+#[derive(Clone)]
+pub enum CheckPlace {
+    Host,
+    Container {
+        engine: bollard::Docker,
+        name: String,
+    },
+}
+
 /// Runs check `index` forever (the caller aborts it when the task ends). `started` is when
 /// the task started (adopted tasks: when the agent adopted them).
-pub async fn run_check(index: usize, spec: HealthCheckSpec, slots: HealthSlots, started: Instant) {
+pub async fn run_check(
+    index: usize,
+    spec: HealthCheckSpec,
+    slots: HealthSlots,
+    started: Instant,
+    place: CheckPlace,
+) {
     let interval = Duration::from_secs(spec.interval_seconds.max(1));
     let timeout = Duration::from_secs(spec.timeout_seconds.max(1));
     let grace = Duration::from_secs(spec.grace_period_seconds);
@@ -40,7 +57,7 @@ pub async fn run_check(index: usize, spec: HealthCheckSpec, slots: HealthSlots, 
         last_failure_cause: None,
     };
     loop {
-        let outcome = match tokio::time::timeout(timeout, check_once(&spec)).await {
+        let outcome = match tokio::time::timeout(timeout, check_once(&spec, &place)).await {
             Ok(result) => result,
             Err(_) => Err(format!("timed out after {}s", timeout.as_secs())),
         };
@@ -72,7 +89,7 @@ pub async fn run_check(index: usize, spec: HealthCheckSpec, slots: HealthSlots, 
 }
 
 /// One check; `Err` carries the cause, as Marathon's `lastFailureCause`.
-pub async fn check_once(spec: &HealthCheckSpec) -> Result<(), String> {
+pub async fn check_once(spec: &HealthCheckSpec, place: &CheckPlace) -> Result<(), String> {
     match spec.protocol {
         HealthProtocol::Http | HealthProtocol::Https => http_check(spec).await,
         HealthProtocol::Tcp => {
@@ -87,6 +104,9 @@ pub async fn check_once(spec: &HealthCheckSpec) -> Result<(), String> {
                 .command
                 .as_deref()
                 .ok_or("COMMAND health check without a command")?;
+            if let CheckPlace::Container { engine, name } = place {
+                return super::docker::exec_check(engine, name, command).await;
+            }
             let status = tokio::process::Command::new("/bin/sh")
                 .arg("-c")
                 .arg(command)
@@ -163,25 +183,35 @@ mod tests {
     async fn tcp_check_follows_a_real_listener() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        assert!(check_once(&spec(HealthProtocol::Tcp, Some(port), None))
-            .await
-            .is_ok());
+        assert!(check_once(
+            &spec(HealthProtocol::Tcp, Some(port), None),
+            &CheckPlace::Host
+        )
+        .await
+        .is_ok());
         drop(listener);
-        assert!(check_once(&spec(HealthProtocol::Tcp, Some(port), None))
-            .await
-            .is_err());
+        assert!(check_once(
+            &spec(HealthProtocol::Tcp, Some(port), None),
+            &CheckPlace::Host
+        )
+        .await
+        .is_err());
     }
 
     #[tokio::test]
     async fn command_check_uses_the_exit_status() {
-        assert!(
-            check_once(&spec(HealthProtocol::Command, None, Some("true")))
-                .await
-                .is_ok()
-        );
-        let err = check_once(&spec(HealthProtocol::Command, None, Some("exit 3")))
-            .await
-            .unwrap_err();
+        assert!(check_once(
+            &spec(HealthProtocol::Command, None, Some("true")),
+            &CheckPlace::Host
+        )
+        .await
+        .is_ok());
+        let err = check_once(
+            &spec(HealthProtocol::Command, None, Some("exit 3")),
+            &CheckPlace::Host,
+        )
+        .await
+        .unwrap_err();
         assert!(err.contains('3'), "{err}");
     }
 
@@ -193,7 +223,13 @@ mod tests {
         let mut check = spec(HealthProtocol::Tcp, Some(port), None);
         check.grace_period_seconds = 60;
         let slots = new_slots(1);
-        let runner = tokio::spawn(run_check(0, check, slots.clone(), Instant::now()));
+        let runner = tokio::spawn(run_check(
+            0,
+            check,
+            slots.clone(),
+            Instant::now(),
+            CheckPlace::Host,
+        ));
         tokio::time::sleep(Duration::from_millis(300)).await;
         runner.abort();
         let reports = snapshot(&slots);

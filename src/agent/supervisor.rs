@@ -295,7 +295,8 @@ impl Supervisor {
         let inner = self.inner.clone();
         let key = task_id.clone();
         let job = tokio::spawn(async move {
-            match docker::start(&engine, &spec, &inner.owner).await {
+            let syslog = Some(inner.syslog_socket.as_path()).filter(|s| s.exists());
+            match docker::start(&engine, &spec, &inner.owner, syslog).await {
                 Ok(container) => {
                     let handle = Handle::Docker { container };
                     {
@@ -476,12 +477,20 @@ impl Inner {
             })
         };
         task.watcher = Some(watcher.abort_handle());
+        let place = match (&handle, &inner.docker) {
+            (Handle::Docker { container }, Some(engine)) => health::CheckPlace::Container {
+                engine: engine.clone(),
+                name: container.clone(),
+            },
+            _ => health::CheckPlace::Host,
+        };
         for (index, check) in task.spec.health_checks.iter().enumerate() {
             let job = tokio::spawn(health::run_check(
                 index,
                 check.clone(),
                 task.health.clone(),
                 started,
+                place.clone(),
             ));
             task.side_jobs.push(job.abort_handle());
         }

@@ -47,8 +47,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
     let mut unreachable = false;
     // Where the cluster's CA lives: the provider's state folder, else one named after the
     // inventory file (an inventory of real machines has a CA too).
-    let mut state_path =
-        cluster::state_dir_from_env(&args.inventory, &inventory_stem(&args.inventory))?;
+    let mut state_path = cluster::state_dir_from_env(
+        &args.inventory,
+        &cluster::default_cluster_name(&args.inventory),
+    )?;
 
     if let Some(spec) = provider::inventory::cluster_spec(&inventory)? {
         let state = StateDir::new(cluster::state_dir_from_env(&args.inventory, &spec.name)?);
@@ -67,6 +69,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
                 }
             }
         } else {
+            // With --limit, only the chosen hosts are created or started; the others that
+            // already run are attached so the play still sees their addresses.
+            let (spec, others) = match &args.run.limit {
+                Some(pattern) => spec.split(&inventory.select(pattern)?),
+                None => spec.split(&inventory.hosts.keys().cloned().collect::<Vec<_>>()),
+            };
             let progress = Progress::new("up");
             let image = image::ensure(&docker, false, &progress).await?;
             let up = provider::up(
@@ -99,6 +107,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
             unreachable = !up.unreachable.is_empty();
             let gone: Vec<String> = up.unreachable.iter().map(|h| h.host.clone()).collect();
             provider::inventory::drop_hosts(&mut inventory, &gone);
+            if !others.hosts.is_empty() {
+                provider::attach_running(&docker, &others, &state, &mut inventory).await?;
+            }
         }
         known_hosts.push(state.known_hosts_path());
     }
@@ -127,16 +138,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(if code == 0 && unreachable { 4 } else { code })
-}
-
-/// The inventory's file name without its extension: the state folder's name for an
-/// inventory that names no cluster.
-fn inventory_stem(inventory: &Path) -> String {
-    inventory
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "default".into())
 }
 
 /// `--playbook`, else `playbooks/site.yaml` beside the inventory's folder, else in the

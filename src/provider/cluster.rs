@@ -41,6 +41,21 @@ impl ClusterSpec {
     pub fn container_name(&self, host: &str) -> String {
         format!("{}-{}", self.name, host)
     }
+
+    /// The same cluster cut in two: the hosts named in `chosen` (an `up --limit`'s hosts),
+    /// and the others, both on the same network.
+    pub fn split(&self, chosen: &[String]) -> (ClusterSpec, ClusterSpec) {
+        let (inside, outside) = self
+            .hosts
+            .iter()
+            .cloned()
+            .partition(|h| chosen.contains(&h.name));
+        let with = |hosts| ClusterSpec {
+            hosts,
+            ..self.clone()
+        };
+        (with(inside), with(outside))
+    }
 }
 
 pub fn network_name(cluster: &str) -> String {

@@ -78,16 +78,42 @@ impl StateDir {
         Ok(public)
     }
 
-    /// Rewrites known_hosts: one `<ip> <key>` and one `<name> <key>` line per host.
+    /// Records `hosts` in known_hosts: one `<ip> <key>` and one `<name> <key>` line each.
+    /// Lines of other hosts are kept (an `up --limit` run knows only some hosts), except
+    /// those for a name or address given here: a recreated host, or an address reused by
+    /// another host, never keeps a stale key.
     pub fn write_known_hosts(&self, hosts: &[KnownHost]) -> anyhow::Result<()> {
         fs::create_dir_all(&self.path)
             .with_context(|| format!("cannot create the state folder {}", self.path.display()))?;
+        let existing = match fs::read_to_string(self.known_hosts_path()) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("cannot read {}", self.known_hosts_path().display()))
+            }
+        };
         write_atomic(
             &self.known_hosts_path(),
-            known_hosts_text(hosts).as_bytes(),
+            merged_known_hosts(&existing, hosts).as_bytes(),
             0o644,
         )
     }
+}
+
+/// `existing` without the lines of `hosts`' names and addresses, then `hosts`' lines.
+fn merged_known_hosts(existing: &str, hosts: &[KnownHost]) -> String {
+    let replaced = |line: &str| {
+        let first = line.split_whitespace().next().unwrap_or("");
+        hosts.iter().any(|h| h.name == first || h.ip == first)
+    };
+    let mut text: String = existing
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !replaced(line))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    text.push_str(&known_hosts_text(hosts));
+    text
 }
 
 pub fn known_hosts_text(hosts: &[KnownHost]) -> String {
@@ -165,6 +191,32 @@ mod tests {
         assert_eq!(
             derived.split_whitespace().nth(1),
             first.split_whitespace().nth(1)
+        );
+    }
+
+    #[test]
+    fn known_hosts_keeps_other_hosts_and_replaces_reused_names_and_addresses() {
+        let host = |name: &str, ip: &str, key: &str| KnownHost {
+            name: name.into(),
+            ip: ip.into(),
+            key: key.into(),
+        };
+        let existing = known_hosts_text(&[
+            host("web1", "10.0.0.2", "ssh-ed25519 OLD1"),
+            host("web2", "10.0.0.3", "ssh-ed25519 OLD2"),
+        ]);
+        // web1 recreated with a new key; web3 got web2's old address.
+        let merged = merged_known_hosts(
+            &existing,
+            &[
+                host("web1", "10.0.0.2", "ssh-ed25519 NEW1"),
+                host("web3", "10.0.0.3", "ssh-ed25519 NEW3"),
+            ],
+        );
+        assert_eq!(
+            merged,
+            "web2 ssh-ed25519 OLD2\n10.0.0.2 ssh-ed25519 NEW1\nweb1 ssh-ed25519 NEW1\n\
+             10.0.0.3 ssh-ed25519 NEW3\nweb3 ssh-ed25519 NEW3\n"
         );
     }
 

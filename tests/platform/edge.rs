@@ -123,6 +123,19 @@ fn app_output_reaches_the_log_server_and_survives_its_downtime() {
         p.ssh_ok("logserver1", "find /var/log/remote -type f | sort")
     );
 
+    // Other senders may use plain TCP on 514.
+    p.ssh_ok(
+        "compute1",
+        &format!("logger --tcp -n logserver1 -P 514 -t edge-tcp '{marker} tcp'"),
+    );
+    let tcp = wait_for(Duration::from_secs(15), Duration::from_millis(500), || {
+        let out = p.ssh("logserver1", "cat /var/log/remote/compute1/edge-tcp.log");
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("{marker} tcp"))
+            .then_some(())
+    });
+    assert!(tcp.is_some(), "a message sent over TCP 514 never arrived");
+
     // The log server goes away (its socket unit too, or a local message would restart it).
     p.ssh_ok("logserver1", "systemctl stop syslog.socket rsyslog.service");
     let stopped_at = numbered_lines(&read_log(), &marker);
@@ -279,7 +292,7 @@ fn an_image_pushed_to_the_registry_runs_behind_the_proxy() {
 
     let import = format!(
         "docker import --change 'ENTRYPOINT [\"/bin/busybox\"]' \
-         --change 'CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]' - {image} \
+         --change 'CMD [\"httpd\", \"-f\", \"-vv\", \"-p\", \"8080\", \"-h\", \"/www\"]' - {image} \
          && docker push {image} && docker rmi {image}"
     );
     let out = ssh_with_input(p, "compute1", &import, &tar);
@@ -327,20 +340,40 @@ fn an_image_pushed_to_the_registry_runs_behind_the_proxy() {
         assert_eq!(http_get(&url), (200, page.clone()), "{url}");
     }
 
+    // What the containers print (httpd -vv logs each URL) reaches the log server too.
+    let probe = format!("/edge-probe-{token}");
+    for _ in 0..4 {
+        http_get(&format!("{url}{}", &probe[1..]));
+    }
+    let logged = wait_for(Duration::from_secs(30), Duration::from_secs(1), || {
+        let out = p.ssh(
+            "logserver1",
+            &format!("grep -l 'url:{probe}' /var/log/remote/compute*/nodeapp.log"),
+        );
+        out.status.success().then_some(())
+    });
+    assert!(
+        logged.is_some(),
+        "nodeapp's request log never reached /var/log/remote/<compute host>/nodeapp.log; files: {}",
+        p.ssh_ok("logserver1", "find /var/log/remote -name 'nodeapp*'")
+    );
+
     let out = p.infra(&["destroy", "nodeapp"]);
     assert!(out.status.success(), "infra destroy: {}", text(&out));
     let gone = wait_for(Duration::from_secs(15), Duration::from_millis(500), || {
         (http_get(&url).0 != 200).then_some(())
     });
     assert!(gone.is_some(), "{url} still answers after the destroy");
+    // The agents stop the containers (with their grace period) and remove them.
     for host in ["compute1", "compute2"] {
-        let running = p.ssh_ok(
-            host,
-            "docker ps --filter label=infra.app_id=/nodeapp --format '{{.Names}}'",
-        );
+        let list = "docker ps -a --filter label=infra.app_id=/nodeapp --format '{{.Names}}'";
+        let removed = wait_for(Duration::from_secs(60), Duration::from_secs(1), || {
+            p.ssh_ok(host, list).trim().is_empty().then_some(())
+        });
         assert!(
-            running.trim().is_empty(),
-            "{host} still runs nodeapp: {running}"
+            removed.is_some(),
+            "{host} still has nodeapp's containers: {}",
+            p.ssh_ok(host, list)
         );
     }
 }
