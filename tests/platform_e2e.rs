@@ -313,6 +313,37 @@ fn a_compute_host_resolves_the_app_by_name_and_srv() {
     assert!(names.contains("nameserver 127.0.0.1"), "{names}");
 }
 
+/// common refuses a host whose architecture is not the shipped binary's, with a message
+/// that says so (a dry run limited to one host: nothing else runs, nothing changes).
+#[test]
+fn up_refuses_a_host_of_another_architecture() {
+    let p = platform();
+    let _turn = exclusive();
+    let inventory = p.inventory().to_str().unwrap().to_string();
+    let mut args = vec![
+        "up",
+        "-i",
+        inventory.as_str(),
+        "--check",
+        "--limit",
+        "compute2",
+    ];
+    let vars = std::env::var("INFRA_PLATFORM_EXTRA_VARS").unwrap_or_default();
+    for kv in vars.split_whitespace() {
+        args.extend(["-e", kv]);
+    }
+    args.extend(["-e", "infra_binary_arch=riscv64"]);
+    let out = p.infra(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The hosts run the controller's architecture (Docker on this machine).
+    let expected = format!(
+        "compute2 is {} but the infra binary that runs `infra up` is built for riscv64",
+        std::env::consts::ARCH
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+}
+
 /// The files the platform's roles render, on every host (those present).
 const MANAGED_FILES: &[&str] = &[
     "/etc/hosts",
