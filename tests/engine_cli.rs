@@ -155,3 +155,27 @@ fn check_and_diff_flags_reach_the_engine() {
     assert!(out.contains("changed: [h1]"), "{out}");
     assert_eq!(read(dir.path().join("f")), "old\n");
 }
+
+/// A playbook named by a relative path from another folder: `vars_files` and
+/// `{{ playbook_dir }}` resolve beside the playbook, as with ansible-playbook.
+#[test]
+fn a_relative_playbook_path_resolves_vars_files_and_playbook_dir() {
+    let dir = tree(&[
+        ("inv.yaml", &local_inventory(&["h1"])),
+        (
+            "playbooks/site.yaml",
+            "- hosts: all\n  gather_facts: false\n  vars_files: [vars.yaml]\n  tasks:\n    - file: {path: \"{{ base }}\", state: directory}\n    - template: {src: \"{{ playbook_dir }}/../templates/t.j2\", dest: \"{{ base }}/out\"}\n",
+        ),
+        ("playbooks/vars.yaml", "greeting: hello\n"),
+        ("templates/t.j2", "{{ greeting }} from {{ inventory_hostname }}\n"),
+    ]);
+    let (code, out, err) = infra(
+        &["play", "playbooks/site.yaml", "-i", "inv.yaml"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("h1/out")).unwrap(),
+        "hello from h1\n"
+    );
+}

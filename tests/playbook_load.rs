@@ -74,7 +74,7 @@ fn play_vars_are_yaml_1_1_scalars_in_order() {
     assert_eq!(
         vars,
         json!({"port": 8080, "enabled": true, "mode": 420, "version": "1.10",
-               "release": "1.2.3", "ansible_user": "deploy"})
+               "release": "1.2.3", "infra_keyword_remote_user": "deploy"})
     );
     let keys: Vec<&String> = play.vars.keys().collect();
     assert_eq!(
@@ -85,7 +85,7 @@ fn play_vars_are_yaml_1_1_scalars_in_order() {
             "mode",
             "version",
             "release",
-            "ansible_user"
+            "infra_keyword_remote_user"
         ]
     );
 }
@@ -412,7 +412,10 @@ fn other_task_forms() {
     let play = &pb.plays[0];
     assert_eq!(play.hosts, "web,db");
     assert_eq!(play.serial, vec![Batch::Count(2)]);
-    assert_eq!(play.vars.get("ansible_connection"), Some(&json!("local")));
+    assert_eq!(
+        play.vars.get("infra_keyword_connection"),
+        Some(&json!("local"))
+    );
     let t = &play.tasks;
 
     let (name, args) = module(&t[0]);

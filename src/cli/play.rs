@@ -64,6 +64,9 @@ impl RunArgs {
     ) -> anyhow::Result<RunOptions> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let extra_vars = engine::parse_extra_vars(&self.extra_vars, &cwd)?;
+        // Absolute, so `playbook_dir` and paths relative to the playbook are too, whatever
+        // the current folder (as in Ansible).
+        let playbook = cwd.join(playbook);
         Ok(RunOptions {
             playbook,
             inventory,

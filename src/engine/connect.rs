@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use crate::playbook::keywords;
 use crate::transport::local::LocalTransport;
 use crate::transport::{self, ConnectSpec, Transport};
 use crate::Vars;
@@ -108,7 +109,7 @@ pub fn spec_from_vars(
     known_hosts: &[PathBuf],
     accept_new: bool,
 ) -> ConnectSpec {
-    let connection = str_var(vars, &["ansible_connection"]);
+    let connection = str_var(vars, &["ansible_connection", keywords::CONNECTION_VAR]);
     let address = str_var(vars, &["ansible_host", "ansible_ssh_host"]);
     let local = match connection.as_deref() {
         Some("local") => true,
@@ -116,9 +117,12 @@ pub fn spec_from_vars(
         // Ansible's implicit localhost.
         None => address.is_none() && matches!(name, "localhost" | "127.0.0.1"),
     };
-    let port = str_var(vars, &["ansible_port", "ansible_ssh_port"])
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(22);
+    let port = str_var(
+        vars,
+        &["ansible_port", "ansible_ssh_port", keywords::PORT_VAR],
+    )
+    .and_then(|p| p.parse().ok())
+    .unwrap_or(22);
     let mut known = known_hosts.to_vec();
     for args_var in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
         if let Some(args) = str_var(vars, &[args_var]) {
@@ -132,7 +136,15 @@ pub fn spec_from_vars(
         name: name.to_string(),
         address: address.unwrap_or_else(|| name.to_string()),
         port,
-        user: str_var(vars, &["ansible_user", "ansible_ssh_user"]).unwrap_or_else(controller_user),
+        user: str_var(
+            vars,
+            &[
+                "ansible_user",
+                "ansible_ssh_user",
+                keywords::REMOTE_USER_VAR,
+            ],
+        )
+        .unwrap_or_else(controller_user),
         key_file: str_var(
             vars,
             &["ansible_ssh_private_key_file", "ansible_private_key_file"],
@@ -221,6 +233,31 @@ mod tests {
             s.known_hosts,
             vec![PathBuf::from("/cli/kh"), PathBuf::from("/tmp/kh")]
         );
+    }
+
+    /// Ansible: connection variables (from the inventory, say) beat the `remote_user`,
+    /// `port` and `connection` keywords; the keywords apply where no variable is set.
+    #[test]
+    fn connection_variables_beat_keywords() {
+        let both = vars(json!({
+            "ansible_user": "inventory-user",
+            "ansible_port": 2200,
+            keywords::REMOTE_USER_VAR: "play-user",
+            keywords::PORT_VAR: 2300,
+            keywords::CONNECTION_VAR: "local",
+            "ansible_connection": "ssh",
+        }));
+        let s = spec_from_vars("web1", &both, &[], false);
+        assert_eq!(
+            (s.user.as_str(), s.port, s.local),
+            ("inventory-user", 2200, false)
+        );
+        let keyword_only = vars(json!({
+            keywords::REMOTE_USER_VAR: "play-user",
+            keywords::PORT_VAR: 2300,
+        }));
+        let s = spec_from_vars("web1", &keyword_only, &[], false);
+        assert_eq!((s.user.as_str(), s.port), ("play-user", 2300));
     }
 
     #[test]

@@ -33,6 +33,9 @@ const ALWAYS_RESOLVED: &[&str] = &[
     "ansible_become_user",
     "ansible_become_password",
     "ansible_become_pass",
+    crate::playbook::keywords::REMOTE_USER_VAR,
+    crate::playbook::keywords::CONNECTION_VAR,
+    crate::playbook::keywords::PORT_VAR,
 ];
 
 /// [`ALWAYS_RESOLVED`] as a set.

@@ -209,6 +209,15 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
     }
 }
 
+/// Where the `remote_user`, `connection` and `port` keywords of a play, block or task go:
+/// variables of the scope (so a task's keyword beats its play's), under names of their own,
+/// because Ansible's connection variables (`ansible_user`, `ansible_connection`,
+/// `ansible_port`, from the inventory say) beat these keywords at any level. The engine
+/// reads each as the fallback of its variable.
+pub const REMOTE_USER_VAR: &str = "infra_keyword_remote_user";
+pub const CONNECTION_VAR: &str = "infra_keyword_connection";
+pub const PORT_VAR: &str = "infra_keyword_port";
+
 #[cfg(test)]
 mod tests {
     use super::*;

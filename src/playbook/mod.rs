@@ -9,7 +9,7 @@
 mod args;
 mod error;
 mod include;
-mod keywords;
+pub mod keywords;
 mod kv;
 mod loader;
 mod notify;

@@ -151,9 +151,9 @@ impl Loader<'_> {
                 "tags" => play.tags = self.string_list(file, v, key, true),
                 "check_mode" => play.check_mode = self.boolean(file, v, key),
                 "diff" => play.diff = self.boolean(file, v, key),
-                "remote_user" => connection_vars.push(("ansible_user", v.to_json())),
-                "connection" => connection_vars.push(("ansible_connection", v.to_json())),
-                "port" => connection_vars.push(("ansible_port", v.to_json())),
+                "remote_user" => connection_vars.push((keywords::REMOTE_USER_VAR, v.to_json())),
+                "connection" => connection_vars.push((keywords::CONNECTION_VAR, v.to_json())),
+                "port" => connection_vars.push((keywords::PORT_VAR, v.to_json())),
                 "environment" => environment = self.environment(file, v),
                 _ if keywords::PLAY_IGNORED.contains(&key) => {}
                 _ if keywords::PLAY_UNSUPPORTED.contains(&key) => self.error(

@@ -382,9 +382,9 @@ impl Loader<'_> {
                 }
                 "delay" => task.delay = self.number(f, value, kw).unwrap_or(5.0),
                 "vars" => task.vars = self.vars(f, value, kw),
-                "remote_user" => connection_vars.push(("ansible_user", value.to_json())),
-                "connection" => connection_vars.push(("ansible_connection", value.to_json())),
-                "port" => connection_vars.push(("ansible_port", value.to_json())),
+                "remote_user" => connection_vars.push((keywords::REMOTE_USER_VAR, value.to_json())),
+                "connection" => connection_vars.push((keywords::CONNECTION_VAR, value.to_json())),
+                "port" => connection_vars.push((keywords::PORT_VAR, value.to_json())),
                 // `args` is read with the module; the rest are checked by the caller.
                 _ => {}
             }
