@@ -404,3 +404,23 @@ async fn a_host_whose_sshd_does_not_answer_in_time_is_reported_with_its_log() {
     assert!(report.contains("sshd did not answer"), "{report}");
     assert!(report.contains("last log lines"), "{report}");
 }
+
+/// Clusters created at the same moment (parallel tests, two terminals) each get a subnet of
+/// their own: the one that loses the race for a subnet takes the next free one.
+#[tokio::test]
+async fn networks_created_at_once_get_distinct_subnets() {
+    let docker = docker().await;
+    let clusters: Vec<String> = (0..5).map(|_| unique_cluster("nr")).collect();
+    let _guards: Vec<ClusterGuard> = clusters.iter().map(|c| ClusterGuard::new(c)).collect();
+    let creations = clusters.iter().map(|cluster| {
+        let docker = docker.clone();
+        let name = provider::cluster::network_name(cluster);
+        async move { provider::network::ensure(&docker, &name, cluster, None).await }
+    });
+    let results = futures::future::join_all(creations).await;
+    let mut subnets = HashSet::new();
+    for (cluster, result) in clusters.iter().zip(results) {
+        let network = result.unwrap_or_else(|e| panic!("{cluster}: {e:#}"));
+        assert!(subnets.insert(network.subnet.to_string()), "{subnets:?}");
+    }
+}

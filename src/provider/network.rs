@@ -88,6 +88,29 @@ async fn taken_subnets(docker: &Docker, except: &str) -> anyhow::Result<Vec<Take
     Ok(taken)
 }
 
+/// The create request of the cluster's bridge network on `subnet`, labelled as ours.
+fn network_request(name: &str, cluster: &str, subnet: Ipv4Net) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        name: name.to_string(),
+        driver: Some("bridge".to_string()),
+        ipam: Some(Ipam {
+            driver: Some("default".to_string()),
+            config: Some(vec![IpamConfig {
+                subnet: Some(subnet.to_string()),
+                ..Default::default()
+            }]),
+            options: None,
+        }),
+        labels: Some(cluster_labels(cluster)),
+        ..Default::default()
+    }
+}
+
+/// Docker's refusal of a subnet that overlaps another network's.
+fn is_pool_overlap(err: &bollard::errors::Error) -> bool {
+    err.to_string().contains("Pool overlaps")
+}
+
 /// Finds or creates the cluster's network.
 pub async fn ensure(
     docker: &Docker,
@@ -107,32 +130,40 @@ pub async fn ensure(
         }
         return Ok(existing);
     }
-    let taken = taken_subnets(docker, name).await?;
-    let subnet = match wanted {
-        Some(wanted) => {
-            check_free(&wanted, &taken)?;
-            wanted
+    // Another `infra up` (a parallel test, a second terminal) may take the subnet chosen
+    // here between the look and the create: Docker then refuses with "Pool overlaps", and
+    // the next free subnet is tried. A subnet the inventory names is never changed.
+    let mut lost: Vec<TakenSubnet> = Vec::new();
+    let subnet = loop {
+        let mut taken = taken_subnets(docker, name).await?;
+        // Docker may not list a network that another process is creating right now: the
+        // subnets lost to a race are avoided even when the list does not show them yet.
+        taken.extend(lost.iter().cloned());
+        let subnet = match wanted {
+            Some(wanted) => {
+                check_free(&wanted, &taken)?;
+                wanted
+            }
+            None => choose_free(&taken)?,
+        };
+        match docker
+            .create_network(network_request(name, cluster, subnet))
+            .await
+        {
+            Ok(_) => break subnet,
+            Err(err) if wanted.is_none() && lost.len() < 16 && is_pool_overlap(&err) => {
+                tracing::debug!("subnet {subnet} was taken meanwhile ({err}); trying another");
+                lost.push(TakenSubnet {
+                    network: "(being created by another process)".into(),
+                    subnet,
+                });
+            }
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("cannot create network `{name}` on {subnet}"))
+            }
         }
-        None => choose_free(&taken)?,
     };
-    let request = NetworkCreateRequest {
-        name: name.to_string(),
-        driver: Some("bridge".to_string()),
-        ipam: Some(Ipam {
-            driver: Some("default".to_string()),
-            config: Some(vec![IpamConfig {
-                subnet: Some(subnet.to_string()),
-                ..Default::default()
-            }]),
-            options: None,
-        }),
-        labels: Some(cluster_labels(cluster)),
-        ..Default::default()
-    };
-    docker
-        .create_network(request)
-        .await
-        .with_context(|| format!("cannot create network `{name}` on {subnet}"))?;
     Ok(ClusterNetwork {
         name: name.to_string(),
         subnet,
