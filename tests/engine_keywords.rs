@@ -275,3 +275,32 @@ async fn meta_end_play_stops_the_play_for_every_host_and_the_next_play_runs() {
     );
     assert!(dir.path().join("second-h1").exists() && dir.path().join("second-h2").exists());
 }
+
+/// In check mode a command with `until` is skipped once, not retried until it fails: the
+/// dry run of a play that waits for a service (`until: ping.rc == 0`) passes.
+#[tokio::test]
+async fn check_mode_does_not_retry_a_skipped_command() {
+    let dir = tree(&[
+        ("inv.yaml", &local_inventory(&["h1"])),
+        (
+            "site.yaml",
+            r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: wait for the service
+      command: curl -fsS http://127.0.0.1:1/ping
+      register: ping
+      until: ping.rc == 0
+      retries: 3
+      delay: 1
+"#,
+        ),
+    ]);
+    let mut opts = options(dir.path(), "site.yaml");
+    opts.check = true;
+    let (recap, out) = run_ok(opts).await;
+    let stats = &recap.hosts["h1"];
+    assert_eq!((stats.skipped, stats.failed), (1, 0), "{out}");
+    assert!(!out.contains("RETRYING"), "{out}");
+}

@@ -516,6 +516,11 @@ impl PlayRun<'_> {
             }
             self.apply_conditions(task, &mut o, &mut vars);
             let Some(until) = &task.until else { return o };
+            // A result check mode skipped (a command it cannot predict) has nothing to wait
+            // for: retrying it would only fail the dry run after every delay.
+            if o.status == Status::Skipped {
+                return o;
+            }
             if attempts > 1 {
                 o.result.insert("attempts".into(), Value::from(attempt));
             }
