@@ -306,9 +306,10 @@ class Pyinfra(Tool):
     def changed(self, proc):
         # The results table ends with "Grand total  <hosts> <success> <error> <no change>";
         # "Success" counts operations that ran commands (changes).
-        m = re.search(r"Grand total\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)", proc.stdout_text)
+        text = proc.stdout_text + proc.stderr_text
+        m = re.search(r"Grand total\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)", text)
         if not m:
-            raise SystemExit(f"no results table in pyinfra's output:\n{proc.stdout_text[-2000:]}")
+            raise SystemExit(f"no results table in pyinfra's output:\n{text[-2000:]}")
         return 0 if m.group(2) == "-" else int(m.group(2))
 
 
