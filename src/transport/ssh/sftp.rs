@@ -116,28 +116,43 @@ impl Sftp {
     }
 
     async fn read_all(&self, handle: &str) -> Result<Vec<u8>, SftpError> {
-        // Read the size the file has now with several requests in flight, then go on
-        // one request at a time until EOF (the file may be growing, or a read came short).
-        let size = self.req().fstat(handle).await?.attrs.size.unwrap_or(0) as usize;
-        let offsets: Vec<u64> = (0..size).step_by(CHUNK).map(|o| o as u64).collect();
-        let mut chunks = futures::stream::iter(offsets)
-            .map(|offset| self.req().read(handle, offset, CHUNK as u32))
-            .buffered(PIPELINE);
-        let mut data = Vec::with_capacity(size);
-        while let Some(result) = chunks.next().await {
-            match result {
-                Ok(chunk) => {
-                    let full = chunk.data.len() == CHUNK;
-                    data.extend_from_slice(&chunk.data);
-                    if !full {
-                        break;
+        // The size and the first chunk in one round trip: most files fit one chunk, and a
+        // short read that covers the size the file has is its end.
+        let (attrs, first) = futures::join!(
+            self.req().fstat(handle),
+            self.req().read(handle, 0, CHUNK as u32)
+        );
+        let size = attrs?.attrs.size.unwrap_or(0) as usize;
+        let mut data = match first {
+            Ok(chunk) => chunk.data,
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        if data.len() < CHUNK && data.len() >= size {
+            return Ok(data);
+        }
+        // A bigger file: read the rest of the size it has now with several requests in
+        // flight, then go on one request at a time until EOF (it may be growing, or a
+        // read came short).
+        if data.len() == CHUNK {
+            let offsets: Vec<u64> = (CHUNK..size).step_by(CHUNK).map(|o| o as u64).collect();
+            let mut chunks = futures::stream::iter(offsets)
+                .map(|offset| self.req().read(handle, offset, CHUNK as u32))
+                .buffered(PIPELINE);
+            while let Some(result) = chunks.next().await {
+                match result {
+                    Ok(chunk) => {
+                        let full = chunk.data.len() == CHUNK;
+                        data.extend_from_slice(&chunk.data);
+                        if !full {
+                            break;
+                        }
                     }
+                    Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break,
+                    Err(e) => return Err(e),
                 }
-                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break,
-                Err(e) => return Err(e),
             }
         }
-        drop(chunks);
         loop {
             match self
                 .req()
