@@ -249,6 +249,8 @@ class Tool:
                 f"{self.name} {mode} failed ({proc.returncode}): {' '.join(cmd)}\n"
                 f"{proc.stdout_text[-4000:]}\n{proc.stderr_text[-4000:]}"
             )
+        if mode == "check" and self.name == "pyinfra":
+            return secs, rss, None  # --dry prints no results table
         return secs, rss, self.changed(proc)
 
 
