@@ -118,16 +118,22 @@ def main():
     print(main_table)
     print()
     print(first_run_table(results))
+    cpu = sh("lscpu | sed -n 's/^Model name: *//p'")
+    mem = sh("free -h | awk '/Mem:/ {print $2}'")
+    infra_version = sh(f"{INFRA} --version")
+    commit = sh(f"git -C {ROOT} rev-parse --short HEAD")
+    ansible_version = sh(f"{VENV / 'bin/ansible-playbook'} --version | head -1")
+    pyinfra_version = sh(f"{VENV / 'bin/pyinfra'} --version")
     machine = "\n".join([
-        f"- CPUs: {os.cpu_count()} ({sh('lscpu | grep \"Model name\" | sed s/.*:\\ *//')})",
-        f"- memory: {sh('free -h | awk \"/Mem:/ {print \\$2}\"')}",
+        f"- CPUs: {os.cpu_count()} ({cpu})",
+        f"- memory: {mem}",
         f"- kernel: {platform.release()}",
-        f"- load when the run ended: `{sh('uptime')}` (the machine is shared with other jobs;"
-        " the load before each N is in the raw numbers)",
-        f"- infra: `{sh(INFRA + ' --version')}` (release build), commit {sh('git -C ' + str(ROOT) + ' rev-parse --short HEAD')}",
-        f"- ansible-core: `{sh(str(VENV / 'bin/ansible-playbook') + ' --version | head -1')}`",
-        f"- pyinfra: `{sh(str(VENV / 'bin/pyinfra') + ' --version')}`",
-        f"- hosts: docker containers (systemd + OpenSSH 9.2, Debian 12) made by `infra up`,"
+        f"- load when the report was written: `{sh('uptime')}` (the machine is shared with"
+        " other jobs; the load before each N is in the raw numbers)",
+        f"- infra: `{infra_version}` (release build), commit {commit}",
+        f"- ansible-core: `{ansible_version}`",
+        f"- pyinfra: `{pyinfra_version}`",
+        "- hosts: docker containers (systemd + OpenSSH 9.2, Debian 12) made by `infra up`,"
         " on a private Docker network of this machine",
     ])
     text = f"""# Benchmark results
