@@ -189,7 +189,7 @@ for p in /opt/app /opt/app/bin /opt/app/releases /etc/app /var/log/app /etc/app/
   /etc/app/sysctl.conf /opt/app/current /etc/systemd/system/app.service /opt/app/.initialized \
   /etc/logrotate.d/app; do
   stat -c '%n %F %a %U %G %N' "$p" 2>&1
-  [ -f "$p" ] && [ ! -L "$p" ] && sha256sum "$p"
+  if [ "$p" = /etc/app/peers ]; then cat "$p"; elif [ -f "$p" ] && [ ! -L "$p" ]; then sha256sum "$p"; fi
 done
 systemctl is-active app; systemctl is-enabled app
 """
@@ -325,8 +325,19 @@ def rotate(seq, k):
 
 def fingerprint(cluster):
     res = cluster.ssh_all(FINGERPRINT)
-    # Host-specific lines: none (peers lists every host, identical on all).
-    return {h: r.stdout for h, r in res.items()}
+    # The peers file lists every host's address, which Docker may hand out differently
+    # each time the cluster is recreated: a line "<host> <that host's address now>" is
+    # compared as "<host> <address of host>".
+    def normalize(text):
+        out = []
+        for line in text.splitlines():
+            parts = line.split(" ")
+            if len(parts) == 2 and cluster.ips.get(parts[0]) == parts[1]:
+                line = f"{parts[0]} <address of {parts[0]}>"
+            out.append(line)
+        return "\n".join(out)
+
+    return {h: normalize(r.stdout) for h, r in res.items()}
 
 
 def bench_n(n):
