@@ -351,7 +351,8 @@ def bench_n(n):
     tools = [t for t in TOOLS if t in TOOL_CLASSES]
     reference = None
     for rep in range(REPEAT_FIRST):
-        for name in rotate(tools + ["baseline"], rep):
+        # The baseline first, so the last run of a round leaves converged hosts.
+        for name in ["baseline"] + rotate(tools, rep):
             c.reset()
             if name == "baseline":
                 started = time.monotonic()
@@ -379,6 +380,10 @@ def bench_n(n):
                     f"{name} left a different end state than {reference[0]} on {first}:\n"
                     f"--- {reference[0]}\n{reference[1][first]}\n--- {name}\n{fp[first]}"
                 )
+    if REPEAT_FIRST == 0:
+        # No first runs measured: converge fresh hosts (untimed) for the runs below.
+        c.reset()
+        Infra(c).run("first")
     result["fingerprint"] = reference[1][c.hosts[0]] if reference else ""
     # The hosts are converged now (by the last tool of the last round).
     for mode in ("converged", "check"):
