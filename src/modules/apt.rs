@@ -128,6 +128,50 @@ fn section<'a>(out: &'a str, name: &str) -> &'a str {
     }
 }
 
+/// When the observation needs `apt-cache policy` (candidate versions): loading apt's cache
+/// costs the host more than everything else a converged `apt` task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PolicyWhen {
+    /// `state: latest` or a version pin: candidates decide the plan.
+    Always,
+    /// `state: present`: only a package that is not installed needs its candidate (for
+    /// the summary, and to fail early on an unknown name).
+    SomeMissing,
+    /// `state: absent`: candidates are never used.
+    Never,
+}
+
+/// The `@@DPKG` and `@@POLICY` sections of the observing script, in one exec: dpkg's status
+/// of every package, then `apt-cache policy` only when [`PolicyWhen`] says it is used.
+fn packages_script(bare: &[&str], when: PolicyWhen) -> String {
+    let quoted = bare
+        .iter()
+        .map(|n| sh_quote(n))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut s = format!(
+        "echo @@DPKG; d=$(dpkg-query -W -f '${{Package}}\\t${{Status}}\\t${{Version}}\\n' {quoted} 2>/dev/null); \
+         [ -n \"$d\" ] && printf '%s\\n' \"$d\"; echo @@POLICY; "
+    );
+    let policy = format!("LC_ALL=C apt-cache policy {quoted} 2>/dev/null; ");
+    match when {
+        PolicyWhen::Never => {}
+        PolicyWhen::Always => s.push_str(&policy),
+        PolicyWhen::SomeMissing => {
+            // awk exits 1 when a wanted name has no installed line (`pkg[:arch]`).
+            let all_installed = format!(
+                "printf '%s\\n' \"$d\" | awk -F '\\t' -v want={} \
+                 'BEGIN {{ n = split(want, w, \" \") }} \
+                  {{ split($1, a, \":\"); if ($2 ~ / installed$/) ok[a[1]] = 1 }} \
+                  END {{ for (i = 1; i <= n; i++) if (!(w[i] in ok)) exit 1 }}'",
+                sh_quote(&bare.join(" "))
+            );
+            s.push_str(&format!("if ! {all_installed}; then {policy}fi; "));
+        }
+    }
+    s
+}
+
 #[async_trait]
 impl Module for Apt {
     fn name(&self) -> &'static str {
@@ -167,20 +211,19 @@ impl Module for Apt {
         }
 
         let bare: Vec<&str> = names.iter().map(|n| split_version(n).0).collect();
-        let quoted = bare
-            .iter()
-            .map(|n| sh_quote(n))
-            .collect::<Vec<_>>()
-            .join(" ");
         let mut script = String::from(
             "echo @@STAMP; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do \
              if [ -e \"$f\" ]; then echo \"mtime=$(stat -c %Y \"$f\")\"; break; fi; done; echo \"now=$(date +%s)\"; ",
         );
         if !bare.is_empty() {
-            script.push_str(&format!(
-                "echo @@DPKG; dpkg-query -W -f '${{Package}}\\t${{Status}}\\t${{Version}}\\n' {quoted} 2>/dev/null; \
-                 echo @@POLICY; LC_ALL=C apt-cache policy {quoted} 2>/dev/null; "
-            ));
+            let candidates = if state == "absent" {
+                PolicyWhen::Never
+            } else if state == "latest" || names.iter().any(|n| split_version(n).1.is_some()) {
+                PolicyWhen::Always
+            } else {
+                PolicyWhen::SomeMissing
+            };
+            script.push_str(&packages_script(&bare, candidates));
         }
         script.push_str("echo @@END");
         let out = ctx.run(&script).await?;
@@ -404,6 +447,40 @@ mod tests {
         assert!(m["nginx"].known);
         assert!(m["ghost"].candidate.is_none() && m["ghost"].known);
         assert!(!m.contains_key("other"));
+    }
+
+    /// Runs the packages script with the controller's own dpkg and apt (Debian).
+    fn run_packages_script(bare: &[&str], when: PolicyWhen) -> String {
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("{}echo @@END", packages_script(bare, when)))
+            .output()
+            .expect("/bin/sh");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn policy_runs_only_when_a_package_is_missing_or_candidates_decide() {
+        let installed = ["dpkg", "coreutils"];
+        let out = run_packages_script(&installed, PolicyWhen::SomeMissing);
+        let mut pkgs = HashMap::new();
+        parse_dpkg(section(&out, "DPKG"), &mut pkgs);
+        assert!(pkgs["dpkg"].installed.is_some(), "{out}");
+        assert!(pkgs["coreutils"].installed.is_some(), "{out}");
+        assert_eq!(
+            section(&out, "POLICY"),
+            "",
+            "all installed: no policy\n{out}"
+        );
+
+        let out = run_packages_script(&installed, PolicyWhen::Always);
+        assert!(section(&out, "POLICY").contains("dpkg:"), "{out}");
+        let out = run_packages_script(&installed, PolicyWhen::Never);
+        assert_eq!(section(&out, "POLICY"), "", "{out}");
+
+        let missing = ["dpkg", "infra-no-such-package"];
+        let out = run_packages_script(&missing, PolicyWhen::SomeMissing);
+        assert!(section(&out, "POLICY").contains("dpkg:"), "{out}");
     }
 
     #[test]

@@ -69,16 +69,46 @@ pub struct Ids {
     pub gid: Option<u32>,
 }
 
-/// Resolves owner/group names with one `getent` exec (none when numeric or not given).
+/// Resolves owner/group names: from `/etc/passwd` and `/etc/group`, read over the
+/// transport (two reads, no process on the host), then with one `getent` exec for a name
+/// those files do not list (users from NSS: LDAP, sssd, ...). With `become`, reads would
+/// go through sudo anyway, so it is the one `getent` exec. None when numeric or not given.
+/// Every call reads the host afresh: a task may create the user the next one names.
 pub async fn resolve_ids(ctx: &HostCtx, attrs: &Attrs) -> anyhow::Result<Ids> {
     let mut ids = Ids {
         uid: attrs.owner.as_deref().and_then(|o| o.parse().ok()),
         gid: attrs.group.as_deref().and_then(|g| g.parse().ok()),
     };
-    let owner = attrs.owner.as_deref().filter(|_| ids.uid.is_none());
-    let group = attrs.group.as_deref().filter(|_| ids.gid.is_none());
+    let mut owner = attrs.owner.as_deref().filter(|_| ids.uid.is_none());
+    let mut group = attrs.group.as_deref().filter(|_| ids.gid.is_none());
     if owner.is_none() && group.is_none() {
         return Ok(ids);
+    }
+    if ctx.become_.is_none() {
+        // Both files at once: one round trip's wait, not two.
+        let read = |wanted: Option<&str>, path: &'static str| {
+            let transport = ctx.transport.clone();
+            let wanted = wanted.is_some();
+            async move {
+                match wanted {
+                    true => transport.read_file(path, None).await,
+                    false => Ok(None),
+                }
+            }
+        };
+        let (passwd, groups) =
+            futures::try_join!(read(owner, "/etc/passwd"), read(group, "/etc/group"))?;
+        if let Some(name) = owner {
+            ids.uid = passwd.as_deref().and_then(|t| id_in_db(t, name));
+            owner = owner.filter(|_| ids.uid.is_none());
+        }
+        if let Some(name) = group {
+            ids.gid = groups.as_deref().and_then(|t| id_in_db(t, name));
+            group = group.filter(|_| ids.gid.is_none());
+        }
+        if owner.is_none() && group.is_none() {
+            return Ok(ids);
+        }
     }
     let lookup = |db: &str, name: Option<&str>| match name {
         Some(n) => format!("$(getent {db} {} | cut -d: -f3)", sh_quote(n)),
@@ -102,6 +132,17 @@ pub async fn resolve_ids(ctx: &HostCtx, attrs: &Attrs) -> anyhow::Result<Ids> {
         }
     }
     Ok(ids)
+}
+
+/// The id (third field) of `name` in an `/etc/passwd` or `/etc/group` text.
+pub fn id_in_db(text: &[u8], name: &str) -> Option<u32> {
+    String::from_utf8_lossy(text).lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != name {
+            return None;
+        }
+        fields.nth(1)?.trim().parse().ok()
+    })
 }
 
 /// Plans chmod/chown/chgrp for an existing entry whose content is not rewritten.
@@ -319,6 +360,18 @@ pub fn basename(path: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ids_are_read_from_passwd_and_group_texts() {
+        let passwd = b"root:x:0:0:root:/root:/bin/bash\napp:x:3001:3001::/home/app:/bin/bash\n";
+        assert_eq!(super::id_in_db(passwd, "app"), Some(3001));
+        assert_eq!(super::id_in_db(passwd, "root"), Some(0));
+        assert_eq!(super::id_in_db(passwd, "ap"), None);
+        assert_eq!(super::id_in_db(b"+::::::\nbroken\n", "broken"), None);
+        let group = b"app:x:3001:\nwheel:x:10:a,b\n";
+        assert_eq!(super::id_in_db(group, "wheel"), Some(10));
+        assert_eq!(super::id_in_db(group, "nobody"), None);
+    }
+
     use super::*;
 
     fn st(kind: FileKind, mode: u32) -> FileStat {

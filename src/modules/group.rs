@@ -1,5 +1,6 @@
 //! `group`: a local group present (with `gid`, `system`) or absent, through
-//! groupadd/groupmod/groupdel. Observed with one `getent group`.
+//! groupadd/groupmod/groupdel. Observed by reading `/etc/group` (one `getent group` exec
+//! when the group is not listed there).
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -69,6 +70,28 @@ pub fn plan_group(
     plan
 }
 
+/// The group's gid (`None`: no such group): from `/etc/group` read over the transport (no
+/// process on the host), else one `getent group` for a group that file lacks (NSS) or
+/// under `become` (where a read would go through sudo anyway).
+async fn observe_gid(ctx: &HostCtx, name: &str) -> anyhow::Result<Option<u32>> {
+    if ctx.become_.is_none() {
+        if let Some(text) = ctx.transport.read_file("/etc/group", None).await? {
+            if let Some(gid) = super::fileops::id_in_db(&text, name) {
+                return Ok(Some(gid));
+            }
+        }
+    }
+    let out = ctx
+        .run(&format!("getent group {} || true", sh_quote(name)))
+        .await?;
+    Ok(out
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split(':').nth(2))
+        .and_then(|g| g.trim().parse::<u32>().ok()))
+}
+
 #[async_trait]
 impl Module for Group {
     fn name(&self) -> &'static str {
@@ -89,15 +112,7 @@ impl Module for Group {
         let gid = int_opt(args, &["gid"])?;
         let system = bool_arg(args, &["system"], false)?;
         let non_unique = bool_arg(args, &["non_unique"], false)?;
-        let out = ctx
-            .run(&format!("getent group {} || true", sh_quote(&name)))
-            .await?;
-        let cur = out
-            .stdout
-            .lines()
-            .next()
-            .and_then(|l| l.split(':').nth(2))
-            .and_then(|g| g.trim().parse::<u32>().ok());
+        let cur = observe_gid(ctx, &name).await?;
         let mut plan = plan_group(&name, cur, present, gid, system, non_unique);
         let mut result = super::args::vars([
             ("name", Value::String(name)),

@@ -9,6 +9,7 @@ mod auth;
 mod channel;
 mod host_keys;
 mod sftp;
+pub mod stats;
 mod sudo_files;
 
 use std::borrow::Cow;
@@ -24,6 +25,7 @@ use tokio::sync::{Mutex, OnceCell, Semaphore};
 use self::channel::{ChannelError, RawOutput, SudoDialog};
 use self::host_keys::{HostKeyCheck, HostKeyPolicy, HostKeyRejected};
 use self::sftp::{Sftp, TempAttrs};
+pub use self::stats::{snapshot as stats, SshStats};
 use super::shell::{self, SudoMarkers};
 use super::unreachable::unreachable;
 use super::{
@@ -203,6 +205,7 @@ impl SshTransport {
             Ok(Err(e)) => return Err(unreachable(&name, &format!("log in to {target}"), e)),
             Ok(Ok(())) => {}
         }
+        stats::connection();
 
         Ok(SshTransport {
             name,
@@ -237,6 +240,8 @@ impl SshTransport {
             .channel_open_session()
             .await
             .map_err(|e| unreachable(&self.name, op, format!("open a session channel: {e}")))?;
+        stats::channel();
+        stats::exec();
         let dialog = sudo.map(|(b, markers)| SudoDialog {
             markers,
             password: b.password.as_deref(),
@@ -281,6 +286,7 @@ impl SshTransport {
                 let channel = self.handle.channel_open_session().await.map_err(|e| {
                     unreachable(&self.name, op, format!("open the SFTP channel: {e}"))
                 })?;
+                stats::channel();
                 Sftp::start(channel)
                     .await
                     .map_err(|e| self.sftp_error(op, e))

@@ -7,6 +7,7 @@ use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, FileType, OpenFlags, Packet, StatusCode};
 
+use super::stats::sftp_request;
 use crate::transport::{FileKind, FileStat};
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
@@ -60,9 +61,15 @@ impl Sftp {
         })
     }
 
+    /// The session, for one request (counted: each is a round trip).
+    fn req(&self) -> &RawSftpSession {
+        sftp_request();
+        &self.raw
+    }
+
     /// `lstat`, plus the target of a symlink.
     pub async fn stat(&self, path: &str) -> Result<Option<FileStat>, SftpError> {
-        let attrs = match self.raw.lstat(path).await {
+        let attrs = match self.req().lstat(path).await {
             Ok(a) => a.attrs,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(e),
@@ -74,7 +81,7 @@ impl Sftp {
             FileType::Other => FileKind::Other,
         };
         let link_target = if kind == FileKind::Symlink {
-            let name = self.raw.readlink(path).await?;
+            let name = self.req().readlink(path).await?;
             name.files.into_iter().next().map(|f| f.filename)
         } else {
             None
@@ -93,7 +100,7 @@ impl Sftp {
     /// The whole file; `None` when it does not exist.
     pub async fn read(&self, path: &str) -> Result<Option<Vec<u8>>, SftpError> {
         let handle = match self
-            .raw
+            .req()
             .open(path, OpenFlags::READ, FileAttributes::empty())
             .await
         {
@@ -102,37 +109,56 @@ impl Sftp {
             Err(e) => return Err(e),
         };
         let result = self.read_all(&handle).await;
-        let closed = self.raw.close(handle).await;
+        let closed = self.req().close(handle).await;
         let data = result?;
         closed?;
         Ok(Some(data))
     }
 
     async fn read_all(&self, handle: &str) -> Result<Vec<u8>, SftpError> {
-        // Read the size the file has now with several requests in flight, then go on
-        // one request at a time until EOF (the file may be growing, or a read came short).
-        let size = self.raw.fstat(handle).await?.attrs.size.unwrap_or(0) as usize;
-        let offsets: Vec<u64> = (0..size).step_by(CHUNK).map(|o| o as u64).collect();
-        let mut chunks = futures::stream::iter(offsets)
-            .map(|offset| self.raw.read(handle, offset, CHUNK as u32))
-            .buffered(PIPELINE);
-        let mut data = Vec::with_capacity(size);
-        while let Some(result) = chunks.next().await {
-            match result {
-                Ok(chunk) => {
-                    let full = chunk.data.len() == CHUNK;
-                    data.extend_from_slice(&chunk.data);
-                    if !full {
-                        break;
+        // The size and the first chunk in one round trip: most files fit one chunk, and a
+        // short read that covers the size the file has is its end.
+        let (attrs, first) = futures::join!(
+            self.req().fstat(handle),
+            self.req().read(handle, 0, CHUNK as u32)
+        );
+        let size = attrs?.attrs.size.unwrap_or(0) as usize;
+        let mut data = match first {
+            Ok(chunk) => chunk.data,
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        if data.len() < CHUNK && data.len() >= size {
+            return Ok(data);
+        }
+        // A bigger file: read the rest of the size it has now with several requests in
+        // flight, then go on one request at a time until EOF (it may be growing, or a
+        // read came short).
+        if data.len() == CHUNK {
+            let offsets: Vec<u64> = (CHUNK..size).step_by(CHUNK).map(|o| o as u64).collect();
+            let mut chunks = futures::stream::iter(offsets)
+                .map(|offset| self.req().read(handle, offset, CHUNK as u32))
+                .buffered(PIPELINE);
+            while let Some(result) = chunks.next().await {
+                match result {
+                    Ok(chunk) => {
+                        let full = chunk.data.len() == CHUNK;
+                        data.extend_from_slice(&chunk.data);
+                        if !full {
+                            break;
+                        }
                     }
+                    Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break,
+                    Err(e) => return Err(e),
                 }
-                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break,
-                Err(e) => return Err(e),
             }
         }
-        drop(chunks);
         loop {
-            match self.raw.read(handle, data.len() as u64, CHUNK as u32).await {
+            match self
+                .req()
+                .read(handle, data.len() as u64, CHUNK as u32)
+                .await
+            {
                 Ok(chunk) if chunk.data.is_empty() => return Ok(data),
                 Ok(chunk) => data.extend_from_slice(&chunk.data),
                 Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => return Ok(data),
@@ -153,7 +179,7 @@ impl Sftp {
             ..FileAttributes::empty()
         };
         let handle = self
-            .raw
+            .req()
             .open(
                 temp,
                 OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE | OpenFlags::TRUNCATE,
@@ -162,7 +188,7 @@ impl Sftp {
             .await?
             .handle;
         let result = self.fill(&handle, content, attrs).await;
-        let closed = self.raw.close(handle).await;
+        let closed = self.req().close(handle).await;
         result?;
         closed?;
         Ok(())
@@ -177,18 +203,18 @@ impl Sftp {
             .map(|(index, chunk)| ((index * CHUNK) as u64, chunk.to_vec()))
             .collect();
         futures::stream::iter(chunks)
-            .map(|(offset, chunk)| self.raw.write(handle, offset, chunk))
+            .map(|(offset, chunk)| self.req().write(handle, offset, chunk))
             .buffer_unordered(PIPELINE)
             .try_for_each(|_| async { Ok(()) })
             .await?;
         // Owner first: chown clears set-id bits, so the mode goes on afterwards.
         if attrs.uid.is_some() || attrs.gid.is_some() {
-            let current = self.raw.fstat(handle).await?.attrs;
+            let current = self.req().fstat(handle).await?.attrs;
             let uid = attrs.uid.or(current.uid).unwrap_or(0);
             let gid = attrs.gid.or(current.gid).unwrap_or(0);
             // Only when it changes: a non-root login user may not chown at all.
             if current.uid != Some(uid) || current.gid != Some(gid) {
-                self.raw
+                self.req()
                     .fsetstat(
                         handle,
                         FileAttributes {
@@ -200,7 +226,7 @@ impl Sftp {
                     .await?;
             }
         }
-        self.raw
+        self.req()
             .fsetstat(
                 handle,
                 FileAttributes {
@@ -210,7 +236,7 @@ impl Sftp {
             )
             .await?;
         if self.has_fsync {
-            self.raw.fsync(handle).await?;
+            self.req().fsync(handle).await?;
         }
         Ok(())
     }
@@ -227,7 +253,7 @@ impl Sftp {
             data.extend_from_slice(&(s.len() as u32).to_be_bytes());
             data.extend_from_slice(s.as_bytes());
         }
-        match self.raw.extended(POSIX_RENAME, data).await? {
+        match self.req().extended(POSIX_RENAME, data).await? {
             Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
             Packet::Status(s) => Err(SftpError::Status(s)),
             _ => Err(SftpError::UnexpectedPacket),
@@ -236,6 +262,6 @@ impl Sftp {
 
     /// Removes a file (best effort cleanup of a temp file).
     pub async fn remove(&self, path: &str) -> Result<(), SftpError> {
-        self.raw.remove(path).await.map(|_| ())
+        self.req().remove(path).await.map(|_| ())
     }
 }

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Turns bench/results/<N>.json into a table (printed) and bench/RESULTS.md.
+
+Run by bench/bench.py after a run; can be re-run alone to rebuild RESULTS.md from the
+stored results.
+"""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+VENV = Path(os.environ.get("BENCH_VENV", "/opt/infra-bench-venv"))
+INFRA = os.environ.get("INFRA_BIN", str(ROOT / "target/release/infra"))
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except OSError as e:
+        return f"({e})"
+
+
+def med(values):
+    return statistics.median(values) if values else None
+
+
+def fmt(secs):
+    return "-" if secs is None else f"{secs:.2f} s"
+
+
+def ratio(a, b):
+    return "-" if not a or not b else f"{b / a:.1f}x"
+
+
+def table(results):
+    lines = [
+        "| N | run | infra | ansible-playbook | pyinfra | ansible / infra | pyinfra / infra |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for mode, label in (("first", "first run"), ("converged", "converged"),
+                            ("check", "--check --diff / --dry")):
+            i = med(r[mode].get("infra", []))
+            a = med(r[mode].get("ansible", []))
+            p = med(r[mode].get("pyinfra", []))
+            runs = max((len(v) for v in r[mode].values()), default=0)
+            lines.append(
+                f"| {r['n']} | {label} (median of {runs}) | {fmt(i)} | {fmt(a)} | {fmt(p)} "
+                f"| {ratio(i, a)} | {ratio(i, p)} |"
+            )
+    return "\n".join(lines)
+
+
+def first_run_table(results):
+    lines = [
+        "| N | baseline: apt + user + service start over plain ssh | infra first run "
+        "| infra overhead over baseline | infra peak RSS |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        b = med(r["baseline"])
+        i = med(r["first"].get("infra", []))
+        over = "-" if not b or not i else f"{(i - b) / b * 100:+.0f}%"
+        rss = max(r["rss_kib"]) / 1024 if r["rss_kib"] else None
+        lines.append(
+            f"| {r['n']} | {fmt(b)} (median of {len(r['baseline'])}) | {fmt(i)} | {over} "
+            f"| {'-' if rss is None else f'{rss:.1f} MiB'} |"
+        )
+    return "\n".join(lines)
+
+
+def scaling(results):
+    by_n = {r["n"]: r for r in results}
+    if 1 not in by_n or len(by_n) < 2:
+        return ""
+    out = ["| N | infra converged N / 1 | infra first run N / 1 |", "|---|---|---|"]
+    one = by_n[1]
+    for n, r in sorted(by_n.items()):
+        if n == 1:
+            continue
+        c = med(r["converged"].get("infra", []))
+        c1 = med(one["converged"].get("infra", []))
+        f = med(r["first"].get("infra", []))
+        f1 = med(one["first"].get("infra", []))
+        out.append(
+            f"| {n} | {'-' if not (c and c1) else f'{c / c1:.2f}'} "
+            f"| {'-' if not (f and f1) else f'{f / f1:.2f}'} |"
+        )
+    return "\n".join(out)
+
+
+def raw(results):
+    out = []
+    for r in results:
+        out.append(f"- N={r['n']}, load before: `{r['uptime']}`")
+        for mode in ("first", "converged", "check"):
+            for tool, values in r[mode].items():
+                out.append(f"  - {mode} {tool}: " + ", ".join(f"{v:.2f}" for v in values))
+        if r["baseline"]:
+            out.append("  - baseline: " + ", ".join(f"{v:.2f}" for v in r["baseline"]))
+        for key, values in r["changed"].items():
+            out.append(f"  - changed reported, {key}: {values}")
+    return "\n".join(out)
+
+
+def main():
+    results = []
+    for path in sorted((BENCH / "results").glob("*.json"), key=lambda p: int(p.stem)):
+        results.append(json.loads(path.read_text()))
+    if not results:
+        raise SystemExit("no results in bench/results/")
+    main_table = table(results)
+    print(main_table)
+    print()
+    print(first_run_table(results))
+    cpu = sh("lscpu | sed -n 's/^Model name: *//p'")
+    mem = sh("free -h | awk '/Mem:/ {print $2}'")
+    infra_version = sh(f"{INFRA} --version")
+    commit = sh(f"git -C {ROOT} rev-parse --short HEAD")
+    ansible_version = sh(f"{VENV / 'bin/ansible-playbook'} --version | head -1")
+    pyinfra_version = sh(f"{VENV / 'bin/pyinfra'} --version")
+    machine = "\n".join([
+        f"- CPUs: {os.cpu_count()} ({cpu})",
+        f"- memory: {mem}",
+        f"- kernel: {platform.release()}",
+        f"- load when the report was written: `{sh('uptime')}` (the machine is shared with"
+        " other jobs; the load before each N is in the raw numbers)",
+        f"- infra: `{infra_version}` (release build), commit {commit}",
+        f"- ansible-core: `{ansible_version}`",
+        f"- pyinfra: `{pyinfra_version}`",
+        "- hosts: docker containers (systemd + OpenSSH 9.2, Debian 12) made by `infra up`,"
+        " on a private Docker network of this machine",
+    ])
+    text = f"""# Benchmark results
+
+Written by `bench/run.sh` (bench/bench.py, bench/report.py); raw numbers in
+bench/results/<N>.json. The workload is bench/workload/site.yml (24 tasks, a compute node:
+apt with cache_valid_time, a group and user, directories, 3 templates with loops and
+conditionals, copied files, lineinfile edits, a symlink, a systemd unit with a handler, a
+command with `creates`), run unmodified by `infra play` and `ansible-playbook`, and
+bench/pyinfra/deploy.py for pyinfra. After every first run the end state of each host
+(packages, user, every file's type/mode/owner/sha256, the service's state) is compared with
+the first tool's: the three tools leave identical hosts.
+
+## Times
+
+{main_table}
+
+## First run against the hosts' own work
+
+{first_run_table(results)}
+
+The baseline is what the hosts spend without any tool: `apt-get update`, `apt-get install
+jq rsync less`, creating the user, writing the unit and `systemctl enable --now app`, sent
+as one script over plain `ssh` to every host in parallel on freshly created hosts.
+
+## Scaling
+
+{scaling(results)}
+
+## Machine
+
+{machine}
+
+## Commands
+
+Each tool's run, from the project root (N hosts; the cluster is bench<N>):
+
+- infra: `infra play bench/workload/site.yml -i <work>/bench<N>/inventory.yaml --output json`
+  (`--check --diff` for the check run); the inventory only says `infra_provider: docker`,
+  `infra_cluster: bench<N>`, the host names; infra fills in addresses and the key.
+- ansible-playbook: `ansible-playbook -i ansible-inventory.yaml bench/workload/site.yml`
+  (`--check --diff`), with ansible.cfg: `forks = N`, `gathering = explicit` (the play has
+  `gather_facts: false`: nothing uses facts), `pipelining = True`, `ssh_args = -o
+  ControlMaster=auto -o ControlPersist=60s`, a fresh ControlPath directory per run (so
+  every tool starts with cold connections).
+- pyinfra: `pyinfra -y --parallel N --no-wait pyinfra_inventory.py bench/pyinfra/deploy.py`
+  (`--dry` for the check run).
+- hosts are recreated before every first run: `infra down -i inventory.yaml` then
+  `infra up -i inventory.yaml --playbook bench/empty.yml` (bare hosts).
+
+## Raw numbers (seconds)
+
+{raw(results)}
+"""
+    notes = BENCH / "NOTES.md"
+    if notes.exists():
+        text += "\n" + notes.read_text()
+    (BENCH / "RESULTS.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
