@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SIZE: usize = 8 * 1024 * 1024;
-const COPIES: usize = 40;
+const SIZE: usize = 4 * 1024 * 1024;
+// Enough copies that the run outlasts the poller below even on a loaded machine.
+const COPIES: usize = 100;
 
 fn destinations(dir: &Path) -> Vec<std::path::PathBuf> {
     (0..COPIES)
