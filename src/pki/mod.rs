@@ -47,14 +47,7 @@ impl Pki {
         let cert_path = dir.join("ca.crt");
         std::fs::create_dir_all(dir.join("hosts"))
             .with_context(|| format!("creating {}", dir.join("hosts").display()))?;
-        let ca_key = if key_path.exists() {
-            let pem = std::fs::read_to_string(&key_path)
-                .with_context(|| format!("reading {}", key_path.display()))?;
-            KeyPair::from_pem(&pem)
-                .with_context(|| format!("{}: not a PEM private key", key_path.display()))?
-        } else {
-            KeyPair::generate().context("generating the cluster CA key")?
-        };
+        let ca_key = load_or_generate_key(&key_path)?;
         let ca = ca_params()?
             .self_signed(&ca_key)
             .context("signing the cluster CA certificate")?;
@@ -89,14 +82,7 @@ impl Pki {
         if key_path.exists() && cert_path.exists() && recorded == sans.join("\n") {
             return Ok(false);
         }
-        let key = if key_path.exists() {
-            let pem = std::fs::read_to_string(&key_path)
-                .with_context(|| format!("reading {}", key_path.display()))?;
-            KeyPair::from_pem(&pem)
-                .with_context(|| format!("{}: not a PEM private key", key_path.display()))?
-        } else {
-            KeyPair::generate().with_context(|| format!("generating {}'s key", names.host))?
-        };
+        let key = load_or_generate_key(&key_path)?;
         let cert = host_params(&names.host, &sans)?
             .signed_by(&key, &self.ca, &self.ca_key)
             .with_context(|| format!("signing {}'s certificate", names.host))?;
@@ -105,6 +91,16 @@ impl Pki {
         write_atomic(&sans_path, sans.join("\n").as_bytes(), 0o644)?;
         Ok(true)
     }
+}
+
+/// The key at `path`, or a new one when there is none yet (the caller writes it).
+fn load_or_generate_key(path: &Path) -> anyhow::Result<KeyPair> {
+    if !path.exists() {
+        return KeyPair::generate().with_context(|| format!("generating {}", path.display()));
+    }
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    KeyPair::from_pem(&pem).with_context(|| format!("{}: not a PEM private key", path.display()))
 }
 
 /// The host's names, its addresses, then the loopback names, without duplicates.
