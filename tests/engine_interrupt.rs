@@ -2,13 +2,13 @@
 //! file to many destinations and gets SIGINT while it writes; every destination is then
 //! either absent or complete (writes go to a temp file beside the target and are renamed).
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SIZE: usize = 4 * 1024 * 1024;
-// Enough copies that the run outlasts the poller below even on a loaded machine.
-const COPIES: usize = 100;
+const SIZE: usize = 8 * 1024 * 1024;
+const COPIES: usize = 40;
 
 fn destinations(dir: &Path) -> Vec<std::path::PathBuf> {
     (0..COPIES)
@@ -36,7 +36,17 @@ fn sigint_mid_run_leaves_every_target_absent_or_complete() {
     )
     .unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_infra"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_infra"));
+    // A shell that runs the tests in the background (`nohup .ci/run &`) starts them with
+    // SIGINT ignored, which the child would inherit: give it the terminal's default back,
+    // as when a user presses Ctrl-C.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command
         .args([
             "play",
             "site.yml",
