@@ -3,7 +3,7 @@
 //! running binary; afterwards, the context file that tells `infra deploy` where the
 //! schedulers are.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::Value;
@@ -77,20 +77,12 @@ pub fn scheduler_urls(inventory: &Inventory) -> Vec<String> {
         .collect()
 }
 
-/// Writes the context file when the inventory has control hosts; returns its path.
-pub fn write_context(
-    inventory: &Inventory,
-    pki_dir: &Path,
-) -> anyhow::Result<Option<std::path::PathBuf>> {
-    let schedulers = scheduler_urls(inventory);
-    if schedulers.is_empty() {
-        return Ok(None);
-    }
-    let file = context::write(&context::Context {
+/// Writes the context file: the scheduler URLs and the cluster CA; returns its path.
+pub fn write_context(schedulers: Vec<String>, ca: PathBuf) -> anyhow::Result<PathBuf> {
+    context::write(&context::Context {
         schedulers,
-        ca: Some(pki_dir.join("ca.crt")),
-    })?;
-    Ok(Some(file))
+        ca: Some(ca),
+    })
 }
 
 #[cfg(test)]

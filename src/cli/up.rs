@@ -119,23 +119,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
         return Ok(if unreachable { 4 } else { 0 });
     }
     let platform_vars = platform::prepare(&inventory, &state_path)?;
-    let pki_dir = state_path.join("pki");
+    let schedulers = platform::scheduler_urls(&inventory);
     let mut run = args.run;
     run.known_hosts.extend(known_hosts);
     let mut options = run.into_options(inventory, playbook)?;
     platform::merge_under(&mut options.extra_vars, platform_vars);
-    // Kept for the context file: the engine takes the inventory.
-    let schedulers_from = options.inventory.clone();
     let recap = engine::run(options).await?;
     let code = recap.exit_code();
-    if !check && code == 0 {
-        if let Some(file) = platform::write_context(&schedulers_from, &pki_dir)? {
-            eprintln!(
-                "schedulers: {} (`infra deploy` reads them from {})",
-                platform::scheduler_urls(&schedulers_from).join(", "),
-                file.display()
-            );
-        }
+    if !check && code == 0 && !schedulers.is_empty() {
+        let ca = state_path.join("pki").join("ca.crt");
+        let file = platform::write_context(schedulers.clone(), ca)?;
+        eprintln!(
+            "schedulers: {} (`infra deploy` reads them from {})",
+            schedulers.join(", "),
+            file.display()
+        );
     }
     Ok(if code == 0 && unreachable { 4 } else { code })
 }

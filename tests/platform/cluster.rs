@@ -219,11 +219,12 @@ impl Platform {
         self.home.join(&self.cluster)
     }
 
-    /// Runs a command on the host as root over the real OpenSSH client, host keys checked.
-    pub fn ssh(&self, host: &str, command: &str) -> Output {
+    /// The real OpenSSH client, ready to run `command` on the host as root with host keys
+    /// checked against the cluster's known_hosts (the caller may add stdin, then runs it).
+    pub fn ssh_command(&self, host: &str, command: &str) -> Command {
         let state = self.state();
-        Command::new("ssh")
-            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+        let mut ssh = Command::new("ssh");
+        ssh.args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
             .arg("-o")
             .arg(format!(
                 "UserKnownHostsFile={}",
@@ -238,7 +239,13 @@ impl Platform {
             .arg("-i")
             .arg(state.join("id_ed25519"))
             .arg(format!("root@{}", self.ip(host)))
-            .arg(command)
+            .arg(command);
+        ssh
+    }
+
+    /// Runs a command on the host as root over the real OpenSSH client, host keys checked.
+    pub fn ssh(&self, host: &str, command: &str) -> Output {
+        self.ssh_command(host, command)
             .output()
             .expect("the OpenSSH client (ssh) is needed: apt-get install openssh-client")
     }

@@ -197,20 +197,8 @@ fn app_output_reaches_the_log_server_and_survives_its_downtime() {
 
 /// Runs `command` on `host` over ssh (as [`Platform::ssh`]) with `input` as its stdin.
 fn ssh_with_input(p: &Platform, host: &str, command: &str, input: &Path) -> Output {
-    let state = p.state();
     let stdin = std::fs::File::open(input).unwrap();
-    Command::new("ssh")
-        .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            state.join("known_hosts").display()
-        ))
-        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
-        .arg("-i")
-        .arg(state.join("id_ed25519"))
-        .arg(format!("root@{}", p.ip(host)))
-        .arg(command)
+    p.ssh_command(host, command)
         .stdin(Stdio::from(stdin))
         .output()
         .expect("the OpenSSH client (ssh) is needed")
