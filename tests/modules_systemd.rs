@@ -188,6 +188,21 @@ async fn systemd_units() {
     .await;
     assert_eq!(state(), "active\nenabled\n");
 
+    // daemon_reload on a unit systemd has loaded as it is on disk reloads nothing...
+    let reload_args = json!({"name": "infra-test", "state": "started", "daemon_reload": true});
+    let plan = plan_only(&ctx(&c, false), "systemd", reload_args.clone())
+        .await
+        .unwrap();
+    assert!(plan.ops.is_empty(), "{:?}", plan.ops);
+    // ...and reloads once the unit file changes on disk, so systemd runs the new file.
+    c.sh("sed -i 's/^Description=.*/Description=infra test v2/' /usr/lib/systemd/system/infra-test.service");
+    let out = run(&ctx(&c, false), "systemd", reload_args).await.unwrap();
+    assert!(!out.changed(), "a reload alone is not a change");
+    assert_eq!(
+        c.sh("systemctl show -p Description,NeedDaemonReload infra-test"),
+        "Description=infra test v2\nNeedDaemonReload=no\n"
+    );
+
     // restarted is always a change (and the unit gets a new main PID).
     let pid = c.sh("systemctl show -p MainPID --value infra-test");
     let out = run(

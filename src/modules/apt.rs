@@ -4,7 +4,11 @@
 //! `install_recommends` and `purge`.
 //!
 //! Observing is one exec: `dpkg-query -W` for every package, the cache's age and
-//! `apt-cache policy` (installed and candidate versions) together. As in Ansible, a cache
+//! `apt-cache policy` (installed and candidate versions) together. When candidates do not
+//! decide (`present` with every package installed, or `absent`), no process is started:
+//! dpkg's status file is read and the stamp stat'ed over the transport, and the cache's age
+//! is measured with the controller's clock (a skew of minutes against a `cache_valid_time`
+//! of hours does not matter). As in Ansible, a cache
 //! refresh alone is a change only when no package is named; with packages, only package
 //! changes count (the refresh is then an op without a change).
 
@@ -172,6 +176,76 @@ fn packages_script(bare: &[&str], when: PolicyWhen) -> String {
     s
 }
 
+/// The packages' dpkg status and the cache's age in seconds, without a process on the
+/// host: `/var/lib/dpkg/status` read, the stamp (else the lists directory) stat'ed, all at
+/// once. `None` when the exec must observe: under `become` (reads would go through sudo
+/// anyway), when candidates are needed (`PolicyWhen::Always`, or a package that is not
+/// installed), or for an architecture-qualified name.
+async fn observe_files(
+    ctx: &HostCtx,
+    bare: &[&str],
+    when: PolicyWhen,
+) -> anyhow::Result<Option<(HashMap<String, PkgInfo>, Option<i64>)>> {
+    if ctx.become_.is_some() || when == PolicyWhen::Always || bare.iter().any(|n| n.contains(':')) {
+        return Ok(None);
+    }
+    let t = &ctx.transport;
+    let (status, stamp, lists) = futures::try_join!(
+        async {
+            match bare.is_empty() {
+                true => Ok(Some(Vec::new())),
+                false => t.read_file("/var/lib/dpkg/status", None).await,
+            }
+        },
+        t.stat("/var/lib/apt/periodic/update-success-stamp", None),
+        t.stat("/var/lib/apt/lists", None),
+    )?;
+    let Some(status) = status else {
+        return Ok(None);
+    };
+    let mut pkgs = HashMap::new();
+    parse_status_file(&String::from_utf8_lossy(&status), bare, &mut pkgs);
+    let all_installed = bare
+        .iter()
+        .all(|n| pkgs.get(*n).is_some_and(|p| p.installed.is_some()));
+    if when == PolicyWhen::SomeMissing && !all_installed {
+        return Ok(None);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let age = stamp.or(lists).map(|st| now - st.mtime);
+    Ok(Some((pkgs, age)))
+}
+
+/// Reads dpkg's status file (`/var/lib/dpkg/status`) for the `wanted` packages, as
+/// [`parse_dpkg`] reads `dpkg-query`'s output: one stanza per package and architecture,
+/// `Status: want flag state`.
+pub fn parse_status_file(text: &str, wanted: &[&str], pkgs: &mut HashMap<String, PkgInfo>) {
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .map(str::trim)
+            })
+        };
+        let Some(package) = field("Package") else {
+            continue;
+        };
+        if !wanted.contains(&package) {
+            continue;
+        }
+        let info = pkgs.entry(package.to_string()).or_default();
+        match field("Status").and_then(|s| s.split_whitespace().last()) {
+            Some("installed") => info.installed = field("Version").map(str::to_string),
+            Some("config-files") => info.config_files = true,
+            _ => {}
+        }
+    }
+}
+
 #[async_trait]
 impl Module for Apt {
     fn name(&self) -> &'static str {
@@ -215,22 +289,27 @@ impl Module for Apt {
             "echo @@STAMP; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do \
              if [ -e \"$f\" ]; then echo \"mtime=$(stat -c %Y \"$f\")\"; break; fi; done; echo \"now=$(date +%s)\"; ",
         );
+        let candidates = if state == "absent" {
+            PolicyWhen::Never
+        } else if state == "latest" || names.iter().any(|n| split_version(n).1.is_some()) {
+            PolicyWhen::Always
+        } else {
+            PolicyWhen::SomeMissing
+        };
         if !bare.is_empty() {
-            let candidates = if state == "absent" {
-                PolicyWhen::Never
-            } else if state == "latest" || names.iter().any(|n| split_version(n).1.is_some()) {
-                PolicyWhen::Always
-            } else {
-                PolicyWhen::SomeMissing
-            };
             script.push_str(&packages_script(&bare, candidates));
         }
         script.push_str("echo @@END");
-        let out = ctx.run(&script).await?;
-        let mut pkgs = HashMap::new();
-        parse_dpkg(section(&out.stdout, "DPKG"), &mut pkgs);
-        parse_policy(section(&out.stdout, "POLICY"), &mut pkgs);
-        let age = cache_age(section(&out.stdout, "STAMP"));
+        let (pkgs, age) = match observe_files(ctx, &bare, candidates).await? {
+            Some(seen) => seen,
+            None => {
+                let out = ctx.run(&script).await?;
+                let mut pkgs = HashMap::new();
+                parse_dpkg(section(&out.stdout, "DPKG"), &mut pkgs);
+                parse_policy(section(&out.stdout, "POLICY"), &mut pkgs);
+                (pkgs, cache_age(section(&out.stdout, "STAMP")))
+            }
+        };
 
         let mut plan = Plan::default();
         let refresh = update_cache && (valid_time <= 0 || age.is_none_or(|a| a > valid_time));
@@ -447,6 +526,27 @@ mod tests {
         assert!(m["nginx"].known);
         assert!(m["ghost"].candidate.is_none() && m["ghost"].known);
         assert!(!m.contains_key("other"));
+    }
+
+    /// The status file read directly says what `dpkg-query` says, for every package the
+    /// controller's own dpkg database (Debian) lists.
+    #[test]
+    fn the_status_file_reads_as_dpkg_query_does() {
+        let query = std::process::Command::new("dpkg-query")
+            .args(["-W", "-f", "${Package}\t${Status}\t${Version}\n"])
+            .output()
+            .expect("dpkg-query");
+        let query = String::from_utf8(query.stdout).unwrap();
+        let mut want = HashMap::new();
+        parse_dpkg(&query, &mut want);
+        assert!(want.len() > 50, "{query}");
+        let names: Vec<&str> = want.keys().map(String::as_str).collect();
+        let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap();
+        let mut got = HashMap::new();
+        parse_status_file(&status, &names, &mut got);
+        for (name, info) in &want {
+            assert_eq!(got.get(name).unwrap_or(&PkgInfo::default()), info, "{name}");
+        }
     }
 
     /// Runs the packages script with the controller's own dpkg and apt (Debian).

@@ -1,8 +1,16 @@
 //! `service`, `systemd` (and `systemd_service`): a unit's run state (started, stopped,
 //! restarted, reloaded), whether it is enabled or masked, and `daemon_reload`. Observed
-//! with one `systemctl show -p ActiveState,UnitFileState,LoadState NAME`. As in Ansible,
-//! `daemon_reload` runs first and is not a change by itself; `restarted` and `reloaded`
-//! are always changes.
+//! with one `systemctl show -p ActiveState,UnitFileState,LoadState,NeedDaemonReload NAME`.
+//! As in Ansible, `daemon_reload` runs first and is not a change by itself; `restarted` and
+//! `reloaded` are always changes.
+//!
+//! With a unit named, `daemon_reload: true` reloads only when systemd says that unit needs
+//! it: its unit file, source file (fstab, init script) or drop-ins changed on disk since
+//! systemd loaded them (`NeedDaemonReload`), or it is not loaded (a new unit file). A
+//! reload reruns every generator and reparses every unit, the largest cost of a converged
+//! run on the host, and skipping it when systemd reports nothing to reload leaves the
+//! same state. A change to *another* unit is not looked at: name that unit, or use
+//! `daemon_reload` without a name, which always reloads.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -40,6 +48,8 @@ pub struct UnitState {
     pub active: String,
     pub unit_file: String,
     pub load: String,
+    /// systemd's `NeedDaemonReload`: the unit's files changed on disk since it was loaded.
+    pub need_reload: bool,
 }
 
 impl UnitState {
@@ -51,6 +61,7 @@ impl UnitState {
                     "ActiveState" => s.active = v.trim().to_string(),
                     "UnitFileState" => s.unit_file = v.trim().to_string(),
                     "LoadState" => s.load = v.trim().to_string(),
+                    "NeedDaemonReload" => s.need_reload = v.trim() == "yes",
                     _ => {}
                 }
             }
@@ -84,7 +95,7 @@ pub fn plan_unit(
     let mut plan = Plan::default();
     let q = sh_quote(name);
     let nb = if no_block { " --no-block" } else { "" };
-    if daemon_reload {
+    if daemon_reload && (cur.need_reload || cur.load != "loaded") {
         plan.ops.push(exec("systemctl daemon-reload".into()));
     }
     let wants_unit = state.is_some() || enabled.is_some() || masked == Some(false);
@@ -188,7 +199,7 @@ async fn plan_service(ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
     };
     let out = ctx
         .run(&format!(
-            "systemctl show -p ActiveState,UnitFileState,LoadState -- {}",
+            "systemctl show -p ActiveState,UnitFileState,LoadState,NeedDaemonReload -- {}",
             sh_quote(&name)
         ))
         .await?;
@@ -276,14 +287,18 @@ mod tests {
             active: active.into(),
             unit_file: file.into(),
             load: "loaded".into(),
+            need_reload: false,
         }
     }
 
     #[test]
     fn parses_systemctl_show() {
-        let s =
-            UnitState::parse("LoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n");
+        let s = UnitState::parse(
+            "LoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\nNeedDaemonReload=no\n",
+        );
         assert_eq!(s, unit("inactive", "disabled"));
+        let s = UnitState::parse("LoadState=loaded\nNeedDaemonReload=yes\n");
+        assert!(s.need_reload);
     }
 
     #[test]
@@ -347,17 +362,34 @@ mod tests {
 
     #[test]
     fn daemon_reload_alone_is_not_a_change() {
-        let p = plan_unit(
-            "x",
-            &unit("active", "enabled"),
-            Some("started"),
-            None,
-            None,
-            true,
-            false,
-        );
+        let stale = UnitState {
+            need_reload: true,
+            ..unit("active", "enabled")
+        };
+        let p = plan_unit("x", &stale, Some("started"), None, None, true, false);
         assert_eq!(p.ops.len(), 1);
         assert!(!p.is_changed());
+    }
+
+    #[test]
+    fn daemon_reload_only_when_systemd_says_the_unit_needs_it() {
+        let reloads = |cur: &UnitState| {
+            plan_unit("x", cur, Some("started"), None, None, true, false)
+                .ops
+                .iter()
+                .any(|op| matches!(op, crate::modules::Op::Exec { cmd, .. } if cmd == "systemctl daemon-reload"))
+        };
+        assert!(!reloads(&unit("active", "enabled")));
+        let stale = UnitState {
+            need_reload: true,
+            ..unit("active", "enabled")
+        };
+        assert!(reloads(&stale));
+        let new_file = UnitState {
+            load: "not-found".into(),
+            ..unit("inactive", "")
+        };
+        assert!(reloads(&new_file));
     }
 
     #[test]

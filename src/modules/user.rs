@@ -1,6 +1,9 @@
 //! `user`: a local account (useradd/usermod/userdel): uid, primary group, supplementary
-//! groups (`append`), shell, home, create_home, system, password hash, comment. Observed in
-//! one exec: `getent passwd`, `id -Gn`, the shadow hash, and which named groups exist.
+//! groups (`append`), shell, home, create_home, system, password hash, comment. Observed by
+//! reading `/etc/passwd` and `/etc/group` (and `/etc/shadow` when a password is managed)
+//! over the transport, no process on the host; when those files cannot answer (under
+//! `become`, or a user or group only NSS knows: LDAP, sssd), one exec: `getent passwd`,
+//! `id -Gn`, the shadow hash, and which named groups exist.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -101,6 +104,114 @@ pub fn parse(out: &str) -> Observed {
     obs
 }
 
+/// Observes with one exec (NSS-aware: `getent`, `id -Gn`).
+async fn observe_exec(ctx: &HostCtx, name: &str, named: &[String]) -> anyhow::Result<Observed> {
+    let q = sh_quote(name);
+    let mut script = format!(
+        "e=$(getent passwd {q}) && {{ echo \"P $e\"; echo \"I $(id -Gn {q})\"; \
+         echo \"S $(getent shadow {q} | cut -d: -f2)\"; \
+         getent group \"$(echo \"$e\" | cut -d: -f4)\" | sed 's/^/G /'; }}; "
+    );
+    for g in named {
+        script.push_str(&format!("getent group {} | sed 's/^/G /'; ", sh_quote(g)));
+    }
+    script.push_str("true");
+    let out = ctx.run(&script).await?;
+    Ok(parse(&out.stdout))
+}
+
+/// Observes from the account files read over the transport (no process on the host):
+/// `/etc/passwd`, `/etc/group` and, when `shadow`, `/etc/shadow`, all three at once. `None`
+/// when they cannot answer and the exec must: under `become` (reads would go through sudo
+/// anyway), a file that cannot be read, or a user or named group the files do not list
+/// (it may come from NSS).
+async fn observe_files(
+    ctx: &HostCtx,
+    name: &str,
+    named: &[String],
+    shadow: bool,
+) -> Option<Observed> {
+    if ctx.become_.is_some() {
+        return None;
+    }
+    let read = |path: &'static str, wanted: bool| {
+        let transport = ctx.transport.clone();
+        async move {
+            match wanted {
+                true => transport.read_file(path, None).await.ok().flatten(),
+                false => Some(Vec::new()),
+            }
+        }
+    };
+    let (passwd, group, shadow_text) = futures::join!(
+        read("/etc/passwd", true),
+        read("/etc/group", true),
+        read("/etc/shadow", shadow)
+    );
+    from_files(
+        &String::from_utf8_lossy(&passwd?),
+        &String::from_utf8_lossy(&group?),
+        &String::from_utf8_lossy(&shadow_text?),
+        name,
+        named,
+    )
+}
+
+/// The observation `observe_exec` would make, from the texts of the account files; `None`
+/// when the user or a named group is not in them. Groups are what `id -Gn` lists: the
+/// primary group, then every group whose member list names the user.
+pub fn from_files(
+    passwd: &str,
+    group: &str,
+    shadow: &str,
+    name: &str,
+    named: &[String],
+) -> Option<Observed> {
+    fn entry<'a>(text: &'a str, name: &str) -> Option<Vec<&'a str>> {
+        text.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&name))
+    }
+    let p = entry(passwd, name).filter(|f| f.len() >= 7)?;
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4 && f[2].trim().parse::<u32>().is_ok())
+        .collect();
+    let gid_of = |f: &Vec<&str>| f[2].trim().parse::<u32>().ok();
+    let mut account = Account {
+        uid: p[2].parse().ok()?,
+        gid: p[3].parse().ok()?,
+        comment: p[4].to_string(),
+        home: p[5].to_string(),
+        shell: p[6].to_string(),
+        password: entry(shadow, name)
+            .and_then(|f| f.get(1).map(|s| s.to_string()))
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    let primary = groups.iter().find(|f| gid_of(f) == Some(account.gid))?;
+    account.primary_group = primary[0].to_string();
+    account.groups.push(account.primary_group.clone());
+    for f in &groups {
+        let member = f[3].split(',').any(|m| m.trim() == name);
+        if member && !account.groups.iter().any(|g| g == f[0]) {
+            account.groups.push(f[0].to_string());
+        }
+    }
+    let mut obs = Observed {
+        account: Some(account),
+        groups: vec![(primary[0].to_string(), gid_of(primary)?)],
+    };
+    for wanted in named {
+        let found = groups
+            .iter()
+            .find(|f| f[0] == wanted || wanted.parse::<u32>().ok() == gid_of(f))?;
+        obs.groups.push((found[0].to_string(), gid_of(found)?));
+    }
+    Some(obs)
+}
+
 #[async_trait]
 impl Module for User {
     fn name(&self) -> &'static str {
@@ -149,17 +260,12 @@ impl Module for User {
         let q = sh_quote(&name);
         let mut named: Vec<String> = groups.clone().unwrap_or_default();
         named.push(group.clone().unwrap_or_else(|| name.clone()));
-        let mut script = format!(
-            "e=$(getent passwd {q}) && {{ echo \"P $e\"; echo \"I $(id -Gn {q})\"; \
-             echo \"S $(getent shadow {q} | cut -d: -f2)\"; \
-             getent group \"$(echo \"$e\" | cut -d: -f4)\" | sed 's/^/G /'; }}; "
-        );
-        for g in &named {
-            script.push_str(&format!("getent group {} | sed 's/^/G /'; ", sh_quote(g)));
-        }
-        script.push_str("true");
-        let out = ctx.run(&script).await?;
-        let obs = parse(&out.stdout);
+        let wants_shadow = password.is_some() || lock.is_some();
+        let obs = match observe_files(ctx, &name, &named, wants_shadow).await {
+            Some(obs) => obs,
+            None => observe_exec(ctx, &name, &named).await?,
+        };
+
         let group_known = |g: &str| {
             obs.groups
                 .iter()
@@ -383,5 +489,27 @@ mod tests {
         let obs = parse("G users:x:100:\n");
         assert!(obs.account.is_none());
         assert_eq!(obs.groups, vec![("users".to_string(), 100)]);
+    }
+
+    #[test]
+    fn the_account_files_answer_as_the_exec_would() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\napp:x:1001:1001:App user:/home/app:/bin/bash\n";
+        let group = "root:x:0:\nsudo:x:27:ops,app\napp:x:1001:\ndocker:x:999:app\nusers:x:100:\n";
+        let shadow = "app:$6$salt$hash:19000:0:99999:7:::\n";
+        let named = ["docker".to_string(), "100".to_string()];
+        let obs = from_files(passwd, group, shadow, "app", &named).unwrap();
+        let a = obs.account.unwrap();
+        assert_eq!((a.uid, a.gid), (1001, 1001));
+        assert_eq!(a.comment, "App user");
+        assert_eq!(a.primary_group, "app");
+        assert_eq!(a.groups, vec!["app", "sudo", "docker"]);
+        assert_eq!(a.password, "$6$salt$hash");
+        assert!(obs.groups.contains(&("users".to_string(), 100)));
+        assert!(obs.groups.contains(&("docker".to_string(), 999)));
+        // What the files do not list is left to the exec (NSS may know it).
+        assert!(from_files(passwd, group, shadow, "ldapuser", &[]).is_none());
+        let ldap_group = ["ldapgroup".to_string()];
+        assert!(from_files(passwd, group, shadow, "app", &ldap_group).is_none());
     }
 }
