@@ -420,9 +420,18 @@ impl Transport for SshTransport {
         let script = shell::script(cmd, &opts.env, opts.chdir.as_deref())
             .with_context(|| format!("{}: {op}", self.name))?;
         let stdin = opts.stdin.as_deref().unwrap_or(&[]);
+        let started = std::time::Instant::now();
         let out = self
             .run_script(&op, &script, stdin, opts.become_.as_ref())
             .await?;
+        // What runs on the host and for how long: `INFRA_LOG=debug` shows where a run's
+        // time goes on the hosts.
+        tracing::debug!(
+            host = %self.name,
+            rc = out.rc,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "{op}"
+        );
         Ok(ExecOutput {
             rc: out.rc,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
