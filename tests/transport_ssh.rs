@@ -266,6 +266,45 @@ async fn write_file_is_atomic_and_sets_content_mode_and_owner() {
 }
 
 #[tokio::test]
+async fn mkdir_makes_missing_parents_then_sets_owner_and_mode() {
+    let server = TestSshd::start();
+    let t = connected(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = dir.path().join("a/b/c");
+    let path = leaf.to_str().unwrap();
+
+    t.mkdir(path, Some(0o2750), (Some(65534), Some(65534)), None)
+        .await
+        .unwrap();
+    let meta = std::fs::metadata(&leaf).unwrap();
+    assert!(meta.is_dir());
+    assert_eq!(
+        meta.mode() & 0o7777,
+        0o2750,
+        "mode set after chown keeps setgid"
+    );
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    // Parents are made as `mkdir -p` makes them: the login user's, the default mode.
+    let parent = std::fs::metadata(dir.path().join("a/b")).unwrap();
+    assert_eq!(parent.uid(), 0);
+    assert_eq!(parent.mode() & 0o7777, 0o755);
+
+    // An existing directory only gets the owner and mode; only the group is given here.
+    t.mkdir(path, None, (None, Some(0)), None).await.unwrap();
+    let meta = std::fs::metadata(&leaf).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 0));
+
+    // A file in the way is an error naming the path.
+    std::fs::write(dir.path().join("file"), "x").unwrap();
+    let blocked = dir.path().join("file/sub");
+    let err = t
+        .mkdir(blocked.to_str().unwrap(), None, (None, None), None)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("file/sub"), "{err:#}");
+}
+
+#[tokio::test]
 async fn failed_write_leaves_target_and_no_temp_file() {
     let server = TestSshd::start();
     let t = connected(&server).await;

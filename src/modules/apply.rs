@@ -89,6 +89,11 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
                     return Err(failed(&mut applied.result, message));
                 }
             }
+            Op::Mkdir { path, mode, owner } => ctx
+                .transport
+                .mkdir(path, *mode, *owner, ctx.become_.as_ref())
+                .await
+                .with_context(|| format!("creating directory {path} on {}", ctx.host))?,
             Op::Write {
                 path,
                 content,
@@ -169,7 +174,7 @@ async fn run_batch(ctx: &HostCtx, ops: &[Op], applied: &mut Applied) -> anyhow::
                     chdir = d.clone();
                     Some(cmd.as_str())
                 }
-                Op::Write { .. } => None,
+                Op::Mkdir { .. } | Op::Write { .. } => None,
             })
             .collect();
         (cmds, chdir)

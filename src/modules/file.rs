@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::args::{bool_arg, choice, sh_quote, str_opt, str_req};
 use super::fileops::{self, Attrs, Ids};
 use super::mode;
-use super::{diff, ArgDef, ArgSpec, Change, HostCtx, Module, Plan};
+use super::{diff, ArgDef, ArgSpec, Change, HostCtx, Module, Op, Plan};
 use crate::transport::{FileKind, FileStat};
 use crate::Vars;
 
@@ -122,8 +122,17 @@ impl Module for File {
                 None => {
                     plan.changes
                         .push(state_change(&path, "absent", "directory"));
-                    plan.ops.push(fileops::exec(format!("mkdir -p -- {q}")));
-                    plan_new_attrs(&mut plan, &path, &attrs, true, recurse)?;
+                    match new_dir_attrs(&attrs, &ids)? {
+                        Some((mode, owner)) => plan.ops.push(Op::Mkdir {
+                            path: path.clone(),
+                            mode,
+                            owner,
+                        }),
+                        None => {
+                            plan.ops.push(fileops::exec(format!("mkdir -p -- {q}")));
+                            plan_new_attrs(&mut plan, &path, &attrs, true, recurse)?;
+                        }
+                    }
                 }
                 Some(st) if st.kind == FileKind::Directory => {
                     if recurse {
@@ -248,6 +257,25 @@ fn plan_new_attrs(
             .push(fileops::exec(format!("chgrp {r}{} {q}", sh_quote(g))));
     }
     Ok(())
+}
+
+/// A new directory's numeric mode and owner, for [`Op::Mkdir`]; `None` when an owner or
+/// group name did not resolve to an id (then `chown` runs, and reports it).
+fn new_dir_attrs(
+    attrs: &Attrs,
+    ids: &fileops::Ids,
+) -> anyhow::Result<Option<(Option<u32>, crate::transport::Owner)>> {
+    if (attrs.owner.is_some() && ids.uid.is_none()) || (attrs.group.is_some() && ids.gid.is_none())
+    {
+        return Ok(None);
+    }
+    let mode = attrs
+        .mode
+        .as_ref()
+        .map(|m| m.resolve(None, true))
+        .transpose()?
+        .flatten();
+    Ok(Some((mode, (ids.uid, ids.gid))))
 }
 
 fn plan_link(

@@ -185,6 +185,13 @@ pub enum Op {
         chdir: Option<String>,
         allow_failure: bool,
     },
+    /// Creates a directory and its missing parents, then gives it its mode and owner
+    /// (numeric uid, gid): SFTP requests over SSH, no process on the host.
+    Mkdir {
+        path: String,
+        mode: Option<u32>,
+        owner: crate::transport::Owner,
+    },
     /// Writes a file atomically, with its attributes.
     Write {
         path: String,

@@ -86,23 +86,40 @@ fn is_running(info: &ContainerInspectResponse) -> bool {
 
 /// What `ensure` would do for each host, without changing anything.
 pub async fn plan(docker: &Docker, spec: &ClusterSpec) -> anyhow::Result<Vec<(String, HostPlan)>> {
-    let mut plans = Vec::new();
-    for host in &spec.hosts {
-        let name = spec.container_name(&host.name);
-        let plan = match inspect(docker, &name).await? {
-            None => HostPlan::Create,
-            Some(info) => {
-                check_ownership(&info, &name, &spec.name, &host.name)?;
-                if is_running(&info) {
-                    HostPlan::Running
-                } else {
-                    HostPlan::Start
+    Ok(observe(docker, spec)
+        .await?
+        .into_iter()
+        .map(|(host, plan, _)| (host, plan))
+        .collect())
+}
+
+/// Every host's container, inspected once and all at once (fifty hosts are fifty requests
+/// to the Docker daemon, not a hundred in a row): what `up` would do to it and, when it
+/// runs, its address on the cluster network.
+pub async fn observe(
+    docker: &Docker,
+    spec: &ClusterSpec,
+) -> anyhow::Result<Vec<(String, HostPlan, Option<Ipv4Addr>)>> {
+    let network = spec.network_name();
+    let looks = spec.hosts.iter().map(|host| {
+        let network = &network;
+        async move {
+            let name = spec.container_name(&host.name);
+            let (plan, ip) = match inspect(docker, &name).await? {
+                None => (HostPlan::Create, None),
+                Some(info) => {
+                    check_ownership(&info, &name, &spec.name, &host.name)?;
+                    if is_running(&info) {
+                        (HostPlan::Running, Some(ip_on(info, &name, network)?))
+                    } else {
+                        (HostPlan::Start, None)
+                    }
                 }
-            }
-        };
-        plans.push((host.name.clone(), plan));
-    }
-    Ok(plans)
+            };
+            anyhow::Ok((host.name.clone(), plan, ip))
+        }
+    });
+    futures::future::try_join_all(looks).await
 }
 
 /// Creates or reuses one host's container, starts it, installs the cluster key.
@@ -272,6 +289,11 @@ pub async fn container_ip(docker: &Docker, name: &str, network: &str) -> anyhow:
     let info = inspect(docker, name)
         .await?
         .with_context(|| format!("container `{name}` vanished"))?;
+    ip_on(info, name, network)
+}
+
+/// The container's address on `network`, from its inspection.
+fn ip_on(info: ContainerInspectResponse, name: &str, network: &str) -> anyhow::Result<Ipv4Addr> {
     let address = info
         .network_settings
         .and_then(|s| s.networks)

@@ -183,14 +183,20 @@ pub async fn attach_running(
     inventory: &mut crate::inventory::Inventory,
 ) -> anyhow::Result<Vec<(String, HostPlan)>> {
     let mut missing = Vec::new();
-    for (host, host_plan) in plan(docker, spec).await? {
-        if host_plan == HostPlan::Running {
-            let ip =
-                containers::container_ip(docker, &spec.container_name(&host), &spec.network_name())
-                    .await?;
-            inventory::fill_host(inventory, &host, &ip.to_string(), &state.private_key_path());
-        } else {
-            missing.push((host, host_plan));
+    let observed = match network::find(docker, &spec.network_name(), &spec.name).await? {
+        None => plan(docker, spec)
+            .await?
+            .into_iter()
+            .map(|(host, host_plan)| (host, host_plan, None))
+            .collect(),
+        Some(_) => containers::observe(docker, spec).await?,
+    };
+    for (host, host_plan, ip) in observed {
+        match ip {
+            Some(ip) if host_plan == HostPlan::Running => {
+                inventory::fill_host(inventory, &host, &ip.to_string(), &state.private_key_path())
+            }
+            _ => missing.push((host, host_plan)),
         }
     }
     let names: Vec<String> = missing.iter().map(|(host, _)| host.clone()).collect();

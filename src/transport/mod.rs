@@ -101,8 +101,49 @@ pub trait Transport: Send + Sync {
         become_: Option<&Become>,
     ) -> anyhow::Result<()>;
 
+    /// Creates a directory and its missing parents (`mkdir -p`: parents get the default
+    /// mode and owner), then gives the directory owner `uid`/`gid` and `mode` when given.
+    /// By default one exec; the SSH transport does it with SFTP requests, starting no
+    /// process on the host.
+    async fn mkdir(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        owner: Owner,
+        become_: Option<&Become>,
+    ) -> anyhow::Result<()> {
+        let opts = ExecOptions {
+            become_: become_.cloned(),
+            ..Default::default()
+        };
+        let out = self.exec(&mkdir_script(path, mode, owner), &opts).await?;
+        if out.rc != 0 {
+            anyhow::bail!("mkdir {path}: {}", out.stderr.trim());
+        }
+        Ok(())
+    }
+
     /// Closes the connection (best effort).
     async fn close(&self) {}
+}
+
+/// A numeric owner to give: (uid, gid), `None` keeping the current one.
+pub type Owner = (Option<u32>, Option<u32>);
+
+/// The shell script of [`Transport::mkdir`]: owner before mode, as chown clears set-id bits.
+pub fn mkdir_script(path: &str, mode: Option<u32>, owner: Owner) -> String {
+    let q = shell::quote(path);
+    let mut script = format!("mkdir -p -- {q}");
+    match owner {
+        (Some(u), Some(g)) => script.push_str(&format!(" && chown {u}:{g} -- {q}")),
+        (Some(u), None) => script.push_str(&format!(" && chown {u} -- {q}")),
+        (None, Some(g)) => script.push_str(&format!(" && chgrp {g} -- {q}")),
+        (None, None) => {}
+    }
+    if let Some(m) = mode {
+        script.push_str(&format!(" && chmod {:04o} -- {q}", m & 0o7777));
+    }
+    script
 }
 
 pub mod local;

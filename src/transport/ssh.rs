@@ -494,6 +494,32 @@ impl Transport for SshTransport {
         Ok(())
     }
 
+    async fn mkdir(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        owner: super::Owner,
+        become_: Option<&Become>,
+    ) -> anyhow::Result<()> {
+        let op = format!("mkdir {path}");
+        if self.sudo_for(become_).is_some() {
+            let script = super::mkdir_script(path, mode, owner);
+            let out = self.run_script(&op, &script, &[], become_).await?;
+            if out.rc != 0 {
+                anyhow::bail!(
+                    "{}: {op}: {}",
+                    self.name,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            return Ok(());
+        }
+        let sftp = self.sftp(&op).await?;
+        sftp.mkdir_all(path, mode, owner)
+            .await
+            .map_err(|e| self.sftp_error(&op, e))
+    }
+
     async fn close(&self) {
         let _ = self
             .handle

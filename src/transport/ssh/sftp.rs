@@ -260,6 +260,67 @@ impl Sftp {
         }
     }
 
+    /// `mkdir -p` with SFTP requests: each missing component is created (mode 0777 less the
+    /// server's umask, as `mkdir` does), then the last one gets `owner` (uid, gid) and
+    /// `mode` when given, owner first as chown clears set-id bits.
+    pub async fn mkdir_all(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        owner: crate::transport::Owner,
+    ) -> Result<(), SftpError> {
+        let absolute = path.starts_with('/');
+        let mut prefix = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            if absolute || !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if self.stat(&prefix).await?.is_none() {
+                let made = self
+                    .req()
+                    .mkdir(prefix.clone(), FileAttributes::empty())
+                    .await;
+                // Another writer may have made it in between: only a directory will do.
+                if let Err(e) = made {
+                    match self.stat(&prefix).await? {
+                        Some(st) if st.kind == FileKind::Directory => {}
+                        _ => return Err(e),
+                    }
+                }
+            }
+        }
+        if owner.0.is_some() || owner.1.is_some() {
+            let attrs = FileAttributes {
+                uid: owner.0,
+                gid: owner.1,
+                ..FileAttributes::empty()
+            };
+            self.set_owner(path, attrs).await?;
+        }
+        if let Some(m) = mode {
+            let attrs = FileAttributes {
+                permissions: Some(m & 0o7777),
+                ..FileAttributes::empty()
+            };
+            self.req().setstat(path.to_string(), attrs).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets uid and gid; SFTP sends both, so a missing one is the current one.
+    async fn set_owner(&self, path: &str, mut attrs: FileAttributes) -> Result<(), SftpError> {
+        if attrs.uid.is_none() || attrs.gid.is_none() {
+            let current = self.req().lstat(path.to_string()).await?.attrs;
+            attrs.uid = attrs.uid.or(current.uid);
+            attrs.gid = attrs.gid.or(current.gid);
+        }
+        self.req()
+            .setstat(path.to_string(), attrs)
+            .await
+            .map(|_| ())
+    }
+
     /// Removes a file (best effort cleanup of a temp file).
     pub async fn remove(&self, path: &str) -> Result<(), SftpError> {
         self.req().remove(path).await.map(|_| ())
