@@ -269,13 +269,7 @@ fn new_dir_attrs(
     {
         return Ok(None);
     }
-    let mode = attrs
-        .mode
-        .as_ref()
-        .map(|m| m.resolve(None, true))
-        .transpose()?
-        .flatten();
-    Ok(Some((mode, (ids.uid, ids.gid))))
+    Ok(Some((attrs.new_mode(true)?, (ids.uid, ids.gid))))
 }
 
 fn plan_link(

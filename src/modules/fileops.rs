@@ -50,6 +50,16 @@ pub struct Attrs {
 }
 
 impl Attrs {
+    /// The numeric mode of a new file or directory (a symbolic mode applies to none).
+    pub fn new_mode(&self, is_dir: bool) -> anyhow::Result<Option<u32>> {
+        Ok(self
+            .mode
+            .as_ref()
+            .map(|m| m.resolve(None, is_dir))
+            .transpose()?
+            .flatten())
+    }
+
     pub fn from_args(args: &Vars) -> anyhow::Result<Attrs> {
         Ok(Attrs {
             mode: super::args::get(args, &["mode"])
@@ -275,12 +285,7 @@ pub fn plan_content(
                 summary: format!("create {path} ({} bytes)", content.len()),
                 diff: diff::file_diff(path, &opts.after_header, b"", content),
             });
-            let mode = attrs
-                .mode
-                .as_ref()
-                .map(|m| m.resolve(None, false))
-                .transpose()?
-                .flatten();
+            let mode = attrs.new_mode(false)?;
             plan.ops.push(write_op(path, content, mode, attrs, opts));
         }
     }

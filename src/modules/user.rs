@@ -470,17 +470,21 @@ impl Module for User {
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_the_observation() {
-        let obs = parse(
-            "P app:x:1001:1001:App user:/home/app:/bin/bash\nI app sudo docker\nS $6$salt$hash\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:app\n",
-        );
-        let a = obs.account.unwrap();
+    /// The account both observations describe in these tests.
+    fn assert_is_the_app_account(a: &Account) {
         assert_eq!((a.uid, a.gid), (1001, 1001));
         assert_eq!(a.comment, "App user");
         assert_eq!(a.primary_group, "app");
         assert_eq!(a.groups, vec!["app", "sudo", "docker"]);
         assert_eq!(a.password, "$6$salt$hash");
+    }
+
+    #[test]
+    fn parses_the_observation() {
+        let obs = parse(
+            "P app:x:1001:1001:App user:/home/app:/bin/bash\nI app sudo docker\nS $6$salt$hash\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:app\n",
+        );
+        assert_is_the_app_account(obs.account.as_ref().unwrap());
         assert_eq!(obs.groups.len(), 3);
     }
 
@@ -499,12 +503,7 @@ mod tests {
         let shadow = "app:$6$salt$hash:19000:0:99999:7:::\n";
         let named = ["docker".to_string(), "100".to_string()];
         let obs = from_files(passwd, group, shadow, "app", &named).unwrap();
-        let a = obs.account.unwrap();
-        assert_eq!((a.uid, a.gid), (1001, 1001));
-        assert_eq!(a.comment, "App user");
-        assert_eq!(a.primary_group, "app");
-        assert_eq!(a.groups, vec!["app", "sudo", "docker"]);
-        assert_eq!(a.password, "$6$salt$hash");
+        assert_is_the_app_account(obs.account.as_ref().unwrap());
         assert!(obs.groups.contains(&("users".to_string(), 100)));
         assert!(obs.groups.contains(&("docker".to_string(), 999)));
         // What the files do not list is left to the exec (NSS may know it).
