@@ -9,7 +9,7 @@ mod provider_support;
 
 use std::path::PathBuf;
 
-use infra::engine::{self, OutputMode, RunOptions};
+use infra::engine::{self, RunOptions};
 use infra::inventory::Inventory;
 use infra::provider::{self, Progress};
 use infra::transport::ssh::{self, SshStats};
@@ -21,20 +21,8 @@ fn project_root() -> PathBuf {
 
 fn options(inventory: Inventory, known_hosts: PathBuf) -> RunOptions {
     RunOptions {
-        playbook: project_root().join("bench/workload/site.yml"),
-        inventory,
-        limit: None,
-        check: false,
-        diff: false,
-        forks: 0,
-        extra_vars: Default::default(),
-        tags: Vec::new(),
-        skip_tags: Vec::new(),
-        output: OutputMode::Lines,
-        accept_new_host_keys: false,
         known_hosts: vec![known_hosts],
-        roles_path: Vec::new(),
-        verbosity: 0,
+        ..RunOptions::new(project_root().join("bench/workload/site.yml"), inventory)
     }
 }
 

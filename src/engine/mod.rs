@@ -59,6 +59,29 @@ pub struct RunOptions {
     pub verbosity: u8,
 }
 
+impl RunOptions {
+    /// A plain run of `playbook` on every host of `inventory`, as `infra play` with no
+    /// options: converge (no check, no diff), all hosts in parallel, line output.
+    pub fn new(playbook: PathBuf, inventory: Inventory) -> RunOptions {
+        RunOptions {
+            playbook,
+            inventory,
+            limit: None,
+            check: false,
+            diff: false,
+            forks: 0,
+            extra_vars: Vars::new(),
+            tags: Vec::new(),
+            skip_tags: Vec::new(),
+            output: OutputMode::Lines,
+            accept_new_host_keys: false,
+            known_hosts: Vec::new(),
+            roles_path: Vec::new(),
+            verbosity: 0,
+        }
+    }
+}
+
 /// Per-host counts, as in Ansible's PLAY RECAP.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HostStats {

@@ -42,15 +42,13 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
     let registers_output = plan.result.contains_key("rc");
     let mut next = 0;
     while next < plan.ops.len() {
-        let batch = if registers_output {
-            &[][..]
-        } else {
-            batchable_run(&plan.ops[next..])
-        };
-        if batch.len() > 1 {
-            next += batch.len();
-            run_batch(ctx, batch, &mut applied).await?;
-            continue;
+        if !registers_output {
+            let batch = batchable_run(&plan.ops[next..]);
+            if batch.cmds.len() > 1 {
+                next += batch.cmds.len();
+                run_batch(ctx, &batch, &mut applied).await?;
+                continue;
+            }
         }
         let op = &plan.ops[next];
         next += 1;
@@ -81,10 +79,8 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
                 if rc != 0 && !allow_failure {
                     let message = if applied.result.contains_key("rc") {
                         "non-zero return code".to_string()
-                    } else if stderr.is_empty() {
-                        format!("{cmd} failed with rc {rc}")
                     } else {
-                        format!("{cmd} failed with rc {rc}: {stderr}")
+                        command_failed(cmd, rc, &stderr)
                     };
                     return Err(failed(&mut applied.result, message));
                 }
@@ -127,25 +123,34 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
     Ok(applied)
 }
 
-/// The plain commands at the start of `ops` that can run as one exec (see [`apply`]).
-fn batchable_run(ops: &[Op]) -> &[Op] {
-    let plain_dir = |op: &Op| match op {
-        Op::Exec {
-            stdin: None,
-            allow_failure: false,
-            chdir,
-            ..
-        } => Some(chdir.clone()),
-        _ => None,
-    };
-    let Some(dir) = ops.first().and_then(plain_dir) else {
-        return &[];
-    };
-    let len = ops
+/// Consecutive plain commands that run as one exec (see [`apply`]).
+struct Batch<'a> {
+    cmds: Vec<&'a str>,
+    chdir: Option<&'a String>,
+}
+
+/// The plain commands at the start of `ops` (no stdin, failure not allowed, the directory
+/// of the first).
+fn batchable_run(ops: &[Op]) -> Batch<'_> {
+    fn plain(op: &Op) -> Option<(&str, Option<&String>)> {
+        match op {
+            Op::Exec {
+                cmd,
+                stdin: None,
+                allow_failure: false,
+                chdir,
+            } => Some((cmd.as_str(), chdir.as_ref())),
+            _ => None,
+        }
+    }
+    let chdir = ops.first().and_then(plain).and_then(|(_, dir)| dir);
+    let cmds = ops
         .iter()
-        .take_while(|op| plain_dir(op).as_ref() == Some(&dir))
-        .count();
-    &ops[..len]
+        .map_while(plain)
+        .take_while(|(_, dir)| *dir == chdir)
+        .map(|(cmd, _)| cmd)
+        .collect();
+    Batch { cmds, chdir }
 }
 
 /// Marks, on stderr, which command of a batch failed.
@@ -162,57 +167,51 @@ fn batch_script(cmds: &[&str]) -> String {
         .collect()
 }
 
-/// Runs consecutive plain commands as one exec; a failure names the command that failed,
-/// as running them one by one would.
-async fn run_batch(ctx: &HostCtx, ops: &[Op], applied: &mut Applied) -> anyhow::Result<()> {
-    let (cmds, chdir): (Vec<&str>, Option<String>) = {
-        let mut chdir = None;
-        let cmds = ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::Exec { cmd, chdir: d, .. } => {
-                    chdir = d.clone();
-                    Some(cmd.as_str())
-                }
-                Op::Mkdir { .. } | Op::Write { .. } => None,
-            })
-            .collect();
-        (cmds, chdir)
-    };
+/// Runs a batch as one exec; a failure names the command that failed, as running them one
+/// by one would.
+async fn run_batch(ctx: &HostCtx, batch: &Batch<'_>, applied: &mut Applied) -> anyhow::Result<()> {
     let opts = ExecOptions {
         stdin: None,
         become_: ctx.become_.clone(),
         env: ctx.env.clone(),
-        chdir,
+        chdir: batch.chdir.cloned(),
     };
     let mut out = ctx
         .transport
-        .exec(&batch_script(&cmds), &opts)
+        .exec(&batch_script(&batch.cmds), &opts)
         .await
-        .with_context(|| format!("running {:?} on {}", cmds.join("; "), ctx.host))?;
-    let failed_at = out.stderr.lines().rev().find_map(|l| {
-        l.strip_prefix(FAILED_OP_MARK)
-            .and_then(|i| i.trim().parse::<usize>().ok())
-    });
-    if let Some(at) = out.stderr.rfind(FAILED_OP_MARK) {
+        .with_context(|| format!("running {:?} on {}", batch.cmds.join("; "), ctx.host))?;
+    // The mark is the last thing on stderr: take it off, keeping what the command said.
+    let failed_at = out.stderr.rfind(FAILED_OP_MARK).and_then(|at| {
+        let index = out.stderr[at + FAILED_OP_MARK.len()..]
+            .trim()
+            .parse::<usize>();
         out.stderr.truncate(at);
-    }
+        index.ok()
+    });
     let rc = out.rc;
     let stderr = out.stderr.trim().to_string();
     applied.outputs.push(out);
     if rc != 0 {
         let cmd = failed_at
-            .and_then(|i| cmds.get(i))
+            .and_then(|i| batch.cmds.get(i))
             .copied()
             .unwrap_or("a command");
-        let message = if stderr.is_empty() {
-            format!("{cmd} failed with rc {rc}")
-        } else {
-            format!("{cmd} failed with rc {rc}: {stderr}")
-        };
-        return Err(failed(&mut applied.result, message));
+        return Err(failed(
+            &mut applied.result,
+            command_failed(cmd, rc, &stderr),
+        ));
     }
     Ok(())
+}
+
+/// The message of a command that exited non-zero.
+fn command_failed(cmd: &str, rc: i32, stderr: &str) -> String {
+    if stderr.is_empty() {
+        format!("{cmd} failed with rc {rc}")
+    } else {
+        format!("{cmd} failed with rc {rc}: {stderr}")
+    }
 }
 
 fn failed(result: &mut Vars, message: String) -> anyhow::Error {
@@ -372,15 +371,15 @@ mod tests {
             allow_failure: true,
         };
         let ops = [exec("a"), exec("b"), tolerant.clone(), exec("d")];
-        assert_eq!(batchable_run(&ops).len(), 2);
-        assert_eq!(batchable_run(&ops[2..]).len(), 0);
+        assert_eq!(batchable_run(&ops).cmds.len(), 2);
+        assert_eq!(batchable_run(&ops[2..]).cmds.len(), 0);
         let elsewhere = Op::Exec {
             cmd: "e".into(),
             stdin: None,
             chdir: Some("/tmp".into()),
             allow_failure: false,
         };
-        assert_eq!(batchable_run(&[exec("a"), elsewhere]).len(), 1);
+        assert_eq!(batchable_run(&[exec("a"), elsewhere]).cmds.len(), 1);
     }
 
     #[test]

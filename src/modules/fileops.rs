@@ -96,18 +96,10 @@ pub async fn resolve_ids(ctx: &HostCtx, attrs: &Attrs) -> anyhow::Result<Ids> {
     }
     if ctx.become_.is_none() {
         // Both files at once: one round trip's wait, not two.
-        let read = |wanted: Option<&str>, path: &'static str| {
-            let transport = ctx.transport.clone();
-            let wanted = wanted.is_some();
-            async move {
-                match wanted {
-                    true => transport.read_file(path, None).await,
-                    false => Ok(None),
-                }
-            }
-        };
-        let (passwd, groups) =
-            futures::try_join!(read(owner, "/etc/passwd"), read(group, "/etc/group"))?;
+        let (passwd, groups) = futures::try_join!(
+            read_if(ctx, "/etc/passwd", owner.is_some()),
+            read_if(ctx, "/etc/group", group.is_some())
+        )?;
         if let Some(name) = owner {
             ids.uid = passwd.as_deref().and_then(|t| id_in_db(t, name));
             owner = owner.filter(|_| ids.uid.is_none());
@@ -144,15 +136,31 @@ pub async fn resolve_ids(ctx: &HostCtx, attrs: &Attrs) -> anyhow::Result<Ids> {
     Ok(ids)
 }
 
+/// Reads `path` over the transport when `wanted` (`Ok(None)` when not, or when it does
+/// not exist), so the account files a task needs can be read together, in one round trip's
+/// wait, with `join!`.
+pub async fn read_if(ctx: &HostCtx, path: &str, wanted: bool) -> anyhow::Result<Option<Vec<u8>>> {
+    match wanted {
+        true => ctx.transport.read_file(path, None).await,
+        false => Ok(None),
+    }
+}
+
+/// The fields of `name`'s line in an account database text (`/etc/passwd`, `/etc/group`,
+/// `/etc/shadow`: `name:field:field...`).
+pub fn db_entry<'a>(text: &'a str, name: &str) -> Option<Vec<&'a str>> {
+    text.lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.first() == Some(&name))
+}
+
 /// The id (third field) of `name` in an `/etc/passwd` or `/etc/group` text.
 pub fn id_in_db(text: &[u8], name: &str) -> Option<u32> {
-    String::from_utf8_lossy(text).lines().find_map(|line| {
-        let mut fields = line.split(':');
-        if fields.next()? != name {
-            return None;
-        }
-        fields.nth(1)?.trim().parse().ok()
-    })
+    db_entry(&String::from_utf8_lossy(text), name)?
+        .get(2)?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Plans chmod/chown/chgrp for an existing entry whose content is not rewritten.
@@ -278,7 +286,8 @@ pub fn plan_content(
                 .map(|m| m.resolve(Some(st.mode), false))
                 .transpose()?
                 .flatten();
-            plan.ops.push(write_op(path, content, mode, attrs, opts));
+            plan.ops
+                .push(write_op(path, content, mode, attrs, ids, opts));
         }
         None => {
             plan.changes.push(Change {
@@ -286,20 +295,35 @@ pub fn plan_content(
                 diff: diff::file_diff(path, &opts.after_header, b"", content),
             });
             let mode = attrs.new_mode(false)?;
-            plan.ops.push(write_op(path, content, mode, attrs, opts));
+            plan.ops
+                .push(write_op(path, content, mode, attrs, ids, opts));
         }
     }
     Ok(())
 }
 
-fn write_op(path: &str, content: &[u8], mode: Option<u32>, attrs: &Attrs, opts: &WriteOpts) -> Op {
+/// The write of a planned content. Owner and group go as the ids planning resolved, so
+/// the transport does not look the names up again; a name that did not resolve goes as
+/// the name, and the write reports it.
+fn write_op(
+    path: &str,
+    content: &[u8],
+    mode: Option<u32>,
+    attrs: &Attrs,
+    ids: &Ids,
+    opts: &WriteOpts,
+) -> Op {
+    let id_or_name = |id: Option<u32>, name: &Option<String>| {
+        name.as_ref()
+            .map(|n| id.map_or_else(|| n.clone(), |i| i.to_string()))
+    };
     Op::Write {
         path: path.to_string(),
         content: content.to_vec(),
         attrs: FileAttrs {
             mode,
-            owner: attrs.owner.clone(),
-            group: attrs.group.clone(),
+            owner: id_or_name(ids.uid, &attrs.owner),
+            group: id_or_name(ids.gid, &attrs.group),
         },
         backup: opts.backup,
         validate: opts.validate.clone(),

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::args::{bool_arg, bool_opt, choice, int_opt, list, sh_quote, str_opt, str_req};
-use super::fileops::exec;
+use super::fileops::{db_entry, exec, read_if};
 use super::{ArgDef, ArgSpec, Change, HostCtx, Module, Plan};
 use crate::Vars;
 
@@ -134,24 +134,20 @@ async fn observe_files(
     if ctx.become_.is_some() {
         return None;
     }
-    let read = |path: &'static str, wanted: bool| {
-        let transport = ctx.transport.clone();
-        async move {
-            match wanted {
-                true => transport.read_file(path, None).await.ok().flatten(),
-                false => Some(Vec::new()),
-            }
-        }
-    };
     let (passwd, group, shadow_text) = futures::join!(
-        read("/etc/passwd", true),
-        read("/etc/group", true),
-        read("/etc/shadow", shadow)
+        read_if(ctx, "/etc/passwd", true),
+        read_if(ctx, "/etc/group", true),
+        read_if(ctx, "/etc/shadow", shadow)
     );
+    // A file that cannot be read (an unreadable shadow, say) leaves it to the exec.
+    let shadow_text = match shadow {
+        true => shadow_text.ok()??,
+        false => Vec::new(),
+    };
     from_files(
-        &String::from_utf8_lossy(&passwd?),
-        &String::from_utf8_lossy(&group?),
-        &String::from_utf8_lossy(&shadow_text?),
+        &String::from_utf8_lossy(&passwd.ok()??),
+        &String::from_utf8_lossy(&group.ok()??),
+        &String::from_utf8_lossy(&shadow_text),
         name,
         named,
     )
@@ -167,12 +163,7 @@ pub fn from_files(
     name: &str,
     named: &[String],
 ) -> Option<Observed> {
-    fn entry<'a>(text: &'a str, name: &str) -> Option<Vec<&'a str>> {
-        text.lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.first() == Some(&name))
-    }
-    let p = entry(passwd, name).filter(|f| f.len() >= 7)?;
+    let p = db_entry(passwd, name).filter(|f| f.len() >= 7)?;
     let groups: Vec<Vec<&str>> = group
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
@@ -185,7 +176,7 @@ pub fn from_files(
         comment: p[4].to_string(),
         home: p[5].to_string(),
         shell: p[6].to_string(),
-        password: entry(shadow, name)
+        password: db_entry(shadow, name)
             .and_then(|f| f.get(1).map(|s| s.to_string()))
             .unwrap_or_default(),
         ..Default::default()

@@ -95,29 +95,25 @@ pub async fn plan(docker: &Docker, spec: &ClusterSpec) -> anyhow::Result<Vec<(St
 
 /// Every host's container, inspected once and all at once (fifty hosts are fifty requests
 /// to the Docker daemon, not a hundred in a row): what `up` would do to it and, when it
-/// runs, its address on the cluster network.
+/// runs, its inspection (for its address, [`ip_on`]).
 pub async fn observe(
     docker: &Docker,
     spec: &ClusterSpec,
-) -> anyhow::Result<Vec<(String, HostPlan, Option<Ipv4Addr>)>> {
-    let network = spec.network_name();
-    let looks = spec.hosts.iter().map(|host| {
-        let network = &network;
-        async move {
-            let name = spec.container_name(&host.name);
-            let (plan, ip) = match inspect(docker, &name).await? {
-                None => (HostPlan::Create, None),
-                Some(info) => {
-                    check_ownership(&info, &name, &spec.name, &host.name)?;
-                    if is_running(&info) {
-                        (HostPlan::Running, Some(ip_on(info, &name, network)?))
-                    } else {
-                        (HostPlan::Start, None)
-                    }
+) -> anyhow::Result<Vec<(String, HostPlan, Option<ContainerInspectResponse>)>> {
+    let looks = spec.hosts.iter().map(|host| async move {
+        let name = spec.container_name(&host.name);
+        let (plan, running) = match inspect(docker, &name).await? {
+            None => (HostPlan::Create, None),
+            Some(info) => {
+                check_ownership(&info, &name, &spec.name, &host.name)?;
+                if is_running(&info) {
+                    (HostPlan::Running, Some(info))
+                } else {
+                    (HostPlan::Start, None)
                 }
-            };
-            anyhow::Ok((host.name.clone(), plan, ip))
-        }
+            }
+        };
+        anyhow::Ok((host.name.clone(), plan, running))
     });
     futures::future::try_join_all(looks).await
 }
@@ -293,7 +289,11 @@ pub async fn container_ip(docker: &Docker, name: &str, network: &str) -> anyhow:
 }
 
 /// The container's address on `network`, from its inspection.
-fn ip_on(info: ContainerInspectResponse, name: &str, network: &str) -> anyhow::Result<Ipv4Addr> {
+pub fn ip_on(
+    info: ContainerInspectResponse,
+    name: &str,
+    network: &str,
+) -> anyhow::Result<Ipv4Addr> {
     let address = info
         .network_settings
         .and_then(|s| s.networks)

@@ -191,12 +191,14 @@ pub async fn attach_running(
             .collect(),
         Some(_) => containers::observe(docker, spec).await?,
     };
-    for (host, host_plan, ip) in observed {
-        match ip {
-            Some(ip) if host_plan == HostPlan::Running => {
-                inventory::fill_host(inventory, &host, &ip.to_string(), &state.private_key_path())
+    for (host, host_plan, running) in observed {
+        match running {
+            Some(info) => {
+                let container = spec.container_name(&host);
+                let ip = containers::ip_on(info, &container, &spec.network_name())?;
+                inventory::fill_host(inventory, &host, &ip.to_string(), &state.private_key_path());
             }
-            _ => missing.push((host, host_plan)),
+            None => missing.push((host, host_plan)),
         }
     }
     let names: Vec<String> = missing.iter().map(|(host, _)| host.clone()).collect();

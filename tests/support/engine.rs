@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use infra::engine::{self, OutputMode, Recap, RunOptions};
+use infra::engine::{self, Recap, RunOptions};
 use infra::inventory::Inventory;
 use infra::report::{lines::Lines, shared};
 
@@ -51,22 +51,7 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
 /// Options for running `playbook` in `dir` with the inventory `inv.yaml` there.
 pub fn options(dir: &Path, playbook: &str) -> RunOptions {
     let inventory = Inventory::load(&dir.join("inv.yaml")).unwrap();
-    RunOptions {
-        playbook: dir.join(playbook),
-        inventory,
-        limit: None,
-        check: false,
-        diff: false,
-        forks: 0,
-        extra_vars: Default::default(),
-        tags: vec![],
-        skip_tags: vec![],
-        output: OutputMode::Lines,
-        accept_new_host_keys: false,
-        known_hosts: vec![],
-        roles_path: vec![],
-        verbosity: 0,
-    }
+    RunOptions::new(dir.join(playbook), inventory)
 }
 
 /// Runs through the engine, capturing the line output.

@@ -260,35 +260,35 @@ impl Sftp {
         }
     }
 
-    /// `mkdir -p` with SFTP requests: each missing component is created (mode 0777 less the
-    /// server's umask, as `mkdir` does), then the last one gets `owner` (uid, gid) and
-    /// `mode` when given, owner first as chown clears set-id bits.
+    /// `mkdir -p` with SFTP requests, then the directory gets `owner` (uid, gid) and `mode`
+    /// when given, owner first as chown clears set-id bits. The directory is made first:
+    /// its parent usually exists, so that is one request; a missing parent (`no such file`)
+    /// is made first the same way, going up. New directories get mode 0777 less the
+    /// server's umask, as `mkdir` gives them.
     pub async fn mkdir_all(
         &self,
         path: &str,
         mode: Option<u32>,
         owner: crate::transport::Owner,
     ) -> Result<(), SftpError> {
-        let absolute = path.starts_with('/');
-        let mut prefix = String::new();
-        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-            if absolute || !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(part);
-            if self.stat(&prefix).await?.is_none() {
-                let made = self
-                    .req()
-                    .mkdir(prefix.clone(), FileAttributes::empty())
-                    .await;
-                // Another writer may have made it in between: only a directory will do.
-                if let Err(e) = made {
-                    match self.stat(&prefix).await? {
-                        Some(st) if st.kind == FileKind::Directory => {}
+        // The directories to make, deepest first, until one is made or already there.
+        let mut pending: Vec<&str> = Vec::new();
+        let mut current = path.trim_end_matches('/');
+        loop {
+            match self.mkdir_one(current).await {
+                Ok(()) => break,
+                Err(e) if is_not_found(&e) => {
+                    pending.push(current);
+                    match current.rsplit_once('/') {
+                        Some((parent, _)) if !parent.is_empty() => current = parent,
                         _ => return Err(e),
                     }
                 }
+                Err(e) => return Err(e),
             }
+        }
+        for dir in pending.into_iter().rev() {
+            self.mkdir_one(dir).await?;
         }
         if owner.0.is_some() || owner.1.is_some() {
             let attrs = FileAttributes {
@@ -306,6 +306,23 @@ impl Sftp {
             self.req().setstat(path.to_string(), attrs).await?;
         }
         Ok(())
+    }
+
+    /// Makes one directory; one that is already there is fine, anything else in its place
+    /// is not.
+    async fn mkdir_one(&self, dir: &str) -> Result<(), SftpError> {
+        match self
+            .req()
+            .mkdir(dir.to_string(), FileAttributes::empty())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(e),
+            Err(e) => match self.stat(dir).await? {
+                Some(st) if st.kind == FileKind::Directory => Ok(()),
+                _ => Err(e),
+            },
+        }
     }
 
     /// Sets uid and gid; SFTP sends both, so a missing one is the current one.
