@@ -36,6 +36,21 @@ const MAX_TXN_OPS: usize = 120;
 /// gives up on a write without quorum after about 7 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Keys per page of a range read.
+const PAGE: i64 = 1000;
+
+/// The first key after every key that starts with `prefix` (etcd's range end for a prefix).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
 /// How to reach etcd (`infra scheduler --etcd ...`).
 #[derive(Debug, Clone)]
 pub struct EtcdConfig {
@@ -142,21 +157,51 @@ impl EtcdStore {
         self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Every key-value under `prefix` at one revision (the current one when `revision` is
+    /// 0), in pages: one answer for 10,000 tasks would pass gRPC's 4 MiB message limit.
+    async fn range(
+        &self,
+        prefix: &str,
+        revision: i64,
+    ) -> anyhow::Result<(i64, Vec<etcd_client::KeyValue>)> {
+        let mut client = self.client.clone();
+        let end = prefix_end(prefix.as_bytes());
+        let mut from = prefix.as_bytes().to_vec();
+        let mut revision = revision;
+        let mut out = Vec::new();
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            let mut response = timed("read", client.get(from.clone(), Some(options))).await?;
+            if revision == 0 {
+                revision = response.header().map(|h| h.revision()).unwrap_or(0);
+            }
+            let more = response.more();
+            let kvs = response.take_kvs();
+            let Some(last) = kvs.last() else {
+                break;
+            };
+            from = last.key().to_vec();
+            from.push(0);
+            out.extend(kvs);
+            if !more {
+                break;
+            }
+        }
+        Ok((revision, out))
+    }
+
     /// The state and the election's candidates, read at one revision.
     pub async fn load_all(&self) -> anyhow::Result<(Snapshot, BTreeMap<Vec<u8>, Candidate>)> {
-        let mut client = self.client.clone();
         let data_prefix = format!("{}data/", self.prefix);
-        let response = timed(
-            "read",
-            client.get(data_prefix.as_str(), Some(GetOptions::new().with_prefix())),
-        )
-        .await?;
-        let revision = response.header().map(|h| h.revision()).unwrap_or(0);
+        let (revision, kvs) = self.range(&data_prefix, 0).await?;
         let mut snapshot = Snapshot {
             revision,
             ..Snapshot::default()
         };
-        for kv in response.kvs() {
+        for kv in &kvs {
             let key = String::from_utf8_lossy(kv.key()).to_string();
             let change = self
                 .decode(&key, Some(kv.value()))?
@@ -173,16 +218,8 @@ impl EtcdStore {
             }
         }
         let candidates_prefix = format!("{}/", self.election_name());
-        let response = timed(
-            "read",
-            client.get(
-                candidates_prefix.as_str(),
-                Some(GetOptions::new().with_prefix().with_revision(revision)),
-            ),
-        )
-        .await?;
-        let candidates = response
-            .kvs()
+        let (_, kvs) = self.range(&candidates_prefix, revision).await?;
+        let candidates = kvs
             .iter()
             .map(|kv| {
                 (
@@ -438,5 +475,20 @@ impl Store for EtcdStore {
             )),
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_at_its_successor() {
+        assert_eq!(
+            prefix_end(b"/infra/dc1/data/"),
+            b"/infra/dc1/data0".to_vec()
+        );
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff"), vec![0]);
     }
 }
