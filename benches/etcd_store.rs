@@ -156,7 +156,7 @@ async fn main() {
     .await
     .expect("connect");
     // Fence on a key of our own, as a leader's writes are.
-    let mut client = store.client();
+    let (_, mut client) = store.member();
     let fence_key = "/infra/bench/leader/bench";
     let mut put = None;
     for _ in 0..100 {
@@ -177,10 +177,13 @@ async fn main() {
         .first()
         .map(|kv| kv.create_revision())
         .expect("the fence key");
-    store.set_fence(Some(Fence {
-        key: fence_key.as_bytes().to_vec(),
-        create_revision: created,
-    }));
+    store
+        .arm(Fence {
+            key: fence_key.as_bytes().to_vec(),
+            create_revision: created,
+        })
+        .await
+        .expect("arm the fence");
 
     let batches = changes();
     let commits = batches.len();

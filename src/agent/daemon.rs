@@ -33,9 +33,11 @@ pub struct Schedulers {
 impl Schedulers {
     pub fn new(urls: Vec<String>) -> anyhow::Result<Self> {
         anyhow::ensure!(!urls.is_empty(), "no scheduler URL given (--scheduler)");
+        // Short: a scheduler that hangs (a frozen host) must not hold the agent past a few
+        // heartbeats before it tries the next; every answer normally takes milliseconds.
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(2))
             .build()
             .context("building the HTTP client")?;
         let urls = urls
