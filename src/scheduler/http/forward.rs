@@ -17,8 +17,8 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::Shared;
 use crate::scheduler::error::ApiError;
-use crate::scheduler::http::Shared;
 
 pub const LEADER_HEADER: &str = "x-marathon-leader";
 pub const VIA_HEADER: &str = "x-marathon-via";
