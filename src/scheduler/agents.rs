@@ -359,7 +359,7 @@ mod tests {
 
     /// One app of two instances placed on agent `a`.
     fn placed() -> State {
-        let def = crate::scheduler::appdef::normalize(
+        let def = crate::api::appdef::normalize(
             json!({"id": "/w", "cmd": "x", "instances": 2, "cpus": 0.1, "mem": 16,
                    "backoffSeconds": 2})
             .as_object()

@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::scheduler::appdef::AppSpec;
-use crate::scheduler::constraints::FieldCounts;
+use crate::api::appdef::AppSpec;
+use crate::api::constraints::FieldCounts;
 
 /// How to rank feasible agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -307,7 +307,7 @@ mod tests {
     use serde_json::json;
 
     fn spec(v: serde_json::Value) -> AppSpec {
-        let def = crate::scheduler::appdef::normalize(
+        let def = crate::api::appdef::normalize(
             v.as_object().unwrap().clone(),
             "v",
             "v",
