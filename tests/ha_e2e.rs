@@ -279,16 +279,11 @@ impl Drop for AppGuard<'_> {
     }
 }
 
-/// `infra deploy examples/<app>.json` with the context file (all control nodes), or through
-/// one given control node; waits until healthy.
-fn deploy<'a>(p: &'a Platform, app: &'static str, via: Option<&str>) -> AppGuard<'a> {
+/// `infra deploy examples/<app>.json` with the context file (all control nodes, control1
+/// first); waits until healthy.
+fn deploy<'a>(p: &'a Platform, app: &'static str) -> AppGuard<'a> {
     let file = format!("examples/{app}.json");
-    let url = via.map(|h| format!("http://{}:8080", p.ip(h)));
-    let mut args = vec!["deploy", file.as_str()];
-    if let Some(url) = &url {
-        args.extend(["--scheduler", url.as_str()]);
-    }
-    let out = p.infra(&args);
+    let out = p.infra(&["deploy", &file]);
     assert!(out.status.success(), "deploy {app}: {}", text(&out));
     AppGuard { platform: p, app }
 }
@@ -461,9 +456,49 @@ fn exactly_one_leader_and_a_write_through_a_follower_works() {
             info.headers
         );
     }
-    let follower = CONTROL.iter().find(|h| **h != leader).unwrap();
-    println!("leader {leader}; deploying webserver through follower {follower}");
-    let _app = deploy(p, "webserver", Some(follower));
+    for host in CONTROL {
+        let metrics = api(p, host, "GET", "/metrics", None).unwrap();
+        let want = format!("infra_scheduler_leader {}", u8::from(host == leader));
+        assert!(
+            metrics.body.contains(&want),
+            "{host}: no `{want}` in /metrics"
+        );
+    }
+    // The leader steps down on DELETE /v2/leader and another takes over, no process restarted.
+    // The context file lists control1 first: while it leads, make it step down again, so
+    // `infra deploy` with the context goes through a follower.
+    let mut leader = leader;
+    let mut abdications = 0;
+    while abdications == 0 || leader == CONTROL[0] {
+        abdications += 1;
+        let pid = p.ssh_ok(&leader, "systemctl show -p MainPID --value infra-scheduler");
+        let asked = Instant::now();
+        let answer = api(p, &leader, "DELETE", "/v2/leader", None).unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let before = leader.clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        leader = loop {
+            let next = agreed_leader(p, &CONTROL, Duration::from_secs(10));
+            if next != before {
+                break next;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{before} still leads 10 s after DELETE /v2/leader"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let pid_after = p.ssh_ok(&before, "systemctl show -p MainPID --value infra-scheduler");
+        assert_eq!(pid, pid_after, "{before}'s scheduler was restarted");
+        println!(
+            "DELETE /v2/leader on {before}: {leader} leads {:.2}s later ({})",
+            asked.elapsed().as_secs_f64(),
+            answer.body.trim()
+        );
+    }
+    let follower = CONTROL[0];
+    println!("leader {leader}; deploying webserver with the context, through follower {follower}");
+    let _app = deploy(p, "webserver");
     // Every node, the leader and both followers, sees the same tasks.
     let mut seen = BTreeMap::new();
     for host in CONTROL {
@@ -481,7 +516,8 @@ fn exactly_one_leader_and_a_write_through_a_follower_works() {
     let first = seen[&CONTROL[0]].clone();
     assert_eq!(first.len(), 2, "{seen:?}");
     assert!(seen.values().all(|ids| *ids == first), "{seen:?}");
-    // A raw write through a follower: accepted, answered with the leader's name.
+    // A raw write through the other follower: accepted, answered with the leader's name.
+    let follower = CONTROL[1..].iter().find(|h| **h != leader).unwrap();
     let scaled = api(
         p,
         follower,
@@ -524,7 +560,7 @@ fn killing_the_leader_fails_over_in_seconds_losing_nothing() {
     let p = ha_platform();
     let _turn = exclusive();
     control_plane_whole(p);
-    let _app = deploy(p, "webserver", None);
+    let _app = deploy(p, "webserver");
     let out = p.infra(&["scale", "webserver", "3"]);
     assert!(out.status.success(), "{}", text(&out));
     let leader = agreed_leader(p, &CONTROL, Duration::from_secs(10));
@@ -732,7 +768,7 @@ fn losing_etcd_quorum_keeps_reads_and_dns_and_refuses_writes_until_it_returns() 
     let p = ha_platform();
     let _turn = exclusive();
     let leader = control_plane_whole(p);
-    let _app = deploy(p, "webserver", None);
+    let _app = deploy(p, "webserver");
     wait_routed(p, "webserver");
     let ids: BTreeSet<String> = task_ids(p, &leader, "webserver").into_iter().collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
@@ -752,10 +788,10 @@ fn losing_etcd_quorum_keeps_reads_and_dns_and_refuses_writes_until_it_returns() 
         }
     }
     let _restore = Restore(p, restore);
-    let lost_at = Instant::now();
     for host in &stopped {
         p.ssh_ok(host, "systemctl stop etcd");
     }
+    let lost_at = Instant::now();
     println!("etcd stopped on {stopped:?} (leader was {leader})");
 
     // Writes: 503 with a JSON message on every node, once the leadership has lapsed.
@@ -772,6 +808,15 @@ fn losing_etcd_quorum_keeps_reads_and_dns_and_refuses_writes_until_it_returns() 
                 Some(r#"{"instances": 3}"#),
             );
             let took = sent.elapsed();
+            println!(
+                "  write on {host} sent {:.1}s after quorum loss, answered in {:.2}s: {}",
+                sent.duration_since(lost_at).as_secs_f64(),
+                took.as_secs_f64(),
+                match &answer {
+                    Ok(a) => format!("{} {}", a.status, a.body.trim()),
+                    Err(e) => e.clone(),
+                }
+            );
             if let Ok(a) = &answer {
                 assert!(
                     !(200..300).contains(&a.status),
@@ -801,7 +846,7 @@ fn losing_etcd_quorum_keeps_reads_and_dns_and_refuses_writes_until_it_returns() 
         }
     }
     for (host, (at, took, message)) in &refused {
-        println!("write on {host}: 503 at {at:.1}s after quorum loss (answered in {took:.2}s): {message}");
+        println!("write on {host}: first 503 answered {at:.1}s after quorum loss (in {took:.2}s): {message}");
     }
 
     // Reads on every node, from the last known state.
