@@ -215,6 +215,19 @@ fn task_ids(p: &Platform, host: &str, app: &str) -> Vec<String> {
         .collect()
 }
 
+/// `host:port` of the app's running tasks as one control node lists them.
+fn task_backends(p: &Platform, host: &str, app: &str) -> Vec<String> {
+    let answer = api(p, host, "GET", &format!("/v2/apps/{app}/tasks"), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    answer.json()["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "TASK_RUNNING")
+        .map(|t| format!("{}:{}", t["host"].as_str().unwrap(), t["ports"][0]))
+        .collect()
+}
+
 /// Waits until the app has exactly `n` running tasks, all healthy, as `host` sees it.
 fn wait_healthy(p: &Platform, host: &str, app: &str, n: u64, within: Duration) {
     let deadline = Instant::now() + within;
@@ -816,6 +829,23 @@ fn killing_the_leader_fails_over_in_seconds_losing_nothing() {
     );
     assert_ne!(new_leader, leader);
     wait_healthy(p, survivors[0], "webserver", 4, Duration::from_secs(60));
+    // The proxy followed the change the new leader made: its nginx routes to all 4 tasks.
+    let backends = task_backends(p, survivors[0], "webserver");
+    let routed_at = Instant::now();
+    loop {
+        let conf = p.ssh_ok("proxy1", "cat /etc/nginx/conf.d/infra-proxy.conf");
+        if backends
+            .iter()
+            .all(|b| conf.contains(&format!("server {b} ")))
+        {
+            break;
+        }
+        assert!(
+            routed_at.elapsed() < Duration::from_secs(15),
+            "the proxy does not route to the new leader's tasks {backends:?}:\n{conf}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::SeqCst);
     let proxy = proxy_client.join().unwrap();
