@@ -36,7 +36,7 @@ pub async fn leader_proxy(State(s): State<Shared>, request: Request, next: Next)
         match s.leadership.wait_for_leader(LEADER_PATIENCE).await {
             // This node finished taking over while the request waited.
             Some(leader) if leader == s.leadership.advertise => next.run(request).await,
-            Some(leader) => forward(&s, &leader, request)
+            Some(leader) => forward(&s, &leader, request, next)
                 .await
                 .unwrap_or_else(IntoResponse::into_response),
             None => ApiError::new(
@@ -96,7 +96,12 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 /// Sends the request on to the leader and its answer back. When the leader cannot be
 /// reached (its host died and the election has not said so yet), waits for the election to
 /// name another leader and sends it there, all within [`LEADER_PATIENCE`].
-async fn forward(s: &Shared, leader: &str, request: Request) -> Result<Response, ApiError> {
+async fn forward(
+    s: &Shared,
+    leader: &str,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if let Some(via) = request.headers().get(VIA_HEADER) {
         let via = via.to_str().unwrap_or("?");
         return Err(ApiError::new(
@@ -127,23 +132,22 @@ async fn forward(s: &Shared, leader: &str, request: Request) -> Result<Response,
             }
         };
         // Not sent: safe to send again, to whoever leads next.
-        let next = loop {
+        let elected = loop {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error));
             }
             match s.leadership.wait_for_leader(deadline - now).await {
-                Some(next) if next != leader => break next,
+                Some(elected) if elected != leader => break elected,
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         };
-        if next == s.leadership.advertise {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "this scheduler has just been elected; retry",
-            ));
+        if elected == s.leadership.advertise {
+            // This node was elected meanwhile: it answers itself.
+            let request = Request::from_parts(parts, Body::from(body));
+            return Ok(next.run(request).await);
         }
-        leader = next;
+        leader = elected;
     }
 }
 
