@@ -447,41 +447,65 @@ impl EtcdStore {
         Ok(Some(change))
     }
 
-    fn ops(&self, change: &Change) -> anyhow::Result<Vec<TxnOp>> {
-        let put = |key: String, value: Vec<u8>| TxnOp::put(key, value, None);
-        let delete = |key: String| TxnOp::delete(key, None);
+    /// The keys a change writes, each with its value (None: deleted).
+    fn writes(&self, change: &Change) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
         Ok(match change {
             Change::PutApp(app) => vec![
-                put(self.data_key("apps", &app.id), serde_json::to_vec(app)?),
-                put(
+                (
+                    self.data_key("apps", &app.id),
+                    Some(serde_json::to_vec(app)?),
+                ),
+                (
                     self.version_key(&app.id, &app.version),
-                    serde_json::to_vec(&app.definition)?,
+                    Some(serde_json::to_vec(&app.definition)?),
                 ),
             ],
-            Change::DeleteApp(id) => vec![delete(self.data_key("apps", id))],
-            Change::PutTask(task) => {
-                vec![put(
-                    self.data_key("tasks", &task.id),
-                    serde_json::to_vec(task)?,
-                )]
-            }
-            Change::DeleteTask(id) => vec![delete(self.data_key("tasks", id))],
-            Change::PutDeployment(d) => {
-                vec![put(
-                    self.data_key("deployments", &d.id),
-                    serde_json::to_vec(d)?,
-                )]
-            }
-            Change::DeleteDeployment(id) => vec![delete(self.data_key("deployments", id))],
-            Change::PutAgent(a) => vec![put(
-                self.data_key("agents", &a.registration.agent_id),
-                serde_json::to_vec(a)?,
+            Change::DeleteApp(id) => vec![(self.data_key("apps", id), None)],
+            Change::PutTask(task) => vec![(
+                self.data_key("tasks", &task.id),
+                Some(serde_json::to_vec(task)?),
             )],
-            Change::SetCounter(name, value) => vec![put(
+            Change::DeleteTask(id) => vec![(self.data_key("tasks", id), None)],
+            Change::PutDeployment(d) => vec![(
+                self.data_key("deployments", &d.id),
+                Some(serde_json::to_vec(d)?),
+            )],
+            Change::DeleteDeployment(id) => vec![(self.data_key("deployments", id), None)],
+            Change::PutAgent(a) => vec![(
+                self.data_key("agents", &a.registration.agent_id),
+                Some(serde_json::to_vec(a)?),
+            )],
+            Change::SetCounter(name, value) => vec![(
                 self.data_key("counters", name),
-                value.to_string().into_bytes(),
+                Some(value.to_string().into_bytes()),
             )],
         })
+    }
+
+    /// The operations of a batch, one per key: etcd refuses a transaction that names a key
+    /// twice ("duplicate key given in txn request"), and a batch may change one record
+    /// twice (two tasks of an app failing in one heartbeat each update the app). The last
+    /// change of a key wins, as it would applied in order.
+    fn ops(&self, changes: &[Change], events: &[Value]) -> anyhow::Result<Vec<TxnOp>> {
+        let mut writes: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        for change in changes {
+            writes.extend(self.writes(change)?);
+        }
+        if !events.is_empty() {
+            writes.push((self.events_key(), Some(serde_json::to_vec(events)?)));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut ops: Vec<TxnOp> = writes
+            .into_iter()
+            .rev()
+            .filter(|(key, _)| seen.insert(key.clone()))
+            .map(|(key, value)| match value {
+                Some(value) => TxnOp::put(key, value, None),
+                None => TxnOp::delete(key, None),
+            })
+            .collect();
+        ops.reverse();
+        Ok(ops)
     }
 
     /// Watches the prefix from `revision` (inclusive), on the current member.
@@ -620,17 +644,7 @@ impl Store for EtcdStore {
         if changes.is_empty() && events.is_empty() {
             return Ok(0);
         }
-        let mut ops = Vec::new();
-        for change in changes {
-            ops.extend(self.ops(change)?);
-        }
-        if !events.is_empty() {
-            ops.push(TxnOp::put(
-                self.events_key(),
-                serde_json::to_vec(events)?,
-                None,
-            ));
-        }
+        let ops = self.ops(changes, events)?;
         let mut revision = 0;
         for chunk in ops.chunks(MAX_TXN_OPS) {
             revision = self.commit_chunk(chunk).await?;
