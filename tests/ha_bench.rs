@@ -31,14 +31,26 @@ fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     format!(
         "{cores} cores, {cpu}, load average {}, {} build of infra",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     )
 }
 
@@ -56,14 +68,20 @@ fn app(id: &str) -> Value {
 #[ignore = "benchmark: bench/failover.sh"]
 async fn bench_failover_over_20_leader_kills() {
     let _serial = SERIAL.lock().await;
-    let rounds: usize = std::env::var("FAILOVER_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let rounds: usize = std::env::var("FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let mut cluster = HaCluster::start(3, 0).await;
     let mut to_write = Vec::new();
     let mut to_agreement = Vec::new();
     let mut failed_writes = 0usize;
     for round in 0..rounds {
         let leader = cluster.leader().await;
-        let survivors: Vec<String> = (0..3).filter(|&i| i != leader).map(|i| cluster.url(i).to_string()).collect();
+        let survivors: Vec<String> = (0..3)
+            .filter(|&i| i != leader)
+            .map(|i| cluster.url(i).to_string())
+            .collect();
         let killed = Instant::now();
         cluster.kill_scheduler(leader);
         // Writes round-robin over the survivors until one is answered 201.
@@ -84,10 +102,15 @@ async fn bench_failover_over_20_leader_kills() {
                 Ok(r) if r.status == 201 => break killed.elapsed(),
                 _ => failed_writes += 1,
             }
-            assert!(killed.elapsed() < Duration::from_secs(60), "round {round}: no write accepted within 60 s");
+            assert!(
+                killed.elapsed() < Duration::from_secs(60),
+                "round {round}: no write accepted within 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        let (new_leader, _) = cluster.wait_leader(&[leader], Duration::from_secs(60)).await;
+        let (new_leader, _) = cluster
+            .wait_leader(&[leader], Duration::from_secs(60))
+            .await;
         let agreed = killed.elapsed();
         eprintln!(
             "round {round:2}: killed node {leader}, node {new_leader} leads; first write after {write_time:?} ({} attempts)",
@@ -99,7 +122,10 @@ async fn bench_failover_over_20_leader_kills() {
         // Settle: the restarted node follows the new leader.
         let start = Instant::now();
         while cluster.agreed_leader().await != Some(new_leader) {
-            assert!(start.elapsed() < Duration::from_secs(30), "round {round}: the restarted node does not follow");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "round {round}: the restarted node does not follow"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -171,8 +197,14 @@ fn redb_scheduler(dir: &std::path::Path) -> (Child, String) {
         .spawn()
         .expect("start infra scheduler");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("infra scheduler listening on ").expect("listening line").to_string();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("infra scheduler listening on ")
+        .expect("listening line")
+        .to_string();
     (child, format!("http://{addr}"))
 }
 
@@ -180,7 +212,10 @@ fn redb_scheduler(dir: &std::path::Path) -> (Child, String) {
 #[ignore = "benchmark: bench/failover.sh"]
 async fn bench_write_throughput_etcd_against_redb() {
     let _serial = SERIAL.lock().await;
-    let n: usize = std::env::var("THROUGHPUT_APPS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let n: usize = std::env::var("THROUGHPUT_APPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     println!("machine: {}", machine());
     println!("write throughput, POST /v2/apps of {n} apps (0 instances):");
 

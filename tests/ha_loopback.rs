@@ -55,7 +55,15 @@ async fn send_until_led(
 ) -> Reply {
     let start = Instant::now();
     loop {
-        let reply = request(url, method.clone(), path, body, &[], Duration::from_secs(10)).await;
+        let reply = request(
+            url,
+            method.clone(),
+            path,
+            body,
+            &[],
+            Duration::from_secs(10),
+        )
+        .await;
         match reply {
             Ok(r) if r.status != 503 => return r,
             other if start.elapsed() > timeout => {
@@ -71,13 +79,25 @@ async fn wait_app(url: &str, app: &str, n: usize, timeout: Duration) -> Value {
     let start = Instant::now();
     let mut last = Value::Null;
     loop {
-        if let Ok(r) = request(url, Method::GET, &format!("/v2/apps{app}"), None, &[], Duration::from_secs(2)).await {
+        if let Ok(r) = request(
+            url,
+            Method::GET,
+            &format!("/v2/apps{app}"),
+            None,
+            &[],
+            Duration::from_secs(2),
+        )
+        .await
+        {
             if r.status == 200 {
                 let a = &r.body["app"];
                 let done = a["tasksRunning"] == json!(n)
                     && a["tasksHealthy"] == json!(n)
                     && a["tasks"].as_array().map(|t| t.len()) == Some(n)
-                    && a["deployments"].as_array().map(|d| d.is_empty()).unwrap_or(false);
+                    && a["deployments"]
+                        .as_array()
+                        .map(|d| d.is_empty())
+                        .unwrap_or(false);
                 if done {
                     return a.clone();
                 }
@@ -121,45 +141,91 @@ async fn etcd_harness_three_members_replicate_survive_one_loss_and_keep_history(
     // A write through one member is read through the others (linearizable reads).
     let rev1 = etcd::put(etcd.client_url(0), "/t/a", "one").await.unwrap();
     for i in 1..3 {
-        let kv = etcd::get(etcd.client_url(i), "/t/a").await.unwrap().expect("/t/a");
+        let kv = etcd::get(etcd.client_url(i), "/t/a")
+            .await
+            .unwrap()
+            .expect("/t/a");
         assert_eq!(kv.value_str(), "one");
         assert_eq!(kv.mod_revision, rev1);
     }
 
     // One member killed: the other two still commit; restarted, it catches up.
     etcd.kill(0);
-    let rev2 = etcd::put(etcd.client_url(1), "/t/a", "two").await.unwrap();
+    let rev2 = etcd::put_retry(etcd.client_url(1), "/t/a", "two", Duration::from_secs(20)).await;
     assert!(rev2 > rev1);
-    assert_eq!(etcd::get(etcd.client_url(2), "/t/a").await.unwrap().unwrap().value_str(), "two");
+    assert_eq!(
+        etcd::get(etcd.client_url(2), "/t/a")
+            .await
+            .unwrap()
+            .unwrap()
+            .value_str(),
+        "two"
+    );
     etcd.restart(0);
     etcd.wait_healthy(&[0], Duration::from_secs(20)).await;
-    assert_eq!(etcd::get(etcd.client_url(0), "/t/a").await.unwrap().unwrap().value_str(), "two");
+    assert_eq!(
+        etcd::get(etcd.client_url(0), "/t/a")
+            .await
+            .unwrap()
+            .unwrap()
+            .value_str(),
+        "two"
+    );
 
     // A frozen member does not answer; thawed, it serves again.
     etcd.stop(2);
-    assert!(!etcd.healthy(2).await, "a SIGSTOPped member answered /health");
-    etcd::put(etcd.client_url(0), "/t/b", "three").await.unwrap();
+    assert!(
+        !etcd.healthy(2).await,
+        "a SIGSTOPped member answered /health"
+    );
+    // (If it was etcd's raft leader, writes time out until the others elect a new one.)
+    etcd::put_retry(etcd.client_url(0), "/t/b", "three", Duration::from_secs(20)).await;
     etcd.cont(2);
     etcd.wait_healthy(&[2], Duration::from_secs(20)).await;
-    assert_eq!(etcd::get(etcd.client_url(2), "/t/b").await.unwrap().unwrap().value_str(), "three");
+    assert_eq!(
+        etcd::get(etcd.client_url(2), "/t/b")
+            .await
+            .unwrap()
+            .unwrap()
+            .value_str(),
+        "three"
+    );
 
     // Two of three down: no quorum, no member is healthy; restarted, the cluster recovers.
     etcd.kill(1);
     etcd.kill(2);
-    assert!(!etcd.healthy(0).await, "one member of three reported healthy");
+    assert!(
+        !etcd.healthy(0).await,
+        "one member of three reported healthy"
+    );
     etcd.restart(1);
     etcd.restart(2);
     etcd.wait_healthy(&[0, 1, 2], Duration::from_secs(30)).await;
-    let rev4 = etcd::put(etcd.client_url(2), "/t/a", "four").await.unwrap();
+    let rev4 = etcd::put_retry(etcd.client_url(2), "/t/a", "four", Duration::from_secs(20)).await;
 
     // The revision history under the prefix: every write, in order, with previous values.
     let (kvs, now) = etcd::get_prefix(etcd.client_url(1), "/t/").await.unwrap();
     assert_eq!(kvs.len(), 2);
     assert_eq!(now, rev4);
-    let events = etcd::history(etcd.client_url(0), "/t/", rev1).await.unwrap();
+    let events = etcd::history(etcd.client_url(0), "/t/", rev1)
+        .await
+        .unwrap();
+    // (A write retried after a timeout may have been committed twice: skip no-op rewrites.)
     let seen: Vec<(String, String, Option<String>)> = events
         .iter()
-        .map(|e| (e.kv.key.clone(), e.kv.value_str(), e.prev.as_ref().map(|p| p.value_str())))
+        .filter(|e| {
+            e.prev
+                .as_ref()
+                .map(|p| p.value != e.kv.value)
+                .unwrap_or(true)
+        })
+        .map(|e| {
+            (
+                e.kv.key.clone(),
+                e.kv.value_str(),
+                e.prev.as_ref().map(|p| p.value_str()),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -171,13 +237,16 @@ async fn etcd_harness_three_members_replicate_survive_one_loss_and_keep_history(
         ]
     );
     assert!(events.windows(2).all(|w| w[0].revision() < w[1].revision()));
-    let (old, _) = etcd::get_prefix_at(etcd.client_url(0), "/t/", rev2).await.unwrap();
+    let (old, _) = etcd::get_prefix_at(etcd.client_url(0), "/t/", rev2)
+        .await
+        .unwrap();
     assert_eq!(old.len(), 1);
     assert_eq!(old[0].value_str(), "two");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdication_moves_leadership() {
+async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdication_moves_leadership(
+) {
     let _serial = SERIAL.lock().await;
     let cluster = HaCluster::start(3, 0).await;
     let leader = cluster.leader().await;
@@ -185,11 +254,24 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
 
     // Every node names the same leader; only it says it is elected.
     for node in &cluster.nodes {
-        let info = request(&node.url, Method::GET, "/v2/info", None, &[], Duration::from_secs(2))
-            .await
-            .unwrap();
+        let info = request(
+            &node.url,
+            Method::GET,
+            "/v2/info",
+            None,
+            &[],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
         assert_eq!(info.status, 200);
-        assert_eq!(info.body["elected"], json!(node.index == leader), "node {}: {}", node.index, info.body);
+        assert_eq!(
+            info.body["elected"],
+            json!(node.index == leader),
+            "node {}: {}",
+            node.index,
+            info.body
+        );
         assert_eq!(
             info.body["leader"].as_str(),
             Some(cluster.nodes[leader].host_port().as_str()),
@@ -197,26 +279,57 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
             node.index
         );
         let gauge = metric(&node.url, "infra_scheduler_leader").await;
-        assert_eq!(gauge, Some(if node.index == leader { 1.0 } else { 0.0 }), "node {}", node.index);
+        assert_eq!(
+            gauge,
+            Some(if node.index == leader { 1.0 } else { 0.0 }),
+            "node {}",
+            node.index
+        );
     }
 
     // A write on a follower is forwarded: the leader commits it, the answer names the
     // leader, and every node's copy shows it.
     let f = follower(&cluster, leader);
-    let reply = request(cluster.url(f), Method::POST, "/v2/apps", Some(&empty_app("/fwd")), &[], Duration::from_secs(10))
-        .await
-        .unwrap();
+    let reply = request(
+        cluster.url(f),
+        Method::POST,
+        "/v2/apps",
+        Some(&empty_app("/fwd")),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status, 201, "{:?}", reply.body);
-    assert_eq!(reply.header("X-Marathon-Leader").as_deref(), Some(leader_url.as_str()));
+    assert_eq!(
+        reply.header("X-Marathon-Leader").as_deref(),
+        Some(leader_url.as_str())
+    );
     for node in &cluster.nodes {
         let start = Instant::now();
         loop {
-            let r = request(&node.url, Method::GET, "/v2/apps/fwd", None, &[], Duration::from_secs(2)).await.unwrap();
+            let r = request(
+                &node.url,
+                Method::GET,
+                "/v2/apps/fwd",
+                None,
+                &[],
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap();
             if r.status == 200 {
-                assert_eq!(r.header("X-Marathon-Leader").as_deref(), Some(leader_url.as_str()));
+                assert_eq!(
+                    r.header("X-Marathon-Leader").as_deref(),
+                    Some(leader_url.as_str())
+                );
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(5), "node {} never showed /fwd", node.index);
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "node {} never showed /fwd",
+                node.index
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -238,9 +351,22 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
         looped.status,
         looped.body
     );
-    assert!(looped.body["message"].is_string(), "no JSON message: {:?}", looped.body);
+    assert!(
+        looped.body["message"].is_string(),
+        "no JSON message: {:?}",
+        looped.body
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = request(&leader_url, Method::GET, "/v2/apps/looped", None, &[], Duration::from_secs(2)).await.unwrap();
+    let r = request(
+        &leader_url,
+        Method::GET,
+        "/v2/apps/looped",
+        None,
+        &[],
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 404, "the refused request was committed anyway");
     // The leader itself serves a forwarded request.
     let via = request(
@@ -253,34 +379,72 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
     )
     .await
     .unwrap();
-    assert_eq!(via.status, 201, "the leader refused a forwarded request: {:?}", via.body);
+    assert_eq!(
+        via.status, 201,
+        "the leader refused a forwarded request: {:?}",
+        via.body
+    );
 
     // DELETE /v2/leader: the leader steps down, another node takes over, no process restarts.
     let pids: Vec<Option<u32>> = cluster.nodes.iter().map(|n| n.pid()).collect();
     let t0 = Instant::now();
-    let reply = request(&leader_url, Method::DELETE, "/v2/leader", None, &[], Duration::from_secs(10)).await.unwrap();
+    let reply = request(
+        &leader_url,
+        Method::DELETE,
+        "/v2/leader",
+        None,
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.body["message"], "Leadership abdicated");
     let (new_leader, _) = cluster.wait_leader(&[leader], Duration::from_secs(5)).await;
-    eprintln!("abdication: node {leader} -> node {new_leader} in {:?}", t0.elapsed());
+    eprintln!(
+        "abdication: node {leader} -> node {new_leader} in {:?}",
+        t0.elapsed()
+    );
     let pids_after: Vec<Option<u32>> = cluster.nodes.iter().map(|n| n.pid()).collect();
     assert_eq!(pids_after, pids);
-    assert!(cluster_processes_alive(&cluster), "a scheduler process exited");
+    assert!(
+        cluster_processes_alive(&cluster),
+        "a scheduler process exited"
+    );
     // The old leader now forwards to the new one.
-    let reply = send_until_led(&leader_url, Method::POST, "/v2/apps", Some(&empty_app("/after")), Duration::from_secs(5)).await;
+    let reply = send_until_led(
+        &leader_url,
+        Method::POST,
+        "/v2/apps",
+        Some(&empty_app("/after")),
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     assert_eq!(
         reply.header("X-Marathon-Leader").as_deref(),
         Some(cluster.url(new_leader)),
         "the old leader did not forward to the new one"
     );
-    let info = request(&leader_url, Method::GET, "/v2/info", None, &[], Duration::from_secs(2)).await.unwrap();
+    let info = request(
+        &leader_url,
+        Method::GET,
+        "/v2/info",
+        None,
+        &[],
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(info.body["elected"], json!(false));
 }
 
 /// Whether every scheduler process is still running (none exited or was restarted).
 fn cluster_processes_alive(cluster: &HaCluster) -> bool {
-    cluster.nodes.iter().all(|n| n.pid().map(|pid| pid_alive(pid as i32)).unwrap_or(false))
+    cluster
+        .nodes
+        .iter()
+        .all(|n| n.pid().map(|pid| pid_alive(pid as i32)).unwrap_or(false))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,9 +453,16 @@ async fn killing_the_leader_during_a_scale_from_3_to_6_restarts_no_task_and_dupl
     let mut cluster = HaCluster::start(3, 3).await;
     let leader = cluster.leader().await;
     let f = follower(&cluster, leader);
-    let reply = request(cluster.url(f), Method::POST, "/v2/apps", Some(&web_app("/web", 3)), &[], Duration::from_secs(10))
-        .await
-        .unwrap();
+    let reply = request(
+        cluster.url(f),
+        Method::POST,
+        "/v2/apps",
+        Some(&web_app("/web", 3)),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     wait_app(cluster.url(leader), "/web", 3, Duration::from_secs(60)).await;
     let before = started_at(cluster.url(leader), "/web").await;
@@ -302,7 +473,10 @@ async fn killing_the_leader_during_a_scale_from_3_to_6_restarts_no_task_and_dupl
         .filter(|p| p.app_id == "/web")
         .map(|p| (p.task_id, p.pid))
         .collect();
-    assert_eq!(pids_before.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
+    assert_eq!(
+        pids_before.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
 
     // Scale 3 -> 6 through a follower, and kill -9 the leader as soon as it has answered.
     let sampler = Sampler::start(&cluster, "/web");
@@ -318,43 +492,86 @@ async fn killing_the_leader_during_a_scale_from_3_to_6_restarts_no_task_and_dupl
     .unwrap();
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     cluster.kill_scheduler(leader);
-    let (new_leader, took) = cluster.wait_leader(&[leader], Duration::from_secs(30)).await;
+    let (new_leader, took) = cluster
+        .wait_leader(&[leader], Duration::from_secs(30))
+        .await;
     eprintln!("scale 3 -> 6: leader {leader} killed, node {new_leader} leads after {took:?}");
-    assert!(took <= FAILOVER_BOUND, "new leader after {took:?} > {FAILOVER_BOUND:?}");
+    assert!(
+        took <= FAILOVER_BOUND,
+        "new leader after {took:?} > {FAILOVER_BOUND:?}"
+    );
 
     let app = wait_app(cluster.url(new_leader), "/web", 6, Duration::from_secs(60)).await;
     // A few more rounds of heartbeats, still sampling.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let samples = sampler.finish().await;
     let bad = violations(&samples, 6);
-    assert!(bad.is_empty(), "duplicate or excess tasks of /web:\n{}", bad.join("\n"));
-    eprintln!("peak task counts: {:?} over {} samples", peak(&samples), samples.len());
+    assert!(
+        bad.is_empty(),
+        "duplicate or excess tasks of /web:\n{}",
+        bad.join("\n")
+    );
+    eprintln!(
+        "peak task counts: {:?} over {} samples",
+        peak(&samples),
+        samples.len()
+    );
 
     // The tasks that ran before the kill still run: same ids, startedAt and processes.
     let after = started_at(cluster.url(new_leader), "/web").await;
     assert_eq!(after.len(), 6, "{app}");
     for (id, at) in &before {
-        assert_eq!(after.get(id), Some(at), "task {id} was restarted or lost: before {at:?}, after {:?}", after.get(id));
+        assert_eq!(
+            after.get(id),
+            Some(at),
+            "task {id} was restarted or lost: before {at:?}, after {:?}",
+            after.get(id)
+        );
     }
-    let processes: Vec<AgentProcess> = cluster.agent_processes().into_iter().filter(|p| p.app_id == "/web").collect();
+    let processes: Vec<AgentProcess> = cluster
+        .agent_processes()
+        .into_iter()
+        .filter(|p| p.app_id == "/web")
+        .collect();
     let ids: BTreeSet<&str> = processes.iter().map(|p| p.task_id.as_str()).collect();
-    assert_eq!(processes.len(), 6, "processes of /web on the agents: {processes:?}");
+    assert_eq!(
+        processes.len(),
+        6,
+        "processes of /web on the agents: {processes:?}"
+    );
     assert_eq!(ids.len(), 6, "a task id runs twice: {processes:?}");
-    assert_eq!(ids, after.keys().map(String::as_str).collect::<BTreeSet<_>>());
+    assert_eq!(
+        ids,
+        after.keys().map(String::as_str).collect::<BTreeSet<_>>()
+    );
     for (id, pid) in &pids_before {
-        assert!(processes.iter().any(|p| &p.task_id == id && p.pid == *pid), "task {id}: process {pid} was replaced");
+        assert!(
+            processes.iter().any(|p| &p.task_id == id && p.pid == *pid),
+            "task {id}: process {pid} was replaced"
+        );
     }
     // Every id ever listed belongs to this final set: nothing was placed and dropped.
-    let ever: BTreeSet<&str> = samples.iter().flat_map(|s| s.tasks.iter().map(|t| t.id.as_str())).collect();
+    let ever: BTreeSet<&str> = samples
+        .iter()
+        .flat_map(|s| s.tasks.iter().map(|t| t.id.as_str()))
+        .collect();
     assert_eq!(ever, ids, "tasks came and went during the failover");
 
     // The killed scheduler comes back as a follower with the same view.
     cluster.spawn_scheduler(leader);
-    let (still, _) = cluster.wait_leader(&[leader], Duration::from_secs(10)).await;
-    assert_eq!(still, new_leader, "leadership moved when the old leader came back");
+    let (still, _) = cluster
+        .wait_leader(&[leader], Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        still, new_leader,
+        "leadership moved when the old leader came back"
+    );
     let start = Instant::now();
     while started_at(cluster.url(leader), "/web").await != after {
-        assert!(start.elapsed() < Duration::from_secs(10), "the restarted node's copy differs");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the restarted node's copy differs"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -369,18 +586,42 @@ async fn killing_the_leader_during_a_rolling_restart_completes_it_within_the_upg
     app["upgradeStrategy"] = json!({"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.5});
     // Marathon: at most instances * (1 + maximumOverCapacity), rounded down.
     let limit = (4.0f64 * 1.5).floor() as usize;
-    let reply = request(cluster.url(f), Method::POST, "/v2/apps", Some(&app), &[], Duration::from_secs(10)).await.unwrap();
+    let reply = request(
+        cluster.url(f),
+        Method::POST,
+        "/v2/apps",
+        Some(&app),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     wait_app(cluster.url(leader), "/roll", 4, Duration::from_secs(60)).await;
-    let old: BTreeSet<String> = started_at(cluster.url(leader), "/roll").await.into_keys().collect();
-    let old_version = app_tasks(cluster.url(leader), "/roll").await[0].version.clone();
+    let old: BTreeSet<String> = started_at(cluster.url(leader), "/roll")
+        .await
+        .into_keys()
+        .collect();
+    let old_version = app_tasks(cluster.url(leader), "/roll").await[0]
+        .version
+        .clone();
 
     let sampler = Sampler::start(&cluster, "/roll");
-    let reply = request(cluster.url(f), Method::POST, "/v2/apps/roll/restart", None, &[], Duration::from_secs(10))
-        .await
-        .unwrap();
+    let reply = request(
+        cluster.url(f),
+        Method::POST,
+        "/v2/apps/roll/restart",
+        None,
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let deployment = reply.body["deploymentId"].as_str().expect("deploymentId").to_string();
+    let deployment = reply.body["deploymentId"]
+        .as_str()
+        .expect("deploymentId")
+        .to_string();
     // Kill the leader in the middle: some new tasks placed, some old ones still there.
     let start = Instant::now();
     loop {
@@ -391,20 +632,41 @@ async fn killing_the_leader_during_a_rolling_restart_completes_it_within_the_upg
             eprintln!("rolling restart under way: {new} new, {kept} old tasks; killing the leader");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "the restart never started: {tasks:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the restart never started: {tasks:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     cluster.kill_scheduler(leader);
-    let (new_leader, took) = cluster.wait_leader(&[leader], Duration::from_secs(30)).await;
+    let (new_leader, took) = cluster
+        .wait_leader(&[leader], Duration::from_secs(30))
+        .await;
     eprintln!("rolling restart: leader {leader} killed, node {new_leader} leads after {took:?}");
-    assert!(took <= FAILOVER_BOUND, "new leader after {took:?} > {FAILOVER_BOUND:?}");
+    assert!(
+        took <= FAILOVER_BOUND,
+        "new leader after {took:?} > {FAILOVER_BOUND:?}"
+    );
 
     // The deployment completes on the new leader: 4 healthy tasks, none of the old ones.
     let url = cluster.url(new_leader).to_string();
     let start = Instant::now();
     loop {
-        let r = request(&url, Method::GET, "/v2/deployments", None, &[], Duration::from_secs(2)).await.unwrap();
-        let open: Vec<&Value> = r.body.as_array().map(|d| d.iter().collect()).unwrap_or_default();
+        let r = request(
+            &url,
+            Method::GET,
+            "/v2/deployments",
+            None,
+            &[],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        let open: Vec<&Value> = r
+            .body
+            .as_array()
+            .map(|d| d.iter().collect())
+            .unwrap_or_default();
         if !open.iter().any(|d| d["id"] == deployment.as_str()) && open.is_empty() {
             break;
         }
@@ -425,15 +687,29 @@ async fn killing_the_leader_during_a_rolling_restart_completes_it_within_the_upg
         assert_ne!(t.version, old_version, "task {} runs the old version", t.id);
     }
     let bad = violations(&samples, limit);
-    assert!(bad.is_empty(), "more than {limit} tasks of /roll at once:\n{}", bad.join("\n"));
-    eprintln!("peak task counts (limit {limit}): {:?} over {} samples", peak(&samples), samples.len());
-    let processes: Vec<AgentProcess> = cluster.agent_processes().into_iter().filter(|p| p.app_id == "/roll").collect();
+    assert!(
+        bad.is_empty(),
+        "more than {limit} tasks of /roll at once:\n{}",
+        bad.join("\n")
+    );
+    eprintln!(
+        "peak task counts (limit {limit}): {:?} over {} samples",
+        peak(&samples),
+        samples.len()
+    );
+    let processes: Vec<AgentProcess> = cluster
+        .agent_processes()
+        .into_iter()
+        .filter(|p| p.app_id == "/roll")
+        .collect();
     assert_eq!(processes.len(), 4, "{processes:?}");
 }
 
 /// The election key a node holds or waits with (the value is its advertised URL).
 async fn election_keys(etcd_url: &str) -> Vec<etcd::Kv> {
-    let (kvs, _) = etcd::get_prefix(etcd_url, &format!("{PREFIX}leader")).await.unwrap();
+    let (kvs, _) = etcd::get_prefix(etcd_url, &format!("{PREFIX}leader"))
+        .await
+        .unwrap();
     kvs
 }
 
@@ -444,9 +720,16 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
     let old = cluster.leader().await;
     let old_url = cluster.url(old).to_string();
     let etcd_url = cluster.etcd.client_url(0).to_string();
-    let reply = request(&old_url, Method::POST, "/v2/apps", Some(&web_app("/part", 2)), &[], Duration::from_secs(10))
-        .await
-        .unwrap();
+    let reply = request(
+        &old_url,
+        Method::POST,
+        "/v2/apps",
+        Some(&web_app("/part", 2)),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     wait_app(&old_url, "/part", 2, Duration::from_secs(60)).await;
     let keys = election_keys(&etcd_url).await;
@@ -461,7 +744,10 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
     let frozen = Instant::now();
     let (new, took) = cluster.wait_leader(&[old], Duration::from_secs(30)).await;
     eprintln!("partition: node {old} frozen, node {new} leads after {took:?}");
-    assert!(took <= FAILOVER_BOUND, "new leader after {took:?} > {FAILOVER_BOUND:?}");
+    assert!(
+        took <= FAILOVER_BOUND,
+        "new leader after {took:?} > {FAILOVER_BOUND:?}"
+    );
     let new_url = cluster.url(new).to_string();
     let new_key = election_keys(&etcd_url)
         .await
@@ -474,7 +760,14 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
     );
     let mut scaled = web_app("/part", 4);
     scaled.as_object_mut().unwrap().remove("id");
-    let reply = send_until_led(&new_url, Method::PUT, "/v2/apps/part", Some(&scaled), Duration::from_secs(10)).await;
+    let reply = send_until_led(
+        &new_url,
+        Method::PUT,
+        "/v2/apps/part",
+        Some(&scaled),
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     wait_app(&new_url, "/part", 4, Duration::from_secs(60)).await;
     let remaining = Duration::from_secs(4).saturating_sub(frozen.elapsed());
@@ -489,9 +782,16 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
     cluster.cont_scheduler(old);
     // A write sent to it right away is forwarded to the new leader or refused, never
     // committed by it.
-    let reply = request(&old_url, Method::POST, "/v2/apps", Some(&empty_app("/to-old")), &[], Duration::from_secs(10))
-        .await
-        .unwrap();
+    let reply = request(
+        &old_url,
+        Method::POST,
+        "/v2/apps",
+        Some(&empty_app("/to-old")),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     eprintln!(
         "write on the resumed old leader: {} leader {:?} {:?}",
         reply.status,
@@ -510,13 +810,26 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
     let start = Instant::now();
     loop {
         let seen = cluster.leader_seen_by(old).await;
-        let info = request(&old_url, Method::GET, "/v2/info", None, &[], Duration::from_secs(2)).await;
+        let info = request(
+            &old_url,
+            Method::GET,
+            "/v2/info",
+            None,
+            &[],
+            Duration::from_secs(2),
+        )
+        .await;
         if seen == Ok(Some(cluster.nodes[new].host_port()))
-            && info.map(|i| i.body["elected"] == json!(false)).unwrap_or(false)
+            && info
+                .map(|i| i.body["elected"] == json!(false))
+                .unwrap_or(false)
         {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "the resumed node does not follow node {new}: {seen:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the resumed node does not follow node {new}: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(metric(&old_url, "infra_scheduler_leader").await, Some(0.0));
@@ -527,32 +840,59 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
     // Nothing the old leader believed was committed: the 4 tasks all ran throughout.
     for s in &samples {
         let ids: BTreeSet<String> = s.tasks.iter().map(|t| t.id.clone()).collect();
-        assert_eq!(ids, four, "{:?} {:?}: the tasks of /part changed after the old leader resumed", s.at, s.node);
+        assert_eq!(
+            ids, four,
+            "{:?} {:?}: the tasks of /part changed after the old leader resumed",
+            s.at, s.node
+        );
     }
     // etcd's history since the resume: the old leader's election key was gone before the
     // new one was created, and no change under the prefix undoes the new leader's state
     // (instances back to 2, one of the 4 tasks removed).
-    let events = etcd::history(&etcd_url, PREFIX, old_key.create_revision).await.unwrap();
+    let events = etcd::history(&etcd_url, PREFIX, old_key.create_revision)
+        .await
+        .unwrap();
     let deleted = events
         .iter()
         .find(|e| e.delete && e.kv.key == old_key.key)
-        .unwrap_or_else(|| panic!("the old leader's election key {} was never deleted", old_key.key));
+        .unwrap_or_else(|| {
+            panic!(
+                "the old leader's election key {} was never deleted",
+                old_key.key
+            )
+        });
     assert!(
         deleted.revision() < new_key.create_revision,
         "old key deleted at {} but new leader's key created at {}",
         deleted.revision(),
         new_key.create_revision
     );
-    let after: Vec<&etcd::KvEvent> = events.iter().filter(|e| e.revision() > resumed_at).collect();
+    let after: Vec<&etcd::KvEvent> = events
+        .iter()
+        .filter(|e| e.revision() > resumed_at)
+        .collect();
     eprintln!("etcd changes after the resume (revision > {resumed_at}):");
     for e in &after {
-        eprintln!("  {} {} {}", e.revision(), if e.delete { "DELETE" } else { "PUT" }, e.kv.key);
+        eprintln!(
+            "  {} {} {}",
+            e.revision(),
+            if e.delete { "DELETE" } else { "PUT" },
+            e.kv.key
+        );
     }
     for e in &after {
         let stale_app = !e.delete
             && e.kv.key.contains("part")
-            && e.kv.value_json().map(|v| v["instances"] == json!(2)).unwrap_or(false);
-        assert!(!stale_app, "revision {}: /part written back with 2 instances: {}", e.revision(), e.kv.value_str());
+            && e.kv
+                .value_json()
+                .map(|v| v["instances"] == json!(2))
+                .unwrap_or(false);
+        assert!(
+            !stale_app,
+            "revision {}: /part written back with 2 instances: {}",
+            e.revision(),
+            e.kv.value_str()
+        );
         for id in &four {
             assert!(
                 !(e.delete && e.kv.key.contains(id.as_str())),
@@ -575,9 +915,16 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
     let _serial = SERIAL.lock().await;
     let mut cluster = HaCluster::start(3, 3).await;
     let leader = cluster.leader().await;
-    let reply = request(cluster.url(leader), Method::POST, "/v2/apps", Some(&web_app("/q", 3)), &[], Duration::from_secs(10))
-        .await
-        .unwrap();
+    let reply = request(
+        cluster.url(leader),
+        Method::POST,
+        "/v2/apps",
+        Some(&web_app("/q", 3)),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     wait_app(cluster.url(leader), "/q", 3, Duration::from_secs(60)).await;
     let tasks_before = started_at(cluster.url(leader), "/q").await;
@@ -604,7 +951,11 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
             .await;
             match reply {
                 Ok(r) if r.status == 503 => {
-                    assert!(r.body["message"].is_string(), "503 without a JSON message: {:?}", r.body);
+                    assert!(
+                        r.body["message"].is_string(),
+                        "503 without a JSON message: {:?}",
+                        r.body
+                    );
                     if answered_503.insert(i) {
                         eprintln!(
                             "node {i}: 503 {:?} after {:?} (answered in {:?})",
@@ -632,11 +983,29 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
     // Reads answer from the last known state, quickly, on every node.
     for node in &cluster.nodes {
         let sent = Instant::now();
-        let r = request(&node.url, Method::GET, "/v2/apps/q", None, &[], Duration::from_secs(2)).await.unwrap();
+        let r = request(
+            &node.url,
+            Method::GET,
+            "/v2/apps/q",
+            None,
+            &[],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status, 200, "node {}: {:?}", node.index, r.body);
         assert_eq!(r.body["app"]["instances"], json!(3));
-        assert_eq!(started_at(&node.url, "/q").await, tasks_before, "node {}", node.index);
-        eprintln!("node {}: read without quorum in {:?}", node.index, sent.elapsed());
+        assert_eq!(
+            started_at(&node.url, "/q").await,
+            tasks_before,
+            "node {}",
+            node.index
+        );
+        eprintln!(
+            "node {}: read without quorum in {:?}",
+            node.index,
+            sent.elapsed()
+        );
     }
     // The tasks keep running.
     let pids_now: BTreeSet<i32> = cluster.agent_processes().iter().map(|p| p.pid).collect();
@@ -645,7 +1014,10 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
     // Quorum back: writes work again without restarting any scheduler.
     cluster.etcd.restart(1);
     cluster.etcd.restart(2);
-    cluster.etcd.wait_healthy(&[0, 1, 2], Duration::from_secs(30)).await;
+    cluster
+        .etcd
+        .wait_healthy(&[0, 1, 2], Duration::from_secs(30))
+        .await;
     let back = Instant::now();
     for i in 0..cluster.nodes.len() {
         let reply = send_until_led(
@@ -658,13 +1030,26 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
         .await;
         assert_eq!(reply.status, 201, "node {i}: {:?}", reply.body);
     }
-    eprintln!("writes accepted on every node {:?} after quorum returned", back.elapsed());
+    eprintln!(
+        "writes accepted on every node {:?} after quorum returned",
+        back.elapsed()
+    );
     let leader = cluster.leader().await;
     for k in 1..=attempt {
-        let r = request(cluster.url(leader), Method::GET, &format!("/v2/apps/noquorum{k}"), None, &[], Duration::from_secs(2))
-            .await
-            .unwrap();
-        assert_eq!(r.status, 404, "/noquorum{k}, refused with 503, exists after all");
+        let r = request(
+            cluster.url(leader),
+            Method::GET,
+            &format!("/v2/apps/noquorum{k}"),
+            None,
+            &[],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            r.status, 404,
+            "/noquorum{k}, refused with 503, exists after all"
+        );
     }
     assert_eq!(started_at(cluster.url(leader), "/q").await, tasks_before);
 }

@@ -167,7 +167,12 @@ impl EtcdCluster {
     /// Whether `GET /health` on member `i` says `{"health":"true"}` within a second.
     pub async fn healthy(&self, i: usize) -> bool {
         let url = format!("{}/health", self.members[i].client_url);
-        let Ok(resp) = http().get(&url).timeout(Duration::from_secs(1)).send().await else {
+        let Ok(resp) = http()
+            .get(&url)
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+        else {
             return false;
         };
         let Ok(body) = resp.json::<Value>().await else {
@@ -347,6 +352,21 @@ pub async fn put(url: &str, key: &str, value: &str) -> Result<i64, String> {
     Ok(int_field(&answer["header"]["revision"]))
 }
 
+/// [`put`], retried for up to `timeout`: right after etcd's raft leader died or froze, a
+/// write proposed to it times out until the others have elected a new one.
+pub async fn put_retry(url: &str, key: &str, value: &str, timeout: Duration) -> i64 {
+    let start = Instant::now();
+    loop {
+        match put(url, key, value).await {
+            Ok(revision) => return revision,
+            Err(e) if start.elapsed() > timeout => {
+                panic!("put {key} through {url}: no success within {timeout:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// A linearizable read of `key` through member `url`.
 pub async fn get(url: &str, key: &str) -> Result<Option<Kv>, String> {
     let answer = post(url, "/v3/kv/range", json!({"key": b64(key.as_bytes())})).await?;
@@ -362,7 +382,11 @@ pub async fn get_prefix(url: &str, prefix: &str) -> Result<(Vec<Kv>, i64), Strin
 }
 
 /// Every key under `prefix` as it was at `revision` (0: now), and the current revision.
-pub async fn get_prefix_at(url: &str, prefix: &str, revision: i64) -> Result<(Vec<Kv>, i64), String> {
+pub async fn get_prefix_at(
+    url: &str,
+    prefix: &str,
+    revision: i64,
+) -> Result<(Vec<Kv>, i64), String> {
     let answer = post(
         url,
         "/v3/kv/range",

@@ -119,9 +119,7 @@ impl HaCluster {
             cluster.agents.push(Some(child));
         }
         if agents > 0 {
-            cluster
-                .wait_agents(agents, Duration::from_secs(30))
-                .await;
+            cluster.wait_agents(agents, Duration::from_secs(30)).await;
         }
         cluster
     }
@@ -543,7 +541,12 @@ impl RoundRobin {
         }
     }
 
-    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply, String> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, String> {
         let first = self.next.fetch_add(1, Ordering::SeqCst);
         let mut errors = Vec::new();
         for k in 0..self.urls.len() {
@@ -616,7 +619,11 @@ impl Sampler {
                             batch.push(Sample {
                                 at,
                                 node: Some(i),
-                                tasks: tasks.into_iter().filter(|t| t.app_id == app).map(view).collect(),
+                                tasks: tasks
+                                    .into_iter()
+                                    .filter(|t| t.app_id == app)
+                                    .map(view)
+                                    .collect(),
                             });
                         }
                     }
