@@ -221,8 +221,8 @@ async fn bench_write_throughput_etcd_against_redb() {
 
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url) = redb_scheduler(dir.path());
-    let seq = post_apps(&[url.clone()], "/seq", n, 1).await;
-    let par = post_apps(&[url.clone()], "/par", n, 8).await;
+    let seq = post_apps(std::slice::from_ref(&url), "/seq", n, 1).await;
+    let par = post_apps(std::slice::from_ref(&url), "/par", n, 8).await;
     println!("  redb, one scheduler:                     sequential {seq:7.1} apps/s   8 clients {par:7.1} apps/s");
     let _ = child.kill();
     let _ = child.wait();
