@@ -19,7 +19,7 @@ apt-get update
 apt-get install -y --no-install-recommends \
   docker.io debootstrap openssh-server openssh-client sudo etcd-server nginx-light rsyslog \
   vagrant python3-venv curl ca-certificates tar git build-essential pkg-config \
-  busybox-static unzip dnsutils iproute2 openssl
+  busybox-static unzip dnsutils iproute2 openssl protobuf-compiler
 
 # ansible-core and pyinfra, for the compatibility suite and the benchmark (side by side).
 if [[ ! -x /opt/infra-venv/bin/ansible-playbook || ! -x /opt/infra-venv/bin/pyinfra ]]; then

@@ -1,5 +1,6 @@
 //! `infra scheduler`: the control nodes' scheduler daemon (Marathon-compatible API,
-//! placement, self-healing) on a redb store under `--data-dir`.
+//! placement, self-healing), on a redb store under `--data-dir`, or, with `--etcd`, one of
+//! several schedulers sharing the datacenter's etcd with one elected leader.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use crate::scheduler::etcd_store::EtcdConfig;
+use crate::scheduler::leadership::ElectionConfig;
 use crate::scheduler::{Config, Strategy};
 
 #[derive(Args, Debug)]
@@ -30,6 +33,31 @@ pub struct SchedulerArgs {
     /// How often agents heartbeat (default: a third of the agent timeout, at most 2s).
     #[arg(long, value_parser = parse_duration)]
     pub heartbeat_interval: Option<Duration>,
+    /// etcd client URLs, comma-separated: the state lives in etcd (under
+    /// /infra/<datacenter>/) and the schedulers sharing it elect one leader. Without it, the
+    /// state is a redb file under --data-dir and this scheduler always leads.
+    #[arg(long, env = "INFRA_ETCD", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// The CA that signed etcd's certificates (https etcd URLs).
+    #[arg(long, requires = "etcd")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate for etcd (with --etcd-key).
+    #[arg(long, requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// The URL other control nodes and clients reach this scheduler's API at (followers
+    /// forward writes to the leader's). Default: http://<listen address>.
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Time to live of the leader's etcd lease: a leader that dies is replaced about this
+    /// long after (whole seconds, at least etcd's minimum of 1.5x its election timeout).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_ttl: Duration,
+    /// How long to wait before campaigning again after etcd failed.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub election_retry: Duration,
     #[command(flatten)]
     pub dns: crate::dns::DnsArgs,
 }
@@ -81,6 +109,27 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<i32> {
     config.heartbeat_interval = args.heartbeat_interval.unwrap_or_else(|| {
         (args.agent_timeout / 3).clamp(Duration::from_millis(100), Duration::from_secs(2))
     });
+    config.datacenter = args.dns.datacenter.to_ascii_lowercase();
+    config.advertise = args.advertise.clone();
+    config.election = ElectionConfig {
+        ttl: args.leader_ttl,
+        retry: args.election_retry,
+    };
+    let endpoints: Vec<String> = args
+        .etcd
+        .iter()
+        .map(|url| url.trim().to_string())
+        .filter(|url| !url.is_empty())
+        .collect();
+    if !endpoints.is_empty() {
+        config.etcd = Some(EtcdConfig {
+            endpoints,
+            ca: args.etcd_ca.clone(),
+            cert: args.etcd_cert.clone(),
+            key: args.etcd_key.clone(),
+            prefix: format!("/infra/{}/", config.datacenter),
+        });
+    }
     let dns = args.dns.config()?;
     crate::scheduler::serve(config, args.dns.dns_listen, dns)
         .await

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::api::agent::{Assignments, Heartbeat, Registered, Registration, TaskState};
 use crate::api::marathon::event_types;
 use crate::scheduler::clock;
-use crate::scheduler::core::Scheduler;
+use crate::scheduler::core::{counter, Scheduler};
 use crate::scheduler::deployments::backoff_delay;
 use crate::scheduler::events::Pending;
 use crate::scheduler::reconcile::{instance_changed_event, status_event};
@@ -32,16 +32,17 @@ fn condition(state: TaskState) -> &'static str {
 }
 
 impl Scheduler {
-    pub fn register(&self, registration: Registration) -> anyhow::Result<Registered> {
+    pub async fn register(&self, registration: Registration) -> anyhow::Result<Registered> {
         let agent_id = registration.agent_id.clone();
         {
-            let mut state = self.lock();
+            let writer = self.begin_write().await?;
             let record = AgentRecord {
                 registration,
                 lost: false,
             };
-            self.commit(&mut state, vec![Change::PutAgent(record)])?;
-            if let Some(agent) = state.agents.get_mut(&agent_id) {
+            self.commit(&writer, vec![Change::PutAgent(record)], Pending::default())
+                .await?;
+            if let Some(agent) = self.lock().agents.get_mut(&agent_id) {
                 agent.last_seen = Instant::now();
             }
         }
@@ -103,14 +104,15 @@ impl Scheduler {
     }
 
     /// Handles one heartbeat; None when the agent is unknown (it must register again).
-    pub fn heartbeat(
+    pub async fn heartbeat(
         &self,
         agent_id: &str,
         heartbeat: Heartbeat,
     ) -> anyhow::Result<Option<Assignments>> {
+        let writer = self.begin_write().await?;
         let mut pending = Pending::default();
         let mut apps: BTreeSet<String> = BTreeSet::new();
-        let assignments = {
+        let changes = {
             let mut state = self.lock();
             let Some(agent) = state.agents.get_mut(agent_id) else {
                 return Ok(None);
@@ -250,20 +252,22 @@ impl Scheduler {
                     apps.insert(task.app_id.clone());
                 }
             }
-            self.commit(&mut state, changes)?;
             if failures > 0 {
-                self.bump(&mut state, "tasks_failed_total", failures)?;
+                changes.push(counter(&state, "tasks_failed_total", failures));
             }
-            Assignments {
-                tasks: state
-                    .tasks
-                    .values()
-                    .filter(|t| t.agent_id == agent_id && !t.killing)
-                    .map(|t| t.spec.clone())
-                    .collect(),
-            }
+            changes
         };
-        pending.publish(&self.bus);
+        self.commit(&writer, changes, pending).await?;
+        let assignments = Assignments {
+            tasks: self
+                .lock()
+                .tasks
+                .values()
+                .filter(|t| t.agent_id == agent_id && !t.killing)
+                .map(|t| t.spec.clone())
+                .collect(),
+        };
+        drop(writer);
         for app in apps {
             self.enqueue(&app);
         }

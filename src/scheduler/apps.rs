@@ -59,19 +59,21 @@ fn strip_version(mut def: Map<String, Value>) -> Map<String, Value> {
 
 impl Scheduler {
     /// Applies app writes as one deployment. `client` and `uri` go into api_post_event.
-    pub fn write_apps(
+    pub async fn write_apps(
         &self,
         writes: Vec<AppWrite>,
         force: bool,
         client: &str,
         uri: &str,
     ) -> Result<WriteResult, ApiError> {
+        let writer = self.begin_write().await?;
         let mut pending = Pending::default();
-        let result = {
+        let (result, changes) = {
             let mut state = self.lock();
-            self.write_apps_locked(&mut state, writes, force, client, uri, &mut pending)?
+            self.plan_apps(&mut state, writes, force, client, uri, &mut pending)?
         };
-        pending.publish(&self.bus);
+        self.commit(&writer, changes, pending).await?;
+        drop(writer);
         for id in result.apps.keys() {
             self.enqueue(id);
         }
@@ -178,7 +180,8 @@ impl Scheduler {
         })
     }
 
-    fn write_apps_locked(
+    /// The changes (and events) of app writes as one deployment, not yet committed.
+    fn plan_apps(
         &self,
         state: &mut State,
         writes: Vec<AppWrite>,
@@ -186,7 +189,7 @@ impl Scheduler {
         client: &str,
         uri: &str,
         pending: &mut Pending,
-    ) -> Result<WriteResult, ApiError> {
+    ) -> Result<(WriteResult, Vec<Change>), ApiError> {
         let mut planned: Vec<Planned> = Vec::new();
         for write in writes {
             let p = self.plan_write(state, write)?;
@@ -316,13 +319,12 @@ impl Scheduler {
             deployment_event_fields(state, &deployment),
         );
         changes.push(Change::PutDeployment(deployment));
-        self.commit(state, changes)?;
-        Ok(result)
+        Ok((result, changes))
     }
 
     /// Kills tasks; with `scale` the apps' instances shrink by as many (a deployment),
     /// otherwise they are replaced. Returns the killed tasks, and the deployment if any.
-    pub fn kill_tasks(
+    pub async fn kill_tasks(
         &self,
         ids: &[String],
         scale: bool,
@@ -330,9 +332,10 @@ impl Scheduler {
         client: &str,
         uri: &str,
     ) -> Result<(Vec<Value>, Option<WriteResult>), ApiError> {
+        let writer = self.begin_write().await?;
         let mut pending = Pending::default();
         let mut apps: BTreeSet<String> = BTreeSet::new();
-        let (killed, result) = {
+        let (killed, result, changes) = {
             let mut state = self.lock();
             let mut killed = Vec::new();
             let mut changes = Vec::new();
@@ -365,21 +368,15 @@ impl Scheduler {
                     })
                     .collect();
                 // The scale-down and the kills commit together.
-                self.commit(&mut state, changes)?;
-                result = Some(self.write_apps_locked(
-                    &mut state,
-                    writes,
-                    force,
-                    client,
-                    uri,
-                    &mut pending,
-                )?);
-            } else {
-                self.commit(&mut state, changes)?;
+                let (written, scale_changes) =
+                    self.plan_apps(&mut state, writes, force, client, uri, &mut pending)?;
+                changes.extend(scale_changes);
+                result = Some(written);
             }
-            (killed, result)
+            (killed, result, changes)
         };
-        pending.publish(&self.bus);
+        self.commit(&writer, changes, pending).await?;
+        drop(writer);
         for app in apps {
             self.enqueue(&app);
         }
@@ -388,15 +385,16 @@ impl Scheduler {
 
     /// `DELETE /v2/deployments/{id}`: with `force` the deployment is dropped where it
     /// stands; otherwise its apps are rolled back to their original definitions.
-    pub fn cancel_deployment(
+    pub async fn cancel_deployment(
         &self,
         id: &str,
         force: bool,
         client: &str,
         uri: &str,
     ) -> Result<Option<WriteResult>, ApiError> {
+        let writer = self.begin_write().await?;
         let mut pending = Pending::default();
-        let result = {
+        let (result, changes) = {
             let mut state = self.lock();
             let Some(d) = state.deployments.get(id).cloned() else {
                 return Err(ApiError::new(
@@ -408,9 +406,12 @@ impl Scheduler {
                 event_types::DEPLOYMENT_FAILED,
                 json!({"id": d.id, "plan": plan_json(&state, &d)}),
             );
-            self.commit(&mut state, vec![Change::DeleteDeployment(d.id.clone())])?;
-            if force {
-                None
+            // The rollback is planned as if the cancelled deployment were gone already (it
+            // no longer locks its apps); both commit together.
+            state.deployments.remove(&d.id);
+            let mut changes = vec![Change::DeleteDeployment(d.id.clone())];
+            let planned = if force {
+                Ok(None)
             } else {
                 let writes: Vec<AppWrite> = d
                     .original
@@ -426,10 +427,23 @@ impl Scheduler {
                             .then(|| AppWrite::Delete(app.clone())),
                     })
                     .collect();
-                Some(self.write_apps_locked(&mut state, writes, true, client, uri, &mut pending)?)
-            }
+                self.plan_apps(&mut state, writes, true, client, uri, &mut pending)
+                    .map(Some)
+            };
+            // Memory holds only what the store has: the deployment goes back until the
+            // commit removes it for good.
+            state.deployments.insert(d.id.clone(), d);
+            let result = match planned? {
+                Some((written, rollback)) => {
+                    changes.extend(rollback);
+                    Some(written)
+                }
+                None => None,
+            };
+            (result, changes)
         };
-        pending.publish(&self.bus);
+        self.commit(&writer, changes, pending).await?;
+        drop(writer);
         if let Some(r) = &result {
             for app in r.apps.keys() {
                 self.enqueue(app);

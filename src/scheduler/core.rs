@@ -1,11 +1,13 @@
 //! The scheduler object: the in-memory state behind one lock, the durable store, the event
-//! bus, and the one reconcile loop. Every trigger (API write, heartbeat, task exit, timer
-//! tick) only enqueues an app id; one worker pops ids and reconciles them. Every change is
-//! committed to the store before it reaches memory (see [`Scheduler::commit`]).
+//! bus, leadership, and the one reconcile loop. Every trigger (API write, heartbeat, task
+//! exit, timer tick) only enqueues an app id; one worker pops ids and reconciles them. Every
+//! change is committed to the store before it reaches memory (see [`Scheduler::commit`]);
+//! only the leader decides and writes, one decision at a time.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -13,11 +15,13 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::api::marathon::event_types;
+use crate::scheduler::etcd_store::{EtcdConfig, EtcdStore, Fence};
 use crate::scheduler::events::{EventBus, Pending};
+use crate::scheduler::leadership::{ElectionConfig, Leadership};
 use crate::scheduler::placement::Strategy;
 use crate::scheduler::reconcile::{reconcile_app, status_event};
 use crate::scheduler::state::State;
-use crate::scheduler::store::{Change, Store};
+use crate::scheduler::store::{Change, Snapshot, Store, StoreError};
 
 /// How the scheduler runs (from `infra scheduler`'s flags).
 #[derive(Debug, Clone)]
@@ -33,6 +37,14 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// How often `/v2/events` sends a keep-alive comment.
     pub sse_keep_alive: Duration,
+    /// The datacenter this scheduler belongs to (etcd keys live under `/infra/<dc>/`).
+    pub datacenter: String,
+    /// The URL clients and the other control nodes reach this one at (default: from
+    /// `listen`).
+    pub advertise: Option<String>,
+    /// Shared state in etcd with leader election; None: a lone scheduler on redb.
+    pub etcd: Option<EtcdConfig>,
+    pub election: ElectionConfig,
 }
 
 impl Config {
@@ -45,6 +57,13 @@ impl Config {
             service_ports: (10000, 20000),
             heartbeat_interval: Duration::from_secs(2),
             sse_keep_alive: Duration::from_secs(15),
+            datacenter: "dc1".into(),
+            advertise: None,
+            etcd: None,
+            election: ElectionConfig {
+                ttl: Duration::from_secs(2),
+                retry: Duration::from_millis(500),
+            },
         }
     }
 }
@@ -54,33 +73,47 @@ pub struct Scheduler {
     state: Mutex<State>,
     store: Arc<dyn Store>,
     pub bus: EventBus,
+    /// Who leads; only the leader reconciles, runs timers and writes.
+    pub leadership: Arc<Leadership>,
+    /// Serializes the decisions that write: each reads the state, commits, and applies its
+    /// changes before the next one reads. Reads never take it.
+    writer: tokio::sync::Mutex<()>,
+    /// A commit failed in a way that leaves it unknown whether the store has it: reload
+    /// before deciding anything else.
+    stale: AtomicBool,
     work_tx: mpsc::UnboundedSender<String>,
     pending: Mutex<BTreeSet<String>>,
     pub started: Instant,
 }
 
+/// Held while a decision is made and committed (see [`Scheduler::begin_write`]).
+pub type WriteGuard<'a> = tokio::sync::MutexGuard<'a, ()>;
+
 impl Scheduler {
-    /// Loads the state from the store; returns the scheduler and the work queue's receiver
-    /// for [`Scheduler::run_worker`].
+    /// A scheduler starting from `initial` (what a lone scheduler loaded from its store;
+    /// empty for one of several, whose follower watch loads the shared state); returns the
+    /// scheduler and the work queue's receiver for [`Scheduler::run_worker`].
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
+        leadership: Arc<Leadership>,
+        initial: Snapshot,
     ) -> anyhow::Result<(Arc<Scheduler>, mpsc::UnboundedReceiver<String>)> {
-        let state = State::from_snapshot(store.load()?)?;
+        let state = State::from_snapshot(initial)?;
         let (work_tx, work_rx) = mpsc::unbounded_channel();
         let scheduler = Arc::new(Scheduler {
             config,
             state: Mutex::new(state),
             store,
             bus: EventBus::new(),
+            leadership,
+            writer: tokio::sync::Mutex::new(()),
+            stale: AtomicBool::new(false),
             work_tx,
             pending: Mutex::new(BTreeSet::new()),
             started: Instant::now(),
         });
-        let apps: Vec<String> = scheduler.lock().apps.keys().cloned().collect();
-        for app in apps {
-            scheduler.enqueue(&app);
-        }
+        scheduler.enqueue_all();
         Ok((scheduler, work_rx))
     }
 
@@ -92,11 +125,62 @@ impl Scheduler {
         self.store.as_ref()
     }
 
-    /// Makes changes durable, then applies them to memory.
-    pub fn commit(&self, state: &mut State, changes: Vec<Change>) -> anyhow::Result<()> {
-        self.store.apply(&changes)?;
-        for change in changes {
-            state.apply(change)?;
+    /// Starts a write: waits for the writers before it, and refuses when this node does
+    /// not lead ([`StoreError::NotLeader`], which the API answers with 503).
+    pub async fn begin_write(&self) -> anyhow::Result<WriteGuard<'_>> {
+        let guard = self.writer.lock().await;
+        if !self.leadership.is_leader() {
+            return Err(anyhow::Error::new(StoreError::NotLeader));
+        }
+        if self.stale.swap(false, Ordering::SeqCst) {
+            let snapshot = match self.store.load().await {
+                Ok(snapshot) => snapshot,
+                Err(err) => {
+                    self.stale.store(true, Ordering::SeqCst);
+                    return Err(err);
+                }
+            };
+            self.lock().reload(snapshot)?;
+        }
+        Ok(guard)
+    }
+
+    /// Makes changes durable, then applies them to memory and publishes their events.
+    /// The caller holds the writer guard (from [`Scheduler::begin_write`]), never the state
+    /// lock: the store's round trip happens with the state free for readers.
+    pub async fn commit(
+        &self,
+        _writer: &WriteGuard<'_>,
+        changes: Vec<Change>,
+        events: Pending,
+    ) -> anyhow::Result<()> {
+        if changes.is_empty() && events.is_empty() {
+            return Ok(());
+        }
+        let events = events.into_events();
+        let revision = match self.store.apply(&changes, &events).await {
+            Ok(revision) => revision,
+            Err(err) => {
+                // Refused by the fence: nothing was written. Anything else (a timeout) may
+                // or may not have been: read the store again before the next decision.
+                if !matches!(
+                    err.downcast_ref::<StoreError>(),
+                    Some(StoreError::NotLeader)
+                ) {
+                    self.stale.store(true, Ordering::SeqCst);
+                }
+                return Err(err);
+            }
+        };
+        {
+            let mut state = self.lock();
+            for change in changes {
+                state.apply(change)?;
+            }
+            state.revision = state.revision.max(revision);
+        }
+        for event in events {
+            self.bus.send(event);
         }
         Ok(())
     }
@@ -110,22 +194,34 @@ impl Scheduler {
         }
     }
 
-    /// The reconcile loop: one app at a time.
+    fn enqueue_all(&self) {
+        let apps: Vec<String> = self.lock().apps.keys().cloned().collect();
+        for app in apps {
+            self.enqueue(&app);
+        }
+    }
+
+    /// The reconcile loop: one app at a time, on the leader only (a new leader enqueues
+    /// every app when it takes over).
     pub async fn run_worker(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<String>) {
         while let Some(app_id) = rx.recv().await {
             self.pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&app_id);
-            if let Err(err) = self.reconcile(&app_id) {
+            if !self.leadership.is_leader() {
+                continue;
+            }
+            if let Err(err) = self.reconcile(&app_id).await {
                 tracing::error!("reconciling {app_id}: {err:#}");
             }
         }
     }
 
-    pub fn reconcile(&self, app_id: &str) -> anyhow::Result<()> {
-        let (events, follow_up) = {
-            let mut state = self.lock();
+    pub async fn reconcile(&self, app_id: &str) -> anyhow::Result<()> {
+        let writer = self.begin_write().await?;
+        let result = {
+            let state = self.lock();
             let mut result = reconcile_app(&state, app_id, self.config.placement, Instant::now());
             let launched = result
                 .changes
@@ -133,17 +229,15 @@ impl Scheduler {
                 .filter(|c| matches!(c, Change::PutTask(t) if !state.tasks.contains_key(&t.id)))
                 .count() as u64;
             if launched > 0 {
-                let total = state
-                    .counters
-                    .get("tasks_launched_total")
-                    .copied()
-                    .unwrap_or(0);
-                result.changes.push(Change::SetCounter(
-                    "tasks_launched_total".to_string(),
-                    total + launched,
-                ));
+                result
+                    .changes
+                    .push(counter(&state, "tasks_launched_total", launched));
             }
-            self.commit(&mut state, result.changes)?;
+            result
+        };
+        self.commit(&writer, result.changes, result.events).await?;
+        {
+            let mut state = self.lock();
             match result.queue {
                 Some(entry) => {
                     state.queue.insert(app_id.to_string(), entry);
@@ -152,23 +246,27 @@ impl Scheduler {
                     state.queue.remove(app_id);
                 }
             }
-            (result.events, result.follow_up)
-        };
-        events.publish(&self.bus);
-        for app in follow_up {
+        }
+        drop(writer);
+        for app in result.follow_up {
             self.enqueue(&app);
         }
         Ok(())
     }
 
     /// The timer: marks silent agents lost (their tasks TASK_LOST, replaced elsewhere) and
-    /// re-enqueues apps that wait (queue, backoff, deployments).
-    pub fn tick(&self) -> anyhow::Result<()> {
+    /// re-enqueues apps that wait (queue, backoff, deployments). Leader only.
+    pub async fn tick(&self) -> anyhow::Result<()> {
+        if !self.leadership.is_leader() {
+            return Ok(());
+        }
+        let writer = self.begin_write().await?;
         let now = Instant::now();
         let mut pending = Pending::default();
         let mut apps: BTreeSet<String> = BTreeSet::new();
+        let mut changes = Vec::new();
         {
-            let mut state = self.lock();
+            let state = self.lock();
             let lost: Vec<String> = state
                 .agents
                 .iter()
@@ -177,7 +275,6 @@ impl Scheduler {
                 })
                 .map(|(id, _)| id.clone())
                 .collect();
-            let mut changes = Vec::new();
             for agent_id in &lost {
                 if let Some(agent) = state.agents.get(agent_id) {
                     let mut record = agent.record.clone();
@@ -198,9 +295,8 @@ impl Scheduler {
                     changes.push(Change::DeleteTask(task.id.clone()));
                 }
             }
-            if !changes.is_empty() {
-                self.commit(&mut state, changes)?;
-                self.bump(&mut state, "agents_lost_total", lost.len() as u64)?;
+            if !lost.is_empty() {
+                changes.push(counter(&state, "agents_lost_total", lost.len() as u64));
             }
             apps.extend(state.queue.keys().cloned());
             for d in state.deployments.values() {
@@ -214,17 +310,12 @@ impl Scheduler {
                     .map(|(id, _)| id.clone()),
             );
         }
-        pending.publish(&self.bus);
+        self.commit(&writer, changes, pending).await?;
+        drop(writer);
         for app in apps {
             self.enqueue(&app);
         }
         Ok(())
-    }
-
-    /// Adds to a durable counter (shown by /metrics).
-    pub fn bump(&self, state: &mut State, name: &str, by: u64) -> anyhow::Result<()> {
-        let value = state.counters.get(name).copied().unwrap_or(0) + by;
-        self.commit(state, vec![Change::SetCounter(name.to_string(), value)])
     }
 
     /// Runs the timer until the process ends.
@@ -234,10 +325,68 @@ impl Scheduler {
         let mut interval = tokio::time::interval(period);
         loop {
             interval.tick().await;
-            if let Err(err) = self.tick() {
-                tracing::error!("timer: {err:#}");
+            if let Err(err) = self.tick().await {
+                if !matches!(
+                    err.downcast_ref::<StoreError>(),
+                    Some(StoreError::NotLeader)
+                ) {
+                    tracing::error!("timer: {err:#}");
+                }
             }
         }
+    }
+
+    /// This node won the election: arm the fence, read the whole state from the store
+    /// (every agent gets a fresh heartbeat deadline, so none is declared lost for the
+    /// election's silence), then start acting and reconcile every app. Task ids, running
+    /// tasks and deployments are taken over as they are.
+    pub async fn take_over(
+        &self,
+        store: &EtcdStore,
+        fence: Fence,
+        until: Instant,
+    ) -> anyhow::Result<()> {
+        let _writer = self.writer.lock().await;
+        store.set_fence(Some(fence));
+        let snapshot = match store.load().await {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                store.set_fence(None);
+                return Err(err.context("reading the state to take over"));
+            }
+        };
+        let state = match State::from_snapshot(snapshot) {
+            Ok(state) => state,
+            Err(err) => {
+                store.set_fence(None);
+                return Err(err);
+            }
+        };
+        *self.lock() = state;
+        self.stale.store(false, Ordering::SeqCst);
+        self.leadership.hold_until(Some(until));
+        self.enqueue_all();
+        Ok(())
+    }
+
+    /// This node no longer leads: stop acting at once, then disarm the fence (writes
+    /// already in flight fail in etcd anyway). What only the leader keeps in memory (launch
+    /// queue, backoff) is dropped; the next leader rebuilds it.
+    pub fn step_down(&self, store: &EtcdStore) {
+        self.leadership.hold_until(None);
+        store.set_fence(None);
+        let mut state = self.lock();
+        state.queue.clear();
+        state.backoff.clear();
+    }
+
+    /// The follower watch read the whole shared state (at its start, or after etcd
+    /// compacted the revision it was at). The leader keeps its own.
+    pub fn replace_followed(&self, snapshot: Snapshot) -> anyhow::Result<()> {
+        if self.leadership.is_leader() {
+            return Ok(());
+        }
+        self.lock().reload(snapshot)
     }
 
     pub fn publish(&self, event_type: &str, fields: serde_json::Value) {
@@ -250,4 +399,10 @@ impl Scheduler {
             json!({"remoteAddress": remote}),
         );
     }
+}
+
+/// The change that adds `by` to a durable counter (shown by /metrics).
+pub fn counter(state: &State, name: &str, by: u64) -> Change {
+    let value = state.counters.get(name).copied().unwrap_or(0) + by;
+    Change::SetCounter(name.to_string(), value)
 }

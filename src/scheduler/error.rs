@@ -1,11 +1,13 @@
 //! API errors in Marathon's shapes: 400 invalid JSON, 404 unknown app, 409 existing id or
-//! locked by a deployment, 422 invalid definition, 500 store failures.
+//! locked by a deployment, 422 invalid definition, 503 when no leader can take a write (an
+//! election in progress, etcd without quorum), 500 other store failures.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::api::marathon::{DeploymentRef, ErrorBody, ErrorDetail};
+use crate::scheduler::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -82,7 +84,16 @@ impl ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> ApiError {
-        ApiError::internal(err)
+        match err.downcast_ref::<StoreError>() {
+            Some(store) => {
+                tracing::warn!("write refused: {err:#}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{store}; retry (another control node may lead by now)"),
+                )
+            }
+            None => ApiError::internal(err),
+        }
     }
 }
 

@@ -29,18 +29,30 @@ impl EventBus {
 
     /// Publishes an event; `fields` is an object of the event's own fields.
     pub fn publish(&self, event_type: &str, fields: Value) {
-        let mut event = Map::new();
-        event.insert("eventType".into(), Value::String(event_type.to_string()));
-        event.insert("timestamp".into(), Value::String(now_rfc3339()));
-        if let Value::Object(extra) = fields {
-            event.extend(extra);
-        }
+        self.send(event(event_type, fields));
+    }
+
+    /// Publishes an event already shaped (from [`event`], or from the leader's commit seen
+    /// by a follower's watch).
+    pub fn send(&self, event: Value) {
         // No subscriber is not an error.
-        let _ = self.sender.send(Value::Object(event));
+        let _ = self.sender.send(event);
     }
 }
 
-/// Events collected while the state lock is held, published after it is released.
+/// A Marathon event: `eventType`, `timestamp`, then the event's own fields.
+pub fn event(event_type: &str, fields: Value) -> Value {
+    let mut event = Map::new();
+    event.insert("eventType".into(), Value::String(event_type.to_string()));
+    event.insert("timestamp".into(), Value::String(now_rfc3339()));
+    if let Value::Object(extra) = fields {
+        event.extend(extra);
+    }
+    Value::Object(event)
+}
+
+/// Events collected while the state lock is held, published with the commit they go with
+/// (see [`crate::scheduler::core::Scheduler::commit`]).
 #[derive(Default, Debug)]
 pub struct Pending {
     pub events: Vec<(String, Value)>,
@@ -51,9 +63,19 @@ impl Pending {
         self.events.push((event_type.to_string(), fields));
     }
 
-    pub fn publish(self, bus: &EventBus) {
-        for (kind, fields) in self.events {
-            bus.publish(&kind, fields);
-        }
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    pub fn append(&mut self, other: Pending) {
+        self.events.extend(other.events);
+    }
+
+    /// The events as published, timestamped now.
+    pub fn into_events(self) -> Vec<Value> {
+        self.events
+            .into_iter()
+            .map(|(kind, fields)| event(&kind, fields))
+            .collect()
     }
 }

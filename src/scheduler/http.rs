@@ -55,11 +55,18 @@ pub fn router(scheduler: Shared) -> Router {
         )
         .route("/v2/events", get(crate::scheduler::http_misc::events))
         .route("/v2/info", get(crate::scheduler::http_misc::info))
-        .route("/v2/leader", get(crate::scheduler::http_misc::leader))
+        .route(
+            "/v2/leader",
+            get(crate::scheduler::http_misc::leader).delete(crate::scheduler::http_misc::abdicate),
+        )
         .route("/ping", get(|| async { "pong" }))
         .route("/metrics", get(crate::scheduler::http_misc::metrics))
         .route(crate::api::agent::REGISTER_PATH, post(register))
         .route("/internal/v1/agents/{agent_id}/heartbeat", post(heartbeat))
+        .layer(axum::middleware::from_fn_with_state(
+            scheduler.clone(),
+            crate::scheduler::forward::leader_proxy,
+        ))
         .with_state(scheduler)
 }
 
@@ -199,15 +206,17 @@ async fn create_app(
         }
     }
     let force = flag(&params, "force", false);
-    let result = s.write_apps(
-        vec![AppWrite::Put {
-            body: def,
-            partial: false,
-        }],
-        force,
-        &client_of(&addr),
-        uri.path(),
-    )?;
+    let result = s
+        .write_apps(
+            vec![AppWrite::Put {
+                body: def,
+                partial: false,
+            }],
+            force,
+            &client_of(&addr),
+            uri.path(),
+        )
+        .await?;
     let Some(id) = result.apps.keys().next().cloned() else {
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -247,12 +256,14 @@ async fn write_many(
             _ => Err(ApiError::bad_json("expected an array of app objects")),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let result = s.write_apps(
-        writes,
-        flag(&params, "force", false),
-        &client_of(&addr),
-        uri.path(),
-    )?;
+    let result = s
+        .write_apps(
+            writes,
+            flag(&params, "force", false),
+            &client_of(&addr),
+            uri.path(),
+        )
+        .await?;
     Ok(deployment_response(StatusCode::OK, &result))
 }
 
@@ -323,12 +334,14 @@ async fn app_path(
             let mut def = parse_object(&body)?;
             def.insert("id".into(), Value::String(id.clone()));
             let partial = m == Method::PATCH || flag(&params, "partialUpdate", true);
-            let result = s.write_apps(
-                vec![AppWrite::Put { body: def, partial }],
-                force,
-                &client,
-                uri.path(),
-            )?;
+            let result = s
+                .write_apps(
+                    vec![AppWrite::Put { body: def, partial }],
+                    force,
+                    &client,
+                    uri.path(),
+                )
+                .await?;
             let status = if result.created.contains(&id) {
                 StatusCode::CREATED
             } else {
@@ -337,22 +350,26 @@ async fn app_path(
             Ok(deployment_response(status, &result))
         }
         (AppPath::App(id), Method::DELETE) => {
-            let result = s.write_apps(vec![AppWrite::Delete(id)], force, &client, uri.path())?;
+            let result = s
+                .write_apps(vec![AppWrite::Delete(id)], force, &client, uri.path())
+                .await?;
             Ok(deployment_response(StatusCode::OK, &result))
         }
         (AppPath::Restart(id), Method::POST) => {
-            let result = s.write_apps(vec![AppWrite::Restart(id)], force, &client, uri.path())?;
+            let result = s
+                .write_apps(vec![AppWrite::Restart(id)], force, &client, uri.path())
+                .await?;
             Ok(deployment_response(StatusCode::OK, &result))
         }
         (AppPath::Versions(id), Method::GET) => {
             if !s.lock().apps.contains_key(&id) {
                 return Err(ApiError::app_not_found(&id));
             }
-            let versions = s.store().app_versions(&id)?;
+            let versions = s.store().app_versions(&id).await?;
             Ok(Json(json!({"versions": versions})).into_response())
         }
         (AppPath::Version(id, version), Method::GET) => {
-            match s.store().app_version(&id, &version)? {
+            match s.store().app_version(&id, &version).await? {
                 Some(def) => Ok(Json(Value::Object(def)).into_response()),
                 None => Err(ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -382,7 +399,9 @@ async fn app_path(
                     .collect()
             };
             let scale = flag(&params, "scale", false);
-            let (killed, result) = s.kill_tasks(&ids, scale, force, &client, uri.path())?;
+            let (killed, result) = s
+                .kill_tasks(&ids, scale, force, &client, uri.path())
+                .await?;
             Ok(match result {
                 Some(r) => deployment_response(StatusCode::OK, &r),
                 None => Json(json!({"tasks": killed})).into_response(),
@@ -407,7 +426,9 @@ async fn app_path(
                 ));
             }
             let scale = flag(&params, "scale", false);
-            let (killed, result) = s.kill_tasks(&[task_id], scale, force, &client, uri.path())?;
+            let (killed, result) = s
+                .kill_tasks(&[task_id], scale, force, &client, uri.path())
+                .await?;
             Ok(match result {
                 Some(r) => deployment_response(StatusCode::OK, &r),
                 None => Json(json!({"task": killed.into_iter().next()})).into_response(),
@@ -422,7 +443,7 @@ async fn app_path(
 
 async fn register(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
     let registration: Registration = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
-    let registered = s.register(registration)?;
+    let registered = s.register(registration).await?;
     Ok(Json(registered).into_response())
 }
 
@@ -432,7 +453,7 @@ async fn heartbeat(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
-    match s.heartbeat(&agent_id, hb)? {
+    match s.heartbeat(&agent_id, hb).await? {
         Some(assignments) => Ok(Json(assignments).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -94,8 +94,9 @@ pub async fn delete_tasks(
     let ids: TaskIds = serde_json::from_value(parse_json(&body)?).map_err(ApiError::bad_json)?;
     let scale = flag(&params, "scale", false);
     let force = flag(&params, "force", false);
-    let (killed, result) =
-        s.kill_tasks(&ids.ids, scale, force, &addr.ip().to_string(), uri.path())?;
+    let (killed, result) = s
+        .kill_tasks(&ids.ids, scale, force, &addr.ip().to_string(), uri.path())
+        .await?;
     Ok(match result {
         Some(r) => deployment_response(StatusCode::OK, &r),
         None => Json(json!({"tasks": killed})).into_response(),
@@ -152,7 +153,10 @@ pub async fn cancel_deployment(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let force = flag(&params, "force", false);
-    match s.cancel_deployment(&id, force, &addr.ip().to_string(), uri.path())? {
+    match s
+        .cancel_deployment(&id, force, &addr.ip().to_string(), uri.path())
+        .await?
+    {
         Some(result) => Ok(deployment_response(StatusCode::OK, &result)),
         None => Ok(StatusCode::ACCEPTED.into_response()),
     }
@@ -247,20 +251,26 @@ pub async fn events(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive"))
 }
 
+/// `http://host:port` -> `host:port`, the form Marathon names its leader in.
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.trim_end_matches('/').to_string()
+}
+
 pub async fn info(State(s): State<Shared>) -> Response {
-    let leader = s.config.listen.to_string();
+    let leader = s.leadership.leader_url().map(|url| host_port(&url));
     Json(json!({
         "name": "marathon",
         "version": "1.5.0",
         "buildref": format!("infra {}", env!("CARGO_PKG_VERSION")),
-        "elected": true,
+        "elected": s.leadership.is_leader(),
         "leader": leader,
         "frameworkId": "infra",
         "marathon_config": {
             "local_port_min": s.config.service_ports.0,
             "local_port_max": s.config.service_ports.1,
-            "ha": false,
-            "hostname": leader,
+            "ha": s.leadership.is_elected(),
+            "hostname": host_port(&s.leadership.advertise),
             "task_lost_expunge_interval": s.config.agent_timeout.as_millis() as u64,
         },
         "http_config": {"http_port": s.config.listen.port()},
@@ -273,8 +283,25 @@ pub async fn info(State(s): State<Shared>) -> Response {
     .into_response()
 }
 
-pub async fn leader(State(s): State<Shared>) -> Response {
-    Json(json!({"leader": s.config.listen.to_string()})).into_response()
+/// `GET /v2/leader`: the leader's `host:port`, 404 while there is none.
+pub async fn leader(State(s): State<Shared>) -> Result<Response, ApiError> {
+    match s.leadership.leader_url() {
+        Some(url) => Ok(Json(json!({"leader": host_port(&url)})).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "There is no leader")),
+    }
+}
+
+/// `DELETE /v2/leader` (reaches the leader; followers forward it): the leader resigns and
+/// another control node takes over, no process restarts.
+pub async fn abdicate(State(s): State<Shared>) -> Result<Response, ApiError> {
+    if !s.leadership.is_elected() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "this scheduler runs alone (no --etcd): there is no other to take over",
+        ));
+    }
+    s.leadership.abdicate();
+    Ok(Json(json!({"message": "Leadership abdicated"})).into_response())
 }
 
 /// Prometheus text exposition of the scheduler's gauges and counters.
@@ -329,6 +356,11 @@ pub async fn metrics(State(s): State<Shared>) -> Response {
         "infra_scheduler_agents_lost",
         "Agents marked lost.",
         state.agents.values().filter(|a| a.record.lost).count() as f64,
+    );
+    gauge(
+        "infra_scheduler_leader",
+        "1 while this scheduler leads its datacenter.",
+        if s.leadership.is_leader() { 1.0 } else { 0.0 },
     );
     gauge(
         "infra_scheduler_uptime_seconds",

@@ -4,9 +4,12 @@
 //!
 //! Files: `appdef` (validation, defaults), `constraints` and `placement` (pure placement),
 //! `deployments` (pure step decisions, backoff, dependency order), `reconcile` (one app's
-//! reconcile over the state), `state` (in-memory state), `store` + `redb_store` (durable
-//! state), `core` (lock, commit, work queue, timer), `apps` (app writes), `agents` (agent
-//! protocol), `events` (SSE bus), `http` + `http_misc` (the API), `error`, `clock`.
+//! reconcile over the state), `state` (in-memory state), `store` + `redb_store` +
+//! `etcd_store` (durable state: one scheduler, or the control nodes' shared etcd),
+//! `leadership` (etcd election, who may act), `follow` (a node's watch-fed copy of the
+//! shared state), `forward` (writes on a follower go to the leader), `core` (lock, commit,
+//! work queue, timer), `apps` (app writes), `agents` (agent protocol), `events` (SSE bus),
+//! `http` + `http_misc` (the API), `error`, `clock`.
 
 pub mod agents;
 pub mod appdef;
@@ -17,9 +20,13 @@ pub mod core;
 pub mod deployments;
 pub mod discovery;
 pub mod error;
+pub mod etcd_store;
 pub mod events;
+pub mod follow;
+pub mod forward;
 pub mod http;
 pub mod http_misc;
+pub mod leadership;
 pub mod placement;
 pub mod reconcile;
 pub mod redb_store;
@@ -28,30 +35,59 @@ pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 pub use self::core::{Config, Scheduler};
 pub use self::placement::Strategy;
 
-/// Opens the store under `config.data_dir`, binds `config.listen`, and serves until the
-/// process ends. Prints `infra scheduler listening on ADDR` once it accepts connections.
-/// Serves the API, and service-discovery DNS when `dns_listen` is given.
+use self::leadership::Leadership;
+use self::store::{Snapshot, Store};
+
+/// Opens the store (redb under `config.data_dir`, or etcd with `config.etcd`), binds
+/// `config.listen`, and serves until SIGINT or SIGTERM. Prints `infra scheduler listening
+/// on ADDR` once it accepts connections. Serves the API, and service-discovery DNS when
+/// `dns_listen` is given. With etcd, this node follows the shared state, campaigns for
+/// leadership, and resigns on the way out so another node takes over at once.
 pub async fn serve(
     config: Config,
     dns_listen: Option<SocketAddr>,
     dns: crate::dns::DnsConfig,
 ) -> anyhow::Result<()> {
-    let store = Arc::new(redb_store::RedbStore::open(&config.data_dir)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener address")?;
     let mut config = config;
     config.listen = addr;
-    let (scheduler, work) = Scheduler::new(config, store)?;
+    let advertise = config
+        .advertise
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let advertise = advertise.trim_end_matches('/').to_string();
+    let mut etcd = None;
+    let (store, leadership, initial): (Arc<dyn Store>, Leadership, Snapshot) = match &config.etcd {
+        None => {
+            let store = redb_store::RedbStore::open(&config.data_dir)?;
+            let initial = store.load().await?;
+            (Arc::new(store), Leadership::single(advertise), initial)
+        }
+        Some(etcd_config) => {
+            let store = etcd_store::EtcdStore::connect(etcd_config).await?;
+            etcd = Some(store.clone());
+            (store, Leadership::elected(advertise), Snapshot::default())
+        }
+    };
+    let leadership = Arc::new(leadership);
+    let election = config.election;
+    let (scheduler, work) = Scheduler::new(config, store, leadership.clone(), initial)?;
     tokio::spawn(scheduler.clone().run_worker(work));
     tokio::spawn(scheduler.clone().run_timer());
+    let election_task = etcd.map(|etcd| {
+        tokio::spawn(follow::run_follower(scheduler.clone(), etcd.clone()));
+        tokio::spawn(leadership::run_election(scheduler.clone(), etcd, election))
+    });
     let catalog: Arc<dyn crate::dns::ServiceCatalog> =
         Arc::new(discovery::SchedulerCatalog(scheduler.clone()));
     let mut dns_addr = None;
@@ -73,11 +109,41 @@ pub async fn serve(
         // After the "listening on" line, which scripts and tests read first.
         println!("infra scheduler DNS on {dns_addr}");
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("the HTTP server failed")?;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop_signal().await;
+        leadership.shut_down();
+        if let Some(task) = election_task {
+            // The term ends by revoking the lease: the next leader need not wait for it.
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+        let _ = stop_tx.send(true);
+    });
+    let mut graceful = stop.clone();
+    let mut hard = stop;
+    tokio::select! {
+        served = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|stop| *stop).await;
+        }) => served.context("the HTTP server failed")?,
+        // Event streams never end by themselves: past a grace period, stop anyway.
+        _ = async move {
+            let _ = hard.wait_for(|stop| *stop).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        } => {}
+    }
     Ok(())
+}
+
+/// SIGINT or SIGTERM (systemd's stop).
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(term) => { term.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
 }

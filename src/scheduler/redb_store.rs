@@ -1,7 +1,10 @@
 //! The [`Store`] on a redb file (`<data-dir>/scheduler.redb`): one table per kind, JSON
-//! values, one write transaction per batch (durable on commit).
+//! values, one write transaction per batch (durable on commit). redb is synchronous, so
+//! every call runs on tokio's blocking pool. Events are not stored: one scheduler has no
+//! followers to tell.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use redb::{Database, ReadableTable, TableDefinition};
@@ -17,7 +20,7 @@ const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 pub struct RedbStore {
-    db: Database,
+    db: Arc<Database>,
 }
 
 fn version_key(app_id: &str, version: &str) -> String {
@@ -42,7 +45,18 @@ impl RedbStore {
             tx.open_table(COUNTERS)?;
         }
         tx.commit().context("store: create tables")?;
-        Ok(RedbStore { db })
+        Ok(RedbStore { db: Arc::new(db) })
+    }
+
+    /// Runs `work` on the database on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .context("store: the blocking task failed")?
     }
 }
 
@@ -61,102 +75,121 @@ fn read_all<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
+#[async_trait::async_trait]
 impl Store for RedbStore {
-    fn load(&self) -> anyhow::Result<Snapshot> {
-        let tx = self.db.begin_read().context("store: begin read")?;
-        let mut snapshot = Snapshot {
-            apps: read_all(&tx, APPS)?,
-            tasks: read_all(&tx, TASKS)?,
-            deployments: read_all(&tx, DEPLOYMENTS)?,
-            agents: read_all(&tx, AGENTS)?,
-            ..Snapshot::default()
-        };
-        let counters = tx.open_table(COUNTERS)?;
-        for entry in counters.iter()? {
-            let (k, v) = entry?;
-            snapshot.counters.insert(k.value().to_string(), v.value());
-        }
-        Ok(snapshot)
+    async fn load(&self) -> anyhow::Result<Snapshot> {
+        self.blocking(load).await
     }
 
-    fn apply(&self, changes: &[Change]) -> anyhow::Result<()> {
+    async fn apply(&self, changes: &[Change], _events: &[Value]) -> anyhow::Result<i64> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
-        let tx = self.db.begin_write().context("store: begin write")?;
-        {
-            let mut apps = tx.open_table(APPS)?;
-            let mut versions = tx.open_table(VERSIONS)?;
-            let mut tasks = tx.open_table(TASKS)?;
-            let mut deployments = tx.open_table(DEPLOYMENTS)?;
-            let mut agents = tx.open_table(AGENTS)?;
-            let mut counters = tx.open_table(COUNTERS)?;
-            for change in changes {
-                match change {
-                    Change::PutApp(app) => {
-                        apps.insert(app.id.as_str(), serde_json::to_vec(app)?.as_slice())?;
-                        let key = version_key(&app.id, &app.version);
-                        let def = serde_json::to_vec(&app.definition)?;
-                        versions.insert(key.as_str(), def.as_slice())?;
-                    }
-                    Change::DeleteApp(id) => {
-                        apps.remove(id.as_str())?;
-                    }
-                    Change::PutTask(task) => {
-                        tasks.insert(task.id.as_str(), serde_json::to_vec(task)?.as_slice())?;
-                    }
-                    Change::DeleteTask(id) => {
-                        tasks.remove(id.as_str())?;
-                    }
-                    Change::PutDeployment(d) => {
-                        deployments.insert(d.id.as_str(), serde_json::to_vec(d)?.as_slice())?;
-                    }
-                    Change::DeleteDeployment(id) => {
-                        deployments.remove(id.as_str())?;
-                    }
-                    Change::PutAgent(a) => {
-                        let id = a.registration.agent_id.as_str();
-                        agents.insert(id, serde_json::to_vec(a)?.as_slice())?;
-                    }
-                    Change::SetCounter(name, value) => {
-                        counters.insert(name.as_str(), *value)?;
-                    }
-                }
-            }
-        }
-        tx.commit().context("store: commit")?;
-        Ok(())
+        let changes = changes.to_vec();
+        self.blocking(move |db| apply(db, &changes)).await?;
+        Ok(0)
     }
 
-    fn app_versions(&self, app_id: &str) -> anyhow::Result<Vec<String>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(VERSIONS)?;
-        let start = format!("{app_id}\u{0}");
-        let end = format!("{app_id}\u{1}");
-        let mut out = Vec::new();
-        for entry in table.range(start.as_str()..end.as_str())? {
-            let (k, _) = entry?;
-            if let Some((_, v)) = k.value().split_once('\u{0}') {
-                out.push(v.to_string());
-            }
-        }
-        out.reverse();
-        Ok(out)
+    async fn app_versions(&self, app_id: &str) -> anyhow::Result<Vec<String>> {
+        let app_id = app_id.to_string();
+        self.blocking(move |db| app_versions(db, &app_id)).await
     }
 
-    fn app_version(
+    async fn app_version(
         &self,
         app_id: &str,
         version: &str,
     ) -> anyhow::Result<Option<Map<String, Value>>> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(VERSIONS)?;
         let key = version_key(app_id, version);
-        match table.get(key.as_str())? {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
-            None => Ok(None),
+        self.blocking(move |db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(VERSIONS)?;
+            match table.get(key.as_str())? {
+                Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+}
+
+fn load(db: &Database) -> anyhow::Result<Snapshot> {
+    let tx = db.begin_read().context("store: begin read")?;
+    let mut snapshot = Snapshot {
+        apps: read_all(&tx, APPS)?,
+        tasks: read_all(&tx, TASKS)?,
+        deployments: read_all(&tx, DEPLOYMENTS)?,
+        agents: read_all(&tx, AGENTS)?,
+        ..Snapshot::default()
+    };
+    let counters = tx.open_table(COUNTERS)?;
+    for entry in counters.iter()? {
+        let (k, v) = entry?;
+        snapshot.counters.insert(k.value().to_string(), v.value());
+    }
+    Ok(snapshot)
+}
+
+fn apply(db: &Database, changes: &[Change]) -> anyhow::Result<()> {
+    let tx = db.begin_write().context("store: begin write")?;
+    {
+        let mut apps = tx.open_table(APPS)?;
+        let mut versions = tx.open_table(VERSIONS)?;
+        let mut tasks = tx.open_table(TASKS)?;
+        let mut deployments = tx.open_table(DEPLOYMENTS)?;
+        let mut agents = tx.open_table(AGENTS)?;
+        let mut counters = tx.open_table(COUNTERS)?;
+        for change in changes {
+            match change {
+                Change::PutApp(app) => {
+                    apps.insert(app.id.as_str(), serde_json::to_vec(app)?.as_slice())?;
+                    let key = version_key(&app.id, &app.version);
+                    let def = serde_json::to_vec(&app.definition)?;
+                    versions.insert(key.as_str(), def.as_slice())?;
+                }
+                Change::DeleteApp(id) => {
+                    apps.remove(id.as_str())?;
+                }
+                Change::PutTask(task) => {
+                    tasks.insert(task.id.as_str(), serde_json::to_vec(task)?.as_slice())?;
+                }
+                Change::DeleteTask(id) => {
+                    tasks.remove(id.as_str())?;
+                }
+                Change::PutDeployment(d) => {
+                    deployments.insert(d.id.as_str(), serde_json::to_vec(d)?.as_slice())?;
+                }
+                Change::DeleteDeployment(id) => {
+                    deployments.remove(id.as_str())?;
+                }
+                Change::PutAgent(a) => {
+                    let id = a.registration.agent_id.as_str();
+                    agents.insert(id, serde_json::to_vec(a)?.as_slice())?;
+                }
+                Change::SetCounter(name, value) => {
+                    counters.insert(name.as_str(), *value)?;
+                }
+            }
         }
     }
+    tx.commit().context("store: commit")?;
+    Ok(())
+}
+
+fn app_versions(db: &Database, app_id: &str) -> anyhow::Result<Vec<String>> {
+    let tx = db.begin_read()?;
+    let table = tx.open_table(VERSIONS)?;
+    let start = format!("{app_id}\u{0}");
+    let end = format!("{app_id}\u{1}");
+    let mut out = Vec::new();
+    for entry in table.range(start.as_str()..end.as_str())? {
+        let (k, _) = entry?;
+        if let Some((_, v)) = k.value().split_once('\u{0}') {
+            out.push(v.to_string());
+        }
+    }
+    out.reverse();
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -165,8 +198,8 @@ mod tests {
     use crate::scheduler::store::AppRecord;
     use serde_json::json;
 
-    #[test]
-    fn changes_survive_reopening_and_versions_are_newest_first() {
+    #[tokio::test]
+    async fn changes_survive_reopening_and_versions_are_newest_first() {
         let dir = tempfile::tempdir().unwrap();
         let app = |v: &str| AppRecord {
             id: "/a".into(),
@@ -181,28 +214,36 @@ mod tests {
         {
             let store = RedbStore::open(dir.path()).unwrap();
             store
-                .apply(&[
-                    Change::PutApp(app("2020-01-01T00:00:00.000Z")),
-                    Change::PutApp(app("2020-01-02T00:00:00.000Z")),
-                    Change::SetCounter("launched".into(), 7),
-                ])
+                .apply(
+                    &[
+                        Change::PutApp(app("2020-01-01T00:00:00.000Z")),
+                        Change::PutApp(app("2020-01-02T00:00:00.000Z")),
+                        Change::SetCounter("launched".into(), 7),
+                    ],
+                    &[],
+                )
+                .await
                 .unwrap();
         }
         let store = RedbStore::open(dir.path()).unwrap();
-        let snap = store.load().unwrap();
+        let snap = store.load().await.unwrap();
         assert_eq!(snap.apps.len(), 1);
         assert_eq!(snap.apps[0].version, "2020-01-02T00:00:00.000Z");
         assert_eq!(snap.counters["launched"], 7);
         assert_eq!(
-            store.app_versions("/a").unwrap(),
+            store.app_versions("/a").await.unwrap(),
             vec!["2020-01-02T00:00:00.000Z", "2020-01-01T00:00:00.000Z"]
         );
         let old = store
             .app_version("/a", "2020-01-01T00:00:00.000Z")
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(old["version"], json!("2020-01-01T00:00:00.000Z"));
-        store.apply(&[Change::DeleteApp("/a".into())]).unwrap();
-        assert!(store.load().unwrap().apps.is_empty());
+        store
+            .apply(&[Change::DeleteApp("/a".into())], &[])
+            .await
+            .unwrap();
+        assert!(store.load().await.unwrap().apps.is_empty());
     }
 }

@@ -51,12 +51,16 @@ pub struct State {
     pub counters: BTreeMap<String, u64>,
     pub backoff: HashMap<String, Backoff>,
     pub queue: BTreeMap<String, QueueEntry>,
+    /// The store revision this state reflects (etcd's; 0 on redb): a change the follower
+    /// watch reports at or below it is already here.
+    pub revision: i64,
 }
 
 impl State {
     pub fn from_snapshot(snapshot: Snapshot) -> anyhow::Result<State> {
         let mut state = State {
             counters: snapshot.counters,
+            revision: snapshot.revision,
             ..State::default()
         };
         let now = Instant::now();
@@ -80,6 +84,21 @@ impl State {
             );
         }
         Ok(state)
+    }
+
+    /// The durable part replaced by a fresh snapshot; what only lives in memory (backoff,
+    /// the launch queue, when each agent was last heard from) is kept.
+    pub fn reload(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
+        let mut fresh = State::from_snapshot(snapshot)?;
+        for (id, agent) in &mut fresh.agents {
+            if let Some(old) = self.agents.get(id) {
+                agent.last_seen = old.last_seen;
+            }
+        }
+        fresh.backoff = std::mem::take(&mut self.backoff);
+        fresh.queue = std::mem::take(&mut self.queue);
+        *self = fresh;
+        Ok(())
     }
 
     pub fn apply(&mut self, change: Change) -> anyhow::Result<()> {

@@ -2,7 +2,8 @@
 //! deployments, agents and counters. Every mutation is a batch of [`Change`]s applied
 //! atomically; the same changes are then applied to the in-memory state, so memory never
 //! holds what the store has not. redb is the single-node implementation (`redb_store`);
-//! etcd comes later behind the same trait.
+//! etcd (`etcd_store`) is the shared one of several control nodes, where every write is
+//! fenced by the writer's leadership.
 
 use std::collections::BTreeMap;
 
@@ -108,6 +109,9 @@ pub enum Change {
 /// Everything the scheduler resumes from.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// The store's revision the snapshot was read at (etcd's; 0 for redb). Changes a watch
+    /// reports at or below it are already in the snapshot.
+    pub revision: i64,
     pub apps: Vec<AppRecord>,
     pub tasks: Vec<TaskRecord>,
     pub deployments: Vec<DeploymentRecord>,
@@ -115,13 +119,30 @@ pub struct Snapshot {
     pub counters: BTreeMap<String, u64>,
 }
 
-/// The durable store. `apply` is atomic and durable when it returns.
+/// Why a write did not reach the store; the API answers both with 503 so that clients retry
+/// (on another control node, or once an election is over).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// This scheduler does not hold leadership (any more): the write was refused, by this
+    /// process or by etcd's comparison of the election key.
+    #[error("this scheduler is not the leader (any more); the write was not committed")]
+    NotLeader,
+    /// The store cannot be reached or has no quorum.
+    #[error("the state store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The durable store. `apply` is atomic and durable when it returns; no lock of the
+/// scheduler's state is held while it runs, so reads never wait for a round trip.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync {
-    fn load(&self) -> anyhow::Result<Snapshot>;
-    fn apply(&self, changes: &[Change]) -> anyhow::Result<()>;
+    async fn load(&self) -> anyhow::Result<Snapshot>;
+    /// Commits the changes, and the events that go with them (followers re-publish them on
+    /// their own event streams). Returns the store's revision after the commit.
+    async fn apply(&self, changes: &[Change], events: &[Value]) -> anyhow::Result<i64>;
     /// Versions of an app, newest first (kept after the app is deleted until re-created).
-    fn app_versions(&self, app_id: &str) -> anyhow::Result<Vec<String>>;
-    fn app_version(
+    async fn app_versions(&self, app_id: &str) -> anyhow::Result<Vec<String>>;
+    async fn app_version(
         &self,
         app_id: &str,
         version: &str,

@@ -1,0 +1,396 @@
+//! Who leads the datacenter's schedulers. With one scheduler (redb) it is always this one.
+//! With etcd, leadership is a campaign in etcd's election API on a lease this process keeps
+//! alive: the candidate whose key is oldest leads. The leader alone reconciles, runs the
+//! timers and writes; it stops acting the moment its lease may have expired (its local
+//! deadline runs out before etcd's does), and etcd itself refuses its writes once its key
+//! is gone (see [`crate::scheduler::etcd_store`]'s fencing).
+//!
+//! This module owns the view every node has of the election (fed by the follower watch in
+//! `follow`) and the campaign loop; taking over and stepping down are [`Scheduler`]
+//! methods, since they touch the state.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{watch, Notify};
+
+use crate::scheduler::core::Scheduler;
+use crate::scheduler::etcd_store::{Candidate, EtcdStore, Fence};
+
+/// What this node knows of the election.
+#[derive(Default)]
+struct View {
+    /// Every candidate's key, from the watch: the oldest leads.
+    candidates: BTreeMap<Vec<u8>, Candidate>,
+    /// While this node leads: until when its lease is surely alive.
+    held_until: Option<Instant>,
+}
+
+pub struct Leadership {
+    /// This node's URL as clients and other control nodes reach it.
+    pub advertise: String,
+    /// False for a lone scheduler on redb, which always leads.
+    elected: bool,
+    view: Mutex<View>,
+    /// Bumped on every change of the view, so that requests waiting for a leader wake up.
+    changed: watch::Sender<u64>,
+    step_down: Notify,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Leadership {
+    /// A lone scheduler: always the leader.
+    pub fn single(advertise: String) -> Leadership {
+        Leadership::new(advertise, false)
+    }
+
+    /// One of several schedulers sharing etcd: a follower until it wins the election.
+    pub fn elected(advertise: String) -> Leadership {
+        Leadership::new(advertise, true)
+    }
+
+    fn new(advertise: String, elected: bool) -> Leadership {
+        Leadership {
+            advertise,
+            elected,
+            view: Mutex::new(View::default()),
+            changed: watch::channel(0).0,
+            step_down: Notify::new(),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Whether several schedulers share the state (`--etcd`).
+    pub fn is_elected(&self) -> bool {
+        self.elected
+    }
+
+    /// Whether this node may act: reconcile, run timers, write.
+    pub fn is_leader(&self) -> bool {
+        if !self.elected {
+            return true;
+        }
+        self.view()
+            .held_until
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The leader's advertised URL, when one is known. A node that sees its own key oldest
+    /// but has not finished taking over reports no leader yet (forwarding to itself would
+    /// loop).
+    pub fn leader_url(&self) -> Option<String> {
+        if self.is_leader() {
+            return Some(self.advertise.clone());
+        }
+        let view = self.view();
+        let oldest = view.candidates.values().min_by_key(|c| c.create_revision)?;
+        (oldest.url != self.advertise).then(|| oldest.url.clone())
+    }
+
+    /// Waits up to `patience` for a leader to be known.
+    pub async fn wait_for_leader(&self, patience: Duration) -> Option<String> {
+        let mut changed = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            if let Some(url) = self.leader_url() {
+                return Some(url);
+            }
+            // A lease deadline passing is no event: look again at least every 100 ms.
+            let wake = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            let _ = tokio::time::timeout_at(wake, changed.changed()).await;
+            if tokio::time::Instant::now() >= deadline {
+                return self.leader_url();
+            }
+        }
+    }
+
+    /// The watch saw the candidates as they are at some revision.
+    pub fn set_candidates(&self, candidates: BTreeMap<Vec<u8>, Candidate>) {
+        self.view().candidates = candidates;
+        self.bump();
+    }
+
+    /// A candidate appeared (`Some`) or left (`None`).
+    pub fn candidate(&self, key: Vec<u8>, candidate: Option<Candidate>) {
+        {
+            let mut view = self.view();
+            match candidate {
+                Some(c) => view.candidates.insert(key, c),
+                None => view.candidates.remove(&key),
+            };
+        }
+        self.bump();
+    }
+
+    pub(crate) fn hold_until(&self, until: Option<Instant>) {
+        self.view().held_until = until;
+        self.bump();
+    }
+
+    /// Extends the lease deadline of a node that leads (no effect otherwise).
+    fn extend(&self, until: Instant) {
+        let mut view = self.view();
+        if view.held_until.is_some() {
+            view.held_until = Some(until);
+        }
+    }
+
+    /// `DELETE /v2/leader`: the leader resigns; another candidate takes over.
+    pub fn abdicate(&self) {
+        self.step_down.notify_one();
+    }
+
+    /// The process is ending: resign now, so another node takes over at once.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// Election settings (`infra scheduler --leader-ttl`).
+#[derive(Debug, Clone, Copy)]
+pub struct ElectionConfig {
+    /// The lease's time to live: a dead leader is replaced this long after its last
+    /// keep-alive. etcd counts whole seconds and enforces a minimum (1.5x its election
+    /// timeout).
+    pub ttl: Duration,
+    /// How long to wait before campaigning again after an error.
+    pub retry: Duration,
+}
+
+impl ElectionConfig {
+    fn ttl_secs(&self) -> i64 {
+        (self.ttl.as_secs_f64().ceil() as i64).max(1)
+    }
+}
+
+/// Campaigns until the process ends: one term after another (a term ends when the lease
+/// is lost, the leader abdicates, or etcd cannot be reached).
+pub async fn run_election(
+    scheduler: Arc<Scheduler>,
+    store: Arc<EtcdStore>,
+    config: ElectionConfig,
+) {
+    let leadership = scheduler.leadership.clone();
+    while !leadership.shutting_down() {
+        if let Err(err) = run_term(&scheduler, &store, config).await {
+            tracing::warn!("election: {err:#}");
+            if !leadership.shutting_down() {
+                tokio::time::sleep(config.retry).await;
+            }
+        }
+    }
+}
+
+/// One campaign on a fresh lease; returns when this node no longer leads.
+async fn run_term(
+    scheduler: &Arc<Scheduler>,
+    store: &Arc<EtcdStore>,
+    config: ElectionConfig,
+) -> anyhow::Result<()> {
+    let leadership = scheduler.leadership.clone();
+    let mut client = store.client();
+    let ttl = config.ttl_secs();
+    let lease = tokio::time::timeout(Duration::from_secs(5), client.lease_grant(ttl, None))
+        .await
+        .context("etcd: no answer to a lease grant")?
+        .context("etcd: lease grant")?
+        .id();
+    let mut term = Term {
+        store: store.clone(),
+        lease,
+        scheduler: scheduler.clone(),
+        leading: false,
+        revoked: false,
+    };
+    let (lost_tx, mut lost) = watch::channel(false);
+    let keeper = tokio::spawn(keep_alive(
+        store.clone(),
+        lease,
+        Duration::from_secs(ttl as u64),
+        leadership.clone(),
+        lost_tx,
+    ));
+    let _keeper = AbortOnDrop(keeper);
+    let mut shutdown = leadership.shutdown.subscribe();
+    let name = store.election_name();
+    let won = tokio::select! {
+        won = client.campaign(name.as_str(), leadership.advertise.as_str(), lease) => {
+            Some(won.context("etcd: campaign")?)
+        }
+        _ = async { let _ = lost.wait_for(|lost| *lost).await; } => {
+            anyhow::bail!("the lease expired while campaigning")
+        }
+        _ = async { let _ = shutdown.wait_for(|down| *down).await; } => None,
+    };
+    let Some(won) = won else {
+        term.end().await;
+        return Ok(());
+    };
+    let key = won
+        .leader()
+        .context("etcd: the campaign answered without a leader key")?;
+    let fence = Fence {
+        key: key.key().to_vec(),
+        create_revision: key.rev(),
+    };
+    // The lease is alive at least until now + ttl minus a margin: the deadline the keeper
+    // keeps extending.
+    let until = Instant::now() + Duration::from_secs(ttl as u64) / 2;
+    scheduler.take_over(store, fence, until).await?;
+    term.leading = true;
+    tracing::info!("became leader ({})", leadership.advertise);
+    tokio::select! {
+        _ = async { let _ = lost.wait_for(|lost| *lost).await; } => {
+            tracing::warn!("lost the leadership lease: stepping down")
+        }
+        _ = leadership.step_down.notified() => tracing::info!("abdicating as asked"),
+        _ = async { let _ = shutdown.wait_for(|down| *down).await; } => {
+            tracing::info!("shutting down: resigning")
+        }
+    }
+    term.end().await;
+    Ok(())
+}
+
+/// The resources of one term, released however the term ends (lease lost, abdication,
+/// shutdown, an error): this node stops acting, then its lease is revoked so that the next
+/// candidate takes over at once instead of after the TTL.
+struct Term {
+    store: Arc<EtcdStore>,
+    lease: i64,
+    scheduler: Arc<Scheduler>,
+    leading: bool,
+    revoked: bool,
+}
+
+impl Term {
+    async fn end(mut self) {
+        self.stop_acting();
+        self.revoked = true;
+        revoke(&self.store, self.lease).await;
+    }
+
+    fn stop_acting(&mut self) {
+        if self.leading {
+            self.scheduler.step_down(&self.store);
+            self.leading = false;
+        }
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        self.stop_acting();
+        if !self.revoked {
+            let store = self.store.clone();
+            let lease = self.lease;
+            tokio::spawn(async move { revoke(&store, lease).await });
+        }
+    }
+}
+
+/// Revokes a lease, which deletes this node's candidate key. When etcd cannot take it now
+/// (no quorum), keeps trying in the background for a while: etcd renews every lease when it
+/// elects a new leader of its own, so an unrevoked key would make the next scheduler wait a
+/// whole TTL more once quorum is back.
+async fn revoke(store: &Arc<EtcdStore>, lease: i64) {
+    if try_revoke(store, lease).await {
+        return;
+    }
+    let store = store.clone();
+    tokio::spawn(async move {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if try_revoke(&store, lease).await {
+                return;
+            }
+        }
+    });
+}
+
+async fn try_revoke(store: &EtcdStore, lease: i64) -> bool {
+    let mut client = store.client();
+    let answer = tokio::time::timeout(Duration::from_secs(1), client.lease_revoke(lease)).await;
+    // A lease etcd no longer has is as good as revoked.
+    match answer {
+        Ok(Ok(_)) => true,
+        Ok(Err(err)) => err.to_string().contains("lease not found"),
+        Err(_) => false,
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keeps the lease alive every third of its TTL, over any etcd member that answers, and
+/// moves the leader's deadline forward with each answer. Reports `lost` once the lease may
+/// have expired (no answer before the deadline) or etcd says it has.
+async fn keep_alive(
+    store: Arc<EtcdStore>,
+    lease: i64,
+    ttl: Duration,
+    leadership: Arc<Leadership>,
+    lost: watch::Sender<bool>,
+) {
+    let period = ttl / 3;
+    // Until the first answer, the grant itself vouches for half a TTL.
+    let mut deadline = Instant::now() + ttl / 2;
+    'stream: loop {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let mut client = store.client();
+        let opened = tokio::time::timeout(period, client.lease_keep_alive(lease)).await;
+        let Ok(Ok((mut keeper, mut answers))) = opened else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        loop {
+            let sent = Instant::now();
+            if keeper.keep_alive().await.is_err() {
+                continue 'stream;
+            }
+            match tokio::time::timeout(period, answers.message()).await {
+                Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
+                    deadline = sent + Duration::from_secs(answer.ttl() as u64);
+                    leadership.extend(deadline);
+                }
+                Ok(Ok(Some(_))) => {
+                    tracing::warn!("etcd: the leadership lease expired");
+                    break 'stream;
+                }
+                _ => {
+                    if Instant::now() >= deadline {
+                        break 'stream;
+                    }
+                    continue 'stream;
+                }
+            }
+            let next = sent + period;
+            if next > Instant::now() {
+                tokio::time::sleep_until(next.into()).await;
+            }
+        }
+    }
+    leadership.hold_until(None);
+    let _ = lost.send(true);
+}
