@@ -714,7 +714,8 @@ fn table_tasks(agent_dirs: &[PathBuf], app: &str) -> Vec<TaskView> {
 }
 
 /// Everything wrong in `samples`: a task id listed twice in one sample, or more than
-/// `limit` tasks of the app at once (on a node's list, or alive on the agents).
+/// `limit` tasks of the app at once (not being killed on a node's list, or processes alive
+/// on the agents).
 pub fn violations(samples: &[Sample], limit: usize) -> Vec<String> {
     let mut out = Vec::new();
     for s in samples {
@@ -731,23 +732,26 @@ pub fn violations(samples: &[Sample], limit: usize) -> Vec<String> {
                 out.push(format!("{:?} {source}: task {id} listed {n} times", s.at));
             }
         }
-        if s.tasks.len() > limit {
+        // Tasks being killed do not count, as in Marathon's upgrade strategy; on the agents
+        // every live process counts.
+        let counted = s.tasks.iter().filter(|t| t.state != "TASK_KILLING").count();
+        if counted > limit {
             let ids: Vec<String> = s
                 .tasks
                 .iter()
                 .map(|t| format!("{} {}", t.id, t.state))
                 .collect();
             out.push(format!(
-                "{:?} {source}: {} tasks > {limit}: {ids:?}",
-                s.at,
-                s.tasks.len()
+                "{:?} {source}: {counted} tasks > {limit}: {ids:?}",
+                s.at
             ));
         }
     }
     out
 }
 
-/// The most tasks of the app seen at once, per source (`node i` / `agents`).
+/// The most tasks of the app seen at once, per source (`node i` / `agents`), TASK_KILLING
+/// ones included.
 pub fn peak(samples: &[Sample]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for s in samples {
