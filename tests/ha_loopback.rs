@@ -864,11 +864,21 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
                 old_key.key
             )
         });
-    assert!(
-        deleted.revision() < new_key.create_revision,
-        "old key deleted at {} but new leader's key created at {}",
-        deleted.revision(),
-        new_key.create_revision
+    // The new leader was elected when the old key went: from that revision on every write
+    // is fenced with the new leader's key, and none may come from the old one.
+    let elected_at = deleted.revision();
+    let (candidates, _) = etcd::get_prefix_at(&etcd_url, &format!("{PREFIX}leader"), elected_at)
+        .await
+        .unwrap();
+    let oldest = candidates
+        .iter()
+        .min_by_key(|k| k.create_revision)
+        .expect("a candidate after the old leader's key went");
+    assert_eq!(
+        oldest.key,
+        new_key.key,
+        "after the old key went at revision {elected_at}, {} was first in line, not node {new}",
+        oldest.value_str()
     );
     let after: Vec<&etcd::KvEvent> = events
         .iter()
@@ -883,7 +893,7 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
             e.kv.key
         );
     }
-    for e in &after {
+    for e in events.iter().filter(|e| e.revision() > elected_at) {
         let stale_app = !e.delete
             && e.kv.key.contains("data/apps/")
             && e.kv.key.contains("part")
@@ -900,7 +910,7 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
         for id in &four {
             assert!(
                 !(e.delete && e.kv.key.contains(id.as_str())),
-                "revision {}: task {id} deleted after the old leader resumed",
+                "revision {}: task {id} deleted after the new leader was elected",
                 e.revision()
             );
         }
