@@ -925,6 +925,70 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_frozen_for_25_s_loses_no_agent_and_restarts_no_task() {
+    // The default agent timeout (15 s): agents keep heartbeating through the other nodes,
+    // so none may be declared lost while the old leader hangs (a host that froze or whose
+    // network went away: connections open, nothing answers).
+    let _serial = SERIAL.lock().await;
+    let mut cluster = HaCluster::start_with(3, 3, &["--agent-timeout", "15s"]).await;
+    let old = cluster.leader().await;
+    let old_url = cluster.url(old).to_string();
+    let reply = request(
+        &old_url,
+        Method::POST,
+        "/v2/apps",
+        Some(&web_app("/keep", 3)),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    wait_app(&old_url, "/keep", 3, Duration::from_secs(60)).await;
+    let before = started_at(&old_url, "/keep").await;
+    let sampler = Sampler::start(&cluster, "/keep");
+
+    cluster.stop_scheduler(old);
+    let frozen = Instant::now();
+    let (new, took) = cluster.wait_leader(&[old], Duration::from_secs(30)).await;
+    eprintln!("node {old} frozen, node {new} leads after {took:?}");
+    let new_url = cluster.url(new).to_string();
+    let mut lost_at = None;
+    while frozen.elapsed() < Duration::from_secs(25) {
+        let lost = metric(&new_url, "infra_scheduler_agents_lost").await;
+        if lost.unwrap_or(0.0) > 0.0 && lost_at.is_none() {
+            lost_at = Some(frozen.elapsed());
+            eprintln!(
+                "node {new} counts {lost:?} lost agents {:?} into the freeze",
+                frozen.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = started_at(&new_url, "/keep").await;
+    cluster.cont_scheduler(old);
+    let samples = sampler.finish().await;
+    assert_eq!(
+        lost_at, None,
+        "the new leader declared agents lost while the old leader was frozen"
+    );
+    assert_eq!(
+        after, before,
+        "tasks of /keep were replaced during the freeze"
+    );
+    for s in &samples {
+        let ids: BTreeSet<&String> = s.tasks.iter().map(|t| &t.id).collect();
+        assert_eq!(
+            ids,
+            before.keys().collect::<BTreeSet<_>>(),
+            "{:?} {:?}: tasks of /keep changed",
+            s.at,
+            s.node
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself() {
     let _serial = SERIAL.lock().await;
     let mut cluster = HaCluster::start(3, 3).await;

@@ -78,9 +78,9 @@ pub struct HaCluster {
 }
 
 impl HaCluster {
-    /// A 3-member etcd cluster, `schedulers` schedulers (agent timeout 10 s, 500 ms
-    /// heartbeats, default leader TTL) with an elected leader, and `agents` real agents,
-    /// all registered.
+    /// A 3-member etcd cluster, `schedulers` schedulers (agent timeout 10 s unless `extra`
+    /// says otherwise, 500 ms heartbeats, default leader TTL) with an elected leader, and
+    /// `agents` real agents, all registered.
     pub async fn start(schedulers: usize, agents: usize) -> HaCluster {
         Self::start_with(schedulers, agents, &[]).await
     }
@@ -108,7 +108,15 @@ impl HaCluster {
             etcd,
             agents: Vec::new(),
             agent_port_base: 51000 + 1000 * (block % 10),
-            scheduler_args: extra.iter().map(|s| s.to_string()).collect(),
+            scheduler_args: if extra.contains(&"--agent-timeout") {
+                extra.iter().map(|s| s.to_string()).collect()
+            } else {
+                ["--agent-timeout", "10s"]
+                    .iter()
+                    .chain(extra)
+                    .map(|s| s.to_string())
+                    .collect()
+            },
         };
         for i in 0..schedulers {
             cluster.spawn_scheduler(i);
@@ -145,7 +153,7 @@ impl HaCluster {
             .args(["--advertise", &node.url, "--data-dir"])
             .arg(&node.data_dir)
             .args(["--etcd", &self.etcd.client_urls()])
-            .args(["--agent-timeout", "10s", "--heartbeat-interval", "500ms"])
+            .args(["--heartbeat-interval", "500ms"])
             .args(&self.scheduler_args)
             .env("INFRA_LOG", "info")
             .stdin(Stdio::null())
