@@ -988,6 +988,103 @@ async fn a_leader_frozen_for_25_s_loses_no_agent_and_restarts_no_task() {
     }
 }
 
+/// POSTs `n` apps to `url` one after the other; the answers that were not 201.
+async fn write_apps(url: &str, prefix: &str, n: usize) -> Vec<String> {
+    let mut failed = Vec::new();
+    for k in 0..n {
+        let id = format!("{prefix}{k}");
+        let sent = Instant::now();
+        match request(
+            url,
+            Method::POST,
+            "/v2/apps",
+            Some(&empty_app(&id)),
+            &[],
+            Duration::from_secs(15),
+        )
+        .await
+        {
+            Ok(r) if r.status == 201 => {}
+            Ok(r) => failed.push(format!(
+                "{id}: {} after {:?}: {}",
+                r.status,
+                sent.elapsed(),
+                r.body
+            )),
+            Err(e) => failed.push(format!("{id}: {e}")),
+        }
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_etcd_member_killed_or_frozen_fails_no_write_and_keeps_the_leader() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = HaCluster::start(3, 0).await;
+    let leader = cluster.leader().await;
+    let url = cluster.url(leader).to_string();
+    assert!(write_apps(&url, "/warm", 3).await.is_empty());
+
+    // etcd keeps its quorum with one member of three gone, so every write must commit
+    // (a write that meets etcd's own raft election may wait, not fail).
+    cluster.etcd.kill(0);
+    let killed = write_apps(&url, "/killed", 20).await;
+    let leader_after_kill = cluster.agreed_leader().await;
+    cluster.etcd.restart(0);
+    cluster
+        .etcd
+        .wait_healthy(&[0, 1, 2], Duration::from_secs(30))
+        .await;
+
+    cluster.etcd.stop(1);
+    let frozen = write_apps(&url, "/frozen", 20).await;
+    let leader_after_freeze = cluster.agreed_leader().await;
+    // For the report: whether writes come back while the member stays frozen.
+    let probe = Instant::now();
+    let mut recovered = None;
+    while recovered.is_none() && probe.elapsed() < Duration::from_secs(30) {
+        if write_apps(
+            cluster.url(0),
+            &format!("/probe{}-", probe.elapsed().as_millis()),
+            1,
+        )
+        .await
+        .is_empty()
+        {
+            recovered = Some(probe.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "member 1 still frozen: a write through node 0 succeeded again after {recovered:?} more"
+    );
+    cluster.etcd.cont(1);
+
+    let report = format!(
+        "etcd member 0 killed: {} of 20 writes failed, leader {leader} -> {leader_after_kill:?}\n{}\n\
+         etcd member 1 frozen: {} of 20 writes failed, leader {leader} -> {leader_after_freeze:?}\n{}",
+        killed.len(),
+        killed.join("\n"),
+        frozen.len(),
+        frozen.join("\n")
+    );
+    eprintln!("{report}");
+    assert!(
+        killed.is_empty() && frozen.is_empty(),
+        "writes failed while etcd kept its quorum:\n{report}"
+    );
+    assert_eq!(
+        leader_after_kill,
+        Some(leader),
+        "leadership moved with one etcd member killed"
+    );
+    assert_eq!(
+        leader_after_freeze,
+        Some(leader),
+        "leadership moved with one etcd member frozen"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself() {
     let _serial = SERIAL.lock().await;
