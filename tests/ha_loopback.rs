@@ -448,7 +448,8 @@ fn cluster_processes_alive(cluster: &HaCluster) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_leader_during_a_scale_from_3_to_6_restarts_no_task_and_duplicates_none() {
+async fn killing_the_leader_during_a_scale_from_3_to_6_and_6_to_9_restarts_no_task_and_duplicates_none(
+) {
     let _serial = SERIAL.lock().await;
     let mut cluster = HaCluster::start(3, 3).await;
     let leader = cluster.leader().await;
@@ -574,6 +575,74 @@ async fn killing_the_leader_during_a_scale_from_3_to_6_restarts_no_task_and_dupl
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Again, 6 -> 9, killing the leader once it has committed the placement of new tasks
+    // (before they all run): the next leader must adopt them, not place them a second time.
+    let leader = new_leader;
+    let f = follower(&cluster, leader);
+    let before = after;
+    let sampler = Sampler::start(&cluster, "/web");
+    let reply = request(
+        cluster.url(f),
+        Method::PUT,
+        "/v2/apps/web",
+        Some(&json!({"instances": 9})),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let start = Instant::now();
+    let placed = loop {
+        // A follower's copy holds only what the leader committed to etcd.
+        let tasks = app_tasks(cluster.url(f), "/web").await;
+        if tasks.len() > 6 {
+            break tasks;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the leader placed nothing: {tasks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    cluster.kill_scheduler(leader);
+    let states: Vec<&str> = placed.iter().map(|t| t.state.as_str()).collect();
+    let (new_leader, took) = cluster
+        .wait_leader(&[leader], Duration::from_secs(30))
+        .await;
+    eprintln!("scale 6 -> 9: leader {leader} killed with {states:?}, node {new_leader} leads after {took:?}");
+    assert!(
+        took <= FAILOVER_BOUND,
+        "new leader after {took:?} > {FAILOVER_BOUND:?}"
+    );
+    wait_app(cluster.url(new_leader), "/web", 9, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let samples = sampler.finish().await;
+    let bad = violations(&samples, 9);
+    assert!(
+        bad.is_empty(),
+        "duplicate or excess tasks of /web:\n{}",
+        bad.join("\n")
+    );
+    let after = started_at(cluster.url(new_leader), "/web").await;
+    for (id, at) in &before {
+        assert_eq!(after.get(id), Some(at), "task {id} was restarted or lost");
+    }
+    for t in &placed {
+        assert!(
+            after.contains_key(&t.id),
+            "task {} placed before the kill was dropped",
+            t.id
+        );
+    }
+    let ids: BTreeSet<String> = cluster
+        .agent_processes()
+        .into_iter()
+        .filter(|p| p.app_id == "/web")
+        .map(|p| p.task_id)
+        .collect();
+    assert_eq!(ids, after.keys().cloned().collect::<BTreeSet<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,6 +164,20 @@ impl EtcdCluster {
         self.spawn(i);
     }
 
+    /// Members that should run but whose process has exited (killed by something outside
+    /// the test, or crashed), with their exit status.
+    pub fn exited(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in &mut self.members {
+            if let Some(child) = m.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    out.push(format!("{} ({}): {status}", m.name, m.client_url));
+                }
+            }
+        }
+        out
+    }
+
     /// Whether `GET /health` on member `i` says `{"health":"true"}` within a second.
     pub async fn healthy(&self, i: usize) -> bool {
         let url = format!("{}/health", self.members[i].client_url);

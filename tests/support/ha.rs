@@ -417,6 +417,10 @@ impl Drop for HaCluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.dump_logs();
+            let exited = self.etcd.exited();
+            if !exited.is_empty() {
+                eprintln!("etcd members that exited on their own (or were killed from outside the test): {exited:?}");
+            }
         }
         for agent in self.agents.iter_mut().flatten() {
             let _ = agent.kill();
