@@ -1057,6 +1057,51 @@ async fn a_leader_frozen_for_25_s_loses_no_agent_and_restarts_no_task() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_of_one_app_ending_in_the_same_heartbeat_are_replaced() {
+    // Two tasks of one app on one agent exit together, so one heartbeat reports both: the
+    // leader must commit both failures (one etcd transaction) and launch replacements.
+    let _serial = SERIAL.lock().await;
+    let cluster = HaCluster::start(3, 1).await;
+    let leader = cluster.leader().await;
+    let url = cluster.url(leader).to_string();
+    let app = json!({"id": "/flap", "cmd": "sleep 3", "instances": 2, "cpus": 0.1, "mem": 16,
+        "backoffSeconds": 1});
+    let reply = request(
+        &url,
+        Method::POST,
+        "/v2/apps",
+        Some(&app),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let start = Instant::now();
+    let mut first: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let tasks = app_tasks(&url, "/flap").await;
+        if first.is_empty() && tasks.len() == 2 {
+            first = tasks.iter().map(|t| t.id.clone()).collect();
+        }
+        let replaced = tasks
+            .iter()
+            .filter(|t| !first.is_empty() && !first.contains(&t.id) && t.state == "TASK_RUNNING")
+            .count();
+        if replaced == 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the tasks of /flap were not replaced within 30 s: first {first:?}, now {:?}\nleader log:\n{}",
+            tasks.iter().map(|t| format!("{} {}", t.id, t.state)).collect::<Vec<_>>(),
+            tail(&cluster.nodes[leader].log, 10)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// POSTs `n` apps to `url` one after the other; the answers that were not 201.
 async fn write_apps(url: &str, prefix: &str, n: usize) -> Vec<String> {
     let mut failed = Vec::new();
