@@ -134,8 +134,14 @@ async fn exits_are_detected_with_their_exit_codes() {
     sup.apply(&[failing.clone(), finishing.clone()]).await;
     let failed = wait_state(&sup, "fail.1", TaskState::Failed, Duration::from_secs(5)).await;
     assert_eq!(failed.exit_code, Some(3));
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("Command exited with status 3: boom"),
+        "a failure says why, as Marathon's lastTaskFailure does"
+    );
     let done = wait_state(&sup, "done.1", TaskState::Finished, Duration::from_secs(5)).await;
     assert_eq!(done.exit_code, Some(0));
+    assert_eq!(done.message, None);
     let stderr = std::fs::read_to_string(dir.path().join("tasks/fail.1/stderr")).unwrap();
     assert_eq!(stderr, "boom\n");
 
@@ -151,6 +157,28 @@ async fn exits_are_detected_with_their_exit_codes() {
     sup.acknowledge(&sup.statuses());
     sup.apply(&[]).await;
     assert!(sup.statuses().is_empty());
+}
+
+#[tokio::test]
+async fn a_task_whose_port_is_taken_reports_the_servers_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let sup = Supervisor::open(dir.path(), None).await.unwrap();
+    // A listener outside the platform holds the port.
+    let stray = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = stray.local_addr().unwrap().port();
+    let spec = process_spec(
+        "web.1",
+        "exec python3 -m http.server $PORT0 --bind 127.0.0.1",
+        port,
+    );
+    sup.apply(std::slice::from_ref(&spec)).await;
+    let failed = wait_state(&sup, "web.1", TaskState::Failed, Duration::from_secs(20)).await;
+    let message = failed.message.unwrap_or_default();
+    assert!(
+        message.starts_with("Command exited with status 1: ")
+            && message.contains("Address already in use"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -185,6 +185,51 @@ fn deploy_scale_replace_restart_and_destroy_on_three_agents() {
 }
 
 #[test]
+fn a_port_held_outside_the_platform_is_skipped_and_a_failing_task_says_why() {
+    let cluster = Cluster::start(1);
+    cluster.wait_agents_registered();
+    // A stray server on the agent's host holds the first port of its range.
+    let (low, high) = cluster.port_range(1);
+    let _stray = std::net::TcpListener::bind(("127.0.0.1", low)).unwrap();
+    // Two heartbeats: the agent has reported the port busy.
+    std::thread::sleep(Duration::from_millis(1500));
+    let file = cluster.dir.path().join("one.json");
+    std::fs::write(&file, APP.replace("\"instances\": 3", "\"instances\": 1")).unwrap();
+    let out = cluster.cli(&["deploy", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let task = running(&cluster).pop().expect("a running task");
+    assert!(
+        task.ports[0] != low && (low..=high).contains(&task.ports[0]),
+        "placed on {:?}, the busy port is {low}",
+        task.ports
+    );
+
+    // A task that cannot start: the deploy gives up with the reason, and the listings
+    // show it.
+    std::fs::write(
+        &file,
+        r#"{"id": "/broken", "cmd": "echo cannot bind the port >&2; exit 1",
+            "instances": 1, "cpus": 0.1, "mem": 16, "backoffSeconds": 1}"#,
+    )
+    .unwrap();
+    let out = cluster.cli(&["deploy", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains("/broken: last task failure (")
+            && said.contains("): Command exited with status 1: cannot bind the port"),
+        "{said}"
+    );
+    let out = cluster.cli(&["apps"]);
+    let apps = stdout(&out);
+    assert!(
+        apps.contains("Command exited with status 1: cannot bind the port"),
+        "{apps}{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn errors_people_see() {
     // No scheduler there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::config::{self, AgentConfig};
 use super::{docker, Supervisor};
 use crate::api::agent::{
-    heartbeat_path, Assignments, Heartbeat, Registered, Registration, REGISTER_PATH,
+    heartbeat_path, Assignments, Heartbeat, Registered, Registration, TaskStatus, REGISTER_PATH,
 };
 
 /// Why a request to the schedulers failed.
@@ -33,9 +33,11 @@ pub struct Schedulers {
 impl Schedulers {
     pub fn new(urls: Vec<String>) -> anyhow::Result<Self> {
         anyhow::ensure!(!urls.is_empty(), "no scheduler URL given (--scheduler)");
+        // Short: a scheduler that hangs (a frozen host) must not hold the agent past a few
+        // heartbeats before it tries the next; every answer normally takes milliseconds.
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(2))
             .build()
             .context("building the HTTP client")?;
         let urls = urls
@@ -117,6 +119,18 @@ pub fn detect_address(scheduler_url: &str) -> Option<String> {
 }
 
 /// Runs the agent until SIGTERM or ctrl-c.
+/// Ports of `range` that the host listens on but none of the agent's tasks was given.
+fn busy_ports(range: (u16, u16), tasks: &[TaskStatus]) -> Vec<u16> {
+    let ours: std::collections::BTreeSet<u16> = tasks
+        .iter()
+        .flat_map(|t| t.host_ports.iter().copied())
+        .collect();
+    super::procfs::listening_ports()
+        .into_iter()
+        .filter(|p| (range.0..=range.1).contains(p) && !ours.contains(p))
+        .collect()
+}
+
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
@@ -171,6 +185,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             let tasks = supervisor.statuses();
             let heartbeat = Heartbeat {
                 tasks: tasks.clone(),
+                busy_ports: busy_ports(config.port_range, &tasks),
             };
             match schedulers
                 .post::<_, Assignments>(&heartbeat_path(&agent_id), &heartbeat)
@@ -251,7 +266,10 @@ mod tests {
         assert_eq!(answer.heartbeat_interval_ms, 700);
         assert_eq!(schedulers.current, 1);
         // An unknown agent's heartbeat is a 404: register again.
-        let heartbeat = Heartbeat { tasks: Vec::new() };
+        let heartbeat = Heartbeat {
+            tasks: Vec::new(),
+            busy_ports: Vec::new(),
+        };
         let result = schedulers
             .post::<_, Assignments>(&heartbeat_path("a1"), &heartbeat)
             .await;

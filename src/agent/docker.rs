@@ -286,10 +286,11 @@ pub async fn state(docker: &Docker, name: &str) -> anyhow::Result<Option<Exit>> 
         return Ok(None);
     }
     let error = state.error.filter(|e| !e.is_empty());
-    Ok(Some(Exit {
+    let exit = Exit {
         code: state.exit_code.map(|c| c as i32),
         message: error.or_else(|| state.oom_killed.filter(|o| *o).map(|_| "OOM killed".into())),
-    }))
+    };
+    Ok(Some(super::process::explain_failure(exit, &[])))
 }
 
 /// Polls the container until it stops.

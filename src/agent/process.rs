@@ -173,7 +173,7 @@ pub async fn wait_exit(
                 };
             }
             if !procfs::is_alive(pid, start_time) {
-                break adopted_exit(pid, sandbox);
+                break recorded_exit(pid, sandbox);
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         },
@@ -184,12 +184,70 @@ pub async fn wait_exit(
         tokio::time::sleep(Duration::from_millis(200)).await;
         super::cgroup::remove(task_id);
     }
-    exit
+    explain_failure(exit, &stderr_tail(sandbox))
+}
+
+/// How many of the last stderr lines a failure message carries.
+const STDERR_LINES: usize = 5;
+/// At most this much of the end of stderr is read for them.
+const STDERR_TAIL_BYTES: u64 = 4096;
+
+/// The last lines the task wrote to stderr (empty when it wrote none).
+pub fn stderr_tail(sandbox: &Path) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(sandbox.join("stderr")) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut text = Vec::new();
+    if file
+        .seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)))
+        .and_then(|_| file.read_to_end(&mut text))
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    lines[lines.len().saturating_sub(STDERR_LINES)..].to_vec()
+}
+
+/// A failed exit says why, as Marathon's `lastTaskFailure.message` does ("Command exited
+/// with status 1"), followed by the last lines of the task's stderr; a clean exit is left
+/// as it is.
+pub fn explain_failure(exit: Exit, stderr: &[String]) -> Exit {
+    let failed = exit.code.is_some_and(|c| c != 0) || exit.message.is_some();
+    if !failed {
+        return exit;
+    }
+    let mut message = match (exit.code, &exit.message) {
+        (Some(code), Some(detail)) => format!("Command exited with status {code} ({detail})"),
+        (Some(code), None) => format!("Command exited with status {code}"),
+        (None, Some(detail)) => detail.clone(),
+        (None, None) => "Command failed".to_string(),
+    };
+    if !stderr.is_empty() {
+        message.push_str(": ");
+        message.push_str(&stderr.join(" | "));
+    }
+    Exit {
+        code: exit.code,
+        message: Some(message),
+    }
 }
 
 /// How an adopted process ended: reaped if it is still our child, else what the wrapper
 /// recorded in the sandbox (nothing when it was killed by a signal).
 pub fn adopted_exit(pid: i32, sandbox: &Path) -> Exit {
+    explain_failure(recorded_exit(pid, sandbox), &stderr_tail(sandbox))
+}
+
+fn recorded_exit(pid: i32, sandbox: &Path) -> Exit {
     if let Some(code) = procfs::try_reap(pid) {
         return Exit {
             code: Some(code),

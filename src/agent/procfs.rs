@@ -1,6 +1,7 @@
 //! What the agent learns about processes from `/proc`: a process's start time (to tell a
 //! live task from a reused pid) and whether it is still alive (for adopted tasks, which are
-//! not the agent's children and cannot be waited for).
+//! not the agent's children and cannot be waited for), and which TCP ports the host listens
+//! on (so placement avoids ports a process outside the platform holds).
 
 use std::path::Path;
 
@@ -82,6 +83,32 @@ pub fn try_reap(pid: i32) -> Option<i32> {
     }
 }
 
+/// The local ports of every listening TCP socket on the host (IPv4 and IPv6), from
+/// `/proc/net/tcp{,6}`: `sl local_address rem_address st ...`, state `0A` is LISTEN.
+pub fn listening_ports() -> std::collections::BTreeSet<u16> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|text| parse_listening(&text))
+        .collect()
+}
+
+pub fn parse_listening(text: &str) -> Vec<u16> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1)?;
+            let state = fields.nth(1)?;
+            if state != "0A" {
+                return None;
+            }
+            let (_, port) = local.rsplit_once(':')?;
+            u16::from_str_radix(port, 16).ok()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +128,17 @@ mod tests {
         let st = stat(pid).unwrap();
         assert!(is_alive(pid, st.start_time));
         assert!(!is_alive(pid, st.start_time + 1));
+    }
+
+    #[test]
+    fn listening_sockets_are_read_from_proc_net_tcp() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:7A69 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:7A6A 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
+";
+        assert_eq!(parse_listening(text), vec![31337]);
+        let ours = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = ours.local_addr().unwrap().port();
+        assert!(listening_ports().contains(&port));
     }
 }

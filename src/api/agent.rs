@@ -112,6 +112,10 @@ pub struct TaskStatus {
 pub struct Heartbeat {
     /// Every task the agent knows of, terminal ones once (until assigned away).
     pub tasks: Vec<TaskStatus>,
+    /// Ports of the agent's range that something other than its tasks listens on (a
+    /// stray server on the host): placement leaves them out.
+    #[serde(default)]
+    pub busy_ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

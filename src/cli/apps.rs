@@ -102,7 +102,14 @@ pub async fn list_apps(args: AppsArgs) -> anyhow::Result<i32> {
     let apps = client.apps().await?;
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&apps)?),
-        OutputFormat::Table => print!("{}", apps_table(&apps)),
+        OutputFormat::Table => {
+            print!("{}", apps_table(&apps));
+            for app in &apps {
+                if let Some(line) = last_failure_line(app) {
+                    println!("{line}");
+                }
+            }
+        }
     }
     Ok(0)
 }
@@ -116,9 +123,31 @@ pub async fn list_tasks(args: TasksArgs) -> anyhow::Result<i32> {
     };
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&tasks)?),
-        OutputFormat::Table => print!("{}", tasks_table(&tasks)),
+        OutputFormat::Table => {
+            print!("{}", tasks_table(&tasks));
+            if let Some(id) = app.as_deref() {
+                if let Ok(Some(app)) = client.app(id).await {
+                    if let Some(line) = last_failure_line(&app) {
+                        println!("{line}");
+                    }
+                }
+            }
+        }
     }
     Ok(0)
+}
+
+/// `/web: last task failure (2026-01-01T00:00:00.000Z on compute1): Command exited with
+/// status 1: ...`, for an app that has one.
+pub fn last_failure_line(app: &App) -> Option<String> {
+    let failure = app.last_task_failure.as_ref()?;
+    if failure.message.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}: last task failure ({} on {}): {}",
+        app.id, failure.timestamp, failure.host, failure.message
+    ))
 }
 
 pub async fn restart(args: AppRefArgs) -> anyhow::Result<i32> {

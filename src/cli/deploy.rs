@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 
-use super::apps::{healthy_count, SchedulerArg};
+use super::apps::{healthy_count, last_failure_line, SchedulerArg};
 use crate::api::marathon::App;
 use crate::client::api::canonical;
 use crate::client::{Client, ClientError};
@@ -141,6 +141,10 @@ pub async fn wait_for_deployment(
         };
         let healthy = healthy_count(&app);
         progress.update(healthy, app.instances);
+        // Why tasks keep failing, for every way of giving up below.
+        let why = last_failure_line(&app)
+            .map(|line| format!("\n{line}"))
+            .unwrap_or_default();
         if !active && healthy >= app.instances {
             progress.finish(&format!("{id}: {healthy}/{} healthy", app.instances));
             return Ok(0);
@@ -149,7 +153,7 @@ pub async fn wait_for_deployment(
             let since = *short_since.get_or_insert_with(Instant::now);
             if since.elapsed() > UNPLACEABLE_AFTER {
                 progress.finish(&format!(
-                    "{id}: the deployment ended with {healthy}/{} healthy",
+                    "{id}: the deployment ended with {healthy}/{} healthy{why}",
                     app.instances
                 ));
                 return Ok(1);
@@ -169,7 +173,7 @@ pub async fn wait_for_deployment(
                 let since = *unplaceable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > UNPLACEABLE_AFTER {
                     progress.finish(&format!(
-                        "{id} cannot be placed: {reason} (it stays queued; the scheduler places it when an agent fits)"
+                        "{id} cannot be placed: {reason} (it stays queued; the scheduler places it when an agent fits){why}"
                     ));
                     return Ok(1);
                 }
@@ -178,7 +182,7 @@ pub async fn wait_for_deployment(
         }
         if started.elapsed() > DEPLOY_TIMEOUT {
             progress.finish(&format!(
-                "{id}: still deploying after {}s",
+                "{id}: still deploying after {}s{why}",
                 DEPLOY_TIMEOUT.as_secs()
             ));
             return Ok(1);

@@ -171,7 +171,8 @@ impl Client {
         Ok(serde_json::from_str(text).with_context(|| format!("decoding the answer of {url}"))?)
     }
 
-    /// `GET /v2/apps/{id}` with counts and deployments; `None` when there is no such app.
+    /// `GET /v2/apps/{id}` with counts, deployments and the last task failure; `None` when
+    /// there is no such app.
     pub async fn app(&self, id: &str) -> Result<Option<App>> {
         let path = format!(
             "/v2/apps{}?embed=app.counts&embed=app.deployments",
@@ -184,12 +185,12 @@ impl Client {
         }
     }
 
-    /// `GET /v2/apps` with counts and deployments.
+    /// `GET /v2/apps` with counts, deployments and each app's last task failure.
     pub async fn apps(&self) -> Result<Vec<App>> {
         let list: AppList = self
             .call(
                 Method::GET,
-                "/v2/apps?embed=apps.counts&embed=apps.deployments",
+                "/v2/apps?embed=apps.counts&embed=apps.deployments&embed=apps.lastTaskFailure",
                 None,
             )
             .await?;

@@ -118,6 +118,7 @@ impl Scheduler {
                 return Ok(None);
             };
             agent.last_seen = Instant::now();
+            agent.busy_ports = heartbeat.busy_ports.iter().copied().collect();
             let mut changes: Vec<Change> = Vec::new();
             if agent.record.lost {
                 let mut record = agent.record.clone();

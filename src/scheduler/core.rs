@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -265,13 +266,15 @@ impl Scheduler {
         let mut pending = Pending::default();
         let mut apps: BTreeSet<String> = BTreeSet::new();
         let mut changes = Vec::new();
+        let acting_since = self.leadership.acting_since();
         {
             let state = self.lock();
             let lost: Vec<String> = state
                 .agents
                 .iter()
                 .filter(|(_, a)| {
-                    !a.record.lost && now.duration_since(a.last_seen) > self.config.agent_timeout
+                    let seen = acting_since.map_or(a.last_seen, |since| since.max(a.last_seen));
+                    !a.record.lost && now.duration_since(seen) > self.config.agent_timeout
                 })
                 .map(|(id, _)| id.clone())
                 .collect();
@@ -347,18 +350,18 @@ impl Scheduler {
         until: Instant,
     ) -> anyhow::Result<()> {
         let _writer = self.writer.lock().await;
-        store.set_fence(Some(fence));
-        let snapshot = match store.load().await {
-            Ok(snapshot) => snapshot,
-            Err(err) => {
-                store.set_fence(None);
-                return Err(err.context("reading the state to take over"));
-            }
+        let loaded = async {
+            store.arm(fence).await?;
+            let snapshot = store
+                .load()
+                .await
+                .context("reading the state to take over")?;
+            State::from_snapshot(snapshot)
         };
-        let state = match State::from_snapshot(snapshot) {
+        let state = match loaded.await {
             Ok(state) => state,
             Err(err) => {
-                store.set_fence(None);
+                store.disarm();
                 return Err(err);
             }
         };
@@ -374,7 +377,7 @@ impl Scheduler {
     /// queue, backoff) is dropped; the next leader rebuilds it.
     pub fn step_down(&self, store: &EtcdStore) {
         self.leadership.hold_until(None);
-        store.set_fence(None);
+        store.disarm();
         let mut state = self.lock();
         state.queue.clear();
         state.backoff.clear();

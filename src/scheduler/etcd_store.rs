@@ -9,19 +9,29 @@
 //! - `leader/<lease>`: the election's candidates (etcd's election API); the oldest is the
 //!   leader and its value is the leader's advertised URL.
 //!
+//! - `commit`: rewritten by every commit of the leader (its value names the writer).
+//!
 //! Every write is fenced: a transaction that commits only while the writer's election key
 //! still has the create revision it had when it won, so a deposed or partitioned leader's
-//! write fails inside etcd even if that leader does not know yet that it lost.
+//! write fails inside etcd even if that leader does not know yet that it lost; and only
+//! while `commit` is where the writer's previous commit left it, so a write of its own that
+//! was retried on another member (its first member stopped answering) can never land late,
+//! after newer ones.
+//!
+//! Every request goes to one member at a time and moves on to the next when that member
+//! fails or does not answer in time: a dead or frozen member costs a request one attempt,
+//! never the leadership.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
-    TlsOptions, Txn, TxnOp, WatchOptions, WatchStream,
+    PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
 };
 use serde_json::{Map, Value};
 
@@ -32,9 +42,23 @@ use crate::scheduler::store::{
 /// etcd refuses a transaction of more than 128 operations (`--max-txn-ops`); a larger batch
 /// is committed as several fenced transactions in order.
 const MAX_TXN_OPS: usize = 120;
-/// How long one etcd request may take before the store counts as unavailable (etcd itself
-/// gives up on a write without quorum after about 7 s).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one member may take to answer one request before the next member is asked.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Keys per page of a range read.
+const PAGE: i64 = 1000;
+
+/// The first key after every key that starts with `prefix` (etcd's range end for a prefix).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
 
 /// How to reach etcd (`infra scheduler --etcd ...`).
 #[derive(Debug, Clone)]
@@ -52,6 +76,13 @@ pub struct EtcdConfig {
 pub struct Fence {
     pub key: Vec<u8>,
     pub create_revision: i64,
+}
+
+/// The fence and where this leader's last commit left the `commit` key.
+#[derive(Debug, Clone)]
+struct Armed {
+    fence: Fence,
+    last_commit: i64,
 }
 
 /// One thing a watch of the prefix reports.
@@ -76,43 +107,150 @@ pub struct Candidate {
     pub url: String,
 }
 
-pub struct EtcdStore {
+/// One etcd member: its URL and a client of that member alone.
+struct Member {
+    url: String,
     client: Client,
+}
+
+pub struct EtcdStore {
+    members: Vec<Member>,
+    /// The member requests go to until it fails.
+    current: AtomicUsize,
     prefix: String,
-    fence: Mutex<Option<Fence>>,
+    armed: Mutex<Option<Armed>>,
 }
 
 fn unavailable(what: &str, err: impl std::fmt::Display) -> anyhow::Error {
     anyhow::Error::new(StoreError::Unavailable(format!("etcd {what}: {err}")))
 }
 
-async fn timed<T>(
-    what: &str,
-    call: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> anyhow::Result<T> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(unavailable(what, err)),
-        Err(_) => Err(unavailable(
-            what,
-            format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
-        )),
-    }
-}
-
 impl EtcdStore {
-    /// Connects (lazily: etcd need not be up yet; every request retries its endpoints).
+    /// One fenced transaction; returns its revision.
+    async fn commit_chunk(&self, chunk: &[TxnOp]) -> anyhow::Result<i64> {
+        let armed = self
+            .armed()
+            .ok_or_else(|| anyhow::Error::new(StoreError::NotLeader))?;
+        let commit_key = self.commit_key();
+        // Names this very transaction: when its answer is lost and a retry is refused, the
+        // commit key tells whether it landed.
+        let stamp = format!(
+            "{}#{}",
+            String::from_utf8_lossy(&armed.fence.key),
+            uuid::Uuid::new_v4()
+        );
+        let mut ops = chunk.to_vec();
+        ops.push(TxnOp::put(commit_key.clone(), stamp.clone(), None));
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(
+                    armed.fence.key.clone(),
+                    CompareOp::Equal,
+                    armed.fence.create_revision,
+                ),
+                Compare::mod_revision(commit_key.clone(), CompareOp::Equal, armed.last_commit),
+            ])
+            .and_then(ops)
+            .or_else([
+                TxnOp::get(armed.fence.key.clone(), None),
+                TxnOp::get(commit_key, None),
+            ]);
+        let answer = self
+            .call("write", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
+        if answer.succeeded() {
+            let revision = answer.header().map(|h| h.revision()).unwrap_or(0);
+            self.committed(revision);
+            return Ok(revision);
+        }
+        // Refused: either another node leads now, or a write of ours that looked lost
+        // landed after all (the commit key moved): then the state must be read again.
+        let mut reads = answer.op_responses().into_iter().filter_map(|op| match op {
+            TxnOpResponse::Get(get) => Some(
+                get.kvs()
+                    .first()
+                    .map(|kv| (kv.create_revision(), kv.mod_revision())),
+            ),
+            _ => None,
+        });
+        let leader = reads.next().flatten();
+        let commit = reads.next().flatten();
+        if leader.map(|(created, _)| created) != Some(armed.fence.create_revision) {
+            return Err(anyhow::Error::new(StoreError::NotLeader));
+        }
+        if let Some((_, moved)) = commit {
+            self.committed(moved);
+        }
+        Err(unavailable(
+            "write",
+            "an earlier write of this leader landed after it was given up; the state is read again",
+        ))
+    }
+
+    /// Connects (lazily: etcd need not be up yet; requests move between the members).
     pub async fn connect(config: &EtcdConfig) -> anyhow::Result<Arc<EtcdStore>> {
-        let client = connect_client(config).await?;
+        if config.endpoints.is_empty() {
+            bail!("--etcd needs at least one endpoint URL");
+        }
+        let options = connect_options(config)?;
+        let mut members = Vec::new();
+        for url in &config.endpoints {
+            let client = Client::connect([url.as_str()], Some(options.clone()))
+                .await
+                .with_context(|| format!("connecting to etcd at {url}"))?;
+            members.push(Member {
+                url: url.clone(),
+                client,
+            });
+        }
         Ok(Arc::new(EtcdStore {
-            client,
+            members,
+            current: AtomicUsize::new(0),
             prefix: config.prefix.clone(),
-            fence: Mutex::new(None),
+            armed: Mutex::new(None),
         }))
     }
 
-    pub fn client(&self) -> Client {
-        self.client.clone()
+    /// The member requests go to now (its index, for [`EtcdStore::failed`]), and its client.
+    pub fn member(&self) -> (usize, Client) {
+        let index = self.current.load(Ordering::SeqCst) % self.members.len();
+        (index, self.members[index].client.clone())
+    }
+
+    /// Member `index` failed: later requests go to the next one (unless another request
+    /// moved on already).
+    pub fn failed(&self, index: usize) {
+        let next = (index + 1) % self.members.len();
+        let _ = self
+            .current
+            .compare_exchange(index, next, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Runs one request on the current member, moving on to the next member when it fails
+    /// or does not answer within [`ATTEMPT_TIMEOUT`], once around the cluster.
+    pub async fn call<T, F, Fut>(&self, what: &str, request: F) -> anyhow::Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let mut errors = Vec::new();
+        for _ in 0..self.members.len() {
+            let (index, client) = self.member();
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, request(client)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) => errors.push(format!("{}: {err}", self.members[index].url)),
+                Err(_) => errors.push(format!(
+                    "{}: no answer within {} ms",
+                    self.members[index].url,
+                    ATTEMPT_TIMEOUT.as_millis()
+                )),
+            }
+            self.failed(index);
+        }
+        Err(unavailable(what, errors.join("; ")))
     }
 
     /// The election's name (its candidates' keys are `<name>/<lease>`).
@@ -132,31 +270,98 @@ impl EtcdStore {
         format!("{}events", self.prefix)
     }
 
-    /// Arms (or, with None, disarms) fencing: writes commit only while this key exists
-    /// with this create revision.
-    pub fn set_fence(&self, fence: Option<Fence>) {
-        *self.fence.lock().unwrap_or_else(|e| e.into_inner()) = fence;
+    fn commit_key(&self) -> String {
+        format!("{}commit", self.prefix)
     }
 
-    fn fence(&self) -> Option<Fence> {
-        self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Arms fencing for a new leader: writes commit only while `fence`'s key exists with
+    /// its create revision, and in sequence from where the `commit` key is now.
+    pub async fn arm(&self, fence: Fence) -> anyhow::Result<()> {
+        let key = self.commit_key();
+        let answer = self
+            .call("read", |mut c| {
+                let key = key.clone();
+                async move { c.get(key, None).await }
+            })
+            .await?;
+        let last_commit = answer
+            .kvs()
+            .first()
+            .map(|kv| kv.mod_revision())
+            .unwrap_or(0);
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Armed { fence, last_commit });
+        Ok(())
+    }
+
+    /// Disarms fencing: this node writes nothing more.
+    pub fn disarm(&self) {
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn armed(&self) -> Option<Armed> {
+        self.armed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn committed(&self, revision: i64) {
+        if let Some(armed) = self
+            .armed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            armed.last_commit = revision;
+        }
+    }
+
+    /// Every key-value under `prefix` at one revision (the current one when `revision` is
+    /// 0), in pages: one answer for 10,000 tasks would pass gRPC's 4 MiB message limit.
+    async fn range(
+        &self,
+        prefix: &str,
+        revision: i64,
+    ) -> anyhow::Result<(i64, Vec<etcd_client::KeyValue>)> {
+        let end = prefix_end(prefix.as_bytes());
+        let mut from = prefix.as_bytes().to_vec();
+        let mut revision = revision;
+        let mut out = Vec::new();
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            let mut response = self
+                .call("read", |mut c| {
+                    let (from, options) = (from.clone(), options.clone());
+                    async move { c.get(from, Some(options)).await }
+                })
+                .await?;
+            if revision == 0 {
+                revision = response.header().map(|h| h.revision()).unwrap_or(0);
+            }
+            let more = response.more();
+            let kvs = response.take_kvs();
+            let Some(last) = kvs.last() else {
+                break;
+            };
+            from = last.key().to_vec();
+            from.push(0);
+            out.extend(kvs);
+            if !more {
+                break;
+            }
+        }
+        Ok((revision, out))
     }
 
     /// The state and the election's candidates, read at one revision.
     pub async fn load_all(&self) -> anyhow::Result<(Snapshot, BTreeMap<Vec<u8>, Candidate>)> {
-        let mut client = self.client.clone();
         let data_prefix = format!("{}data/", self.prefix);
-        let response = timed(
-            "read",
-            client.get(data_prefix.as_str(), Some(GetOptions::new().with_prefix())),
-        )
-        .await?;
-        let revision = response.header().map(|h| h.revision()).unwrap_or(0);
+        let (revision, kvs) = self.range(&data_prefix, 0).await?;
         let mut snapshot = Snapshot {
             revision,
             ..Snapshot::default()
         };
-        for kv in response.kvs() {
+        for kv in &kvs {
             let key = String::from_utf8_lossy(kv.key()).to_string();
             let change = self
                 .decode(&key, Some(kv.value()))?
@@ -173,16 +378,8 @@ impl EtcdStore {
             }
         }
         let candidates_prefix = format!("{}/", self.election_name());
-        let response = timed(
-            "read",
-            client.get(
-                candidates_prefix.as_str(),
-                Some(GetOptions::new().with_prefix().with_revision(revision)),
-            ),
-        )
-        .await?;
-        let candidates = response
-            .kvs()
+        let (_, kvs) = self.range(&candidates_prefix, revision).await?;
+        let candidates = kvs
             .iter()
             .map(|kv| {
                 (
@@ -276,21 +473,72 @@ impl EtcdStore {
         })
     }
 
-    /// Watches the prefix from `revision` (inclusive).
+    /// Watches the prefix from `revision` (inclusive), on the current member.
     pub async fn watch(&self, revision: i64) -> anyhow::Result<WatchStream> {
-        let mut client = self.client.clone();
-        timed(
-            "watch",
-            client.watch(
-                self.prefix.as_str(),
-                Some(
-                    WatchOptions::new()
-                        .with_prefix()
-                        .with_start_revision(revision),
-                ),
-            ),
-        )
+        let prefix = self.prefix.clone();
+        self.call("watch", |mut c| {
+            let prefix = prefix.clone();
+            async move {
+                c.watch(
+                    prefix,
+                    Some(
+                        WatchOptions::new()
+                            .with_prefix()
+                            .with_start_revision(revision),
+                    ),
+                )
+                .await
+            }
+        })
         .await
+    }
+
+    /// Joins the election `name` as a candidate whose key lives on `lease` (etcd's own
+    /// election layout: `<name>/<lease in hex>`, the oldest key leads), and returns once
+    /// this candidate leads. It asks who leads every 200 ms rather than waiting on a watch,
+    /// so a member that stops answering cannot leave the cluster without a leader.
+    pub async fn campaign(&self, name: &str, url: &str, lease: i64) -> anyhow::Result<Fence> {
+        let key = format!("{name}/{lease:x}");
+        let created = self
+            .call("campaign", |mut c| {
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(
+                        key.clone(),
+                        url,
+                        Some(PutOptions::new().with_lease(lease)),
+                    )])
+                    .or_else([TxnOp::get(key.clone(), None)]);
+                async move { c.txn(txn).await }
+            })
+            .await?;
+        let create_revision = if created.succeeded() {
+            created.header().map(|h| h.revision()).unwrap_or(0)
+        } else {
+            created
+                .op_responses()
+                .into_iter()
+                .find_map(|op| match op {
+                    TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.create_revision()),
+                    _ => None,
+                })
+                .unwrap_or(0)
+        };
+        loop {
+            let (_, candidates) = self.range(&format!("{name}/"), 0).await?;
+            let oldest = candidates.iter().min_by_key(|kv| kv.create_revision());
+            match oldest {
+                Some(kv) if kv.key() == key.as_bytes() => {
+                    return Ok(Fence {
+                        key: key.into_bytes(),
+                        create_revision,
+                    })
+                }
+                Some(_) if candidates.iter().any(|kv| kv.key() == key.as_bytes()) => {}
+                _ => bail!("this candidate's key is gone (its lease expired)"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// What one watch event means for the scheduler (None: a key of no interest).
@@ -324,10 +572,7 @@ impl EtcdStore {
     }
 }
 
-async fn connect_client(config: &EtcdConfig) -> anyhow::Result<Client> {
-    if config.endpoints.is_empty() {
-        bail!("--etcd needs at least one endpoint URL");
-    }
+fn connect_options(config: &EtcdConfig) -> anyhow::Result<ConnectOptions> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
@@ -351,9 +596,7 @@ async fn connect_client(config: &EtcdConfig) -> anyhow::Result<Client> {
         }
         options = options.with_tls(tls);
     }
-    Client::connect(&config.endpoints, Some(options))
-        .await
-        .with_context(|| format!("connecting to etcd at {}", config.endpoints.join(",")))
+    Ok(options)
 }
 
 #[async_trait::async_trait]
@@ -366,9 +609,6 @@ impl Store for EtcdStore {
         if changes.is_empty() && events.is_empty() {
             return Ok(0);
         }
-        let fence = self
-            .fence()
-            .ok_or_else(|| anyhow::Error::new(StoreError::NotLeader))?;
         let mut ops = Vec::new();
         for change in changes {
             ops.extend(self.ops(change)?);
@@ -380,36 +620,27 @@ impl Store for EtcdStore {
                 None,
             ));
         }
-        let mut client = self.client.clone();
         let mut revision = 0;
         for chunk in ops.chunks(MAX_TXN_OPS) {
-            let txn = Txn::new()
-                .when([Compare::create_revision(
-                    fence.key.clone(),
-                    CompareOp::Equal,
-                    fence.create_revision,
-                )])
-                .and_then(chunk.to_vec());
-            let response = timed("write", client.txn(txn)).await?;
-            if !response.succeeded() {
-                return Err(anyhow::Error::new(StoreError::NotLeader));
-            }
-            revision = response.header().map(|h| h.revision()).unwrap_or(revision);
+            revision = self.commit_chunk(chunk).await?;
         }
         Ok(revision)
     }
 
     async fn app_versions(&self, app_id: &str) -> anyhow::Result<Vec<String>> {
-        let mut client = self.client.clone();
         let prefix = self.version_key(app_id, "");
-        let response = timed(
-            "read",
-            client.get(
-                prefix.as_str(),
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            ),
-        )
-        .await?;
+        let response = self
+            .call("read", |mut c| {
+                let prefix = prefix.clone();
+                async move {
+                    c.get(
+                        prefix,
+                        Some(GetOptions::new().with_prefix().with_keys_only()),
+                    )
+                    .await
+                }
+            })
+            .await?;
         let mut out: Vec<String> = response
             .kvs()
             .iter()
@@ -428,9 +659,13 @@ impl Store for EtcdStore {
         app_id: &str,
         version: &str,
     ) -> anyhow::Result<Option<Map<String, Value>>> {
-        let mut client = self.client.clone();
         let key = self.version_key(app_id, version);
-        let response = timed("read", client.get(key.as_str(), None)).await?;
+        let response = self
+            .call("read", |mut c| {
+                let key = key.clone();
+                async move { c.get(key, None).await }
+            })
+            .await?;
         match response.kvs().first() {
             Some(kv) => Ok(Some(
                 serde_json::from_slice(kv.value())
@@ -438,5 +673,20 @@ impl Store for EtcdStore {
             )),
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_at_its_successor() {
+        assert_eq!(
+            prefix_end(b"/infra/dc1/data/"),
+            b"/infra/dc1/data0".to_vec()
+        );
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff"), vec![0]);
     }
 }

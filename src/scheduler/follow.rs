@@ -9,12 +9,17 @@
 //! (see [`Scheduler::commit`]), and nobody else can write (fencing).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use crate::scheduler::core::Scheduler;
 use crate::scheduler::etcd_store::{Candidate, EtcdStore, Feed};
+
+/// How often a quiet watch is asked for progress.
+const PROBE: Duration = Duration::from_secs(1);
+/// A watch that answered nothing (not even progress) for this long is given up.
+const SILENCE: Duration = Duration::from_secs(3);
 
 /// Follows the store until the process ends.
 pub async fn run_follower(scheduler: Arc<Scheduler>, store: Arc<EtcdStore>) {
@@ -22,9 +27,7 @@ pub async fn run_follower(scheduler: Arc<Scheduler>, store: Arc<EtcdStore>) {
     loop {
         if let Err(err) = follow(&scheduler, &store, &mut next).await {
             tracing::warn!("following etcd: {err:#}");
-            // Who leads is unknown until the watch is back (and the candidates are read
-            // again with the state): GET /v2/leader says so rather than name a stale one.
-            scheduler.leadership.set_candidates(Default::default());
+            // Read everything again (the candidates too) from whichever member answers.
             next = None;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -41,7 +44,15 @@ async fn follow(
     let from = match *next {
         Some(from) => from,
         None => {
-            let (snapshot, candidates) = store.load_all().await?;
+            let (snapshot, candidates) = match store.load_all().await {
+                Ok(loaded) => loaded,
+                Err(err) => {
+                    // No member answers (etcd lost its quorum): who leads is unknown, and
+                    // GET /v2/leader says so rather than name a leader that may be gone.
+                    scheduler.leadership.set_candidates(Default::default());
+                    return Err(err);
+                }
+            };
             let revision = snapshot.revision;
             scheduler.leadership.set_candidates(candidates);
             scheduler.replace_followed(snapshot)?;
@@ -49,9 +60,25 @@ async fn follow(
             revision + 1
         }
     };
-    let mut watch = store.watch(from).await?;
+    let (mut requests, mut answers) = store.watch(from).await?.split();
+    let mut heard = Instant::now();
+    let mut probe = tokio::time::interval(PROBE);
     loop {
-        let Some(answer) = watch.message().await.context("etcd watch")? else {
+        let answer = tokio::select! {
+            answer = answers.message() => answer.context("etcd watch")?,
+            _ = probe.tick() => {
+                // A member that froze keeps the stream open and says nothing: ask for
+                // progress, and leave a member that does not answer.
+                if heard.elapsed() > SILENCE {
+                    store.failed(store.member().0);
+                    anyhow::bail!("the etcd watch went silent for {SILENCE:?}");
+                }
+                let _ = requests.request_progress().await;
+                continue;
+            }
+        };
+        heard = Instant::now();
+        let Some(answer) = answer else {
             return Ok(());
         };
         if answer.compact_revision() > 0 {

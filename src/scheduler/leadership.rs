@@ -13,11 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::sync::{watch, Notify};
 
 use crate::scheduler::core::Scheduler;
-use crate::scheduler::etcd_store::{Candidate, EtcdStore, Fence};
+use crate::scheduler::etcd_store::{Candidate, EtcdStore};
 
 /// What this node knows of the election.
 #[derive(Default)]
@@ -26,6 +25,8 @@ struct View {
     candidates: BTreeMap<Vec<u8>, Candidate>,
     /// While this node leads: until when its lease is surely alive.
     held_until: Option<Instant>,
+    /// When this node last started (or resumed) acting as the leader.
+    acting_since: Option<Instant>,
 }
 
 pub struct Leadership {
@@ -133,16 +134,43 @@ impl Leadership {
     }
 
     pub(crate) fn hold_until(&self, until: Option<Instant>) {
-        self.view().held_until = until;
+        {
+            let mut view = self.view();
+            view.held_until = until;
+            view.acting_since = until.map(|_| Instant::now());
+        }
         self.bump();
     }
 
-    /// Extends the lease deadline of a node that leads (no effect otherwise).
+    /// Extends the lease deadline of a node that leads (no effect otherwise). A deadline
+    /// that had passed means the node paused; it acts again from now.
     fn extend(&self, until: Instant) {
-        let mut view = self.view();
-        if view.held_until.is_some() {
+        let resumed = {
+            let mut view = self.view();
+            let Some(held) = view.held_until else {
+                return;
+            };
+            let now = Instant::now();
             view.held_until = Some(until);
+            let resumed = held <= now;
+            if resumed {
+                view.acting_since = Some(now);
+            }
+            resumed
+        };
+        if resumed {
+            tracing::info!("etcd answers again and the lease is alive: leading again");
+            self.bump();
         }
+    }
+
+    /// When this node started (or last resumed) acting as the leader: an agent is judged
+    /// silent only from then on, since heartbeats could not reach a leader before.
+    pub fn acting_since(&self) -> Option<Instant> {
+        if !self.elected {
+            return None;
+        }
+        self.view().acting_since
     }
 
     /// `DELETE /v2/leader`: the leader resigns; another candidate takes over.
@@ -202,12 +230,12 @@ async fn run_term(
     config: ElectionConfig,
 ) -> anyhow::Result<()> {
     let leadership = scheduler.leadership.clone();
-    let mut client = store.client();
     let ttl = config.ttl_secs();
-    let lease = tokio::time::timeout(Duration::from_secs(5), client.lease_grant(ttl, None))
-        .await
-        .context("etcd: no answer to a lease grant")?
-        .context("etcd: lease grant")?
+    let lease = store
+        .call("lease grant", |mut c| async move {
+            c.lease_grant(ttl, None).await
+        })
+        .await?
         .id();
     let mut term = Term {
         store: store.clone(),
@@ -228,9 +256,7 @@ async fn run_term(
     let mut shutdown = leadership.shutdown.subscribe();
     let name = store.election_name();
     let won = tokio::select! {
-        won = client.campaign(name.as_str(), leadership.advertise.as_str(), lease) => {
-            Some(won.context("etcd: campaign")?)
-        }
+        won = store.campaign(&name, &leadership.advertise, lease) => Some(won?),
         _ = async { let _ = lost.wait_for(|lost| *lost).await; } => {
             anyhow::bail!("the lease expired while campaigning")
         }
@@ -240,13 +266,7 @@ async fn run_term(
         term.end().await;
         return Ok(());
     };
-    let key = won
-        .leader()
-        .context("etcd: the campaign answered without a leader key")?;
-    let fence = Fence {
-        key: key.key().to_vec(),
-        create_revision: key.rev(),
-    };
+    let fence = won;
     // The lease is alive at least until now + ttl minus a margin: the deadline the keeper
     // keeps extending.
     let until = Instant::now() + Duration::from_secs(ttl as u64) / 2;
@@ -323,13 +343,15 @@ async fn revoke(store: &Arc<EtcdStore>, lease: i64) {
 }
 
 async fn try_revoke(store: &EtcdStore, lease: i64) -> bool {
-    let mut client = store.client();
-    let answer = tokio::time::timeout(Duration::from_secs(1), client.lease_revoke(lease)).await;
+    let answer = store
+        .call("lease revoke", |mut c| async move {
+            c.lease_revoke(lease).await
+        })
+        .await;
     // A lease etcd no longer has is as good as revoked.
     match answer {
-        Ok(Ok(_)) => true,
-        Ok(Err(err)) => err.to_string().contains("lease not found"),
-        Err(_) => false,
+        Ok(_) => true,
+        Err(err) => format!("{err:#}").contains("lease not found"),
     }
 }
 
@@ -341,9 +363,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Keeps the lease alive every third of its TTL, over any etcd member that answers, and
-/// moves the leader's deadline forward with each answer. Reports `lost` once the lease may
-/// have expired (no answer before the deadline) or etcd says it has.
+/// Keeps the lease alive every third of its TTL and moves the leader's deadline forward
+/// with each answer. A member that fails or stays silent for a third of the TTL is left for
+/// the next one, so one dead or frozen etcd member never costs the lease.
+///
+/// Past the deadline without an answer this node stops acting (see
+/// [`Leadership::is_leader`]) but keeps asking: while etcd elects a raft leader of its own
+/// nobody can answer, and etcd renews every lease once it has one, so the lease may well
+/// be alive. An answer with a TTL resumes the term (the lease, and so the election key,
+/// still exist: nobody else can lead); etcd saying the lease is gone, or no answer for
+/// [`GIVE_UP_TTLS`] TTLs, reports `lost`.
 async fn keep_alive(
     store: Arc<EtcdStore>,
     lease: i64,
@@ -352,37 +381,35 @@ async fn keep_alive(
     lost: watch::Sender<bool>,
 ) {
     let period = ttl / 3;
-    // Until the first answer, the grant itself vouches for half a TTL.
-    let mut deadline = Instant::now() + ttl / 2;
-    'stream: loop {
-        if Instant::now() >= deadline {
-            break;
-        }
-        let mut client = store.client();
+    let mut last_answer = Instant::now();
+    'member: while last_answer.elapsed() < ttl * GIVE_UP_TTLS {
+        let (index, mut client) = store.member();
         let opened = tokio::time::timeout(period, client.lease_keep_alive(lease)).await;
-        let Ok(Ok((mut keeper, mut answers))) = opened else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+        let (mut keeper, mut answers) = match opened {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(err)) if err.to_string().contains("lease not found") => break,
+            _ => {
+                store.failed(index);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         loop {
             let sent = Instant::now();
-            if keeper.keep_alive().await.is_err() {
-                continue 'stream;
-            }
-            match tokio::time::timeout(period, answers.message()).await {
+            let answer = tokio::time::timeout(period, async {
+                keeper.keep_alive().await?;
+                answers.message().await
+            })
+            .await;
+            match answer {
                 Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
-                    deadline = sent + Duration::from_secs(answer.ttl() as u64);
-                    leadership.extend(deadline);
+                    last_answer = Instant::now();
+                    leadership.extend(sent + Duration::from_secs(answer.ttl() as u64));
                 }
-                Ok(Ok(Some(_))) => {
-                    tracing::warn!("etcd: the leadership lease expired");
-                    break 'stream;
-                }
+                Ok(Ok(Some(_))) => break 'member,
                 _ => {
-                    if Instant::now() >= deadline {
-                        break 'stream;
-                    }
-                    continue 'stream;
+                    store.failed(index);
+                    continue 'member;
                 }
             }
             let next = sent + period;
@@ -391,6 +418,10 @@ async fn keep_alive(
             }
         }
     }
+    tracing::warn!("etcd: the leadership lease is gone");
     leadership.hold_until(None);
     let _ = lost.send(true);
 }
+
+/// How many TTLs without any answer from etcd end a term (the lease is surely gone).
+const GIVE_UP_TTLS: u32 = 4;

@@ -7,9 +7,10 @@
 //! reconcile over the state), `state` (in-memory state), `store` + `redb_store` +
 //! `etcd_store` (durable state: one scheduler, or the control nodes' shared etcd),
 //! `leadership` (etcd election, who may act), `follow` (a node's watch-fed copy of the
-//! shared state), `forward` (writes on a follower go to the leader), `core` (lock, commit,
+//! shared state), `core` (lock, commit,
 //! work queue, timer), `apps` (app writes), `agents` (agent protocol), `events` (SSE bus),
-//! `http` + `http_misc` (the API), `error`, `clock`.
+//! `http` (the API, one file per resource; `http::forward` sends
+//! writes on a follower to the leader), `error`, `clock`.
 
 pub mod agents;
 pub mod appdef;
@@ -23,9 +24,7 @@ pub mod error;
 pub mod etcd_store;
 pub mod events;
 pub mod follow;
-pub mod forward;
 pub mod http;
-pub mod http_misc;
 pub mod leadership;
 pub mod placement;
 pub mod reconcile;

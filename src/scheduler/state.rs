@@ -24,6 +24,8 @@ pub struct AppEntry {
 pub struct AgentEntry {
     pub record: AgentRecord,
     pub last_seen: Instant,
+    /// Ports of its range held by something outside the platform (last heartbeat).
+    pub busy_ports: BTreeSet<u16>,
 }
 
 /// Launch backoff of one app (not durable: a restarted scheduler starts without delay).
@@ -80,6 +82,7 @@ impl State {
                 AgentEntry {
                     record,
                     last_seen: now,
+                    busy_ports: BTreeSet::new(),
                 },
             );
         }
@@ -91,8 +94,9 @@ impl State {
     pub fn reload(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
         let mut fresh = State::from_snapshot(snapshot)?;
         for (id, agent) in &mut fresh.agents {
-            if let Some(old) = self.agents.get(id) {
+            if let Some(old) = self.agents.get_mut(id) {
                 agent.last_seen = old.last_seen;
+                agent.busy_ports = std::mem::take(&mut old.busy_ports);
             }
         }
         fresh.backoff = std::mem::take(&mut self.backoff);
@@ -137,6 +141,7 @@ impl State {
                             AgentEntry {
                                 record,
                                 last_seen: Instant::now(),
+                                busy_ports: BTreeSet::new(),
                             },
                         );
                     }
@@ -191,7 +196,7 @@ impl State {
                 used_mem: 0.0,
                 used_disk: 0.0,
                 port_range: r.port_range,
-                used_ports: BTreeSet::new(),
+                used_ports: entry.busy_ports.clone(),
                 app_tasks: HashMap::new(),
             });
         }

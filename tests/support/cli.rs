@@ -59,9 +59,15 @@ impl Cluster {
         self.dir.path().join(format!("agent-{i}"))
     }
 
+    /// Agent `i`'s (1-based) range of host ports.
+    pub fn port_range(&self, i: usize) -> (u16, u16) {
+        let low = self.port_base + 100 * i as u16;
+        (low, low + 99)
+    }
+
     /// Starts agent `i` (1-based) with its own data dir, hostname and port range.
     pub fn spawn_agent(&self, i: usize) -> Child {
-        let low = self.port_base + 100 * i as u16;
+        let (low, _) = self.port_range(i);
         Command::new(BIN)
             .args([
                 "agent",

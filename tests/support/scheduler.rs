@@ -147,7 +147,10 @@ impl TestAgent {
                 "{url}{}",
                 infra::api::agent::heartbeat_path(&self.id)
             ))
-            .json(&Heartbeat { tasks: statuses })
+            .json(&Heartbeat {
+                tasks: statuses,
+                busy_ports: Vec::new(),
+            })
             .send()
             .await
             .unwrap();

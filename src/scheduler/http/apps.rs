@@ -1,139 +1,27 @@
-//! The HTTP server: Marathon's v2 API (`/v2/...`, `/ping`, `/metrics`) and the agent
-//! protocol (`/internal/v1/...`) on one axum router. Handlers parse and shape; the work is
-//! done by [`Scheduler`] methods. App ids are paths, so `/v2/apps/{*rest}` is split here
-//! into the app id and what follows (`tasks`, `versions`, `restart`).
+//! App definitions: list (with Marathon's filters and embeds), create, update many,
+//! and everything under `/v2/apps/{id}` (the app, its versions, its tasks, restart).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use axum::Json;
+use serde_json::{json, Value};
 
-use crate::api::agent::{Heartbeat, Registration};
 use crate::api::marathon::{self, DEPLOYMENT_ID_HEADER};
-use crate::scheduler::apps::{AppWrite, WriteResult};
-use crate::scheduler::core::Scheduler;
+use crate::scheduler::apps::AppWrite;
 use crate::scheduler::error::ApiError;
-use crate::scheduler::state::{app_counts, task_json, State as SchedState};
+use crate::scheduler::state::task_json;
 
-pub type Shared = Arc<Scheduler>;
-pub type Params = Query<Vec<(String, String)>>;
-
-pub fn router(scheduler: Shared) -> Router {
-    Router::new()
-        .route(
-            "/v2/apps",
-            get(list_apps)
-                .post(create_app)
-                .put(put_apps)
-                .patch(patch_apps),
-        )
-        .route("/v2/apps/{*rest}", axum::routing::any(app_path))
-        .route("/v2/tasks", get(crate::scheduler::http_misc::list_tasks))
-        .route(
-            "/v2/tasks/delete",
-            post(crate::scheduler::http_misc::delete_tasks),
-        )
-        .route(
-            "/v2/deployments",
-            get(crate::scheduler::http_misc::list_deployments),
-        )
-        .route(
-            "/v2/deployments/{id}",
-            delete(crate::scheduler::http_misc::cancel_deployment)
-                .get(crate::scheduler::http_misc::get_deployment),
-        )
-        .route("/v2/queue", get(crate::scheduler::http_misc::queue))
-        .route(
-            "/v2/queue/{*rest}",
-            delete(crate::scheduler::http_misc::reset_delay),
-        )
-        .route("/v2/events", get(crate::scheduler::http_misc::events))
-        .route("/v2/info", get(crate::scheduler::http_misc::info))
-        .route(
-            "/v2/leader",
-            get(crate::scheduler::http_misc::leader).delete(crate::scheduler::http_misc::abdicate),
-        )
-        .route("/ping", get(|| async { "pong" }))
-        .route("/metrics", get(crate::scheduler::http_misc::metrics))
-        .route(crate::api::agent::REGISTER_PATH, post(register))
-        .route("/internal/v1/agents/{agent_id}/heartbeat", post(heartbeat))
-        .layer(axum::middleware::from_fn_with_state(
-            scheduler.clone(),
-            crate::scheduler::forward::leader_proxy,
-        ))
-        .with_state(scheduler)
-}
-
-pub fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
-pub fn flag(params: &[(String, String)], key: &str, default: bool) -> bool {
-    match param(params, key) {
-        Some(v) => v.is_empty() || v == "true" || v == "1",
-        None => default,
-    }
-}
-
-pub fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(ApiError::bad_json)
-}
-
-fn parse_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
-    match parse_json(body)? {
-        Value::Object(m) => Ok(m),
-        _ => Err(ApiError::bad_json("expected a JSON object")),
-    }
-}
-
-/// `{"deploymentId", "version"}` with the Marathon-Deployment-Id header.
-pub fn deployment_response(status: StatusCode, result: &WriteResult) -> Response {
-    let mut response = (
-        status,
-        Json(json!({"deploymentId": result.deployment_id, "version": result.version})),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&result.deployment_id) {
-        response.headers_mut().insert(DEPLOYMENT_ID_HEADER, v);
-    }
-    response
-}
-
-/// An app as the API shows it: its definition plus counters, deployments and embeds.
-pub fn render_app(state: &SchedState, app_id: &str, tasks: bool, failure: bool) -> Option<Value> {
-    let entry = state.apps.get(app_id)?;
-    let mut out = entry.record.definition.clone();
-    out.extend(app_counts(state, app_id));
-    let deployments: Vec<Value> = state
-        .deployments
-        .values()
-        .filter(|d| d.step_of(app_id).is_some())
-        .map(|d| json!({"id": d.id}))
-        .collect();
-    out.insert("deployments".into(), Value::Array(deployments));
-    if tasks {
-        let list: Vec<Value> = state.tasks_of(app_id).map(|t| task_json(t, None)).collect();
-        out.insert("tasks".into(), Value::Array(list));
-    }
-    if failure {
-        if let Some(f) = &entry.record.last_task_failure {
-            out.insert("lastTaskFailure".into(), f.clone());
-        }
-    }
-    Some(Value::Object(out))
-}
+use super::{
+    client_of, deployment_response, flag, param, parse_json, parse_object, render_app, Params,
+    Shared,
+};
 
 /// Marathon's label selector: `key==value`, `key!=value`, `key` (exists), comma-separated.
-fn label_matches(labels: Option<&Value>, selector: &str) -> bool {
+pub fn label_matches(labels: Option<&Value>, selector: &str) -> bool {
     selector
         .split(',')
         .map(str::trim)
@@ -150,7 +38,7 @@ fn label_matches(labels: Option<&Value>, selector: &str) -> bool {
         })
 }
 
-fn embeds(params: &[(String, String)]) -> Vec<String> {
+pub fn embeds(params: &[(String, String)]) -> Vec<String> {
     params
         .iter()
         .filter(|(k, _)| k == "embed")
@@ -163,7 +51,7 @@ fn embeds(params: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-async fn list_apps(State(s): State<Shared>, Query(params): Params) -> Response {
+pub async fn list_apps(State(s): State<Shared>, Query(params): Params) -> Response {
     let embed = embeds(&params);
     let tasks = embed.iter().any(|e| e == "apps.tasks" || e == "app.tasks");
     let failure = embed.iter().any(|e| e == "apps.lastTaskFailure");
@@ -184,11 +72,7 @@ async fn list_apps(State(s): State<Shared>, Query(params): Params) -> Response {
     Json(json!({"apps": apps})).into_response()
 }
 
-fn client_of(addr: &SocketAddr) -> String {
-    addr.ip().to_string()
-}
-
-async fn create_app(
+pub async fn create_app(
     State(s): State<Shared>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(params): Params,
@@ -235,7 +119,7 @@ async fn create_app(
     Ok(response)
 }
 
-async fn write_many(
+pub async fn write_many(
     s: Shared,
     addr: SocketAddr,
     params: Vec<(String, String)>,
@@ -267,7 +151,7 @@ async fn write_many(
     Ok(deployment_response(StatusCode::OK, &result))
 }
 
-async fn put_apps(
+pub async fn put_apps(
     State(s): State<Shared>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(params): Params,
@@ -277,7 +161,7 @@ async fn put_apps(
     write_many(s, addr, params, uri, body, true).await
 }
 
-async fn patch_apps(
+pub async fn patch_apps(
     State(s): State<Shared>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(params): Params,
@@ -289,7 +173,7 @@ async fn patch_apps(
 
 /// What `/v2/apps/{*rest}` addresses.
 #[derive(Debug, PartialEq)]
-enum AppPath {
+pub enum AppPath {
     App(String),
     Restart(String),
     Versions(String),
@@ -298,7 +182,7 @@ enum AppPath {
     Task(String, String),
 }
 
-fn split_app_path(rest: &str) -> AppPath {
+pub fn split_app_path(rest: &str) -> AppPath {
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
     let id = |n: usize| marathon::canonical_app_id(&segments[..segments.len() - n].join("/"));
     let n = segments.len();
@@ -312,7 +196,7 @@ fn split_app_path(rest: &str) -> AppPath {
     }
 }
 
-async fn app_path(
+pub async fn app_path(
     State(s): State<Shared>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(rest): Path<String>,
@@ -437,27 +321,6 @@ async fn app_path(
         _ => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed",
-        )),
-    }
-}
-
-async fn register(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    let registration: Registration = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
-    let registered = s.register(registration).await?;
-    Ok(Json(registered).into_response())
-}
-
-async fn heartbeat(
-    State(s): State<Shared>,
-    Path(agent_id): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
-    match s.heartbeat(&agent_id, hb).await? {
-        Some(assignments) => Ok(Json(assignments).into_response()),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("agent {agent_id} is not registered"),
         )),
     }
 }

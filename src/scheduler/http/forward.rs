@@ -1,6 +1,7 @@
 //! Any control node answers every request, as Marathon's do (its `LeaderProxyFilter`):
 //! reads are served from this node's own copy of the state; writes (and the agent protocol,
-//! which writes) are forwarded to the leader when this node does not lead. Every answer
+//! which writes) and `/v2/queue` (the leader's memory) are forwarded to the leader when this
+//! node does not lead. Every answer
 //! names the leader in `X-Marathon-Leader`; a forwarded request carries `X-Marathon-Via`,
 //! and one that arrives at a node that does not lead either is refused rather than
 //! forwarded again (a loop, or an election that moved on). With no leader known after a
@@ -16,8 +17,8 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::Shared;
 use crate::scheduler::error::ApiError;
-use crate::scheduler::http::Shared;
 
 pub const LEADER_HEADER: &str = "x-marathon-leader";
 pub const VIA_HEADER: &str = "x-marathon-via";
@@ -29,7 +30,7 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// The axum middleware.
 pub async fn leader_proxy(State(s): State<Shared>, request: Request, next: Next) -> Response {
-    let mut response = if !writes(request.method()) || s.leadership.is_leader() {
+    let mut response = if !needs_leader(&request) || s.leadership.is_leader() {
         next.run(request).await
     } else {
         match s.leadership.wait_for_leader(LEADER_PATIENCE).await {
@@ -59,8 +60,14 @@ pub async fn leader_proxy(State(s): State<Shared>, request: Request, next: Next)
     response
 }
 
-fn writes(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+/// Writes, and the one read only the leader can answer: the launch queue lives in the
+/// leader's memory.
+fn needs_leader(request: &Request) -> bool {
+    let writes = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    writes || request.uri().path().starts_with("/v2/queue")
 }
 
 fn http_client() -> &'static reqwest::Client {
@@ -68,7 +75,8 @@ fn http_client() -> &'static reqwest::Client {
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(30))
+            // Writes take milliseconds; a leader that hangs this long is as good as gone.
+            .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default()

@@ -1,0 +1,33 @@
+//! The agent protocol: registration and heartbeats (answered with the agent's tasks).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::api::agent::{Heartbeat, Registration};
+use crate::scheduler::error::ApiError;
+
+use super::Shared;
+
+pub async fn register(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+    let registration: Registration = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
+    let registered = s.register(registration).await?;
+    Ok(Json(registered).into_response())
+}
+
+pub async fn heartbeat(
+    State(s): State<Shared>,
+    Path(agent_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
+    match s.heartbeat(&agent_id, hb).await? {
+        Some(assignments) => Ok(Json(assignments).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("agent {agent_id} is not registered"),
+        )),
+    }
+}

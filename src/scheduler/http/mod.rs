@@ -1,0 +1,137 @@
+//! The HTTP server: Marathon's v2 API (`/v2/...`, `/ping`, `/metrics`) and the agent
+//! protocol (`/internal/v1/...`) on one axum router, one file per kind of resource, with the
+//! extractors and renderers they share here. Handlers parse and shape; the work is done by
+//! [`Scheduler`] methods. Every request passes [`forward::leader_proxy`] first, which sends
+//! writes on a follower to the leader.
+
+pub mod agents;
+pub mod apps;
+pub mod deployments;
+pub mod events;
+pub mod forward;
+pub mod info;
+pub mod queue;
+pub mod tasks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::Query;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use crate::api::marathon::DEPLOYMENT_ID_HEADER;
+use crate::scheduler::apps::WriteResult;
+use crate::scheduler::core::Scheduler;
+use crate::scheduler::error::ApiError;
+use crate::scheduler::state::{app_counts, task_json, State as SchedState};
+
+pub fn router(scheduler: Shared) -> Router {
+    Router::new()
+        .route(
+            "/v2/apps",
+            get(apps::list_apps)
+                .post(apps::create_app)
+                .put(apps::put_apps)
+                .patch(apps::patch_apps),
+        )
+        .route("/v2/apps/{*rest}", axum::routing::any(apps::app_path))
+        .route("/v2/tasks", get(tasks::list_tasks))
+        .route("/v2/tasks/delete", post(tasks::delete_tasks))
+        .route("/v2/deployments", get(deployments::list_deployments))
+        .route(
+            "/v2/deployments/{id}",
+            delete(deployments::cancel_deployment).get(deployments::get_deployment),
+        )
+        .route("/v2/queue", get(queue::queue))
+        .route("/v2/queue/{*rest}", delete(queue::reset_delay))
+        .route("/v2/events", get(events::events))
+        .route("/v2/info", get(info::info))
+        .route("/v2/leader", get(info::leader).delete(info::abdicate))
+        .route("/ping", get(|| async { "pong" }))
+        .route("/metrics", get(info::metrics))
+        .route(crate::api::agent::REGISTER_PATH, post(agents::register))
+        .route(
+            "/internal/v1/agents/{agent_id}/heartbeat",
+            post(agents::heartbeat),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            scheduler.clone(),
+            forward::leader_proxy,
+        ))
+        .with_state(scheduler)
+}
+
+pub type Shared = Arc<Scheduler>;
+
+pub type Params = Query<Vec<(String, String)>>;
+
+pub fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+pub fn flag(params: &[(String, String)], key: &str, default: bool) -> bool {
+    match param(params, key) {
+        Some(v) => v.is_empty() || v == "true" || v == "1",
+        None => default,
+    }
+}
+
+pub fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(ApiError::bad_json)
+}
+
+pub fn parse_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    match parse_json(body)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::bad_json("expected a JSON object")),
+    }
+}
+
+pub fn client_of(addr: &SocketAddr) -> String {
+    addr.ip().to_string()
+}
+
+/// `{"deploymentId", "version"}` with the Marathon-Deployment-Id header.
+pub fn deployment_response(status: StatusCode, result: &WriteResult) -> Response {
+    let mut response = (
+        status,
+        Json(json!({"deploymentId": result.deployment_id, "version": result.version})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&result.deployment_id) {
+        response.headers_mut().insert(DEPLOYMENT_ID_HEADER, v);
+    }
+    response
+}
+
+/// An app as the API shows it: its definition plus counters, deployments and embeds.
+pub fn render_app(state: &SchedState, app_id: &str, tasks: bool, failure: bool) -> Option<Value> {
+    let entry = state.apps.get(app_id)?;
+    let mut out = entry.record.definition.clone();
+    out.extend(app_counts(state, app_id));
+    let deployments: Vec<Value> = state
+        .deployments
+        .values()
+        .filter(|d| d.step_of(app_id).is_some())
+        .map(|d| json!({"id": d.id}))
+        .collect();
+    out.insert("deployments".into(), Value::Array(deployments));
+    if tasks {
+        let list: Vec<Value> = state.tasks_of(app_id).map(|t| task_json(t, None)).collect();
+        out.insert("tasks".into(), Value::Array(list));
+    }
+    if failure {
+        if let Some(f) = &entry.record.last_task_failure {
+            out.insert("lastTaskFailure".into(), f.clone());
+        }
+    }
+    Some(Value::Object(out))
+}
