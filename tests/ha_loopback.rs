@@ -909,8 +909,23 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
     let samples = sampler.finish().await;
     assert_eq!(cluster.agreed_leader().await, Some(new));
 
-    // Nothing the old leader believed was committed: the 4 tasks all ran throughout.
-    for s in &samples {
+    // Nothing the old leader believed was committed: the 4 tasks all ran throughout (as
+    // the agents and the other nodes saw it; the resumed node's own copy lags until its watch
+    // catches up, and must then show the same).
+    let start = Instant::now();
+    while started_at(&old_url, "/part")
+        .await
+        .into_keys()
+        .collect::<BTreeSet<_>>()
+        != four
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the resumed node's copy of /part does not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for s in samples.iter().filter(|s| s.node != Some(old)) {
         let ids: BTreeSet<String> = s.tasks.iter().map(|t| t.id.clone()).collect();
         assert_eq!(
             ids, four,
@@ -1225,6 +1240,8 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
     let lost = Instant::now();
     let mut attempt = 0;
     let mut answered_503: BTreeSet<usize> = BTreeSet::new();
+    // attempt -> the message of its 503
+    let mut refused: BTreeMap<usize, String> = BTreeMap::new();
     while answered_503.len() < cluster.nodes.len() {
         for i in 0..cluster.nodes.len() {
             attempt += 1;
@@ -1244,6 +1261,10 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
                         r.body["message"].is_string(),
                         "503 without a JSON message: {:?}",
                         r.body
+                    );
+                    refused.insert(
+                        attempt,
+                        r.body["message"].as_str().unwrap_or("").to_string(),
                     );
                     if answered_503.insert(i) {
                         eprintln!(
@@ -1324,7 +1345,9 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
         back.elapsed()
     );
     let leader = cluster.leader().await;
-    for k in 1..=attempt {
+    // A write refused with 503 may only exist now if its answer said the outcome was
+    // unknown (a write etcd's raft leader had already taken can commit once quorum is back).
+    for (k, message) in &refused {
         let r = request(
             cluster.url(leader),
             Method::GET,
@@ -1335,9 +1358,12 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
         )
         .await
         .unwrap();
-        assert_eq!(
-            r.status, 404,
-            "/noquorum{k}, refused with 503, exists after all"
+        let lower = message.to_lowercase();
+        let admitted =
+            lower.contains("unknown") || lower.contains("may have") || lower.contains("may still");
+        assert!(
+            r.status == 404 || admitted,
+            "/noquorum{k} was refused with 503 {message:?}, yet exists after quorum returned"
         );
     }
     assert_eq!(started_at(cluster.url(leader), "/q").await, tasks_before);
