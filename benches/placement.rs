@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use infra::scheduler::appdef::{normalize, AppSpec};
+use infra::api::appdef::{normalize, AppSpec};
 use infra::scheduler::placement::{place, AgentSlot, Strategy};
 use serde_json::json;
 

@@ -9,7 +9,7 @@ mod scheduler_support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use infra::scheduler::appdef::json_eq;
+use infra::api::appdef::json_eq;
 use scheduler_support::{client, SchedulerProc};
 use serde_json::{Map, Value};
 

@@ -22,25 +22,6 @@ pub struct AgentConfig {
     pub heartbeat_interval: Duration,
 }
 
-/// `31000-32000` -> (31000, 32000); the range is inclusive and must not be empty.
-pub fn parse_port_range(text: &str) -> anyhow::Result<(u16, u16)> {
-    let (low, high) = text
-        .split_once('-')
-        .with_context(|| format!("port range {text:?}: expected LOW-HIGH, e.g. 31000-32000"))?;
-    let low: u16 = low
-        .trim()
-        .parse()
-        .with_context(|| format!("port range {text:?}: {low:?} is not a port"))?;
-    let high: u16 = high
-        .trim()
-        .parse()
-        .with_context(|| format!("port range {text:?}: {high:?} is not a port"))?;
-    if low == 0 || low > high {
-        bail!("port range {text:?}: LOW must be between 1 and HIGH");
-    }
-    Ok((low, high))
-}
-
 /// `rack=r1` -> ("rack", "r1").
 pub fn parse_attribute(text: &str) -> anyhow::Result<(String, String)> {
     match text.split_once('=') {
@@ -49,28 +30,6 @@ pub fn parse_attribute(text: &str) -> anyhow::Result<(String, String)> {
         }
         _ => bail!("attribute {text:?}: expected KEY=VALUE, e.g. rack=r1"),
     }
-}
-
-/// `2s`, `500ms`, `1m`, or a plain number of seconds.
-pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .with_context(|| format!("duration {text:?}: expected e.g. 2s or 500ms"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => bail!("duration {text:?}: unit must be ms, s or m"),
-    };
-    if seconds <= 0.0 {
-        bail!("duration {text:?} must be positive");
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 pub fn detect_cpus() -> f64 {
@@ -123,25 +82,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_port_ranges() {
-        assert_eq!(parse_port_range("31000-32000").unwrap(), (31000, 32000));
-        assert!(parse_port_range("32000-31000").is_err());
-        assert!(parse_port_range("31000").is_err());
-        assert!(parse_port_range("a-b").is_err());
-    }
-
-    #[test]
-    fn parses_attributes_and_durations() {
+    fn parses_attributes() {
         assert_eq!(
             parse_attribute("rack=r1").unwrap(),
             ("rack".to_string(), "r1".to_string())
         );
         assert!(parse_attribute("rack").is_err());
-        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("2h").is_err());
-        assert!(parse_duration("0s").is_err());
     }
 
     #[test]

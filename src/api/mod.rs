@@ -1,6 +1,9 @@
-//! Types shared across the process boundary: Marathon's app JSON (`marathon`), and the
-//! scheduler <-> agent protocol (`agent`). The scheduler and the agent depend on these,
-//! never on each other.
+//! Types shared across the process boundary: Marathon's app JSON (`marathon`), how an app
+//! definition is validated and completed with Marathon's defaults (`appdef`: the scheduler
+//! on every write, the CLI for `deploy --dry-run`) and what its constraints mean
+//! (`constraints`), and the scheduler <-> agent protocol (`agent`). The scheduler, the agent and the CLI depend on these, never on each other.
 
 pub mod agent;
+pub mod appdef;
+pub mod constraints;
 pub mod marathon;

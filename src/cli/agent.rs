@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
 use crate::agent::config::{self, AgentConfig};
+use crate::cli::values::{parse_port_range, parse_positive_duration};
 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
@@ -20,8 +22,8 @@ pub struct AgentArgs {
     #[arg(long)]
     pub hostname: Option<String>,
     /// Inclusive range of host ports given to tasks.
-    #[arg(long, default_value = "31000-32000")]
-    pub port_range: String,
+    #[arg(long, default_value = "31000-32000", value_parser = parse_port_range)]
+    pub port_range: (u16, u16),
     /// KEY=VALUE attributes for constraints (datacenter, rack, ...); repeatable.
     #[arg(long = "attribute")]
     pub attributes: Vec<String>,
@@ -35,8 +37,8 @@ pub struct AgentArgs {
     #[arg(long)]
     pub address: Option<String>,
     /// How often to heartbeat until the scheduler says otherwise (e.g. 2s, 500ms).
-    #[arg(long, default_value = "2s")]
-    pub heartbeat_interval: String,
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
+    pub heartbeat_interval: Duration,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
@@ -54,11 +56,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         data_dir: args.data_dir,
         hostname,
         address: args.address,
-        port_range: config::parse_port_range(&args.port_range)?,
+        port_range: args.port_range,
         attributes,
         cpus: args.cpus,
         mem: args.mem,
-        heartbeat_interval: config::parse_duration(&args.heartbeat_interval)?,
+        heartbeat_interval: args.heartbeat_interval,
     };
     crate::agent::daemon::run(config).await?;
     Ok(0)

@@ -13,10 +13,10 @@ use clap::Args;
 use serde_json::Value;
 
 use super::apps::{healthy_count, last_failure_line, SchedulerArg};
+use crate::api::appdef;
 use crate::api::marathon::App;
 use crate::client::api::canonical;
 use crate::client::{Client, ClientError};
-use crate::scheduler::appdef;
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {

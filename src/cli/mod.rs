@@ -13,6 +13,7 @@ pub mod play;
 pub mod proxy;
 pub mod scheduler;
 pub mod up;
+pub mod values;
 
 /// infra: provision hosts, build local clusters, run the platform.
 #[derive(Parser, Debug)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::scheduler::parse_duration;
+use crate::cli::values::parse_duration;
 use crate::client::api::Client;
 use crate::proxy::{self, nginx::Nginx, Config};
 

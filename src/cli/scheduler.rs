@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use crate::cli::values::{parse_duration, parse_port_range, parse_positive_duration};
 use crate::scheduler::etcd_store::EtcdConfig;
 use crate::scheduler::leadership::ElectionConfig;
 use crate::scheduler::{Config, Strategy};
@@ -22,16 +23,16 @@ pub struct SchedulerArgs {
     #[arg(long)]
     pub data_dir: PathBuf,
     /// An agent silent for longer is lost and its tasks are replaced (e.g. 15s, 500ms, 1m).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = parse_positive_duration)]
     pub agent_timeout: Duration,
     /// How agents are ranked: spread (fewest tasks of the app, least loaded) or binpack.
     #[arg(long, value_enum, default_value = "spread")]
     pub placement: Strategy,
     /// Range service ports that are 0 are assigned from.
-    #[arg(long, default_value = "10000-20000", value_parser = parse_range)]
-    pub service_ports: (u32, u32),
+    #[arg(long, default_value = "10000-20000", value_parser = parse_port_range)]
+    pub service_ports: (u16, u16),
     /// How often agents heartbeat (default: a third of the agent timeout, at most 2s).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_positive_duration)]
     pub heartbeat_interval: Option<Duration>,
     /// etcd client URLs, comma-separated: the state lives in etcd (under
     /// /infra/<datacenter>/) and the schedulers sharing it elect one leader. Without it, the
@@ -53,7 +54,7 @@ pub struct SchedulerArgs {
     pub advertise: Option<String>,
     /// Time to live of the leader's etcd lease: a leader that dies is replaced about this
     /// long after (whole seconds, at least etcd's minimum of 1.5x its election timeout).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
     pub leader_ttl: Duration,
     /// How long to wait before campaigning again after etcd failed.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
@@ -62,50 +63,11 @@ pub struct SchedulerArgs {
     pub dns: crate::dns::DnsArgs,
 }
 
-/// `15s`, `500ms`, `2m`, `1h`, or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 15s or 500ms"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("'{text}': unknown unit '{unit}' (ms, s, m, h)")),
-    };
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// `LOW-HIGH`.
-pub fn parse_range(text: &str) -> Result<(u32, u32), String> {
-    let (lo, hi) = text
-        .split_once('-')
-        .ok_or_else(|| format!("'{text}' is not a range like 10000-20000"))?;
-    let lo: u32 = lo
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{lo}' is not a port"))?;
-    let hi: u32 = hi
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{hi}' is not a port"))?;
-    if lo > hi || hi > 65535 {
-        return Err(format!("'{text}': expected LOW-HIGH within 0-65535"));
-    }
-    Ok((lo, hi))
-}
-
 pub async fn run(args: SchedulerArgs) -> anyhow::Result<i32> {
     let mut config = Config::new(args.listen, args.data_dir);
     config.agent_timeout = args.agent_timeout;
     config.placement = args.placement;
-    config.service_ports = args.service_ports;
+    config.service_ports = (args.service_ports.0.into(), args.service_ports.1.into());
     config.heartbeat_interval = args.heartbeat_interval.unwrap_or_else(|| {
         (args.agent_timeout / 3).clamp(Duration::from_millis(100), Duration::from_secs(2))
     });
@@ -135,20 +97,4 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<i32> {
         .await
         .context("infra scheduler")?;
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_ranges() {
-        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("3x").is_err());
-        assert_eq!(parse_range("10000-20000"), Ok((10000, 20000)));
-        assert!(parse_range("2-1").is_err());
-    }
 }

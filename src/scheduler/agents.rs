@@ -57,208 +57,38 @@ impl Scheduler {
         })
     }
 
-    /// Records an app's task failure: backoff, lastTaskFailure, counter.
-    fn task_failed(
-        &self,
-        state: &mut State,
-        task: &TaskRecord,
-        status: &str,
-        message: &str,
-        changes: &mut Vec<Change>,
-    ) {
-        let Some(app) = state.apps.get(&task.app_id) else {
-            return;
-        };
-        let a = &app.spec.app;
-        let failures = state
-            .backoff
-            .get(&task.app_id)
-            .map(|b| b.failures)
-            .unwrap_or(0)
-            + 1;
-        let delay = backoff_delay(
-            failures,
-            a.backoff_seconds,
-            a.backoff_factor,
-            a.max_launch_delay_seconds,
-        );
-        state.backoff.insert(
-            task.app_id.clone(),
-            Backoff {
-                failures,
-                until: Instant::now() + Duration::from_secs_f64(delay),
-            },
-        );
-        let mut record = app.record.clone();
-        record.last_task_failure = Some(json!({
-            "appId": task.app_id,
-            "host": task.host,
-            "message": message,
-            "state": status,
-            "taskId": task.id,
-            "timestamp": clock::now_rfc3339(),
-            "version": task.version,
-            "slaveId": task.agent_id,
-        }));
-        changes.push(Change::PutApp(record));
-    }
-
     /// Handles one heartbeat; None when the agent is unknown (it must register again).
+    /// The decision is [`heartbeat_outcome`]'s; this commits it like every other.
     pub async fn heartbeat(
         &self,
         agent_id: &str,
         heartbeat: Heartbeat,
     ) -> anyhow::Result<Option<Assignments>> {
         let writer = self.begin_write().await?;
-        let mut pending = Pending::default();
-        let mut apps: BTreeSet<String> = BTreeSet::new();
-        let changes = {
+        let now = Instant::now();
+        let outcome = {
             let mut state = self.lock();
-            let Some(agent) = state.agents.get_mut(agent_id) else {
+            let Some(outcome) = heartbeat_outcome(&state, agent_id, &heartbeat, now) else {
                 return Ok(None);
             };
-            agent.last_seen = Instant::now();
-            agent.busy_ports = heartbeat.busy_ports.iter().copied().collect();
-            let mut changes: Vec<Change> = Vec::new();
-            if agent.record.lost {
-                let mut record = agent.record.clone();
-                record.lost = false;
-                tracing::info!("agent {agent_id} is back");
-                changes.push(Change::PutAgent(record));
+            // What only lives in memory takes effect at once.
+            if let Some(agent) = state.agents.get_mut(agent_id) {
+                agent.last_seen = now;
+                agent.busy_ports = heartbeat.busy_ports.iter().copied().collect();
             }
-            let mut reported: BTreeSet<String> = BTreeSet::new();
-            let mut failures = 0u64;
-            for status in heartbeat.tasks {
-                let Some(task) = state.tasks.get(&status.task_id).cloned() else {
-                    continue;
-                };
-                if task.agent_id != agent_id {
-                    continue;
-                }
-                reported.insert(task.id.clone());
-                let name = state_name(status.state);
-                if task.killing {
-                    if status.state.is_terminal() {
-                        pending.push(
-                            event_types::STATUS_UPDATE,
-                            status_event(&task, &name, status.message.as_deref().unwrap_or("")),
-                        );
-                        pending.push(
-                            event_types::INSTANCE_CHANGED,
-                            instance_changed_event(&task, condition(status.state)),
-                        );
-                        changes.push(Change::DeleteTask(task.id.clone()));
-                        apps.insert(task.app_id.clone());
-                    }
-                    continue;
-                }
-                let message = status.message.clone().unwrap_or_default();
-                if status.state.is_terminal() {
-                    pending.push(
-                        event_types::STATUS_UPDATE,
-                        status_event(&task, &name, &message),
-                    );
-                    pending.push(
-                        event_types::INSTANCE_CHANGED,
-                        instance_changed_event(&task, condition(status.state)),
-                    );
-                    self.task_failed(&mut state, &task, &name, &message, &mut changes);
-                    failures += 1;
-                    changes.push(Change::DeleteTask(task.id.clone()));
-                    apps.insert(task.app_id.clone());
-                    continue;
-                }
-                let mut t = task.clone();
-                let mut durable = !t.reported;
-                t.reported = true;
-                if status.state != t.state {
-                    t.state = status.state;
-                    durable = true;
-                    if t.state == TaskState::Running && t.started_at.is_none() {
-                        t.started_at =
-                            Some(status.started_at.clone().unwrap_or_else(clock::now_rfc3339));
-                    }
-                    pending.push(
-                        event_types::STATUS_UPDATE,
-                        status_event(&t, &name, &message),
-                    );
-                    pending.push(
-                        event_types::INSTANCE_CHANGED,
-                        instance_changed_event(&t, condition(t.state)),
-                    );
-                    apps.insert(t.app_id.clone());
-                }
-                for report in &status.health {
-                    let before = task.health.iter().find(|h| h.index == report.index);
-                    if before.map(|b| b.alive) != Some(report.alive) {
-                        durable = true;
-                        apps.insert(t.app_id.clone());
-                        pending.push(
-                            event_types::HEALTH_STATUS_CHANGED,
-                            json!({"appId": t.app_id, "taskId": t.id, "instanceId": t.id,
-                                   "version": t.version, "alive": report.alive}),
-                        );
-                    }
-                    let was = before.map(|b| b.consecutive_failures).unwrap_or(0);
-                    if !report.alive && report.consecutive_failures > was {
-                        let check = state
-                            .apps
-                            .get(&t.app_id)
-                            .and_then(|a| a.spec.app.health_checks.get(report.index))
-                            .map(|hc| serde_json::to_value(hc).unwrap_or_default())
-                            .unwrap_or_default();
-                        pending.push(
-                            event_types::FAILED_HEALTH_CHECK,
-                            json!({"appId": t.app_id, "taskId": t.id, "instanceId": t.id,
-                                   "version": t.version, "healthCheck": check}),
-                        );
-                    }
-                }
-                t.health = status.health.clone();
-                if unhealthy_past_grace(&t) {
-                    t.killing = true;
-                    durable = true;
-                    apps.insert(t.app_id.clone());
-                    pending.push(
-                        event_types::STATUS_UPDATE,
-                        status_event(&t, "TASK_KILLING", "failed its health checks"),
-                    );
-                    self.task_failed(&mut state, &t, "TASK_KILLED", "unhealthy", &mut changes);
-                    failures += 1;
-                }
-                if durable {
-                    changes.push(Change::PutTask(Box::new(t)));
-                } else {
-                    // Health details only: kept in memory, not worth a write per heartbeat.
-                    state.tasks.insert(t.id.clone(), t);
-                }
+            for (app, backoff) in &outcome.backoff {
+                state.backoff.insert(app.clone(), backoff.clone());
             }
-            for task in state.tasks.values().filter(|t| t.agent_id == agent_id) {
-                if reported.contains(&task.id) {
-                    continue;
-                }
-                if task.killing {
-                    pending.push(
-                        event_types::STATUS_UPDATE,
-                        status_event(task, "TASK_KILLED", ""),
-                    );
-                    changes.push(Change::DeleteTask(task.id.clone()));
-                    apps.insert(task.app_id.clone());
-                } else if task.reported {
-                    pending.push(
-                        event_types::STATUS_UPDATE,
-                        status_event(task, "TASK_LOST", "no longer reported by its agent"),
-                    );
-                    changes.push(Change::DeleteTask(task.id.clone()));
-                    apps.insert(task.app_id.clone());
-                }
+            for task in &outcome.health_only {
+                state.tasks.insert(task.id.clone(), task.clone());
             }
-            if failures > 0 {
-                changes.push(counter(&state, "tasks_failed_total", failures));
-            }
-            changes
+            outcome
         };
-        self.commit(&writer, changes, pending).await?;
+        if outcome.agent_back {
+            tracing::info!("agent {agent_id} is back");
+        }
+        self.commit(&writer, outcome.changes, outcome.events)
+            .await?;
         let assignments = Assignments {
             tasks: self
                 .lock()
@@ -269,11 +99,227 @@ impl Scheduler {
                 .collect(),
         };
         drop(writer);
-        for app in apps {
+        for app in outcome.apps {
             self.enqueue(&app);
         }
         Ok(Some(assignments))
     }
+}
+
+/// What one heartbeat decides, before anything is committed.
+#[derive(Debug, Default)]
+pub struct HeartbeatOutcome {
+    /// Durable changes: task states, lost or finished tasks, apps' last failures, counters.
+    pub changes: Vec<Change>,
+    pub events: Pending,
+    /// Apps to reconcile afterwards.
+    pub apps: BTreeSet<String>,
+    /// Apps whose launch backoff grows (memory only).
+    pub backoff: Vec<(String, Backoff)>,
+    /// Tasks whose health details changed and nothing else (memory only: not worth a
+    /// write per heartbeat).
+    pub health_only: Vec<TaskRecord>,
+    /// The agent had been declared lost.
+    pub agent_back: bool,
+}
+
+/// The pure transition of one heartbeat of `agent_id` over `state`: every reported status
+/// against what the scheduler knows, and the agent's tasks it no longer reports. None when
+/// the agent is unknown.
+pub fn heartbeat_outcome(
+    state: &State,
+    agent_id: &str,
+    heartbeat: &Heartbeat,
+    now: Instant,
+) -> Option<HeartbeatOutcome> {
+    let agent = state.agents.get(agent_id)?;
+    let mut out = HeartbeatOutcome::default();
+    if agent.record.lost {
+        let mut record = agent.record.clone();
+        record.lost = false;
+        out.agent_back = true;
+        out.changes.push(Change::PutAgent(record));
+    }
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    let mut failures = 0u64;
+    for status in &heartbeat.tasks {
+        let Some(task) = state.tasks.get(&status.task_id).cloned() else {
+            continue;
+        };
+        if task.agent_id != agent_id {
+            continue;
+        }
+        reported.insert(task.id.clone());
+        let name = state_name(status.state);
+        if task.killing {
+            if status.state.is_terminal() {
+                out.events.push(
+                    event_types::STATUS_UPDATE,
+                    status_event(&task, &name, status.message.as_deref().unwrap_or("")),
+                );
+                out.events.push(
+                    event_types::INSTANCE_CHANGED,
+                    instance_changed_event(&task, condition(status.state)),
+                );
+                out.changes.push(Change::DeleteTask(task.id.clone()));
+                out.apps.insert(task.app_id.clone());
+            }
+            continue;
+        }
+        let message = status.message.clone().unwrap_or_default();
+        if status.state.is_terminal() {
+            out.events.push(
+                event_types::STATUS_UPDATE,
+                status_event(&task, &name, &message),
+            );
+            out.events.push(
+                event_types::INSTANCE_CHANGED,
+                instance_changed_event(&task, condition(status.state)),
+            );
+            task_failed(state, &task, &name, &message, now, &mut out);
+            failures += 1;
+            out.changes.push(Change::DeleteTask(task.id.clone()));
+            out.apps.insert(task.app_id.clone());
+            continue;
+        }
+        let mut t = task.clone();
+        let mut durable = !t.reported;
+        t.reported = true;
+        if status.state != t.state {
+            t.state = status.state;
+            durable = true;
+            if t.state == TaskState::Running && t.started_at.is_none() {
+                t.started_at = Some(status.started_at.clone().unwrap_or_else(clock::now_rfc3339));
+            }
+            out.events.push(
+                event_types::STATUS_UPDATE,
+                status_event(&t, &name, &message),
+            );
+            out.events.push(
+                event_types::INSTANCE_CHANGED,
+                instance_changed_event(&t, condition(t.state)),
+            );
+            out.apps.insert(t.app_id.clone());
+        }
+        for report in &status.health {
+            let before = task.health.iter().find(|h| h.index == report.index);
+            if before.map(|b| b.alive) != Some(report.alive) {
+                durable = true;
+                out.apps.insert(t.app_id.clone());
+                out.events.push(
+                    event_types::HEALTH_STATUS_CHANGED,
+                    json!({"appId": t.app_id, "taskId": t.id, "instanceId": t.id,
+                           "version": t.version, "alive": report.alive}),
+                );
+            }
+            let was = before.map(|b| b.consecutive_failures).unwrap_or(0);
+            if !report.alive && report.consecutive_failures > was {
+                let check = state
+                    .apps
+                    .get(&t.app_id)
+                    .and_then(|a| a.spec.app.health_checks.get(report.index))
+                    .map(|hc| serde_json::to_value(hc).unwrap_or_default())
+                    .unwrap_or_default();
+                out.events.push(
+                    event_types::FAILED_HEALTH_CHECK,
+                    json!({"appId": t.app_id, "taskId": t.id, "instanceId": t.id,
+                           "version": t.version, "healthCheck": check}),
+                );
+            }
+        }
+        t.health = status.health.clone();
+        if unhealthy_past_grace(&t) {
+            t.killing = true;
+            durable = true;
+            out.apps.insert(t.app_id.clone());
+            out.events.push(
+                event_types::STATUS_UPDATE,
+                status_event(&t, "TASK_KILLING", "failed its health checks"),
+            );
+            task_failed(state, &t, "TASK_KILLED", "unhealthy", now, &mut out);
+            failures += 1;
+        }
+        if durable {
+            out.changes.push(Change::PutTask(Box::new(t)));
+        } else {
+            // Health details only: kept in memory, not worth a write per heartbeat.
+            out.health_only.push(t);
+        }
+    }
+    for task in state.tasks.values().filter(|t| t.agent_id == agent_id) {
+        if reported.contains(&task.id) {
+            continue;
+        }
+        if task.killing {
+            out.events.push(
+                event_types::STATUS_UPDATE,
+                status_event(task, "TASK_KILLED", ""),
+            );
+            out.changes.push(Change::DeleteTask(task.id.clone()));
+            out.apps.insert(task.app_id.clone());
+        } else if task.reported {
+            out.events.push(
+                event_types::STATUS_UPDATE,
+                status_event(task, "TASK_LOST", "no longer reported by its agent"),
+            );
+            out.changes.push(Change::DeleteTask(task.id.clone()));
+            out.apps.insert(task.app_id.clone());
+        }
+    }
+    if failures > 0 {
+        out.changes
+            .push(counter(state, "tasks_failed_total", failures));
+    }
+    Some(out)
+}
+
+/// Records an app's task failure: backoff (on top of one this heartbeat already grew),
+/// lastTaskFailure.
+fn task_failed(
+    state: &State,
+    task: &TaskRecord,
+    status: &str,
+    message: &str,
+    now: Instant,
+    out: &mut HeartbeatOutcome,
+) {
+    let Some(app) = state.apps.get(&task.app_id) else {
+        return;
+    };
+    let a = &app.spec.app;
+    let earlier = out
+        .backoff
+        .iter()
+        .rev()
+        .find(|(id, _)| *id == task.app_id)
+        .map(|(_, b)| b)
+        .or_else(|| state.backoff.get(&task.app_id));
+    let failures = earlier.map(|b| b.failures).unwrap_or(0) + 1;
+    let delay = backoff_delay(
+        failures,
+        a.backoff_seconds,
+        a.backoff_factor,
+        a.max_launch_delay_seconds,
+    );
+    out.backoff.push((
+        task.app_id.clone(),
+        Backoff {
+            failures,
+            until: now + Duration::from_secs_f64(delay),
+        },
+    ));
+    let mut record = app.record.clone();
+    record.last_task_failure = Some(json!({
+        "appId": task.app_id,
+        "host": task.host,
+        "message": message,
+        "state": status,
+        "taskId": task.id,
+        "timestamp": clock::now_rfc3339(),
+        "version": task.version,
+        "slaveId": task.agent_id,
+    }));
+    out.changes.push(Change::PutApp(record));
 }
 
 /// A running task whose health check failed maxConsecutiveFailures times in a row after
@@ -301,4 +347,146 @@ fn unhealthy_past_grace(task: &TaskRecord) -> bool {
                         && h.consecutive_failures >= check.max_consecutive_failures
                 })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::agent::{Registration, TaskStatus};
+    use crate::scheduler::placement::Strategy;
+    use crate::scheduler::reconcile::reconcile_app;
+    use crate::scheduler::store::AppRecord;
+
+    /// One app of two instances placed on agent `a`.
+    fn placed() -> State {
+        let def = crate::api::appdef::normalize(
+            json!({"id": "/w", "cmd": "x", "instances": 2, "cpus": 0.1, "mem": 16,
+                   "backoffSeconds": 2})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+            "2020-01-01T00:00:00.000Z",
+            "2020-01-01T00:00:00.000Z",
+            &|_| false,
+            (10000, 20000),
+        );
+        let mut state = State::default();
+        state
+            .apply(Change::PutApp(AppRecord {
+                id: "/w".into(),
+                definition: def,
+                version: "2020-01-01T00:00:00.000Z".into(),
+                config_version: "2020-01-01T00:00:00.000Z".into(),
+                last_task_failure: None,
+            }))
+            .unwrap();
+        state
+            .apply(Change::PutAgent(AgentRecord {
+                registration: Registration {
+                    agent_id: "a".into(),
+                    hostname: "a".into(),
+                    address: "127.0.0.1".into(),
+                    cpus: 2.0,
+                    mem: 1024.0,
+                    disk: 1000.0,
+                    port_range: (31000, 31100),
+                    attributes: Default::default(),
+                    docker: false,
+                    version: "t".into(),
+                },
+                lost: false,
+            }))
+            .unwrap();
+        for change in reconcile_app(&state, "/w", Strategy::Spread, Instant::now()).changes {
+            state.apply(change).unwrap();
+        }
+        // Then the agent went silent and was declared lost.
+        let mut record = state.agents["a"].record.clone();
+        record.lost = true;
+        state.apply(Change::PutAgent(record)).unwrap();
+        state
+    }
+
+    fn status(id: &str, state: TaskState, message: Option<&str>) -> TaskStatus {
+        TaskStatus {
+            task_id: id.into(),
+            app_id: "/w".into(),
+            state,
+            host_ports: Vec::new(),
+            health: Vec::new(),
+            started_at: Some("2020-01-01T00:00:01.000Z".into()),
+            exit_code: None,
+            message: message.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_decides_without_touching_the_state() {
+        let state = placed();
+        let ids: Vec<String> = state.tasks.keys().cloned().collect();
+        assert_eq!(ids.len(), 2);
+        let heartbeat = Heartbeat {
+            tasks: vec![status(
+                &ids[0],
+                TaskState::Failed,
+                Some("Command exited with status 1"),
+            )],
+            busy_ports: Vec::new(),
+        };
+        let now = Instant::now();
+        let out = heartbeat_outcome(&state, "a", &heartbeat, now).unwrap();
+        // The agent is back, the failed task goes, and the app records why.
+        assert!(out.agent_back);
+        assert!(out.changes.contains(&Change::DeleteTask(ids[0].clone())));
+        let failure = out.changes.iter().find_map(|c| match c {
+            Change::PutApp(app) => app.last_task_failure.clone(),
+            _ => None,
+        });
+        assert_eq!(
+            failure.and_then(|f| f["message"].as_str().map(str::to_string)),
+            Some("Command exited with status 1".to_string())
+        );
+        assert_eq!(out.backoff.len(), 1);
+        assert_eq!(out.backoff[0].1.failures, 1);
+        assert!(out.backoff[0].1.until > now);
+        // The task it never reported was never reported before either: it stays.
+        assert!(!out.changes.contains(&Change::DeleteTask(ids[1].clone())));
+        assert!(out
+            .changes
+            .contains(&Change::SetCounter("tasks_failed_total".into(), 1)));
+        assert_eq!(out.apps, BTreeSet::from(["/w".to_string()]));
+        // Nothing happened to the state itself.
+        assert_eq!(state.tasks.len(), 2);
+        assert!(state.backoff.is_empty());
+        assert!(heartbeat_outcome(&state, "nobody", &heartbeat, now).is_none());
+    }
+
+    #[test]
+    fn a_reported_task_the_agent_stops_reporting_is_lost() {
+        let mut state = placed();
+        let ids: Vec<String> = state.tasks.keys().cloned().collect();
+        let running = Heartbeat {
+            tasks: ids
+                .iter()
+                .map(|id| status(id, TaskState::Running, None))
+                .collect(),
+            busy_ports: Vec::new(),
+        };
+        let out = heartbeat_outcome(&state, "a", &running, Instant::now()).unwrap();
+        for change in out.changes {
+            state.apply(change).unwrap();
+        }
+        assert!(state
+            .tasks
+            .values()
+            .all(|t| t.reported && t.started_at.is_some()));
+        let only_first = Heartbeat {
+            tasks: vec![status(&ids[0], TaskState::Running, None)],
+            busy_ports: Vec::new(),
+        };
+        let out = heartbeat_outcome(&state, "a", &only_first, Instant::now()).unwrap();
+        assert!(!out.agent_back, "the first heartbeat brought it back");
+        assert_eq!(out.changes, vec![Change::DeleteTask(ids[1].clone())]);
+        assert_eq!(out.events.events[0].1["taskStatus"], json!("TASK_LOST"));
+    }
 }

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use crate::api::appdef::{self, AppSpec};
 use crate::api::marathon::{self, event_types};
-use crate::scheduler::appdef::{self, AppSpec};
 use crate::scheduler::clock;
 use crate::scheduler::core::Scheduler;
 use crate::scheduler::deployments::order_by_dependencies;

@@ -160,7 +160,17 @@ impl EtcdStore {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }
             })
-            .await?;
+            .await
+            .map_err(|err| {
+                // A member that took the write and then went quiet may still commit it.
+                unavailable(
+                    "write",
+                    format!(
+                        "{err:#}; whether it was committed is unknown (etcd may still \
+                         commit it): read the state before retrying"
+                    ),
+                )
+            })?;
         if answer.succeeded() {
             let revision = answer.header().map(|h| h.revision()).unwrap_or(0);
             self.committed(revision);

@@ -2,7 +2,7 @@
 //! placement (feasibility -> rank -> plan -> commit), deployments, health, events, and the
 //! durable store behind a trait. Never imports the engine; shares only `api` with agents.
 //!
-//! Files: `appdef` (validation, defaults), `constraints` and `placement` (pure placement),
+//! Files: `placement` (pure placement),
 //! `deployments` (pure step decisions, backoff, dependency order), `reconcile` (one app's
 //! reconcile over the state), `state` (in-memory state), `store` + `redb_store` +
 //! `etcd_store` (durable state: one scheduler, or the control nodes' shared etcd),
@@ -13,10 +13,8 @@
 //! writes on a follower to the leader), `error`, `clock`.
 
 pub mod agents;
-pub mod appdef;
 pub mod apps;
 pub mod clock;
-pub mod constraints;
 pub mod core;
 pub mod deployments;
 pub mod discovery;

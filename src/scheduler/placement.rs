@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::scheduler::appdef::AppSpec;
-use crate::scheduler::constraints::FieldCounts;
+use crate::api::appdef::AppSpec;
+use crate::api::constraints::FieldCounts;
 
 /// How to rank feasible agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -107,32 +107,73 @@ impl AgentSlot {
     }
 }
 
-/// The fast path of [`infeasible`]: the same checks, without building a reason.
-fn feasible(
+/// Why an agent cannot take one more instance (the first check that fails). Cheap to
+/// compute for every agent and instance; the text is built only when nothing fits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Misfit {
+    NoDocker,
+    Cpus,
+    Mem,
+    Disk,
+    /// The constraint at this index of the app's constraints.
+    Constraint(usize),
+    Ports,
+}
+
+impl Misfit {
+    fn describe(self, spec: &AppSpec) -> String {
+        let app = &spec.app;
+        match self {
+            Misfit::NoDocker => "no agent with Docker".to_string(),
+            Misfit::Cpus => format!("no agent with {} free cpus", app.cpus),
+            Misfit::Mem => format!("no agent with {} MiB free mem", app.mem),
+            Misfit::Disk => format!("no agent with {} MiB free disk", app.disk),
+            Misfit::Constraint(i) => spec.constraints[i].describe(),
+            Misfit::Ports => {
+                let fixed: Vec<String> = spec
+                    .ports
+                    .iter()
+                    .filter_map(|p| p.fixed.map(|f| f.to_string()))
+                    .collect();
+                if fixed.is_empty() {
+                    format!("no agent with {} free host ports", spec.ports.len())
+                } else {
+                    format!("no agent with host ports {} free", fixed.join(","))
+                }
+            }
+        }
+    }
+}
+
+/// Whether `agent` can take one more instance of `spec`; None when it can.
+fn misfit(
     spec: &AppSpec,
     docker: bool,
     agent: &AgentSlot,
     counts: &FieldCounts,
     cardinality: &HashMap<String, usize>,
-) -> bool {
+) -> Option<Misfit> {
     let app = &spec.app;
     if docker && !agent.docker {
-        return false;
+        return Some(Misfit::NoDocker);
     }
-    if agent.cpus - agent.used_cpus + 1e-9 < app.cpus
-        || agent.mem - agent.used_mem + 1e-9 < app.mem
-        || agent.disk - agent.used_disk + 1e-9 < app.disk
-    {
-        return false;
+    if agent.cpus - agent.used_cpus + 1e-9 < app.cpus {
+        return Some(Misfit::Cpus);
     }
-    for constraint in &spec.constraints {
+    if agent.mem - agent.used_mem + 1e-9 < app.mem {
+        return Some(Misfit::Mem);
+    }
+    if agent.disk - agent.used_disk + 1e-9 < app.disk {
+        return Some(Misfit::Disk);
+    }
+    for (i, constraint) in spec.constraints.iter().enumerate() {
         let value = constraint.agent_value(&agent.hostname, &agent.attributes);
         let all = cardinality.get(&constraint.field).copied().unwrap_or(0);
         if !constraint.allows(value, counts.get(&constraint.field), all) {
-            return false;
+            return Some(Misfit::Constraint(i));
         }
     }
-    agent.ports_fit(spec)
+    (!agent.ports_fit(spec)).then_some(Misfit::Ports)
 }
 
 /// One placed instance.
@@ -182,48 +223,6 @@ fn field_cardinality(spec: &AppSpec, agents: &[AgentSlot]) -> HashMap<String, us
         .collect()
 }
 
-/// Why an agent cannot take one instance, or None when it can.
-fn infeasible(
-    spec: &AppSpec,
-    agent: &AgentSlot,
-    counts: &FieldCounts,
-    cardinality: &HashMap<String, usize>,
-) -> Option<String> {
-    let app = &spec.app;
-    if spec.is_docker() && !agent.docker {
-        return Some("no agent with Docker".to_string());
-    }
-    if agent.cpus - agent.used_cpus + 1e-9 < app.cpus {
-        return Some(format!("no agent with {} free cpus", app.cpus));
-    }
-    if agent.mem - agent.used_mem + 1e-9 < app.mem {
-        return Some(format!("no agent with {} MiB free mem", app.mem));
-    }
-    if agent.disk - agent.used_disk + 1e-9 < app.disk {
-        return Some(format!("no agent with {} MiB free disk", app.disk));
-    }
-    for constraint in &spec.constraints {
-        let value = constraint.agent_value(&agent.hostname, &agent.attributes);
-        let all = cardinality.get(&constraint.field).copied().unwrap_or(0);
-        if !constraint.allows(value, counts.get(&constraint.field), all) {
-            return Some(constraint.describe());
-        }
-    }
-    if !agent.ports_fit(spec) {
-        let fixed: Vec<String> = spec
-            .ports
-            .iter()
-            .filter_map(|p| p.fixed.map(|f| f.to_string()))
-            .collect();
-        return Some(if fixed.is_empty() {
-            format!("no agent with {} free host ports", spec.ports.len())
-        } else {
-            format!("no agent with host ports {} free", fixed.join(","))
-        });
-    }
-    None
-}
-
 /// Places up to `count` instances of `spec` onto `agents`, updating their used resources.
 pub fn place(
     spec: &AppSpec,
@@ -246,7 +245,7 @@ pub fn place(
     for _ in 0..count {
         let mut best: Option<(usize, (usize, f64))> = None;
         for (index, agent) in agents.iter().enumerate() {
-            if !feasible(spec, docker, agent, &counts, &cardinality) {
+            if misfit(spec, docker, agent, &counts, &cardinality).is_some() {
                 continue;
             }
             let mine = agent.app_tasks.get(app_id).copied().unwrap_or(0);
@@ -266,8 +265,8 @@ pub fn place(
             // Nothing fits: now find out why, agent by agent.
             let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
             for agent in agents.iter() {
-                if let Some(why) = infeasible(spec, agent, &counts, &cardinality) {
-                    *reasons.entry(why).or_default() += 1;
+                if let Some(why) = misfit(spec, docker, agent, &counts, &cardinality) {
+                    *reasons.entry(why.describe(spec)).or_default() += 1;
                 }
             }
             let mut reasons: Vec<(String, usize)> = reasons.into_iter().collect();
@@ -308,7 +307,7 @@ mod tests {
     use serde_json::json;
 
     fn spec(v: serde_json::Value) -> AppSpec {
-        let def = crate::scheduler::appdef::normalize(
+        let def = crate::api::appdef::normalize(
             v.as_object().unwrap().clone(),
             "v",
             "v",

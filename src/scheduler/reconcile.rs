@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use crate::api::agent::{
     DockerSpec, HealthCheckSpec, HealthProtocol, PortMapping, TaskSpec, TaskState, Volume,
 };
+use crate::api::appdef::AppSpec;
 use crate::api::marathon::{self, event_types};
-use crate::scheduler::appdef::AppSpec;
 use crate::scheduler::clock;
 use crate::scheduler::deployments::{decide, TaskView};
 use crate::scheduler::events::Pending;
@@ -454,7 +454,7 @@ mod tests {
     use crate::scheduler::store::AppRecord;
 
     fn app(def: Value) -> AppEntry {
-        let def = crate::scheduler::appdef::normalize(
+        let def = crate::api::appdef::normalize(
             def.as_object().unwrap().clone(),
             "2020-01-01T00:00:00.000Z",
             "2020-01-01T00:00:00.000Z",

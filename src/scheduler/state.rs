@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde_json::{json, Map, Value};
 
 use crate::api::agent::TaskState;
-use crate::scheduler::appdef::AppSpec;
+use crate::api::appdef::AppSpec;
 use crate::scheduler::placement::AgentSlot;
 use crate::scheduler::store::{
     AgentRecord, AppRecord, Change, DeploymentRecord, Snapshot, TaskRecord,
@@ -170,7 +170,7 @@ impl State {
         self.apps
             .values()
             .filter(|a| a.record.id != except)
-            .flat_map(|a| crate::scheduler::appdef::service_ports(&a.spec))
+            .flat_map(|a| crate::api::appdef::service_ports(&a.spec))
             .collect()
     }
 

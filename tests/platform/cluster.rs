@@ -1,16 +1,20 @@
-//! The shared platform fixture of the end-to-end tests of issue 5 (tests/platform_e2e.rs).
+//! The shared platform fixtures of the end-to-end tests of issue 5 (tests/platform_e2e.rs)
+//! and issue 11 (tests/ha_e2e.rs).
 //!
 //! CI runs test binaries one after another, so the whole platform is brought up ONCE per
 //! test binary: the first caller of [`platform`] writes an inventory shaped like
 //! `inventories/local.yaml` (control1, compute1, compute2, proxy1, registry1, logserver1 in
-//! dc1) with a unique cluster name and its own INFRA_HOME, and runs the real `infra up` on it.
-//! Later callers get the same cluster. Every scenario holds [`exclusive`] so scenarios never
-//! interfere. The cluster is removed (`infra down --purge`) when the test process exits.
+//! dc1) with a unique cluster name and its own INFRA_HOME, and runs the real `infra up` on it;
+//! [`ha_platform`] does the same with the topology of `inventories/ha.yaml` (three control
+//! nodes, three compute nodes). Later callers get the same cluster. Every scenario holds
+//! [`exclusive`] so scenarios never interfere. The cluster is removed (`infra down --purge`)
+//! when the test process exits.
 //!
-//! For iterating on the roles, `INFRA_PLATFORM_DIR=/some/dir` keeps the cluster (and its
-//! inventory and INFRA_HOME) in that folder across runs instead of a fresh one; the first
-//! `infra up` of each run still has to converge with failed=0. `INFRA_PLATFORM_EXTRA_VARS`
-//! (space-separated `key=value`) adds `-e` options to every `infra up` the fixture runs.
+//! For iterating on the roles, `INFRA_PLATFORM_DIR=/some/dir` (`INFRA_HA_PLATFORM_DIR` for
+//! the HA cluster) keeps the cluster (and its inventory and INFRA_HOME) in that folder across
+//! runs instead of a fresh one; the first `infra up` of each run still has to converge with
+//! failed=0. `INFRA_PLATFORM_EXTRA_VARS` (space-separated `key=value`) adds `-e` options to
+//! every `infra up` the fixture runs.
 
 #![allow(dead_code)]
 
@@ -28,12 +32,49 @@ pub const HOSTS: &[(&str, &str)] = &[
     ("logserver1", "logserver"),
 ];
 
+/// The hosts of the HA platform (`inventories/ha.yaml`), in inventory order, with their group.
+pub const HA_HOSTS: &[(&str, &str)] = &[
+    ("control1", "control"),
+    ("control2", "control"),
+    ("control3", "control"),
+    ("compute1", "compute"),
+    ("compute2", "compute"),
+    ("compute3", "compute"),
+    ("proxy1", "proxy"),
+    ("registry1", "registry"),
+    ("logserver1", "logserver"),
+];
+
+/// What a fixture brings up: its hosts, the variable that keeps it, its cluster name prefix.
+struct Topology {
+    hosts: &'static [(&'static str, &'static str)],
+    dir_env: &'static str,
+    prefix: &'static str,
+    shaped_like: &'static str,
+}
+
+const LOCAL: Topology = Topology {
+    hosts: HOSTS,
+    dir_env: "INFRA_PLATFORM_DIR",
+    prefix: "pf",
+    shaped_like: "inventories/local.yaml",
+};
+
+const HA: Topology = Topology {
+    hosts: HA_HOSTS,
+    dir_env: "INFRA_HA_PLATFORM_DIR",
+    prefix: "ha",
+    shaped_like: "inventories/ha.yaml",
+};
+
 /// One converged platform cluster.
 pub struct Platform {
     /// The Docker cluster name (`infra_cluster`); containers are `<cluster>-<host>`.
     pub cluster: String,
     /// INFRA_HOME of every `infra` command the tests run.
     pub home: PathBuf,
+    /// Its hosts, in inventory order, with their group.
+    pub hosts: &'static [(&'static str, &'static str)],
     inventory: PathBuf,
     ips: Vec<(String, String)>,
     /// The JSON recap of the first `infra up` (the one that built the platform).
@@ -47,9 +88,18 @@ static EXCLUSIVE: Mutex<()> = Mutex::new(());
 
 /// The shared platform, brought up by the first caller.
 pub fn platform() -> &'static Platform {
-    match PLATFORM.get_or_init(bring_up) {
+    match PLATFORM.get_or_init(|| bring_up(&LOCAL)) {
         Ok(p) => p,
         Err(msg) => panic!("the platform fixture could not be brought up:\n{msg}"),
+    }
+}
+
+/// The shared HA platform (the topology of `inventories/ha.yaml`), brought up by the first
+/// caller. A test binary uses either this or [`platform`], not both.
+pub fn ha_platform() -> &'static Platform {
+    match PLATFORM.get_or_init(|| bring_up(&HA)) {
+        Ok(p) => p,
+        Err(msg) => panic!("the HA platform fixture could not be brought up:\n{msg}"),
     }
 }
 
@@ -74,24 +124,25 @@ pub fn text(output: &Output) -> String {
     )
 }
 
-fn write_inventory(path: &Path, cluster: &str) -> std::io::Result<()> {
+fn write_inventory(path: &Path, cluster: &str, topology: &Topology) -> std::io::Result<()> {
     let mut text = format!(
-        "# The platform test cluster (tests/platform/cluster.rs), shaped like inventories/local.yaml.\n\
-         all:\n  vars:\n    infra_provider: docker\n    infra_cluster: {cluster}\n    datacenter: dc1\n  children:\n"
+        "# The platform test cluster (tests/platform/cluster.rs), shaped like {}.\n\
+         all:\n  vars:\n    infra_provider: docker\n    infra_cluster: {cluster}\n    datacenter: dc1\n  children:\n",
+        topology.shaped_like
     );
-    let mut groups: Vec<&str> = HOSTS.iter().map(|(_, g)| *g).collect();
+    let mut groups: Vec<&str> = topology.hosts.iter().map(|(_, g)| *g).collect();
     groups.dedup();
     for group in groups {
         text.push_str(&format!("    {group}:\n      hosts:\n"));
-        for (host, _) in HOSTS.iter().filter(|(_, g)| *g == group) {
+        for (host, _) in topology.hosts.iter().filter(|(_, g)| *g == group) {
             text.push_str(&format!("        {host}:\n"));
         }
     }
     std::fs::write(path, text)
 }
 
-fn bring_up() -> Result<Platform, String> {
-    let (dir, keep) = match std::env::var_os("INFRA_PLATFORM_DIR") {
+fn bring_up(topology: &Topology) -> Result<Platform, String> {
+    let (dir, keep) = match std::env::var_os(topology.dir_env) {
         Some(dir) => (PathBuf::from(dir), true),
         None => {
             let dir = tempfile::Builder::new()
@@ -110,14 +161,15 @@ fn bring_up() -> Result<Platform, String> {
             .map(str::to_string)
             .ok_or("the kept inventory has no infra_cluster")?
     } else {
-        let cluster = format!("pf{}", std::process::id());
-        write_inventory(&inventory, &cluster).map_err(|e| format!("inventory: {e}"))?;
+        let cluster = format!("{}{}", topology.prefix, std::process::id());
+        write_inventory(&inventory, &cluster, topology).map_err(|e| format!("inventory: {e}"))?;
         cluster
     };
     let home = dir.join("home");
     let mut platform = Platform {
         cluster,
         home,
+        hosts: topology.hosts,
         inventory,
         ips: Vec::new(),
         first_recap: serde_json::Value::Null,
@@ -139,7 +191,7 @@ fn bring_up() -> Result<Platform, String> {
             text(&out)
         )
     })?;
-    for (host, _) in HOSTS {
+    for (host, _) in topology.hosts {
         let ip = container_ip(&platform.cluster, host)?;
         platform.ips.push((host.to_string(), ip));
     }

@@ -38,7 +38,7 @@ pub struct AppSpec {
     pub ports: Vec<PortRequest>,
     /// Docker network for Docker apps ("BRIDGE", "HOST", "USER", "NONE").
     pub docker_network: Option<String>,
-    pub constraints: Vec<crate::scheduler::constraints::Constraint>,
+    pub constraints: Vec<crate::api::constraints::Constraint>,
 }
 
 impl AppSpec {
@@ -56,7 +56,7 @@ impl AppSpec {
         let constraints = app
             .constraints
             .iter()
-            .map(|c| crate::scheduler::constraints::Constraint::parse(c))
+            .map(|c| crate::api::constraints::Constraint::parse(c))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| vec![detail("/constraints", &err)])?;
         let (ports, docker_network) = port_requests(&app);
@@ -337,7 +337,7 @@ fn check_constraints(c: &mut Checker, value: Option<&Value>) {
                 .collect::<Option<Vec<_>>>()
         });
         let result = match parts {
-            Some(parts) => crate::scheduler::constraints::Constraint::parse(&parts).map(|_| ()),
+            Some(parts) => crate::api::constraints::Constraint::parse(&parts).map(|_| ()),
             None => Err("a constraint is an array of strings [field, operator, value]".into()),
         };
         if let Err(e) = result {

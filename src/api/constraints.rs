@@ -68,7 +68,7 @@ impl Constraint {
             other => {
                 return Err(format!(
                     "Constraint operator '{other}' is not one of {}",
-                    crate::scheduler::appdef::OPERATORS.join(", ")
+                    crate::api::appdef::OPERATORS.join(", ")
                 ))
             }
         };
