@@ -629,11 +629,25 @@ async fn killing_the_leader_during_a_scale_from_3_to_6_and_6_to_9_restarts_no_ta
     for (id, at) in &before {
         assert_eq!(after.get(id), Some(at), "task {id} was restarted or lost");
     }
+    let failure = request(
+        cluster.url(new_leader),
+        Method::GET,
+        "/v2/apps/web",
+        None,
+        &[],
+        Duration::from_secs(2),
+    )
+    .await
+    .map(|r| r.body["app"]["lastTaskFailure"].clone())
+    .unwrap_or_default();
     for t in &placed {
         assert!(
             after.contains_key(&t.id),
-            "task {} placed before the kill was dropped",
-            t.id
+            "task {} (ports {:?} on {:?}) placed before the kill was dropped; placed: {:?}; lastTaskFailure: {failure}",
+            t.id,
+            t.ports,
+            t.slave_id,
+            placed.iter().map(|t| (t.id.as_str(), &t.ports, t.slave_id.as_deref())).collect::<Vec<_>>()
         );
     }
     let ids: BTreeSet<String> = cluster

@@ -107,7 +107,10 @@ impl HaCluster {
             dir,
             etcd,
             agents: Vec::new(),
-            agent_port_base: 51000 + 1000 * (block % 10),
+            // Below Linux's ephemeral range (32768-60999), where the etcd and scheduler ports
+            // (bound to :0) and every outgoing connection's local port come from: a task's
+            // port there can be taken at any moment.
+            agent_port_base: 26000 + 1000 * (block % 5),
             scheduler_args: if extra.contains(&"--agent-timeout") {
                 extra.iter().map(|s| s.to_string()).collect()
             } else {
