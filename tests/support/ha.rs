@@ -728,10 +728,11 @@ fn table_tasks(agent_dirs: &[PathBuf], app: &str) -> Vec<TaskView> {
     out
 }
 
-/// Everything wrong in `samples`: a task id listed twice in one sample, or more than
-/// `limit` tasks of the app at once (not being killed on a node's list, or processes alive
-/// on the agents).
-pub fn violations(samples: &[Sample], limit: usize) -> Vec<String> {
+/// Everything wrong in `samples`: a task id listed twice in one sample, more than `limit`
+/// tasks of the app at once on a node's list (TASK_KILLING ones not counted), or more than
+/// `process_limit` processes of the app alive on the agents (None: not checked, e.g. while
+/// tasks are being killed, since a killed task's process lives on for its grace period).
+pub fn violations(samples: &[Sample], limit: usize, process_limit: Option<usize>) -> Vec<String> {
     let mut out = Vec::new();
     for s in samples {
         let source = match s.node {
@@ -747,9 +748,16 @@ pub fn violations(samples: &[Sample], limit: usize) -> Vec<String> {
                 out.push(format!("{:?} {source}: task {id} listed {n} times", s.at));
             }
         }
-        // Tasks being killed do not count, as in Marathon's upgrade strategy; on the agents
-        // every live process counts.
+        // On a node's list TASK_KILLING tasks do not count (Marathon's upgrade strategy); on
+        // the agents every live process counts.
         let counted = s.tasks.iter().filter(|t| t.state != "TASK_KILLING").count();
+        let limit = match s.node {
+            Some(_) => limit,
+            None => match process_limit {
+                Some(n) => n,
+                None => continue,
+            },
+        };
         if counted > limit {
             let ids: Vec<String> = s
                 .tasks
