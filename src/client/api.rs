@@ -46,6 +46,9 @@ impl ClientError {
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
+/// How long a request keeps retrying 503 answers: an election takes a few seconds.
+const ELECTION_PATIENCE: Duration = Duration::from_secs(10);
+
 pub struct Client {
     urls: Vec<String>,
     http: reqwest::Client,
@@ -103,8 +106,28 @@ impl Client {
         &self.urls[0]
     }
 
-    /// Sends one request, failing over between the URLs on connection errors.
+    /// Sends one request, failing over between the URLs on connection errors. A 503 (the
+    /// control nodes are electing a leader, or etcd has no quorum) is retried for up to
+    /// [`ELECTION_PATIENCE`], as Marathon's clients ride out a leader change.
     async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response> {
+        let started = std::time::Instant::now();
+        loop {
+            let response = self.send_once(method.clone(), path, body).await?;
+            if response.status() != StatusCode::SERVICE_UNAVAILABLE
+                || started.elapsed() >= ELECTION_PATIENCE
+            {
+                return Ok(response);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn send_once(
         &self,
         method: Method,
         path: &str,

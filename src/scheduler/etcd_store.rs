@@ -161,15 +161,16 @@ impl EtcdStore {
                 async move { c.txn(txn).await }
             })
             .await
-            .map_err(|err| {
+            .map_err(|err| match err.downcast::<StoreError>() {
                 // A member that took the write and then went quiet may still commit it.
-                unavailable(
-                    "write",
-                    format!(
-                        "{err:#}; whether it was committed is unknown (etcd may still \
+                Ok(StoreError::Unavailable(why)) => {
+                    anyhow::Error::new(StoreError::Unavailable(format!(
+                        "{why}; whether the write was committed is unknown (etcd may still \
                          commit it): read the state before retrying"
-                    ),
-                )
+                    )))
+                }
+                Ok(other) => anyhow::Error::new(other),
+                Err(err) => err,
             })?;
         if answer.succeeded() {
             let revision = answer.header().map(|h| h.revision()).unwrap_or(0);

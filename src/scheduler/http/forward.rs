@@ -36,7 +36,7 @@ pub async fn leader_proxy(State(s): State<Shared>, request: Request, next: Next)
         match s.leadership.wait_for_leader(LEADER_PATIENCE).await {
             // This node finished taking over while the request waited.
             Some(leader) if leader == s.leadership.advertise => next.run(request).await,
-            Some(leader) => forward(&s, &leader, request)
+            Some(leader) => forward(&s, &leader, request, next)
                 .await
                 .unwrap_or_else(IntoResponse::into_response),
             None => ApiError::new(
@@ -74,7 +74,9 @@ fn http_client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
+            // A control node answers a connection within milliseconds: one that does not
+            // in a second is down, and the request goes to the next leader instead.
+            .connect_timeout(Duration::from_secs(1))
             // Writes take milliseconds; a leader that hangs this long is as good as gone.
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -91,9 +93,15 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Sends the request on to `leader` and its answer back.
-async fn forward(s: &Shared, leader: &str, request: Request) -> Result<Response, ApiError> {
-    let unavailable = |message: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message);
+/// Sends the request on to the leader and its answer back. When the leader cannot be
+/// reached (its host died and the election has not said so yet), waits for the election to
+/// name another leader and sends it there, all within [`LEADER_PATIENCE`].
+async fn forward(
+    s: &Shared,
+    leader: &str,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if let Some(via) = request.headers().get(VIA_HEADER) {
         let via = via.to_str().unwrap_or("?");
         return Err(ApiError::new(
@@ -113,6 +121,51 @@ async fn forward(s: &Shared, leader: &str, request: Request) -> Result<Response,
     let body = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(ApiError::bad_json)?;
+    let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
+    let mut leader = leader.to_string();
+    loop {
+        let error = match send(s, &leader, &parts, &body, client_ip.as_deref()).await {
+            Ok(response) => return Ok(response),
+            Err(Unsent::Refused(message)) => message,
+            Err(Unsent::Broken(message)) => {
+                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message))
+            }
+        };
+        // Not sent: safe to send again, to whoever leads next.
+        let elected = loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error));
+            }
+            match s.leadership.wait_for_leader(deadline - now).await {
+                Some(elected) if elected != leader => break elected,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        if elected == s.leadership.advertise {
+            // This node was elected meanwhile: it answers itself.
+            let request = Request::from_parts(parts, Body::from(body));
+            return Ok(next.run(request).await);
+        }
+        leader = elected;
+    }
+}
+
+/// Why a forwarded request got no answer.
+enum Unsent {
+    /// It never reached the leader (no connection): it may be sent elsewhere.
+    Refused(String),
+    /// It may have reached the leader, which did not answer in full.
+    Broken(String),
+}
+
+async fn send(
+    s: &Shared,
+    leader: &str,
+    parts: &axum::http::request::Parts,
+    body: &axum::body::Bytes,
+    client_ip: Option<&str>,
+) -> Result<Response, Unsent> {
     let path = parts
         .uri
         .path_and_query()
@@ -129,16 +182,22 @@ async fn forward(s: &Shared, leader: &str, request: Request) -> Result<Response,
     if let Some(ip) = client_ip {
         outgoing = outgoing.header("x-forwarded-for", ip);
     }
-    let answer = outgoing.body(body).send().await.map_err(|err| {
-        unavailable(format!(
+    let answer = outgoing.body(body.clone()).send().await.map_err(|err| {
+        let connect = err.is_connect();
+        let message = format!(
             "the leader {leader} cannot be reached ({:#}); retry",
             anyhow::Error::new(err)
-        ))
+        );
+        if connect {
+            Unsent::Refused(message)
+        } else {
+            Unsent::Broken(message)
+        }
     })?;
     let status = answer.status();
     let headers = answer.headers().clone();
     let bytes = answer.bytes().await.map_err(|err| {
-        unavailable(format!(
+        Unsent::Broken(format!(
             "the leader {leader} broke off its answer ({err}); retry"
         ))
     })?;
