@@ -35,8 +35,10 @@ impl Cluster {
         let mut cluster = Cluster {
             dir,
             url: format!("http://127.0.0.1:{port}"),
-            port_base: 40000
-                + 1000 * NEXT_PORT_BLOCK.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            // Below the kernel's ephemeral range (32768-60999), where an outgoing
+            // connection could take an agent's port at any moment; ten blocks in turn.
+            port_base: 21000
+                + 1000 * (NEXT_PORT_BLOCK.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 10),
             scheduler,
             agents: Vec::new(),
         };
