@@ -14,6 +14,7 @@ use super::scheduler_client::{report_client_error, wait_for_deployment, Schedule
 use crate::api::appdef;
 use crate::api::marathon::App;
 use crate::client::api::canonical;
+use crate::modules::TextDiff;
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {
@@ -173,29 +174,13 @@ fn pretty(value: &Value) -> String {
 }
 
 fn colored_diff(before: &str, after: &str, before_name: &str, after_name: &str) -> String {
-    let diff = similar::TextDiff::from_lines(before, after);
-    let text = diff
-        .unified_diff()
-        .context_radius(3)
-        .header(before_name, after_name)
-        .to_string();
-    let mut out = String::new();
-    for line in text.lines() {
-        let styled = if line.starts_with("+++") || line.starts_with("---") {
-            console::style(line).bold().to_string()
-        } else if line.starts_with('+') {
-            console::style(line).green().to_string()
-        } else if line.starts_with('-') {
-            console::style(line).red().to_string()
-        } else if line.starts_with("@@") {
-            console::style(line).cyan().to_string()
-        } else {
-            line.to_string()
-        };
-        out.push_str(&styled);
-        out.push('\n');
-    }
-    out
+    let diff = TextDiff {
+        before_header: before_name.to_string(),
+        after_header: after_name.to_string(),
+        before: before.to_string(),
+        after: after.to_string(),
+    };
+    crate::report::diff::unified(&diff, crate::report::stdout_color())
 }
 
 /// "no changes", "scale 2 -> 3", "restart 2 tasks (cmd changed)", or both.
