@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod dns;
 pub mod engine;
+pub mod fsutil;
 pub mod inventory;
 pub mod modules;
 pub mod pki;

@@ -227,6 +227,48 @@ async fn copy_src_into_a_directory_and_a_whole_folder() {
     assert!(err.contains("could not find src \"nope\""), "{err}");
 }
 
+/// The directories `plan` makes, in order.
+fn mkdirs(out: &Outcome) -> Vec<String> {
+    out.plan
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            modules::Op::Mkdir { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn copy_and_lineinfile_make_missing_folders_as_file_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(files.join("conf")).unwrap();
+    std::fs::write(files.join("app.conf"), "a=1\n").unwrap();
+    std::fs::write(files.join("conf/one"), "1\n").unwrap();
+    let ctx = local_ctx(false, vec![files], Default::default());
+
+    let dest = format!("{}/", s(&dir.path().join("etc/app")));
+    let out = run(&ctx, "copy", json!({"src": "app.conf", "dest": dest}))
+        .await
+        .unwrap();
+    assert_eq!(mkdirs(&out), vec![dest.clone()]);
+    assert_eq!(read(&dir.path().join("etc/app/app.conf")), "a=1\n");
+
+    let tree = dir.path().join("tree");
+    let out = run(&ctx, "copy", json!({"src": "conf", "dest": s(&tree)}))
+        .await
+        .unwrap();
+    assert_eq!(mkdirs(&out), vec![s(&tree.join("conf"))]);
+    assert_eq!(read(&tree.join("conf/one")), "1\n");
+
+    let newf = dir.path().join("deep/er/conf");
+    let args = json!({"path": s(&newf), "line": "a=1", "create": true});
+    let out = run(&ctx, "lineinfile", args).await.unwrap();
+    assert_eq!(mkdirs(&out), vec![s(&dir.path().join("deep/er"))]);
+    assert_eq!(read(&newf), "a=1\n");
+}
+
 #[tokio::test]
 async fn copy_validate_and_backup() {
     let dir = tempfile::tempdir().unwrap();

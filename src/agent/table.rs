@@ -2,7 +2,6 @@
 //! how to find it again (pid, process group and start time, or the container name), so a
 //! restarted agent adopts its tasks instead of starting duplicates. Written atomically.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -54,22 +53,14 @@ pub fn save(data_dir: &Path, tasks: &[PersistedTask]) -> anyhow::Result<()> {
     write_atomically(&path(data_dir), &json)
 }
 
-/// Writes `bytes` to `target` through a temp file in the same directory, fsynced, renamed.
+/// Writes `bytes` to `target` atomically with mode 0600, making its folder first when
+/// missing (the task table, the agent id and the CLI's context file).
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = target
         .parent()
         .with_context(|| format!("{} has no parent directory", target.display()))?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("syncing {}", tmp.path().display()))?;
-    tmp.persist(target)
-        .with_context(|| format!("renaming into {}", target.display()))?;
-    Ok(())
+    crate::fsutil::write_atomic(target, bytes, crate::fsutil::Mode::Set(0o600))
 }
 
 #[cfg(test)]

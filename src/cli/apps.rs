@@ -4,25 +4,11 @@
 
 use clap::{Args, ValueEnum};
 
-use super::deploy::{report_client_error, wait_for_deployment};
+use super::scheduler_client::{
+    last_failure_line, report_client_error, wait_for_deployment, SchedulerArg,
+};
 use crate::api::marathon::{App, Task};
 use crate::client::api::canonical;
-use crate::client::Client;
-
-/// Where the scheduler is (shared by the client subcommands).
-#[derive(Args, Debug, Clone, Default)]
-pub struct SchedulerArg {
-    /// Scheduler URL(s), comma separated (default: INFRA_SCHEDULER, then the context file
-    /// `infra up` writes).
-    #[arg(long, env = "INFRA_SCHEDULER")]
-    pub scheduler: Option<String>,
-}
-
-impl SchedulerArg {
-    pub fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::resolve(self.scheduler.as_deref())?)
-    }
-}
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -137,19 +123,6 @@ pub async fn list_tasks(args: TasksArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `/web: last task failure (2026-01-01T00:00:00.000Z on compute1): Command exited with
-/// status 1: ...`, for an app that has one.
-pub fn last_failure_line(app: &App) -> Option<String> {
-    let failure = app.last_task_failure.as_ref()?;
-    if failure.message.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "{}: last task failure ({} on {}): {}",
-        app.id, failure.timestamp, failure.host, failure.message
-    ))
-}
-
 pub async fn restart(args: AppRefArgs) -> anyhow::Result<i32> {
     let client = args.scheduler.client()?;
     let id = canonical(&args.app);
@@ -185,15 +158,6 @@ pub async fn destroy(args: AppRefArgs) -> anyhow::Result<i32> {
     }
     eprintln!("{id} is still there after 120s");
     Ok(1)
-}
-
-/// Counted as healthy: passing health checks when the app has some, else running.
-pub fn healthy_count(app: &App) -> u32 {
-    if app.health_checks.is_empty() {
-        app.tasks_running.unwrap_or(0)
-    } else {
-        app.tasks_healthy.unwrap_or(0)
-    }
 }
 
 pub fn apps_table(apps: &[App]) -> String {

@@ -4,19 +4,17 @@
 //! and the file, and what would happen ("scale 2 -> 3", "restart 2 tasks (cmd changed)"),
 //! changing nothing.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 
-use super::apps::{healthy_count, last_failure_line, SchedulerArg};
+use super::scheduler_client::{report_client_error, wait_for_deployment, SchedulerArg};
 use crate::api::appdef;
 use crate::api::marathon::App;
 use crate::client::api::canonical;
-use crate::client::{Client, ClientError};
+use crate::modules::TextDiff;
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {
@@ -83,160 +81,6 @@ pub fn read_definition(file: &std::path::Path) -> anyhow::Result<(Value, App)> {
     let app: App = serde_json::from_value(definition.clone())
         .map_err(|err| anyhow::anyhow!("{label}: not a Marathon app definition: {err}"))?;
     Ok((definition, app))
-}
-
-/// Prints a client error for people: Marathon's 422 details one per line as
-/// `LABEL: /path: why`; returns the exit status (1).
-pub fn report_client_error(label: &str, err: &ClientError) -> i32 {
-    match err {
-        ClientError::Api { status, body, .. } if !body.details.is_empty() => {
-            for detail in &body.details {
-                for why in &detail.errors {
-                    eprintln!("{label}: {}: {why}", detail.path);
-                }
-            }
-            if *status != 422 {
-                eprintln!("{label}: {}", body.message);
-            }
-        }
-        ClientError::Api {
-            status: 409, body, ..
-        } => eprintln!(
-            "{label}: {} (a deployment is in progress; --force overrides it)",
-            body.message
-        ),
-        ClientError::Api {
-            status: 404, body, ..
-        } => eprintln!("{label}: not found: {}", body.message),
-        other => eprintln!("error: {other}"),
-    }
-    1
-}
-
-/// How long an app may sit in the queue with a placement problem before giving up.
-const UNPLACEABLE_AFTER: Duration = Duration::from_secs(10);
-const DEPLOY_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Waits until the deployment is gone and healthy instances reach the desired count,
-/// showing progress. Exit 1 when the app cannot be placed (with the queue's reason) or the
-/// deployment ends short of healthy.
-pub async fn wait_for_deployment(
-    client: &Client,
-    id: &str,
-    deployment_id: &str,
-) -> anyhow::Result<i32> {
-    let mut progress = Progress::new(id);
-    let started = Instant::now();
-    let mut unplaceable_since: Option<Instant> = None;
-    let mut short_since: Option<Instant> = None;
-    loop {
-        let deployments = client.deployments().await?;
-        let active = deployments.iter().any(|d| {
-            d.id == deployment_id
-                || (deployment_id.is_empty() && d.affected_apps.iter().any(|a| a == id))
-        });
-        let Some(app) = client.app(id).await? else {
-            progress.finish(&format!("{id} is gone"));
-            return Ok(0);
-        };
-        let healthy = healthy_count(&app);
-        progress.update(healthy, app.instances);
-        // Why tasks keep failing, for every way of giving up below.
-        let why = last_failure_line(&app)
-            .map(|line| format!("\n{line}"))
-            .unwrap_or_default();
-        if !active && healthy >= app.instances {
-            progress.finish(&format!("{id}: {healthy}/{} healthy", app.instances));
-            return Ok(0);
-        }
-        if !active {
-            let since = *short_since.get_or_insert_with(Instant::now);
-            if since.elapsed() > UNPLACEABLE_AFTER {
-                progress.finish(&format!(
-                    "{id}: the deployment ended with {healthy}/{} healthy{why}",
-                    app.instances
-                ));
-                return Ok(1);
-            }
-        } else {
-            short_since = None;
-        }
-        let reason = client
-            .queue()
-            .await?
-            .queue
-            .into_iter()
-            .find(|item| canonical(&item.app.id) == id)
-            .and_then(|item| item.reason);
-        match reason {
-            Some(reason) => {
-                let since = *unplaceable_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > UNPLACEABLE_AFTER {
-                    progress.finish(&format!(
-                        "{id} cannot be placed: {reason} (it stays queued; the scheduler places it when an agent fits){why}"
-                    ));
-                    return Ok(1);
-                }
-            }
-            None => unplaceable_since = None,
-        }
-        if started.elapsed() > DEPLOY_TIMEOUT {
-            progress.finish(&format!(
-                "{id}: still deploying after {}s{why}",
-                DEPLOY_TIMEOUT.as_secs()
-            ));
-            return Ok(1);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// A bar on a terminal, plain lines otherwise.
-struct Progress {
-    id: String,
-    bar: Option<indicatif::ProgressBar>,
-    last: Option<(u32, u32)>,
-}
-
-impl Progress {
-    fn new(id: &str) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} healthy {elapsed}",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar.set_prefix(id.to_string());
-            bar
-        });
-        Progress {
-            id: id.to_string(),
-            bar,
-            last: None,
-        }
-    }
-
-    fn update(&mut self, healthy: u32, desired: u32) {
-        if self.last == Some((healthy, desired)) {
-            return;
-        }
-        self.last = Some((healthy, desired));
-        match &self.bar {
-            Some(bar) => {
-                bar.set_length(desired as u64);
-                bar.set_position(healthy.min(desired) as u64);
-            }
-            None => println!("{}: {healthy}/{desired} healthy", self.id),
-        }
-    }
-
-    fn finish(&mut self, message: &str) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        println!("{message}");
-    }
 }
 
 /// Fields the API adds that are not part of a definition.
@@ -330,29 +174,13 @@ fn pretty(value: &Value) -> String {
 }
 
 fn colored_diff(before: &str, after: &str, before_name: &str, after_name: &str) -> String {
-    let diff = similar::TextDiff::from_lines(before, after);
-    let text = diff
-        .unified_diff()
-        .context_radius(3)
-        .header(before_name, after_name)
-        .to_string();
-    let mut out = String::new();
-    for line in text.lines() {
-        let styled = if line.starts_with("+++") || line.starts_with("---") {
-            console::style(line).bold().to_string()
-        } else if line.starts_with('+') {
-            console::style(line).green().to_string()
-        } else if line.starts_with('-') {
-            console::style(line).red().to_string()
-        } else if line.starts_with("@@") {
-            console::style(line).cyan().to_string()
-        } else {
-            line.to_string()
-        };
-        out.push_str(&styled);
-        out.push('\n');
-    }
-    out
+    let diff = TextDiff {
+        before_header: before_name.to_string(),
+        after_header: after_name.to_string(),
+        before: before.to_string(),
+        after: after.to_string(),
+    };
+    crate::report::diff::unified(&diff, crate::report::stdout_color())
 }
 
 /// "no changes", "scale 2 -> 3", "restart 2 tasks (cmd changed)", or both.

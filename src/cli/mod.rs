@@ -1,5 +1,7 @@
 //! The command line: one file per subcommand. Each file owns its clap `Args` and a `run`
-//! that returns the process exit status. Nothing here does the work itself.
+//! that returns the process exit status. Nothing here does the work itself. Besides them,
+//! `values.rs` parses option values and `scheduler_client.rs` holds what the scheduler's
+//! client subcommands share.
 
 use clap::{Parser, Subcommand};
 
@@ -12,6 +14,7 @@ pub mod platform;
 pub mod play;
 pub mod proxy;
 pub mod scheduler;
+pub mod scheduler_client;
 pub mod up;
 pub mod values;
 

@@ -1,11 +1,13 @@
 //! Loop expansion: `loop:` (a list), `with_items:` (a list, nested lists flattened one
 //! level, a lone value becomes a one-item list), `with_dict:` (a mapping becomes
-//! `{key, value}` items); and the item labels shown in output (`(item=...)`).
+//! `{key, value}` items); the item labels shown in output (`(item=...)`) are
+//! [`crate::report::label`]'s.
 
 use anyhow::bail;
 use serde_json::{json, Value};
 
 use crate::playbook::LoopSpec;
+use crate::report::label::compact_label;
 
 /// The loop's value before rendering.
 pub fn raw_value(spec: &LoopSpec) -> &Value {
@@ -55,36 +57,6 @@ pub fn expand(spec: &LoopSpec, rendered: Value) -> anyhow::Result<Vec<Value>> {
     }
 }
 
-/// How an item is shown when no `label` is given: strings as they are, everything else
-/// the way Ansible (Python) prints it: `{'key': 'a', 'value': 1}`.
-pub fn compact_label(item: &Value) -> String {
-    match item {
-        Value::String(s) => s.clone(),
-        other => python_repr(other),
-    }
-}
-
-fn python_repr(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
-        Value::Array(items) => {
-            let inner: Vec<String> = items.iter().map(python_repr).collect();
-            format!("[{}]", inner.join(", "))
-        }
-        Value::Object(map) => {
-            let inner: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("'{}': {}", k, python_repr(v)))
-                .collect();
-            format!("{{{}}}", inner.join(", "))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,15 +93,5 @@ mod tests {
             ]
         );
         assert!(expand(&spec, json!([1])).is_err());
-    }
-
-    #[test]
-    fn labels_look_like_python() {
-        assert_eq!(compact_label(&json!("x")), "x");
-        assert_eq!(
-            compact_label(&json!({"key": "a", "value": true, "n": null})),
-            "{'key': 'a', 'value': True, 'n': None}"
-        );
-        assert_eq!(compact_label(&json!([1, "b"])), "[1, 'b']");
     }
 }

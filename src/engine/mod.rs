@@ -22,19 +22,8 @@ pub mod tags;
 mod task;
 pub mod vars;
 
+pub use crate::report::{HostStats, OutputMode, Recap};
 pub use vars::{parse_extra_vars, OMIT};
-
-/// How results are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum OutputMode {
-    /// Progress bars on a TTY, Ansible-style lines otherwise.
-    #[default]
-    Auto,
-    /// Ansible-style lines, always.
-    Lines,
-    /// One JSON document at the end.
-    Json,
-}
 
 /// Everything one run needs; `infra play` and `infra up` both build this.
 #[derive(Debug, Clone)]
@@ -78,37 +67,6 @@ impl RunOptions {
             known_hosts: Vec::new(),
             roles_path: Vec::new(),
             verbosity: 0,
-        }
-    }
-}
-
-/// Per-host counts, as in Ansible's PLAY RECAP.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct HostStats {
-    pub ok: u32,
-    pub changed: u32,
-    pub unreachable: u32,
-    pub failed: u32,
-    pub skipped: u32,
-    pub rescued: u32,
-    pub ignored: u32,
-}
-
-/// The outcome of a run.
-#[derive(Debug, Clone, Default)]
-pub struct Recap {
-    pub hosts: indexmap::IndexMap<String, HostStats>,
-}
-
-impl Recap {
-    /// 0 all ok, 2 a task failed on some host, 4 some host unreachable and none failed.
-    pub fn exit_code(&self) -> i32 {
-        if self.hosts.values().any(|s| s.failed > 0) {
-            2
-        } else if self.hosts.values().any(|s| s.unreachable > 0) {
-            4
-        } else {
-            0
         }
     }
 }

@@ -17,6 +17,7 @@ use super::state::{short_name, Frame};
 use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
 use crate::modules::{self, HostCtx};
 use crate::playbook::{Role, Task, TaskKind};
+use crate::report::label::compact_label;
 use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::{Become, Transport};
 use crate::Vars;
@@ -273,7 +274,7 @@ impl PlayRun<'_> {
                                     .templar
                                     .render_str(l, &item_vars)
                                     .unwrap_or_else(|_| l.clone()),
-                                None => loops::compact_label(&item),
+                                None => compact_label(&item),
                             };
                             let mut o = self
                                 .run_one(task, frame, host, module, args, item_vars, info)

@@ -119,7 +119,8 @@ pub fn choice(
     }
 }
 
-/// Quotes a word for `/bin/sh` (single quotes; embedded quotes escaped).
+/// A word for `/bin/sh` as Python's `shlex.quote` writes it: bare when it holds only
+/// characters the shell leaves alone, else [`crate::transport::shell::quote`]d.
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
@@ -127,7 +128,7 @@ pub fn sh_quote(s: &str) -> String {
     {
         return s.to_string();
     }
-    format!("'{}'", s.replace('\'', r"'\''"))
+    crate::transport::shell::quote(s)
 }
 
 /// Builds a `Vars` from pairs (for results).

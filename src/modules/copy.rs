@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::args::{bool_arg, sh_quote, str_opt, str_req};
 use super::fileops::{self, Attrs, Observed, WriteOpts};
 use super::mode::ModeArg;
-use super::{ArgDef, ArgSpec, Change, HostCtx, Module, Plan};
+use super::{ArgDef, ArgSpec, Change, HostCtx, Module, Op, Plan};
 use crate::transport::FileKind;
 use crate::Vars;
 
@@ -142,8 +142,7 @@ impl Module for Copy {
                     summary: format!("create directory {dest}"),
                     diff: None,
                 });
-                plan.ops
-                    .push(fileops::exec(format!("mkdir -p {}", sh_quote(&dest))));
+                plan.ops.push(fileops::mkdir(&dest));
             }
         }
         let obs = if dest_is_dir && dest_stat.is_none() {
@@ -239,21 +238,29 @@ async fn plan_directory(
                         summary: format!("create directory {path}"),
                         diff: None,
                     });
-                    plan.ops
-                        .push(fileops::exec(format!("mkdir -p {}", sh_quote(&path))));
-                    if let Some(o) = &attrs.owner {
-                        plan.ops.push(fileops::exec(format!(
-                            "chown {} {}",
-                            sh_quote(o),
-                            sh_quote(&path)
-                        )));
-                    }
-                    if let Some(g) = &attrs.group {
-                        plan.ops.push(fileops::exec(format!(
-                            "chgrp {} {}",
-                            sh_quote(g),
-                            sh_quote(&path)
-                        )));
+                    match fileops::new_dir_attrs(&dir_attrs, ids)? {
+                        Some((mode, owner)) => plan.ops.push(Op::Mkdir {
+                            path: path.clone(),
+                            mode,
+                            owner,
+                        }),
+                        None => {
+                            plan.ops.push(fileops::mkdir(&path));
+                            if let Some(o) = &attrs.owner {
+                                plan.ops.push(fileops::exec(format!(
+                                    "chown {} {}",
+                                    sh_quote(o),
+                                    sh_quote(&path)
+                                )));
+                            }
+                            if let Some(g) = &attrs.group {
+                                plan.ops.push(fileops::exec(format!(
+                                    "chgrp {} {}",
+                                    sh_quote(g),
+                                    sh_quote(&path)
+                                )));
+                            }
+                        }
                     }
                 }
             }

@@ -1,6 +1,6 @@
 //! Text diffs for `--diff`: before/after content with Ansible's headers
 //! (`before: /etc/motd`, `after: /path/to/motd.j2`). Binary or huge content gets no diff,
-//! only the change's summary.
+//! only the change's summary. [`crate::report::diff`] renders them.
 
 use super::TextDiff;
 
@@ -35,15 +35,6 @@ pub fn state_diff(path: &str, before: String, after: String) -> TextDiff {
     }
 }
 
-/// Renders a diff as unified text (what `--diff` prints, without colours).
-pub fn unified(d: &TextDiff) -> String {
-    similar::TextDiff::from_lines(&d.before, &d.after)
-        .unified_diff()
-        .context_radius(3)
-        .header(&d.before_header, &d.after_header)
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,9 +42,15 @@ mod tests {
     #[test]
     fn text_files_get_a_unified_diff_with_ansible_headers() {
         let d = file_diff("/etc/motd", "dynamically generated", b"a\nb\n", b"a\nc\n").unwrap();
+        // Rendered by crate::report::diff::unified.
         assert_eq!(
-            unified(&d),
-            "--- before: /etc/motd\n+++ after: dynamically generated\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n"
+            d,
+            TextDiff {
+                before_header: "before: /etc/motd".into(),
+                after_header: "after: dynamically generated".into(),
+                before: "a\nb\n".into(),
+                after: "a\nc\n".into(),
+            }
         );
     }
 

@@ -122,7 +122,7 @@ impl Module for File {
                 None => {
                     plan.changes
                         .push(state_change(&path, "absent", "directory"));
-                    match new_dir_attrs(&attrs, &ids)? {
+                    match fileops::new_dir_attrs(&attrs, &ids)? {
                         Some((mode, owner)) => plan.ops.push(Op::Mkdir {
                             path: path.clone(),
                             mode,
@@ -257,19 +257,6 @@ fn plan_new_attrs(
             .push(fileops::exec(format!("chgrp {r}{} {q}", sh_quote(g))));
     }
     Ok(())
-}
-
-/// A new directory's numeric mode and owner, for [`Op::Mkdir`]; `None` when an owner or
-/// group name did not resolve to an id (then `chown` runs, and reports it).
-fn new_dir_attrs(
-    attrs: &Attrs,
-    ids: &fileops::Ids,
-) -> anyhow::Result<Option<(Option<u32>, crate::transport::Owner)>> {
-    if (attrs.owner.is_some() && ids.uid.is_none()) || (attrs.group.is_some() && ids.gid.is_none())
-    {
-        return Ok(None);
-    }
-    Ok(Some((attrs.new_mode(true)?, (ids.uid, ids.gid))))
 }
 
 fn plan_link(

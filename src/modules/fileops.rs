@@ -366,6 +366,29 @@ pub fn file_result(
     Ok(r)
 }
 
+/// A new directory's numeric mode and owner, for [`Op::Mkdir`]; `None` when an owner or
+/// group name did not resolve to an id (then `chown` runs, and reports it).
+pub fn new_dir_attrs(
+    attrs: &Attrs,
+    ids: &Ids,
+) -> anyhow::Result<Option<(Option<u32>, crate::transport::Owner)>> {
+    if (attrs.owner.is_some() && ids.uid.is_none()) || (attrs.group.is_some() && ids.gid.is_none())
+    {
+        return Ok(None);
+    }
+    Ok(Some((attrs.new_mode(true)?, (ids.uid, ids.gid))))
+}
+
+/// Makes a missing directory and its missing parents, as `mkdir -p` would (the default
+/// mode, the connecting or become user as owner).
+pub fn mkdir(path: &str) -> Op {
+    Op::Mkdir {
+        path: path.to_string(),
+        mode: None,
+        owner: (None, None),
+    }
+}
+
 /// sha1 of content, as hex (Ansible's `checksum`).
 pub fn sha1_hex(content: &[u8]) -> String {
     use sha1::Digest;

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use regex::Regex;
 use serde_json::Value;
 
-use super::args::{bool_arg, choice, sh_quote, str_opt, str_req};
+use super::args::{bool_arg, choice, str_opt, str_req};
 use super::fileops::{self, Attrs, WriteOpts};
 use super::{ArgDef, ArgSpec, Change, HostCtx, Module, Plan, TextDiff};
 use crate::Vars;
@@ -273,8 +273,7 @@ pub async fn plan_text_edit(
                 summary: format!("create directory {parent}"),
                 diff: None,
             });
-            plan.ops
-                .push(fileops::exec(format!("mkdir -p {}", sh_quote(parent))));
+            plan.ops.push(fileops::mkdir(parent));
         }
     }
     let mut sub = Plan::default();

@@ -18,7 +18,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType,
 };
 
-use crate::provider::state::write_atomic;
+use crate::fsutil::{write_atomic, Mode};
 
 /// The CA's subject; the same on every run, so a CA rebuilt from its key signs certificates
 /// that chain to the `ca.crt` on disk.
@@ -53,8 +53,12 @@ impl Pki {
             .context("signing the cluster CA certificate")?;
         if !key_path.exists() || !cert_path.exists() {
             // The key first: a CA certificate without its key would be useless.
-            write_atomic(&key_path, ca_key.serialize_pem().as_bytes(), 0o600)?;
-            write_atomic(&cert_path, ca.pem().as_bytes(), 0o644)?;
+            write_atomic(
+                &key_path,
+                ca_key.serialize_pem().as_bytes(),
+                Mode::Set(0o600),
+            )?;
+            write_atomic(&cert_path, ca.pem().as_bytes(), Mode::Set(0o644))?;
         }
         Ok(Pki {
             dir: dir.to_path_buf(),
@@ -86,9 +90,9 @@ impl Pki {
         let cert = host_params(&names.host, &sans)?
             .signed_by(&key, &self.ca, &self.ca_key)
             .with_context(|| format!("signing {}'s certificate", names.host))?;
-        write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
-        write_atomic(&cert_path, cert.pem().as_bytes(), 0o644)?;
-        write_atomic(&sans_path, sans.join("\n").as_bytes(), 0o644)?;
+        write_atomic(&key_path, key.serialize_pem().as_bytes(), Mode::Set(0o600))?;
+        write_atomic(&cert_path, cert.pem().as_bytes(), Mode::Set(0o644))?;
+        write_atomic(&sans_path, sans.join("\n").as_bytes(), Mode::Set(0o644))?;
         Ok(true)
     }
 }

@@ -3,8 +3,7 @@
 //! from the hosts' own keys after each `infra up` so host-key checking stays on.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -12,6 +11,8 @@ use rand::RngCore;
 use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::PrivateKey;
+
+use crate::fsutil::{write_atomic, Mode};
 
 /// A host's entry in known_hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl StateDir {
             let pem = key
                 .to_openssh(LineEnding::LF)
                 .context("cannot encode the cluster key")?;
-            write_atomic(&private, pem.as_bytes(), 0o600)?;
+            write_atomic(&private, pem.as_bytes(), Mode::Set(0o600))?;
             key
         };
         let public = key
@@ -73,7 +74,7 @@ impl StateDir {
         write_atomic(
             &self.public_key_path(),
             format!("{public}\n").as_bytes(),
-            0o644,
+            Mode::Set(0o644),
         )?;
         Ok(public)
     }
@@ -96,7 +97,7 @@ impl StateDir {
         write_atomic(
             &self.known_hosts_path(),
             merged_known_hosts(&existing, hosts).as_bytes(),
-            0o644,
+            Mode::Set(0o644),
         )
     }
 }
@@ -130,32 +131,6 @@ fn generate_ed25519(comment: &str) -> anyhow::Result<PrivateKey> {
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let keypair = Ed25519Keypair::from_seed(&seed);
     PrivateKey::new(KeypairData::from(keypair), comment).context("cannot build the cluster key")
-}
-
-/// Writes a file atomically: a temp file beside it, fsync, rename.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -2,11 +2,15 @@
 //! target, fsync, rename), check it with `nginx -t`, reload only when it changed, and put
 //! the previous good config back when the check fails (kept as `<path>.last-good`).
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
+
+use crate::fsutil::{write_atomic, Mode};
+
+/// The generated files keep the mode they have (0644 when new).
+const KEEP_MODE: Mode = Mode::KeepOr(0o644);
 
 /// How to test and reload nginx.
 #[derive(Debug, Clone)]
@@ -49,10 +53,10 @@ impl Nginx {
         if previous.as_deref() == Some(rendered) {
             return Ok(Applied::Unchanged);
         }
-        write_atomic(&self.config, rendered.as_bytes())?;
+        write_atomic(&self.config, rendered.as_bytes(), KEEP_MODE)?;
         if let Err(err) = self.test() {
             let restored = match &previous {
-                Some(text) => write_atomic(&self.config, text.as_bytes()),
+                Some(text) => write_atomic(&self.config, text.as_bytes(), KEEP_MODE),
                 None => std::fs::remove_file(&self.config)
                     .with_context(|| format!("removing {}", self.config.display())),
             };
@@ -63,7 +67,7 @@ impl Nginx {
             }
             return Err(err);
         }
-        write_atomic(&self.last_good_path(), rendered.as_bytes())?;
+        write_atomic(&self.last_good_path(), rendered.as_bytes(), KEEP_MODE)?;
         self.reload()?;
         Ok(Applied::Reloaded)
     }
@@ -106,57 +110,5 @@ impl Nginx {
             );
         }
         Ok(())
-    }
-}
-
-/// Writes `path` through a temp file beside it, fsynced, then renamed over it (keeping
-/// the old file's mode when there is one).
-pub fn write_atomic(path: &Path, content: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".infra-proxy.")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(content)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions())
-        .unwrap_or_else(|_| std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    std::fs::set_permissions(tmp.path(), mode)
-        .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn write_atomic_replaces_and_keeps_mode() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.conf");
-        write_atomic(&path, b"one").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp left"
-        );
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use serde_json::{json, Map, Value};
 
+use super::Recap;
 use super::{HostEvent, Reporter, SharedWriter, Status, TaskInfo};
-use crate::engine::Recap;
 
 #[derive(Default)]
 struct Doc {
@@ -169,7 +169,7 @@ impl Reporter for Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::HostStats;
+    use crate::report::HostStats;
     use std::sync::Arc;
 
     #[derive(Clone, Default)]

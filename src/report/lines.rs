@@ -7,9 +7,9 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+use super::Recap;
 use super::{banner, diff, paint, recap, status_color, HostEvent, Reporter, SharedWriter};
 use super::{Color, Status, TaskInfo};
-use crate::engine::Recap;
 
 /// Line output; see the module doc.
 pub struct Lines {
@@ -53,10 +53,7 @@ pub fn format_event(ev: &HostEvent, color: bool, verbosity: u8) -> Option<String
             .unwrap_or("");
         let mut line = format!("included: {target} for {host}");
         if let Some(item) = ev.result.get("item") {
-            line.push_str(&format!(
-                " => (item={})",
-                crate::engine::loops::compact_label(item)
-            ));
+            line.push_str(&format!(" => (item={})", super::label::compact_label(item)));
         }
         return Some(paint(&line, Color::Cyan, color));
     }

@@ -6,21 +6,36 @@
 //! [`progress::Progress`], [`json::Json`]) decide how they look. Results reach a reporter
 //! already censored when the task has `no_log: true`.
 //!
-//! Owns: output only. May call: nothing that touches hosts.
+//! Owns: output only, and the types it shows ([`OutputMode`], [`Recap`], [`HostStats`]).
+//! May call: nothing that touches hosts; never the engine.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::engine::{OutputMode, Recap};
 use crate::modules::TextDiff;
 
 pub mod diff;
 pub mod json;
+pub mod label;
 pub mod lines;
 pub mod progress;
 pub mod recap;
+
+pub use recap::{HostStats, Recap};
+
+/// How results are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputMode {
+    /// Progress bars on a TTY, Ansible-style lines otherwise.
+    #[default]
+    Auto,
+    /// Ansible-style lines, always.
+    Lines,
+    /// One JSON document at the end.
+    Json,
+}
 
 /// The message Ansible shows instead of a `no_log` result.
 pub const CENSORED: &str =

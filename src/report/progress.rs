@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use indexmap::IndexMap;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::Recap;
 use super::{banner, diff, lines, recap, HostEvent, Reporter, Status, TaskInfo};
-use crate::engine::Recap;
 
 /// Bars on stdout; see the module doc.
 pub struct Progress {

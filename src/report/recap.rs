@@ -2,7 +2,37 @@
 //! padded to 26 columns, then `ok=N` and friends each padded to `name=` plus 4 columns.
 
 use super::{paint, Color};
-use crate::engine::{HostStats, Recap};
+
+/// Per-host counts, as in Ansible's PLAY RECAP.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HostStats {
+    pub ok: u32,
+    pub changed: u32,
+    pub unreachable: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub rescued: u32,
+    pub ignored: u32,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Recap {
+    pub hosts: indexmap::IndexMap<String, HostStats>,
+}
+
+impl Recap {
+    /// 0 all ok, 2 a task failed on some host, 4 some host unreachable and none failed.
+    pub fn exit_code(&self) -> i32 {
+        if self.hosts.values().any(|s| s.failed > 0) {
+            2
+        } else if self.hosts.values().any(|s| s.unreachable > 0) {
+            4
+        } else {
+            0
+        }
+    }
+}
 
 /// The whole recap: banner line and one line per host, in the recap's order.
 pub fn format_recap(recap: &Recap, color: bool) -> String {

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use tokio::io::AsyncWriteExt;
 
+use super::shell::quote;
 use super::{Become, ExecOptions, ExecOutput, FileAttrs, FileKind, FileStat, Transport};
 
 /// Runs operations on the machine running infra.
@@ -33,11 +34,6 @@ impl LocalTransport {
     pub fn name(&self) -> &str {
         &self.name
     }
-}
-
-/// Single-quotes a word for /bin/sh.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// The user we run as.

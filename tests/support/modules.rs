@@ -78,7 +78,7 @@ impl Outcome {
             .changes
             .iter()
             .filter_map(|c| c.diff.as_ref())
-            .map(modules::diff::unified)
+            .map(|d| infra::report::diff::unified(d, false))
             .collect()
     }
 }

@@ -134,7 +134,7 @@ pub async fn customize(root: &Path) -> anyhow::Result<()> {
             std::fs::remove_file(&full)
                 .with_context(|| format!("cannot replace {}", full.display()))?;
         }
-        crate::provider::state::write_atomic(&full, content.as_bytes(), *mode)?;
+        crate::fsutil::write_atomic(&full, content.as_bytes(), crate::fsutil::Mode::Set(*mode))?;
     }
     for (link, target) in recipe::LINKS {
         let full = root.join(link);
