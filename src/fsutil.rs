@@ -60,6 +60,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> anyhow::Result<()>
     result.with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Writes `bytes` to `target` atomically with mode 0600, making its folder first when
+/// missing: files only their owner reads (the agent's task table and id, the CLI's context
+/// file).
+pub fn write_private(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = target
+        .parent()
+        .with_context(|| format!("{} has no parent directory", target.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_atomic(target, bytes, Mode::Set(0o600))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,7 +73,7 @@ pub fn agent_id(data_dir: &Path) -> anyhow::Result<String> {
         Err(err) => return Err(err).with_context(|| format!("reading {}", file.display())),
     }
     let id = uuid::Uuid::new_v4().to_string();
-    super::table::write_atomically(&file, format!("{id}\n").as_bytes())?;
+    crate::fsutil::write_private(&file, format!("{id}\n").as_bytes())?;
     Ok(id)
 }
 

@@ -50,17 +50,7 @@ pub fn load(data_dir: &Path) -> anyhow::Result<Vec<PersistedTask>> {
 /// Replaces the table atomically (temp file beside it, fsync, rename).
 pub fn save(data_dir: &Path, tasks: &[PersistedTask]) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(tasks).context("serializing the task table")?;
-    write_atomically(&path(data_dir), &json)
-}
-
-/// Writes `bytes` to `target` atomically with mode 0600, making its folder first when
-/// missing (the task table, the agent id and the CLI's context file).
-pub fn write_atomically(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = target
-        .parent()
-        .with_context(|| format!("{} has no parent directory", target.display()))?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    crate::fsutil::write_atomic(target, bytes, crate::fsutil::Mode::Set(0o600))
+    crate::fsutil::write_private(&path(data_dir), &json)
 }
 
 #[cfg(test)]

@@ -48,6 +48,6 @@ pub fn read() -> anyhow::Result<Option<Context>> {
 pub fn write(context: &Context) -> anyhow::Result<PathBuf> {
     let file = path()?;
     let json = serde_json::to_vec_pretty(context).context("serializing the context")?;
-    crate::agent::table::write_atomically(&file, &json)?;
+    crate::fsutil::write_private(&file, &json)?;
     Ok(file)
 }
