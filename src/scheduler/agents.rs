@@ -123,6 +123,20 @@ pub struct HeartbeatOutcome {
     pub agent_back: bool,
 }
 
+impl HeartbeatOutcome {
+    /// A task changed state: Marathon's status_update_event and instance_changed_event.
+    fn status_changed(&mut self, task: &TaskRecord, name: &str, message: &str, state: TaskState) {
+        self.events.push(
+            event_types::STATUS_UPDATE,
+            status_event(task, name, message),
+        );
+        self.events.push(
+            event_types::INSTANCE_CHANGED,
+            instance_changed_event(task, condition(state)),
+        );
+    }
+}
+
 /// The pure transition of one heartbeat of `agent_id` over `state`: every reported status
 /// against what the scheduler knows, and the agent's tasks it no longer reports. None when
 /// the agent is unknown.
@@ -153,14 +167,8 @@ pub fn heartbeat_outcome(
         let name = state_name(status.state);
         if task.killing {
             if status.state.is_terminal() {
-                out.events.push(
-                    event_types::STATUS_UPDATE,
-                    status_event(&task, &name, status.message.as_deref().unwrap_or("")),
-                );
-                out.events.push(
-                    event_types::INSTANCE_CHANGED,
-                    instance_changed_event(&task, condition(status.state)),
-                );
+                let message = status.message.as_deref().unwrap_or("");
+                out.status_changed(&task, &name, message, status.state);
                 out.changes.push(Change::DeleteTask(task.id.clone()));
                 out.apps.insert(task.app_id.clone());
             }
@@ -168,14 +176,7 @@ pub fn heartbeat_outcome(
         }
         let message = status.message.clone().unwrap_or_default();
         if status.state.is_terminal() {
-            out.events.push(
-                event_types::STATUS_UPDATE,
-                status_event(&task, &name, &message),
-            );
-            out.events.push(
-                event_types::INSTANCE_CHANGED,
-                instance_changed_event(&task, condition(status.state)),
-            );
+            out.status_changed(&task, &name, &message, status.state);
             task_failed(state, &task, &name, &message, now, &mut out);
             failures += 1;
             out.changes.push(Change::DeleteTask(task.id.clone()));
@@ -191,14 +192,7 @@ pub fn heartbeat_outcome(
             if t.state == TaskState::Running && t.started_at.is_none() {
                 t.started_at = Some(status.started_at.clone().unwrap_or_else(clock::now_rfc3339));
             }
-            out.events.push(
-                event_types::STATUS_UPDATE,
-                status_event(&t, &name, &message),
-            );
-            out.events.push(
-                event_types::INSTANCE_CHANGED,
-                instance_changed_event(&t, condition(t.state)),
-            );
+            out.status_changed(&t, &name, &message, t.state);
             out.apps.insert(t.app_id.clone());
         }
         for report in &status.health {

@@ -151,17 +151,8 @@ pub async fn write_many(
     Ok(deployment_response(StatusCode::OK, &result))
 }
 
-pub async fn put_apps(
-    State(s): State<Shared>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Query(params): Params,
-    uri: Uri,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    write_many(s, addr, params, uri, body, true).await
-}
-
-pub async fn patch_apps(
+/// `PUT` and `PATCH /v2/apps`: several apps in one deployment, partial by default.
+pub async fn update_apps(
     State(s): State<Shared>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(params): Params,

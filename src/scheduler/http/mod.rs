@@ -36,8 +36,8 @@ pub fn router(scheduler: Shared) -> Router {
             "/v2/apps",
             get(apps::list_apps)
                 .post(apps::create_app)
-                .put(apps::put_apps)
-                .patch(apps::patch_apps),
+                .put(apps::update_apps)
+                .patch(apps::update_apps),
         )
         .route("/v2/apps/{*rest}", axum::routing::any(apps::app_path))
         .route("/v2/tasks", get(tasks::list_tasks))
