@@ -11,6 +11,8 @@
 //!
 //! Figures only: nothing here asserts a time.
 
+#[path = "support/agent.rs"]
+mod agent_support;
 #[path = "support/etcd.rs"]
 mod etcd;
 #[path = "support/ha.rs"]

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster::{counter, exclusive, ha_platform, text, Platform};
+use cluster::{exclusive, ha_platform, text, Platform};
 
 const CONTROL: [&str; 3] = ["control1", "control2", "control3"];
 const COMPUTE: [&str; 3] = ["compute1", "compute2", "compute3"];
@@ -497,20 +497,7 @@ fn move_etcd_leader(p: &Platform, to: &str) {
 fn ha_up_converges_every_client_lists_every_control_node_and_a_second_up_changes_nothing() {
     let p = ha_platform();
     let _turn = exclusive();
-    for (host, _) in p.hosts {
-        assert_eq!(
-            counter(&p.first_recap, host, "failed"),
-            0,
-            "{}",
-            p.first_recap
-        );
-        assert_eq!(
-            counter(&p.first_recap, host, "unreachable"),
-            0,
-            "{}",
-            p.first_recap
-        );
-    }
+    p.assert_first_up_converged();
     let etcd_urls = CONTROL
         .iter()
         .map(|h| format!("https://{}:2379", p.ip(h)))
@@ -571,12 +558,7 @@ fn ha_up_converges_every_client_lists_every_control_node_and_a_second_up_changes
         .map(|u| u.as_str().unwrap())
         .collect();
     assert_eq!(listed.join(","), api_urls, "{context}");
-
-    let second = p.up_recap(&[]);
-    for (host, _) in p.hosts {
-        assert_eq!(counter(&second, host, "changed"), 0, "{host}: {second}");
-        assert_eq!(counter(&second, host, "failed"), 0, "{host}: {second}");
-    }
+    p.assert_second_up_changes_nothing();
 }
 
 /// (a) Exactly one leader: every control node names the same one, only it says it is

@@ -6,6 +6,8 @@
 //!
 //! The tests run one at a time (each cluster is 9 processes plus tasks on a shared machine).
 
+#[path = "support/agent.rs"]
+mod agent_support;
 #[path = "support/etcd.rs"]
 mod etcd;
 #[path = "support/ha.rs"]
@@ -14,6 +16,7 @@ mod ha;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use agent_support::pid_alive;
 use etcd::EtcdCluster;
 use ha::*;
 use reqwest::Method;
@@ -43,6 +46,22 @@ fn web_app(id: &str, instances: usize) -> Value {
 
 fn empty_app(id: &str) -> Value {
     json!({"id": id, "cmd": "sleep 1000", "instances": 0, "cpus": 0.1, "mem": 16})
+}
+
+/// POSTs an app definition to `url` and checks it was created (201).
+async fn create_app(url: &str, app: &Value) -> Reply {
+    let reply = request(
+        url,
+        Method::POST,
+        "/v2/apps",
+        Some(app),
+        &[],
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    reply
 }
 
 /// Sends until the answer is not a 503 (no leader yet), for at most `timeout`.
@@ -290,21 +309,36 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
     // A write on a follower is forwarded: the leader commits it, the answer names the
     // leader, and every node's copy shows it.
     let f = follower(&cluster, leader);
-    let reply = request(
-        cluster.url(f),
-        Method::POST,
-        "/v2/apps",
-        Some(&empty_app("/fwd")),
-        &[],
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    // The third node's event stream, which only sees the leader's commits through etcd.
+    let watcher = (0..cluster.nodes.len())
+        .find(|i| *i != leader && *i != f)
+        .expect("a third node");
+    let mut events = reqwest::Client::new()
+        .get(format!(
+            "{}/v2/events?event_type=api_post_event",
+            cluster.url(watcher)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let reply = create_app(cluster.url(f), &empty_app("/fwd")).await;
     assert_eq!(
         reply.header("X-Marathon-Leader").as_deref(),
         Some(leader_url.as_str())
     );
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("\"/fwd\"") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!(
+                "node {watcher}'s /v2/events never carried the api_post_event of /fwd: \
+                 {other:?}; got {seen:?}"
+            ),
+        }
+    }
     for node in &cluster.nodes {
         let start = Instant::now();
         loop {
@@ -454,17 +488,7 @@ async fn killing_the_leader_during_a_scale_from_3_to_6_and_6_to_9_restarts_no_ta
     let mut cluster = HaCluster::start(3, 3).await;
     let leader = cluster.leader().await;
     let f = follower(&cluster, leader);
-    let reply = request(
-        cluster.url(f),
-        Method::POST,
-        "/v2/apps",
-        Some(&web_app("/web", 3)),
-        &[],
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    create_app(cluster.url(f), &web_app("/web", 3)).await;
     wait_app(cluster.url(leader), "/web", 3, Duration::from_secs(60)).await;
     let before = started_at(cluster.url(leader), "/web").await;
     assert_eq!(before.len(), 3);
@@ -669,17 +693,7 @@ async fn killing_the_leader_during_a_rolling_restart_completes_it_within_the_upg
     app["upgradeStrategy"] = json!({"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.5});
     // Marathon: at most instances * (1 + maximumOverCapacity), rounded down.
     let limit = (4.0f64 * 1.5).floor() as usize;
-    let reply = request(
-        cluster.url(f),
-        Method::POST,
-        "/v2/apps",
-        Some(&app),
-        &[],
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    create_app(cluster.url(f), &app).await;
     wait_app(cluster.url(leader), "/roll", 4, Duration::from_secs(60)).await;
     let old: BTreeSet<String> = started_at(cluster.url(leader), "/roll")
         .await
@@ -806,17 +820,7 @@ async fn a_frozen_leader_is_replaced_and_when_resumed_commits_nothing() {
     let old = cluster.leader().await;
     let old_url = cluster.url(old).to_string();
     let etcd_url = cluster.etcd.client_url(0).to_string();
-    let reply = request(
-        &old_url,
-        Method::POST,
-        "/v2/apps",
-        Some(&web_app("/part", 2)),
-        &[],
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    create_app(&old_url, &web_app("/part", 2)).await;
     wait_app(&old_url, "/part", 2, Duration::from_secs(60)).await;
     let keys = election_keys(&etcd_url).await;
     let old_key = keys
@@ -1031,17 +1035,7 @@ async fn a_leader_frozen_for_25_s_loses_no_agent_and_restarts_no_task() {
     let mut cluster = HaCluster::start_with(3, 3, &["--agent-timeout", "15s"]).await;
     let old = cluster.leader().await;
     let old_url = cluster.url(old).to_string();
-    let reply = request(
-        &old_url,
-        Method::POST,
-        "/v2/apps",
-        Some(&web_app("/keep", 3)),
-        &[],
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    create_app(&old_url, &web_app("/keep", 3)).await;
     wait_app(&old_url, "/keep", 3, Duration::from_secs(60)).await;
     let before = started_at(&old_url, "/keep").await;
     let sampler = Sampler::start(&cluster, "/keep");
@@ -1096,17 +1090,7 @@ async fn tasks_of_one_app_ending_in_the_same_heartbeat_are_replaced() {
     let url = cluster.url(leader).to_string();
     let app = json!({"id": "/flap", "cmd": "sleep 3", "instances": 2, "cpus": 0.1, "mem": 16,
         "backoffSeconds": 1});
-    let reply = request(
-        &url,
-        Method::POST,
-        "/v2/apps",
-        Some(&app),
-        &[],
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    create_app(&url, &app).await;
     let start = Instant::now();
     let mut first: BTreeSet<String> = BTreeSet::new();
     loop {
@@ -1233,17 +1217,7 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
     let _serial = SERIAL.lock().await;
     let mut cluster = HaCluster::start(3, 3).await;
     let leader = cluster.leader().await;
-    let reply = request(
-        cluster.url(leader),
-        Method::POST,
-        "/v2/apps",
-        Some(&web_app("/q", 3)),
-        &[],
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    create_app(cluster.url(leader), &web_app("/q", 3)).await;
     wait_app(cluster.url(leader), "/q", 3, Duration::from_secs(60)).await;
     let tasks_before = started_at(cluster.url(leader), "/q").await;
     let pids_before: BTreeSet<i32> = cluster.agent_processes().iter().map(|p| p.pid).collect();

@@ -169,33 +169,8 @@ fn unique_marker(name: &str) -> String {
 fn up_converges_from_nothing_and_a_second_up_changes_nothing() {
     let p = platform();
     let _turn = exclusive();
-    for (host, _) in HOSTS {
-        assert_eq!(
-            counter(&p.first_recap, host, "failed"),
-            0,
-            "{}",
-            p.first_recap
-        );
-        assert_eq!(
-            counter(&p.first_recap, host, "unreachable"),
-            0,
-            "{}",
-            p.first_recap
-        );
-        if !p.keep {
-            assert!(
-                counter(&p.first_recap, host, "changed") > 0,
-                "{}",
-                p.first_recap
-            );
-        }
-    }
-    let second = p.up_recap(&[]);
-    for (host, _) in HOSTS {
-        assert_eq!(counter(&second, host, "changed"), 0, "{host}: {second}");
-        assert_eq!(counter(&second, host, "failed"), 0, "{host}: {second}");
-        assert_eq!(counter(&second, host, "unreachable"), 0, "{host}: {second}");
-    }
+    p.assert_first_up_converged();
+    p.assert_second_up_changes_nothing();
 }
 
 /// Scenario 2: the web server behind the proxy: both tasks get traffic, a third one within

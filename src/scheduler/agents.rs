@@ -346,51 +346,18 @@ fn unhealthy_past_grace(task: &TaskRecord) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::agent::{Registration, TaskStatus};
+    use crate::api::agent::TaskStatus;
     use crate::scheduler::placement::Strategy;
     use crate::scheduler::reconcile::reconcile_app;
-    use crate::scheduler::store::AppRecord;
+    use crate::scheduler::reconcile::tests::state_with;
 
     /// One app of two instances placed on agent `a`.
     fn placed() -> State {
-        let def = crate::api::appdef::normalize(
+        let mut state = state_with(
             json!({"id": "/w", "cmd": "x", "instances": 2, "cpus": 0.1, "mem": 16,
-                   "backoffSeconds": 2})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-            "2020-01-01T00:00:00.000Z",
-            "2020-01-01T00:00:00.000Z",
-            &|_| false,
-            (10000, 20000),
+                   "backoffSeconds": 2}),
+            &["a"],
         );
-        let mut state = State::default();
-        state
-            .apply(Change::PutApp(AppRecord {
-                id: "/w".into(),
-                definition: def,
-                version: "2020-01-01T00:00:00.000Z".into(),
-                config_version: "2020-01-01T00:00:00.000Z".into(),
-                last_task_failure: None,
-            }))
-            .unwrap();
-        state
-            .apply(Change::PutAgent(AgentRecord {
-                registration: Registration {
-                    agent_id: "a".into(),
-                    hostname: "a".into(),
-                    address: "127.0.0.1".into(),
-                    cpus: 2.0,
-                    mem: 1024.0,
-                    disk: 1000.0,
-                    port_range: (31000, 31100),
-                    attributes: Default::default(),
-                    docker: false,
-                    version: "t".into(),
-                },
-                lost: false,
-            }))
-            .unwrap();
         for change in reconcile_app(&state, "/w", Strategy::Spread, Instant::now()).changes {
             state.apply(change).unwrap();
         }

@@ -67,10 +67,6 @@ impl Pending {
         self.events.is_empty()
     }
 
-    pub fn append(&mut self, other: Pending) {
-        self.events.extend(other.events);
-    }
-
     /// The events as published, timestamped now.
     pub fn into_events(self) -> Vec<Value> {
         self.events

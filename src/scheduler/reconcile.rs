@@ -449,11 +449,11 @@ pub fn build_task(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::scheduler::store::AppRecord;
 
-    fn app(def: Value) -> AppEntry {
+    pub(crate) fn app(def: Value) -> AppEntry {
         let def = crate::api::appdef::normalize(
             def.as_object().unwrap().clone(),
             "2020-01-01T00:00:00.000Z",
@@ -474,7 +474,7 @@ mod tests {
         }
     }
 
-    fn agent(name: &str) -> crate::scheduler::store::AgentRecord {
+    pub(crate) fn agent(name: &str) -> crate::scheduler::store::AgentRecord {
         crate::scheduler::store::AgentRecord {
             registration: crate::api::agent::Registration {
                 agent_id: name.into(),
@@ -492,7 +492,8 @@ mod tests {
         }
     }
 
-    fn state_with(def: Value, agents: &[&str]) -> State {
+    /// One app and these agents, nothing placed yet.
+    pub(crate) fn state_with(def: Value, agents: &[&str]) -> State {
         let mut state = State::default();
         let entry = app(def);
         state.apply(Change::PutApp(entry.record)).unwrap();

@@ -324,6 +324,29 @@ impl Platform {
     }
 
     /// `infra up -i <inventory> --output json <extra...>`: must exit 0; returns the recap.
+    /// The first `infra up` failed nowhere and reached every host (and, on a fresh
+    /// cluster, changed something on each).
+    pub fn assert_first_up_converged(&self) {
+        let recap = &self.first_recap;
+        for (host, _) in self.hosts {
+            assert_eq!(counter(recap, host, "failed"), 0, "{recap}");
+            assert_eq!(counter(recap, host, "unreachable"), 0, "{recap}");
+            if !self.keep {
+                assert!(counter(recap, host, "changed") > 0, "{recap}");
+            }
+        }
+    }
+
+    /// Another `infra up` changes nothing, fails nowhere and reaches every host.
+    pub fn assert_second_up_changes_nothing(&self) {
+        let second = self.up_recap(&[]);
+        for (host, _) in self.hosts {
+            assert_eq!(counter(&second, host, "changed"), 0, "{host}: {second}");
+            assert_eq!(counter(&second, host, "failed"), 0, "{host}: {second}");
+            assert_eq!(counter(&second, host, "unreachable"), 0, "{host}: {second}");
+        }
+    }
+
     pub fn up_recap(&self, extra: &[&str]) -> serde_json::Value {
         let mut args = vec!["up", "-i", self.inventory_str(), "--output", "json"];
         let vars = extra_vars();

@@ -9,6 +9,7 @@
 //! test runs, so a duplicate or an excess task shows up even if it lives for 100 ms.
 #![allow(dead_code)]
 
+use crate::agent_support::pid_alive;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -445,21 +446,6 @@ pub struct AgentProcess {
     pub app_id: String,
     pub agent: usize,
     pub pid: i32,
-}
-
-/// Whether a process with this pid exists and is not a zombie.
-pub fn pid_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(text) => {
-            let state = text[text.rfind(')').unwrap() + 1..]
-                .split_whitespace()
-                .next()
-                .unwrap_or("X")
-                .to_string();
-            state != "Z" && state != "X"
-        }
-        Err(_) => false,
-    }
 }
 
 /// The last `n` lines of a file.
