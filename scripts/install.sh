@@ -21,10 +21,16 @@ apt-get install -y --no-install-recommends \
   vagrant python3-venv curl ca-certificates tar git build-essential pkg-config \
   busybox-static unzip dnsutils iproute2 openssl protobuf-compiler
 
-# ansible-core and pyinfra, for the compatibility suite and the benchmark (side by side).
-if [[ ! -x /opt/infra-venv/bin/ansible-playbook || ! -x /opt/infra-venv/bin/pyinfra ]]; then
+# Ansible (ansible-core plus the community collections, such as community.general) and
+# pyinfra, for the compatibility suite, the Ansible-module fallback's tests and the
+# benchmark (side by side). ansible 12 is the package that ships ansible-core 2.19.
+venv_complete() {
+  [[ -x /opt/infra-venv/bin/ansible-playbook && -x /opt/infra-venv/bin/pyinfra ]] \
+    && /opt/infra-venv/bin/python3 -c 'import ansible_collections.community.general' 2>/dev/null
+}
+if ! venv_complete; then
   python3 -m venv /opt/infra-venv
-  /opt/infra-venv/bin/pip install --quiet ansible-core pyinfra
+  /opt/infra-venv/bin/pip install --quiet 'ansible>=12,<13' pyinfra
 fi
 
 # Rust: Debian 12's rustc is too old for the dependencies; use rustup's stable toolchain.
