@@ -32,4 +32,21 @@ echo "## users"
 getent passwd compatuser || true
 getent group compatgrp || true
 [ -d /home/compatuser ] && echo "home $(stat -c '%a %U:%G' /home/compatuser)"
+echo "## system"
+# What the Galaxy-style roles change outside /srv/compat.
+for p in /etc/memcached.conf /etc/timezone /etc/ansible/facts.d/compat.fact \
+         /home/compatuser/.ssh /home/compatuser/.ssh/authorized_keys \
+         /var/spool/cron/crontabs/compatuser; do
+  if [ -d "$p" ]; then
+    echo "$p dir $(stat -c '%a %U:%G' "$p")"
+  elif [ -e "$p" ]; then
+    # crontab(1) writes a header with a time stamp and the temp file's name: leave it out.
+    echo "$p file $(stat -c '%a %U:%G' "$p") $(grep -v '^# (' "$p" | grep -v '^# DO NOT EDIT\|^# (Cron version' | sha1sum | cut -c1-40)"
+  fi
+done
+echo "/etc/localtime -> $(readlink /etc/localtime)"
+for unit in memcached; do
+  systemctl cat "$unit" >/dev/null 2>&1 \
+    && echo "$unit active=$(systemctl is-active "$unit") enabled=$(systemctl is-enabled "$unit")"
+done
 echo "## end"
