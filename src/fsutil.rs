@@ -1,12 +1,13 @@
-//! Writing a local file the one way the design asks: a temp file beside the target, fsync,
-//! rename over the target, fsync of the folder. A reader (or a crash) sees the old content
-//! or the new, never half of it. Used by the provider's state folder, the cluster CA, the
-//! agent's task table, the CLI's context file and the proxy's nginx config.
+//! Writing a local file the one way the design asks: a temp file beside the target, owner
+//! and mode set, fsync, rename over the target, fsync of the folder. A reader (or a crash)
+//! sees the old content or the new, never half of it. Used by the provider's state folder,
+//! the cluster CA, the agent's task table, the CLI's context file, the proxy's nginx config
+//! and the local transport (the controller as a host).
 //!
 //! Owns: local files only. May call: nothing else in the crate.
 
 use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -20,9 +21,25 @@ pub enum Mode {
     KeepOr(u32),
 }
 
+/// Who owns the written file: the given ids, or (where `None`) the replaced file's owner
+/// and group, or the writer when there is no file yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
 /// Replaces `path` with `bytes` atomically; the folder must exist. On failure the target is
 /// untouched and no temp file is left behind.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> anyhow::Result<()> {
+    write_owned(path, bytes, mode, Owner::default())
+}
+
+/// [`write_atomic`] that also sets the owner, keeping the replaced file's owner and group
+/// where `owner` leaves them open. A file that cannot be renamed over because it is a mount
+/// point (a container's bind-mounted `/etc/hosts`) is written in place instead, as
+/// Ansible's `atomic_move` falls back to: the only way to change it at all.
+pub fn write_owned(path: &Path, bytes: &[u8], mode: Mode, owner: Owner) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -31,12 +48,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> anyhow::Result<()>
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let existing = std::fs::metadata(path).ok();
     let mode = match mode {
         Mode::Set(mode) => mode,
-        Mode::KeepOr(default) => std::fs::metadata(path)
+        Mode::KeepOr(default) => existing
+            .as_ref()
             .map(|m| m.permissions().mode() & 0o7777)
             .unwrap_or(default),
     };
+    let uid = owner.uid.or(existing.as_ref().map(|m| m.uid()));
+    let gid = owner.gid.or(existing.as_ref().map(|m| m.gid()));
     let result = (|| -> anyhow::Result<()> {
         // Dropped (and so removed) on every early return below.
         let mut tmp = tempfile::Builder::new()
@@ -44,20 +65,45 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> anyhow::Result<()>
             .suffix(".tmp")
             .tempfile_in(dir)
             .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+        let created = tmp
+            .as_file()
+            .metadata()
+            .with_context(|| format!("reading {}", tmp.path().display()))?;
+        if uid.is_some_and(|u| u != created.uid()) || gid.is_some_and(|g| g != created.gid()) {
+            std::os::unix::fs::fchown(tmp.as_file(), uid, gid)
+                .with_context(|| format!("setting the owner of {}", tmp.path().display()))?;
+        }
+        // After chown, which clears set-id bits.
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
         tmp.write_all(bytes)
             .and_then(|_| tmp.as_file().sync_all())
             .with_context(|| format!("writing {}", tmp.path().display()))?;
-        tmp.persist(path)
-            .with_context(|| format!("renaming into {}", path.display()))?;
+        if let Err(e) = tmp.persist(path) {
+            if e.error.raw_os_error() != Some(libc::EBUSY) {
+                return Err(e.error).with_context(|| format!("renaming into {}", path.display()));
+            }
+            write_in_place(path, bytes)?;
+        }
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())
     })();
     result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Overwrites a file that cannot be replaced (see [`write_owned`]).
+fn write_in_place(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("opening {} to write in place", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {} in place", path.display()))
 }
 
 /// Writes `bytes` to `target` atomically with mode 0600, making its folder first when
@@ -126,5 +172,24 @@ mod tests {
         let missing = dir.path().join("no/such/file");
         assert!(write_atomic(&missing, b"x", Mode::Set(0o644)).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+    }
+
+    #[test]
+    fn the_replaced_files_owner_is_kept_unless_one_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("owned");
+        std::fs::write(&path, "old").unwrap();
+        // Not running as root: only our own ids can be given; the rule is the same.
+        let me = std::fs::metadata(&path).unwrap();
+        std::os::unix::fs::chown(&path, Some(me.uid()), Some(me.gid())).unwrap();
+        let given = Owner {
+            uid: None,
+            gid: Some(me.gid()),
+        };
+        write_owned(&path, b"new", Mode::KeepOr(0o644), given).unwrap();
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!((after.uid(), after.gid()), (me.uid(), me.gid()));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(entries(dir.path()), 1, "no temp left");
     }
 }

@@ -14,7 +14,7 @@ use super::scheduler_client::{report_client_error, wait_for_deployment, Schedule
 use crate::api::appdef;
 use crate::api::marathon::App;
 use crate::client::api::canonical;
-use crate::modules::TextDiff;
+use crate::report::TextDiff;
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::modules::TextDiff;
+use crate::report::TextDiff;
 use crate::report::{Status, CENSORED};
 use crate::Vars;
 

@@ -158,14 +158,8 @@ impl HostCtx {
     }
 }
 
-/// A text diff for `--diff`: what a file (or other text state) was and will be.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TextDiff {
-    pub before_header: String,
-    pub after_header: String,
-    pub before: String,
-    pub after: String,
-}
+/// Plans carry their text diffs in the type the report renders.
+pub use crate::report::TextDiff;
 
 /// One change a plan makes, as the user sees it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

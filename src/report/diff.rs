@@ -4,7 +4,16 @@
 use similar::TextDiff as SimilarDiff;
 
 use super::{paint, Color};
-use crate::modules::TextDiff;
+
+/// A text diff for `--diff`: what a file (or other text state) was and will be. Modules
+/// put them in their plans; the report renders them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TextDiff {
+    pub before_header: String,
+    pub after_header: String,
+    pub before: String,
+    pub after: String,
+}
 
 /// A unified diff with three lines of context; empty when before and after are equal.
 pub fn unified(diff: &TextDiff, color: bool) -> String {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::modules::TextDiff;
+pub use diff::TextDiff;
 
 pub mod diff;
 pub mod json;

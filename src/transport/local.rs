@@ -6,7 +6,6 @@
 //! shell commands run under sudo too).
 
 use std::ffi::CString;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Stdio;
@@ -18,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::shell::quote;
 use super::{Become, ExecOptions, ExecOutput, FileAttrs, FileKind, FileStat, Transport};
+use crate::fsutil::{write_owned, Mode, Owner};
 
 /// Runs operations on the machine running infra.
 pub struct LocalTransport {
@@ -141,87 +141,15 @@ fn stat_local(path: &str) -> anyhow::Result<Option<FileStat>> {
 }
 
 fn write_local(path: &str, content: &[u8], attrs: &FileAttrs) -> anyhow::Result<()> {
-    let target = Path::new(path);
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
+    let mode = match attrs.mode {
+        Some(mode) => Mode::Set(mode),
+        None => Mode::KeepOr(0o644),
     };
-    let base = target
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("{path} is not a file path"))?
-        .to_string_lossy();
-    let existing = std::fs::metadata(path).ok();
-    let mode = attrs
-        .mode
-        .or(existing.as_ref().map(|m| m.permissions().mode() & 0o7777))
-        .unwrap_or(0o644);
-    let uid = match &attrs.owner {
-        Some(o) => Some(lookup_uid(o)?),
-        None => existing.as_ref().map(|m| m.uid()),
+    let owner = Owner {
+        uid: attrs.owner.as_deref().map(lookup_uid).transpose()?,
+        gid: attrs.group.as_deref().map(lookup_gid).transpose()?,
     };
-    let gid = match &attrs.group {
-        Some(g) => Some(lookup_gid(g)?),
-        None => existing.as_ref().map(|m| m.gid()),
-    };
-    let tmp = dir.join(format!(".{base}.infra-tmp-{:08x}", rand::random::<u32>()));
-    let result = (|| -> anyhow::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode_private()
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(content)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::fchown(&f, uid, gid)
-                .with_context(|| format!("chown {}", tmp.display()))?;
-        }
-        f.set_permissions(std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("chmod {}", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("fsync {}", tmp.display()))?;
-        match std::fs::rename(&tmp, target) {
-            Ok(()) => {}
-            // A bind-mounted file (a container's /etc/hosts) cannot be renamed over:
-            // write it in place, as Ansible's atomic_move falls back to.
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .truncate(true)
-                    .open(target)
-                    .with_context(|| format!("opening {path} to write in place"))?;
-                f.write_all(content)
-                    .with_context(|| format!("writing {path} in place"))?;
-                f.sync_all().with_context(|| format!("fsync {path}"))?;
-                std::fs::remove_file(&tmp)
-                    .with_context(|| format!("removing {}", tmp.display()))?;
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("renaming {} to {path}", tmp.display()))
-            }
-        }
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// `OpenOptions::mode(0o600)` under a name that says why.
-trait PrivateMode {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateMode for std::fs::OpenOptions {
-    fn mode_private(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
-    }
+    write_owned(Path::new(path), content, mode, owner)
 }
 
 #[async_trait]
