@@ -203,6 +203,297 @@ pub fn from_files(
     Some(obs)
 }
 
+/// The task's arguments, checked.
+#[derive(Debug, Clone, Default)]
+pub struct UserArgs {
+    pub name: String,
+    pub present: bool,
+    pub uid: Option<i64>,
+    pub group: Option<String>,
+    /// `None`: the task does not manage supplementary groups.
+    pub groups: Option<Vec<String>>,
+    pub append: bool,
+    pub shell: Option<String>,
+    pub home: Option<String>,
+    pub create_home: bool,
+    pub move_home: bool,
+    pub system: bool,
+    pub password: Option<String>,
+    /// `update_password: always` (the default) rather than `on_create`.
+    pub update_always: bool,
+    pub comment: Option<String>,
+    pub remove: bool,
+    pub force: bool,
+    pub non_unique: bool,
+    pub lock: Option<bool>,
+}
+
+impl UserArgs {
+    pub fn parse(args: &Vars) -> anyhow::Result<UserArgs> {
+        let name = str_req(args, &["name", "user"])?;
+        if name.is_empty() || name.contains([':', ' ', '/']) {
+            anyhow::bail!("argument name: {name:?} is not a valid user name");
+        }
+        Ok(UserArgs {
+            name,
+            present: choice(args, &["state"], &["present", "absent"], "present")? == "present",
+            uid: int_opt(args, &["uid"])?,
+            group: str_opt(args, &["group"])?,
+            groups: match args.get("groups") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(list(args, &["groups"])?),
+            },
+            append: bool_arg(args, &["append"], false)?,
+            shell: str_opt(args, &["shell"])?,
+            home: str_opt(args, &["home"])?,
+            create_home: bool_arg(args, &["create_home", "createhome"], true)?,
+            move_home: bool_arg(args, &["move_home"], false)?,
+            system: bool_arg(args, &["system"], false)?,
+            password: str_opt(args, &["password"])?,
+            update_always: choice(
+                args,
+                &["update_password"],
+                &["always", "on_create"],
+                "always",
+            )? == "always",
+            comment: str_opt(args, &["comment"])?,
+            remove: bool_arg(args, &["remove"], false)?,
+            force: bool_arg(args, &["force"], false)?,
+            non_unique: bool_arg(args, &["non_unique"], false)?,
+            lock: bool_opt(args, &["password_lock"])?,
+        })
+    }
+
+    /// Every group the task names (the primary one defaults to the user's name), so one
+    /// observation answers whether they exist.
+    fn named_groups(&self) -> Vec<String> {
+        let mut named = self.groups.clone().unwrap_or_default();
+        named.push(self.group.clone().unwrap_or_else(|| self.name.clone()));
+        named
+    }
+}
+
+/// Observes the account and the named groups: from the account files when they can
+/// answer, else with one exec.
+async fn observe(ctx: &HostCtx, a: &UserArgs) -> anyhow::Result<Observed> {
+    let named = a.named_groups();
+    let wants_shadow = a.password.is_some() || a.lock.is_some();
+    match observe_files(ctx, &a.name, &named, wants_shadow).await {
+        Some(obs) => Ok(obs),
+        None => observe_exec(ctx, &a.name, &named).await,
+    }
+}
+
+impl Observed {
+    /// Whether a group exists, by name or gid.
+    fn knows_group(&self, g: &str) -> bool {
+        self.groups
+            .iter()
+            .any(|(n, gid)| n == g || g.parse::<u32>().ok() == Some(*gid))
+    }
+}
+
+/// The plan: pure, from the arguments and what the host has.
+pub fn plan_user(a: &UserArgs, obs: &Observed) -> Plan {
+    let mut plan = Plan::default();
+    let state = if a.present { "present" } else { "absent" };
+    let mut result = super::args::vars([
+        ("name", Value::String(a.name.clone())),
+        ("state", Value::String(state.into())),
+    ]);
+    if !a.present {
+        if obs.account.is_some() {
+            plan.changes.push(change(format!("remove user {}", a.name)));
+            plan.ops.push(exec(userdel_command(a)));
+        }
+        plan.result = result;
+        return plan;
+    }
+    let wanted_groups = a.group.iter().chain(a.groups.iter().flatten());
+    if let Some(missing) = wanted_groups.into_iter().find(|g| !obs.knows_group(g)) {
+        plan.failed = Some(format!("Group {missing} does not exist"));
+        return plan;
+    }
+    match &obs.account {
+        None => {
+            plan.changes.push(change(format!("create user {}", a.name)));
+            plan.ops.push(exec(useradd_command(a, obs)));
+            if a.lock == Some(true) {
+                plan.ops
+                    .push(exec(format!("usermod -L {}", sh_quote(&a.name))));
+            }
+        }
+        Some(account) => {
+            let flags = usermod_flags(a, account);
+            if !flags.is_empty() {
+                for (summary, _) in &flags {
+                    plan.changes
+                        .push(change(format!("user {}: {summary}", a.name)));
+                }
+                let args: Vec<String> = flags.into_iter().map(|(_, f)| f).collect();
+                plan.ops.push(exec(format!(
+                    "usermod {} {}",
+                    args.join(" "),
+                    sh_quote(&a.name)
+                )));
+            }
+            let uid = a.uid.unwrap_or(i64::from(account.uid));
+            result.insert("uid".into(), Value::from(uid));
+            let home = a.home.clone().unwrap_or_else(|| account.home.clone());
+            result.insert("home".into(), Value::String(home));
+            let shell = a.shell.clone().unwrap_or_else(|| account.shell.clone());
+            result.insert("shell".into(), Value::String(shell));
+            result.insert("group".into(), Value::from(account.gid));
+        }
+    }
+    if let Some(gs) = &a.groups {
+        result.insert("groups".into(), Value::String(gs.join(",")));
+    }
+    result.insert("append".into(), Value::Bool(a.append));
+    result.insert("system".into(), Value::Bool(a.system));
+    result.insert("create_home".into(), Value::Bool(a.create_home));
+    if let Some(c) = &a.comment {
+        result.insert("comment".into(), Value::String(c.clone()));
+    }
+    plan.result = result;
+    plan
+}
+
+fn change(summary: String) -> Change {
+    Change {
+        summary,
+        diff: None,
+    }
+}
+
+fn userdel_command(a: &UserArgs) -> String {
+    let mut cmd = String::from("userdel");
+    if a.remove {
+        cmd.push_str(" -r");
+    }
+    if a.force {
+        cmd.push_str(" -f");
+    }
+    format!("{cmd} {}", sh_quote(&a.name))
+}
+
+fn useradd_command(a: &UserArgs, obs: &Observed) -> String {
+    let mut cmd = String::from("useradd");
+    if let Some(u) = a.uid {
+        cmd.push_str(&format!(" -u {u}"));
+        if a.non_unique {
+            cmd.push_str(" -o");
+        }
+    }
+    match &a.group {
+        Some(g) => cmd.push_str(&format!(" -g {}", sh_quote(g))),
+        // A group named like the user exists: join it rather than fail.
+        None if obs.knows_group(&a.name) => cmd.push_str(&format!(" -g {}", sh_quote(&a.name))),
+        None => {}
+    }
+    if let Some(gs) = a.groups.as_ref().filter(|g| !g.is_empty()) {
+        cmd.push_str(&format!(" -G {}", sh_quote(&gs.join(","))));
+    }
+    if let Some(c) = &a.comment {
+        cmd.push_str(&format!(" -c {}", sh_quote(c)));
+    }
+    if let Some(h) = &a.home {
+        cmd.push_str(&format!(" -d {}", sh_quote(h)));
+    }
+    if let Some(s) = &a.shell {
+        cmd.push_str(&format!(" -s {}", sh_quote(s)));
+    }
+    if let Some(p) = &a.password {
+        cmd.push_str(&format!(" -p {}", sh_quote(p)));
+    }
+    if a.system {
+        cmd.push_str(" -r");
+    }
+    cmd.push_str(if a.create_home { " -m" } else { " -M" });
+    format!("{cmd} {}", sh_quote(&a.name))
+}
+
+/// What differs on an existing account: (summary, usermod flag) pairs.
+fn usermod_flags(a: &UserArgs, account: &Account) -> Vec<(String, String)> {
+    let mut flags: Vec<(String, String)> = Vec::new();
+    if let Some(u) = a.uid.filter(|u| *u != i64::from(account.uid)) {
+        let o = if a.non_unique { " -o" } else { "" };
+        flags.push((format!("uid {} -> {u}", account.uid), format!("-u {u}{o}")));
+    }
+    if let Some(g) = &a.group {
+        let same = *g == account.primary_group || g.parse::<u32>().ok() == Some(account.gid);
+        if !same {
+            flags.push((
+                format!("group {} -> {g}", account.primary_group),
+                format!("-g {}", sh_quote(g)),
+            ));
+        }
+    }
+    if let Some(gs) = &a.groups {
+        flags.extend(groups_flag(a.append, gs, account));
+    }
+    if let Some(c) = a.comment.as_ref().filter(|c| **c != account.comment) {
+        flags.push((format!("comment -> {c}"), format!("-c {}", sh_quote(c))));
+    }
+    if let Some(h) = a.home.as_ref().filter(|h| **h != account.home) {
+        let m = if a.move_home { " -m" } else { "" };
+        flags.push((
+            format!("home {} -> {h}", account.home),
+            format!("-d {}{m}", sh_quote(h)),
+        ));
+    }
+    if let Some(s) = a.shell.as_ref().filter(|s| **s != account.shell) {
+        flags.push((
+            format!("shell {} -> {s}", account.shell),
+            format!("-s {}", sh_quote(s)),
+        ));
+    }
+    let new_password = a
+        .password
+        .as_ref()
+        .filter(|p| a.update_always && **p != account.password);
+    if let Some(p) = new_password {
+        flags.push(("password".to_string(), format!("-p {}", sh_quote(p))));
+    }
+    let locked = account.password.starts_with('!');
+    match a.lock {
+        Some(true) if !locked => flags.push(("lock password".into(), "-L".into())),
+        Some(false) if locked => flags.push(("unlock password".into(), "-U".into())),
+        _ => {}
+    }
+    flags
+}
+
+/// Supplementary groups: with `append`, only the missing ones are added; without, the
+/// list must be exactly the wanted one (the primary group never counts).
+fn groups_flag(append: bool, wanted: &[String], account: &Account) -> Option<(String, String)> {
+    let primary = &account.primary_group;
+    let current: Vec<&String> = account.groups.iter().filter(|g| *g != primary).collect();
+    let wanted: Vec<&String> = wanted.iter().filter(|g| *g != primary).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|g| !current.contains(g))
+        .map(|g| g.as_str())
+        .collect();
+    let extra = current.iter().any(|g| !wanted.contains(g));
+    if append && !missing.is_empty() {
+        let names = missing.join(",");
+        Some((
+            format!("add to groups {names}"),
+            format!("-a -G {}", sh_quote(&names)),
+        ))
+    } else if !append && (!missing.is_empty() || extra) {
+        let names: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
+        let names = names.join(",");
+        Some((
+            format!("groups -> {names}"),
+            format!("-G {}", sh_quote(&names)),
+        ))
+    } else {
+        None
+    }
+}
+
 #[async_trait]
 impl Module for User {
     fn name(&self) -> &'static str {
@@ -218,242 +509,9 @@ impl Module for User {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let name = str_req(args, &["name", "user"])?;
-        let present = choice(args, &["state"], &["present", "absent"], "present")? == "present";
-        let uid = int_opt(args, &["uid"])?;
-        let group = str_opt(args, &["group"])?;
-        let groups = match args.get("groups") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(list(args, &["groups"])?),
-        };
-        let append = bool_arg(args, &["append"], false)?;
-        let shell = str_opt(args, &["shell"])?;
-        let home = str_opt(args, &["home"])?;
-        let create_home = bool_arg(args, &["create_home", "createhome"], true)?;
-        let move_home = bool_arg(args, &["move_home"], false)?;
-        let system = bool_arg(args, &["system"], false)?;
-        let password = str_opt(args, &["password"])?;
-        let update_always = choice(
-            args,
-            &["update_password"],
-            &["always", "on_create"],
-            "always",
-        )? == "always";
-        let comment = str_opt(args, &["comment"])?;
-        let remove = bool_arg(args, &["remove"], false)?;
-        let force = bool_arg(args, &["force"], false)?;
-        let non_unique = bool_arg(args, &["non_unique"], false)?;
-        let lock = bool_opt(args, &["password_lock"])?;
-        if name.is_empty() || name.contains([':', ' ', '/']) {
-            anyhow::bail!("argument name: {name:?} is not a valid user name");
-        }
-
-        let q = sh_quote(&name);
-        let mut named: Vec<String> = groups.clone().unwrap_or_default();
-        named.push(group.clone().unwrap_or_else(|| name.clone()));
-        let wants_shadow = password.is_some() || lock.is_some();
-        let obs = match observe_files(ctx, &name, &named, wants_shadow).await {
-            Some(obs) => obs,
-            None => observe_exec(ctx, &name, &named).await?,
-        };
-
-        let group_known = |g: &str| {
-            obs.groups
-                .iter()
-                .any(|(n, gid)| n == g || g.parse::<u32>().ok() == Some(*gid))
-        };
-
-        let mut plan = Plan::default();
-        let mut result = super::args::vars([
-            ("name", Value::String(name.clone())),
-            (
-                "state",
-                Value::String(if present { "present" } else { "absent" }.into()),
-            ),
-        ]);
-        if !present {
-            if obs.account.is_some() {
-                plan.changes.push(Change {
-                    summary: format!("remove user {name}"),
-                    diff: None,
-                });
-                let mut cmd = String::from("userdel");
-                if remove {
-                    cmd.push_str(" -r");
-                }
-                if force {
-                    cmd.push_str(" -f");
-                }
-                plan.ops.push(exec(format!("{cmd} {q}")));
-            }
-            plan.result = result;
-            return Ok(plan);
-        }
-        if let Some(g) = &group {
-            if !group_known(g) {
-                plan.failed = Some(format!("Group {g} does not exist"));
-                return Ok(plan);
-            }
-        }
-        if let Some(gs) = &groups {
-            if let Some(missing) = gs.iter().find(|g| !group_known(g)) {
-                plan.failed = Some(format!("Group {missing} does not exist"));
-                return Ok(plan);
-            }
-        }
-
-        match &obs.account {
-            None => {
-                let mut cmd = String::from("useradd");
-                if let Some(u) = uid {
-                    cmd.push_str(&format!(" -u {u}"));
-                    if non_unique {
-                        cmd.push_str(" -o");
-                    }
-                }
-                match &group {
-                    Some(g) => cmd.push_str(&format!(" -g {}", sh_quote(g))),
-                    // A group named like the user exists: join it rather than fail.
-                    None if group_known(&name) => cmd.push_str(&format!(" -g {q}")),
-                    None => {}
-                }
-                if let Some(gs) = groups.as_ref().filter(|g| !g.is_empty()) {
-                    cmd.push_str(&format!(" -G {}", sh_quote(&gs.join(","))));
-                }
-                if let Some(c) = &comment {
-                    cmd.push_str(&format!(" -c {}", sh_quote(c)));
-                }
-                if let Some(h) = &home {
-                    cmd.push_str(&format!(" -d {}", sh_quote(h)));
-                }
-                if let Some(s) = &shell {
-                    cmd.push_str(&format!(" -s {}", sh_quote(s)));
-                }
-                if let Some(p) = &password {
-                    cmd.push_str(&format!(" -p {}", sh_quote(p)));
-                }
-                if system {
-                    cmd.push_str(" -r");
-                }
-                cmd.push_str(if create_home { " -m" } else { " -M" });
-                plan.changes.push(Change {
-                    summary: format!("create user {name}"),
-                    diff: None,
-                });
-                plan.ops.push(exec(format!("{cmd} {q}")));
-                if lock == Some(true) {
-                    plan.ops.push(exec(format!("usermod -L {q}")));
-                }
-            }
-            Some(a) => {
-                let mut flags: Vec<(String, String)> = Vec::new();
-                if let Some(u) = uid {
-                    if i64::from(a.uid) != u {
-                        flags.push((
-                            format!("uid {} -> {u}", a.uid),
-                            format!("-u {u}{}", if non_unique { " -o" } else { "" }),
-                        ));
-                    }
-                }
-                if let Some(g) = &group {
-                    let same = *g == a.primary_group || g.parse::<u32>().ok() == Some(a.gid);
-                    if !same {
-                        flags.push((
-                            format!("group {} -> {g}", a.primary_group),
-                            format!("-g {}", sh_quote(g)),
-                        ));
-                    }
-                }
-                if let Some(gs) = &groups {
-                    let current: Vec<&String> =
-                        a.groups.iter().filter(|g| **g != a.primary_group).collect();
-                    let wanted: Vec<&String> =
-                        gs.iter().filter(|g| **g != a.primary_group).collect();
-                    let missing: Vec<&String> = wanted
-                        .iter()
-                        .copied()
-                        .filter(|g| !current.contains(g))
-                        .collect();
-                    let extra = current.iter().any(|g| !wanted.contains(g));
-                    if append && !missing.is_empty() {
-                        let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-                        flags.push((
-                            format!("add to groups {}", names.join(",")),
-                            format!("-a -G {}", sh_quote(&names.join(","))),
-                        ));
-                    } else if !append && (!missing.is_empty() || extra) {
-                        let names: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
-                        flags.push((
-                            format!("groups -> {}", names.join(",")),
-                            format!("-G {}", sh_quote(&names.join(","))),
-                        ));
-                    }
-                }
-                if let Some(c) = comment.as_ref().filter(|c| **c != a.comment) {
-                    flags.push((format!("comment -> {c}"), format!("-c {}", sh_quote(c))));
-                }
-                if let Some(h) = home.as_ref().filter(|h| **h != a.home) {
-                    let m = if move_home { " -m" } else { "" };
-                    flags.push((
-                        format!("home {} -> {h}", a.home),
-                        format!("-d {}{m}", sh_quote(h)),
-                    ));
-                }
-                if let Some(s) = shell.as_ref().filter(|s| **s != a.shell) {
-                    flags.push((
-                        format!("shell {} -> {s}", a.shell),
-                        format!("-s {}", sh_quote(s)),
-                    ));
-                }
-                if let Some(p) = password
-                    .as_ref()
-                    .filter(|p| update_always && **p != a.password)
-                {
-                    flags.push(("password".to_string(), format!("-p {}", sh_quote(p))));
-                }
-                match lock {
-                    Some(true) if !a.password.starts_with('!') => {
-                        flags.push(("lock password".into(), "-L".into()))
-                    }
-                    Some(false) if a.password.starts_with('!') => {
-                        flags.push(("unlock password".into(), "-U".into()))
-                    }
-                    _ => {}
-                }
-                if !flags.is_empty() {
-                    for (summary, _) in &flags {
-                        plan.changes.push(Change {
-                            summary: format!("user {name}: {summary}"),
-                            diff: None,
-                        });
-                    }
-                    let args: Vec<String> = flags.into_iter().map(|(_, f)| f).collect();
-                    plan.ops
-                        .push(exec(format!("usermod {} {q}", args.join(" "))));
-                }
-                result.insert("uid".into(), Value::from(uid.unwrap_or(i64::from(a.uid))));
-                result.insert(
-                    "home".into(),
-                    Value::String(home.clone().unwrap_or_else(|| a.home.clone())),
-                );
-                result.insert(
-                    "shell".into(),
-                    Value::String(shell.clone().unwrap_or_else(|| a.shell.clone())),
-                );
-                result.insert("group".into(), Value::from(a.gid));
-            }
-        }
-        if let Some(gs) = &groups {
-            result.insert("groups".into(), Value::String(gs.join(",")));
-        }
-        result.insert("append".into(), Value::Bool(append));
-        result.insert("system".into(), Value::Bool(system));
-        result.insert("create_home".into(), Value::Bool(create_home));
-        if let Some(c) = comment {
-            result.insert("comment".into(), Value::String(c));
-        }
-        plan.result = result;
-        Ok(plan)
+        let args = UserArgs::parse(args)?;
+        let observed = observe(ctx, &args).await?;
+        Ok(plan_user(&args, &observed))
     }
 }
 
@@ -501,5 +559,108 @@ mod tests {
         assert!(from_files(passwd, group, shadow, "ldapuser", &[]).is_none());
         let ldap_group = ["ldapgroup".to_string()];
         assert!(from_files(passwd, group, shadow, "app", &ldap_group).is_none());
+    }
+
+    fn app_account() -> Observed {
+        parse(
+            "P app:x:1001:1001:App user:/home/app:/bin/bash\nI app sudo docker\nS $6$salt$hash\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:app\n",
+        )
+    }
+
+    fn args(name: &str) -> UserArgs {
+        UserArgs {
+            name: name.into(),
+            present: true,
+            create_home: true,
+            update_always: true,
+            ..Default::default()
+        }
+    }
+
+    fn commands(plan: &Plan) -> Vec<String> {
+        plan.ops
+            .iter()
+            .map(|op| match op {
+                super::super::Op::Exec { cmd, .. } => cmd.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_user_is_created_with_every_given_field() {
+        let mut a = args("web");
+        a.uid = Some(2000);
+        a.groups = Some(vec!["sudo".into()]);
+        a.shell = Some("/bin/sh".into());
+        a.system = true;
+        let obs = parse("G sudo:x:27:\nG web:x:2000:\n");
+        let plan = plan_user(&a, &obs);
+        assert!(plan.failed.is_none());
+        assert_eq!(plan.changes[0].summary, "create user web");
+        assert_eq!(
+            commands(&plan),
+            vec!["useradd -u 2000 -g web -G sudo -s /bin/sh -r -m web"]
+        );
+    }
+
+    #[test]
+    fn an_unchanged_account_plans_nothing() {
+        let mut a = args("app");
+        a.groups = Some(vec!["sudo".into(), "docker".into()]);
+        a.shell = Some("/bin/bash".into());
+        a.comment = Some("App user".into());
+        let plan = plan_user(&a, &app_account());
+        assert!(plan.changes.is_empty() && plan.ops.is_empty(), "{plan:?}");
+        assert_eq!(plan.result["uid"], 1001);
+    }
+
+    #[test]
+    fn groups_are_appended_or_replaced() {
+        let obs = parse(
+            "P app:x:1001:1001::/home/app:/bin/bash\nI app sudo\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:\n",
+        );
+        let mut a = args("app");
+        a.groups = Some(vec!["docker".into()]);
+        a.append = true;
+        assert_eq!(
+            commands(&plan_user(&a, &obs)),
+            vec!["usermod -a -G docker app"]
+        );
+        a.append = false;
+        let plan = plan_user(&a, &obs);
+        assert_eq!(commands(&plan), vec!["usermod -G docker app"]);
+        assert_eq!(plan.changes[0].summary, "user app: groups -> docker");
+    }
+
+    #[test]
+    fn a_missing_group_fails_without_changes() {
+        let mut a = args("app");
+        a.groups = Some(vec!["nosuch".into()]);
+        let plan = plan_user(&a, &app_account());
+        assert_eq!(plan.failed.as_deref(), Some("Group nosuch does not exist"));
+        assert!(plan.ops.is_empty());
+    }
+
+    #[test]
+    fn absent_removes_only_an_existing_account() {
+        let mut a = args("app");
+        a.present = false;
+        a.remove = true;
+        assert_eq!(
+            commands(&plan_user(&a, &app_account())),
+            vec!["userdel -r app"]
+        );
+        assert!(plan_user(&a, &Observed::default()).ops.is_empty());
+    }
+
+    #[test]
+    fn password_lock_and_on_create() {
+        let mut a = args("app");
+        a.password = Some("$6$other$hash".into());
+        a.update_always = false;
+        a.lock = Some(true);
+        let plan = plan_user(&a, &app_account());
+        assert_eq!(commands(&plan), vec!["usermod -L app"]);
     }
 }
