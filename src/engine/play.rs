@@ -612,7 +612,7 @@ impl<'a> PlayRun<'a> {
                             Outcome::unreachable(format!("{e:#}"))
                         }
                         Err(e) => Outcome::failed(format!("gathering facts: {e:#}")),
-                        Ok(out) => match facts::collect(&out.stdout, &gather) {
+                        Ok(out) => match facts::collect(&out.stdout, gather) {
                             Ok(gathered) => {
                                 self.r.merge_gathered_facts(h, &gathered);
                                 Outcome::new(Status::Ok, Vars::new())

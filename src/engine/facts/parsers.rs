@@ -335,9 +335,9 @@ pub fn virtualization(
         (p, _) if p.contains("KVM") || p.contains("Bochs") => Some("kvm"),
         (_, v) if v.contains("QEMU") => Some("kvm"),
         (p, _) if p.starts_with("VMware") => Some("VMware"),
-        (p, _) if p == "VirtualBox" => Some("virtualbox"),
+        ("VirtualBox", _) => Some("virtualbox"),
         (_, v) if v.contains("Microsoft Corporation") => Some("VirtualPC"),
-        (_, v) if v == "Amazon EC2" => Some("kvm"),
+        (_, "Amazon EC2") => Some("kvm"),
         (_, v) if v.contains("Xen") => Some("xen"),
         _ => None,
     };
