@@ -48,7 +48,9 @@ const MIN: &[&str] = &[
     "user",
 ];
 /// The collectors `all` adds to `min`.
-const EXTRA: &[&str] = &["hardware", "network", "virtual"];
+const EXTRA: &[&str] = &[
+    "chroot", "hardware", "loadavg", "network", "systemd", "virtual",
+];
 /// Accepted for compatibility, gather nothing (no facter/ohai on our hosts).
 const IGNORED: &[&str] = &["facter", "ohai"];
 
@@ -191,6 +193,7 @@ pub fn collect(output: &str, opts: &GatherOptions) -> anyhow::Result<Map<String,
     let exists_text = get("exists");
     let exists: Vec<&str> = exists_text.lines().map(str::trim).collect();
 
+    let service_mgr = parsers::service_mgr(&get("pid1"), &get("init_link"), &exists);
     let mut f = Map::new();
     let mut put = |collector: &str, facts: Map<String, Value>| {
         if wanted.contains(collector) {
@@ -252,17 +255,7 @@ pub fn collect(output: &str, opts: &GatherOptions) -> anyhow::Result<Map<String,
     });
     put("env", one("env", Value::Object(parsers::env(&get("env")))));
     put("user", parsers::user(&get("user")));
-    put(
-        "service_mgr",
-        one(
-            "service_mgr",
-            json!(parsers::service_mgr(
-                &get("pid1"),
-                &get("init_link"),
-                &exists
-            )),
-        ),
-    );
+    put("service_mgr", one("service_mgr", json!(service_mgr)));
     put("pkg_mgr", one("pkg_mgr", json!(parsers::pkg_mgr(&exists))));
     if let Some(py) = parsers::python(&get("python")) {
         put("python", py);
@@ -294,6 +287,7 @@ pub fn collect(output: &str, opts: &GatherOptions) -> anyhow::Result<Map<String,
     put("local", one("local", json!(local_facts(&get("local")))));
 
     // hardware
+    let dmi = parsers::key_values(&get("dmi"));
     let mut hw = parsers::cpu(&get("cpuinfo"), &machine, first_line("nproc").parse().ok());
     hw.extend(parsers::memory(&get("meminfo")));
     hw.insert(
@@ -307,14 +301,34 @@ pub fn collect(output: &str, opts: &GatherOptions) -> anyhow::Result<Map<String,
     {
         hw.insert("uptime_seconds".into(), json!(up as u64));
     }
+    hw.extend(dmi_facts(&dmi));
     put("hardware", hw);
+
+    if let Some(l) = loadavg(&first_line("loadavg")) {
+        put("loadavg", one("loadavg", l));
+    }
+    let chroot: Vec<String> = get("chroot").lines().map(String::from).collect();
+    if let [root, init_root] = chroot.as_slice() {
+        put("chroot", one("is_chroot", json!(root != init_root)));
+    }
+    let sd: Vec<String> = get("systemctl_version").lines().map(String::from).collect();
+    let sd_version = sd
+        .first()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok());
+    if let (Some(version), true) = (sd_version, service_mgr == "systemd") {
+        let features = sd.get(1).cloned().unwrap_or_default();
+        put(
+            "systemd",
+            one("systemd", json!({"version": version, "features": features})),
+        );
+    }
 
     put(
         "network",
         parsers::network(&get("route"), &get("addr"), &get("netsys")),
     );
 
-    let dmi = parsers::key_values(&get("dmi"));
     let (vtype, vrole, guest) = parsers::virtualization(
         &get("cgroup"),
         &get("environ1"),
@@ -425,7 +439,102 @@ fn distribution(os_release: &str, debian_version: &str) -> Map<String, Value> {
     }
     f.insert("distribution_release".into(), json!(release));
     f.insert("os_family".into(), json!(family));
+    if distro == "Debian" && !os_release.is_empty() {
+        f.insert("distribution_file_path".into(), json!("/etc/os-release"));
+        f.insert("distribution_file_variety".into(), json!("Debian"));
+        f.insert("distribution_file_parsed".into(), json!(true));
+    }
     f
+}
+
+/// The DMI facts (`bios_*`, `board_*`, `chassis_*`, `product_*`, `system_vendor`,
+/// `form_factor`): "NA" where /sys has no such file, as Ansible without dmidecode.
+fn dmi_facts(dmi: &std::collections::HashMap<String, String>) -> Map<String, Value> {
+    const FORM_FACTOR: &[&str] = &[
+        "Unknown",
+        "Other",
+        "Unknown",
+        "Desktop",
+        "Low Profile Desktop",
+        "Pizza Box",
+        "Mini Tower",
+        "Tower",
+        "Portable",
+        "Laptop",
+        "Notebook",
+        "Hand Held",
+        "Docking Station",
+        "All In One",
+        "Sub Notebook",
+        "Space-saving",
+        "Lunch Box",
+        "Main Server Chassis",
+        "Expansion Chassis",
+        "Sub Chassis",
+        "Bus Expansion Chassis",
+        "Peripheral Chassis",
+        "RAID Chassis",
+        "Rack Mount Chassis",
+        "Sealed-case PC",
+        "Multi-system",
+        "CompactPCI",
+        "AdvancedTCA",
+        "Blade",
+        "Blade Enclosure",
+        "Tablet",
+        "Convertible",
+        "Detachable",
+        "IoT Gateway",
+        "Embedded PC",
+        "Mini PC",
+        "Stick PC",
+    ];
+    let mut f = Map::new();
+    for key in [
+        "bios_date",
+        "bios_vendor",
+        "bios_version",
+        "board_asset_tag",
+        "board_name",
+        "board_serial",
+        "board_vendor",
+        "board_version",
+        "chassis_asset_tag",
+        "chassis_serial",
+        "chassis_vendor",
+        "chassis_version",
+        "product_name",
+        "product_serial",
+        "product_uuid",
+        "product_version",
+    ] {
+        let v = dmi.get(key).cloned().unwrap_or_else(|| "NA".into());
+        f.insert(key.into(), json!(v));
+    }
+    let vendor = dmi
+        .get("sys_vendor")
+        .cloned()
+        .unwrap_or_else(|| "NA".into());
+    f.insert("system_vendor".into(), json!(vendor));
+    let form = match dmi.get("chassis_type") {
+        None => "NA".to_string(),
+        Some(t) => match t.parse::<usize>().ok().and_then(|i| FORM_FACTOR.get(i)) {
+            Some(name) => name.to_string(),
+            None => format!("unknown ({t})"),
+        },
+    };
+    f.insert("form_factor".into(), json!(form));
+    f
+}
+
+/// /proc/loadavg -> {"1m", "5m", "15m"} as floats.
+fn loadavg(line: &str) -> Option<Value> {
+    let n: Vec<f64> = line
+        .split_whitespace()
+        .take(3)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (n.len() == 3).then(|| json!({"1m": n[0], "5m": n[1], "15m": n[2]}))
 }
 
 /// SELinux status from /sys/fs/selinux and /etc/selinux/config.

@@ -47,7 +47,15 @@ echo "@@lsb_file"; cat /etc/lsb-release 2>/dev/null
 echo "@@cgroup"; cat /proc/1/cgroup 2>/dev/null
 echo "@@environ1"; tr '\0' '\n' < /proc/1/environ 2>/dev/null
 echo "@@systemd_container"; cat /run/systemd/container 2>/dev/null
-echo "@@dmi"; for k in product_name sys_vendor; do echo "$k=$(cat /sys/class/dmi/id/$k 2>/dev/null)"; done
+echo "@@dmi"
+for k in bios_date bios_vendor bios_version board_asset_tag board_name board_serial board_vendor \
+  board_version chassis_asset_tag chassis_serial chassis_vendor chassis_version chassis_type \
+  product_name product_serial product_uuid product_version sys_vendor; do
+  v=$(cat /sys/devices/virtual/dmi/id/$k 2>/dev/null) && echo "$k=$v"
+done
+echo "@@systemctl_version"; systemctl --version 2>/dev/null | head -n 2
+echo "@@loadavg"; cat /proc/loadavg 2>/dev/null
+echo "@@chroot"; stat -c %d:%i / /proc/1/root/. 2>/dev/null
 echo "@@selinux"
 if [ -e /sys/fs/selinux/enforce ]; then
   echo "enforce=$(cat /sys/fs/selinux/enforce)"; echo "policyvers=$(cat /sys/fs/selinux/policyvers 2>/dev/null)"
