@@ -357,6 +357,18 @@ const GATHER_PLAYBOOK: &str = r#"
 
 const SETUP_PLAYBOOK: &str = r#"
 - hosts: all
+  gather_subset: ["!all"]
+  fact_path: /nonexistent/facts.d
+  tasks:
+    - name: the play's gather_subset and fact_path are honoured
+      assert:
+        that:
+          - ansible_facts.distribution == "Debian"
+          - ansible_facts.memtotal_mb is not defined
+          - ansible_default_ipv4 is not defined
+          - ansible_local == {}
+          - ansible_facts.gather_subset == ["!all"]
+- hosts: all
   gather_facts: false
   tasks:
     - setup:
@@ -490,4 +502,26 @@ async fn facts_match_ansible_setup_key_by_key_in_one_exec() {
     assert!(infra_subset.contains_key("ansible_default_ipv4"));
     assert!(!infra_subset.contains_key("ansible_hostname"));
     assert_eq!(registered["changed"], false);
+}
+
+#[tokio::test]
+async fn a_bad_gather_subset_is_a_load_error_naming_the_place() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let playbook = dir.path().join("bad.yml");
+    std::fs::write(
+        &playbook,
+        "- hosts: all\n  gather_subset:\n    - hardwre\n  tasks: []\n",
+    )
+    .expect("write playbook");
+    let inventory = dir.path().join("inventory.yml");
+    std::fs::write(&inventory, "all:\n  hosts:\n    h1:\n").expect("write inventory");
+    let opts = RunOptions::new(
+        playbook.clone(),
+        Inventory::load(&inventory).expect("load inventory"),
+    );
+    let err = format!("{:#}", engine::run(opts).await.expect_err("a load error"));
+    assert!(
+        err.contains(&format!("{}:3:", playbook.display())) && err.contains("Bad subset 'hardwre'"),
+        "{err}"
+    );
 }
