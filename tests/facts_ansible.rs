@@ -3,10 +3,13 @@
 //! /etc/ansible/facts.d, then `ansible -m setup` (the real Ansible, interpreter discovery
 //! left on) and an in-process `infra` run that writes `ansible_facts` to a file. Every name
 //! issue 12 lists is compared key by key:
-//! - exact equality for everything stable (distribution, network, processors, memtotal,
+//! - exact equality for everything stable, including every fact outside the list that both
+//!   tools report (distribution, network, processors, memtotal,
 //!   python, user, mounts, lsb, selinux, apparmor, fips, dns, cmdline, local facts, ...);
 //! - `date_time`: same keys, all strings, epochs within 120 s;
 //! - `uptime_seconds`, `memfree_mb`: same type, within a tolerance (they move);
+//! - `interfaces`, `virtualization_tech_*`: as sets (Ansible's order varies run to run);
+//! - `loadavg`, `memory_mb`: same keys;
 //! - `env`: the variables every SSH session has (HOME, PATH, USER, LOGNAME, SHELL, PWD)
 //!   equal; a TTY's (TERM, SSH_TTY) may differ.
 //!
@@ -303,8 +306,8 @@ fn compare(name: &str, ansible: &Value, infra: &Value) -> Option<String> {
             }
             None
         }
-        // Sets in Ansible: their order follows Python's string hashing.
-        "virtualization_tech_guest" | "virtualization_tech_host" => {
+        // Sets (or dict key views) in Ansible: their order varies from run to run.
+        "interfaces" | "virtualization_tech_guest" | "virtualization_tech_host" => {
             let sorted = |v: &Value| {
                 let mut items: Vec<String> = v
                     .as_array()

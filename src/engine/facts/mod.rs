@@ -326,7 +326,7 @@ pub fn collect(output: &str, opts: &GatherOptions) -> anyhow::Result<Map<String,
 
     put(
         "network",
-        parsers::network(&get("route"), &get("addr"), &get("netsys")),
+        parsers::network(&get("route"), &get("route6"), &get("addr"), &get("netsys")),
     );
 
     let (vtype, vrole, guest) = parsers::virtualization(

@@ -722,23 +722,12 @@ fn ip_addr(text: &str) -> BTreeMap<String, (Vec<Inet>, Vec<Value>)> {
 /// `all_ipv4_addresses`/`all_ipv6_addresses`, as Ansible's Linux network collector builds
 /// them (default_ipv4 from `ip -4 route get 8.8.8.8`, completed from the interface that
 /// carries its source address).
-pub fn network(route: &str, addr: &str, sys: &str) -> Map<String, Value> {
-    let mut default4 = Map::new();
-    let words: Vec<&str> = route.split_whitespace().collect();
-    if words.first() == Some(&"8.8.8.8") {
-        for i in 0..words.len().saturating_sub(1) {
-            match words[i] {
-                "dev" => default4.insert("interface".into(), json!(words[i + 1])),
-                "src" => default4.insert("address".into(), json!(words[i + 1])),
-                "via" if words[i + 1] != "8.8.8.8" => {
-                    default4.insert("gateway".into(), json!(words[i + 1]))
-                }
-                _ => None,
-            };
-        }
-    }
+pub fn network(route: &str, route6: &str, addr: &str, sys: &str) -> Map<String, Value> {
+    let mut default4 = default_route(route, "8.8.8.8");
+    let mut default6 = default_route(route6, "2404:6800:400a:800::1012");
     let addrs = ip_addr(addr);
-    let mut ifaces: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    // In /sys/class/net's directory order, which is the order Ansible lists them in.
+    let mut ifaces: Vec<(String, Map<String, Value>)> = Vec::new();
     let mut all4 = Vec::new();
     let mut all6 = Vec::new();
     for s in netsys(sys) {
@@ -777,27 +766,57 @@ pub fn network(route: &str, addr: &str, sys: &str) -> Map<String, Value> {
             if !inet6.is_empty() {
                 iface.insert("ipv6".into(), json!(inet6));
                 for a in inet6 {
+                    if default6.get("address") == Some(&a["address"]) {
+                        default6.insert("prefix".into(), a["prefix"].clone());
+                        default6.insert("scope".into(), a["scope"].clone());
+                        for k in ["macaddress", "mtu"] {
+                            if let Some(v) = s.fields.get(k) {
+                                default6.insert(k.into(), v.clone());
+                            }
+                        }
+                        let t = s.fields.get("type").cloned().unwrap_or(json!("unknown"));
+                        default6.insert("type".into(), t);
+                    }
                     if a["address"] != "::1" {
                         all6.push(a["address"].clone());
                     }
                 }
             }
         }
-        ifaces.insert(s.device.replace(':', "_"), iface);
+        ifaces.push((s.device.replace(':', "_"), iface));
     }
     let mut f = Map::new();
     f.insert(
         "interfaces".into(),
-        json!(ifaces.keys().cloned().collect::<Vec<_>>()),
+        json!(ifaces.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
     );
     f.insert("default_ipv4".into(), Value::Object(default4));
-    f.insert("default_ipv6".into(), json!({}));
+    f.insert("default_ipv6".into(), Value::Object(default6));
     f.insert("all_ipv4_addresses".into(), json!(all4));
     f.insert("all_ipv6_addresses".into(), json!(all6));
     for (name, iface) in ifaces {
         f.insert(name.replace('-', "_"), Value::Object(iface));
     }
     f
+}
+
+/// `ip route get <probe>`'s first line -> interface, source address and gateway, as
+/// Ansible reads them (only when the line answers for the probe address).
+fn default_route(line: &str, probe: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.first() != Some(&probe) {
+        return out;
+    }
+    for pair in words.windows(2) {
+        match pair[0] {
+            "dev" => out.insert("interface".into(), json!(pair[1])),
+            "src" => out.insert("address".into(), json!(pair[1])),
+            "via" if pair[1] != probe => out.insert("gateway".into(), json!(pair[1])),
+            _ => None,
+        };
+    }
+    out
 }
 
 /// `python3 --version` ("Python 3.11.2", "Python 3.13.0rc1") -> Ansible's python dict.
@@ -971,7 +990,19 @@ processor\t: 1\nvendor_id\t: AuthenticAMD\nmodel name\t: EPYC\n",
         let addr = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue\n    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n\
 5: eth0@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500\n    link/ether 02:42:0a:01:00:05 brd ff:ff:ff:ff:ff:ff link-netnsid 0\n    inet 10.1.0.5/24 brd 10.1.0.255 scope global eth0\n       valid_lft forever preferred_lft forever\n    inet 10.1.0.9/24 scope global secondary eth0:1\n    inet6 fe80::1/64 scope link \n";
         let sys = "eth0|02:42:0a:01:00:05|1500|up|0x1003|1|10000||\nlo|00:00:00:00:00:00|65536|unknown|0x9|772|?||\n";
-        let f = network(route, addr, sys);
+        let route6 = "2404:6800:400a:800::1012 from :: via fd00::1 dev eth0 proto static src fd00::5 metric 1024 pref medium\n";
+        let addr = addr.replace(
+            "    inet6 fe80::1/64 scope link \n",
+            "    inet6 fd00::5/64 scope global \n    inet6 fe80::1/64 scope link \n",
+        );
+        let f = network(route, route6, &addr, sys);
+        let d6 = &f["default_ipv6"];
+        assert_eq!(d6["address"], "fd00::5");
+        assert_eq!(d6["gateway"], "fd00::1");
+        assert_eq!(d6["prefix"], "64");
+        assert_eq!(d6["scope"], "global");
+        assert_eq!(d6["mtu"], 1500);
+        assert_eq!(f["all_ipv6_addresses"], json!(["fd00::5", "fe80::1"]));
         assert_eq!(f["interfaces"], json!(["eth0", "lo"]));
         let d = &f["default_ipv4"];
         assert_eq!(d["address"], "10.1.0.5");
@@ -990,7 +1021,7 @@ processor\t: 1\nvendor_id\t: AuthenticAMD\nmodel name\t: EPYC\n",
         assert_eq!(f["eth0"]["promisc"], false);
         assert_eq!(f["eth0"]["speed"], 10000);
         assert_eq!(f["eth0"]["ipv4_secondaries"][0]["address"], "10.1.0.9");
-        assert_eq!(f["eth0"]["ipv6"][0]["scope"], "link");
+        assert_eq!(f["eth0"]["ipv6"][1]["scope"], "link");
         assert_eq!(f["lo"]["type"], "loopback");
         assert!(f["lo"].get("macaddress").is_none());
         assert!(f["lo"].get("speed").is_none());

@@ -31,10 +31,11 @@ for p in /run/systemd/system/ /dev/.run/systemd/ /dev/.systemd/ /sbin/openrc /et
 done
 for c in systemctl initctl; do command -v "$c" >/dev/null 2>&1 && echo "cmd:$c"; done
 echo "@@route"; ip -4 route get 8.8.8.8 2>/dev/null | head -n 1
+echo "@@route6"; ip -6 route get 2404:6800:400a:800::1012 2>/dev/null | head -n 1
 echo "@@addr"; ip addr show 2>/dev/null
-echo "@@netsys"
-for d in /sys/class/net/*; do
-  [ -d "$d" ] || continue
+echo "@@netsys" # in directory order, as Ansible's glob lists them
+for n in $(ls -U /sys/class/net 2>/dev/null || ls /sys/class/net 2>/dev/null); do
+  d=/sys/class/net/$n; [ -d "$d" ] || continue
   r() { if [ -e "$d/$1" ]; then v=$(cat "$d/$1" 2>/dev/null) && printf '%s' "${v:-}" || printf '?'; else printf '-'; fi; }
   printf '%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "${d##*/}" "$(r address)" "$(r mtu)" "$(r operstate)" \
     "$(r flags)" "$(r type)" "$(r speed)" "$([ -e "$d/bridge" ] && echo bridge)$([ -e "$d/bonding" ] && echo bonding)" \
