@@ -11,13 +11,15 @@
 //! This folder is a leaf: pure text in, JSON out, no engine state. The `setup` module uses it
 //! too, so gathering at play start and `setup:` in a task cannot differ.
 
+mod local;
+mod network;
 pub mod parsers;
 mod script;
+mod system;
 
 use std::collections::BTreeSet;
 
 use anyhow::{bail, Context};
-use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::Vars;
@@ -243,7 +245,7 @@ pub fn collect(output: &str, opts: &GatherOptions) -> anyhow::Result<Map<String,
 
     put(
         "distribution",
-        distribution(&get("os_release"), &first_line("debian_version")),
+        system::distribution(&get("os_release"), &first_line("debian_version")),
     );
     put("lsb", {
         let mut m = Map::new();
@@ -282,9 +284,12 @@ pub fn collect(output: &str, opts: &GatherOptions) -> anyhow::Result<Map<String,
             json!({"status": if first_line("apparmor") == "enabled" { "enabled" } else { "disabled" }}),
         ),
     );
-    put("selinux", one("selinux", selinux(&get("selinux"))));
-    put("ssh_pub_keys", ssh_keys(&get("ssh_keys")));
-    put("local", one("local", json!(local_facts(&get("local")))));
+    put("selinux", one("selinux", system::selinux(&get("selinux"))));
+    put("ssh_pub_keys", system::ssh_keys(&get("ssh_keys")));
+    put(
+        "local",
+        one("local", json!(local::local_facts(&get("local")))),
+    );
 
     // hardware
     let dmi = parsers::key_values(&get("dmi"));
@@ -301,10 +306,10 @@ pub fn collect(output: &str, opts: &GatherOptions) -> anyhow::Result<Map<String,
     {
         hw.insert("uptime_seconds".into(), json!(up as u64));
     }
-    hw.extend(dmi_facts(&dmi));
+    hw.extend(system::dmi_facts(&dmi));
     put("hardware", hw);
 
-    if let Some(l) = loadavg(&first_line("loadavg")) {
+    if let Some(l) = system::loadavg(&first_line("loadavg")) {
         put("loadavg", one("loadavg", l));
     }
     let chroot: Vec<String> = get("chroot").lines().map(String::from).collect();
@@ -326,7 +331,7 @@ pub fn collect(output: &str, opts: &GatherOptions) -> anyhow::Result<Map<String,
 
     put(
         "network",
-        parsers::network(&get("route"), &get("route6"), &get("addr"), &get("netsys")),
+        network::network(&get("route"), &get("route6"), &get("addr"), &get("netsys")),
     );
 
     let (vtype, vrole, guest) = parsers::virtualization(
@@ -368,272 +373,6 @@ fn one(key: &str, value: Value) -> Map<String, Value> {
     m
 }
 
-/// Ansible's distribution facts from os-release (Debian's point release from
-/// /etc/debian_version, as Ansible reads it).
-fn distribution(os_release: &str, debian_version: &str) -> Map<String, Value> {
-    let os = parsers::key_values(os_release);
-    let id = os.get("ID").map(String::as_str).unwrap_or("");
-    let distro = match id {
-        "debian" => "Debian".to_string(),
-        "ubuntu" => "Ubuntu".into(),
-        "centos" => "CentOS".into(),
-        "rhel" => "RedHat".into(),
-        "fedora" => "Fedora".into(),
-        "alpine" => "Alpine".into(),
-        "arch" => "Archlinux".into(),
-        "rocky" => "Rocky".into(),
-        "almalinux" => "AlmaLinux".into(),
-        "opensuse-leap" | "opensuse" => "openSUSE Leap".into(),
-        "sles" => "SLES".into(),
-        "amzn" => "Amazon".into(),
-        "" => "Linux".into(),
-        other => {
-            let mut c = other.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        }
-    };
-    let version = if distro == "Debian"
-        && debian_version
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_digit())
-    {
-        debian_version.to_string()
-    } else {
-        os.get("VERSION_ID").cloned().unwrap_or_default()
-    };
-    let major = version.split('.').next().unwrap_or("").to_string();
-    let release = os
-        .get("VERSION_CODENAME")
-        .filter(|s| !s.is_empty())
-        .cloned()
-        .or_else(|| {
-            // "12 (bookworm)"
-            os.get("VERSION").and_then(|v| {
-                let start = v.find('(')?;
-                let end = v.find(')')?;
-                v.get(start + 1..end).map(|s| s.to_string())
-            })
-        })
-        .unwrap_or_else(|| "NA".into());
-    let like = os.get("ID_LIKE").map(String::as_str).unwrap_or("");
-    let family = match distro.as_str() {
-        "Debian" | "Ubuntu" => "Debian",
-        "CentOS" | "RedHat" | "Fedora" | "Rocky" | "AlmaLinux" | "Amazon" => "RedHat",
-        "openSUSE Leap" | "SLES" => "Suse",
-        "Alpine" => "Alpine",
-        "Archlinux" => "Archlinux",
-        _ if like.contains("debian") => "Debian",
-        _ if like.contains("rhel") || like.contains("fedora") => "RedHat",
-        other => other,
-    }
-    .to_string();
-    let mut f = Map::new();
-    f.insert("distribution".into(), json!(distro));
-    f.insert("distribution_version".into(), json!(version));
-    f.insert("distribution_major_version".into(), json!(major));
-    if let Some((_, minor)) = version.split_once('.') {
-        f.insert("distribution_minor_version".into(), json!(minor));
-    }
-    f.insert("distribution_release".into(), json!(release));
-    f.insert("os_family".into(), json!(family));
-    if distro == "Debian" && !os_release.is_empty() {
-        f.insert("distribution_file_path".into(), json!("/etc/os-release"));
-        f.insert("distribution_file_variety".into(), json!("Debian"));
-        f.insert("distribution_file_parsed".into(), json!(true));
-    }
-    f
-}
-
-/// The DMI facts (`bios_*`, `board_*`, `chassis_*`, `product_*`, `system_vendor`,
-/// `form_factor`): "NA" where /sys has no such file, as Ansible without dmidecode.
-fn dmi_facts(dmi: &std::collections::HashMap<String, String>) -> Map<String, Value> {
-    const FORM_FACTOR: &[&str] = &[
-        "Unknown",
-        "Other",
-        "Unknown",
-        "Desktop",
-        "Low Profile Desktop",
-        "Pizza Box",
-        "Mini Tower",
-        "Tower",
-        "Portable",
-        "Laptop",
-        "Notebook",
-        "Hand Held",
-        "Docking Station",
-        "All In One",
-        "Sub Notebook",
-        "Space-saving",
-        "Lunch Box",
-        "Main Server Chassis",
-        "Expansion Chassis",
-        "Sub Chassis",
-        "Bus Expansion Chassis",
-        "Peripheral Chassis",
-        "RAID Chassis",
-        "Rack Mount Chassis",
-        "Sealed-case PC",
-        "Multi-system",
-        "CompactPCI",
-        "AdvancedTCA",
-        "Blade",
-        "Blade Enclosure",
-        "Tablet",
-        "Convertible",
-        "Detachable",
-        "IoT Gateway",
-        "Embedded PC",
-        "Mini PC",
-        "Stick PC",
-    ];
-    let mut f = Map::new();
-    for key in [
-        "bios_date",
-        "bios_vendor",
-        "bios_version",
-        "board_asset_tag",
-        "board_name",
-        "board_serial",
-        "board_vendor",
-        "board_version",
-        "chassis_asset_tag",
-        "chassis_serial",
-        "chassis_vendor",
-        "chassis_version",
-        "product_name",
-        "product_serial",
-        "product_uuid",
-        "product_version",
-    ] {
-        let v = dmi.get(key).cloned().unwrap_or_else(|| "NA".into());
-        f.insert(key.into(), json!(v));
-    }
-    let vendor = dmi
-        .get("sys_vendor")
-        .cloned()
-        .unwrap_or_else(|| "NA".into());
-    f.insert("system_vendor".into(), json!(vendor));
-    let form = match dmi.get("chassis_type") {
-        None => "NA".to_string(),
-        Some(t) => match t.parse::<usize>().ok().and_then(|i| FORM_FACTOR.get(i)) {
-            Some(name) => name.to_string(),
-            None => format!("unknown ({t})"),
-        },
-    };
-    f.insert("form_factor".into(), json!(form));
-    f
-}
-
-/// /proc/loadavg -> {"1m", "5m", "15m"} as floats.
-fn loadavg(line: &str) -> Option<Value> {
-    let n: Vec<f64> = line
-        .split_whitespace()
-        .take(3)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    (n.len() == 3).then(|| json!({"1m": n[0], "5m": n[1], "15m": n[2]}))
-}
-
-/// SELinux status from /sys/fs/selinux and /etc/selinux/config.
-fn selinux(text: &str) -> Value {
-    let kv = parsers::key_values(text);
-    let Some(enforce) = kv.get("enforce") else {
-        return json!({"status": "disabled"});
-    };
-    let mode = if enforce == "1" {
-        "enforcing"
-    } else {
-        "permissive"
-    };
-    json!({
-        "status": "enabled",
-        "mode": mode,
-        "config_mode": kv.get("SELINUX").cloned().unwrap_or_else(|| "unknown".into()),
-        "type": kv.get("SELINUXTYPE").cloned().unwrap_or_else(|| "unknown".into()),
-        "policyvers": kv.get("policyvers").and_then(|v| v.parse::<u64>().ok()).map(Value::from).unwrap_or_else(|| json!("unknown")),
-    })
-}
-
-/// `ssh_host_key_<type>_public` and `_keytype`, as Ansible's ssh_pub_keys collector.
-fn ssh_keys(text: &str) -> Map<String, Value> {
-    let mut f = Map::new();
-    for line in text.lines() {
-        let w: Vec<&str> = line.split_whitespace().collect();
-        if w.len() >= 3 {
-            f.insert(format!("ssh_host_key_{}_public", w[0]), json!(w[2]));
-            f.insert(format!("ssh_host_key_{}_public_keytype", w[0]), json!(w[1]));
-        }
-    }
-    f
-}
-
-/// The `@@local` lines -> `ansible_local`: each `*.fact` file by its name without `.fact`,
-/// JSON first, else INI; a failing script or unreadable content becomes the message Ansible
-/// puts in its place.
-pub fn local_facts(text: &str) -> Map<String, Value> {
-    let b64 = |s: &str| -> Vec<u8> {
-        if s == "-" {
-            return vec![];
-        }
-        base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .unwrap_or_default()
-    };
-    let mut out = Map::new();
-    for line in text.lines() {
-        let (content, path) = match line.split_once(' ') {
-            Some(("x", rest)) => {
-                let mut parts = rest.splitn(4, ' ');
-                let (Some(rc), Some(o), Some(e), Some(path)) =
-                    (parts.next(), parts.next(), parts.next(), parts.next())
-                else {
-                    continue;
-                };
-                if rc != "0" {
-                    let err = String::from_utf8_lossy(&b64(e)).into_owned();
-                    out.insert(
-                        fact_name(path),
-                        json!(format!(
-                            "Failure executing fact script ({path}), rc: {rc}, err: {err}"
-                        )),
-                    );
-                    continue;
-                }
-                (b64(o), path)
-            }
-            Some(("f", rest)) => match rest.split_once(' ') {
-                Some((c, path)) => (b64(c), path),
-                None => continue,
-            },
-            _ => continue,
-        };
-        let value = match String::from_utf8(content) {
-            Err(_) => json!(format!(
-                "error loading fact - output of running \"{path}\" was not utf-8"
-            )),
-            Ok(text) => match serde_json::from_str::<Value>(&text) {
-                Ok(v) => v,
-                Err(_) => match parsers::ini(&text) {
-                    Some(m) => Value::Object(m),
-                    None => json!(format!(
-                        "error loading facts as JSON or ini - please check content: {path}"
-                    )),
-                },
-            },
-        };
-        out.insert(fact_name(path), value);
-    }
-    out
-}
-
-fn fact_name(path: &str) -> String {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    base.replace(".fact", "")
-}
-
 /// Merges facts (a module's `ansible_facts`, keys as the module returned them) into a host's
 /// fact store the way Ansible's fact cache does: top-level keys replace, each is injected as
 /// a variable under its own name and put under `ansible_facts` without the `ansible_` prefix
@@ -652,14 +391,6 @@ pub fn merge(store: &mut Vars, facts: &Map<String, Value>) {
         store.insert(k.clone(), v.clone());
     }
     store.insert("ansible_facts".into(), Value::Object(ns));
-}
-
-/// Parses with the default options and returns the store layout (injected + `ansible_facts`).
-pub fn parse(output: &str) -> anyhow::Result<Vars> {
-    let facts = collect(output, &GatherOptions::default())?;
-    let mut store = Vars::new();
-    merge(&mut store, &facts);
-    Ok(store)
 }
 
 #[cfg(test)]
