@@ -2,6 +2,9 @@
 //! `gather_timeout`), with the very collector the play's fact gathering uses (one exec, no
 //! Python on the host). The result carries `ansible_facts`, which the engine merges into the
 //! host's facts like any module's. Read-only, so it runs in check mode too; never changed.
+//!
+//! The one module that uses something under `engine`: `engine::facts` is a leaf (script text
+//! in, JSON out, no engine state), shared so the play's gathering and `setup` cannot differ.
 
 use async_trait::async_trait;
 use serde_json::Value;
