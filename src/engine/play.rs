@@ -580,6 +580,23 @@ impl<'a> PlayRun<'a> {
             handler: false,
         };
         self.r.reporter.task_start(&info, &active);
+        let gather = &facts::GatherOptions {
+            subset: if self.play.gather_subset.is_empty() {
+                vec!["all".into()]
+            } else {
+                self.play.gather_subset.clone()
+            },
+            filter: vec![],
+            fact_path: self
+                .play
+                .fact_path
+                .clone()
+                .unwrap_or_else(|| facts::DEFAULT_FACT_PATH.into()),
+            timeout: self
+                .play
+                .gather_timeout
+                .unwrap_or(facts::DEFAULT_GATHER_TIMEOUT),
+        };
         let statuses = join_all(active.iter().map(|h| {
             let info = &info;
             async move {
@@ -587,21 +604,25 @@ impl<'a> PlayRun<'a> {
                 let vars = self.connection_vars(h);
                 let outcome = match self.r.pool.get(h, &vars).await {
                     Err(e) => Outcome::unreachable(format!("Failed to connect to the host: {e}")),
-                    Ok(t) => match t.exec(facts::SCRIPT, &self.facts_exec_options(&vars)).await {
+                    Ok(t) => match t
+                        .exec(&gather.script(), &self.facts_exec_options(&vars))
+                        .await
+                    {
                         Err(e) if super::connect::is_unreachable(&e) => {
                             Outcome::unreachable(format!("{e:#}"))
                         }
                         Err(e) => Outcome::failed(format!("gathering facts: {e:#}")),
-                        Ok(out) if out.stdout.contains("@@end") => {
-                            let gathered = facts::parse(&out.stdout);
-                            self.r.set_gathered_facts(h, gathered);
-                            Outcome::new(Status::Ok, Vars::new())
-                        }
-                        Ok(out) => Outcome::failed(format!(
-                            "gathering facts failed (rc {}): {}",
-                            out.rc,
-                            out.stderr.trim()
-                        )),
+                        Ok(out) => match facts::collect(&out.stdout, gather) {
+                            Ok(gathered) => {
+                                self.r.merge_gathered_facts(h, &gathered);
+                                Outcome::new(Status::Ok, Vars::new())
+                            }
+                            Err(e) => Outcome::failed(format!(
+                                "gathering facts failed (rc {}): {e:#}: {}",
+                                out.rc,
+                                out.stderr.trim()
+                            )),
+                        },
                     },
                 };
                 let status = outcome.status;

@@ -213,9 +213,30 @@ impl Runner {
         self.facts_version.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Replaces a host's gathered facts.
-    pub fn set_gathered_facts(&self, host: &str, facts: Vars) {
-        self.with_host(host, |h| h.facts = facts);
+    /// Stores a module result's `ansible_facts` where Ansible's strategy puts them:
+    /// `set_fact` and `include_vars` as host variables; every other module (setup,
+    /// service_facts, a fallback Ansible module) into the fact cache, so they are both
+    /// injected variables and `ansible_facts.x`; `set_fact` with `cacheable` (the result says
+    /// `_ansible_facts_cacheable: true`) in both places.
+    pub fn store_result_facts(&self, host: &str, module: &str, result: &Vars) {
+        let Some(Value::Object(facts)) = result.get("ansible_facts") else {
+            return;
+        };
+        let short = module.rsplit('.').next().unwrap_or(module);
+        let as_vars = matches!(short, "set_fact" | "include_vars");
+        let cacheable = result.get("_ansible_facts_cacheable") == Some(&Value::Bool(true));
+        if as_vars {
+            self.set_host_facts(host, facts.clone());
+        }
+        if !as_vars || (short == "set_fact" && cacheable) {
+            self.merge_gathered_facts(host, facts);
+        }
+    }
+
+    /// Merges facts (gathered, or a module's `ansible_facts`) into a host's fact cache:
+    /// injected as variables and under `ansible_facts`, as Ansible does.
+    pub fn merge_gathered_facts(&self, host: &str, facts: &serde_json::Map<String, Value>) {
+        self.with_host(host, |h| super::facts::merge(&mut h.facts, facts));
         self.facts_version.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -289,10 +289,8 @@ impl PlayRun<'_> {
                                     Value::from(index_var.clone()),
                                 );
                             }
-                            if let Some(Value::Object(facts)) = o.result.get("ansible_facts") {
-                                if matches!(o.status, Status::Ok | Status::Changed) {
-                                    self.r.set_host_facts(host, facts.clone());
-                                }
+                            if matches!(o.status, Status::Ok | Status::Changed) {
+                                self.r.store_result_facts(host, module, &o.result);
                             }
                             self.report_item(info, host, &delegated, module, &o, &label, no_log);
                             let unreachable = o.status == Status::Unreachable;
@@ -381,11 +379,9 @@ impl PlayRun<'_> {
                 r.set_host_facts(t, f);
             }
         }
-        if let Some(Value::Object(facts)) = outcome.result.get("ansible_facts") {
-            if outcome.status != Status::Failed && outcome.status != Status::Skipped {
-                for t in &targets {
-                    r.set_host_facts(t, facts.clone());
-                }
+        if outcome.status != Status::Failed && outcome.status != Status::Skipped {
+            for t in &targets {
+                r.store_result_facts(t, module, &outcome.result);
             }
         }
         let ignore = task.ignore_errors || frame.ignore_errors;

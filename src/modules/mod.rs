@@ -75,6 +75,7 @@ mod hostname;
 mod lineinfile;
 pub mod mode;
 mod service;
+mod setup;
 mod slurp;
 mod stat;
 mod sysctl;
@@ -270,6 +271,7 @@ static MODULES: &[&dyn Module] = &[
     &actions::Ping,
     &hostname::Hostname,
     &sysctl::Sysctl,
+    &setup::Setup,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.

@@ -16,6 +16,9 @@ pub const PLAY: &[&str] = &[
     "become_user",
     "become_method",
     "gather_facts",
+    "gather_subset",
+    "gather_timeout",
+    "fact_path",
     "serial",
     "strategy",
     "any_errors_fatal",
@@ -32,9 +35,6 @@ pub const PLAY: &[&str] = &[
 /// Play keywords Ansible accepts that change nothing for us.
 pub const PLAY_IGNORED: &[&str] = &[
     "collections",
-    "gather_subset",
-    "gather_timeout",
-    "fact_path",
     "order",
     "force_handlers",
     "debugger",

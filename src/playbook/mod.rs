@@ -86,6 +86,12 @@ pub struct Play {
     pub become_: Option<bool>,
     pub become_user: Option<String>,
     pub gather_facts: bool,
+    /// `gather_subset` (empty: Ansible's default, `all`).
+    pub gather_subset: Vec<String>,
+    /// `gather_timeout` in seconds (None: Ansible's default, 10).
+    pub gather_timeout: Option<u64>,
+    /// `fact_path` (None: /etc/ansible/facts.d).
+    pub fact_path: Option<String>,
     pub serial: Vec<Batch>,
     pub strategy: Strategy,
     pub any_errors_fatal: bool,

@@ -133,6 +133,16 @@ impl Loader<'_> {
                 "become_user" => play.become_user = self.string(file, v, key),
                 "become_method" => self.check_become_method(file, v),
                 "gather_facts" => play.gather_facts = self.boolean(file, v, key).unwrap_or(true),
+                "gather_subset" => {
+                    play.gather_subset = self.string_list(file, v, key, true);
+                    if let Err(e) = crate::engine::facts::collectors(&play.gather_subset) {
+                        self.error(file, v.pos, format!("gather_subset: {e}"));
+                    }
+                }
+                "gather_timeout" => {
+                    play.gather_timeout = self.number(file, v, key).map(|n| n.max(1.0) as u64)
+                }
+                "fact_path" => play.fact_path = self.string(file, v, key),
                 "serial" => play.serial = self.serial(file, v),
                 "strategy" => play.strategy = self.strategy(file, v),
                 "any_errors_fatal" => {

@@ -1,0 +1,116 @@
+//! The shell script that collects every fact in one exec. It reads the same files and runs
+//! the same commands Ansible's fact collectors do (`/proc/cpuinfo`, `/sys/class/net/*`,
+//! `ip -4 route get 8.8.8.8`, `/etc/os-release`, ...), prints each under a `@@name` line, and
+//! needs nothing but a POSIX shell and coreutils on the host (no Python).
+//!
+//! Local facts (`fact_path/*.fact`) travel base64-encoded, so no content (even a line that
+//! looks like a section marker) can break the framing.
+
+use crate::modules::args::sh_quote;
+
+/// The fixed part: every native fact. Sections are parsed by [`super::parse`].
+const BODY: &str = r#"
+echo "@@env"; env
+PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+echo "@@uname"; uname -s; uname -r; uname -v; uname -m; uname -n
+echo "@@fqdn"; hostname -f 2>/dev/null || uname -n
+echo "@@cpuinfo"; cat /proc/cpuinfo 2>/dev/null
+echo "@@nproc"; nproc 2>/dev/null
+echo "@@meminfo"; cat /proc/meminfo 2>/dev/null
+echo "@@user"; id -u; id -g; id -ru; id -rg; u=$(id -un 2>/dev/null)
+getent passwd "$u" 2>/dev/null || grep "^$u:" /etc/passwd 2>/dev/null || echo "$u"
+echo "@@pid1"; cat /proc/1/comm 2>/dev/null
+echo "@@init_link"; [ -L /sbin/init ] && readlink /sbin/init
+echo "@@exists"
+for p in /run/systemd/system/ /dev/.run/systemd/ /dev/.systemd/ /sbin/openrc /etc/init.d/ \
+  /etc/dinit.d/ /etc/init/ /.dockerenv /.dockerinit /proc/vz /proc/lve /proc/bc /proc/xen \
+  /sys/kernel/security/apparmor /sys/fs/selinux/enforce /usr/bin/rpm-ostree /usr/bin/yum \
+  /usr/bin/dnf-3 /usr/bin/dnf5 /usr/bin/dnf /usr/bin/apt-get /usr/bin/zypper /usr/sbin/urpmi \
+  /usr/bin/pacman /bin/opkg /sbin/apk /usr/bin/emerge /usr/bin/xbps-install /usr/bin/swupd; do
+  [ -e "$p" ] && echo "$p"
+done
+for c in systemctl initctl; do command -v "$c" >/dev/null 2>&1 && echo "cmd:$c"; done
+echo "@@route"; ip -4 route get 8.8.8.8 2>/dev/null | head -n 1
+echo "@@route6"; ip -6 route get 2404:6800:400a:800::1012 2>/dev/null | head -n 1
+echo "@@addr"; ip addr show 2>/dev/null
+echo "@@netsys" # in directory order, as Ansible's glob lists them
+for n in $(ls -U /sys/class/net 2>/dev/null || ls /sys/class/net 2>/dev/null); do
+  d=/sys/class/net/$n; [ -d "$d" ] || continue
+  r() { if [ -e "$d/$1" ]; then v=$(cat "$d/$1" 2>/dev/null) && printf '%s' "${v:-}" || printf '?'; else printf '-'; fi; }
+  printf '%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "${d##*/}" "$(r address)" "$(r mtu)" "$(r operstate)" \
+    "$(r flags)" "$(r type)" "$(r speed)" "$([ -e "$d/bridge" ] && echo bridge)$([ -e "$d/bonding" ] && echo bonding)" \
+    "$([ -e "$d/device/driver/module" ] && basename "$(readlink -f "$d/device/driver/module")")"
+done
+echo "@@os_release"; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
+echo "@@debian_version"; cat /etc/debian_version 2>/dev/null
+echo "@@lsb_release"; lsb_release -a 2>/dev/null
+echo "@@lsb_file"; cat /etc/lsb-release 2>/dev/null
+echo "@@cgroup"; cat /proc/1/cgroup 2>/dev/null
+echo "@@environ1"; tr '\0' '\n' < /proc/1/environ 2>/dev/null
+echo "@@systemd_container"; cat /run/systemd/container 2>/dev/null
+echo "@@dmi"
+for k in bios_date bios_vendor bios_version board_asset_tag board_name board_serial board_vendor \
+  board_version chassis_asset_tag chassis_serial chassis_vendor chassis_version chassis_type \
+  product_name product_serial product_uuid product_version sys_vendor; do
+  v=$(cat /sys/devices/virtual/dmi/id/$k 2>/dev/null) && echo "$k=$v"
+done
+echo "@@systemctl_version"; systemctl --version 2>/dev/null | head -n 2
+echo "@@loadavg"; cat /proc/loadavg 2>/dev/null
+echo "@@chroot"; stat -c %d:%i / /proc/1/root/. 2>/dev/null
+echo "@@selinux"
+if [ -e /sys/fs/selinux/enforce ]; then
+  echo "enforce=$(cat /sys/fs/selinux/enforce)"; echo "policyvers=$(cat /sys/fs/selinux/policyvers 2>/dev/null)"
+  grep -E '^(SELINUX|SELINUXTYPE)=' /etc/selinux/config 2>/dev/null
+fi
+echo "@@apparmor"; [ -e /sys/kernel/security/apparmor ] && echo enabled
+echo "@@fips"; cat /proc/sys/crypto/fips_enabled 2>/dev/null
+echo "@@machine_id"; cat /etc/machine-id 2>/dev/null || cat /var/lib/dbus/machine-id 2>/dev/null
+echo "@@resolv"; cat /etc/resolv.conf 2>/dev/null
+echo "@@cmdline"; cat /proc/cmdline 2>/dev/null
+echo "@@uptime"; cat /proc/uptime 2>/dev/null
+echo "@@date"
+date '+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S' 2>/dev/null
+date -u '+%Y-%m-%dT%H:%M:%S' 2>/dev/null
+y=$(date +%Y); date -d "$y-01-01" +%Z 2>/dev/null; date -d "$y-07-01" +%Z 2>/dev/null
+echo "@@mounts"; cat /proc/self/mounts 2>/dev/null
+echo "@@mount_sizes"
+while read -r dev mnt fs rest; do
+  case "$dev" in /*|*:/*) stat -f -c "%S|%b|%a|%f|%c|%d|$mnt" "$(printf '%b' "$mnt")" 2>/dev/null ;; esac
+done < /proc/self/mounts
+echo "@@python"
+for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 /usr/bin/python3 python3; do
+  c=$(command -v "$p" 2>/dev/null) && { echo "$c"; "$c" --version 2>&1; break; }
+done
+echo "@@ssh_keys"
+for t in dsa rsa ecdsa ed25519; do [ -r /etc/ssh/ssh_host_${t}_key.pub ] && echo "$t $(cat /etc/ssh/ssh_host_${t}_key.pub)"; done
+"#;
+
+/// Runs each local fact file: executables with a time limit, the rest read. One line per
+/// file: `x <rc> <stdout b64> <stderr b64> <path>` or `f <content b64> <path>`.
+const LOCAL: &str = r#"
+echo "@@local"
+if [ -d "$fp" ]; then
+  t=$(mktemp 2>/dev/null || echo /tmp/.infra-facts.$$)
+  for f in "$fp"/*.fact; do
+    [ -e "$f" ] || continue
+    if [ -x "$f" ]; then
+      if command -v timeout >/dev/null 2>&1; then timeout "$gt" "$f" >"$t.o" 2>"$t.e"; else "$f" >"$t.o" 2>"$t.e"; fi
+      rc=$?; o=$(base64 -w0 <"$t.o"); e=$(base64 -w0 <"$t.e")
+      printf 'x %s %s %s %s\n' "$rc" "${o:--}" "${e:--}" "$f"
+    else
+      c=$(base64 -w0 <"$f" 2>/dev/null); printf 'f %s %s\n' "${c:--}" "$f"
+    fi
+  done
+  rm -f "$t" "$t.o" "$t.e"
+fi
+"#;
+
+/// The whole script: native facts, then local facts from `fact_path` (executables limited to
+/// `gather_timeout` seconds), then the end marker that proves the output is complete.
+pub fn script(fact_path: &str, gather_timeout: u64) -> String {
+    format!(
+        "fp={}; gt={}\n{BODY}{LOCAL}echo \"@@end\"\n",
+        sh_quote(fact_path),
+        gather_timeout.max(1)
+    )
+}
