@@ -246,6 +246,237 @@ pub fn parse_status_file(text: &str, wanted: &[&str], pkgs: &mut HashMap<String,
     }
 }
 
+/// The task's arguments, checked.
+#[derive(Debug, Clone, Default)]
+pub struct AptArgs {
+    /// Package specs, `name` or `name=version`.
+    pub names: Vec<String>,
+    /// present, absent or latest (installed and removed mapped to them).
+    pub state: String,
+    pub update_cache: bool,
+    pub cache_valid_time: i64,
+    pub recommends: Option<bool>,
+    pub purge: bool,
+    pub autoremove: bool,
+    pub default_release: Option<String>,
+    pub dpkg_options: String,
+}
+
+impl AptArgs {
+    pub fn parse(args: &Vars) -> anyhow::Result<AptArgs> {
+        let names = list(args, &["name", "pkg", "package"])?;
+        let state = match choice(args, &["state"], STATES, "present")?.as_str() {
+            "installed" => "present".to_string(),
+            "removed" => "absent".to_string(),
+            s => s.to_string(),
+        };
+        let a = AptArgs {
+            names,
+            state,
+            update_cache: bool_arg(args, &["update_cache", "update-cache"], false)?,
+            cache_valid_time: int_opt(args, &["cache_valid_time"])?.unwrap_or(0),
+            recommends: bool_opt(args, &["install_recommends", "install-recommends"])?,
+            purge: bool_arg(args, &["purge"], false)?,
+            autoremove: bool_arg(args, &["autoremove"], false)?,
+            default_release: str_opt(args, &["default_release"])?,
+            dpkg_options: str_opt(args, &["dpkg_options"])?
+                .unwrap_or_else(|| "force-confdef,force-confold".into()),
+        };
+        if a.names.is_empty() && !a.update_cache && !a.autoremove {
+            anyhow::bail!("apt: one of name, update_cache or autoremove is required");
+        }
+        if let Some(n) = a
+            .names
+            .iter()
+            .find(|n| n.starts_with('-') || n.contains(char::is_whitespace))
+        {
+            anyhow::bail!("argument name: {n:?} is not a package name");
+        }
+        Ok(a)
+    }
+
+    /// When candidates (`apt-cache policy`) are needed.
+    fn candidates(&self) -> PolicyWhen {
+        if self.state == "absent" {
+            PolicyWhen::Never
+        } else if self.state == "latest" || self.names.iter().any(|n| split_version(n).1.is_some())
+        {
+            PolicyWhen::Always
+        } else {
+            PolicyWhen::SomeMissing
+        }
+    }
+
+    /// `apt-get -y -q` with the dpkg options.
+    fn apt_get(&self) -> String {
+        let mut c = String::from("DEBIAN_FRONTEND=noninteractive apt-get -y -q");
+        let options = self.dpkg_options.split(',').map(str::trim);
+        for o in options.filter(|o| !o.is_empty()) {
+            c.push_str(&format!(" -o Dpkg::Options::=--{o}"));
+        }
+        c
+    }
+}
+
+/// What the host has: the named packages, the cache's age in seconds, and (only with
+/// `autoremove`) how many packages an autoremove would remove.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub packages: HashMap<String, PkgInfo>,
+    pub cache_age: Option<i64>,
+    pub autoremovable: usize,
+}
+
+async fn observe(ctx: &HostCtx, a: &AptArgs) -> anyhow::Result<Observed> {
+    let bare: Vec<&str> = a.names.iter().map(|n| split_version(n).0).collect();
+    let candidates = a.candidates();
+    let (packages, cache_age) = match observe_files(ctx, &bare, candidates).await? {
+        Some(seen) => seen,
+        None => {
+            let mut script = String::from(
+                "echo @@STAMP; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do \
+                 if [ -e \"$f\" ]; then echo \"mtime=$(stat -c %Y \"$f\")\"; break; fi; done; echo \"now=$(date +%s)\"; ",
+            );
+            if !bare.is_empty() {
+                script.push_str(&packages_script(&bare, candidates));
+            }
+            script.push_str("echo @@END");
+            let out = ctx.run(&script).await?;
+            let mut pkgs = HashMap::new();
+            parse_dpkg(section(&out.stdout, "DPKG"), &mut pkgs);
+            parse_policy(section(&out.stdout, "POLICY"), &mut pkgs);
+            (pkgs, cache_age(section(&out.stdout, "STAMP")))
+        }
+    };
+    let mut autoremovable = 0;
+    if a.autoremove {
+        // Whether anything would be removed needs a simulation: one more read-only exec.
+        let sim = ctx
+            .run("LC_ALL=C apt-get -s -q autoremove 2>/dev/null | grep -c '^Remv ' || true")
+            .await?;
+        autoremovable = sim.stdout.trim().parse().unwrap_or(0);
+    }
+    Ok(Observed {
+        packages,
+        cache_age,
+        autoremovable,
+    })
+}
+
+fn change(summary: String) -> Change {
+    Change {
+        summary,
+        diff: None,
+    }
+}
+
+fn quoted(packages: &[String]) -> String {
+    let quoted: Vec<String> = packages.iter().map(|p| sh_quote(p)).collect();
+    quoted.join(" ")
+}
+
+/// The plan: pure, from the arguments and what the host has.
+pub fn plan_apt(a: &AptArgs, obs: &Observed) -> Plan {
+    let mut plan = Plan::default();
+    let age = obs.cache_age;
+    let refresh = a.update_cache
+        && (a.cache_valid_time <= 0 || age.is_none_or(|age| age > a.cache_valid_time));
+    let apt_get = a.apt_get();
+    let mut ops = Vec::new();
+    if refresh {
+        ops.push(exec(
+            "DEBIAN_FRONTEND=noninteractive apt-get update -q".to_string(),
+        ));
+        if a.names.is_empty() {
+            plan.changes.push(change("update the apt cache".into()));
+        }
+    }
+    let info_of = |name: &str| obs.packages.get(name).cloned().unwrap_or_default();
+
+    let mut to_install = Vec::new();
+    let mut to_remove = Vec::new();
+    let mut unknown = Vec::new();
+    for spec in &a.names {
+        let (name, version) = split_version(spec);
+        let info = info_of(name);
+        if a.state == "absent" {
+            if info.installed.is_some() || (a.purge && info.config_files) {
+                to_remove.push(name.to_string());
+            }
+            continue;
+        }
+        let wanted = match (&info.installed, version) {
+            (None, _) => true,
+            (Some(have), Some(v)) => !version_matches(have, v),
+            (Some(have), None) => {
+                a.state == "latest" && info.candidate.as_deref().is_some_and(|c| c != have)
+            }
+        };
+        if wanted {
+            if info.installed.is_none() && !info.known && !refresh {
+                unknown.push(name.to_string());
+            }
+            to_install.push(spec.clone());
+        }
+    }
+    if !unknown.is_empty() {
+        plan.failed = Some(format!(
+            "No package matching '{}' is available",
+            unknown.join("', '")
+        ));
+        return plan;
+    }
+    if !to_install.is_empty() {
+        let mut cmd = apt_get.clone();
+        match a.recommends {
+            Some(true) => cmd.push_str(" -o APT::Install-Recommends=yes"),
+            Some(false) => cmd.push_str(" --no-install-recommends"),
+            None => {}
+        }
+        if let Some(r) = &a.default_release {
+            cmd.push_str(&format!(" -t {}", sh_quote(r)));
+        }
+        cmd.push_str(" install ");
+        cmd.push_str(&quoted(&to_install));
+        for p in &to_install {
+            let (name, _) = split_version(p);
+            let info = info_of(name);
+            let summary = match (&info.installed, &info.candidate) {
+                (Some(have), Some(c)) => format!("upgrade {name} {have} -> {c}"),
+                (None, Some(c)) => format!("install {name} ({c})"),
+                _ => format!("install {p}"),
+            };
+            plan.changes.push(change(summary));
+        }
+        ops.push(exec(cmd));
+    }
+    if !to_remove.is_empty() {
+        let verb = if a.purge { "purge" } else { "remove" };
+        ops.push(exec(format!("{apt_get} {verb} {}", quoted(&to_remove))));
+        for p in &to_remove {
+            plan.changes.push(change(format!("{verb} {p}")));
+        }
+    }
+    if a.autoremove && obs.autoremovable > 0 {
+        let n = obs.autoremovable;
+        plan.changes
+            .push(change(format!("autoremove {n} packages")));
+        let purge = if a.purge { " --purge" } else { "" };
+        ops.push(exec(format!("{apt_get} autoremove{purge}")));
+    }
+    plan.ops = ops;
+    let mut result = super::args::vars([
+        ("cache_updated", Value::Bool(refresh)),
+        ("cache_update_time", Value::from(age.unwrap_or(0))),
+    ]);
+    if plan.ops.len() > usize::from(refresh) {
+        result.insert("stdout".into(), Value::Null);
+        result.insert("stderr".into(), Value::Null);
+    }
+    plan.result = result;
+    plan
+}
+
 #[async_trait]
 impl Module for Apt {
     fn name(&self) -> &'static str {
@@ -261,197 +492,9 @@ impl Module for Apt {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let names = list(args, &["name", "pkg", "package"])?;
-        let state = match choice(args, &["state"], STATES, "present")?.as_str() {
-            "installed" => "present".to_string(),
-            "removed" => "absent".to_string(),
-            s => s.to_string(),
-        };
-        let update_cache = bool_arg(args, &["update_cache", "update-cache"], false)?;
-        let valid_time = int_opt(args, &["cache_valid_time"])?.unwrap_or(0);
-        let recommends = bool_opt(args, &["install_recommends", "install-recommends"])?;
-        let purge = bool_arg(args, &["purge"], false)?;
-        let autoremove = bool_arg(args, &["autoremove"], false)?;
-        let default_release = str_opt(args, &["default_release"])?;
-        let dpkg_options = str_opt(args, &["dpkg_options"])?
-            .unwrap_or_else(|| "force-confdef,force-confold".into());
-        if names.is_empty() && !update_cache && !autoremove {
-            anyhow::bail!("apt: one of name, update_cache or autoremove is required");
-        }
-        for n in &names {
-            if n.starts_with('-') || n.contains(char::is_whitespace) {
-                anyhow::bail!("argument name: {n:?} is not a package name");
-            }
-        }
-
-        let bare: Vec<&str> = names.iter().map(|n| split_version(n).0).collect();
-        let mut script = String::from(
-            "echo @@STAMP; for f in /var/lib/apt/periodic/update-success-stamp /var/lib/apt/lists; do \
-             if [ -e \"$f\" ]; then echo \"mtime=$(stat -c %Y \"$f\")\"; break; fi; done; echo \"now=$(date +%s)\"; ",
-        );
-        let candidates = if state == "absent" {
-            PolicyWhen::Never
-        } else if state == "latest" || names.iter().any(|n| split_version(n).1.is_some()) {
-            PolicyWhen::Always
-        } else {
-            PolicyWhen::SomeMissing
-        };
-        if !bare.is_empty() {
-            script.push_str(&packages_script(&bare, candidates));
-        }
-        script.push_str("echo @@END");
-        let (pkgs, age) = match observe_files(ctx, &bare, candidates).await? {
-            Some(seen) => seen,
-            None => {
-                let out = ctx.run(&script).await?;
-                let mut pkgs = HashMap::new();
-                parse_dpkg(section(&out.stdout, "DPKG"), &mut pkgs);
-                parse_policy(section(&out.stdout, "POLICY"), &mut pkgs);
-                (pkgs, cache_age(section(&out.stdout, "STAMP")))
-            }
-        };
-
-        let mut plan = Plan::default();
-        let refresh = update_cache && (valid_time <= 0 || age.is_none_or(|a| a > valid_time));
-        let apt_get = {
-            let mut c = String::from("DEBIAN_FRONTEND=noninteractive apt-get -y -q");
-            for o in dpkg_options
-                .split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-            {
-                c.push_str(&format!(" -o Dpkg::Options::=--{o}"));
-            }
-            c
-        };
-        let mut ops = Vec::new();
-        if refresh {
-            ops.push(exec(
-                "DEBIAN_FRONTEND=noninteractive apt-get update -q".to_string(),
-            ));
-            if names.is_empty() {
-                plan.changes.push(Change {
-                    summary: "update the apt cache".into(),
-                    diff: None,
-                });
-            }
-        }
-
-        let mut to_install = Vec::new();
-        let mut to_remove = Vec::new();
-        let mut unknown = Vec::new();
-        for spec in &names {
-            let (name, version) = split_version(spec);
-            let info = pkgs.get(name).cloned().unwrap_or_default();
-            match state.as_str() {
-                "absent" => {
-                    if info.installed.is_some() || (purge && info.config_files) {
-                        to_remove.push(name.to_string());
-                    }
-                }
-                _ => {
-                    let wanted = match (&info.installed, version) {
-                        (None, _) => true,
-                        (Some(have), Some(v)) => !version_matches(have, v),
-                        (Some(have), None) => {
-                            state == "latest"
-                                && info.candidate.as_deref().is_some_and(|c| c != have)
-                        }
-                    };
-                    if wanted {
-                        if info.installed.is_none() && !info.known && !refresh {
-                            unknown.push(name.to_string());
-                        }
-                        to_install.push(spec.clone());
-                    }
-                }
-            }
-        }
-        if !unknown.is_empty() {
-            plan.failed = Some(format!(
-                "No package matching '{}' is available",
-                unknown.join("', '")
-            ));
-            return Ok(plan);
-        }
-        if !to_install.is_empty() {
-            let mut cmd = apt_get.clone();
-            match recommends {
-                Some(true) => cmd.push_str(" -o APT::Install-Recommends=yes"),
-                Some(false) => cmd.push_str(" --no-install-recommends"),
-                None => {}
-            }
-            if let Some(r) = &default_release {
-                cmd.push_str(&format!(" -t {}", sh_quote(r)));
-            }
-            cmd.push_str(" install ");
-            cmd.push_str(
-                &to_install
-                    .iter()
-                    .map(|p| sh_quote(p))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            );
-            for p in &to_install {
-                let (name, _) = split_version(p);
-                let info = pkgs.get(name).cloned().unwrap_or_default();
-                let summary = match (&info.installed, &info.candidate) {
-                    (Some(have), Some(c)) => format!("upgrade {name} {have} -> {c}"),
-                    (None, Some(c)) => format!("install {name} ({c})"),
-                    _ => format!("install {p}"),
-                };
-                plan.changes.push(Change {
-                    summary,
-                    diff: None,
-                });
-            }
-            ops.push(exec(cmd));
-        }
-        if !to_remove.is_empty() {
-            let verb = if purge { "purge" } else { "remove" };
-            ops.push(exec(format!(
-                "{apt_get} {verb} {}",
-                to_remove
-                    .iter()
-                    .map(|p| sh_quote(p))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )));
-            for p in &to_remove {
-                plan.changes.push(Change {
-                    summary: format!("{verb} {p}"),
-                    diff: None,
-                });
-            }
-        }
-        if autoremove {
-            // Whether anything would be removed needs a simulation: one more read-only exec.
-            let sim = ctx
-                .run("LC_ALL=C apt-get -s -q autoremove 2>/dev/null | grep -c '^Remv ' || true")
-                .await?;
-            let n: usize = sim.stdout.trim().parse().unwrap_or(0);
-            if n > 0 {
-                plan.changes.push(Change {
-                    summary: format!("autoremove {n} packages"),
-                    diff: None,
-                });
-                ops.push(exec(format!(
-                    "{apt_get} autoremove{}",
-                    if purge { " --purge" } else { "" }
-                )));
-            }
-        }
-        plan.ops = ops;
-        let mut result = super::args::vars([
-            ("cache_updated", Value::Bool(refresh)),
-            ("cache_update_time", Value::from(age.unwrap_or(0))),
-        ]);
-        if plan.ops.len() > usize::from(refresh) {
-            result.insert("stdout".into(), Value::Null);
-            result.insert("stderr".into(), Value::Null);
-        }
-        plan.result = result;
-        Ok(plan)
+        let args = AptArgs::parse(args)?;
+        let observed = observe(ctx, &args).await?;
+        Ok(plan_apt(&args, &observed))
     }
 }
 
@@ -598,5 +641,95 @@ mod tests {
         assert_eq!(split_version("nginx=1.2"), ("nginx", Some("1.2")));
         assert!(version_matches("1.22.1-9", "1.22*"));
         assert!(!version_matches("1.22.1-9", "1.22"));
+    }
+
+    fn apt_args(names: &[&str], state: &str) -> AptArgs {
+        AptArgs {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            state: state.into(),
+            dpkg_options: "force-confdef".into(),
+            ..Default::default()
+        }
+    }
+
+    fn observed(packages: &[(&str, Option<&str>, Option<&str>)]) -> Observed {
+        let packages = packages
+            .iter()
+            .map(|(name, installed, candidate)| {
+                let info = PkgInfo {
+                    installed: installed.map(String::from),
+                    candidate: candidate.map(String::from),
+                    known: candidate.is_some(),
+                    config_files: false,
+                };
+                (name.to_string(), info)
+            })
+            .collect();
+        Observed {
+            packages,
+            cache_age: Some(100),
+            autoremovable: 0,
+        }
+    }
+
+    fn commands(plan: &Plan) -> Vec<String> {
+        plan.ops
+            .iter()
+            .map(|op| match op {
+                Op::Exec { cmd, .. } => cmd.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn present_installs_only_what_is_missing() {
+        let obs = observed(&[("jq", Some("1.6"), None), ("rsync", None, Some("3.2"))]);
+        let plan = plan_apt(&apt_args(&["jq", "rsync"], "present"), &obs);
+        assert_eq!(plan.changes[0].summary, "install rsync (3.2)");
+        assert_eq!(
+            commands(&plan),
+            vec!["DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Options::=--force-confdef install rsync"]
+        );
+        let converged = observed(&[("jq", Some("1.6"), None)]);
+        assert!(plan_apt(&apt_args(&["jq"], "present"), &converged)
+            .ops
+            .is_empty());
+    }
+
+    #[test]
+    fn latest_upgrades_to_the_candidate_and_absent_removes() {
+        let obs = observed(&[("jq", Some("1.6"), Some("1.7"))]);
+        let plan = plan_apt(&apt_args(&["jq"], "latest"), &obs);
+        assert_eq!(plan.changes[0].summary, "upgrade jq 1.6 -> 1.7");
+        let mut absent = apt_args(&["jq"], "absent");
+        absent.purge = true;
+        assert!(commands(&plan_apt(&absent, &obs))[0].ends_with(" purge jq"));
+    }
+
+    #[test]
+    fn an_unknown_package_fails_unless_the_cache_is_refreshed() {
+        let obs = observed(&[]);
+        let plan = plan_apt(&apt_args(&["nosuch"], "present"), &obs);
+        assert_eq!(
+            plan.failed.as_deref(),
+            Some("No package matching 'nosuch' is available")
+        );
+        let mut refreshing = apt_args(&["nosuch"], "present");
+        refreshing.update_cache = true;
+        assert!(plan_apt(&refreshing, &obs).failed.is_none());
+    }
+
+    #[test]
+    fn the_cache_refresh_follows_cache_valid_time() {
+        let mut a = apt_args(&[], "present");
+        a.update_cache = true;
+        a.cache_valid_time = 3600;
+        let fresh = observed(&[]);
+        assert!(plan_apt(&a, &fresh).ops.is_empty());
+        a.cache_valid_time = 50;
+        let plan = plan_apt(&a, &fresh);
+        assert_eq!(plan.changes[0].summary, "update the apt cache");
+        assert_eq!(plan.result["cache_updated"], true);
     }
 }
