@@ -667,12 +667,8 @@ impl<'a> PlayRun<'a> {
             let items: Vec<Option<Value>> = match &task.loop_ {
                 None => vec![None],
                 Some(spec) => {
-                    let expanded = self
-                        .r
-                        .templar
-                        .render_value(loops::raw_value(spec), &vars)
-                        .map_err(|e| format!("{e:#}"))
-                        .and_then(|v| loops::expand(spec, v).map_err(|e| format!("{e:#}")));
+                    let expanded = loops::items(&self.r.templar, spec, &vars, action)
+                        .map_err(|e| format!("{e:#}"));
                     match expanded {
                         Ok(items) => items.into_iter().map(Some).collect(),
                         Err(msg) => {

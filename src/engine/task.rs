@@ -230,12 +230,8 @@ impl PlayRun<'_> {
                     .await
             }
             Some(spec) => {
-                let items = self
-                    .r
-                    .templar
-                    .render_value(loops::raw_value(spec), &vars)
-                    .map_err(|e| format!("{e:#}"))
-                    .and_then(|v| loops::expand(spec, v).map_err(|e| format!("{e:#}")));
+                let items = loops::items(&self.r.templar, spec, &vars, module)
+                    .map_err(|e| format!("{e:#}"));
                 match items {
                     Err(msg) => Outcome::failed(msg),
                     Ok(items) if items.is_empty() => {

@@ -118,6 +118,7 @@ pub const NOT_ON_BLOCK: &[&str] = &[
     "with_items",
     "with_list",
     "with_dict",
+    "with_lookup",
     "loop_control",
     "register",
     "notify",

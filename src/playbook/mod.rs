@@ -122,6 +122,12 @@ pub enum LoopSpec {
     WithItems(serde_json::Value),
     /// `with_dict`: a mapping, items become `{key, value}`.
     Dict(serde_json::Value),
+    /// `with_<name>` for any other lookup plugin (`with_first_found`, `with_fileglob`,
+    /// `with_nested`, ...): the lookup runs on the rendered terms.
+    Lookup {
+        name: String,
+        terms: serde_json::Value,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -130,6 +136,10 @@ pub struct LoopControl {
     pub index_var: Option<String>,
     pub label: Option<String>,
     pub pause: Option<f64>,
+    /// `extended`: items see `ansible_loop` (index, first, last, previtem, ...).
+    pub extended: bool,
+    /// `extended_allitems` (default on): `ansible_loop.allitems` is set.
+    pub extended_allitems: Option<bool>,
 }
 
 #[derive(Debug, Clone)]

@@ -85,12 +85,16 @@ impl Loader<'_> {
                     k.pos,
                     "'include' was removed from Ansible; use 'include_tasks' or 'import_tasks'",
                 );
-            } else if key.starts_with("with_") {
-                self.error(
-                    &file,
-                    k.pos,
-                    format!("'{key}' loops are not supported; use 'loop' (or with_items, with_list, with_dict)"),
-                );
+            } else if let Some(name) = key.strip_prefix("with_") {
+                if crate::template::LOOKUP_NAMES.contains(&name) {
+                    keywords.push(("with_lookup", k, v));
+                } else {
+                    self.error(
+                        &file,
+                        k.pos,
+                        format!("'{key}': infra has no lookup plugin '{name}'; use 'loop' or with_<one of {}>", crate::template::LOOKUP_NAMES.join(", ")),
+                    );
+                }
             } else if self.is_action(short_name(key)) {
                 actions.push(Action {
                     name: short_name(key).to_string(),
@@ -317,7 +321,7 @@ impl Loader<'_> {
             match *kw {
                 "name" => task.name = self.string(f, value, kw),
                 "when" => task.when = self.conditions(f, value, kw),
-                "loop" | "with_list" | "with_items" | "with_dict" => {
+                "loop" | "with_list" | "with_items" | "with_dict" | "with_lookup" => {
                     if task.loop_.is_some() {
                         self.error(f, key.pos, "a task can have only one loop");
                     }
@@ -325,6 +329,10 @@ impl Loader<'_> {
                     task.loop_ = Some(match *kw {
                         "with_items" => LoopSpec::WithItems(v),
                         "with_dict" => LoopSpec::Dict(v),
+                        "with_lookup" => LoopSpec::Lookup {
+                            name: key.key_text().trim_start_matches("with_").to_string(),
+                            terms: v,
+                        },
                         _ => LoopSpec::Items(v),
                     });
                 }
@@ -458,7 +466,12 @@ impl Loader<'_> {
                 "index_var" => control.index_var = self.string(file, v, "index_var"),
                 "label" => control.label = self.string(file, v, "label"),
                 "pause" => control.pause = self.number(file, v, "pause"),
-                "extended" | "extended_allitems" => {}
+                "extended" => {
+                    control.extended = self.boolean(file, v, "extended").unwrap_or(false)
+                }
+                "extended_allitems" => {
+                    control.extended_allitems = self.boolean(file, v, "extended_allitems")
+                }
                 other => self.error(
                     file,
                     k.pos,
