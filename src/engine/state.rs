@@ -24,6 +24,8 @@ pub struct HostState {
     pub facts: Vars,
     /// `set_fact` and `register` results.
     pub host_facts: Vars,
+    /// Variables `include_vars` loaded (below `set_fact` in precedence, above task vars).
+    pub included_vars: Vars,
     /// Failed: out of the rest of the run (unless a rescue takes it back).
     pub failed: bool,
     pub unreachable: bool,
@@ -42,6 +44,9 @@ pub struct Frame {
     pub tags: Vec<String>,
     pub when: Vec<String>,
     pub role: Option<Arc<Role>>,
+    /// Roles that included this one (`include_role` inside a role), nearest first:
+    /// `ansible_parent_role_names`.
+    pub parent_roles: Vec<String>,
     pub become_: Option<bool>,
     pub become_user: Option<String>,
     pub environment: Vars,
@@ -94,6 +99,9 @@ impl Frame {
     /// The frame of a role's tasks.
     pub fn for_role(&self, role: &Arc<Role>) -> Frame {
         let mut f = self.clone();
+        if let Some(parent) = &self.role {
+            f.parent_roles.insert(0, parent.name.clone());
+        }
         f.role = Some(role.clone());
         for t in &role.tags {
             if !f.tags.contains(t) {
@@ -203,6 +211,16 @@ impl Runner {
         self.with_host(host, |h| !h.failed && !h.unreachable && !h.ended)
     }
 
+    /// Records variables `include_vars` loaded on a host.
+    pub fn set_included_vars(&self, host: &str, vars: Vars) {
+        self.with_host(host, |h| {
+            for (k, v) in vars {
+                h.included_vars.insert(k, v);
+            }
+        });
+        self.facts_version.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Sets facts (`set_fact`, `register`) on a host.
     pub fn set_host_facts(&self, host: &str, facts: Vars) {
         self.with_host(host, |h| {
@@ -233,7 +251,8 @@ impl Runner {
         for name in names {
             let mut vars = (*self.inventory_vars(&name)).clone();
             self.with_host(&name, |h| {
-                for (k, v) in h.facts.iter().chain(h.host_facts.iter()) {
+                let layers = h.facts.iter().chain(h.included_vars.iter());
+                for (k, v) in layers.chain(h.host_facts.iter()) {
                     vars.insert(k.clone(), v.clone());
                 }
             });

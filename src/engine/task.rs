@@ -112,7 +112,13 @@ impl PlayRun<'_> {
         let r = self.r;
         let role = task.role.clone().or_else(|| frame.role.clone());
         let inv = r.inventory_vars(host);
-        let (facts, host_facts) = r.with_host(host, |h| (h.facts.clone(), h.host_facts.clone()));
+        let (facts, included, host_facts) = r.with_host(host, |h| {
+            (
+                h.facts.clone(),
+                h.included_vars.clone(),
+                h.host_facts.clone(),
+            )
+        });
         let mut layers = Layers::default();
         for play_role in &self.play.roles {
             layers.role_defaults.push(&play_role.defaults);
@@ -128,17 +134,26 @@ impl PlayRun<'_> {
         layers.vars_files = Some(self.vars_files);
         layers.block_vars = frame.vars.iter().map(|v| v.as_ref()).collect();
         layers.task_vars = Some(&task.vars);
+        layers.include_vars = Some(&included);
         layers.host_facts = Some(&host_facts);
         layers.extra_vars = Some(&r.opts.extra_vars);
         let mut vars = layers.merge();
-        self.add_magic(&mut vars, host, role.as_deref(), prep);
+        self.add_magic(&mut vars, host, task, frame, role.as_deref(), prep);
         // The Templar renders templated variables lazily when a template reads them; only
         // the connection variables are read by the engine itself, so resolve those here.
         resolve_lazy(&mut vars, Some(&self.always_resolved), &r.templar);
         vars
     }
 
-    fn add_magic(&self, vars: &mut Vars, host: &str, role: Option<&Role>, prep: &Prep) {
+    fn add_magic(
+        &self,
+        vars: &mut Vars,
+        host: &str,
+        task: &Task,
+        frame: &Frame,
+        role: Option<&Role>,
+        prep: &Prep,
+    ) {
         let r = self.r;
         let active = |hosts: &[String]| -> Value {
             Value::from(
@@ -202,6 +217,19 @@ impl PlayRun<'_> {
         );
         put("ansible_play_name", Value::from(self.play.name.clone()));
         put("omit", Value::from(OMIT));
+        let mut role_names: Vec<String> = Vec::new();
+        for r in self.play.roles.iter().map(|r| r.name.clone()).chain(role.map(|r| r.name.clone())) {
+            if !role_names.contains(&r) {
+                role_names.push(r);
+            }
+        }
+        put("ansible_role_names", json!(role_names));
+        put("ansible_play_role_names", json!(self.play.roles.iter().map(|r| r.name.clone()).collect::<Vec<_>>()));
+        put("ansible_parent_role_names", json!(frame.parent_roles));
+        put(
+            "ansible_search_path",
+            json!(search_path(role, task, &r.playbook_dir)),
+        );
         if let Some(role) = role {
             put("role_path", Value::from(role.path.display().to_string()));
             put("role_name", Value::from(role.name.clone()));
@@ -246,6 +274,11 @@ impl PlayRun<'_> {
                             .clone()
                             .unwrap_or_else(|| "item".into());
                         let mut outcomes = Vec::with_capacity(items.len());
+                        let all_items = if task.loop_control.extended {
+                            items.clone()
+                        } else {
+                            Vec::new()
+                        };
                         for (i, item) in items.into_iter().enumerate() {
                             if i > 0 {
                                 if let Some(p) = task.loop_control.pause.filter(|p| *p > 0.0) {
@@ -263,6 +296,16 @@ impl PlayRun<'_> {
                                 .insert("ansible_loop_var".into(), Value::from(loop_var.clone()));
                             if let Some(index_var) = &task.loop_control.index_var {
                                 item_vars.insert(index_var.clone(), Value::from(i));
+                                item_vars.insert(
+                                    "ansible_index_var".into(),
+                                    Value::from(index_var.clone()),
+                                );
+                            }
+                            if task.loop_control.extended {
+                                item_vars.insert(
+                                    "ansible_loop".into(),
+                                    loops::extended(&task.loop_control, &all_items, i),
+                                );
                             }
                             let label = match &task.loop_control.label {
                                 Some(l) => self
@@ -287,7 +330,7 @@ impl PlayRun<'_> {
                             }
                             if let Some(Value::Object(facts)) = o.result.get("ansible_facts") {
                                 if matches!(o.status, Status::Ok | Status::Changed) {
-                                    self.r.set_host_facts(host, facts.clone());
+                                    self.store_facts(module, host, facts.clone());
                                 }
                             }
                             self.report_item(info, host, &delegated, module, &o, &label, no_log);
@@ -380,7 +423,7 @@ impl PlayRun<'_> {
         if let Some(Value::Object(facts)) = outcome.result.get("ansible_facts") {
             if outcome.status != Status::Failed && outcome.status != Status::Skipped {
                 for t in &targets {
-                    r.set_host_facts(t, facts.clone());
+                    self.store_facts(module, t, facts.clone());
                 }
             }
         }
@@ -443,6 +486,40 @@ impl PlayRun<'_> {
         };
         r.reporter.host_result(info, &event);
         status
+    }
+
+    /// A result's `ansible_facts`: `include_vars` results go to their own precedence
+    /// level, everything else is a fact (`set_fact`, `setup`).
+    fn store_facts(&self, module: &str, host: &str, facts: Vars) {
+        if module_is(module, "include_vars") {
+            self.r.set_included_vars(host, facts);
+        } else {
+            self.r.set_host_facts(host, facts);
+        }
+    }
+
+    /// `include_vars` on the controller (see [`super::include_vars`]).
+    fn include_vars(&self, task: &Task, frame: &Frame, args: &Vars) -> Outcome {
+        let role = task.role.clone().or_else(|| frame.role.clone());
+        let origin = super::include_vars::Origin {
+            search_path: search_path(role.as_deref(), task, &self.r.playbook_dir)
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            playbook_dir: &self.r.playbook_dir,
+            role_path: role.as_deref().map(|r| r.path.as_path()),
+            task_file: &task.loc.file,
+        };
+        match super::include_vars::run(args, &origin) {
+            Ok(included) => Outcome::new(Status::Ok, included.result()),
+            Err(e) => {
+                // Ansible reports this failure under `message`; `msg` is what we print.
+                let mut o = Outcome::failed(format!("{e:#}"));
+                o.result
+                    .insert("message".into(), Value::from(format!("{e:#}")));
+                o
+            }
+        }
     }
 
     fn notify(&self, task: &Task, host: &str) {
@@ -726,6 +803,7 @@ impl PlayRun<'_> {
                 );
                 Outcome::new(Status::Ok, r)
             }
+            "include_vars" => self.include_vars(task, frame, args),
             _ => self.run_module(task, frame, host, module, args, vars).await,
         }
     }
@@ -949,6 +1027,26 @@ impl PlayRun<'_> {
         out.dedup();
         out
     }
+}
+
+/// Ansible's `ansible_search_path` for a task: its role's folder, the folder of the task's
+/// file, the playbook's folder (lookups look in each, under `files/` and friends first).
+fn search_path(role: Option<&Role>, task: &Task, playbook_dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |p: &std::path::Path| {
+        let s = p.display().to_string();
+        if !s.is_empty() && !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    if let Some(role) = role {
+        add(&role.path);
+    }
+    if let Some(dir) = task.loc.file.parent() {
+        add(dir);
+    }
+    add(playbook_dir);
+    out
 }
 
 fn error_outcome(e: &anyhow::Error) -> Outcome {

@@ -137,6 +137,7 @@ pub const ENGINE_ACTIONS: &[&str] = &[
     "include_role",
     "import_role",
     "meta",
+    "include_vars",
 ];
 
 /// `meta:` actions Ansible knows.

@@ -154,6 +154,7 @@ impl Loader<'_> {
                 "include_tasks" | "import_tasks" => self.include_tasks_kind(action, ctx),
                 "include_role" | "import_role" => self.include_role_kind(action, ctx),
                 "meta" => self.meta_kind(action, &file),
+                "include_vars" => self.include_vars_kind(action, args_kw, &file),
                 module => {
                     let spec = self.registry.spec(module)?;
                     let args = self.module_args(
@@ -184,6 +185,57 @@ impl Loader<'_> {
             return None;
         }
         Some(task)
+    }
+
+    /// `include_vars`: a file (free form or `file:`) or a `dir:` with its filters; run
+    /// by the engine on the controller.
+    fn include_vars_kind(
+        &mut self,
+        action: &Action,
+        args_kw: Option<&Node>,
+        file: &Path,
+    ) -> Option<TaskKind> {
+        const KEYS: &[&str] = &[
+            "file",
+            "dir",
+            "depth",
+            "files_matching",
+            "ignore_files",
+            "extensions",
+            "ignore_unknown_extensions",
+            "name",
+            "hash_behaviour",
+            "free_form",
+        ];
+        let spec = crate::modules::ArgSpec {
+            args: &[],
+            free_form: true,
+            one_of: &[],
+        };
+        let args = self.module_args(
+            "include_vars",
+            &spec,
+            &action.value,
+            args_kw,
+            file,
+            action.key_pos,
+        );
+        for key in args.keys() {
+            if key != super::args::RAW_PARAMS && !KEYS.contains(&key.as_str()) {
+                self.error(
+                    file,
+                    action.value.pos,
+                    format!(
+                        "'{key}' is not a valid option in include_vars{}",
+                        did_you_mean(key, KEYS.iter().copied())
+                    ),
+                );
+            }
+        }
+        Some(TaskKind::Module {
+            module: "include_vars".into(),
+            args,
+        })
     }
 
     fn is_action(&self, name: &str) -> bool {

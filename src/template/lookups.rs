@@ -124,39 +124,19 @@ impl Call<'_, '_, '_> {
         out
     }
 
-    /// The candidates Ansible's `path_dwim_relative_stack` tries for `needle`, in order.
-    fn candidates(&self, subdir: Option<&str>, needle: &str) -> Vec<PathBuf> {
-        if needle.starts_with('/') || needle.starts_with('~') {
-            return vec![expand_home(needle)];
-        }
-        let is_role = self.state.lookup("role_path").is_some_and(|v| !v.is_undefined());
-        let first = needle.split('/').next().unwrap_or("");
-        let mut out = Vec::new();
-        let push_dir = |out: &mut Vec<PathBuf>, dir: &Path| {
-            if let Some(sub) = subdir.filter(|s| *s != first) {
-                out.push(dir.join(sub).join(needle));
-            }
-            out.push(dir.join(needle));
-        };
-        for path in self.search_path() {
-            if let Some(base) = path.parent() {
-                if is_role && base.ends_with("tasks") {
-                    if let (Some(sub), Some(role)) = (subdir, base.parent()) {
-                        out.push(role.join(sub).join(needle));
-                    }
-                    out.push(base.join(needle));
-                }
-            }
-            push_dir(&mut out, &path);
-        }
-        push_dir(&mut out, &self.basedir());
-        out
+    fn is_role(&self) -> bool {
+        self.state.lookup("role_path").is_some_and(|v| !v.is_undefined())
     }
 
     fn find(&self, subdir: Option<&str>, needle: &str) -> Option<PathBuf> {
-        self.candidates(subdir, needle)
-            .into_iter()
-            .find(|p| p.exists())
+        find_in_search_path(
+            &self.search_path(),
+            &self.basedir(),
+            self.is_role(),
+            subdir,
+            needle,
+        )
+        .ok()
     }
 
     fn opt(&self, name: &str) -> Option<&Json> {
@@ -165,6 +145,48 @@ impl Call<'_, '_, '_> {
 
     fn opt_bool(&self, name: &str, default: bool) -> bool {
         self.opt(name).map(truthy).unwrap_or(default)
+    }
+}
+
+/// Finds `needle` as Ansible's `path_dwim_relative_stack` does: for each folder of the
+/// search path, `<folder>/<subdir>/<needle>` then `<folder>/<needle>` (plus the role's
+/// `<subdir>` for a folder inside a role's `tasks/`), then the same under `basedir`. An
+/// absolute (or `~`) path is taken as it is. The error lists every place tried.
+pub fn find_in_search_path(
+    search: &[PathBuf],
+    basedir: &Path,
+    is_role: bool,
+    subdir: Option<&str>,
+    needle: &str,
+) -> Result<PathBuf, Vec<PathBuf>> {
+    let candidates = if needle.starts_with('/') || needle.starts_with('~') {
+        vec![expand_home(needle)]
+    } else {
+        let first = needle.split('/').next().unwrap_or("");
+        let mut out = Vec::new();
+        let push_dir = |out: &mut Vec<PathBuf>, dir: &Path| {
+            if let Some(sub) = subdir.filter(|s| *s != first) {
+                out.push(dir.join(sub).join(needle));
+            }
+            out.push(dir.join(needle));
+        };
+        for path in search {
+            if let Some(base) = path.parent() {
+                if is_role && base.ends_with("tasks") {
+                    if let (Some(sub), Some(role)) = (subdir, base.parent()) {
+                        out.push(role.join(sub).join(needle));
+                    }
+                    out.push(base.join(needle));
+                }
+            }
+            push_dir(&mut out, path);
+        }
+        push_dir(&mut out, basedir);
+        out
+    };
+    match candidates.iter().find(|p| p.exists()) {
+        Some(found) => Ok(found.clone()),
+        None => Err(candidates),
     }
 }
 
