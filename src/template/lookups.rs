@@ -1067,13 +1067,18 @@ pub fn lookup(state: &State, name: String, terms: Rest<Value>, kw: Kwargs) -> Re
     let c = common(&kw)?;
     let wantlist = c.wantlist;
     let Some(found) = run_checked(state, &name, &terms, c)? else {
-        return Ok(Value::from(()));
+        // A failure let through by `errors=`: None, or [] with wantlist (as Ansible).
+        return Ok(if wantlist {
+            Value::from(Vec::<Value>::new())
+        } else {
+            Value::from(())
+        });
     };
     if wantlist {
         return Ok(Value::from_serialize(&found));
     }
     Ok(match found.len() {
-        0 => Value::from(()),
+        0 => Value::from(Vec::<Value>::new()),
         1 => Value::from_serialize(&found[0]),
         _ if found.iter().all(|v| v.is_string()) => Value::from(
             found
