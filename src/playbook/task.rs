@@ -92,7 +92,11 @@ impl Loader<'_> {
                     self.error(
                         &file,
                         k.pos,
-                        format!("'{key}': infra has no lookup plugin '{name}'; use 'loop' or with_<one of {}>", crate::template::LOOKUP_NAMES.join(", ")),
+                        format!(
+                            "'{key}': no lookup plugin '{name}'{} (infra has {})",
+                            did_you_mean(name, crate::template::LOOKUP_NAMES.iter().copied()),
+                            crate::template::LOOKUP_NAMES.join(", ")
+                        ),
                     );
                 }
             } else if self.is_action(short_name(key)) {
