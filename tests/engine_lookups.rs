@@ -358,3 +358,52 @@ async fn unknown_lookup_loops_and_include_vars_options_fail_the_load() {
     assert!(err.contains("'depht' is not a valid option in include_vars"), "{err}");
     assert!(err.contains("did you mean 'depth'"), "{err}");
 }
+
+/// `include_role` with `vars_from`/`defaults_from` loads those files instead of main
+/// (`vars_from: Debian` finds `vars/Debian.yml`); a missing one is a load error.
+#[tokio::test]
+async fn include_role_vars_from_and_defaults_from() {
+    let dir = tree(&[
+        ("inv.yaml", &local_inventory(&["h1"])),
+        ("roles/db/vars/main.yml", "flavour: main\n"),
+        ("roles/db/vars/Debian.yml", "flavour: debian\n"),
+        ("roles/db/defaults/main.yml", "size: small\n"),
+        ("roles/db/defaults/big/10.yml", "size: big\n"),
+        (
+            "roles/db/tasks/main.yml",
+            "- assert: {that: [\"flavour == want_flavour\", \"size == want_size\"]}\n",
+        ),
+        (
+            "site.yaml",
+            r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - include_role:
+        name: db
+        vars_from: Debian
+        defaults_from: big
+      vars: {want_flavour: debian, want_size: big}
+    - import_role: {name: db}
+      vars: {want_flavour: main, want_size: small}
+"#,
+        ),
+    ]);
+    let (recap, out) = run_ok(options(dir.path(), "site.yaml")).await;
+    let s = stats(&recap, "h1");
+    assert_eq!((s.failed, s.ok), (0, 2), "{out}");
+
+    write_files(
+        dir.path(),
+        &[(
+            "site.yaml",
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - include_role: {name: db, vars_from: RedHat}\n",
+        )],
+    );
+    let (result, _) = run(options(dir.path(), "site.yaml")).await;
+    let err = format!("{:#}", result.expect_err("missing vars_from file"));
+    assert!(
+        err.contains("site.yaml:4:") && err.contains("Could not find specified file in role: vars/RedHat"),
+        "{err}"
+    );
+}

@@ -323,7 +323,7 @@ pub fn load_role_with(
     };
     let mut dirs = search.to_vec();
     dirs.push(dir);
-    let role = loader.role_for_include(name, tasks_from, &dirs, &ctx, yaml::Pos::default());
+    let role = loader.role_for_include(name, tasks_from, &[], &dirs, &ctx, yaml::Pos::default());
     match role {
         Some(role) => loader.finish(role),
         None => {

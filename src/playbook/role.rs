@@ -24,6 +24,9 @@ pub(super) struct RoleEntry {
     pub tags: Vec<String>,
     pub when: Vec<String>,
     pub inherit: Inherited,
+    /// `include_role`'s `vars_from` / `defaults_from`: files loaded instead of `main`.
+    pub vars_from: Option<String>,
+    pub defaults_from: Option<String>,
 }
 
 /// What `meta/main.yml` says.
@@ -256,8 +259,20 @@ impl Loader<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| entry.name.clone());
-        let defaults = self.role_vars_file(&path.join("defaults"));
-        let vars = self.role_vars_file(&path.join("vars"));
+        let mut vars_of = |sub: &str, name: Option<&str>| {
+            let dir = path.join(sub);
+            if let Some(f) = name.filter(|f| vars_files(&dir, Some(f)).is_empty()) {
+                self.error(
+                    from_file,
+                    from,
+                    format!("Could not find specified file in role: {sub}/{f}"),
+                );
+                return Vars::new();
+            }
+            self.role_vars_from(&dir, name)
+        };
+        let defaults = vars_of("defaults", entry.defaults_from.as_deref());
+        let vars = vars_of("vars", entry.vars_from.as_deref());
         let info = Arc::new(Role {
             name,
             path: path.to_path_buf(),
@@ -333,10 +348,6 @@ impl Loader<'_> {
         })
     }
 
-    fn role_vars_file(&mut self, dir: &Path) -> Vars {
-        self.role_vars_from(dir, None)
-    }
-
     /// A role's `vars/` or `defaults/`: `main` (or the `vars_from`/`defaults_from` name)
     /// as a file or as a folder of files merged in sorted order (see [`vars_files`]).
     pub(super) fn role_vars_from(&mut self, dir: &Path, from: Option<&str>) -> Vars {
@@ -351,18 +362,27 @@ impl Loader<'_> {
 
     /// A role for `include_role`/`import_role` (and [`super::load_role`]): its dependencies'
     /// tasks and handlers come first in its own lists.
+    /// `from` holds `vars_from` / `defaults_from`, as (`vars` or `defaults`, file name).
     pub(super) fn role_for_include(
         &mut self,
         name: &str,
         tasks_from: Option<&str>,
+        from: &[(&str, String)],
         search: &[PathBuf],
         ctx: &TaskCtx,
         pos: Pos,
     ) -> Option<Arc<Role>> {
+        let pick = |sub: &str| {
+            from.iter()
+                .find(|(s, _)| *s == sub)
+                .map(|(_, f)| f.clone())
+        };
         let entry = RoleEntry {
             name: name.to_string(),
             pos,
             file: ctx.file.clone(),
+            vars_from: pick("vars"),
+            defaults_from: pick("defaults"),
             ..Default::default()
         };
         let path = self.find_role(name, search, &ctx.file, pos)?;
