@@ -231,7 +231,10 @@ async fn lookups_in_templates_and_loops() {
     ]);
     let (recap, out) = run_ok(options(bad.path(), "site.yaml")).await;
     assert_eq!(stats(&recap, "h1").failed, 1, "{out}");
-    assert!(out.contains("Could not locate file in lookup: nope.txt"), "{out}");
+    assert!(
+        out.contains("Could not locate file in lookup: nope.txt"),
+        "{out}"
+    );
 }
 
 /// The password lookup keeps its value in a file on the controller: created (0600) the
@@ -355,7 +358,10 @@ async fn unknown_lookup_loops_and_include_vars_options_fail_the_load() {
     let err = format!("{:#}", result.expect_err("must fail to load"));
     assert!(err.contains("site.yaml:5:7"), "{err}\n{out}");
     assert!(err.contains("nosuchlookup"), "{err}");
-    assert!(err.contains("'depht' is not a valid option in include_vars"), "{err}");
+    assert!(
+        err.contains("'depht' is not a valid option in include_vars"),
+        "{err}"
+    );
     assert!(err.contains("did you mean 'depth'"), "{err}");
 }
 
@@ -403,7 +409,8 @@ async fn include_role_vars_from_and_defaults_from() {
     let (result, _) = run(options(dir.path(), "site.yaml")).await;
     let err = format!("{:#}", result.expect_err("missing vars_from file"));
     assert!(
-        err.contains("site.yaml:4:") && err.contains("Could not find specified file in role: vars/RedHat"),
+        err.contains("site.yaml:4:")
+            && err.contains("Could not find specified file in role: vars/RedHat"),
         "{err}"
     );
 }

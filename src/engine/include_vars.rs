@@ -65,15 +65,16 @@ fn truthy(v: &Value) -> bool {
 
 /// Runs `include_vars` with rendered `args`.
 pub fn run(args: &Vars, origin: &Origin) -> anyhow::Result<Included> {
-    let dirs = args.keys().filter(|k| DIR_ARGS.contains(&k.as_str())).count();
+    let dirs = args
+        .keys()
+        .filter(|k| DIR_ARGS.contains(&k.as_str()))
+        .count();
     let files = args
         .keys()
         .filter(|k| FILE_ARGS.contains(&k.as_str()))
         .count();
     if dirs > 0 && files > 0 {
-        anyhow::bail!(
-            "You are mixing file only and dir only arguments, these are incompatible"
-        );
+        anyhow::bail!("You are mixing file only and dir only arguments, these are incompatible");
     }
     let mut included = match args.get("dir") {
         Some(dir) => load_dir(&text(dir), args, origin)?,
@@ -133,10 +134,7 @@ pub fn load_file(path: &Path, into: &mut Included) -> anyhow::Result<()> {
     match data {
         Value::Null => {}
         Value::Object(map) => into.vars.extend(map),
-        _ => anyhow::bail!(
-            "{} must be stored as a dictionary/hash",
-            path.display()
-        ),
+        _ => anyhow::bail!("{} must be stored as a dictionary/hash", path.display()),
     }
     into.files.push(path.display().to_string());
     Ok(())
@@ -195,7 +193,8 @@ fn load_dir(dir: &str, args: &Vars, origin: &Origin) -> anyhow::Result<Included>
     };
     let matcher = match args.get("files_matching").map(text) {
         Some(re) => Some(
-            Regex::new(&re).map_err(|e| anyhow::anyhow!("Invalid regular expression: {re}: {e}"))?,
+            Regex::new(&re)
+                .map_err(|e| anyhow::anyhow!("Invalid regular expression: {re}: {e}"))?,
         ),
         None => None,
     };
@@ -211,9 +210,7 @@ fn load_dir(dir: &str, args: &Vars, origin: &Origin) -> anyhow::Result<Included>
         Some(v @ Value::Array(_)) => list_arg(Some(v)),
         Some(_) => anyhow::bail!("Invalid type for \"extensions\" option, it must be a list"),
     };
-    let ignore_unknown = args
-        .get("ignore_unknown_extensions")
-        .is_some_and(truthy);
+    let ignore_unknown = args.get("ignore_unknown_extensions").is_some_and(truthy);
     let role_main = origin.role_path.map(|r| r.join("vars").join("main.yml"));
     let mut out = Included::default();
     for (folder, names) in walk_sorted(&root, depth)? {
@@ -285,7 +282,10 @@ mod tests {
     }
 
     fn args(pairs: &[(&str, Value)]) -> Vars {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -328,7 +328,10 @@ mod tests {
         assert_eq!(shallow.vars["x"], json!("b"));
         assert!(!shallow.vars.contains_key("c"));
         let err = run(&args(&[("dir", json!("conf"))]), &origin).unwrap_err();
-        assert!(err.to_string().contains("does not have a valid extension"), "{err}");
+        assert!(
+            err.to_string().contains("does not have a valid extension"),
+            "{err}"
+        );
         let err = run(
             &args(&[("dir", json!("conf")), ("file", json!("a.yml"))]),
             &origin,
@@ -363,6 +366,10 @@ mod tests {
         let err = run(&args(&[("file", json!("list.yml"))]), &origin).unwrap_err();
         assert!(err.to_string().contains("dictionary/hash"), "{err}");
         let err = run(&args(&[("file", json!("nope.yml"))]), &origin).unwrap_err();
-        assert!(err.to_string().contains("Could not find or access 'nope.yml'"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("Could not find or access 'nope.yml'"),
+            "{err}"
+        );
     }
 }

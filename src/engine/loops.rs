@@ -36,7 +36,12 @@ pub fn lookup_subdir(action: &str) -> &'static str {
 
 /// The items of a task's loop on one host: the loop value rendered with `vars`, then
 /// expanded (a `with_<lookup>` runs its lookup on the controller).
-pub fn items(templar: &Templar, spec: &LoopSpec, vars: &Vars, action: &str) -> anyhow::Result<Vec<Value>> {
+pub fn items(
+    templar: &Templar,
+    spec: &LoopSpec,
+    vars: &Vars,
+    action: &str,
+) -> anyhow::Result<Vec<Value>> {
     let rendered = templar.render_value(raw_value(spec), vars)?;
     match spec {
         LoopSpec::Lookup { name, .. } => {

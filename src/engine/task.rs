@@ -218,13 +218,27 @@ impl PlayRun<'_> {
         put("ansible_play_name", Value::from(self.play.name.clone()));
         put("omit", Value::from(OMIT));
         let mut role_names: Vec<String> = Vec::new();
-        for r in self.play.roles.iter().map(|r| r.name.clone()).chain(role.map(|r| r.name.clone())) {
+        for r in self
+            .play
+            .roles
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(role.map(|r| r.name.clone()))
+        {
             if !role_names.contains(&r) {
                 role_names.push(r);
             }
         }
         put("ansible_role_names", json!(role_names));
-        put("ansible_play_role_names", json!(self.play.roles.iter().map(|r| r.name.clone()).collect::<Vec<_>>()));
+        put(
+            "ansible_play_role_names",
+            json!(self
+                .play
+                .roles
+                .iter()
+                .map(|r| r.name.clone())
+                .collect::<Vec<_>>()),
+        );
         put("ansible_parent_role_names", json!(frame.parent_roles));
         put(
             "ansible_search_path",

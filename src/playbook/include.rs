@@ -145,17 +145,20 @@ impl Loader<'_> {
                         "tasks_from" => tasks_from = self.string(&file, v, "tasks_from"),
                         key @ ("vars_from" | "defaults_from") => {
                             if let Some(text) = self.string(&file, v, key) {
-                                let sub = if key == "vars_from" { "vars" } else { "defaults" };
+                                let sub = if key == "vars_from" {
+                                    "vars"
+                                } else {
+                                    "defaults"
+                                };
                                 from_files.push((sub, text, v.pos));
                             }
                         }
                         "public" | "allow_duplicates" | "rolespec_validate" => {}
-                        other @ ("apply" | "handlers_from") => self
-                            .error(
-                                &file,
-                                k.pos,
-                                format!("'{action_name}: {other}' is not supported"),
-                            ),
+                        other @ ("apply" | "handlers_from") => self.error(
+                            &file,
+                            k.pos,
+                            format!("'{action_name}: {other}' is not supported"),
+                        ),
                         other => self.error(
                             &file,
                             k.pos,

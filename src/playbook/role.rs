@@ -372,11 +372,7 @@ impl Loader<'_> {
         ctx: &TaskCtx,
         pos: Pos,
     ) -> Option<Arc<Role>> {
-        let pick = |sub: &str| {
-            from.iter()
-                .find(|(s, _)| *s == sub)
-                .map(|(_, f)| f.clone())
-        };
+        let pick = |sub: &str| from.iter().find(|(s, _)| *s == sub).map(|(_, f)| f.clone());
         let entry = RoleEntry {
             name: name.to_string(),
             pos,
@@ -485,7 +481,10 @@ mod tests {
             .iter()
             .map(|p| p.strip_prefix(d).unwrap().display().to_string())
             .collect();
-        assert_eq!(names, ["main/10-a.yaml", "main/20-b.yml", "main/sub/30.json"]);
+        assert_eq!(
+            names,
+            ["main/10-a.yaml", "main/20-b.yml", "main/sub/30.json"]
+        );
         put("main.json");
         assert_eq!(vars_files(d, None), vec![d.join("main.json")]);
         put("main.yml");

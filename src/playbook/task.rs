@@ -522,9 +522,7 @@ impl Loader<'_> {
                 "index_var" => control.index_var = self.string(file, v, "index_var"),
                 "label" => control.label = self.string(file, v, "label"),
                 "pause" => control.pause = self.number(file, v, "pause"),
-                "extended" => {
-                    control.extended = self.boolean(file, v, "extended").unwrap_or(false)
-                }
+                "extended" => control.extended = self.boolean(file, v, "extended").unwrap_or(false),
                 "extended_allitems" => {
                     control.extended_allitems = self.boolean(file, v, "extended_allitems")
                 }

@@ -125,7 +125,9 @@ impl Call<'_, '_, '_> {
     }
 
     fn is_role(&self) -> bool {
-        self.state.lookup("role_path").is_some_and(|v| !v.is_undefined())
+        self.state
+            .lookup("role_path")
+            .is_some_and(|v| !v.is_undefined())
     }
 
     fn find(&self, subdir: Option<&str>, needle: &str) -> Option<PathBuf> {
@@ -284,8 +286,12 @@ fn file(call: &Call, term: &Json) -> Result<Json, Error> {
     let path = call
         .find(Some("files"), &name)
         .ok_or_else(|| err(format!("Could not locate file in lookup: {name}")))?;
-    let content = std::fs::read_to_string(&path)
-        .map_err(|e| err(format!("The 'file' lookup had an issue accessing the file '{name}' ({}): {e}", path.display())))?;
+    let content = std::fs::read_to_string(&path).map_err(|e| {
+        err(format!(
+            "The 'file' lookup had an issue accessing the file '{name}' ({}): {e}",
+            path.display()
+        ))
+    })?;
     let mut s = content.as_str();
     if call.opt_bool("rstrip", true) {
         s = s.trim_end();
@@ -300,9 +306,11 @@ fn file(call: &Call, term: &Json) -> Result<Json, Error> {
 /// and `template_vars`.
 fn template(call: &Call, term: &Json) -> Result<Json, Error> {
     let name = term_text(term);
-    let path = call
-        .find(Some("templates"), &name)
-        .ok_or_else(|| err(format!("the template file {name} could not be found for the lookup")))?;
+    let path = call.find(Some("templates"), &name).ok_or_else(|| {
+        err(format!(
+            "the template file {name} could not be found for the lookup"
+        ))
+    })?;
     let source = std::fs::read_to_string(&path)
         .map_err(|e| err(format!("reading {}: {e}", path.display())))?;
     let root = call
@@ -546,7 +554,9 @@ fn as_list(t: Json, what: &str) -> Result<Vec<Json>, Error> {
 /// `together`: the lists zipped, shorter ones padded with None.
 fn together(terms: Vec<Json>) -> Result<Vec<Json>, Error> {
     if terms.is_empty() {
-        return Err(err("with_together requires at least one element in each list"));
+        return Err(err(
+            "with_together requires at least one element in each list",
+        ));
     }
     let lists = terms
         .into_iter()
@@ -568,7 +578,9 @@ fn together(terms: Vec<Json>) -> Result<Vec<Json>, Error> {
 /// `nested`: every combination of one item of each list, first list outermost.
 fn nested(terms: Vec<Json>) -> Result<Vec<Json>, Error> {
     if terms.is_empty() {
-        return Err(err("with_nested requires at least one element in the nested list"));
+        return Err(err(
+            "with_nested requires at least one element in the nested list",
+        ));
     }
     let mut combos: Vec<Vec<Json>> = vec![Vec::new()];
     for t in terms {
@@ -650,7 +662,9 @@ fn subelements(terms: Vec<Json>) -> Result<Vec<Json>, Error> {
 
 /// Removes and returns the list at `keys` (dicts along the way).
 fn take_sub(element: &mut Json, keys: &[&str]) -> Result<Option<Vec<Json>>, Error> {
-    let (last, parents) = keys.split_last().ok_or_else(|| err("empty subelements key"))?;
+    let (last, parents) = keys
+        .split_last()
+        .ok_or_else(|| err("empty subelements key"))?;
     let mut current = element;
     for k in parents {
         current = match current.get_mut(*k) {
@@ -870,10 +884,12 @@ fn password_spec(call: &Call, term: &str) -> Result<PasswordSpec, Error> {
     let mut apply = |k: &str, v: &Json| -> Result<(), Error> {
         match k {
             "length" => {
-                spec.length = term_text(v)
-                    .trim()
-                    .parse()
-                    .map_err(|_| err(format!("password lookup: length must be a number, not {}", term_text(v))))?
+                spec.length = term_text(v).trim().parse().map_err(|_| {
+                    err(format!(
+                        "password lookup: length must be a number, not {}",
+                        term_text(v)
+                    ))
+                })?
             }
             "chars" => {
                 spec.chars = match v {
@@ -971,8 +987,12 @@ fn password(call: &Call, term: &str) -> Result<String, Error> {
         }
     };
     if !dev_null {
-        write_password(&path, &generated)
-            .map_err(|e| err(format!("password lookup: writing {}: {e:#}", path.display())))?;
+        write_password(&path, &generated).map_err(|e| {
+            err(format!(
+                "password lookup: writing {}: {e:#}",
+                path.display()
+            ))
+        })?;
     }
     Ok(generated)
 }
@@ -1080,13 +1100,9 @@ pub fn lookup(state: &State, name: String, terms: Rest<Value>, kw: Kwargs) -> Re
     Ok(match found.len() {
         0 => Value::from(Vec::<Value>::new()),
         1 => Value::from_serialize(&found[0]),
-        _ if found.iter().all(|v| v.is_string()) => Value::from(
-            found
-                .iter()
-                .map(term_text)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        _ if found.iter().all(|v| v.is_string()) => {
+            Value::from(found.iter().map(term_text).collect::<Vec<_>>().join(","))
+        }
         _ => Value::from_serialize(&found),
     })
 }
@@ -1136,7 +1152,10 @@ mod unit {
             ["host00", "host01", "host02"]
         );
         assert_eq!(sequence("0x0a-0x0c:%x").unwrap(), ["a", "b", "c"]);
-        assert_eq!(sequence("start=5 end=1 stride=-2").unwrap(), ["5", "3", "1"]);
+        assert_eq!(
+            sequence("start=5 end=1 stride=-2").unwrap(),
+            ["5", "3", "1"]
+        );
         assert!(sequence("start=5 end=1").is_err());
         assert!(sequence("start=1 end=2 count=2").is_err());
         assert!(sequence("start=1 bogus=2").is_err());
@@ -1147,7 +1166,12 @@ mod unit {
         let out = nested(vec![json!(["a", "b"]), json!([1, 2])]).unwrap();
         assert_eq!(
             out,
-            vec![json!(["a", 1]), json!(["a", 2]), json!(["b", 1]), json!(["b", 2])]
+            vec![
+                json!(["a", 1]),
+                json!(["a", 2]),
+                json!(["b", 1]),
+                json!(["b", 2])
+            ]
         );
         let out = together(vec![json!(["a", "b"]), json!([1])]).unwrap();
         assert_eq!(out, vec![json!(["a", 1]), json!(["b", null])]);
@@ -1160,8 +1184,7 @@ mod unit {
             {"name": "bob"}
         ]);
         assert!(subelements(vec![users.clone(), json!("keys")]).is_err());
-        let out =
-            subelements(vec![users, json!("keys"), json!({"skip_missing": true})]).unwrap();
+        let out = subelements(vec![users, json!("keys"), json!({"skip_missing": true})]).unwrap();
         assert_eq!(
             out,
             vec![
@@ -1185,7 +1208,14 @@ mod unit {
         let out = first_found_candidates(&terms, &json!(null), &mut skip).unwrap();
         assert_eq!(
             out,
-            ["vars/a.yml", "vars/b.yml", "other/a.yml", "other/b.yml", "c.yml", "d.yml"]
+            [
+                "vars/a.yml",
+                "vars/b.yml",
+                "other/a.yml",
+                "other/b.yml",
+                "c.yml",
+                "d.yml"
+            ]
         );
         assert!(skip);
         assert!(first_found_candidates(&[json!(3)], &json!(null), &mut skip).is_err());

@@ -27,8 +27,8 @@ use serde_json::Value;
 use crate::Vars;
 use errors::explain;
 
-pub use pyfmt::{py_json, JsonStyle};
 pub use lookups::{find_in_search_path, NAMES as LOOKUP_NAMES};
+pub use pyfmt::{py_json, JsonStyle};
 pub use pyyaml::py_yaml;
 
 /// The value of the `omit` variable; the engine drops module args equal to it.
