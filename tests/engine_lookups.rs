@@ -318,7 +318,7 @@ async fn magic_variables() {
           - ansible_run_tags == ['all']
           - ansible_skip_tags == []
           - not ansible_diff_mode
-          - ansible_parent_role_names == []
+          - ansible_parent_role_names is not defined
           - inventory_file.endswith('inv.yaml')
     - debug: msg="{{ ansible_loop.index }}/{{ ansible_loop.length }} {{ ansible_loop.previtem | default('-') }}"
       loop: [a, b, c]
@@ -413,4 +413,76 @@ async fn include_role_vars_from_and_defaults_from() {
             && err.contains("Could not find specified file in role: vars/RedHat"),
         "{err}"
     );
+}
+
+/// The ansible-playbook that ran the same fixture (found as tests/compat_ansible.rs does).
+fn ansible_playbook() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("INFRA_ANSIBLE_PLAYBOOK") {
+        return p.into();
+    }
+    for p in [
+        "/opt/infra-venv/bin/ansible-playbook",
+        "/opt/infra-bench-venv/bin/ansible-playbook",
+    ] {
+        if std::path::Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!("ansible-playbook not found: set INFRA_ANSIBLE_PLAYBOOK or install ansible-core into /opt/infra-venv");
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The same playbook (include_vars with_first_found and `dir:` in a role, role `vars/main/`
+/// and `main.json`, every lookup, the `with_` loops, `ansible_loop`, magic variables) run
+/// by ansible-playbook and by infra on the controller writes the same JSON of results.
+#[tokio::test]
+async fn lookups_match_ansible_playbook() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lookups_compat");
+    copy_tree(&fixture, dir.path());
+    let ansible = ansible_playbook();
+    let python = ansible.with_file_name("python3");
+    let out = std::process::Command::new(&ansible)
+        .args(["-i", "inv.yaml", "site.yml", "-e"])
+        .arg(format!("out={}/ansible.json", dir.path().display()))
+        .arg("-e")
+        .arg(format!("ansible_python_interpreter={}", python.display()))
+        .current_dir(dir.path())
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .expect("run ansible-playbook");
+    assert!(
+        out.status.success(),
+        "ansible-playbook failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut opts = options(dir.path(), "site.yml");
+    opts.extra_vars.insert(
+        "out".into(),
+        format!("{}/infra.json", dir.path().display()).into(),
+    );
+    let (recap, log) = run_ok(opts).await;
+    assert_eq!(stats(&recap, "localhost").failed, 0, "{log}");
+    let theirs: serde_json::Value =
+        serde_json::from_str(&read(dir.path().join("ansible.json"))).unwrap();
+    let ours: serde_json::Value =
+        serde_json::from_str(&read(dir.path().join("infra.json"))).unwrap();
+    for (key, want) in theirs.as_object().unwrap() {
+        assert_eq!(ours.get(key), Some(want), "{key} differs\n{log}");
+    }
+    assert_eq!(ours, theirs);
 }

@@ -217,18 +217,17 @@ impl PlayRun<'_> {
         );
         put("ansible_play_name", Value::from(self.play.name.clone()));
         put("omit", Value::from(OMIT));
-        let mut role_names: Vec<String> = Vec::new();
-        for r in self
+        // Ansible's list is sorted and also holds roles included so far; ours holds the
+        // play's roles and the running one.
+        let mut role_names: Vec<String> = self
             .play
             .roles
             .iter()
             .map(|r| r.name.clone())
             .chain(role.map(|r| r.name.clone()))
-        {
-            if !role_names.contains(&r) {
-                role_names.push(r);
-            }
-        }
+            .collect();
+        role_names.sort();
+        role_names.dedup();
         put("ansible_role_names", json!(role_names));
         put(
             "ansible_play_role_names",
@@ -239,7 +238,10 @@ impl PlayRun<'_> {
                 .map(|r| r.name.clone())
                 .collect::<Vec<_>>()),
         );
-        put("ansible_parent_role_names", json!(frame.parent_roles));
+        if !frame.parent_roles.is_empty() {
+            // Undefined outside an included role, as in Ansible.
+            put("ansible_parent_role_names", json!(frame.parent_roles));
+        }
         put(
             "ansible_search_path",
             json!(search_path(role, task, &r.playbook_dir)),
@@ -329,9 +331,13 @@ impl PlayRun<'_> {
                                     .unwrap_or_else(|_| l.clone()),
                                 None => compact_label(&item),
                             };
+                            let extended = item_vars.get("ansible_loop").cloned();
                             let mut o = self
                                 .run_one(task, frame, host, module, args, item_vars, info)
                                 .await;
+                            if let Some(ext) = extended {
+                                o.result.insert("ansible_loop".into(), ext);
+                            }
                             o.result.insert(loop_var.clone(), item.clone());
                             o.result
                                 .insert("ansible_loop_var".into(), Value::from(loop_var.clone()));

@@ -238,16 +238,10 @@ fn run(call: &Call, name: &str, terms: Vec<Json>) -> Result<Vec<Json>, Error> {
         "vars" => vars(call, &terms),
         "first_found" => first_found(call, terms),
         "fileglob" => fileglob(call, &terms),
-        "items" => Ok(terms
-            .into_iter()
-            .flat_map(|t| match t {
-                Json::Array(inner) => inner,
-                other => vec![other],
-            })
-            .collect()),
+        "items" => Ok(flatten_once(terms)),
         "list" => Ok(terms),
         "dict" => dict(terms),
-        "indexed_items" => Ok(terms
+        "indexed_items" => Ok(flatten_once(terms)
             .into_iter()
             .enumerate()
             .map(|(i, t)| Json::Array(vec![Json::from(i), t]))
@@ -278,6 +272,17 @@ fn run(call: &Call, name: &str, terms: Vec<Json>) -> Result<Vec<Json>, Error> {
             NAMES.join(", ")
         ))),
     }
+}
+
+/// Ansible's `LookupBase._flatten`: lists among the terms are spliced in, one level.
+fn flatten_once(terms: Vec<Json>) -> Vec<Json> {
+    terms
+        .into_iter()
+        .flat_map(|t| match t {
+            Json::Array(inner) => inner,
+            other => vec![other],
+        })
+        .collect()
 }
 
 /// `file`: a file's content found under `files/`; `rstrip` (default on), `lstrip`.
