@@ -39,6 +39,7 @@ async fn galaxy_style_role_loads_os_vars_with_first_found() {
 - name: OS-specific variables
   include_vars: "{{ item }}"
   with_first_found:
+    - "{{ os_dist }}-{{ os_release_not_set }}.yml"
     - "{{ os_dist }}-{{ os_major }}.yml"
     - "{{ os_family }}.yml"
     - default.yml

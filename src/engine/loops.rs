@@ -42,13 +42,56 @@ pub fn items(
     vars: &Vars,
     action: &str,
 ) -> anyhow::Result<Vec<Value>> {
-    let rendered = templar.render_value(raw_value(spec), vars)?;
     match spec {
-        LoopSpec::Lookup { name, .. } => {
+        LoopSpec::Lookup { name, terms } => {
+            let rendered = if short_lookup(name) == "first_found" {
+                render_dropping_undefined(templar, terms, vars)?.unwrap_or(Value::Null)
+            } else {
+                templar.render_value(terms, vars)?
+            };
             templar.with_lookup(name, &rendered, Some(lookup_subdir(action)), vars)
         }
-        _ => expand(spec, rendered),
+        _ => expand(spec, templar.render_value(raw_value(spec), vars)?),
     }
+}
+
+fn short_lookup(name: &str) -> &str {
+    name.strip_prefix("ansible.builtin.")
+        .or_else(|| name.strip_prefix("ansible.legacy."))
+        .unwrap_or(name)
+}
+
+/// Renders `with_first_found` terms, leaving out those that are undefined (a
+/// `{{ ansible_distribution_release }}.yml` candidate on a host without that fact), as
+/// Ansible does for this loop only. Other errors stay errors.
+fn render_dropping_undefined(
+    templar: &Templar,
+    value: &Value,
+    vars: &Vars,
+) -> anyhow::Result<Option<Value>> {
+    Ok(match value {
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.extend(render_dropping_undefined(templar, item, vars)?);
+            }
+            Some(Value::Array(out))
+        }
+        Value::Object(map) => {
+            let mut out = Vars::new();
+            for (k, v) in map {
+                if let Some(v) = render_dropping_undefined(templar, v, vars)? {
+                    out.insert(k.clone(), v);
+                }
+            }
+            Some(Value::Object(out))
+        }
+        other => match templar.render_value(other, vars) {
+            Ok(v) => Some(v),
+            Err(e) if format!("{e:#}").contains("is undefined") => None,
+            Err(e) => return Err(e),
+        },
+    })
 }
 
 /// `ansible_loop` for item `index` of `all` (`loop_control: {extended: true}`).

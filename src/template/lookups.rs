@@ -1119,16 +1119,30 @@ pub fn query(state: &State, name: String, terms: Rest<Value>, kw: Kwargs) -> Res
     Ok(Value::from_serialize(&found))
 }
 
+/// The terms of a `with_` loop as text without template syntax (base64 of the JSON).
+pub(super) fn encode_terms(terms: &Json) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(terms.to_string())
+}
+
+fn decode_terms(text: &str) -> Result<Json, Error> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| err(format!("with_ loop terms: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| err(format!("with_ loop terms: {e}")))
+}
+
 /// The `with_<name>` loop: `terms` as the task wrote them (rendered), made a list the way
 /// Ansible's `listify_lookup_plugin_terms` does; `subdir` is the folder `first_found`
 /// adds, chosen by the engine from the task's action.
 pub fn with_loop(
     state: &State,
     name: String,
-    terms: Value,
+    terms: String,
     subdir: Option<String>,
 ) -> Result<Value, Error> {
-    let terms = match to_json(&terms)? {
+    let terms = match decode_terms(&terms)? {
         Json::Array(a) => a,
         Json::Null => Vec::new(),
         other => vec![other],

@@ -293,7 +293,9 @@ impl Templar {
     ) -> anyhow::Result<Vec<Value>> {
         const TERMS: &str = "__infra_with_terms";
         let mut vars = vars.clone();
-        vars.insert(TERMS.into(), terms.clone());
+        // Passed encoded: the terms are rendered already, and a rendered term that
+        // contains `{{` must not be rendered a second time when read.
+        vars.insert(TERMS.into(), Value::from(lookups::encode_terms(terms)));
         let quote = |s: &str| Value::from(s).to_string();
         let expr = format!(
             "{}({}, {TERMS}, {})",
