@@ -45,8 +45,8 @@ pub struct Frame {
     pub when: Vec<String>,
     pub role: Option<Arc<Role>>,
     /// Roles that included this one (`include_role` inside a role), nearest first:
-    /// `ansible_parent_role_names`.
-    pub parent_roles: Vec<String>,
+    /// `ansible_parent_role_names`, and searched by lookups after the role itself.
+    pub parent_roles: Vec<Arc<Role>>,
     pub become_: Option<bool>,
     pub become_user: Option<String>,
     pub environment: Vars,
@@ -100,7 +100,7 @@ impl Frame {
     pub fn for_role(&self, role: &Arc<Role>) -> Frame {
         let mut f = self.clone();
         if let Some(parent) = &self.role {
-            f.parent_roles.insert(0, parent.name.clone());
+            f.parent_roles.insert(0, parent.clone());
         }
         f.role = Some(role.clone());
         for t in &role.tags {

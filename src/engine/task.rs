@@ -240,11 +240,12 @@ impl PlayRun<'_> {
         );
         if !frame.parent_roles.is_empty() {
             // Undefined outside an included role, as in Ansible.
-            put("ansible_parent_role_names", json!(frame.parent_roles));
+            let names: Vec<&str> = frame.parent_roles.iter().map(|r| r.name.as_str()).collect();
+            put("ansible_parent_role_names", json!(names));
         }
         put(
             "ansible_search_path",
-            json!(search_path(role, task, &r.playbook_dir)),
+            json!(search_path(role, frame, task, &r.playbook_dir)),
         );
         if let Some(role) = role {
             put("role_path", Value::from(role.path.display().to_string()));
@@ -522,7 +523,7 @@ impl PlayRun<'_> {
     fn include_vars(&self, task: &Task, frame: &Frame, args: &Vars) -> Outcome {
         let role = task.role.clone().or_else(|| frame.role.clone());
         let origin = super::include_vars::Origin {
-            search_path: search_path(role.as_deref(), task, &self.r.playbook_dir)
+            search_path: search_path(role.as_deref(), frame, task, &self.r.playbook_dir)
                 .into_iter()
                 .map(PathBuf::from)
                 .collect(),
@@ -1049,9 +1050,15 @@ impl PlayRun<'_> {
     }
 }
 
-/// Ansible's `ansible_search_path` for a task: its role's folder, the folder of the task's
-/// file, the playbook's folder (lookups look in each, under `files/` and friends first).
-fn search_path(role: Option<&Role>, task: &Task, playbook_dir: &std::path::Path) -> Vec<String> {
+/// Ansible's `ansible_search_path` for a task: its role's folder, the folders of the roles
+/// that included it, the folder of the task's file, the playbook's folder (lookups look in
+/// each, under `files/` and friends first).
+fn search_path(
+    role: Option<&Role>,
+    frame: &Frame,
+    task: &Task,
+    playbook_dir: &std::path::Path,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |p: &std::path::Path| {
         let s = p.display().to_string();
@@ -1061,6 +1068,9 @@ fn search_path(role: Option<&Role>, task: &Task, playbook_dir: &std::path::Path)
     };
     if let Some(role) = role {
         add(&role.path);
+        for parent in &frame.parent_roles {
+            add(&parent.path);
+        }
     }
     if let Some(dir) = task.loc.file.parent() {
         add(dir);
