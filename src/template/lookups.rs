@@ -324,6 +324,14 @@ fn template(call: &Call, term: &Json) -> Result<Json, Error> {
         .and_then(|v| v.downcast_object::<RootHandle>())
         .ok_or_else(|| err("the template lookup needs the task's variables"))?;
     let mut vars: Vars = root.0.vars().as_ref().clone();
+    // The variables Ansible adds for a template (`template_path`, ...).
+    vars.insert("template_path".into(), Json::String(name.clone()));
+    vars.insert(
+        "template_fullpath".into(),
+        Json::String(path.display().to_string()),
+    );
+    vars.entry("ansible_managed")
+        .or_insert_with(|| Json::String("Ansible managed".into()));
     if let Some(Json::Object(extra)) = call.opt("template_vars") {
         for (k, v) in extra {
             vars.insert(k.clone(), v.clone());
@@ -335,13 +343,7 @@ fn template(call: &Call, term: &Json) -> Result<Json, Error> {
         .template_from_str(&source)
         .and_then(|t| t.render(&ctx))
         .map_err(|e| err(format!("template lookup {}: {e:#}", path.display())))?;
-    if call.opt_bool("convert_data", false) {
-        if let Ok(data) = serde_yaml::from_str::<Json>(&rendered) {
-            if data.is_object() || data.is_array() {
-                return Ok(data);
-            }
-        }
-    }
+    // `convert_data` is accepted and, as in ansible-core 2.19, no longer used.
     Ok(Json::String(rendered))
 }
 
