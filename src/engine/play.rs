@@ -50,6 +50,8 @@ pub struct PlayRun<'a> {
     aborted: AtomicBool,
     /// The variables the engine reads itself (connection, become), resolved for every task.
     pub always_resolved: HashSet<String>,
+    /// Roles that ran tasks so far, in order (`ansible_play_role_names` adds included ones).
+    pub roles_seen: Mutex<Vec<String>>,
 }
 
 /// Splits the play's hosts by `serial` (the last size repeats; percentages of all hosts).
@@ -140,6 +142,7 @@ impl<'a> PlayRun<'a> {
             handlers: Mutex::new(handlers),
             aborted: AtomicBool::new(false),
             always_resolved: super::task::always_resolved(),
+            roles_seen: Mutex::new(Vec::new()),
         }
     }
 

@@ -217,27 +217,24 @@ impl PlayRun<'_> {
         );
         put("ansible_play_name", Value::from(self.play.name.clone()));
         put("omit", Value::from(OMIT));
-        // Ansible's list is sorted and also holds roles included so far; ours holds the
-        // play's roles and the running one.
-        let mut role_names: Vec<String> = self
-            .play
-            .roles
-            .iter()
-            .map(|r| r.name.clone())
-            .chain(role.map(|r| r.name.clone()))
-            .collect();
+        // The play's roles, then roles included so far (this one included).
+        let mut play_roles: Vec<String> = self.play.roles.iter().map(|r| r.name.clone()).collect();
+        if let Ok(mut seen) = self.roles_seen.lock() {
+            if let Some(role) = role {
+                if !seen.contains(&role.name) {
+                    seen.push(role.name.clone());
+                }
+            }
+            for name in seen.iter() {
+                if !play_roles.contains(name) {
+                    play_roles.push(name.clone());
+                }
+            }
+        }
+        let mut role_names = play_roles.clone();
         role_names.sort();
-        role_names.dedup();
         put("ansible_role_names", json!(role_names));
-        put(
-            "ansible_play_role_names",
-            json!(self
-                .play
-                .roles
-                .iter()
-                .map(|r| r.name.clone())
-                .collect::<Vec<_>>()),
-        );
+        put("ansible_play_role_names", json!(play_roles));
         if !frame.parent_roles.is_empty() {
             // Undefined outside an included role, as in Ansible.
             let names: Vec<&str> = frame.parent_roles.iter().map(|r| r.name.as_str()).collect();
