@@ -29,6 +29,8 @@ async fn galaxy_style_role_loads_os_vars_with_first_found() {
         ("roles/web/vars/Debian.yml", "pkg: nginx-debian\nfact_wins: included\nvia: family\n"),
         ("roles/web/vars/default.yml", "pkg: nginx-default\nvia: default\n"),
         ("roles/web/vars/extra.yml", "answer: 42\n"),
+        ("roles/web/tasks/setup-Debian.yml", "- set_fact: {setup_ran: debian}\n"),
+        ("roles/web/templates/Debian.conf.j2", "pkg={{ pkg }}\n"),
         ("roles/web/vars/conf.d/a.yml", "conf_a: 1\nconf_last: a\n"),
         ("roles/web/vars/conf.d/b.yml", "conf_b: 2\nconf_last: b\n"),
         (
@@ -59,6 +61,17 @@ async fn galaxy_style_role_loads_os_vars_with_first_found() {
       files: ["{{ os_family }}-99.yml", default.yml]
       paths: ["{{ role_path }}/vars"]
   register: queried
+- name: OS-specific tasks
+  include_tasks: "{{ item }}"
+  with_first_found:
+    - "setup-{{ os_dist }}-{{ os_major }}.yml"
+    - "setup-{{ os_family }}.yml"
+- name: OS-specific template (found under templates/)
+  template:
+    src: "{{ item }}"
+    dest: "{{ playbook_dir }}/out.conf"
+  with_first_found:
+    - "{{ os_family }}.conf.j2"
 - name: skip finds nothing and is not an error
   debug: msg="{{ item }}"
   with_first_found:
@@ -80,6 +93,7 @@ async fn galaxy_style_role_loads_os_vars_with_first_found() {
       - pkg == 'nginx-default'
       - via == 'default'
       - skipped.results | length == 0
+      - setup_ran == 'debian'
 "#,
         ),
         (
@@ -89,8 +103,10 @@ async fn galaxy_style_role_loads_os_vars_with_first_found() {
     ]);
     let (recap, out) = run_ok(options(dir.path(), "site.yaml")).await;
     let s = stats(&recap, "h1");
-    assert_eq!((s.failed, s.changed), (0, 0), "{out}");
-    assert_eq!((s.ok, s.skipped), (7, 1), "{out}");
+    assert_eq!((s.failed, s.changed), (0, 1), "{out}");
+    // include_tasks counts once, its set_fact once, the template once.
+    assert_eq!((s.ok, s.skipped), (10, 1), "{out}");
+    assert_eq!(read(dir.path().join("out.conf")), "pkg=nginx-default\n");
 }
 
 /// A missing file without `skip` is Ansible's error; a YAML error names file:line:col.
