@@ -112,25 +112,10 @@ pub fn run(args: &Vars, origin: &Origin) -> anyhow::Result<Included> {
     Ok(included)
 }
 
-/// Loads one vars file (YAML or JSON; empty is an empty mapping). A syntax error names
-/// the file, line and column.
+/// Loads one vars file (YAML or JSON, read as Ansible reads YAML; empty is an empty
+/// mapping). A syntax error names the file, line and column.
 pub fn load_file(path: &Path, into: &mut Included) -> anyhow::Result<()> {
-    let content = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("Could not read {}: {e}", path.display()))?;
-    let data: Value = if content.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_yaml::from_str(&content).map_err(|e| match e.location() {
-            Some(loc) => anyhow::anyhow!(
-                "{}:{}:{}: {}",
-                path.display(),
-                loc.line(),
-                loc.column(),
-                strip_location(&e.to_string())
-            ),
-            None => anyhow::anyhow!("{}: {e}", path.display()),
-        })?
-    };
+    let data = crate::playbook::load_vars_data(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     match data {
         Value::Null => {}
         Value::Object(map) => into.vars.extend(map),
@@ -138,14 +123,6 @@ pub fn load_file(path: &Path, into: &mut Included) -> anyhow::Result<()> {
     }
     into.files.push(path.display().to_string());
     Ok(())
-}
-
-/// serde_yaml's message without its trailing " at line L column C".
-fn strip_location(msg: &str) -> &str {
-    match msg.rfind(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
-    }
 }
 
 /// The folder a relative `dir:` means: the role's `vars/<dir>` (or `<role>/<dir>` when it
@@ -344,7 +321,7 @@ mod tests {
     fn file_under_name_and_yaml_errors_name_the_place() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
-        write(d, "vars/good.yml", "port: 80\n");
+        write(d, "vars/good.yml", "port: 80\nenabled: yes\nmode: 0644\n");
         write(d, "bad.yml", "a: 1\n  b: [\n");
         write(d, "list.yml", "- 1\n");
         let task_file = d.join("play.yml");
@@ -360,6 +337,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got.vars["cfg"]["port"], json!(80));
+        // YAML 1.1 as Ansible reads it.
+        assert_eq!(got.vars["cfg"]["enabled"], json!(true));
+        assert_eq!(got.vars["cfg"]["mode"], json!(420));
         let err = run(&args(&[("file", json!("bad.yml"))]), &origin).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("bad.yml:2:"), "{msg}");

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 pub use error::{LoadError, LoadErrors};
 use loader::{Loader, TaskCtx};
+pub use role::load_vars_data;
 
 use crate::modules::ArgSpec;
 use crate::Vars;

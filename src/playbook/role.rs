@@ -403,6 +403,12 @@ pub(super) fn main_file(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Reads a vars file (YAML or JSON) the way playbooks are read, with Ansible's YAML 1.1
+/// scalars (`yes` is true, `0644` octal); for `include_vars`. Errors carry file:line:col.
+pub fn load_vars_data(path: &Path) -> Result<serde_json::Value, super::LoadError> {
+    super::yaml::parse_file(path).map(|node| node.to_json())
+}
+
 /// The files of a role's vars or defaults, as Ansible finds them: `main.yml`,
 /// `main.yaml`, `main.json`, then `main` (a named `vars_from` tries the bare name first);
 /// the first that exists wins, and a folder stands for every file in it with one of those
