@@ -260,7 +260,7 @@ async fn lookups_in_templates_and_loops() {
 async fn password_lookup_is_stable_across_runs() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tree(&[
-        ("inv.yaml", &local_inventory(&["h1"])),
+        ("inv.yaml", &local_inventory(&["h1", "h2", "h3", "h4"])),
         (
             "site.yaml",
             r#"
@@ -283,7 +283,13 @@ async fn password_lookup_is_stable_across_runs() {
     let first = read(stored.clone());
     assert_eq!(first.len(), 24);
     assert!(first.chars().all(|c| c.is_ascii_alphanumeric()), "{first}");
-    assert_eq!(read(dir.path().join("h1/pw")), first);
+    for h in ["h1", "h2", "h3", "h4"] {
+        assert_eq!(
+            read(dir.path().join(h).join("pw")),
+            first,
+            "{h} got another password"
+        );
+    }
     let mode = std::fs::metadata(&stored).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     let fresh1 = read(dir.path().join("h1/fresh"));

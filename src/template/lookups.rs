@@ -956,14 +956,13 @@ fn password(call: &Call, term: &str) -> Result<String, Error> {
         }
     };
     let dev_null = path == Path::new("/dev/null");
+    // Hosts render concurrently: one at a time reads or creates the file (Ansible locks
+    // it too), so every host gets the same password.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if !dev_null {
         if let Ok(content) = std::fs::read_to_string(&path) {
-            let content = content.trim_end();
-            let pw = match content.rfind(" salt=") {
-                Some(i) => &content[..i],
-                None => content,
-            };
-            return Ok(pw.to_string());
+            return Ok(stored_password(&content));
         }
     }
     let chars: Vec<char> = spec
@@ -1002,6 +1001,15 @@ fn password(call: &Call, term: &str) -> Result<String, Error> {
         })?;
     }
     Ok(generated)
+}
+
+/// The password part of a stored `password [salt=...]` line.
+fn stored_password(content: &str) -> String {
+    let content = content.trim_end();
+    match content.rfind(" salt=") {
+        Some(i) => content[..i].to_string(),
+        None => content.to_string(),
+    }
 }
 
 fn sha1_seed(seed: &str) -> u64 {
