@@ -122,7 +122,8 @@ impl Loader<'_> {
             }
             for (kw, k, _) in &keywords {
                 if keywords::NOT_ON_BLOCK.contains(kw) {
-                    self.error(&file, k.pos, format!("'{kw}' is not valid on a block"));
+                    let key = k.key_text();
+                    self.error(&file, k.pos, format!("'{key}' is not valid on a block"));
                 }
             }
         } else if actions.len() > 1 {
