@@ -271,17 +271,21 @@ fn bad_strategy_and_templated_become() {
 }
 
 #[test]
-fn removed_include_and_unsupported_lookup_loops() {
+fn removed_include_and_unknown_lookup_loops() {
     let errors = errors_of(&[(
         "play.yml",
-        "- hosts: all\n  tasks:\n    - include: x.yml\n    - debug: msg={{ item }}\n      with_fileglob: '*'\n",
+        "- hosts: all\n  tasks:\n    - include: x.yml\n    - debug: msg={{ item }}\n      with_filegob: '*'\n    - debug: msg={{ item }}\n      with_fileglob: '*'\n",
     )]);
+    assert_eq!(errors.len(), 2, "{errors:?}");
     assert_eq!(
-        errors,
-        [
-            "play.yml:3:7: 'include' was removed from Ansible; use 'include_tasks' or 'import_tasks'",
-            "play.yml:5:7: 'with_fileglob' loops are not supported; use 'loop' (or with_items, with_list, with_dict)",
-        ]
+        errors[0],
+        "play.yml:3:7: 'include' was removed from Ansible; use 'include_tasks' or 'import_tasks'"
+    );
+    assert!(
+        errors[1].starts_with(
+            "play.yml:5:7: 'with_filegob': no lookup plugin 'filegob', did you mean 'fileglob'? (infra has file, "
+        ),
+        "{errors:?}"
     );
 }
 

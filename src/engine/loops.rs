@@ -1,19 +1,123 @@
 //! Loop expansion: `loop:` (a list), `with_items:` (a list, nested lists flattened one
 //! level, a lone value becomes a one-item list), `with_dict:` (a mapping becomes
 //! `{key, value}` items); the item labels shown in output (`(item=...)`) are
-//! [`crate::report::label`]'s.
+//! [`crate::report::label`]'s; `with_<lookup>:` (the lookup plugin run on the rendered
+//! terms, see [`crate::template::Templar::with_lookup`]); and `ansible_loop` for
+//! `loop_control: {extended: true}`.
 
 use anyhow::bail;
 use serde_json::{json, Value};
 
-use crate::playbook::LoopSpec;
+use crate::playbook::{LoopControl, LoopSpec};
 use crate::report::label::compact_label;
+use crate::template::Templar;
+use crate::Vars;
 
 /// The loop's value before rendering.
 pub fn raw_value(spec: &LoopSpec) -> &Value {
     match spec {
         LoopSpec::Items(v) | LoopSpec::WithItems(v) | LoopSpec::Dict(v) => v,
+        LoopSpec::Lookup { terms, .. } => terms,
     }
+}
+
+/// The folder `with_first_found` searches first, chosen from the task's action as
+/// Ansible does: `template` in the name gives `templates`, then `var` gives `vars`,
+/// anything else `files`.
+pub fn lookup_subdir(action: &str) -> &'static str {
+    if action.contains("template") {
+        "templates"
+    } else if action.contains("var") {
+        "vars"
+    } else {
+        "files"
+    }
+}
+
+/// The items of a task's loop on one host: the loop value rendered with `vars`, then
+/// expanded (a `with_<lookup>` runs its lookup on the controller).
+pub fn items(
+    templar: &Templar,
+    spec: &LoopSpec,
+    vars: &Vars,
+    action: &str,
+) -> anyhow::Result<Vec<Value>> {
+    match spec {
+        LoopSpec::Lookup { name, terms } => {
+            let rendered = if short_lookup(name) == "first_found" {
+                render_dropping_undefined(templar, terms, vars)?.unwrap_or(Value::Null)
+            } else {
+                templar.render_value(terms, vars)?
+            };
+            templar.with_lookup(name, &rendered, Some(lookup_subdir(action)), vars)
+        }
+        _ => expand(spec, templar.render_value(raw_value(spec), vars)?),
+    }
+}
+
+fn short_lookup(name: &str) -> &str {
+    name.strip_prefix("ansible.builtin.")
+        .or_else(|| name.strip_prefix("ansible.legacy."))
+        .unwrap_or(name)
+}
+
+/// Renders `with_first_found` terms, leaving out those that are undefined (a
+/// `{{ ansible_distribution_release }}.yml` candidate on a host without that fact), as
+/// Ansible does for this loop only. Other errors stay errors.
+fn render_dropping_undefined(
+    templar: &Templar,
+    value: &Value,
+    vars: &Vars,
+) -> anyhow::Result<Option<Value>> {
+    Ok(match value {
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.extend(render_dropping_undefined(templar, item, vars)?);
+            }
+            Some(Value::Array(out))
+        }
+        Value::Object(map) => {
+            let mut out = Vars::new();
+            for (k, v) in map {
+                if let Some(v) = render_dropping_undefined(templar, v, vars)? {
+                    out.insert(k.clone(), v);
+                }
+            }
+            Some(Value::Object(out))
+        }
+        other => match templar.render_value(other, vars) {
+            Ok(v) => Some(v),
+            Err(e) if format!("{e:#}").contains("is undefined") => None,
+            Err(e) => return Err(e),
+        },
+    })
+}
+
+/// `ansible_loop` for item `index` of `all` (`loop_control: {extended: true}`).
+pub fn extended(control: &LoopControl, all: &[Value], index: usize) -> Value {
+    let len = all.len();
+    let mut out = json!({
+        "index": index + 1,
+        "index0": index,
+        "revindex": len - index,
+        "revindex0": len - index - 1,
+        "first": index == 0,
+        "last": index + 1 == len,
+        "length": len,
+    });
+    if let Value::Object(m) = &mut out {
+        if index > 0 {
+            m.insert("previtem".into(), all[index - 1].clone());
+        }
+        if index + 1 < len {
+            m.insert("nextitem".into(), all[index + 1].clone());
+        }
+        if control.extended_allitems.unwrap_or(true) {
+            m.insert("allitems".into(), Value::Array(all.to_vec()));
+        }
+    }
+    out
 }
 
 /// Turns the rendered loop value into the list of items.
@@ -43,6 +147,9 @@ pub fn expand(spec: &LoopSpec, rendered: Value) -> anyhow::Result<Vec<Value>> {
             Value::Null => Ok(Vec::new()),
             other => Ok(vec![other]),
         },
+        LoopSpec::Lookup { name, .. } => {
+            bail!("with_{name} needs the lookup run: use loops::items")
+        }
         LoopSpec::Dict(_) => match rendered {
             Value::Object(map) => Ok(map
                 .into_iter()

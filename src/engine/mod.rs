@@ -14,6 +14,7 @@ use crate::Vars;
 
 mod connect;
 pub mod facts;
+mod include_vars;
 pub mod loops;
 mod play;
 pub mod result;

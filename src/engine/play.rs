@@ -50,6 +50,8 @@ pub struct PlayRun<'a> {
     aborted: AtomicBool,
     /// The variables the engine reads itself (connection, become), resolved for every task.
     pub always_resolved: HashSet<String>,
+    /// Roles that ran tasks so far, in order (`ansible_play_role_names` adds included ones).
+    pub roles_seen: Mutex<Vec<String>>,
 }
 
 /// Splits the play's hosts by `serial` (the last size repeats; percentages of all hosts).
@@ -140,6 +142,7 @@ impl<'a> PlayRun<'a> {
             handlers: Mutex::new(handlers),
             aborted: AtomicBool::new(false),
             always_resolved: super::task::always_resolved(),
+            roles_seen: Mutex::new(Vec::new()),
         }
     }
 
@@ -688,12 +691,8 @@ impl<'a> PlayRun<'a> {
             let items: Vec<Option<Value>> = match &task.loop_ {
                 None => vec![None],
                 Some(spec) => {
-                    let expanded = self
-                        .r
-                        .templar
-                        .render_value(loops::raw_value(spec), &vars)
-                        .map_err(|e| format!("{e:#}"))
-                        .and_then(|v| loops::expand(spec, v).map_err(|e| format!("{e:#}")));
+                    let expanded = loops::items(&self.r.templar, spec, &vars, action)
+                        .map_err(|e| format!("{e:#}"));
                     match expanded {
                         Ok(items) => items.into_iter().map(Some).collect(),
                         Err(msg) => {

@@ -24,6 +24,8 @@ pub struct HostState {
     pub facts: Vars,
     /// `set_fact` and `register` results.
     pub host_facts: Vars,
+    /// Variables `include_vars` loaded (below `set_fact` in precedence, above task vars).
+    pub included_vars: Vars,
     /// Failed: out of the rest of the run (unless a rescue takes it back).
     pub failed: bool,
     pub unreachable: bool,
@@ -42,6 +44,9 @@ pub struct Frame {
     pub tags: Vec<String>,
     pub when: Vec<String>,
     pub role: Option<Arc<Role>>,
+    /// Roles that included this one (`include_role` inside a role), nearest first:
+    /// `ansible_parent_role_names`, and searched by lookups after the role itself.
+    pub parent_roles: Vec<Arc<Role>>,
     pub become_: Option<bool>,
     pub become_user: Option<String>,
     pub environment: Vars,
@@ -94,6 +99,9 @@ impl Frame {
     /// The frame of a role's tasks.
     pub fn for_role(&self, role: &Arc<Role>) -> Frame {
         let mut f = self.clone();
+        if let Some(parent) = &self.role {
+            f.parent_roles.insert(0, parent.clone());
+        }
         f.role = Some(role.clone());
         for t in &role.tags {
             if !f.tags.contains(t) {
@@ -203,6 +211,16 @@ impl Runner {
         self.with_host(host, |h| !h.failed && !h.unreachable && !h.ended)
     }
 
+    /// Records variables `include_vars` loaded on a host.
+    pub fn set_included_vars(&self, host: &str, vars: Vars) {
+        self.with_host(host, |h| {
+            for (k, v) in vars {
+                h.included_vars.insert(k, v);
+            }
+        });
+        self.facts_version.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Sets facts (`set_fact`, `register`) on a host.
     pub fn set_host_facts(&self, host: &str, facts: Vars) {
         self.with_host(host, |h| {
@@ -214,7 +232,7 @@ impl Runner {
     }
 
     /// Stores a module result's `ansible_facts` where Ansible's strategy puts them:
-    /// `set_fact` and `include_vars` as host variables; every other module (setup,
+    /// `set_fact` as host variables, `include_vars` at its own level; every other module (setup,
     /// service_facts, a fallback Ansible module) into the fact cache, so they are both
     /// injected variables and `ansible_facts.x`; `set_fact` with `cacheable` (the result says
     /// `_ansible_facts_cacheable: true`) in both places.
@@ -223,7 +241,12 @@ impl Runner {
             return;
         };
         let short = module.rsplit('.').next().unwrap_or(module);
-        let as_vars = matches!(short, "set_fact" | "include_vars");
+        if short == "include_vars" {
+            // Their own precedence level, above task vars and below set_fact.
+            self.set_included_vars(host, facts.clone());
+            return;
+        }
+        let as_vars = short == "set_fact";
         let cacheable = result.get("_ansible_facts_cacheable") == Some(&Value::Bool(true));
         if as_vars {
             self.set_host_facts(host, facts.clone());
@@ -254,7 +277,8 @@ impl Runner {
         for name in names {
             let mut vars = (*self.inventory_vars(&name)).clone();
             self.with_host(&name, |h| {
-                for (k, v) in h.facts.iter().chain(h.host_facts.iter()) {
+                let layers = h.facts.iter().chain(h.included_vars.iter());
+                for (k, v) in layers.chain(h.host_facts.iter()) {
                     vars.insert(k.clone(), v.clone());
                 }
             });

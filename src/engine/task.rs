@@ -112,7 +112,13 @@ impl PlayRun<'_> {
         let r = self.r;
         let role = task.role.clone().or_else(|| frame.role.clone());
         let inv = r.inventory_vars(host);
-        let (facts, host_facts) = r.with_host(host, |h| (h.facts.clone(), h.host_facts.clone()));
+        let (facts, included, host_facts) = r.with_host(host, |h| {
+            (
+                h.facts.clone(),
+                h.included_vars.clone(),
+                h.host_facts.clone(),
+            )
+        });
         let mut layers = Layers::default();
         for play_role in &self.play.roles {
             layers.role_defaults.push(&play_role.defaults);
@@ -128,17 +134,26 @@ impl PlayRun<'_> {
         layers.vars_files = Some(self.vars_files);
         layers.block_vars = frame.vars.iter().map(|v| v.as_ref()).collect();
         layers.task_vars = Some(&task.vars);
+        layers.include_vars = Some(&included);
         layers.host_facts = Some(&host_facts);
         layers.extra_vars = Some(&r.opts.extra_vars);
         let mut vars = layers.merge();
-        self.add_magic(&mut vars, host, role.as_deref(), prep);
+        self.add_magic(&mut vars, host, task, frame, role.as_deref(), prep);
         // The Templar renders templated variables lazily when a template reads them; only
         // the connection variables are read by the engine itself, so resolve those here.
         resolve_lazy(&mut vars, Some(&self.always_resolved), &r.templar);
         vars
     }
 
-    fn add_magic(&self, vars: &mut Vars, host: &str, role: Option<&Role>, prep: &Prep) {
+    fn add_magic(
+        &self,
+        vars: &mut Vars,
+        host: &str,
+        task: &Task,
+        frame: &Frame,
+        role: Option<&Role>,
+        prep: &Prep,
+    ) {
         let r = self.r;
         let active = |hosts: &[String]| -> Value {
             Value::from(
@@ -202,6 +217,33 @@ impl PlayRun<'_> {
         );
         put("ansible_play_name", Value::from(self.play.name.clone()));
         put("omit", Value::from(OMIT));
+        // The play's roles, then roles included so far (this one included).
+        let mut play_roles: Vec<String> = self.play.roles.iter().map(|r| r.name.clone()).collect();
+        if let Ok(mut seen) = self.roles_seen.lock() {
+            if let Some(role) = role {
+                if !seen.contains(&role.name) {
+                    seen.push(role.name.clone());
+                }
+            }
+            for name in seen.iter() {
+                if !play_roles.contains(name) {
+                    play_roles.push(name.clone());
+                }
+            }
+        }
+        let mut role_names = play_roles.clone();
+        role_names.sort();
+        put("ansible_role_names", json!(role_names));
+        put("ansible_play_role_names", json!(play_roles));
+        if !frame.parent_roles.is_empty() {
+            // Undefined outside an included role, as in Ansible.
+            let names: Vec<&str> = frame.parent_roles.iter().map(|r| r.name.as_str()).collect();
+            put("ansible_parent_role_names", json!(names));
+        }
+        put(
+            "ansible_search_path",
+            json!(search_path(role, frame, task, &r.playbook_dir)),
+        );
         if let Some(role) = role {
             put("role_path", Value::from(role.path.display().to_string()));
             put("role_name", Value::from(role.name.clone()));
@@ -230,12 +272,8 @@ impl PlayRun<'_> {
                     .await
             }
             Some(spec) => {
-                let items = self
-                    .r
-                    .templar
-                    .render_value(loops::raw_value(spec), &vars)
-                    .map_err(|e| format!("{e:#}"))
-                    .and_then(|v| loops::expand(spec, v).map_err(|e| format!("{e:#}")));
+                let items = loops::items(&self.r.templar, spec, &vars, module)
+                    .map_err(|e| format!("{e:#}"));
                 match items {
                     Err(msg) => Outcome::failed(msg),
                     Ok(items) if items.is_empty() => {
@@ -250,6 +288,11 @@ impl PlayRun<'_> {
                             .clone()
                             .unwrap_or_else(|| "item".into());
                         let mut outcomes = Vec::with_capacity(items.len());
+                        let all_items = if task.loop_control.extended {
+                            items.clone()
+                        } else {
+                            Vec::new()
+                        };
                         for (i, item) in items.into_iter().enumerate() {
                             if i > 0 {
                                 if let Some(p) = task.loop_control.pause.filter(|p| *p > 0.0) {
@@ -267,6 +310,16 @@ impl PlayRun<'_> {
                                 .insert("ansible_loop_var".into(), Value::from(loop_var.clone()));
                             if let Some(index_var) = &task.loop_control.index_var {
                                 item_vars.insert(index_var.clone(), Value::from(i));
+                                item_vars.insert(
+                                    "ansible_index_var".into(),
+                                    Value::from(index_var.clone()),
+                                );
+                            }
+                            if task.loop_control.extended {
+                                item_vars.insert(
+                                    "ansible_loop".into(),
+                                    loops::extended(&task.loop_control, &all_items, i),
+                                );
                             }
                             let label = match &task.loop_control.label {
                                 Some(l) => self
@@ -276,9 +329,13 @@ impl PlayRun<'_> {
                                     .unwrap_or_else(|_| l.clone()),
                                 None => compact_label(&item),
                             };
+                            let extended = item_vars.get("ansible_loop").cloned();
                             let mut o = self
                                 .run_one(task, frame, host, module, args, item_vars, info)
                                 .await;
+                            if let Some(ext) = extended {
+                                o.result.insert("ansible_loop".into(), ext);
+                            }
                             o.result.insert(loop_var.clone(), item.clone());
                             o.result
                                 .insert("ansible_loop_var".into(), Value::from(loop_var.clone()));
@@ -443,6 +500,30 @@ impl PlayRun<'_> {
         };
         r.reporter.host_result(info, &event);
         status
+    }
+
+    /// `include_vars` on the controller (see [`super::include_vars`]).
+    fn include_vars(&self, task: &Task, frame: &Frame, args: &Vars) -> Outcome {
+        let role = task.role.clone().or_else(|| frame.role.clone());
+        let origin = super::include_vars::Origin {
+            search_path: search_path(role.as_deref(), frame, task, &self.r.playbook_dir)
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            playbook_dir: &self.r.playbook_dir,
+            role_path: role.as_deref().map(|r| r.path.as_path()),
+            task_file: &task.loc.file,
+        };
+        match super::include_vars::run(args, &origin) {
+            Ok(included) => Outcome::new(Status::Ok, included.result()),
+            Err(e) => {
+                // Ansible reports this failure under `message`; `msg` is what we print.
+                let mut o = Outcome::failed(format!("{e:#}"));
+                o.result
+                    .insert("message".into(), Value::from(format!("{e:#}")));
+                o
+            }
+        }
     }
 
     fn notify(&self, task: &Task, host: &str) {
@@ -726,6 +807,7 @@ impl PlayRun<'_> {
                 );
                 Outcome::new(Status::Ok, r)
             }
+            "include_vars" => self.include_vars(task, frame, args),
             _ => self.run_module(task, frame, host, module, args, vars).await,
         }
     }
@@ -949,6 +1031,35 @@ impl PlayRun<'_> {
         out.dedup();
         out
     }
+}
+
+/// Ansible's `ansible_search_path` for a task: its role's folder, the folders of the roles
+/// that included it, the folder of the task's file, the playbook's folder (lookups look in
+/// each, under `files/` and friends first).
+fn search_path(
+    role: Option<&Role>,
+    frame: &Frame,
+    task: &Task,
+    playbook_dir: &std::path::Path,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |p: &std::path::Path| {
+        let s = p.display().to_string();
+        if !s.is_empty() && !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    if let Some(role) = role {
+        add(&role.path);
+        for parent in &frame.parent_roles {
+            add(&parent.path);
+        }
+    }
+    if let Some(dir) = task.loc.file.parent() {
+        add(dir);
+    }
+    add(playbook_dir);
+    out
 }
 
 fn error_outcome(e: &anyhow::Error) -> Outcome {

@@ -31,6 +31,8 @@ pub struct Layers<'a> {
     /// Enclosing blocks' and includes' vars, outermost first.
     pub block_vars: Vec<&'a Vars>,
     pub task_vars: Option<&'a Vars>,
+    /// What `include_vars` loaded on the host.
+    pub include_vars: Option<&'a Vars>,
     /// `set_fact` and `register` results.
     pub host_facts: Option<&'a Vars>,
     pub extra_vars: Option<&'a Vars>,
@@ -53,6 +55,7 @@ impl Layers<'_> {
         self.role_vars.iter().for_each(|l| put(l));
         self.block_vars.iter().for_each(|l| put(l));
         self.task_vars.iter().for_each(|l| put(l));
+        self.include_vars.iter().for_each(|l| put(l));
         self.host_facts.iter().for_each(|l| put(l));
         self.extra_vars.iter().for_each(|l| put(l));
         out
@@ -248,6 +251,7 @@ mod tests {
             "role_vars",
             "block",
             "task",
+            "include_vars",
             "set_fact",
             "extra",
         ];
@@ -264,8 +268,9 @@ mod tests {
             l.role_vars = present(5).into_iter().collect();
             l.block_vars = present(6).into_iter().collect();
             l.task_vars = present(7);
-            l.host_facts = present(8);
-            l.extra_vars = present(9);
+            l.include_vars = present(8);
+            l.host_facts = present(9);
+            l.extra_vars = present(10);
             assert_eq!(l.merge()["x"], json!(name), "layer {name}");
         }
     }

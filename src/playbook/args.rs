@@ -15,8 +15,9 @@ use crate::Vars;
 /// The argument that holds free-form text.
 pub const RAW_PARAMS: &str = "_raw_params";
 
-/// Modules whose arguments are free names (any key is a variable).
-const OPEN_MODULES: &[&str] = &["set_fact"];
+/// Modules whose arguments are free names (any key is a variable), or that take `k=v`
+/// options beside free text (`include_vars`, whose keys the loader checks itself).
+const OPEN_MODULES: &[&str] = &["set_fact", "include_vars"];
 
 /// Names that stand for the free-form text in a spec's groups and required arguments.
 const FREE_FORM_NAMES: &[&str] = &[RAW_PARAMS, "free_form", "cmd"];

@@ -109,6 +109,8 @@ impl Loader<'_> {
         let value = &action.value;
         let mut name = None;
         let mut tasks_from = None;
+        // vars_from / defaults_from: (key, file name, where it was written).
+        let mut from_files: Vec<(&str, String, Pos)> = Vec::new();
         match &value.kind {
             Kind::Str(s) => {
                 let kv = parse_kv(s, false);
@@ -117,6 +119,8 @@ impl Loader<'_> {
                     match k.as_str() {
                         "name" => name = Some(v),
                         "tasks_from" => tasks_from = Some(v),
+                        "vars_from" => from_files.push(("vars", v, value.pos)),
+                        "defaults_from" => from_files.push(("defaults", v, value.pos)),
                         other => self.error(
                             &file,
                             value.pos,
@@ -129,6 +133,8 @@ impl Loader<'_> {
                 const KEYS: &[&str] = &[
                     "name",
                     "tasks_from",
+                    "vars_from",
+                    "defaults_from",
                     "public",
                     "allow_duplicates",
                     "rolespec_validate",
@@ -137,13 +143,22 @@ impl Loader<'_> {
                     match k.key_text().as_str() {
                         "name" => name = self.string(&file, v, "name"),
                         "tasks_from" => tasks_from = self.string(&file, v, "tasks_from"),
+                        key @ ("vars_from" | "defaults_from") => {
+                            if let Some(text) = self.string(&file, v, key) {
+                                let sub = if key == "vars_from" {
+                                    "vars"
+                                } else {
+                                    "defaults"
+                                };
+                                from_files.push((sub, text, v.pos));
+                            }
+                        }
                         "public" | "allow_duplicates" | "rolespec_validate" => {}
-                        other @ ("apply" | "defaults_from" | "vars_from" | "handlers_from") => self
-                            .error(
-                                &file,
-                                k.pos,
-                                format!("'{action_name}: {other}' is not supported"),
-                            ),
+                        other @ ("apply" | "handlers_from") => self.error(
+                            &file,
+                            k.pos,
+                            format!("'{action_name}: {other}' is not supported"),
+                        ),
                         other => self.error(
                             &file,
                             k.pos,
@@ -165,6 +180,15 @@ impl Loader<'_> {
             );
             return None;
         };
+        for (sub, from, pos) in &from_files {
+            if is_template(from) || is_template(&name) {
+                self.error(
+                    &file,
+                    *pos,
+                    format!("'{sub}_from' is only supported with a role name and file name written out (no templates)"),
+                );
+            }
+        }
         if is_template(&name) || tasks_from.as_deref().is_some_and(is_template) {
             return Some(TaskKind::IncludeRole {
                 name,
@@ -174,8 +198,18 @@ impl Loader<'_> {
             });
         }
         let search = self.role_search_dirs(ctx);
-        let loaded =
-            self.role_for_include(&name, tasks_from.as_deref(), &search, ctx, action.key_pos)?;
+        let from: Vec<(&str, String)> = from_files
+            .iter()
+            .map(|(sub, f, _)| (*sub, f.clone()))
+            .collect();
+        let loaded = self.role_for_include(
+            &name,
+            tasks_from.as_deref(),
+            &from,
+            &search,
+            ctx,
+            action.key_pos,
+        )?;
         Some(TaskKind::IncludeRole {
             name,
             tasks_from,

@@ -118,6 +118,7 @@ pub const NOT_ON_BLOCK: &[&str] = &[
     "with_items",
     "with_list",
     "with_dict",
+    "with_lookup",
     "loop_control",
     "register",
     "notify",
@@ -136,6 +137,7 @@ pub const ENGINE_ACTIONS: &[&str] = &[
     "include_role",
     "import_role",
     "meta",
+    "include_vars",
 ];
 
 /// `meta:` actions Ansible knows.

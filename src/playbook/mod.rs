@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 pub use error::{LoadError, LoadErrors};
 use loader::{Loader, TaskCtx};
+pub use role::load_vars_data;
 
 use crate::modules::ArgSpec;
 use crate::Vars;
@@ -128,6 +129,12 @@ pub enum LoopSpec {
     WithItems(serde_json::Value),
     /// `with_dict`: a mapping, items become `{key, value}`.
     Dict(serde_json::Value),
+    /// `with_<name>` for any other lookup plugin (`with_first_found`, `with_fileglob`,
+    /// `with_nested`, ...): the lookup runs on the rendered terms.
+    Lookup {
+        name: String,
+        terms: serde_json::Value,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -136,6 +143,10 @@ pub struct LoopControl {
     pub index_var: Option<String>,
     pub label: Option<String>,
     pub pause: Option<f64>,
+    /// `extended`: items see `ansible_loop` (index, first, last, previtem, ...).
+    pub extended: bool,
+    /// `extended_allitems` (default on): `ansible_loop.allitems` is set.
+    pub extended_allitems: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -319,7 +330,7 @@ pub fn load_role_with(
     };
     let mut dirs = search.to_vec();
     dirs.push(dir);
-    let role = loader.role_for_include(name, tasks_from, &dirs, &ctx, yaml::Pos::default());
+    let role = loader.role_for_include(name, tasks_from, &[], &dirs, &ctx, yaml::Pos::default());
     match role {
         Some(role) => loader.finish(role),
         None => {

@@ -1,5 +1,6 @@
 //! Roles in Ansible's layout: `roles/<name>/{tasks,handlers,defaults,vars,meta}/main.yml`
-//! (or `.yaml`; a missing folder is fine). Finds a role beside the playbook, in each
+//! (or `.yaml`; a missing folder is fine; vars and defaults may also be `main.json` or a
+//! `main/` folder of files). Finds a role beside the playbook, in each
 //! `roles_path` entry, beside the role that uses it, or by path; reads role entries
 //! (`- name`, `- {role: x, vars: ..., tags: ..., when: ...}`) and loads `meta/main.yml`
 //! dependencies before the role, once each per play unless `allow_duplicates`.
@@ -23,6 +24,9 @@ pub(super) struct RoleEntry {
     pub tags: Vec<String>,
     pub when: Vec<String>,
     pub inherit: Inherited,
+    /// `include_role`'s `vars_from` / `defaults_from`: files loaded instead of `main`.
+    pub vars_from: Option<String>,
+    pub defaults_from: Option<String>,
 }
 
 /// What `meta/main.yml` says.
@@ -255,8 +259,20 @@ impl Loader<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| entry.name.clone());
-        let defaults = self.role_vars_file(&path.join("defaults"));
-        let vars = self.role_vars_file(&path.join("vars"));
+        let mut vars_of = |sub: &str, name: Option<&str>| {
+            let dir = path.join(sub);
+            if let Some(f) = name.filter(|f| vars_files(&dir, Some(f)).is_empty()) {
+                self.error(
+                    from_file,
+                    from,
+                    format!("Could not find specified file in role: {sub}/{f}"),
+                );
+                return Vars::new();
+            }
+            self.role_vars_from(&dir, name)
+        };
+        let defaults = vars_of("defaults", entry.defaults_from.as_deref());
+        let vars = vars_of("vars", entry.vars_from.as_deref());
         let info = Arc::new(Role {
             name,
             path: path.to_path_buf(),
@@ -332,30 +348,37 @@ impl Loader<'_> {
         })
     }
 
-    fn role_vars_file(&mut self, dir: &Path) -> Vars {
-        let Some(file) = main_file(dir) else {
-            return Vars::new();
-        };
-        match self.parse_yaml(&file) {
-            Some(root) => self.vars(&file, &root, "a role variables file"),
-            None => Vars::new(),
+    /// A role's `vars/` or `defaults/`: `main` (or the `vars_from`/`defaults_from` name)
+    /// as a file or as a folder of files merged in sorted order (see [`vars_files`]).
+    pub(super) fn role_vars_from(&mut self, dir: &Path, from: Option<&str>) -> Vars {
+        let mut out = Vars::new();
+        for file in vars_files(dir, from) {
+            if let Some(root) = self.parse_yaml(&file) {
+                out.extend(self.vars(&file, &root, "a role variables file"));
+            }
         }
+        out
     }
 
     /// A role for `include_role`/`import_role` (and [`super::load_role`]): its dependencies'
     /// tasks and handlers come first in its own lists.
+    /// `from` holds `vars_from` / `defaults_from`, as (`vars` or `defaults`, file name).
     pub(super) fn role_for_include(
         &mut self,
         name: &str,
         tasks_from: Option<&str>,
+        from: &[(&str, String)],
         search: &[PathBuf],
         ctx: &TaskCtx,
         pos: Pos,
     ) -> Option<Arc<Role>> {
+        let pick = |sub: &str| from.iter().find(|(s, _)| *s == sub).map(|(_, f)| f.clone());
         let entry = RoleEntry {
             name: name.to_string(),
             pos,
             file: ctx.file.clone(),
+            vars_from: pick("vars"),
+            defaults_from: pick("defaults"),
             ..Default::default()
         };
         let path = self.find_role(name, search, &ctx.file, pos)?;
@@ -380,9 +403,102 @@ pub(super) fn main_file(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Reads a vars file (YAML or JSON) the way playbooks are read, with Ansible's YAML 1.1
+/// scalars (`yes` is true, `0644` octal); for `include_vars`. Errors carry file:line:col.
+pub fn load_vars_data(path: &Path) -> Result<serde_json::Value, super::LoadError> {
+    super::yaml::parse_file(path).map(|node| node.to_json())
+}
+
+/// The files of a role's vars or defaults, as Ansible finds them: `main.yml`,
+/// `main.yaml`, `main.json`, then `main` (a named `vars_from` tries the bare name first);
+/// the first that exists wins, and a folder stands for every file in it with one of those
+/// extensions or none (sorted, subfolders included, hidden and `~` files skipped).
+pub(super) fn vars_files(dir: &Path, from: Option<&str>) -> Vec<PathBuf> {
+    const EXTS: &[&str] = &[".yml", ".yaml", ".json"];
+    let (name, exts): (&str, Vec<&str>) = match from {
+        None => ("main", EXTS.iter().copied().chain([""]).collect()),
+        Some(n) => (n, [""].into_iter().chain(EXTS.iter().copied()).collect()),
+    };
+    for ext in exts {
+        let candidate = dir.join(format!("{name}{ext}"));
+        if candidate.is_dir() {
+            return dir_vars_files(&candidate, EXTS);
+        }
+        if candidate.is_file() {
+            return vec![candidate];
+        }
+    }
+    Vec::new()
+}
+
+fn dir_vars_files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && !n.ends_with('~'))
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let ext = Path::new(&name)
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()));
+        if path.is_dir() && ext.is_none() {
+            out.extend(dir_vars_files(&path, exts));
+        } else if path.is_file() && ext.as_deref().is_none_or(|e| exts.contains(&e)) {
+            out.push(path);
+        }
+    }
+    out
+}
+
 fn expand_home(name: &str) -> PathBuf {
     match (name.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vars_files_as_file_or_sorted_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let put = |rel: &str| {
+            let p = d.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "a: 1\n").unwrap();
+        };
+        assert!(vars_files(d, None).is_empty());
+        put("main/20-b.yml");
+        put("main/10-a.yaml");
+        put("main/.hidden.yml");
+        put("main/backup.yml~");
+        put("main/notes.txt");
+        put("main/sub/30.json");
+        let names: Vec<String> = vars_files(d, None)
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["main/10-a.yaml", "main/20-b.yml", "main/sub/30.json"]
+        );
+        put("main.json");
+        assert_eq!(vars_files(d, None), vec![d.join("main.json")]);
+        put("main.yml");
+        assert_eq!(vars_files(d, None), vec![d.join("main.yml")]);
+        put("Debian.yml");
+        assert_eq!(vars_files(d, Some("Debian")), vec![d.join("Debian.yml")]);
+        put("Debian");
+        assert_eq!(vars_files(d, Some("Debian")), vec![d.join("Debian")]);
+        assert!(vars_files(d, Some("RedHat")).is_empty());
     }
 }

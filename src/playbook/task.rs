@@ -85,12 +85,20 @@ impl Loader<'_> {
                     k.pos,
                     "'include' was removed from Ansible; use 'include_tasks' or 'import_tasks'",
                 );
-            } else if key.starts_with("with_") {
-                self.error(
-                    &file,
-                    k.pos,
-                    format!("'{key}' loops are not supported; use 'loop' (or with_items, with_list, with_dict)"),
-                );
+            } else if let Some(name) = key.strip_prefix("with_") {
+                if crate::template::LOOKUP_NAMES.contains(&name) {
+                    keywords.push(("with_lookup", k, v));
+                } else {
+                    self.error(
+                        &file,
+                        k.pos,
+                        format!(
+                            "'{key}': no lookup plugin '{name}'{} (infra has {})",
+                            did_you_mean(name, crate::template::LOOKUP_NAMES.iter().copied()),
+                            crate::template::LOOKUP_NAMES.join(", ")
+                        ),
+                    );
+                }
             } else if self.is_action(short_name(key)) {
                 actions.push(Action {
                     name: short_name(key).to_string(),
@@ -114,7 +122,8 @@ impl Loader<'_> {
             }
             for (kw, k, _) in &keywords {
                 if keywords::NOT_ON_BLOCK.contains(kw) {
-                    self.error(&file, k.pos, format!("'{kw}' is not valid on a block"));
+                    let key = k.key_text();
+                    self.error(&file, k.pos, format!("'{key}' is not valid on a block"));
                 }
             }
         } else if actions.len() > 1 {
@@ -150,6 +159,7 @@ impl Loader<'_> {
                 "include_tasks" | "import_tasks" => self.include_tasks_kind(action, ctx),
                 "include_role" | "import_role" => self.include_role_kind(action, ctx),
                 "meta" => self.meta_kind(action, &file),
+                "include_vars" => self.include_vars_kind(action, args_kw, &file),
                 module => {
                     let spec = self.registry.spec(module)?;
                     let args = self.module_args(
@@ -180,6 +190,57 @@ impl Loader<'_> {
             return None;
         }
         Some(task)
+    }
+
+    /// `include_vars`: a file (free form or `file:`) or a `dir:` with its filters; run
+    /// by the engine on the controller.
+    fn include_vars_kind(
+        &mut self,
+        action: &Action,
+        args_kw: Option<&Node>,
+        file: &Path,
+    ) -> Option<TaskKind> {
+        const KEYS: &[&str] = &[
+            "file",
+            "dir",
+            "depth",
+            "files_matching",
+            "ignore_files",
+            "extensions",
+            "ignore_unknown_extensions",
+            "name",
+            "hash_behaviour",
+            "free_form",
+        ];
+        let spec = crate::modules::ArgSpec {
+            args: &[],
+            free_form: true,
+            one_of: &[],
+        };
+        let args = self.module_args(
+            "include_vars",
+            &spec,
+            &action.value,
+            args_kw,
+            file,
+            action.key_pos,
+        );
+        for key in args.keys() {
+            if key != super::args::RAW_PARAMS && !KEYS.contains(&key.as_str()) {
+                self.error(
+                    file,
+                    action.value.pos,
+                    format!(
+                        "'{key}' is not a valid option in include_vars{}",
+                        did_you_mean(key, KEYS.iter().copied())
+                    ),
+                );
+            }
+        }
+        Some(TaskKind::Module {
+            module: "include_vars".into(),
+            args,
+        })
     }
 
     fn is_action(&self, name: &str) -> bool {
@@ -317,7 +378,7 @@ impl Loader<'_> {
             match *kw {
                 "name" => task.name = self.string(f, value, kw),
                 "when" => task.when = self.conditions(f, value, kw),
-                "loop" | "with_list" | "with_items" | "with_dict" => {
+                "loop" | "with_list" | "with_items" | "with_dict" | "with_lookup" => {
                     if task.loop_.is_some() {
                         self.error(f, key.pos, "a task can have only one loop");
                     }
@@ -325,6 +386,10 @@ impl Loader<'_> {
                     task.loop_ = Some(match *kw {
                         "with_items" => LoopSpec::WithItems(v),
                         "with_dict" => LoopSpec::Dict(v),
+                        "with_lookup" => LoopSpec::Lookup {
+                            name: key.key_text().trim_start_matches("with_").to_string(),
+                            terms: v,
+                        },
                         _ => LoopSpec::Items(v),
                     });
                 }
@@ -458,7 +523,10 @@ impl Loader<'_> {
                 "index_var" => control.index_var = self.string(file, v, "index_var"),
                 "label" => control.label = self.string(file, v, "label"),
                 "pause" => control.pause = self.number(file, v, "pause"),
-                "extended" | "extended_allitems" => {}
+                "extended" => control.extended = self.boolean(file, v, "extended").unwrap_or(false),
+                "extended_allitems" => {
+                    control.extended_allitems = self.boolean(file, v, "extended_allitems")
+                }
                 other => self.error(
                     file,
                     k.pos,

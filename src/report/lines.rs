@@ -45,7 +45,8 @@ pub fn format_event(ev: &HostEvent, color: bool, verbosity: u8) -> Option<String
         Some(d) => format!("{} -> {}", ev.host, d),
         None => ev.host.clone(),
     };
-    if ev.action.starts_with("include_") && ev.status == Status::Ok {
+    // include_tasks / include_role; `include_vars` reports like any action.
+    if matches!(ev.action.as_str(), "include_tasks" | "include_role") && ev.status == Status::Ok {
         let target = ev
             .result
             .get("include")

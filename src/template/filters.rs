@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use minijinja::value::{Kwargs, Rest, Value, ValueKind};
-use minijinja::{Error, ErrorKind, State};
+use minijinja::{Error, ErrorKind};
 use regex::{Regex, RegexBuilder};
 use serde_json::Value as Json;
 use sha1::Digest as _;
@@ -707,76 +707,6 @@ pub fn type_debug(value: Value) -> &'static str {
         ValueKind::Seq => "list",
         _ => "object",
     }
-}
-
-/// `lookup('env', name...)`, `lookup('file', path...)`; `query`/`q` return lists.
-pub fn lookup(state: &State, kind: String, terms: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
-    let wantlist: bool = kw.get::<Option<bool>>("wantlist")?.unwrap_or(false);
-    let default: Option<Value> = kw.get("default")?;
-    kw.assert_all_used()?;
-    let found = lookup_values(state, &kind, &terms, default)?;
-    if wantlist {
-        return Ok(Value::from(found));
-    }
-    Ok(match found.len() {
-        1 => found.into_iter().next().unwrap_or_default(),
-        _ => Value::from(found.iter().map(text).collect::<Vec<_>>().join(",")),
-    })
-}
-
-pub fn query(state: &State, kind: String, terms: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
-    let default: Option<Value> = kw.get("default")?;
-    kw.assert_all_used()?;
-    Ok(Value::from(lookup_values(state, &kind, &terms, default)?))
-}
-
-/// Where `lookup('file', path)` finds a relative path, in Ansible's order: the role's
-/// `files/` and folder, then the playbook's `files/` and folder.
-fn find_lookup_file(state: &State, path: &str) -> std::path::PathBuf {
-    let p = std::path::Path::new(path);
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    let mut bases = Vec::new();
-    for var in ["role_path", "playbook_dir"] {
-        if let Some(dir) = state.lookup(var).filter(|v| v.kind() == ValueKind::String) {
-            let dir = std::path::PathBuf::from(text(&dir));
-            bases.push(dir.join("files"));
-            bases.push(dir);
-        }
-    }
-    bases
-        .into_iter()
-        .map(|b| b.join(p))
-        .find(|c| c.is_file())
-        .unwrap_or_else(|| p.to_path_buf())
-}
-
-fn lookup_values(
-    state: &State,
-    kind: &str,
-    terms: &[Value],
-    default: Option<Value>,
-) -> Result<Vec<Value>, Error> {
-    let mut out = Vec::new();
-    for term in terms {
-        let t = text(term);
-        match kind {
-            "env" => out.push(match std::env::var(&t) {
-                Ok(v) => Value::from(v),
-                Err(_) => default.clone().unwrap_or_else(|| Value::from("")),
-            }),
-            "file" => {
-                let path = find_lookup_file(state, &t);
-                let content = std::fs::read_to_string(&path)
-                    .map_err(|e| err(format!("lookup('file', '{t}'): {}: {e}", path.display())))?;
-                // Ansible strips trailing whitespace by default (rstrip=True).
-                out.push(Value::from(content.trim_end().to_string()));
-            }
-            other => return Err(err(format!("lookup plugin `{other}` is not supported"))),
-        }
-    }
-    Ok(out)
 }
 
 /// `extract(container, morekeys=None)`: `container[item]`, then each of `morekeys`

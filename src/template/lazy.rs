@@ -51,6 +51,16 @@ impl LazyCtx {
         })
     }
 
+    /// The variables this render sees (for lookups that render: `template`).
+    pub(super) fn vars(&self) -> &Arc<Vars> {
+        &self.vars
+    }
+
+    /// The environment templated variables render in.
+    pub(super) fn env(&self) -> &Arc<Environment<'static>> {
+        &self.env
+    }
+
     fn lookup(&self, path: &[Step]) -> Option<&Json> {
         let (first, rest) = path.split_first()?;
         let Step::Key(k) = first else { return None };
@@ -172,6 +182,11 @@ impl Object for LazyMap {
 
     fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
         let key = key.as_str()?;
+        if key == super::lookups::ROOT_KEY && self.path.is_empty() && !self.scope {
+            return Some(JValue::from_object(super::lookups::RootHandle(
+                self.ctx.clone(),
+            )));
+        }
         match self.map()?.get(key) {
             Some(child) => {
                 let mut path = self.path.clone();

@@ -14,6 +14,7 @@ mod checks;
 mod errors;
 mod filters;
 mod lazy;
+mod lookups;
 mod pyfmt;
 mod pyyaml;
 
@@ -26,6 +27,7 @@ use serde_json::Value;
 use crate::Vars;
 use errors::explain;
 
+pub use lookups::{find_in_search_path, NAMES as LOOKUP_NAMES};
 pub use pyfmt::{py_json, JsonStyle};
 pub use pyyaml::py_yaml;
 
@@ -279,6 +281,34 @@ impl Templar {
         to_json_value(&result).map_err(|e| anyhow::anyhow!("in `{expr}`: {e}"))
     }
 
+    /// Expands a `with_<name>` loop: runs lookup `name` on `terms` (already rendered) with
+    /// the task's variables. `subdir` is the folder `first_found` searches first (Ansible
+    /// picks `vars`, `templates` or `files` from the task's action).
+    pub fn with_lookup(
+        &self,
+        name: &str,
+        terms: &Value,
+        subdir: Option<&str>,
+        vars: &Vars,
+    ) -> anyhow::Result<Vec<Value>> {
+        const TERMS: &str = "__infra_with_terms";
+        let mut vars = vars.clone();
+        // Passed encoded: the terms are rendered already, and a rendered term that
+        // contains `{{` must not be rendered a second time when read.
+        vars.insert(TERMS.into(), Value::from(lookups::encode_terms(terms)));
+        let quote = |s: &str| Value::from(s).to_string();
+        let expr = format!(
+            "{}({}, {TERMS}, {})",
+            lookups::WITH_FUNCTION,
+            quote(name),
+            subdir.map(quote).unwrap_or_else(|| "none".into())
+        );
+        match self.eval_shared(&expr, &Arc::new(vars))? {
+            Value::Array(items) => Ok(items),
+            other => anyhow::bail!("with_{name} gave {other}, not a list"),
+        }
+    }
+
     /// Evaluates a condition with Jinja's truthiness of the expression's value.
     pub fn eval_bool(&self, expr: &str, vars: &Vars) -> anyhow::Result<bool> {
         self.eval_bool_shared(expr, &Arc::new(vars.clone()))
@@ -461,9 +491,10 @@ fn build_env(
     env.add_test("any", c::any);
     env.add_test("all", c::all);
 
-    env.add_function("lookup", f::lookup);
-    env.add_function("query", f::query);
-    env.add_function("q", f::query);
+    env.add_function("lookup", lookups::lookup);
+    env.add_function("query", lookups::query);
+    env.add_function("q", lookups::query);
+    env.add_function(lookups::WITH_FUNCTION, lookups::with_loop);
     env
 }
 
