@@ -74,6 +74,7 @@ mod group;
 mod hostname;
 mod lineinfile;
 pub mod mode;
+mod replace;
 mod service;
 mod slurp;
 mod stat;
@@ -276,6 +277,7 @@ static MODULES: &[&dyn Module] = &[
     &actions::Ping,
     &hostname::Hostname,
     &sysctl::Sysctl,
+    &replace::Replace,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
