@@ -69,12 +69,16 @@ mod copy;
 pub mod diff;
 mod file;
 pub mod fileops;
+mod find;
 mod get_url;
+mod getent;
 mod group;
 mod hostname;
 mod lineinfile;
 pub mod mode;
+mod raw;
 mod replace;
+mod script;
 mod service;
 mod slurp;
 mod stat;
@@ -278,6 +282,10 @@ static MODULES: &[&dyn Module] = &[
     &hostname::Hostname,
     &sysctl::Sysctl,
     &replace::Replace,
+    &find::Find,
+    &getent::Getent,
+    &raw::Raw,
+    &script::Script,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
