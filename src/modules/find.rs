@@ -111,9 +111,10 @@ pub fn parse_entries(out: &str) -> anyhow::Result<Vec<Entry>> {
         .collect()
 }
 
-/// The entries in `os.walk(topdown=True)` order: each folder's non-folders, then its
-/// folders (links to folders count as folders), then the walk of each sub-folder listed.
-pub fn walk_order(entries: Vec<Entry>) -> Vec<Entry> {
+/// The entries in `os.walk(topdown=True)` order, one group per folder walked: each
+/// folder's non-folders, then its folders (links to folders count as folders), then the
+/// walk of each sub-folder listed.
+pub fn walk_order(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
     let mut children: HashMap<String, Vec<Entry>> = HashMap::new();
     for e in entries {
         let parent = match e.rel.rsplit_once('/') {
@@ -131,8 +132,9 @@ pub fn walk_order(entries: Vec<Entry>) -> Vec<Entry> {
         let (dirs, files): (Vec<Entry>, Vec<Entry>) =
             list.into_iter().partition(|e| e.target_kind == 'd');
         let subdirs: Vec<String> = dirs.iter().map(|d| d.rel.clone()).collect();
-        out.extend(files);
-        out.extend(dirs);
+        let mut group = files;
+        group.extend(dirs);
+        out.push(group);
         stack.extend(subdirs.into_iter().rev());
     }
     out
@@ -458,12 +460,15 @@ impl Module for Find {
                 continue;
             }
             let base = p.trim_end_matches('/');
-            for e in walk_order(parse_entries(section)?) {
-                examined += 1;
-                if filter.matches(&e, now) {
-                    candidates.push((format!("{base}/{}", e.rel), e));
-                    if contains.is_none() && limit == Some(candidates.len() as i64) {
-                        break 'paths;
+            for group in walk_order(parse_entries(section)?) {
+                // Ansible counts a folder's entries as it enters it.
+                examined += group.len() as u64;
+                for e in group {
+                    if filter.matches(&e, now) {
+                        candidates.push((format!("{base}/{}", e.rel), e));
+                        if contains.is_none() && limit == Some(candidates.len() as i64) {
+                            break 'paths;
+                        }
                     }
                 }
             }
@@ -638,8 +643,14 @@ mod tests {
             entry("d2/y", 'f'),
             entry("b", 'f'),
         ]);
-        let rels: Vec<&str> = got.iter().map(|e| e.rel.as_str()).collect();
-        assert_eq!(rels, ["a", "b", "d1", "d2", "d1/x", "d2/y"]);
+        let rels: Vec<Vec<&str>> = got
+            .iter()
+            .map(|g| g.iter().map(|e| e.rel.as_str()).collect())
+            .collect();
+        assert_eq!(
+            rels,
+            [vec!["a", "b", "d1", "d2"], vec!["d1/x"], vec!["d2/y"]]
+        );
     }
 
     #[test]

@@ -1,0 +1,365 @@
+//! The modules common roles use (second list: replace, find, getent, raw, script, ...)
+//! against a real Debian + systemd host container, reached with `docker exec` (test-only
+//! transport, as in modules_systemd.rs). Each changing module: check mode reports changed
+//! and changes nothing, the first run changes, the second is ok. Where the result's shape
+//! matters, it is compared with what Ansible's own module returns on the same container
+//! (`ansible -c community.docker.docker`, from /opt/infra-venv).
+
+#[path = "support/modules_docker.rs"]
+mod support_docker;
+#[path = "support/modules.rs"]
+mod support_modules;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use support_docker::{Container, DockerExec};
+use support_modules::{ctx_on, plan_only, run, Outcome};
+
+fn ctx(c: &Container, check: bool) -> infra::modules::HostCtx {
+    ctx_with(c, check, vec![])
+}
+
+fn ctx_with(c: &Container, check: bool, search: Vec<PathBuf>) -> infra::modules::HostCtx {
+    ctx_on(
+        Arc::new(DockerExec {
+            container: c.name.clone(),
+        }),
+        check,
+        search,
+        Default::default(),
+    )
+}
+
+/// Check (changed, host untouched), run (changed, host changed), run again (ok), check
+/// again (ok). Returns the check and the first run.
+async fn converge(
+    c: &Container,
+    module: &str,
+    args: Value,
+    state: impl Fn() -> String,
+) -> (Outcome, Outcome) {
+    let before = state();
+    let check = run(&ctx(c, true), module, args.clone()).await.unwrap();
+    assert!(check.changed(), "{module}: check mode must report changed");
+    assert_eq!(state(), before, "{module}: check mode changed the host");
+    let first = run(&ctx(c, false), module, args.clone()).await.unwrap();
+    assert!(first.changed(), "{module}: first run must change");
+    assert_ne!(state(), before, "{module}: first run changed nothing");
+    let second = run(&ctx(c, false), module, args.clone()).await.unwrap();
+    assert!(
+        !second.changed(),
+        "{module}: second run changed: {:?}",
+        second.plan.changes
+    );
+    let recheck = run(&ctx(c, true), module, args).await.unwrap();
+    assert!(!recheck.changed(), "{module}: check after converge changed");
+    (check, first)
+}
+
+/// What Ansible's own module returns on the container (the host's result dict).
+fn ansible(c: &Container, module: &str, args: Value) -> Value {
+    let out = std::process::Command::new("/opt/infra-venv/bin/ansible")
+        .args([
+            "all",
+            "-i",
+            &format!("{},", c.name),
+            "-c",
+            "community.docker.docker",
+            "-m",
+            module,
+            "-a",
+            &args.to_string(),
+        ])
+        .env("ANSIBLE_LOAD_CALLBACK_PLUGINS", "1")
+        .env("ANSIBLE_STDOUT_CALLBACK", "json")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+        .output()
+        .expect("run /opt/infra-venv/bin/ansible");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ansible output is not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    doc["plays"][0]["tasks"][0]["hosts"][&c.name].clone()
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replace_converges_with_diff_backup_and_sections() {
+    let c = Container::start();
+    c.sh("printf 'listen 80\\n[a]\\nport=1\\n[b]\\nport=1\\n' > /etc/app.conf");
+    let args = json!({"path": "/etc/app.conf", "regexp": "^port=(\\d)$", "replace": "port=\\g<1>0",
+                      "after": "\\[b\\]", "backup": true});
+    let (check, first) = converge(&c, "replace", args, || c.sh("cat /etc/app.conf")).await;
+    assert_eq!(
+        c.sh("cat /etc/app.conf"),
+        "listen 80\n[a]\nport=1\n[b]\nport=10\n"
+    );
+    assert_eq!(check.plan.result["msg"], "1 replacements made");
+    assert!(
+        check.diff_text().contains("+port=10"),
+        "{}",
+        check.diff_text()
+    );
+    let backup = first.result()["backup_file"].as_str().unwrap().to_string();
+    assert!(backup.starts_with("/etc/app.conf."), "{backup}");
+    assert_eq!(
+        c.sh(&format!("cat {backup}")),
+        "listen 80\n[a]\nport=1\n[b]\nport=1\n"
+    );
+
+    // Every match, across the whole file (MULTILINE), through a link to the file.
+    c.sh("ln -s /etc/app.conf /etc/app-link.conf");
+    converge(
+        &c,
+        "replace",
+        json!({"dest": "/etc/app-link.conf", "regexp": "^(listen|port)", "replace": "# \\1"}),
+        || c.sh("cat /etc/app.conf"),
+    )
+    .await;
+    assert_eq!(
+        c.sh("cat /etc/app.conf"),
+        "# listen 80\n[a]\n# port=1\n[b]\n# port=10\n"
+    );
+    assert_eq!(
+        c.sh("test -L /etc/app-link.conf && echo link").trim(),
+        "link"
+    );
+
+    // A missing file fails with Ansible's message and rc; a section that is not there is ok.
+    let plan = plan_only(
+        &ctx(&c, false),
+        "replace",
+        json!({"path": "/etc/nope", "regexp": "x"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        plan.failed.as_deref(),
+        Some("Path /etc/nope does not exist !")
+    );
+    assert_eq!(plan.result["rc"], 257);
+    let plan = plan_only(
+        &ctx(&c, false),
+        "replace",
+        json!({"path": "/etc/app.conf", "regexp": "x", "before": "nothere"}),
+    )
+    .await
+    .unwrap();
+    assert!(!plan.is_changed() && plan.failed.is_none());
+    assert!(plan.result["msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("Pattern for before/after params did not match"));
+
+    // A failing validate leaves the file as it was.
+    let before = c.sh("cat /etc/app.conf");
+    let err = run(
+        &ctx(&c, false),
+        "replace",
+        json!({"path": "/etc/app.conf", "regexp": "#", "replace": ";", "validate": "false %s"}),
+    )
+    .await;
+    assert!(err.is_err(), "validate must fail the task");
+    assert_eq!(c.sh("cat /etc/app.conf"), before);
+
+    // Ansible's replace on the same file gives the same content and message.
+    c.sh("printf 'a=1\\nb=2\\na=3\\n' > /tmp/twin1; cp /tmp/twin1 /tmp/twin2");
+    let theirs = ansible(
+        &c,
+        "replace",
+        json!({"path": "/tmp/twin1", "regexp": "^a=(\\d)$", "replace": "a=\\1\\1"}),
+    );
+    let ours = run(
+        &ctx(&c, false),
+        "replace",
+        json!({"path": "/tmp/twin2", "regexp": "^a=(\\d)$", "replace": "a=\\1\\1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.sh("cat /tmp/twin1"), c.sh("cat /tmp/twin2"));
+    assert_eq!(theirs["msg"], ours.result()["msg"]);
+    assert_eq!(theirs["changed"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn find_and_getent_return_what_ansible_returns() {
+    let c = Container::start();
+    c.sh(
+        "mkdir -p /srv/f/sub/.hid /srv/f/.h2 /srv/f/sub/deep && echo 'port=1' > /srv/f/a.conf \
+         && echo x > /srv/f/b.txt && echo y > /srv/f/sub/c.conf && echo z > /srv/f/sub/.hid/d.conf \
+         && echo q > /srv/f/.h2/e.conf && echo '#port' > /srv/f/sub/deep/f.conf \
+         && ln -s /srv/f/sub /srv/f/lnk && head -c 5000 /dev/zero > /srv/f/big.conf \
+         && touch -d '10 days ago' /srv/f/b.txt",
+    );
+    let cases = [
+        json!({"paths": "/srv/f", "recurse": true, "patterns": "*.conf"}),
+        json!({"paths": "/srv/f", "patterns": ["*.conf", "*.txt"], "excludes": "big*"}),
+        json!({"paths": "/srv/f", "recurse": true, "hidden": true, "depth": 2}),
+        json!({"paths": ["/srv/f", "/srv/nope"], "file_type": "directory", "recurse": true}),
+        json!({"paths": "/srv/f", "file_type": "any"}),
+        json!({"paths": "/srv/f", "file_type": "link"}),
+        json!({"paths": "/srv/f", "recurse": true, "contains": "port"}),
+        json!({"paths": "/srv/f", "age": "5d"}),
+        json!({"paths": "/srv/f", "size": "4k", "get_checksum": true}),
+        json!({"paths": "/srv/f", "patterns": "^[ab]\\..*$", "use_regex": true}),
+        json!({"paths": "/srv/f", "recurse": true, "limit": 2}),
+    ];
+    for args in cases {
+        let ours = run(&ctx(&c, true), "find", args.clone()).await.unwrap();
+        assert!(!ours.changed());
+        let ours = Value::Object(ours.result().clone());
+        let theirs = ansible(&c, "find", args.clone());
+        let paths = |v: &Value| -> Vec<String> {
+            v["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["path"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(paths(&ours), paths(&theirs), "{args}");
+        for key in ["matched", "examined", "msg"] {
+            assert_eq!(ours[key], theirs[key], "{key} of {args}");
+        }
+        assert_eq!(
+            keys(&ours["skipped_paths"]),
+            keys(&theirs["skipped_paths"]),
+            "{args}"
+        );
+        let (o, t) = (&ours["files"][0], &theirs["files"][0]);
+        assert_eq!(keys(o), keys(t), "file keys of {args}");
+        for key in [
+            "mode", "uid", "size", "isdir", "islnk", "pw_name", "gr_name", "inode",
+        ] {
+            assert_eq!(o[key], t[key], "{key} of {args}");
+        }
+        if let Some(sum) = t.get("checksum") {
+            assert_eq!(&o["checksum"], sum);
+        }
+    }
+
+    for args in [
+        json!({"database": "passwd", "key": "root"}),
+        json!({"database": "group"}),
+        json!({"database": "hosts", "key": "localhost"}),
+        json!({"database": "passwd", "key": "nobody-here", "fail_key": false}),
+    ] {
+        let plan = plan_only(&ctx(&c, true), "getent", args.clone())
+            .await
+            .unwrap();
+        assert!(!plan.is_changed() && plan.failed.is_none(), "{args}");
+        let theirs = ansible(&c, "getent", args.clone());
+        let db = format!("getent_{}", args["database"].as_str().unwrap());
+        assert_eq!(
+            plan.result["ansible_facts"][&db], theirs["ansible_facts"][&db],
+            "{args}"
+        );
+    }
+    let plan = plan_only(
+        &ctx(&c, false),
+        "getent",
+        json!({"database": "passwd", "key": "nobody-here"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        plan.failed.as_deref(),
+        Some("One or more supplied key could not be found in the database.")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_and_script_run_on_the_host() {
+    let c = Container::start();
+    // raw: skipped in check mode, always changed, rc/stdout registered.
+    let check = plan_only(
+        &ctx(&c, true),
+        "raw",
+        json!({"_raw_params": "touch /tmp/raw"}),
+    )
+    .await
+    .unwrap();
+    assert!(check.unpredictable);
+    let out = run(
+        &ctx(&c, false),
+        "raw",
+        json!({"_raw_params": "echo $0; echo err >&2", "executable": "/bin/bash"}),
+    )
+    .await
+    .unwrap();
+    assert!(out.changed());
+    assert_eq!(out.result()["rc"], 0);
+    assert_eq!(out.result()["stdout"], "/bin/bash");
+    assert_eq!(out.result()["stderr_lines"], json!(["err"]));
+    let failed = run(&ctx(&c, false), "raw", json!({"_raw_params": "exit 3"})).await;
+    assert!(failed.is_err());
+
+    // script: copied, run with its arguments in chdir, removed; creates makes it idempotent.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("setup.sh"),
+        "#!/bin/sh\necho \"args: $1 $2\"\npwd\ntouch /tmp/done-$1\n",
+    )
+    .unwrap();
+    let args = json!({"_raw_params": "setup.sh one 'two words'", "chdir": "/srv",
+                      "creates": "/tmp/done-one"});
+    let search = vec![dir.path().to_path_buf()];
+    let check = run(&ctx_with(&c, true, search.clone()), "script", args.clone())
+        .await
+        .unwrap();
+    assert!(check.changed() && !check.plan.unpredictable);
+    assert_eq!(
+        c.sh("ls /tmp/done-one 2>&1 | grep -c 'No such'").trim(),
+        "1"
+    );
+    let first = run(&ctx_with(&c, false, search.clone()), "script", args.clone())
+        .await
+        .unwrap();
+    assert!(first.changed());
+    assert_eq!(
+        first.result()["stdout_lines"],
+        json!(["args: one two words", "/srv"])
+    );
+    assert_eq!(c.sh("ls -d /tmp/.infra-script-* 2>/dev/null").trim(), "");
+    let second = run(&ctx_with(&c, false, search.clone()), "script", args)
+        .await
+        .unwrap();
+    assert!(!second.changed());
+    assert_eq!(
+        second.result()["msg"],
+        "/tmp/done-one exists, matching creates option"
+    );
+    // Without creates/removes, check mode cannot predict: skipped.
+    let plan = plan_only(
+        &ctx_with(&c, true, search.clone()),
+        "script",
+        json!({"_raw_params": "setup.sh x"}),
+    )
+    .await
+    .unwrap();
+    assert!(plan.unpredictable);
+    // A script that is not there is an error naming it, before the host is touched.
+    let err = plan_only(
+        &ctx_with(&c, false, search),
+        "script",
+        json!({"_raw_params": "missing.sh"}),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("missing.sh"), "{err}");
+}
