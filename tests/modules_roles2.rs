@@ -363,3 +363,119 @@ async fn raw_and_script_run_on_the_host() {
     .to_string();
     assert!(err.contains("missing.sh"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tempfile_and_fetch() {
+    let c = Container::start();
+    // tempfile: skipped in check mode (as Ansible's), a new private file or folder each run.
+    let check = plan_only(&ctx(&c, true), "tempfile", json!({}))
+        .await
+        .unwrap();
+    assert!(check.unpredictable && check.ops.is_empty());
+    let f = run(&ctx(&c, false), "tempfile", json!({"suffix": ".conf"}))
+        .await
+        .unwrap();
+    assert!(f.changed());
+    let path = f.result()["path"].as_str().unwrap().to_string();
+    assert!(
+        path.starts_with("/tmp/ansible.") && path.ends_with(".conf"),
+        "{path}"
+    );
+    assert_eq!(
+        c.sh(&format!("stat -c '%F %a' {path}")).trim(),
+        "regular empty file 600"
+    );
+    c.sh("mkdir -p /srv/tmp");
+    let d = run(
+        &ctx(&c, false),
+        "tempfile",
+        json!({"state": "directory", "path": "/srv/tmp", "prefix": "build-"}),
+    )
+    .await
+    .unwrap();
+    let dir = d.result()["path"].as_str().unwrap().to_string();
+    assert!(dir.starts_with("/srv/tmp/build-"), "{dir}");
+    assert_eq!(
+        c.sh(&format!("stat -c '%F %a' {dir}")).trim(),
+        "directory 700"
+    );
+    let again = run(&ctx(&c, false), "tempfile", json!({"suffix": ".conf"}))
+        .await
+        .unwrap();
+    assert_ne!(again.result()["path"], f.result()["path"]);
+    assert!(
+        plan_only(&ctx(&c, false), "tempfile", json!({"prefix": "a/b"}))
+            .await
+            .is_err(),
+        "a prefix with a slash is refused"
+    );
+
+    // fetch: dest/<host>/<src>; changed once, then ok; check mode skipped; missing file.
+    c.sh("mkdir -p /etc/app && printf 'key=1\\n' > /etc/app/app.conf");
+    let local = tempfile::tempdir().unwrap();
+    let dest = local.path().join("fetched");
+    let args = json!({"src": "/etc/app/app.conf", "dest": dest.to_str().unwrap()});
+    let check = plan_only(&ctx(&c, true), "fetch", args.clone())
+        .await
+        .unwrap();
+    assert!(check.unpredictable);
+    assert!(!dest.exists(), "check mode wrote the copy");
+    let first = run(&ctx(&c, false), "fetch", args.clone()).await.unwrap();
+    assert!(first.changed());
+    let copy = dest.join(&c.name).join("etc/app/app.conf");
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "key=1\n");
+    assert_eq!(first.result()["dest"], copy.to_str().unwrap());
+    let second = run(&ctx(&c, false), "fetch", args.clone()).await.unwrap();
+    assert!(!second.changed());
+
+    // The same keys as Ansible's fetch, and the same layout.
+    let theirs_dest = local.path().join("ansible");
+    let theirs = ansible(
+        &c,
+        "fetch",
+        json!({"src": "/etc/app/app.conf", "dest": theirs_dest.to_str().unwrap()}),
+    );
+    assert_eq!(
+        std::fs::read_to_string(theirs_dest.join(&c.name).join("etc/app/app.conf")).unwrap(),
+        "key=1\n"
+    );
+    let mut ours = Value::Object(first.result().clone());
+    ours["changed"] = json!(true);
+    let theirs_keys: Vec<String> = keys(&theirs)
+        .into_iter()
+        .filter(|k| !k.starts_with('_') && !["diff", "invocation", "action"].contains(&k.as_str()))
+        .collect();
+    assert_eq!(keys(&ours), theirs_keys);
+    assert_eq!(ours["checksum"], theirs["checksum"]);
+
+    // flat with a trailing slash: dest/<basename>.
+    let flat = local.path().join("flat/");
+    run(
+        &ctx(&c, false),
+        "fetch",
+        json!({"src": "/etc/app/app.conf", "dest": format!("{}/", flat.display()), "flat": true}),
+    )
+    .await
+    .unwrap();
+    assert!(flat.join("app.conf").exists());
+
+    let plan = plan_only(
+        &ctx(&c, false),
+        "fetch",
+        json!({"src": "/nope", "dest": dest.to_str().unwrap()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        plan.failed.as_deref(),
+        Some("the remote file does not exist, not transferring, ignored")
+    );
+    let plan = plan_only(
+        &ctx(&c, false),
+        "fetch",
+        json!({"src": "/nope", "dest": dest.to_str().unwrap(), "fail_on_missing": false}),
+    )
+    .await
+    .unwrap();
+    assert!(plan.failed.is_none() && !plan.is_changed());
+}

@@ -67,6 +67,7 @@ mod blockinfile;
 mod command;
 mod copy;
 pub mod diff;
+mod fetch;
 mod file;
 pub mod fileops;
 mod find;
@@ -83,6 +84,7 @@ mod service;
 mod slurp;
 mod stat;
 mod sysctl;
+mod tempfile;
 mod template;
 mod unarchive;
 mod user;
@@ -286,6 +288,8 @@ static MODULES: &[&dyn Module] = &[
     &getent::Getent,
     &raw::Raw,
     &script::Script,
+    &tempfile::TempFile,
+    &fetch::Fetch,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
