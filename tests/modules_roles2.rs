@@ -479,3 +479,95 @@ async fn tempfile_and_fetch() {
     .unwrap();
     assert!(plan.failed.is_none() && !plan.is_changed());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uri_requests_from_the_host_like_ansible() {
+    let c = Container::start();
+    // A web server only the host can reach (127.0.0.1 inside the container).
+    c.sh(
+        "mkdir -p /srv/www && printf '{\"a\": 1}' > /srv/www/x.json && echo hi > /srv/www/page.txt \
+         && cd /srv/www && (nohup python3 -m http.server 8080 >/dev/null 2>&1 &) \
+         && for i in $(seq 50); do python3 -c 'import urllib.request as u; u.urlopen(\"http://127.0.0.1:8080/\")' 2>/dev/null && break; sleep 0.1; done",
+    );
+    let cases = [
+        json!({"url": "http://127.0.0.1:8080/x.json"}),
+        json!({"url": "http://127.0.0.1:8080/nope", "status_code": [200, 404], "return_content": true}),
+        json!({"url": "http://127.0.0.1:8080/page.txt", "return_content": true, "headers": {"X-Test": "1"}}),
+    ];
+    let volatile = [
+        "date",
+        "last_modified",
+        "elapsed",
+        "changed",
+        "action",
+        "warnings",
+        "ansible_facts",
+        "invocation",
+        "_ansible_no_log",
+    ];
+    for args in cases {
+        let check = plan_only(&ctx(&c, true), "uri", args.clone())
+            .await
+            .unwrap();
+        assert!(check.unpredictable, "uri is skipped in check mode");
+        let ours = run(&ctx(&c, false), "uri", args.clone()).await.unwrap();
+        assert!(!ours.changed());
+        let mut ours = Value::Object(ours.result().clone());
+        let mut theirs = ansible(&c, "uri", args.clone());
+        for v in [&mut ours, &mut theirs] {
+            if let Some(o) = v.as_object_mut() {
+                for k in volatile {
+                    o.remove(k);
+                }
+            }
+        }
+        assert_eq!(ours, theirs, "{args}");
+    }
+    // A refused connection and an unexpected status fail with Ansible's message.
+    let plan = plan_only(
+        &ctx(&c, false),
+        "uri",
+        json!({"url": "http://127.0.0.1:9/"}),
+    )
+    .await
+    .unwrap();
+    let theirs = ansible(&c, "uri", json!({"url": "http://127.0.0.1:9/"}));
+    assert_eq!(plan.failed.as_deref(), theirs["msg"].as_str());
+    assert_eq!(plan.result["status"], -1);
+    let plan = plan_only(
+        &ctx(&c, false),
+        "uri",
+        json!({"url": "http://127.0.0.1:8080/nope"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        plan.failed.as_deref(),
+        Some("Status code was 404 and not [200]: HTTP Error 404: File not found")
+    );
+
+    // dest: written through an op (changed), then ok when it is the same.
+    let args =
+        json!({"url": "http://127.0.0.1:8080/page.txt", "dest": "/tmp/page.txt", "mode": "0640"});
+    let first = run(&ctx(&c, false), "uri", args.clone()).await.unwrap();
+    assert!(first.changed());
+    assert_eq!(
+        c.sh("stat -c %a /tmp/page.txt; cat /tmp/page.txt"),
+        "640\nhi\n"
+    );
+    assert_eq!(first.result()["path"], "/tmp/page.txt");
+    let second = run(&ctx(&c, false), "uri", args).await.unwrap();
+    assert!(!second.changed());
+    // creates skips the request.
+    let skip = run(
+        &ctx(&c, false),
+        "uri",
+        json!({"url": "http://127.0.0.1:9/", "creates": "/tmp/page.txt"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        skip.result()["stdout"],
+        "skipped, since '/tmp/page.txt' exists"
+    );
+}

@@ -87,6 +87,7 @@ mod sysctl;
 mod tempfile;
 mod template;
 mod unarchive;
+mod uri;
 mod user;
 mod wait_for;
 
@@ -290,6 +291,7 @@ static MODULES: &[&dyn Module] = &[
     &script::Script,
     &tempfile::TempFile,
     &fetch::Fetch,
+    &uri::Uri,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
