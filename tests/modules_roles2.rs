@@ -571,3 +571,105 @@ async fn uri_requests_from_the_host_like_ansible() {
         "skipped, since '/tmp/page.txt' exists"
     );
 }
+
+/// Wheels on this machine that need no index: pip itself and two tiny test distributions.
+const WHEELS: &[&str] = &[
+    "/root/.pyenv/versions/3.11.7/lib/python3.11/ensurepip/_bundled/pip-23.2.1-py3-none-any.whl",
+    "/root/.pyenv/versions/3.13.0/lib/python3.13/test/test_importlib/metadata/data/example-21.12-py3-none-any.whl",
+    "/root/.pyenv/versions/3.13.0/lib/python3.13/test/test_importlib/metadata/data/example2-1.0.0-py3-none-any.whl",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pip_converges_in_a_virtualenv() {
+    if let Some(missing) = WHEELS.iter().find(|w| !std::path::Path::new(w).exists()) {
+        panic!("test wheel {missing} is missing on this machine");
+    }
+    let c = Container::start();
+    c.sh("mkdir -p /tmp/wheels");
+    for w in WHEELS {
+        let st = std::process::Command::new("docker")
+            .args(["cp", w, &format!("{}:/tmp/wheels/", c.name)])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    // The image has no pip and no ensurepip: a venv gets pip from its wheel.
+    c.sh(
+        "python3 -m venv --without-pip /opt/venv && /opt/venv/bin/python \
+         /tmp/wheels/pip-23.2.1-py3-none-any.whl/pip install -q --no-index \
+         /tmp/wheels/pip-23.2.1-py3-none-any.whl",
+    );
+    assert!(c
+        .sh("/opt/venv/bin/pip --version")
+        .starts_with("pip 23.2.1"));
+    let freeze = || c.sh("/opt/venv/bin/pip list --format=freeze 2>/dev/null");
+    let offline = "--no-index --find-links /tmp/wheels";
+    let (_, first) = converge(
+        &c,
+        "pip",
+        json!({"name": ["example", "example2>=1.0"], "virtualenv": "/opt/venv", "extra_args": offline}),
+        freeze,
+    )
+    .await;
+    assert!(freeze().contains("example==21.12") && freeze().contains("example2==1.0.0"));
+    let r = first.result();
+    assert!(r["stdout"]
+        .as_str()
+        .unwrap()
+        .contains("Successfully installed"));
+    assert_eq!(r["virtualenv"], "/opt/venv");
+    assert_eq!(r["state"], "present");
+    assert!(r["cmd"]
+        .as_str()
+        .unwrap()
+        .starts_with("/opt/venv/bin/pip install"));
+
+    // A version that is there is ok; one that is not is a change (and fails: not offline).
+    let ok = run(
+        &ctx(&c, true),
+        "pip",
+        json!({"name": "example", "version": "21.12", "virtualenv": "/opt/venv"}),
+    )
+    .await
+    .unwrap();
+    assert!(!ok.changed());
+    let other = run(
+        &ctx(&c, true),
+        "pip",
+        json!({"name": "example==22.0", "virtualenv": "/opt/venv"}),
+    )
+    .await
+    .unwrap();
+    assert!(other.changed());
+
+    converge(
+        &c,
+        "pip",
+        json!({"name": "example2", "state": "absent", "virtualenv": "/opt/venv"}),
+        freeze,
+    )
+    .await;
+    assert!(!freeze().contains("example2"));
+    assert!(freeze().contains("example==21.12"));
+
+    // requirements: judged with pip's dry run.
+    c.sh("echo example2==1.0.0 > /tmp/req.txt");
+    converge(
+        &c,
+        "pip",
+        json!({"requirements": "/tmp/req.txt", "virtualenv": "/opt/venv", "extra_args": offline}),
+        freeze,
+    )
+    .await;
+    assert!(freeze().contains("example2==1.0.0"));
+
+    let err = plan_only(
+        &ctx(&c, false),
+        "pip",
+        json!({"name": ["a", "b"], "version": "1"}),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("ambiguous"), "{err}");
+}

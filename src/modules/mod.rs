@@ -77,6 +77,7 @@ mod group;
 mod hostname;
 mod lineinfile;
 pub mod mode;
+mod pip;
 mod raw;
 mod replace;
 mod script;
@@ -292,6 +293,7 @@ static MODULES: &[&dyn Module] = &[
     &tempfile::TempFile,
     &fetch::Fetch,
     &uri::Uri,
+    &pip::Pip,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
