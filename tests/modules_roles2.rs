@@ -673,3 +673,119 @@ async fn pip_converges_in_a_virtualenv() {
     .to_string();
     assert!(err.contains("ambiguous"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_clones_and_updates_from_a_local_bare_repo() {
+    let c = Container::start();
+    // The image has no git: this machine's (static enough: libc, zlib, pcre2) is copied in,
+    // with the two helpers a local clone runs.
+    let git = std::process::Command::new("sh")
+        .args(["-c", "command -v git"])
+        .output()
+        .unwrap();
+    let git = String::from_utf8_lossy(&git.stdout).trim().to_string();
+    assert!(
+        !git.is_empty(),
+        "git is needed on this machine for the test"
+    );
+    let st = std::process::Command::new("docker")
+        .args(["cp", "-L", &git, &format!("{}:/usr/local/bin/git", c.name)])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let exec_path = c.sh("/usr/local/bin/git --exec-path").trim().to_string();
+    c.sh(&format!(
+        "mkdir -p {exec_path} && for h in upload-pack receive-pack; do ln -sf /usr/local/bin/git {exec_path}/git-$h; done"
+    ));
+    let git_env = "export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@x GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@x;";
+    c.sh(&format!(
+        "{git_env} git init -q --bare -b main /srv/repo.git && git init -q -b main /tmp/work && cd /tmp/work \
+         && echo one > f && git add f && git commit -qm one && git tag v1 \
+         && git remote add origin /srv/repo.git && git push -q origin main v1"
+    ));
+    assert!(c.sh("git -C /srv/repo.git rev-parse main").trim().len() == 40);
+    let head = || c.sh("git -C /opt/app rev-parse HEAD 2>&1; cat /opt/app/f 2>&1");
+    let args = json!({"repo": "/srv/repo.git", "dest": "/opt/app"});
+    let (check, first) = converge(&c, "git", args.clone(), head).await;
+    let v1 = c
+        .sh("git -C /srv/repo.git rev-parse main")
+        .trim()
+        .to_string();
+    assert_eq!(
+        check.plan.result["after"],
+        v1.as_str(),
+        "check mode knows after"
+    );
+    assert_eq!(first.result()["before"], Value::Null);
+    assert_eq!(first.result()["after"], v1.as_str());
+    assert_eq!(c.sh("cat /opt/app/f"), "one\n");
+
+    // A new commit on the remote: updated; before/after as Ansible.
+    c.sh(&format!(
+        "{git_env} cd /tmp/work && echo two > f && git commit -qam two && git push -q origin main"
+    ));
+    let v2 = c
+        .sh("git -C /srv/repo.git rev-parse main")
+        .trim()
+        .to_string();
+    let (_, upd) = converge(&c, "git", args.clone(), head).await;
+    assert_eq!(upd.result()["before"], v1.as_str());
+    assert_eq!(upd.result()["after"], v2.as_str());
+    assert_eq!(c.sh("cat /opt/app/f"), "two\n");
+
+    // A tag, then a branch name.
+    converge(
+        &c,
+        "git",
+        json!({"repo": "/srv/repo.git", "dest": "/opt/app", "version": "v1"}),
+        head,
+    )
+    .await;
+    assert_eq!(c.sh("cat /opt/app/f"), "one\n");
+    converge(
+        &c,
+        "git",
+        json!({"repo": "/srv/repo.git", "dest": "/opt/app", "version": "main"}),
+        head,
+    )
+    .await;
+    assert_eq!(c.sh("cat /opt/app/f"), "two\n");
+
+    // Local modifications: refused without force, discarded with it.
+    c.sh("echo local > /opt/app/f");
+    c.sh(&format!(
+        "{git_env} cd /tmp/work && echo three > f && git commit -qam three && git push -q origin main"
+    ));
+    let plan = plan_only(&ctx(&c, false), "git", args.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        plan.failed.as_deref(),
+        Some("Local modifications exist in the destination: /opt/app (force=no).")
+    );
+    let mut forced = args.clone();
+    forced["force"] = json!(true);
+    converge(&c, "git", forced, head).await;
+    assert_eq!(c.sh("cat /opt/app/f"), "three\n");
+
+    // update: no leaves the checkout; a depth-1 clone has one commit.
+    let no_update = run(
+        &ctx(&c, false),
+        "git",
+        json!({"repo": "/srv/repo.git", "dest": "/opt/app", "version": "v1", "update": false}),
+    )
+    .await
+    .unwrap();
+    assert!(!no_update.changed());
+    converge(
+        &c,
+        "git",
+        json!({"repo": "file:///srv/repo.git", "dest": "/opt/shallow", "depth": 1}),
+        || c.sh("git -C /opt/shallow rev-list --count HEAD 2>&1"),
+    )
+    .await;
+    assert_eq!(
+        c.sh("git -C /opt/shallow rev-list --count HEAD").trim(),
+        "1"
+    );
+}

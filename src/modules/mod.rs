@@ -73,6 +73,7 @@ pub mod fileops;
 mod find;
 mod get_url;
 mod getent;
+mod git;
 mod group;
 mod hostname;
 mod lineinfile;
@@ -294,6 +295,7 @@ static MODULES: &[&dyn Module] = &[
     &fetch::Fetch,
     &uri::Uri,
     &pip::Pip,
+    &git::Git,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
