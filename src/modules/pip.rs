@@ -208,10 +208,12 @@ impl Module for Pip {
                 let out = ctx.run("command -v pip3 || command -v pip").await?;
                 let found = out.stdout.lines().next().unwrap_or("").trim().to_string();
                 if found.is_empty() {
-                    let mut plan = Plan::default();
-                    plan.failed = Some(
-                        "Unable to find any of pip3 to use.  pip needs to be installed.".into(),
-                    );
+                    let plan = Plan {
+                        failed: Some(
+                            "Unable to find any of pip3 to use.  pip needs to be installed.".into(),
+                        ),
+                        ..Default::default()
+                    };
                     return Ok(plan);
                 }
                 sh_quote(&found)
