@@ -789,3 +789,83 @@ async fn git_clones_and_updates_from_a_local_bare_repo() {
         "1"
     );
 }
+
+/// Copies this machine's iptables (nft backend, Debian 12 like the image) into the
+/// container, which has NET_ADMIN but no iptables package.
+fn install_iptables(c: &Container) {
+    let cp = |src: &str, dest: &str| {
+        let st = std::process::Command::new("docker")
+            .args(["cp", "-L", src, &format!("{}:{dest}", c.name)])
+            .status()
+            .unwrap();
+        assert!(st.success(), "docker cp {src}");
+    };
+    cp("/usr/sbin/xtables-nft-multi", "/usr/sbin/");
+    for lib in ["libxtables.so.12", "libmnl.so.0", "libnftnl.so.11"] {
+        cp(
+            &format!("/lib/x86_64-linux-gnu/{lib}"),
+            "/lib/x86_64-linux-gnu/",
+        );
+    }
+    cp(
+        "/usr/lib/x86_64-linux-gnu/xtables",
+        "/usr/lib/x86_64-linux-gnu/",
+    );
+    c.sh("ln -sf /usr/sbin/xtables-nft-multi /usr/sbin/iptables");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iptables_rules_and_policy_like_ansible() {
+    assert!(
+        std::path::Path::new("/usr/sbin/xtables-nft-multi").exists(),
+        "the test copies this machine's iptables into the host container"
+    );
+    let c = Container::start();
+    install_iptables(&c);
+    let rules = || c.sh("iptables -S");
+    let ssh = json!({"chain": "INPUT", "protocol": "tcp", "destination_port": "22",
+                     "ctstate": ["NEW", "ESTABLISHED"], "jump": "ACCEPT", "comment": "ssh in"});
+    let (_, first) = converge(&c, "iptables", ssh.clone(), rules).await;
+    assert!(
+        rules().contains(
+            "-A INPUT -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW,ESTABLISHED -m comment --comment \"ssh in\" -j ACCEPT"
+        ),
+        "{}",
+        rules()
+    );
+    // Ansible's module sees our rule as present (ok) and reports the same result keys.
+    let theirs = ansible(&c, "iptables", ssh.clone());
+    assert_eq!(theirs["changed"], false, "{theirs}");
+    assert_eq!(theirs["rule"], first.result()["rule"]);
+    for key in [
+        "chain",
+        "table",
+        "state",
+        "ip_version",
+        "flush",
+        "chain_management",
+    ] {
+        assert_eq!(theirs[key], first.result()[key], "{key}");
+    }
+    // A rule Ansible adds is one ours finds present.
+    let web = json!({"chain": "INPUT", "protocol": "tcp", "destination_ports": ["80", "443"],
+                     "jump": "ACCEPT", "action": "insert", "rule_num": "1"});
+    assert_eq!(ansible(&c, "iptables", web.clone())["changed"], true);
+    let ours = run(&ctx(&c, true), "iptables", web).await.unwrap();
+    assert!(!ours.changed());
+    assert!(rules().contains("-A INPUT -p tcp -m multiport --dports 80,443 -j ACCEPT"));
+
+    let mut gone = ssh.clone();
+    gone["state"] = json!("absent");
+    converge(&c, "iptables", gone, rules).await;
+    assert!(!rules().contains("ssh in"));
+
+    converge(
+        &c,
+        "iptables",
+        json!({"chain": "FORWARD", "policy": "DROP"}),
+        rules,
+    )
+    .await;
+    assert!(rules().contains("-P FORWARD DROP"));
+}

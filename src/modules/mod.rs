@@ -76,6 +76,7 @@ mod getent;
 mod git;
 mod group;
 mod hostname;
+mod iptables;
 mod lineinfile;
 pub mod mode;
 mod pip;
@@ -296,6 +297,7 @@ static MODULES: &[&dyn Module] = &[
     &uri::Uri,
     &pip::Pip,
     &git::Git,
+    &iptables::Iptables,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
