@@ -7,7 +7,9 @@
 //! for classes, groups (`(?P<name>...)`), anchors and flags, and Python's `\Z` is
 //! translated to `\z`; look-around and backreferences inside the pattern do not exist in
 //! the crate and are refused with an error naming the argument before the host is touched.
-//! The replacement takes Python's `\1`, `\g<1>`, `\g<name>`, `\n`, `\t`.
+//! The replacement takes Python's `\1`, `\g<1>`, `\g<name>`, `\n`, `\t`. One difference in
+//! substitution: an empty match right after a match is not replaced here (Python 3.7+
+//! replaces it: `x*` -> `-` on `abxd` gives `-a-b--d-` there, `-a-b-d-` here).
 
 use async_trait::async_trait;
 use regex::Regex;
@@ -287,6 +289,20 @@ mod tests {
             Outcome::NoSection(m) => assert!(m.contains("nope(?P<subsection>.*)"), "{m}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn blank_lines_and_empty_matches() {
+        // A common role task: drop blank lines.
+        assert_eq!(
+            run("a\n\n  \nb\n", r"^\s*\n", "", None, None),
+            Outcome::Replaced("a\nb\n".into(), 1)
+        );
+        // Python (3.7+) also replaces the empty match right after "x": "-a-b--d-".
+        assert_eq!(
+            run("abxd", "x*", "-", None, None),
+            Outcome::Replaced("-a-b-d-".into(), 4)
+        );
     }
 
     #[test]
