@@ -67,20 +67,31 @@ mod blockinfile;
 mod command;
 mod copy;
 pub mod diff;
+mod fetch;
 mod file;
 pub mod fileops;
+mod find;
 mod get_url;
+mod getent;
+mod git;
 mod group;
 mod hostname;
+mod iptables;
 mod lineinfile;
 pub mod mode;
+mod pip;
+mod raw;
+mod replace;
+mod script;
 mod service;
 mod setup;
 mod slurp;
 mod stat;
 mod sysctl;
+mod tempfile;
 mod template;
 mod unarchive;
+mod uri;
 mod user;
 mod wait_for;
 
@@ -272,6 +283,17 @@ static MODULES: &[&dyn Module] = &[
     &hostname::Hostname,
     &sysctl::Sysctl,
     &setup::Setup,
+    &replace::Replace,
+    &find::Find,
+    &getent::Getent,
+    &raw::Raw,
+    &script::Script,
+    &tempfile::TempFile,
+    &fetch::Fetch,
+    &uri::Uri,
+    &pip::Pip,
+    &git::Git,
+    &iptables::Iptables,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
