@@ -13,6 +13,7 @@ use crate::playbook::{Play, Playbook};
 use crate::Vars;
 
 mod connect;
+mod fallback;
 pub mod facts;
 pub mod loops;
 mod play;
