@@ -18,6 +18,23 @@ use crate::Vars;
 /// interpreter discovery finds on Debian and most current distributions).
 const DEFAULT_INTERPRETER: &str = "/usr/bin/python3";
 
+/// `--native-only`: an error naming every task that would run one of Ansible's modules.
+pub fn refuse_fallback(playbook: &crate::playbook::Playbook) -> anyhow::Result<()> {
+    if playbook.fallback.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = playbook
+        .fallback
+        .iter()
+        .map(|u| format!("{}: module '{}' ({}) is not native", u.loc, u.name, u.fqcn))
+        .collect();
+    anyhow::bail!(
+        "--native-only: {} task(s) would run Ansible's own module:\n{}",
+        lines.len(),
+        lines.join("\n")
+    )
+}
+
 impl PlayRun<'_> {
     /// Runs `module` (as the task names it) with the installed Ansible's module.
     pub(super) async fn run_fallback(
