@@ -76,8 +76,12 @@ def build(req):
         module_compression=compression,
         environment=req.get("environment") or {},
     )
-    if built.module_style not in ("new", "old", "non_native_want_json"):
-        raise ValueError("module style %r cannot be run by infra" % built.module_style)
+    if built.module_style != "new":
+        # Old-style and non-Python modules need their arguments in a file on the host;
+        # Ansible itself does not pipeline them.
+        raise ValueError(
+            "%s is a %r module, not an AnsiballZ one: infra cannot run it" % (req["fqcn"], built.module_style)
+        )
     return {"payload": base64.b64encode(built.b_module_data).decode("ascii"), "style": built.module_style}
 
 
