@@ -70,7 +70,13 @@ async fn an_ansible_module_converges_over_one_ssh_connection() {
     let server = TestSshd::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_files(d, &[("inv.yaml", &ssh_inventory(&server, d, "")), ("site.yml", INI)]);
+    write_files(
+        d,
+        &[
+            ("inv.yaml", &ssh_inventory(&server, d, "")),
+            ("site.yml", INI),
+        ],
+    );
     let ini = d.join("app.ini");
 
     // Check mode with --diff: reported changed, shown as a diff, nothing written.
@@ -129,7 +135,13 @@ async fn a_failing_module_call_fails_the_task_with_the_modules_message() {
     - name: a bad argument
       community.general.ini_file: {path: "{{ base }}/x.ini", section: a, colour: red}
 "#;
-    write_files(d, &[("inv.yaml", &ssh_inventory(&server, d, "")), ("site.yml", play)]);
+    write_files(
+        d,
+        &[
+            ("inv.yaml", &ssh_inventory(&server, d, "")),
+            ("site.yml", play),
+        ],
+    );
     let (recap, out) = run_ok(ssh_options(d, "site.yml", &server)).await;
     let s = &recap.hosts["s1"];
     assert_eq!((s.ok, s.failed, s.ignored), (2, 1, 1), "{out}");
@@ -183,16 +195,24 @@ fn an_unknown_module_in_a_static_import_is_a_load_error() {
     ]);
     let (code, _, err) = infra(&["play", "site.yml", "-i", "inv.yaml"], dir.path());
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("tasks.yml:2:3: unknown module 'no_such_module_xyz'"), "{err}");
     assert!(
-        err.contains("tasks.yml:3:3: unknown module 'ansible.builtin.lineinfle', did you mean 'lineinfile'?"),
+        err.contains("tasks.yml:2:3: unknown module 'no_such_module_xyz'"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "tasks.yml:3:3: unknown module 'ansible.builtin.lineinfle', did you mean 'lineinfile'?"
+        ),
         "{err}"
     );
     assert!(
         err.contains("site.yml:5:7: module 'ansible.posix.synchronize' (ansible.posix.synchronize) needs Ansible's controller-side action plugin"),
         "{err}"
     );
-    assert!(!err.contains("unreachable") && !err.contains("UNREACHABLE"), "{err}");
+    assert!(
+        !err.contains("unreachable") && !err.contains("UNREACHABLE"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -13,8 +13,8 @@ use crate::playbook::{Play, Playbook};
 use crate::Vars;
 
 mod connect;
-mod fallback;
 pub mod facts;
+mod fallback;
 pub mod loops;
 mod play;
 pub mod result;

@@ -95,9 +95,7 @@ fn resolution_of(a: &Value) -> Resolution {
     match (s("fqcn"), s("path"), s("action")) {
         (Some(fqcn), _, Some(action)) => Resolution::NeedsAction { fqcn, action },
         (Some(fqcn), Some(path), None) => Resolution::Module { fqcn, path },
-        _ => Resolution::NotFound {
-            reason: s("error"),
-        },
+        _ => Resolution::NotFound { reason: s("error") },
     }
 }
 
@@ -190,7 +188,11 @@ pub async fn run(transport: &dyn Transport, call: &Call) -> anyhow::Result<Modul
         env: call.env.clone(),
         chdir: None,
     };
-    let cmd = format!("{} -c {}", shell::quote(&call.interpreter), shell::quote(READ_STDIN));
+    let cmd = format!(
+        "{} -c {}",
+        shell::quote(&call.interpreter),
+        shell::quote(READ_STDIN)
+    );
     let out = transport.exec(&cmd, &opts).await?;
     Ok(result::parse(&out))
 }

@@ -149,11 +149,8 @@ fn text_diff(d: &Value) -> Option<TextDiff> {
             s
         }
     };
-    let header = |k: &str, default: &str| {
-        obj.get(k)
-            .map(text)
-            .unwrap_or_else(|| default.to_string())
-    };
+    let header =
+        |k: &str, default: &str| obj.get(k).map(text).unwrap_or_else(|| default.to_string());
     Some(TextDiff {
         before_header: header("before_header", "before"),
         after_header: header("after_header", "after"),
@@ -234,7 +231,10 @@ mod tests {
     fn no_json_is_a_module_failure() {
         let r = parse(&out("Traceback ...\n", 1));
         assert_eq!(r.verdict, Verdict::Failed);
-        assert!(r.result["msg"].as_str().unwrap().starts_with("MODULE FAILURE"));
+        assert!(r.result["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("MODULE FAILURE"));
         assert_eq!(r.result["module_stderr"], json!("boom"));
         assert_eq!(r.result["rc"], json!(1));
         assert_eq!(r.result["changed"], json!(false));
