@@ -59,7 +59,8 @@ const INI: &str = r#"
         that:
           - ini.path == base ~ '/app.ini'
           - ini.mode | default('0640') == '0640'
-          - ini.invocation.module_args.section == 'server'
+          - "'invocation' not in ini"
+          - ini.state | default('file') == 'file'
           - ini.msg in ['section and option added', 'OK']
           - ini.changed == (ini.msg != 'OK')
 "#;
@@ -148,6 +149,36 @@ async fn a_failing_module_call_fails_the_task_with_the_modules_message() {
     assert!(out.contains("Unsupported parameters"), "{out}");
     assert!(out.contains("colour"), "{out}");
     assert_eq!(recap.exit_code(), 2);
+}
+
+#[tokio::test]
+async fn become_runs_the_module_as_the_become_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _serial = SSH_COUNT.lock().await;
+    let server = TestSshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A folder `nobody` may write in (the temp dir itself is root's alone).
+    let shared = tempfile::Builder::new()
+        .prefix("infra-fallback-become")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let play = format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - community.general.ini_file: {{path: {}/b.ini, section: a, option: b, value: c}}\n      become: true\n      become_user: nobody\n      register: r\n    - assert: {{that: [\"r.owner == 'nobody'\"]}}\n",
+        shared.path().display()
+    );
+    write_files(d, &[("inv.yaml", &ssh_inventory(&server, d, "")), ("site.yml", &play)]);
+    let (recap, out) = run_ok(ssh_options(d, "site.yml", &server)).await;
+    let s = &recap.hosts["s1"];
+    assert_eq!((s.changed, s.failed), (1, 0), "{out}");
+    let meta = std::fs::metadata(shared.path().join("b.ini")).unwrap();
+    let nobody = std::process::Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .unwrap();
+    let nobody: u32 = String::from_utf8_lossy(&nobody.stdout).trim().parse().unwrap();
+    assert_eq!(meta.uid(), nobody, "{out}");
 }
 
 #[tokio::test]

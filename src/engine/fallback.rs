@@ -100,7 +100,11 @@ impl PlayRun<'_> {
             Verdict::Skipped => Status::Skipped,
             Verdict::Failed => Status::Failed,
         };
-        let mut o = Outcome::new(status, ran.result);
+        let mut result = ran.result;
+        // Ansible registers a module's result without `invocation` (and shows it only
+        // from -vvv).
+        result.remove("invocation");
+        let mut o = Outcome::new(status, result);
         if status == Status::Failed {
             o.result.entry("msg").or_insert_with(|| {
                 Value::from(format!("the module {fqcn} failed without a message"))

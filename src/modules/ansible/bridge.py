@@ -4,7 +4,8 @@ One process per run. Requests and answers are JSON, one per line, on stdin/stdou
 
   {"op": "resolve", "items": [{"name": "timezone", "collections": []}, ...]}
     -> {"ok": true, "items": [{"fqcn": ..., "path": ..., "action": ..., "error": ...}, ...]}
-  {"op": "build", "fqcn": ..., "path": ..., "args": {...}, "interpreter": "/usr/bin/python3"}
+  {"op": "build", "fqcn": ..., "path": ..., "args": {...}, "interpreter": "/usr/bin/python3",
+   "task": {"check_mode": false, "diff": false, "no_log": false, "verbosity": 0}}
     -> {"ok": true, "payload": "<base64 of the AnsiballZ script>"}
 
 Names are resolved by Ansible's own plugin loader (ANSIBLE_COLLECTIONS_PATH, routing and
@@ -22,6 +23,8 @@ sys.stdout = sys.stderr
 
 from ansible import constants as C  # noqa: E402
 from ansible.executor.module_common import modify_module  # noqa: E402
+from ansible.module_utils._internal import _traceback  # noqa: E402
+from ansible.release import __version__  # noqa: E402
 from ansible.parsing.dataloader import DataLoader  # noqa: E402
 from ansible.plugins.loader import action_loader, init_plugin_loader, module_loader  # noqa: E402
 from ansible.template import Templar  # noqa: E402
@@ -63,14 +66,42 @@ def resolve_one(name, collections):
     }
 
 
+def internal_args(req):
+    """The `_ansible_*` arguments Ansible's action base adds to every module call
+    (ActionBase._update_module_args), for a pipelined run without a remote temp dir."""
+    task = req.get("task") or {}
+    no_target_syslog = C.config.get_config_value("DEFAULT_NO_TARGET_SYSLOG")
+    return {
+        "_ansible_check_mode": bool(task.get("check_mode")),
+        "_ansible_no_log": bool(task.get("no_log")) or bool(no_target_syslog),
+        "_ansible_debug": C.DEFAULT_DEBUG,
+        "_ansible_diff": bool(task.get("diff")),
+        "_ansible_verbosity": int(task.get("verbosity") or 0),
+        "_ansible_version": __version__,
+        "_ansible_module_name": req["fqcn"],
+        "_ansible_syslog_facility": C.DEFAULT_SYSLOG_FACILITY,
+        "_ansible_selinux_special_fs": C.DEFAULT_SELINUX_SPECIAL_FS,
+        "_ansible_socket": None,
+        "_ansible_shell_executable": "/bin/sh",
+        "_ansible_keep_remote_files": C.DEFAULT_KEEP_REMOTE_FILES,
+        "_ansible_tmpdir": None,
+        "_ansible_remote_tmp": "~/.ansible/tmp",
+        "_ansible_ignore_unknown_opts": False,
+        "_ansible_target_log_info": C.config.get_config_value("TARGET_LOG_INFO"),
+        "_ansible_tracebacks_for": _traceback.traceback_for(),
+    }
+
+
 def build(req):
+    args = dict(req["args"])
+    args.update(internal_args(req))
     task_vars = {"ansible_python_interpreter": req.get("interpreter") or "/usr/bin/python3"}
     templar = Templar(loader=DataLoader(), variables=task_vars)
     compression = C.config.get_config_value("DEFAULT_MODULE_COMPRESSION")
     built = modify_module(
         module_name=req["fqcn"],
         module_path=req["path"],
-        module_args=req["args"],
+        module_args=args,
         templar=templar,
         task_vars=task_vars,
         module_compression=compression,

@@ -124,37 +124,6 @@ pub struct Call {
     pub env: Vec<(String, String)>,
 }
 
-impl Call {
-    /// The module's arguments plus the internal ones Ansible's action base adds
-    /// (`_update_module_args`), as a pipelined run with no remote temp dir sees them.
-    fn module_args(&self) -> Vars {
-        let mut args = self.args.clone();
-        let internal = json!({
-            "_ansible_check_mode": self.check_mode,
-            "_ansible_no_log": self.no_log,
-            "_ansible_debug": false,
-            "_ansible_diff": self.diff,
-            "_ansible_verbosity": self.verbosity,
-            "_ansible_version": "2.19.14",
-            "_ansible_module_name": self.fqcn,
-            "_ansible_syslog_facility": "LOG_USER",
-            "_ansible_selinux_special_fs": ["fuse", "nfs", "vboxsf", "ramfs", "9p", "vfat"],
-            "_ansible_socket": null,
-            "_ansible_shell_executable": "/bin/sh",
-            "_ansible_keep_remote_files": false,
-            "_ansible_tmpdir": null,
-            "_ansible_remote_tmp": "~/.ansible/tmp",
-            "_ansible_ignore_unknown_opts": false,
-            "_ansible_target_log_info": null,
-            "_ansible_tracebacks_for": [],
-        });
-        if let Value::Object(internal) = internal {
-            args.extend(internal);
-        }
-        args
-    }
-}
-
 /// What the host's Python runs: the payload read from stdin in one go. (`python3` reading
 /// a script from a pipe itself reads it a byte per system call: 600 000 reads for a
 /// typical payload, about a third of a second.)
@@ -168,8 +137,15 @@ pub async fn run(transport: &dyn Transport, call: &Call) -> anyhow::Result<Modul
         "op": "build",
         "fqcn": call.fqcn,
         "path": call.path,
-        "args": Value::Object(call.module_args()),
+        "args": Value::Object(call.args.clone()),
         "interpreter": call.interpreter,
+        // The bridge adds Ansible's `_ansible_*` internal arguments from these.
+        "task": {
+            "check_mode": call.check_mode,
+            "diff": call.diff,
+            "no_log": call.no_log,
+            "verbosity": call.verbosity,
+        },
     });
     let answer = tokio::task::spawn_blocking(move || bridge::call(&request))
         .await
