@@ -168,7 +168,13 @@ async fn become_runs_the_module_as_the_become_user() {
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - community.general.ini_file: {{path: {}/b.ini, section: a, option: b, value: c}}\n      become: true\n      become_user: nobody\n      register: r\n    - assert: {{that: [\"r.owner == 'nobody'\"]}}\n",
         shared.path().display()
     );
-    write_files(d, &[("inv.yaml", &ssh_inventory(&server, d, "")), ("site.yml", &play)]);
+    write_files(
+        d,
+        &[
+            ("inv.yaml", &ssh_inventory(&server, d, "")),
+            ("site.yml", &play),
+        ],
+    );
     let (recap, out) = run_ok(ssh_options(d, "site.yml", &server)).await;
     let s = &recap.hosts["s1"];
     assert_eq!((s.changed, s.failed), (1, 0), "{out}");
@@ -177,7 +183,10 @@ async fn become_runs_the_module_as_the_become_user() {
         .args(["-u", "nobody"])
         .output()
         .unwrap();
-    let nobody: u32 = String::from_utf8_lossy(&nobody.stdout).trim().parse().unwrap();
+    let nobody: u32 = String::from_utf8_lossy(&nobody.stdout)
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(meta.uid(), nobody, "{out}");
 }
 
@@ -323,4 +332,58 @@ async fn bench_fallback_task_against_native_task() {
             best * 1000.0 / N as f64
         );
     }
+}
+
+/// Runs the infra binary with `INFRA_ANSIBLE_PYTHON` set.
+fn infra_with_python(args: &[&str], cwd: &Path, python: &str) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_infra"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env("INFRA_ANSIBLE_PYTHON", python)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn without_ansible_native_playbooks_run_and_unknown_modules_say_why() {
+    let dir = tree(&[
+        ("inv.yaml", "all:\n  hosts:\n    h: {ansible_connection: local}\n"),
+        (
+            "native.yml",
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=native\n",
+        ),
+        (
+            "other.yml",
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - community.general.ini_file: {path: /x}\n    - debgu: msg=x\n",
+        ),
+    ]);
+    let missing = "/nonexistent/python3";
+    // No module needs Ansible: Python is never started.
+    let (code, out, err) = infra_with_python(
+        &["play", "native.yml", "-i", "inv.yaml"],
+        dir.path(),
+        missing,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = infra_with_python(
+        &["play", "other.yml", "-i", "inv.yaml"],
+        dir.path(),
+        missing,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("other.yml:4:7: unknown module 'community.general.ini_file' (Ansible could not be asked: "),
+        "{err}"
+    );
+    assert!(err.contains("INFRA_ANSIBLE_PYTHON"), "{err}");
+    assert!(
+        err.contains("other.yml:5:7: unknown module 'debgu', did you mean 'debug'? (Ansible could not be asked"),
+        "{err}"
+    );
 }

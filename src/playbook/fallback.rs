@@ -70,14 +70,14 @@ impl Loader<'_> {
                 Resolution::NeedsAction { fqcn, action } => needs_action(&p.name, &fqcn, &action),
                 Resolution::NotFound { reason } => {
                     let short = keywords::short_name(&p.name);
+                    let hint = did_you_mean(short, names.iter().copied());
                     match reason {
-                        Some(r) if r.starts_with(' ') => format!("unknown module '{}'{r}", p.name),
+                        // Ansible could not be asked: the hint still helps with typos.
+                        Some(r) if r.starts_with(' ') => {
+                            format!("unknown module '{}'{hint}{r}", p.name)
+                        }
                         Some(r) => format!("unknown module '{}': {r}", p.name),
-                        None => format!(
-                            "unknown module '{}'{}",
-                            p.name,
-                            did_you_mean(short, names.iter().copied())
-                        ),
+                        None => format!("unknown module '{}'{hint}", p.name),
                     }
                 }
             };

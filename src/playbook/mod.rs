@@ -1,10 +1,12 @@
 //! The playbook model and its YAML loader. Loading resolves roles and static includes
 //! (`import_tasks`, `import_role`, and `include_*` whose file name has no template), and
 //! validates every task (known module, known arguments, known keywords) before anything
-//! runs; every error names file:line:col.
+//! runs; every error names file:line:col. Module names that are not native are resolved
+//! together at the end of the load by the installed Ansible ([`fallback`]).
 //!
 //! Owns: the model below, YAML parsing with positions, role layout, validation.
-//! May call: modules (argument specs only), template (syntax checks only).
+//! May call: modules (argument specs, and `modules::ansible` to resolve names), template
+//! (syntax checks only).
 
 mod args;
 mod error;

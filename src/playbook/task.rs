@@ -19,7 +19,8 @@ const FALLBACK_SPEC: crate::modules::ArgSpec = crate::modules::ArgSpec {
     one_of: &[],
 };
 
-/// The action a task names: its short name, where the key is, and its value.
+/// The action a task names: its short name (as written for a module of the fallback,
+/// which Ansible resolves), where the key is, and its value.
 pub(super) struct Action {
     pub name: String,
     pub key_pos: Pos,
