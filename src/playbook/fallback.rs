@@ -144,3 +144,123 @@ pub fn unresolved_modules(tasks: &[Task]) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::modules::ansible::NameKey;
+    use crate::modules::ArgSpec;
+    use crate::playbook::{load_with, BuiltinModules, ModuleRegistry};
+
+    /// The real module specs, and a fallback that knows the names starting with `ok_`
+    /// and records what it was asked.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<Vec<NameKey>>>);
+
+    impl ModuleRegistry for Recording {
+        fn spec(&self, name: &str) -> Option<ArgSpec> {
+            BuiltinModules.spec(name)
+        }
+        fn names(&self) -> Vec<&'static str> {
+            BuiltinModules.names()
+        }
+        fn resolve_fallback(&self, names: &[NameKey]) -> Option<anyhow::Result<Vec<Resolution>>> {
+            if !names.is_empty() {
+                self.0.lock().unwrap().push(names.to_vec());
+            }
+            Some(Ok(names
+                .iter()
+                .map(|(n, _)| match n.strip_prefix("ok_") {
+                    Some(short) => Resolution::Module {
+                        fqcn: format!("x.y.{short}"),
+                        path: "/m.py".into(),
+                    },
+                    None => Resolution::NotFound { reason: None },
+                })
+                .collect()))
+        }
+    }
+
+    fn write(dir: &std::path::Path, files: &[(&str, &str)]) {
+        for (rel, text) in files {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+    }
+
+    #[test]
+    fn names_are_resolved_once_with_the_collections_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                (
+                    "play.yml",
+                    "- hosts: all\n  collections: [p.c]\n  roles: [r]\n  tasks:\n    - ok_a: {x: 1}\n    - block:\n        - ok_b: x=1 y=2\n      collections: [b.c]\n    - ok_c: {}\n      collections: [t.c]\n    - debug: msg=native\n",
+                ),
+                ("roles/r/meta/main.yml", "collections: [r.c]\n"),
+                ("roles/r/tasks/main.yml", "- ok_d: {}\n"),
+            ],
+        );
+        let reg = Recording::default();
+        let book = load_with(&dir.path().join("play.yml"), &[], &reg).unwrap();
+        let asked = reg.0.lock().unwrap().clone();
+        let key = |n: &str, c: &str| (n.to_string(), vec![c.to_string()]);
+        assert_eq!(
+            asked,
+            [vec![
+                key("ok_d", "r.c"),
+                key("ok_a", "p.c"),
+                key("ok_b", "b.c"),
+                key("ok_c", "t.c"),
+            ]]
+        );
+        let names: Vec<&str> = book.fallback.iter().map(|u| u.fqcn.as_str()).collect();
+        assert_eq!(names, ["x.y.d", "x.y.a", "x.y.b", "x.y.c"]);
+        assert_eq!(book.plays[0].collections, ["p.c"]);
+        assert_eq!(book.plays[0].roles[0].collections, ["r.c"]);
+    }
+
+    #[test]
+    fn unknown_names_fail_the_load_unless_dynamically_included() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                (
+                    "play.yml",
+                    "- hosts: all\n  tasks:\n    - include_tasks: dyn.yml\n    - import_tasks: static.yml\n",
+                ),
+                ("dyn.yml", "- nope_dynamic: {}\n"),
+                ("static.yml", "- name: s\n  nope_static: {}\n"),
+            ],
+        );
+        let reg = Recording::default();
+        let err = load_with(&dir.path().join("play.yml"), &[], &reg).unwrap_err();
+        let errors = err
+            .downcast::<crate::playbook::LoadErrors>()
+            .unwrap()
+            .errors;
+        let messages: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}:{}: {}", e.loc.line, e.loc.col, e.message))
+            .collect();
+        assert_eq!(messages, ["2:3: unknown module 'nope_static'"]);
+        assert_eq!(reg.0.lock().unwrap()[0].len(), 2, "both names asked once");
+    }
+
+    #[test]
+    fn a_native_playbook_asks_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[("play.yml", "- hosts: all\n  tasks:\n    - debug: msg=x\n")],
+        );
+        let reg = Recording::default();
+        load_with(&dir.path().join("play.yml"), &[], &reg).unwrap();
+        assert!(reg.0.lock().unwrap().is_empty());
+    }
+}
