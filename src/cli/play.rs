@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// repeatable).
     #[arg(long = "roles-path", value_delimiter = ':')]
     pub roles_path: Vec<PathBuf>,
+    /// Refuse a playbook that needs a module infra does not implement itself (one that
+    /// would run as Ansible's own module), before any host is contacted.
+    #[arg(long)]
+    pub native_only: bool,
 }
 
 impl RunArgs {
@@ -82,6 +86,7 @@ impl RunArgs {
             known_hosts: self.known_hosts,
             roles_path: self.roles_path,
             verbosity: self.verbose,
+            native_only: self.native_only,
         })
     }
 }

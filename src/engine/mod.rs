@@ -15,6 +15,7 @@ use crate::Vars;
 mod connect;
 pub mod facts;
 mod include_vars;
+mod fallback;
 pub mod loops;
 mod play;
 pub mod result;
@@ -47,6 +48,8 @@ pub struct RunOptions {
     pub known_hosts: Vec<PathBuf>,
     pub roles_path: Vec<PathBuf>,
     pub verbosity: u8,
+    /// Refuse a playbook with tasks that need Ansible's modules (the fallback).
+    pub native_only: bool,
 }
 
 impl RunOptions {
@@ -68,6 +71,7 @@ impl RunOptions {
             known_hosts: Vec::new(),
             roles_path: Vec::new(),
             verbosity: 0,
+            native_only: false,
         }
     }
 }
@@ -123,6 +127,9 @@ struct Prepared {
 
 fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
     let playbook = crate::playbook::load(&opts.playbook, &opts.roles_path)?;
+    if opts.native_only {
+        fallback::refuse_fallback(&playbook)?;
+    }
     let mut inventory = opts.inventory.clone();
     let dir = playbook.dir();
     inventory

@@ -759,7 +759,10 @@ impl<'a> PlayRun<'a> {
             let role = task.role.clone().or_else(|| frame.role.clone());
             let loaded = match &task.kind {
                 TaskKind::IncludeTasks { loaded, .. } => match loaded {
-                    Some(tasks) => Ok((Arc::new(tasks.clone()), role.clone())),
+                    Some(tasks) => match playbook::fallback::unresolved_modules(tasks)[..] {
+                        [] => Ok((Arc::new(tasks.clone()), role.clone())),
+                        ref errors => Err(format!("include_tasks {target}: {}", errors.join("; "))),
+                    },
                     None => self
                         .load_include(&target, task, role.as_deref())
                         .map(|t| (t, role.clone())),
@@ -767,7 +770,10 @@ impl<'a> PlayRun<'a> {
                 TaskKind::IncludeRole {
                     loaded, tasks_from, ..
                 } => match loaded {
-                    Some(r) => Ok((Arc::new(r.tasks.clone()), Some(r.clone()))),
+                    Some(r) => match playbook::fallback::unresolved_modules(&r.tasks)[..] {
+                        [] => Ok((Arc::new(r.tasks.clone()), Some(r.clone()))),
+                        ref errors => Err(format!("include_role {target}: {}", errors.join("; "))),
+                    },
                     None => self
                         .load_role(&target, tasks_from.as_deref())
                         .map(|r| (Arc::new(r.tasks.clone()), Some(r))),

@@ -813,7 +813,7 @@ impl PlayRun<'_> {
     }
 
     /// The transport a task uses: its host's, or the `delegate_to` target's.
-    async fn transport_for(
+    pub(super) async fn transport_for(
         &self,
         task: &Task,
         host: &str,
@@ -849,7 +849,9 @@ impl PlayRun<'_> {
         vars: &Vars,
     ) -> Outcome {
         let Some(m) = modules::lookup(module) else {
-            return Outcome::failed(format!("couldn't resolve module/action '{module}'"));
+            return self
+                .run_fallback(task, frame, host, module, args, vars)
+                .await;
         };
         let transport = match self.transport_for(task, host, vars).await {
             Ok(t) => t,
@@ -946,7 +948,7 @@ impl PlayRun<'_> {
         o
     }
 
-    fn environment(
+    pub(super) fn environment(
         &self,
         task: &Task,
         frame: &Frame,
@@ -970,7 +972,7 @@ impl PlayRun<'_> {
 
     /// Privilege escalation. As in Ansible, the `ansible_become*` variables win over the
     /// `become`/`become_user` keywords (task, then blocks, then play).
-    fn become_for(&self, task: &Task, frame: &Frame, vars: &Vars) -> Option<Become> {
+    pub(super) fn become_for(&self, task: &Task, frame: &Frame, vars: &Vars) -> Option<Become> {
         let on = task.become_.or(frame.become_).or(self.play.become_);
         let user = task
             .become_user

@@ -60,6 +60,7 @@ use crate::transport::{Become, ExecOptions, ExecOutput, FileAttrs, Transport};
 use crate::Vars;
 
 mod actions;
+pub mod ansible;
 mod apply;
 mod apt;
 pub mod args;

@@ -69,7 +69,11 @@ impl Loader<'_> {
             });
         }
         let path = self.resolve_task_file(&task_file, ctx, action.key_pos)?;
-        let loaded = self.tasks_file(&path, ctx, &file, action.key_pos)?;
+        let dynamic = usize::from(!name.ends_with("import_tasks"));
+        self.dynamic += dynamic;
+        let loaded = self.tasks_file(&path, ctx, &file, action.key_pos);
+        self.dynamic -= dynamic;
+        let loaded = loaded?;
         Some(TaskKind::IncludeTasks {
             file: path.display().to_string(),
             loaded: Some(loaded),
@@ -202,6 +206,8 @@ impl Loader<'_> {
             .iter()
             .map(|(sub, f, _)| (*sub, f.clone()))
             .collect();
+        let dynamic = usize::from(!action_name.ends_with("import_role"));
+        self.dynamic += dynamic;
         let loaded = self.role_for_include(
             &name,
             tasks_from.as_deref(),
@@ -209,7 +215,9 @@ impl Loader<'_> {
             &search,
             ctx,
             action.key_pos,
-        )?;
+        );
+        self.dynamic -= dynamic;
+        let loaded = loaded?;
         Some(TaskKind::IncludeRole {
             name,
             tasks_from,

@@ -18,6 +18,8 @@ pub(super) struct Inherited {
     pub become_: Option<bool>,
     pub become_user: Option<String>,
     pub environment: Vars,
+    /// `collections:` of the play, role (meta/main.yml) or block.
+    pub collections: Vec<String>,
 }
 
 /// Where the tasks being parsed come from.
@@ -48,6 +50,13 @@ pub(super) struct Loader<'r> {
     pub errors: Vec<LoadError>,
     /// Canonical paths of the playbooks, task files and roles being loaded, innermost last.
     pub stack: Vec<PathBuf>,
+    /// Module names not in the registry, resolved together at the end of the load.
+    pub pending: Vec<super::fallback::Pending>,
+    /// How many dynamic includes (`include_tasks`, `include_role`) the tasks being read
+    /// are inside: an unknown module there is an error only on a host that includes it.
+    pub dynamic: usize,
+    /// The registry resolves unknown names with a fallback (see [`ModuleRegistry`]).
+    pub fallback: bool,
 }
 
 impl<'r> Loader<'r> {
@@ -62,6 +71,9 @@ impl<'r> Loader<'r> {
             playbook_dir,
             errors: Vec::new(),
             stack: Vec::new(),
+            pending: Vec::new(),
+            dynamic: 0,
+            fallback: registry.resolve_fallback(&[]).is_some(),
         }
     }
 

@@ -1,13 +1,16 @@
 //! The playbook model and its YAML loader. Loading resolves roles and static includes
 //! (`import_tasks`, `import_role`, and `include_*` whose file name has no template), and
 //! validates every task (known module, known arguments, known keywords) before anything
-//! runs; every error names file:line:col.
+//! runs; every error names file:line:col. Module names that are not native are resolved
+//! together at the end of the load by the installed Ansible ([`fallback`]).
 //!
 //! Owns: the model below, YAML parsing with positions, role layout, validation.
-//! May call: modules (argument specs only), template (syntax checks only).
+//! May call: modules (argument specs, and `modules::ansible` to resolve names), template
+//! (syntax checks only).
 
 mod args;
 mod error;
+pub mod fallback;
 mod include;
 pub mod keywords;
 mod kv;
@@ -46,6 +49,8 @@ impl std::fmt::Display for Location {
 pub struct Playbook {
     pub path: PathBuf,
     pub plays: Vec<Play>,
+    /// The tasks that run an Ansible module through the fallback (for `--native-only`).
+    pub fallback: Vec<fallback::FallbackUse>,
 }
 
 impl Playbook {
@@ -100,6 +105,8 @@ pub struct Play {
     pub tags: Vec<String>,
     pub check_mode: Option<bool>,
     pub diff: Option<bool>,
+    /// `collections:`: where short names of modules that are not native are looked for.
+    pub collections: Vec<String>,
     pub loc: Location,
 }
 
@@ -118,6 +125,8 @@ pub struct Role {
     /// Tags and `when` given where the role is used; they apply to all its tasks.
     pub tags: Vec<String>,
     pub when: Vec<String>,
+    /// `collections:` of its meta/main.yml (its tasks look for short module names there).
+    pub collections: Vec<String>,
 }
 
 /// The loop of a task: `loop:`, `with_items:` (flattened one level), `with_dict:`.
@@ -212,6 +221,9 @@ pub struct Task {
     /// This holds the role's metadata (name, path, defaults, vars, params, tags, when);
     /// its `tasks` and `handlers` lists are empty here.
     pub role: Option<Arc<Role>>,
+    /// The `collections:` in force (the task's, else its block's, role's or play's): where
+    /// a short module name that is not native is looked for.
+    pub collections: Vec<String>,
     pub loc: Location,
 }
 
@@ -239,6 +251,15 @@ pub trait ModuleRegistry {
     fn spec(&self, name: &str) -> Option<ArgSpec>;
     /// All module names, for "did you mean" suggestions.
     fn names(&self) -> Vec<&'static str>;
+    /// Resolves names that are not in this registry with another provider (the installed
+    /// Ansible, see [`fallback`]). `None`: there is none, and an unknown name is an error
+    /// as soon as it is read.
+    fn resolve_fallback(
+        &self,
+        _names: &[crate::modules::ansible::NameKey],
+    ) -> Option<anyhow::Result<Vec<crate::modules::ansible::Resolution>>> {
+        None
+    }
 }
 
 /// The modules of this binary ([`crate::modules::lookup`]).
@@ -250,6 +271,12 @@ impl ModuleRegistry for BuiltinModules {
     }
     fn names(&self) -> Vec<&'static str> {
         crate::modules::names()
+    }
+    fn resolve_fallback(
+        &self,
+        names: &[crate::modules::ansible::NameKey],
+    ) -> Option<anyhow::Result<Vec<crate::modules::ansible::Resolution>>> {
+        Some(crate::modules::ansible::resolve(names))
     }
 }
 
@@ -267,9 +294,11 @@ pub fn load_with(
 ) -> anyhow::Result<Playbook> {
     let mut loader = Loader::new(registry, roles_path, loader::parent_dir(path));
     let plays = loader.playbook_file(path, None);
+    let fallback = loader.resolve_pending();
     loader.finish(Playbook {
         path: path.to_path_buf(),
         plays,
+        fallback,
     })
 }
 
@@ -297,6 +326,7 @@ pub fn load_tasks_file_with(
     let tasks = loader
         .tasks_file(path, &ctx, path, yaml::Pos::default())
         .unwrap_or_default();
+    loader.resolve_pending();
     loader.finish(tasks)
 }
 
@@ -331,6 +361,7 @@ pub fn load_role_with(
     let mut dirs = search.to_vec();
     dirs.push(dir);
     let role = loader.role_for_include(name, tasks_from, &[], &dirs, &ctx, yaml::Pos::default());
+    loader.resolve_pending();
     match role {
         Some(role) => loader.finish(role),
         None => {

@@ -165,6 +165,7 @@ impl Loader<'_> {
                 "connection" => connection_vars.push((keywords::CONNECTION_VAR, v.to_json())),
                 "port" => connection_vars.push((keywords::PORT_VAR, v.to_json())),
                 "environment" => environment = self.environment(file, v),
+                "collections" => play.collections = self.string_list(file, v, key, false),
                 _ if keywords::PLAY_IGNORED.contains(&key) => {}
                 _ if keywords::PLAY_UNSUPPORTED.contains(&key) => self.error(
                     file,
@@ -198,6 +199,7 @@ impl Loader<'_> {
             handlers: false,
             inherit: Inherited {
                 environment,
+                collections: play.collections.clone(),
                 ..Default::default()
             },
         };

@@ -283,6 +283,7 @@ impl Loader<'_> {
             when: entry.when.clone(),
             tasks: Vec::new(),
             handlers: Vec::new(),
+            collections: self.role_collections(path),
         });
         let mut inherit = ctx.inherit.clone();
         inherit.become_ = entry.inherit.become_.or(inherit.become_);
@@ -292,6 +293,9 @@ impl Loader<'_> {
         inherit
             .environment
             .extend(entry.inherit.environment.clone());
+        if !info.collections.is_empty() {
+            inherit.collections = info.collections.clone();
+        }
         let role_ctx = TaskCtx {
             file: path.join("tasks").join("main.yml"),
             playbook_dir: ctx.playbook_dir.clone(),
@@ -346,6 +350,21 @@ impl Loader<'_> {
             handlers,
             ..(*info).clone()
         })
+    }
+
+    /// `collections:` of a role's meta/main.yml (read apart from its dependencies, which
+    /// are read only where the role is used from `roles:`).
+    fn role_collections(&mut self, path: &Path) -> Vec<String> {
+        let Some(file) = main_file(&path.join("meta")) else {
+            return Vec::new();
+        };
+        let Ok(root) = super::yaml::parse_file(&file) else {
+            return Vec::new();
+        };
+        match root.get("collections") {
+            Some(v) => self.string_list(&file, v, "collections", false),
+            None => Vec::new(),
+        }
     }
 
     /// A role's `vars/` or `defaults/`: `main` (or the `vars_from`/`defaults_from` name)

@@ -10,7 +10,17 @@ use super::yaml::{Kind, Node, Pos};
 use super::{LoopControl, LoopSpec, Task, TaskKind};
 use crate::Vars;
 
-/// The action a task names: its short name, where the key is, and its value.
+/// What a module of the fallback accepts: anything (Ansible's module checks its own
+/// arguments on the host); `key=value` text, as Ansible reads it for modules other than
+/// its few free-form ones (which are native here).
+const FALLBACK_SPEC: crate::modules::ArgSpec = crate::modules::ArgSpec {
+    args: &[crate::modules::ArgDef::opt("*")],
+    free_form: false,
+    one_of: &[],
+};
+
+/// The action a task names: its short name (as written for a module of the fallback,
+/// which Ansible resolves), where the key is, and its value.
 pub(super) struct Action {
     pub name: String,
     pub key_pos: Pos,
@@ -54,6 +64,7 @@ impl Loader<'_> {
         let mut actions: Vec<Action> = Vec::new();
         let mut unknown: Vec<&Node> = Vec::new();
         let mut delegate_local = false;
+        let mut collections_kw: Option<&Node> = None;
         for (k, v) in entries {
             let key = k.key_text();
             let key = key.as_str();
@@ -72,6 +83,8 @@ impl Loader<'_> {
                 } else {
                     self.error(&file, k.pos, "'listen' is only valid on handlers");
                 }
+            } else if key == "collections" {
+                collections_kw = Some(v);
             } else if keywords::TASK_IGNORED.contains(&key) {
             } else if keywords::TASK_UNSUPPORTED.contains(&key) {
                 self.error(
@@ -109,7 +122,23 @@ impl Loader<'_> {
                 unknown.push(k);
             }
         }
+        if actions.is_empty() && parts.is_empty() {
+            if let Some(action) = self.fallback_candidate(entries, &mut unknown, ctx.handlers) {
+                actions.push(action);
+            }
+        }
         self.report_unknown_keys(&file, &unknown, actions.is_empty(), ctx.handlers);
+        let collections = match collections_kw {
+            Some(v) => self.string_list(&file, v, "collections", false),
+            None => ctx.inherit.collections.clone(),
+        };
+        let ctx = &TaskCtx {
+            inherit: super::loader::Inherited {
+                collections: collections.clone(),
+                ..ctx.inherit.clone()
+            },
+            ..ctx.clone()
+        };
 
         let is_block = !parts.is_empty();
         if is_block {
@@ -161,7 +190,18 @@ impl Loader<'_> {
                 "meta" => self.meta_kind(action, &file),
                 "include_vars" => self.include_vars_kind(action, args_kw, &file),
                 module => {
-                    let spec = self.registry.spec(module)?;
+                    let spec = match self.registry.spec(module) {
+                        Some(spec) => spec,
+                        None => {
+                            self.pending.push(super::fallback::Pending {
+                                name: module.to_string(),
+                                collections: collections.clone(),
+                                loc: action.key_pos.at(&file),
+                                deferred: self.dynamic > 0,
+                            });
+                            FALLBACK_SPEC
+                        }
+                    };
                     let args = self.module_args(
                         module,
                         &spec,
@@ -279,6 +319,14 @@ impl Loader<'_> {
             }
         };
         let short = short_name(&name).to_string();
+        if !self.is_action(&short) && self.fallback {
+            // Resolved with the installed Ansible at the end of the load.
+            return Some(Action {
+                name,
+                key_pos: key.pos,
+                value: rest,
+            });
+        }
         if !self.is_action(&short) {
             let names = self.action_names();
             self.error(
@@ -295,6 +343,38 @@ impl Loader<'_> {
             name: short,
             key_pos: key.pos,
             value: rest,
+        })
+    }
+
+    /// With a fallback registry, a task without a known action runs the first key that is
+    /// neither a keyword nor a likely misspelt one, as a module to resolve with Ansible.
+    fn fallback_candidate(
+        &self,
+        entries: &[(Node, Node)],
+        unknown: &mut Vec<&Node>,
+        handlers: bool,
+    ) -> Option<Action> {
+        if !self.fallback {
+            return None;
+        }
+        let mut known: Vec<&str> = keywords::TASK.to_vec();
+        known.extend_from_slice(keywords::BLOCK_PARTS);
+        if handlers {
+            known.extend_from_slice(keywords::HANDLER_ONLY);
+        }
+        let i = unknown.iter().position(|k| {
+            let text = k.key_text();
+            text.contains('.') || best_match(&text, known.iter().copied()).is_none()
+        })?;
+        let key = unknown.remove(i);
+        let value = entries
+            .iter()
+            .find(|(k, _)| k.pos == key.pos)
+            .map(|(_, v)| v.clone())?;
+        Some(Action {
+            name: key.key_text(),
+            key_pos: key.pos,
+            value,
         })
     }
 
@@ -370,6 +450,7 @@ impl Loader<'_> {
             delay: 5.0,
             vars: Vars::new(),
             role: ctx.role.clone(),
+            collections: ctx.inherit.collections.clone(),
             loc: pos.at(f),
         };
         let mut retries = None;
