@@ -316,10 +316,22 @@ impl<'a> PlayRun<'a> {
         {
             return;
         }
-        let targets: &[String] = if task.run_once { &active[..1] } else { active };
+        let prep = self.prepare(task, frame);
+        // A templated `run_once` is judged on the first host, as Ansible does; when it
+        // cannot be evaluated every host runs the task and fails with the error.
+        let first_vars = self.task_vars(task, frame, &active[0], &prep);
+        let run_once = self
+            .eval_flag(
+                task,
+                "run_once",
+                task.run_once.as_ref().or(frame.run_once.as_ref()),
+                &first_vars,
+            )
+            .unwrap_or(None)
+            .unwrap_or(false);
+        let targets: &[String] = if run_once { &active[..1] } else { active };
         let info = self.task_info(task, frame);
         self.r.reporter.task_start(&info, targets);
-        let prep = self.prepare(task, frame);
         let statuses = join_all(targets.iter().map(|h| {
             let (info, prep) = (&info, &prep);
             async move {
@@ -328,18 +340,47 @@ impl<'a> PlayRun<'a> {
             }
         }))
         .await;
-        self.check_fatal(frame, &statuses);
+        let fatal = self.errors_fatal(Some(task), frame, &first_vars);
+        self.check_fatal(frame, fatal, &statuses);
+    }
+
+    /// `any_errors_fatal` of a task (its own, its blocks', the play's), evaluated with
+    /// `vars` when it is a template; an error is reported and counts as fatal.
+    fn errors_fatal(&self, task: Option<&Task>, frame: &Frame, vars: &Vars) -> bool {
+        let flag = task
+            .and_then(|t| t.any_errors_fatal.as_ref())
+            .or(frame.any_errors_fatal.as_ref())
+            .or(self.play.any_errors_fatal.as_ref());
+        let Some(flag) = flag else { return false };
+        if let Some(b) = flag.fixed() {
+            return b;
+        }
+        let placeholder;
+        let task = match task {
+            Some(t) => t,
+            None => {
+                placeholder = Task::named(&self.play.name, self.play.loc.clone());
+                &placeholder
+            }
+        };
+        match self.eval_flag(task, "any_errors_fatal", Some(flag), vars) {
+            Ok(b) => b.unwrap_or(false),
+            Err(msg) => {
+                self.r.reporter.warning(&msg);
+                true
+            }
+        }
     }
 
     /// any_errors_fatal and max_fail_percentage, after a task.
-    fn check_fatal(&self, frame: &Frame, statuses: &[Status]) {
+    fn check_fatal(&self, frame: &Frame, fatal: bool, statuses: &[Status]) {
         if frame.rescuable {
             return;
         }
         let failed_now = statuses
             .iter()
             .any(|s| matches!(s, Status::Failed | Status::Unreachable));
-        if self.play.any_errors_fatal && failed_now {
+        if fatal && failed_now {
             self.r
                 .reporter
                 .warning("any_errors_fatal: a host failed, so the play stops for every host");
@@ -561,11 +602,13 @@ impl<'a> PlayRun<'a> {
     }
 
     /// Facts are gathered with the play's privilege escalation, as Ansible does.
-    fn facts_exec_options(&self, vars: &Vars) -> ExecOptions {
-        ExecOptions {
-            become_: self.resolve_become(self.play.become_, self.play.become_user.clone(), vars),
+    fn facts_exec_options(&self, vars: &Vars) -> Result<ExecOptions, String> {
+        let task = Task::named("Gathering Facts", self.play.loc.clone());
+        let on = self.eval_flag(&task, "become", self.play.become_.as_ref(), vars)?;
+        Ok(ExecOptions {
+            become_: self.resolve_become(on, self.play.become_user.clone(), vars),
             ..Default::default()
-        }
+        })
     }
 
     /// Connects (once per run) and gathers facts in one round trip per host.
@@ -585,9 +628,13 @@ impl<'a> PlayRun<'a> {
             async move {
                 let _permit = self.r.forks.acquire().await.ok();
                 let vars = self.connection_vars(h);
-                let outcome = match self.r.pool.get(h, &vars).await {
-                    Err(e) => Outcome::unreachable(format!("Failed to connect to the host: {e}")),
-                    Ok(t) => match t.exec(facts::SCRIPT, &self.facts_exec_options(&vars)).await {
+                let opts = self.facts_exec_options(&vars);
+                let outcome = match (self.r.pool.get(h, &vars).await, opts) {
+                    (_, Err(msg)) => Outcome::failed(msg),
+                    (Err(e), _) => {
+                        Outcome::unreachable(format!("Failed to connect to the host: {e}"))
+                    }
+                    (Ok(t), Ok(opts)) => match t.exec(facts::SCRIPT, &opts).await {
                         Err(e) if super::connect::is_unreachable(&e) => {
                             Outcome::unreachable(format!("{e:#}"))
                         }
@@ -610,7 +657,8 @@ impl<'a> PlayRun<'a> {
             }
         }))
         .await;
-        self.check_fatal(&self.root_frame(), &statuses);
+        let fatal = self.errors_fatal(None, &self.root_frame(), &self.connection_vars(&active[0]));
+        self.check_fatal(&self.root_frame(), fatal, &statuses);
     }
 
     /// include_tasks / include_role (and static imports): static ones run their loaded

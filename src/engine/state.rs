@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{connect::Pool, HostStats, RunOptions};
 use crate::inventory::Inventory;
-use crate::playbook::{Role, Task};
+use crate::playbook::{Flag, Role, Task};
 use crate::report::Reporter;
 use crate::template::Templar;
 use crate::Vars;
@@ -42,13 +42,17 @@ pub struct Frame {
     pub tags: Vec<String>,
     pub when: Vec<String>,
     pub role: Option<Arc<Role>>,
-    pub become_: Option<bool>,
+    pub become_: Option<Flag>,
     pub become_user: Option<String>,
     pub environment: Vars,
-    pub no_log: bool,
-    pub ignore_errors: bool,
-    pub check_mode: Option<bool>,
-    pub diff: Option<bool>,
+    pub no_log: Option<Flag>,
+    pub ignore_errors: Option<Flag>,
+    pub check_mode: Option<Flag>,
+    pub diff: Option<Flag>,
+    pub run_once: Option<Flag>,
+    pub any_errors_fatal: Option<Flag>,
+    pub delegate_to: Option<String>,
+    pub delegate_facts: Option<Flag>,
     /// A failure here is caught by an enclosing block's `rescue`.
     pub rescuable: bool,
     /// Running handlers.
@@ -68,22 +72,29 @@ impl Frame {
             }
         }
         f.when.extend(task.when.iter().cloned());
-        if task.become_.is_some() {
-            f.become_ = task.become_;
+        // A keyword set on the block (or include) replaces the inherited one, as in Ansible.
+        for (inner, own) in [
+            (&mut f.become_, &task.become_),
+            (&mut f.no_log, &task.no_log),
+            (&mut f.ignore_errors, &task.ignore_errors),
+            (&mut f.check_mode, &task.check_mode),
+            (&mut f.diff, &task.diff),
+            (&mut f.run_once, &task.run_once),
+            (&mut f.any_errors_fatal, &task.any_errors_fatal),
+            (&mut f.delegate_facts, &task.delegate_facts),
+        ] {
+            if own.is_some() {
+                inner.clone_from(own);
+            }
         }
         if task.become_user.is_some() {
             f.become_user = task.become_user.clone();
         }
+        if task.delegate_to.is_some() {
+            f.delegate_to = task.delegate_to.clone();
+        }
         for (k, v) in &task.environment {
             f.environment.insert(k.clone(), v.clone());
-        }
-        f.no_log |= task.no_log;
-        f.ignore_errors |= task.ignore_errors;
-        if task.check_mode.is_some() {
-            f.check_mode = task.check_mode;
-        }
-        if task.diff.is_some() {
-            f.diff = task.diff;
         }
         if task.role.is_some() {
             f.role = task.role.clone();

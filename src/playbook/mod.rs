@@ -64,6 +64,25 @@ pub enum Strategy {
     Free,
 }
 
+/// A yes/no keyword (`ignore_errors`, `become`, `run_once`, ...): a literal known when the
+/// playbook loads, or a template Ansible evaluates per host when the task runs (with the
+/// task's variables), then converts with its boolean rules (yes/no/true/false/on/off/1/0).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Flag {
+    Fixed(bool),
+    Template(String),
+}
+
+impl Flag {
+    /// The value when it is a literal; `None` for a template.
+    pub fn fixed(&self) -> Option<bool> {
+        match self {
+            Flag::Fixed(b) => Some(*b),
+            Flag::Template(_) => None,
+        }
+    }
+}
+
 /// `serial:` a number, a percentage, or a list of either.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Batch {
@@ -83,16 +102,32 @@ pub struct Play {
     pub tasks: Vec<Task>,
     pub post_tasks: Vec<Task>,
     pub handlers: Vec<Task>,
-    pub become_: Option<bool>,
+    pub become_: Option<Flag>,
     pub become_user: Option<String>,
     pub gather_facts: bool,
     pub serial: Vec<Batch>,
     pub strategy: Strategy,
-    pub any_errors_fatal: bool,
+    pub any_errors_fatal: Option<Flag>,
     pub max_fail_percentage: Option<f64>,
     pub tags: Vec<String>,
-    pub check_mode: Option<bool>,
-    pub diff: Option<bool>,
+    pub check_mode: Option<Flag>,
+    pub diff: Option<Flag>,
+    /// `vars_prompt`: asked once before the play runs (see [`VarPrompt`]).
+    pub vars_prompt: Vec<VarPrompt>,
+    pub loc: Location,
+}
+
+/// One `vars_prompt` entry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VarPrompt {
+    pub name: String,
+    /// The question shown (`prompt:`, the name when absent).
+    pub prompt: String,
+    pub default: Option<String>,
+    /// Input is not echoed (Ansible's default is `private: true`).
+    pub private: bool,
+    /// Asked twice; the answers must match.
+    pub confirm: bool,
     pub loc: Location,
 }
 
@@ -129,7 +164,8 @@ pub struct LoopControl {
     pub loop_var: Option<String>,
     pub index_var: Option<String>,
     pub label: Option<String>,
-    pub pause: Option<f64>,
+    /// Seconds between items: a number, or a template rendered per host.
+    pub pause: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -177,15 +213,19 @@ pub struct Task {
     pub listen: Vec<String>,
     pub changed_when: Option<Vec<String>>,
     pub failed_when: Option<Vec<String>>,
-    pub ignore_errors: bool,
+    pub ignore_errors: Option<Flag>,
     pub tags: Vec<String>,
-    pub become_: Option<bool>,
+    pub become_: Option<Flag>,
     pub become_user: Option<String>,
-    pub no_log: bool,
-    pub check_mode: Option<bool>,
-    pub diff: Option<bool>,
-    pub run_once: bool,
+    pub no_log: Option<Flag>,
+    pub check_mode: Option<Flag>,
+    pub diff: Option<Flag>,
+    pub run_once: Option<Flag>,
+    /// A failure of this task (or any task of this block) stops the play for every host.
+    pub any_errors_fatal: Option<Flag>,
     pub delegate_to: Option<String>,
+    /// With `delegate_to`: facts the task sets go to the delegated host.
+    pub delegate_facts: Option<Flag>,
     pub environment: Vars,
     pub until: Option<String>,
     pub retries: u32,
@@ -199,6 +239,40 @@ pub struct Task {
 }
 
 impl Task {
+    /// A task with only a name and a location, for messages about a play's keywords.
+    pub fn named(name: &str, loc: Location) -> Task {
+        Task {
+            name: Some(name.to_string()),
+            kind: TaskKind::Meta("noop".into()),
+            when: Vec::new(),
+            loop_: None,
+            loop_control: LoopControl::default(),
+            register: None,
+            notify: Vec::new(),
+            listen: Vec::new(),
+            changed_when: None,
+            failed_when: None,
+            ignore_errors: None,
+            tags: Vec::new(),
+            become_: None,
+            become_user: None,
+            no_log: None,
+            check_mode: None,
+            diff: None,
+            run_once: None,
+            any_errors_fatal: None,
+            delegate_to: None,
+            delegate_facts: None,
+            environment: Vars::new(),
+            until: None,
+            retries: 0,
+            delay: 5.0,
+            vars: Vars::new(),
+            role: None,
+            loc,
+        }
+    }
+
     /// The name shown in output: `name:`, else `module` (or `role : name`).
     pub fn display_name(&self) -> String {
         let base = match (&self.name, &self.kind) {

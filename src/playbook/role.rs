@@ -31,20 +31,9 @@ struct RoleMeta {
     allow_duplicates: bool,
 }
 
-/// Role entry keys that are keywords (everything else is a role parameter).
-const ENTRY_IGNORED: &[&str] = &[
-    "no_log",
-    "ignore_errors",
-    "delegate_to",
-    "run_once",
-    "check_mode",
-    "diff",
-    "any_errors_fatal",
-    "collections",
-    "debugger",
-    "throttle",
-    "timeout",
-];
+/// Role entry keys that are keywords we do not act on (everything else that is not a
+/// keyword read below is a role parameter).
+const ENTRY_IGNORED: &[&str] = &["collections", "debugger", "throttle", "timeout"];
 
 impl Loader<'_> {
     /// Folders searched for `<folder>/<name>`, in order.
@@ -106,10 +95,7 @@ impl Loader<'_> {
                         "vars" => entry.params.extend(self.vars(file, v, "vars")),
                         "tags" => entry.tags = self.string_list(file, v, "tags", true),
                         "when" => entry.when = self.conditions(file, v, "when"),
-                        "become" => entry.inherit.become_ = self.boolean(file, v, "become"),
-                        "become_user" => {
-                            entry.inherit.become_user = self.string(file, v, "become_user")
-                        }
+                        k if entry.inherit.read(self, file, k, v) => {}
                         "become_method" => self.check_become_method(file, v),
                         "environment" => entry.inherit.environment = self.environment(file, v),
                         k if ENTRY_IGNORED.contains(&k) => {}
@@ -268,14 +254,7 @@ impl Loader<'_> {
             tasks: Vec::new(),
             handlers: Vec::new(),
         });
-        let mut inherit = ctx.inherit.clone();
-        inherit.become_ = entry.inherit.become_.or(inherit.become_);
-        if entry.inherit.become_user.is_some() {
-            inherit.become_user = entry.inherit.become_user.clone();
-        }
-        inherit
-            .environment
-            .extend(entry.inherit.environment.clone());
+        let inherit = entry.inherit.over(&ctx.inherit);
         let role_ctx = TaskCtx {
             file: path.join("tasks").join("main.yml"),
             playbook_dir: ctx.playbook_dir.clone(),

@@ -294,15 +294,17 @@ impl Loader<'_> {
             listen: Vec::new(),
             changed_when: None,
             failed_when: None,
-            ignore_errors: false,
+            ignore_errors: None,
             tags: Vec::new(),
             become_: None,
             become_user: None,
-            no_log: false,
+            no_log: None,
             check_mode: None,
             diff: None,
-            run_once: false,
+            run_once: None,
+            any_errors_fatal: None,
             delegate_to: None,
+            delegate_facts: None,
             environment: Vars::new(),
             until: None,
             retries: 0,
@@ -345,16 +347,18 @@ impl Loader<'_> {
                 "listen" => task.listen = self.string_list(f, value, kw, false),
                 "changed_when" => task.changed_when = Some(self.conditions(f, value, kw)),
                 "failed_when" => task.failed_when = Some(self.conditions(f, value, kw)),
-                "ignore_errors" => task.ignore_errors = self.boolean(f, value, kw).unwrap_or(false),
+                "ignore_errors" => task.ignore_errors = self.flag(f, value, kw),
                 "tags" => task.tags = self.string_list(f, value, kw, true),
-                "become" => task.become_ = self.boolean(f, value, kw),
+                "become" => task.become_ = self.flag(f, value, kw),
                 "become_user" => task.become_user = self.string(f, value, kw),
                 "become_method" => self.check_become_method(f, value),
-                "no_log" => task.no_log = self.boolean(f, value, kw).unwrap_or(false),
-                "check_mode" => task.check_mode = self.boolean(f, value, kw),
-                "diff" => task.diff = self.boolean(f, value, kw),
-                "run_once" => task.run_once = self.boolean(f, value, kw).unwrap_or(false),
+                "no_log" => task.no_log = self.flag(f, value, kw),
+                "check_mode" => task.check_mode = self.flag(f, value, kw),
+                "diff" => task.diff = self.flag(f, value, kw),
+                "run_once" => task.run_once = self.flag(f, value, kw),
+                "any_errors_fatal" => task.any_errors_fatal = self.flag(f, value, kw),
                 "delegate_to" => task.delegate_to = self.string(f, value, kw),
+                "delegate_facts" => task.delegate_facts = self.flag(f, value, kw),
                 "environment" => task.environment = self.environment(f, value),
                 "until" => {
                     let conditions = self.conditions(f, value, kw);
@@ -393,11 +397,26 @@ impl Loader<'_> {
             task.vars.entry(var).or_insert(value);
         }
         task.retries = retries.unwrap_or(if task.until.is_some() { 3 } else { 0 });
-        if task.become_.is_none() {
-            task.become_ = ctx.inherit.become_;
+        let inherit = &ctx.inherit;
+        for (own, outer) in [
+            (&mut task.become_, &inherit.become_),
+            (&mut task.ignore_errors, &inherit.ignore_errors),
+            (&mut task.no_log, &inherit.no_log),
+            (&mut task.run_once, &inherit.run_once),
+            (&mut task.check_mode, &inherit.check_mode),
+            (&mut task.diff, &inherit.diff),
+            (&mut task.any_errors_fatal, &inherit.any_errors_fatal),
+            (&mut task.delegate_facts, &inherit.delegate_facts),
+        ] {
+            if own.is_none() {
+                own.clone_from(outer);
+            }
         }
         if task.become_user.is_none() {
-            task.become_user = ctx.inherit.become_user.clone();
+            task.become_user = inherit.become_user.clone();
+        }
+        if task.delegate_to.is_none() {
+            task.delegate_to = inherit.delegate_to.clone();
         }
         for (k, v) in &ctx.inherit.environment {
             task.environment
@@ -457,7 +476,12 @@ impl Loader<'_> {
                 "loop_var" => control.loop_var = self.string(file, v, "loop_var"),
                 "index_var" => control.index_var = self.string(file, v, "index_var"),
                 "label" => control.label = self.string(file, v, "label"),
-                "pause" => control.pause = self.number(file, v, "pause"),
+                "pause" => {
+                    control.pause = match v.as_str() {
+                        Some(t) if is_template(t) => Some(serde_json::Value::from(t)),
+                        _ => self.number(file, v, "pause").map(serde_json::Value::from),
+                    }
+                }
                 "extended" | "extended_allitems" => {}
                 other => self.error(
                     file,
