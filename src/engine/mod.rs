@@ -121,7 +121,12 @@ struct Prepared {
 }
 
 fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
-    let playbook = crate::playbook::load(&opts.playbook, &opts.roles_path)?;
+    let mut playbook = crate::playbook::load(&opts.playbook, &opts.roles_path)?;
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    for play in &mut playbook.plays {
+        let answers = play::prompt_answers(play, &opts.extra_vars, interactive)?;
+        play.vars.extend(answers);
+    }
     let mut inventory = opts.inventory.clone();
     let dir = playbook.dir();
     inventory

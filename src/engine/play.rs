@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use futures::future::{join_all, BoxFuture};
 use serde_json::{json, Value};
 
@@ -76,6 +77,65 @@ pub fn batches(hosts: &[String], serial: &[Batch]) -> Vec<Vec<String>> {
         i += 1;
     }
     out
+}
+
+/// The answers to a play's `vars_prompt`, asked before any host is contacted. A variable
+/// given with `-e` is not asked (as in Ansible). Without a terminal (`interactive` false)
+/// each prompt takes its `default`; one without a default is an error naming it.
+pub fn prompt_answers(play: &Play, extra_vars: &Vars, interactive: bool) -> anyhow::Result<Vars> {
+    let mut answers = Vars::new();
+    for p in &play.vars_prompt {
+        if extra_vars.contains_key(&p.name) {
+            continue;
+        }
+        let answer = if interactive {
+            ask(p).with_context(|| format!("{}: vars_prompt '{}'", p.loc, p.name))?
+        } else {
+            match &p.default {
+                Some(d) => d.clone(),
+                None => anyhow::bail!(
+                    "{}: vars_prompt '{}' needs an answer but stdin is not a terminal; give it with -e {}=VALUE or set a 'default'",
+                    p.loc,
+                    p.name,
+                    p.name
+                ),
+            }
+        };
+        answers.insert(p.name.clone(), Value::from(answer));
+    }
+    Ok(answers)
+}
+
+/// Asks one prompt on the terminal (twice with `confirm`); an empty answer is the default.
+fn ask(p: &playbook::VarPrompt) -> anyhow::Result<String> {
+    let term = console::Term::stderr();
+    let read = |question: &str| -> anyhow::Result<String> {
+        term.write_str(question)?;
+        let line = if p.private {
+            term.read_secure_line()?
+        } else {
+            term.read_line()?
+        };
+        Ok(line)
+    };
+    let question = match &p.default {
+        Some(d) => format!("{} [{d}]: ", p.prompt),
+        None => format!("{}: ", p.prompt),
+    };
+    loop {
+        let first = read(&question)?;
+        if p.confirm {
+            let second = read(&format!("confirm {question}"))?;
+            if first != second {
+                term.write_line("***** VALUES ENTERED DO NOT MATCH ****")?;
+                continue;
+            }
+        }
+        return Ok(match (&p.default, first.is_empty()) {
+            (Some(d), true) => d.clone(),
+            _ => first,
+        });
+    }
 }
 
 /// The number of tasks a host runs in a play, counting what is known before it runs.
@@ -482,22 +542,42 @@ impl<'a> PlayRun<'a> {
         Ok(true)
     }
 
+    /// `meta:` actions. As in Ansible, `when` selects the hosts for the per-host actions;
+    /// noop, refresh_inventory and reset_connection do not support it (a warning, then
+    /// they run anyway).
     async fn run_meta(&self, task: &Task, frame: &Frame, hosts: &[String], action: &str) {
-        let prep = self.prepare(task, frame);
-        let holds: Vec<String> = hosts
-            .iter()
-            .filter(|h| {
-                let vars = self.task_vars(task, frame, h, &prep);
-                self.when_holds(task, frame, &vars).unwrap_or(false)
-            })
-            .cloned()
-            .collect();
+        let no_when = matches!(action, "noop" | "refresh_inventory" | "reset_connection");
+        let holds: Vec<String> = if no_when {
+            if !task.when.is_empty() {
+                self.r.reporter.warning(&format!(
+                    "{}: meta: {action} does not support a when conditional; it runs anyway",
+                    task.loc
+                ));
+            }
+            hosts.to_vec()
+        } else {
+            let prep = self.prepare(task, frame);
+            hosts
+                .iter()
+                .filter(|h| {
+                    let vars = self.task_vars(task, frame, h, &prep);
+                    self.when_holds(task, frame, &vars).unwrap_or(false)
+                })
+                .cloned()
+                .collect()
+        };
         if holds.is_empty() {
             return;
         }
         match action {
             "flush_handlers" => self.flush_handlers(&holds).await,
-            "end_play" | "end_batch" => self.abort(),
+            "end_play" => self.abort(),
+            // The hosts of this batch are done; the play goes on with the next batch.
+            "end_batch" => {
+                for h in &self.batch {
+                    self.r.with_host(h, |s| s.ended = true);
+                }
+            }
             "end_host" => {
                 for h in &holds {
                     self.r.with_host(h, |s| s.ended = true);
@@ -508,11 +588,30 @@ impl<'a> PlayRun<'a> {
                     self.r.with_host(h, |s| s.failed = false);
                 }
             }
-            "noop" | "clear_facts" | "refresh_inventory" | "reset_connection" => {}
-            other => self
-                .r
-                .reporter
-                .warning(&format!("meta: {other} is not supported; ignored")),
+            // Gathered facts and cacheable set_fact facts go; other set_fact values and
+            // registered results stay, as with Ansible's fact cache.
+            "clear_facts" => {
+                for h in &holds {
+                    self.r.set_gathered_facts(h, Vars::new());
+                }
+            }
+            "reset_connection" => {
+                for h in &holds {
+                    self.r.pool.reset(h).await;
+                }
+            }
+            "refresh_inventory" => {
+                if self.r.opts.verbosity >= 1 {
+                    self.r.reporter.warning(
+                        "meta: refresh_inventory: the inventory is a file read once per run; nothing to refresh",
+                    );
+                }
+            }
+            "noop" => {}
+            other => self.r.reporter.warning(&format!(
+                "{}: meta: {other} is not supported; ignored",
+                task.loc
+            )),
         }
     }
 
