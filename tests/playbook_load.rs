@@ -335,7 +335,7 @@ fn include_role_is_loaded_with_tasks_from_and_dependencies() {
         .unwrap();
     let TaskKind::IncludeRole {
         name,
-        tasks_from,
+        from,
         loaded: Some(role),
         ..
     } = &include.kind
@@ -343,7 +343,7 @@ fn include_role_is_loaded_with_tasks_from_and_dependencies() {
         panic!("{:?}", include.kind)
     };
     assert_eq!(name, "web");
-    assert_eq!(tasks_from.as_deref(), Some("config"));
+    assert_eq!(from.tasks.as_deref(), Some("config"));
     let names: Vec<String> = role.tasks.iter().map(Task::display_name).collect();
     assert_eq!(names, ["base : Base package", "web : Configure nginx"]);
     let handlers: Vec<String> = role.handlers.iter().map(Task::display_name).collect();

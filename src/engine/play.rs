@@ -19,7 +19,7 @@ use super::result::Outcome;
 use super::state::{Frame, Runner};
 use super::tags::should_run;
 use super::vars::{resolve_lazy, Layers};
-use crate::playbook::{self, Batch, Play, Role, Strategy, Task, TaskKind};
+use crate::playbook::{self, Batch, Play, Role, RoleFiles, Strategy, Task, TaskKind};
 use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::ExecOptions;
 use crate::Vars;
@@ -48,6 +48,8 @@ pub struct PlayRun<'a> {
     pub vars_files: &'a Vars,
     pub mentions: Mentions,
     handlers: Mutex<Vec<Handler>>,
+    /// Roles whose defaults and vars every later task sees (see [`Self::public_roles`]).
+    public_roles: Mutex<Vec<Arc<Role>>>,
     aborted: AtomicBool,
     /// The variables the engine reads itself (connection, become), resolved for every task.
     pub always_resolved: HashSet<String>,
@@ -198,6 +200,7 @@ impl<'a> PlayRun<'a> {
             vars_files,
             mentions,
             handlers: Mutex::new(handlers),
+            public_roles: Mutex::new(Vec::new()),
             aborted: AtomicBool::new(false),
             always_resolved: super::task::always_resolved(),
         }
@@ -781,6 +784,7 @@ impl<'a> PlayRun<'a> {
             let mut child = frame.child(task);
             if let Some(role) = &role {
                 self.add_role_handlers(role);
+                self.make_public(role);
                 child = child.for_role(role);
             }
             self.run_tasks(&tasks, &child, hosts).await;
@@ -794,8 +798,8 @@ impl<'a> PlayRun<'a> {
         let info = self.task_info(task, frame);
         self.r.reporter.task_start(&info, hosts);
         let prep = self.prepare(task, frame);
-        // (target, item vars) -> hosts, in order of first appearance.
-        let mut groups: Vec<(String, Vars, Vec<String>)> = Vec::new();
+        // (target, role files, item vars) -> hosts, in order of first appearance.
+        let mut groups: Vec<(String, RoleFiles, Vars, Vec<String>)> = Vec::new();
         for host in hosts {
             let vars = self.task_vars(task, frame, host, &prep);
             match self.when_holds(task, frame, &vars) {
@@ -847,7 +851,12 @@ impl<'a> PlayRun<'a> {
                 for (k, v) in &item_vars {
                     render_vars.insert(k.clone(), v.clone());
                 }
-                let target = match self.r.templar.render_str(&target_raw, &render_vars) {
+                let rendered = self
+                    .r
+                    .templar
+                    .render_str(&target_raw, &render_vars)
+                    .and_then(|t| Ok((t, self.role_files(task, &render_vars)?)));
+                let (target, files) = match rendered {
                     Ok(t) => t,
                     Err(e) => {
                         self.record(&info, host, action, Outcome::failed(format!("{e:#}")), true);
@@ -871,14 +880,14 @@ impl<'a> PlayRun<'a> {
                 );
                 match groups
                     .iter_mut()
-                    .find(|(t, v, _)| *t == target && *v == item_vars)
+                    .find(|(t, f, v, _)| *t == target && *f == files && *v == item_vars)
                 {
-                    Some((_, _, members)) => members.push(host.clone()),
-                    None => groups.push((target, item_vars, vec![host.clone()])),
+                    Some((_, _, _, members)) => members.push(host.clone()),
+                    None => groups.push((target, files, item_vars, vec![host.clone()])),
                 }
             }
         }
-        for (target, item_vars, members) in groups {
+        for (target, files, item_vars, members) in groups {
             let members = self.active(&members);
             if members.is_empty() {
                 continue;
@@ -891,12 +900,10 @@ impl<'a> PlayRun<'a> {
                         .load_include(&target, task, role.as_deref())
                         .map(|t| (t, role.clone())),
                 },
-                TaskKind::IncludeRole {
-                    loaded, tasks_from, ..
-                } => match loaded {
+                TaskKind::IncludeRole { loaded, .. } => match loaded {
                     Some(r) => Ok((Arc::new(r.tasks.clone()), Some(r.clone()))),
                     None => self
-                        .load_role(&target, tasks_from.as_deref())
+                        .load_role(&target, &files)
                         .map(|r| (Arc::new(r.tasks.clone()), Some(r))),
                 },
                 _ => continue,
@@ -910,11 +917,24 @@ impl<'a> PlayRun<'a> {
                 Ok((tasks, role)) => {
                     let mut child = frame.child(task);
                     child.when = frame.when.clone();
+                    if let TaskKind::IncludeTasks {
+                        apply: Some(apply), ..
+                    }
+                    | TaskKind::IncludeRole {
+                        apply: Some(apply), ..
+                    } = &task.kind
+                    {
+                        child = child.child(apply);
+                    }
                     if !item_vars.is_empty() {
                         child.vars.push(Arc::new(item_vars));
                     }
-                    if let (TaskKind::IncludeRole { .. }, Some(role)) = (&task.kind, &role) {
+                    if let (TaskKind::IncludeRole { public, .. }, Some(role)) = (&task.kind, &role)
+                    {
                         self.add_role_handlers(role);
+                        if *public {
+                            self.make_public(role);
+                        }
                         child = child.for_role(role);
                     }
                     self.run_tasks(&tasks, &child, &members).await;
@@ -965,12 +985,48 @@ impl<'a> PlayRun<'a> {
         Ok(tasks)
     }
 
-    fn load_role(&self, name: &str, tasks_from: Option<&str>) -> Result<Arc<Role>, String> {
+    /// The `*_from` names of an include_role, rendered with `vars`.
+    fn role_files(&self, task: &Task, vars: &Vars) -> anyhow::Result<RoleFiles> {
+        let TaskKind::IncludeRole { from, .. } = &task.kind else {
+            return Ok(RoleFiles::default());
+        };
+        let render = |name: &Option<String>| -> anyhow::Result<Option<String>> {
+            name.as_ref()
+                .map(|n| self.r.templar.render_str(n, vars))
+                .transpose()
+        };
+        Ok(RoleFiles {
+            tasks: render(&from.tasks)?,
+            vars: render(&from.vars)?,
+            defaults: render(&from.defaults)?,
+            handlers: render(&from.handlers)?,
+        })
+    }
+
+    /// The defaults and vars of a public role stay visible to the play's later tasks.
+    fn make_public(&self, role: &Arc<Role>) {
+        let mut public = match self.public_roles.lock() {
+            Ok(p) => p,
+            Err(p) => p.into_inner(),
+        };
+        if !public.iter().any(|r| Arc::ptr_eq(r, role)) {
+            public.push(role.clone());
+        }
+    }
+
+    /// The roles made public so far (import_role, include_role with `public: true`).
+    pub fn public_roles(&self) -> Vec<Arc<Role>> {
+        match self.public_roles.lock() {
+            Ok(p) => p.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn load_role(&self, name: &str, files: &RoleFiles) -> Result<Arc<Role>, String> {
         let mut search = vec![self.r.playbook_dir.join("roles")];
         search.extend(self.r.opts.roles_path.iter().cloned());
         search.push(self.r.playbook_dir.clone());
-        playbook::load_role(name, tasks_from, &search)
-            .map_err(|e| format!("include_role {name}: {e:#}"))
+        playbook::load_role(name, files, &search).map_err(|e| format!("include_role {name}: {e:#}"))
     }
 }
 

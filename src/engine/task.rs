@@ -150,6 +150,11 @@ impl PlayRun<'_> {
         for play_role in &self.play.roles {
             layers.role_defaults.push(&play_role.defaults);
         }
+        let public = self.public_roles();
+        for public_role in &public {
+            layers.role_defaults.push(&public_role.defaults);
+            layers.role_vars.push(&public_role.vars);
+        }
         if let Some(role) = &role {
             layers.role_defaults.push(&role.defaults);
             layers.role_vars.push(&role.vars);

@@ -148,6 +148,27 @@ pub struct Role {
     pub when: Vec<String>,
 }
 
+/// Which files of a role an `include_role`/`import_role` uses instead of `main`: names
+/// inside the role's `tasks/`, `vars/`, `defaults/` and `handlers/` (`.yml`/`.yaml` may be
+/// left out).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoleFiles {
+    pub tasks: Option<String>,
+    pub vars: Option<String>,
+    pub defaults: Option<String>,
+    pub handlers: Option<String>,
+}
+
+impl RoleFiles {
+    /// Any of the names is only known at run time.
+    pub fn templated(&self) -> bool {
+        [&self.tasks, &self.vars, &self.defaults, &self.handlers]
+            .into_iter()
+            .flatten()
+            .any(|n| loader::is_template(n))
+    }
+}
+
 /// The loop of a task: `loop:`, `with_items:` (flattened one level), `with_dict:`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoopSpec {
@@ -186,14 +207,22 @@ pub enum TaskKind {
         /// `import_tasks`: inlined, never reported or counted itself (Ansible counts each
         /// dynamic `include_tasks` as one `ok` per host and loop item).
         import: bool,
+        /// `apply:` keywords given to every included task (include_tasks only).
+        apply: Option<Box<Task>>,
     },
     /// `include_role` / `import_role`; `loaded` is filled when the name is static.
     IncludeRole {
         name: String,
-        tasks_from: Option<String>,
+        /// `tasks_from`, `vars_from`, `defaults_from`, `handlers_from`.
+        from: RoleFiles,
         loaded: Option<Arc<Role>>,
         /// `import_role`: inlined, never reported or counted itself.
         import: bool,
+        /// The role's defaults and vars stay visible to the play's later tasks (always so
+        /// for `import_role`; `public: true` for `include_role`).
+        public: bool,
+        /// `apply:` keywords given to every task of the role (include_role only).
+        apply: Option<Box<Task>>,
     },
     /// `meta: flush_handlers` and friends.
     Meta(String),
@@ -361,18 +390,14 @@ pub fn load_tasks_file_with(
 /// that may hold `<folder>/<name>`, in order (the playbook's `roles/`, each `roles_path`
 /// entry, the playbook's folder); a path-like name is also tried as a path. The role's
 /// dependencies' tasks and handlers come first in its lists.
-pub fn load_role(
-    name: &str,
-    tasks_from: Option<&str>,
-    search: &[PathBuf],
-) -> anyhow::Result<Arc<Role>> {
-    load_role_with(name, tasks_from, search, &BuiltinModules)
+pub fn load_role(name: &str, from: &RoleFiles, search: &[PathBuf]) -> anyhow::Result<Arc<Role>> {
+    load_role_with(name, from, search, &BuiltinModules)
 }
 
 /// [`load_role`] with the given module registry.
 pub fn load_role_with(
     name: &str,
-    tasks_from: Option<&str>,
+    from: &RoleFiles,
     search: &[PathBuf],
     registry: &dyn ModuleRegistry,
 ) -> anyhow::Result<Arc<Role>> {
@@ -387,7 +412,7 @@ pub fn load_role_with(
     };
     let mut dirs = search.to_vec();
     dirs.push(dir);
-    let role = loader.role_for_include(name, tasks_from, &dirs, &ctx, yaml::Pos::default());
+    let role = loader.role_for_include(name, from, &dirs, &ctx, yaml::Pos::default());
     match role {
         Some(role) => loader.finish(role),
         None => {

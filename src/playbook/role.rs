@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::loader::{dedup_paths, Inherited, Loader, TaskCtx};
 use super::yaml::{Kind, Node, Pos};
-use super::Role;
+use super::{Role, RoleFiles};
 use crate::Vars;
 
 /// A role as it is used: `roles:` entries, `dependencies:`, `include_role`.
@@ -159,7 +159,14 @@ impl Loader<'_> {
         if duplicate && !meta.allow_duplicates {
             return;
         }
-        if let Some(role) = self.load_role_dir(&path, entry, None, ctx, &entry.file, entry.pos) {
+        if let Some(role) = self.load_role_dir(
+            &path,
+            entry,
+            &RoleFiles::default(),
+            ctx,
+            &entry.file,
+            entry.pos,
+        ) {
             out.push(Arc::new(role));
         }
     }
@@ -227,12 +234,47 @@ impl Loader<'_> {
         meta
     }
 
-    /// Loads one role folder: defaults, vars, tasks (main or `tasks_from`), handlers.
+    /// A role's file in `dir`: `main` when `name` is `None`, else `name` (with or without
+    /// `.yml`/`.yaml`). A named file that is missing is an error at `from`.
+    fn role_file(
+        &mut self,
+        dir: &Path,
+        name: Option<&str>,
+        what: &str,
+        role: &str,
+        (from_file, from): (&Path, Pos),
+    ) -> Result<Option<PathBuf>, ()> {
+        let Some(name) = name else {
+            return Ok(main_file(dir));
+        };
+        let candidates = [
+            dir.join(name),
+            dir.join(format!("{name}.yml")),
+            dir.join(format!("{name}.yaml")),
+        ];
+        match candidates.iter().find(|p| p.is_file()) {
+            Some(found) => Ok(Some(found.clone())),
+            None => {
+                self.error(
+                    from_file,
+                    from,
+                    format!(
+                        "role '{role}' has no {what} file '{name}' in {}",
+                        dir.display()
+                    ),
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// Loads one role folder: defaults, vars, tasks, handlers (each `main` or the file
+    /// `from` names).
     fn load_role_dir(
         &mut self,
         path: &Path,
         entry: &RoleEntry,
-        tasks_from: Option<&str>,
+        files: &RoleFiles,
         ctx: &TaskCtx,
         from_file: &Path,
         from: Pos,
@@ -241,8 +283,45 @@ impl Loader<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| entry.name.clone());
-        let defaults = self.role_vars_file(&path.join("defaults"));
-        let vars = self.role_vars_file(&path.join("vars"));
+        let at = (from_file, from);
+        let defaults_file = self
+            .role_file(
+                &path.join("defaults"),
+                files.defaults.as_deref(),
+                "defaults",
+                &entry.name,
+                at,
+            )
+            .ok()?;
+        let vars_file = self
+            .role_file(
+                &path.join("vars"),
+                files.vars.as_deref(),
+                "vars",
+                &entry.name,
+                at,
+            )
+            .ok()?;
+        let tasks_file = self
+            .role_file(
+                &path.join("tasks"),
+                files.tasks.as_deref(),
+                "tasks",
+                &entry.name,
+                at,
+            )
+            .ok()?;
+        let handlers_file = self
+            .role_file(
+                &path.join("handlers"),
+                files.handlers.as_deref(),
+                "handlers",
+                &entry.name,
+                at,
+            )
+            .ok()?;
+        let defaults = self.role_vars_file(defaults_file.as_deref());
+        let vars = self.role_vars_file(vars_file.as_deref());
         let info = Arc::new(Role {
             name,
             path: path.to_path_buf(),
@@ -262,38 +341,13 @@ impl Loader<'_> {
             handlers: false,
             inherit,
         };
-        let tasks_dir = path.join("tasks");
-        let tasks_file = match tasks_from {
-            None => main_file(&tasks_dir),
-            Some(tf) => {
-                let candidates = [
-                    tasks_dir.join(tf),
-                    tasks_dir.join(format!("{tf}.yml")),
-                    tasks_dir.join(format!("{tf}.yaml")),
-                ];
-                let found = candidates.iter().find(|p| p.is_file()).cloned();
-                if found.is_none() {
-                    self.error(
-                        from_file,
-                        from,
-                        format!(
-                            "role '{}' has no tasks file '{tf}' in {}",
-                            entry.name,
-                            tasks_dir.display()
-                        ),
-                    );
-                    return None;
-                }
-                found
-            }
-        };
         let tasks = match tasks_file {
             Some(f) => self
                 .tasks_file(&f, &role_ctx, from_file, from)
                 .unwrap_or_default(),
             None => Vec::new(),
         };
-        let handlers = match main_file(&path.join("handlers")) {
+        let handlers = match handlers_file {
             Some(f) => {
                 let handler_ctx = TaskCtx {
                     handlers: true,
@@ -311,12 +365,12 @@ impl Loader<'_> {
         })
     }
 
-    fn role_vars_file(&mut self, dir: &Path) -> Vars {
-        let Some(file) = main_file(dir) else {
+    fn role_vars_file(&mut self, file: Option<&Path>) -> Vars {
+        let Some(file) = file else {
             return Vars::new();
         };
-        match self.parse_yaml(&file) {
-            Some(root) => self.vars(&file, &root, "a role variables file"),
+        match self.parse_yaml(file) {
+            Some(root) => self.vars(file, &root, "a role variables file"),
             None => Vars::new(),
         }
     }
@@ -326,7 +380,7 @@ impl Loader<'_> {
     pub(super) fn role_for_include(
         &mut self,
         name: &str,
-        tasks_from: Option<&str>,
+        files: &RoleFiles,
         search: &[PathBuf],
         ctx: &TaskCtx,
         pos: Pos,
@@ -340,7 +394,7 @@ impl Loader<'_> {
         let path = self.find_role(name, search, &ctx.file, pos)?;
         let mut deps = Vec::new();
         self.role_dependencies(&path, ctx, &entry, &mut deps)?;
-        let mut role = self.load_role_dir(&path, &entry, tasks_from, ctx, &ctx.file, pos)?;
+        let mut role = self.load_role_dir(&path, &entry, files, ctx, &ctx.file, pos)?;
         let mut tasks: Vec<_> = deps.iter().flat_map(|d| d.tasks.clone()).collect();
         tasks.append(&mut role.tasks);
         role.tasks = tasks;

@@ -275,7 +275,7 @@ impl Loader<'_> {
     }
 
     /// Reads the task keywords into a task (its kind is filled in by the caller).
-    fn task_keywords(
+    pub(super) fn task_keywords(
         &mut self,
         keywords: &[(&str, &Node, &Node)],
         ctx: &TaskCtx,
