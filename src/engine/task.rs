@@ -488,9 +488,15 @@ impl PlayRun<'_> {
             self.r.set_host_facts(h, facts.clone());
             if cacheable {
                 let mut gathered = self.r.with_host(h, |s| s.facts.clone());
+                let mut nested = match gathered.get("ansible_facts") {
+                    Some(Value::Object(m)) => m.clone(),
+                    _ => Vars::new(),
+                };
                 for (k, v) in facts {
                     gathered.insert(k.clone(), v.clone());
+                    nested.insert(k.clone(), v.clone());
                 }
+                gathered.insert("ansible_facts".into(), Value::Object(nested));
                 self.r.set_gathered_facts(h, gathered);
             }
         }
