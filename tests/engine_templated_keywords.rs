@@ -41,8 +41,17 @@ async fn templated_keywords_are_evaluated_per_host() {
             r#"
 - hosts: all
   gather_facts: false
+  vars:
+    extra_env: {B: "b-{{ inventory_hostname }}"}
+    task_env: {C: c}
+  environment: [{A: play}, "{{ extra_env }}"]
   tasks:
     - file: {path: "{{ base }}", state: directory}
+    - name: environment from templates
+      shell: echo $A-$B-$C
+      environment: "{{ task_env }}"
+      register: envout
+      changed_when: false
     - name: become from a template
       command: id -un
       become: "{{ use_sudo }}"
@@ -72,6 +81,7 @@ async fn templated_keywords_are_evaluated_per_host() {
     - ansible.builtin.assert:
         that:
           - "who.stdout == ('daemon' if inventory_hostname == 'h1' else 'root')"
+          - "envout.stdout == 'play-b-' ~ inventory_hostname ~ '-c'"
           - one.stdout == 'h1'
           - hostvars['h2'].gift == 'from h1'
           - hostvars['h1'].gift is not defined
@@ -92,7 +102,10 @@ async fn templated_keywords_are_evaluated_per_host() {
     assert!(!dir.path().join("h2/after").exists());
     assert!(!dir.path().join("h1/dry").exists(), "h1 ran in check mode");
     assert!(dir.path().join("h2/dry").exists(), "h2 ran for real");
-    assert!(!out.contains("secret-h1"), "h1's no_log result shown: {out}");
+    assert!(
+        !out.contains("secret-h1"),
+        "h1's no_log result shown: {out}"
+    );
     assert!(out.contains("secret-h2"), "h2's result hidden: {out}");
     assert!(out.contains("L-b"), "loop label: {out}");
     assert!(
@@ -186,8 +199,14 @@ async fn meta_end_host_and_end_batch_with_when() {
         assert_eq!(recap.hosts[h].failed, 0, "{out}");
     }
     let exists = |p: &str| dir.path().join(p).exists();
-    assert!(exists("h1/one") && !exists("h2/one") && exists("h3/one"), "{out}");
-    assert!(!exists("h1/two") && exists("h2/two") && exists("h3/two"), "{out}");
+    assert!(
+        exists("h1/one") && !exists("h2/one") && exists("h3/one"),
+        "{out}"
+    );
+    assert!(
+        !exists("h1/two") && exists("h2/two") && exists("h3/two"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -281,7 +300,9 @@ fn vars_prompt_without_a_terminal() {
     let (code, stdout, stderr) = infra(&["play", "asks.yaml", "-i", "inv.yaml"], dir.path());
     assert_ne!(code, 0, "{stdout}{stderr}");
     assert!(
-        stderr.contains("asks.yaml:4:7: vars_prompt 'secret' needs an answer but stdin is not a terminal"),
+        stderr.contains(
+            "asks.yaml:4:7: vars_prompt 'secret' needs an answer but stdin is not a terminal"
+        ),
         "{stderr}"
     );
     assert!(!dir.path().join("out").exists(), "no host was touched");
@@ -291,11 +312,17 @@ fn vars_prompt_without_a_terminal() {
         dir.path(),
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), "given");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out")).unwrap(),
+        "given"
+    );
 
     let (code, stdout, stderr) = infra(&["play", "defaults.yaml", "-i", "inv.yaml"], dir.path());
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(std::fs::read_to_string(dir.path().join("colour")).unwrap(), "blue");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("colour")).unwrap(),
+        "blue"
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{connect::Pool, HostStats, RunOptions};
 use crate::inventory::Inventory;
-use crate::playbook::{Flag, Role, Task};
+use crate::playbook::{Environment, Flag, Role, Task};
 use crate::report::Reporter;
 use crate::template::Templar;
 use crate::Vars;
@@ -44,7 +44,7 @@ pub struct Frame {
     pub role: Option<Arc<Role>>,
     pub become_: Option<Flag>,
     pub become_user: Option<String>,
-    pub environment: Vars,
+    pub environment: Environment,
     pub no_log: Option<Flag>,
     pub ignore_errors: Option<Flag>,
     pub check_mode: Option<Flag>,
@@ -93,9 +93,7 @@ impl Frame {
         if task.delegate_to.is_some() {
             f.delegate_to = task.delegate_to.clone();
         }
-        for (k, v) in &task.environment {
-            f.environment.insert(k.clone(), v.clone());
-        }
+        f.environment = f.environment.then(&task.environment);
         if task.role.is_some() {
             f.role = task.role.clone();
         }

@@ -119,8 +119,8 @@ impl PlayRun<'_> {
         {
             text.push(Value::from(s.clone()));
         }
-        text.push(Value::Object(task.environment.clone()));
-        text.push(Value::Object(frame.environment.clone()));
+        text.extend(task.environment.0.iter().cloned());
+        text.extend(frame.environment.0.iter().cloned());
         text.extend(task.notify.iter().map(|s| Value::from(s.clone())));
         let all = module == "template" || module.ends_with(".template");
         let roots = if all {
@@ -944,17 +944,20 @@ impl PlayRun<'_> {
         if frame.environment.is_empty() && task.environment.is_empty() {
             return Ok(Vec::new());
         }
-        let mut env = frame.environment.clone();
-        for (k, v) in &task.environment {
-            env.insert(k.clone(), v.clone());
-        }
-        match self.r.templar.render_value(&Value::Object(env), vars) {
-            Ok(Value::Object(map)) => {
-                Ok(map.into_iter().map(|(k, v)| (k, value_text(&v))).collect())
+        let mut env = Vars::new();
+        for layer in frame.environment.0.iter().chain(task.environment.0.iter()) {
+            match self.r.templar.render_value(layer, vars) {
+                Ok(Value::Object(map)) => env.extend(map),
+                Ok(other) => {
+                    return Err(format!(
+                        "{}: environment: {layer} gave {other}, not a mapping",
+                        task.loc
+                    ))
+                }
+                Err(e) => return Err(format!("{}: environment: {e:#}", task.loc)),
             }
-            Ok(other) => Err(format!("environment rendered to {other}, not a mapping")),
-            Err(e) => Err(format!("environment: {e:#}")),
         }
+        Ok(env.into_iter().map(|(k, v)| (k, value_text(&v))).collect())
     }
 
     /// Privilege escalation. As in Ansible, the `ansible_become*` variables win over the

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::error::{LoadError, LoadErrors};
 use super::yaml::{self, Kind, Node, Pos};
-use super::{Flag, ModuleRegistry, Role};
+use super::{Environment, Flag, ModuleRegistry, Role};
 use crate::Vars;
 
 /// Settings that come from where tasks are used (a play's `environment`, a role entry's
@@ -17,7 +17,7 @@ use crate::Vars;
 pub(super) struct Inherited {
     pub become_: Option<Flag>,
     pub become_user: Option<String>,
-    pub environment: Vars,
+    pub environment: Environment,
     pub ignore_errors: Option<Flag>,
     pub no_log: Option<Flag>,
     pub run_once: Option<Flag>,
@@ -31,8 +31,7 @@ pub(super) struct Inherited {
 impl Inherited {
     /// `outer` overlaid with the values set here (a role entry inside a play).
     pub fn over(&self, outer: &Inherited) -> Inherited {
-        let mut environment = outer.environment.clone();
-        environment.extend(self.environment.clone());
+        let environment = outer.environment.then(&self.environment);
         Inherited {
             become_: self.become_.clone().or_else(|| outer.become_.clone()),
             become_user: self

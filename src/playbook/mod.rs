@@ -148,6 +148,26 @@ pub struct Role {
     pub when: Vec<String>,
 }
 
+/// `environment:` as written at each level, outermost first: mappings, and templates that
+/// render to a mapping at run time (`environment: "{{ proxy_env }}"`). Later entries win.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Environment(pub Vec<serde_json::Value>);
+
+impl Environment {
+    /// A variable set by one of the mappings (not by a template, which is known only when
+    /// the task runs).
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.0.iter().rev().find_map(|l| l.as_object()?.get(key))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// This environment followed by `inner` (whose entries win).
+    pub fn then(&self, inner: &Environment) -> Environment {
+        Environment(self.0.iter().chain(inner.0.iter()).cloned().collect())
+    }
+}
+
 /// Which files of a role an `include_role`/`import_role` uses instead of `main`: names
 /// inside the role's `tasks/`, `vars/`, `defaults/` and `handlers/` (`.yml`/`.yaml` may be
 /// left out).
@@ -255,7 +275,7 @@ pub struct Task {
     pub delegate_to: Option<String>,
     /// With `delegate_to`: facts the task sets go to the delegated host.
     pub delegate_facts: Option<Flag>,
-    pub environment: Vars,
+    pub environment: Environment,
     pub until: Option<String>,
     pub retries: u32,
     pub delay: f64,
@@ -292,7 +312,7 @@ impl Task {
             any_errors_fatal: None,
             delegate_to: None,
             delegate_facts: None,
-            environment: Vars::new(),
+            environment: Environment::default(),
             until: None,
             retries: 0,
             delay: 5.0,

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::keywords::{self, best_match, did_you_mean, short_name};
 use super::loader::{is_template, Loader, TaskCtx};
 use super::yaml::{Kind, Node, Pos};
-use super::{LoopControl, LoopSpec, Task, TaskKind};
+use super::{Environment, LoopControl, LoopSpec, Task, TaskKind};
 use crate::Vars;
 
 /// The action a task names: its short name, where the key is, and its value.
@@ -305,7 +305,7 @@ impl Loader<'_> {
             any_errors_fatal: None,
             delegate_to: None,
             delegate_facts: None,
-            environment: Vars::new(),
+            environment: Environment::default(),
             until: None,
             retries: 0,
             delay: 5.0,
@@ -418,11 +418,7 @@ impl Loader<'_> {
         if task.delegate_to.is_none() {
             task.delegate_to = inherit.delegate_to.clone();
         }
-        for (k, v) in &ctx.inherit.environment {
-            task.environment
-                .entry(k.clone())
-                .or_insert_with(|| v.clone());
-        }
+        task.environment = ctx.inherit.environment.then(&task.environment);
         task
     }
 
@@ -439,22 +435,29 @@ impl Loader<'_> {
         }
     }
 
-    /// `environment:` must be a mapping (a templated whole is not supported).
-    pub(super) fn environment(&mut self, file: &Path, value: &Node) -> Vars {
-        if let Some(s) = value.as_str() {
-            let hint = if is_template(s) {
-                " (a templated whole is not supported; write the mapping out)"
-            } else {
-                ""
-            };
-            self.error(
-                file,
-                value.pos,
-                format!("'environment' must be a mapping{hint}"),
-            );
-            return Vars::new();
+    /// `environment:` a mapping, a template that renders to one, or a list of either.
+    pub(super) fn environment(&mut self, file: &Path, value: &Node) -> Environment {
+        let items: Vec<&Node> = match &value.kind {
+            Kind::Null => return Environment::default(),
+            Kind::Seq(items) => items.iter().collect(),
+            _ => vec![value],
+        };
+        let mut out = Environment::default();
+        for item in items {
+            match item.as_str() {
+                Some(s) if is_template(s) => out.0.push(serde_json::Value::from(s)),
+                Some(_) => self.error(
+                    file,
+                    item.pos,
+                    "'environment' must be a mapping or a template giving one",
+                ),
+                None => {
+                    let vars = self.vars(file, item, "environment");
+                    out.0.push(serde_json::Value::Object(vars));
+                }
+            }
         }
-        self.vars(file, value, "environment")
+        out
     }
 
     fn loop_control(&mut self, file: &Path, value: &Node) -> LoopControl {
