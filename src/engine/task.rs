@@ -63,11 +63,16 @@ pub struct HostKeywords {
 pub fn keyword_bool(value: &Value) -> Option<bool> {
     match value {
         Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 1.0 => Some(true),
-            Some(f) if f == 0.0 => Some(false),
-            _ => None,
-        },
+        Value::Number(n) => {
+            let f = n.as_f64()?;
+            if f == 1.0 {
+                Some(true)
+            } else if f == 0.0 {
+                Some(false)
+            } else {
+                None
+            }
+        }
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "yes" | "y" | "true" | "t" | "on" | "1" => Some(true),
             "no" | "n" | "false" | "f" | "off" | "0" => Some(false),
