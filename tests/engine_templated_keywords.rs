@@ -256,6 +256,7 @@ async fn include_role_files_public_apply_and_listen_handlers() {
     - ansible.builtin.assert:
         that: [y is not defined]
     - ansible.builtin.import_tasks: more.yml
+    - ansible.builtin.include_tasks: more.yml
 "#,
         ),
         ("more.yml", "- ansible.builtin.debug: {var: x}\n"),
@@ -378,4 +379,27 @@ async fn action_modules_run_as_the_module_tests_check_them() {
     let (recap, out) = run_ok(options(dir.path(), "site.yaml")).await;
     let h1 = &recap.hosts["h1"];
     assert_eq!((h1.failed, h1.ignored, h1.skipped), (0, 2, 1), "{out}");
+}
+
+#[tokio::test]
+async fn templated_any_errors_fatal_stops_every_host() {
+    let dir = tree(&[
+        ("inv.yaml", &local_inventory(&["h1", "h2"])),
+        (
+            "site.yaml",
+            r#"
+- hosts: all
+  gather_facts: false
+  vars: {stop_all: "yes"}
+  tasks:
+    - file: {path: "{{ base }}", state: directory}
+    - command: "{{ 'false' if inventory_hostname == 'h1' else 'true' }}"
+      any_errors_fatal: "{{ stop_all }}"
+    - file: {path: "{{ base }}/after", state: touch}
+"#,
+        ),
+    ]);
+    let (recap, out) = run_ok(options(dir.path(), "site.yaml")).await;
+    assert_eq!(recap.hosts["h1"].failed, 1, "{out}");
+    assert!(!dir.path().join("h2/after").exists(), "{out}");
 }

@@ -382,7 +382,21 @@ impl<'a> PlayRun<'a> {
         let prep = self.prepare(task, frame);
         // A templated `run_once` is judged on the first host, as Ansible does; when it
         // cannot be evaluated every host runs the task and fails with the error.
-        let first_vars = self.task_vars(task, frame, &active[0], &prep);
+        // The first host's variables are only needed for templated keywords.
+        let templated = [
+            task.run_once.as_ref().or(frame.run_once.as_ref()),
+            task.any_errors_fatal
+                .as_ref()
+                .or(frame.any_errors_fatal.as_ref())
+                .or(self.play.any_errors_fatal.as_ref()),
+        ]
+        .iter()
+        .any(|f| matches!(f, Some(playbook::Flag::Template(_))));
+        let first_vars = if templated {
+            self.task_vars(task, frame, &active[0], &prep)
+        } else {
+            Vars::new()
+        };
         let run_once = self
             .eval_flag(
                 task,

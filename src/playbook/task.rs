@@ -8,7 +8,6 @@ use super::keywords::{self, best_match, did_you_mean, short_name};
 use super::loader::{is_template, Loader, TaskCtx};
 use super::yaml::{Kind, Node, Pos};
 use super::{Environment, LoopControl, LoopSpec, Task, TaskKind};
-use crate::Vars;
 
 /// The action a task names: its short name, where the key is, and its value.
 pub(super) struct Action {
@@ -285,33 +284,8 @@ impl Loader<'_> {
         let f = file.as_path();
         let mut task = Task {
             name: None,
-            kind: TaskKind::Meta(String::new()),
-            when: Vec::new(),
-            loop_: None,
-            loop_control: LoopControl::default(),
-            register: None,
-            notify: Vec::new(),
-            listen: Vec::new(),
-            changed_when: None,
-            failed_when: None,
-            ignore_errors: None,
-            tags: Vec::new(),
-            become_: None,
-            become_user: None,
-            no_log: None,
-            check_mode: None,
-            diff: None,
-            run_once: None,
-            any_errors_fatal: None,
-            delegate_to: None,
-            delegate_facts: None,
-            environment: Environment::default(),
-            until: None,
-            retries: 0,
-            delay: 5.0,
-            vars: Vars::new(),
             role: ctx.role.clone(),
-            loc: pos.at(f),
+            ..Task::named("", pos.at(f))
         };
         let mut retries = None;
         let mut connection_vars: Vec<(&str, serde_json::Value)> = Vec::new();
