@@ -1,7 +1,9 @@
-//! Runs one task on one host: its variables, `when`, loops, the module (observe, plan,
-//! then apply unless in check mode) or an action the engine evaluates itself (debug,
-//! set_fact, assert, fail, pause, ping), `until` retries, `changed_when`/`failed_when`,
-//! `register`, `notify`, and the recap counters and output of the result.
+//! Runs one task on one host: its variables, its keywords (templated ones evaluated per
+//! host), `when`, loops, the module (observe, plan, then apply unless in check mode; the
+//! action modules debug, set_fact, assert, fail, pause run from `modules/actions.rs` like
+//! any other, on the controller), `until` retries, `changed_when`/`failed_when`,
+//! `register`, facts from results (`delegate_facts`, `cacheable`), `notify`, and the recap
+//! counters and output of the result.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
