@@ -1014,6 +1014,7 @@ async fn action_modules() {
         .await
         .unwrap();
     assert_eq!(out.result()["ansible_facts"], json!({"x": 1}));
+    assert_eq!(out.result()["_ansible_facts_cacheable"], json!(true));
     let plan = plan_only(&ctx, "fail", json!({"msg": "stop"}))
         .await
         .unwrap();
@@ -1023,7 +1024,15 @@ async fn action_modules() {
     let started = std::time::Instant::now();
     run(&ctx, "pause", json!({"seconds": 1})).await.unwrap();
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
-    assert!(plan_only(&ctx, "pause", json!({"prompt": "continue?"}))
+    // A timed pause shows its prompt and waits without reading input, as Ansible's does.
+    let plan = plan_only(&ctx, "pause", json!({"prompt": "continue?", "seconds": 1}))
+        .await
+        .unwrap();
+    assert_eq!(plan.result["user_input"], "");
+    assert!(plan.result["stdout"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("Paused for 1")));
+    assert!(plan_only(&ctx, "pause", json!({"seconds": -1}))
         .await
         .is_err());
 }

@@ -256,16 +256,17 @@ fn listen_outside_handlers() {
 }
 
 #[test]
-fn bad_strategy_and_templated_become() {
+fn bad_strategy_and_templated_gather_facts() {
     let errors = errors_of(&[(
         "play.yml",
-        "- hosts: all\n  strategy: lineer\n  become: \"{{ b }}\"\n",
+        "- hosts: all\n  strategy: lineer\n  gather_facts: \"{{ b }}\"\n  become: maybe\n",
     )]);
     assert_eq!(
         errors,
         [
             "play.yml:2:13: unknown strategy 'lineer' (linear or free), did you mean 'linear'?",
-            "play.yml:3:11: 'become' must be true or false (templates are not supported here)",
+            "play.yml:3:17: 'gather_facts' must be true or false (templates are not supported here)",
+            "play.yml:4:11: 'become' must be true or false",
         ]
     );
 }

@@ -7,7 +7,7 @@ mod sp;
 
 use std::path::Path;
 
-use infra::playbook::{Batch, LoopSpec, Play, Strategy, Task, TaskKind};
+use infra::playbook::{Batch, Flag, LoopSpec, Play, Strategy, Task, TaskKind};
 use serde_json::json;
 
 fn site() -> infra::playbook::Playbook {
@@ -57,12 +57,12 @@ fn play_keywords() {
     let play = first_play();
     assert_eq!(play.name, "Web servers");
     assert_eq!(play.hosts, "web:&dc1");
-    assert_eq!(play.become_, Some(true));
+    assert_eq!(play.become_, Some(Flag::Fixed(true)));
     assert!(!play.gather_facts);
     assert_eq!(play.serial, vec![Batch::Count(1), Batch::Percent(50.0)]);
     assert_eq!(play.strategy, Strategy::Free);
     assert_eq!(play.max_fail_percentage, Some(20.0));
-    assert!(!play.any_errors_fatal);
+    assert_eq!(play.any_errors_fatal, Some(Flag::Fixed(false)));
     assert_eq!(play.tags, vec!["site"]);
     assert_eq!((play.loc.line, play.loc.col), (3, 3));
 }
@@ -205,7 +205,7 @@ fn loops_and_loop_control() {
     assert_eq!(install.loop_control.loop_var.as_deref(), Some("pkg"));
     assert_eq!(install.loop_control.index_var.as_deref(), Some("idx"));
     assert_eq!(install.loop_control.label.as_deref(), Some("{{ pkg }}"));
-    assert_eq!(install.loop_control.pause, Some(0.5));
+    assert_eq!(install.loop_control.pause, Some(json!(0.5)));
     assert_eq!(install.register.as_deref(), Some("pkgs"));
     assert_eq!(install.notify, vec!["restart nginx"]);
     assert_eq!(install.tags, vec!["packages", "base"]);
@@ -218,7 +218,7 @@ fn loops_and_loop_control() {
         items.loop_,
         Some(LoopSpec::WithItems(json!([["/srv/a", "/srv/b"], "/srv/c"])))
     );
-    assert!(items.ignore_errors);
+    assert_eq!(items.ignore_errors, Some(Flag::Fixed(true)));
 }
 
 #[test]
@@ -234,9 +234,10 @@ fn task_keywords() {
         ])
     );
     assert_eq!(users.delegate_to.as_deref(), Some("localhost"));
-    assert!(users.run_once && users.no_log);
-    assert_eq!(users.check_mode, Some(false));
-    assert_eq!(users.diff, Some(true));
+    assert_eq!(users.run_once, Some(Flag::Fixed(true)));
+    assert_eq!(users.no_log, Some(Flag::Fixed(true)));
+    assert_eq!(users.check_mode, Some(Flag::Fixed(false)));
+    assert_eq!(users.diff, Some(Flag::Fixed(true)));
     assert_eq!((users.retries, users.delay), (5, 2.0));
     assert_eq!(users.until.as_deref(), Some("out is succeeded"));
     assert_eq!(users.vars.get("greeting"), Some(&json!("hi")));
@@ -334,7 +335,7 @@ fn include_role_is_loaded_with_tasks_from_and_dependencies() {
         .unwrap();
     let TaskKind::IncludeRole {
         name,
-        tasks_from,
+        from,
         loaded: Some(role),
         ..
     } = &include.kind
@@ -342,7 +343,7 @@ fn include_role_is_loaded_with_tasks_from_and_dependencies() {
         panic!("{:?}", include.kind)
     };
     assert_eq!(name, "web");
-    assert_eq!(tasks_from.as_deref(), Some("config"));
+    assert_eq!(from.tasks.as_deref(), Some("config"));
     let names: Vec<String> = role.tasks.iter().map(Task::display_name).collect();
     assert_eq!(names, ["base : Base package", "web : Configure nginx"]);
     let handlers: Vec<String> = role.handlers.iter().map(Task::display_name).collect();

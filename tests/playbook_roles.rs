@@ -180,8 +180,13 @@ fn load_tasks_file_reports_errors() {
 #[test]
 fn load_role_at_run_time() {
     let base = sp::fixtures().join("site");
-    let role =
-        playbook::load_role_with("web", None, &[base.join("roles")], &sp::TestModules).unwrap();
+    let role = playbook::load_role_with(
+        "web",
+        &Default::default(),
+        &[base.join("roles")],
+        &sp::TestModules,
+    )
+    .unwrap();
     assert_eq!(role.name, "web");
     let names: Vec<String> = role.tasks.iter().map(|t| t.display_name()).collect();
     assert_eq!(
@@ -192,15 +197,23 @@ fn load_role_at_run_time() {
             "web : Web config"
         ]
     );
-    let missing = playbook::load_role_with("nope", None, &[base.join("roles")], &sp::TestModules)
-        .unwrap_err();
+    let missing = playbook::load_role_with(
+        "nope",
+        &Default::default(),
+        &[base.join("roles")],
+        &sp::TestModules,
+    )
+    .unwrap_err();
     assert!(
         missing.to_string().contains("role 'nope' not found"),
         "{missing:#}"
     );
     let missing_from = playbook::load_role_with(
         "web",
-        Some("absent"),
+        &playbook::RoleFiles {
+            tasks: Some("absent".into()),
+            ..Default::default()
+        },
         &[base.join("roles")],
         &sp::TestModules,
     )

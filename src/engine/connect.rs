@@ -59,6 +59,18 @@ impl Pool {
         .clone()
     }
 
+    /// Closes the connection to `name` (`meta: reset_connection`); the next task opens a
+    /// new one.
+    pub async fn reset(&self, name: &str) {
+        let slot = match self.slots.lock() {
+            Ok(mut s) => s.remove(name),
+            Err(poisoned) => poisoned.into_inner().remove(name),
+        };
+        if let Some(Ok(t)) = slot.as_ref().and_then(|s| s.get()) {
+            t.close().await;
+        }
+    }
+
     /// Closes every open connection.
     pub async fn close_all(&self) {
         let slots: Vec<Slot> = match self.slots.lock() {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::play::PlayRun;
 use super::result::Outcome;
 use super::state::Frame;
-use super::task::value_text;
+use super::task::{value_text, HostKeywords};
 use crate::modules::ansible::{self, Resolution, Verdict};
 use crate::playbook::Task;
 use crate::report::Status;
@@ -35,6 +35,7 @@ pub fn refuse_fallback(playbook: &crate::playbook::Playbook) -> anyhow::Result<(
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 impl PlayRun<'_> {
     /// Runs `module` (as the task names it) with the installed Ansible's module.
     pub(super) async fn run_fallback(
@@ -45,6 +46,7 @@ impl PlayRun<'_> {
         module: &str,
         args: &Vars,
         vars: &Vars,
+        kw: &HostKeywords,
     ) -> Outcome {
         let (fqcn, path) = match ansible::resolution(module, &task.collections) {
             Some(Resolution::Module { fqcn, path }) => (fqcn, path),
@@ -61,7 +63,7 @@ impl PlayRun<'_> {
                 ))
             }
         };
-        let transport = match self.transport_for(task, host, vars).await {
+        let transport = match self.transport_for(task, frame, host, vars).await {
             Ok(t) => t,
             Err(o) => return *o,
         };
@@ -73,15 +75,15 @@ impl PlayRun<'_> {
             fqcn: fqcn.clone(),
             path,
             args: args.clone(),
-            check_mode: self.check_mode_for(task, frame),
-            diff: self.diff_for(task, frame),
-            no_log: task.no_log || frame.no_log,
+            check_mode: kw.check,
+            diff: kw.diff,
+            no_log: kw.no_log,
             verbosity: self.r.opts.verbosity,
             interpreter: vars
                 .get("ansible_python_interpreter")
                 .map(value_text)
                 .unwrap_or_else(|| DEFAULT_INTERPRETER.to_string()),
-            become_: self.become_for(task, frame, vars),
+            become_: self.become_for(task, frame, vars, kw),
             env,
         };
         let ran = match ansible::run(transport.as_ref(), &call).await {
@@ -115,21 +117,5 @@ impl PlayRun<'_> {
             o.diffs = ran.diffs;
         }
         o
-    }
-
-    /// Check mode for this task: its keyword, its blocks', the play's, the command line.
-    pub(super) fn check_mode_for(&self, task: &Task, frame: &Frame) -> bool {
-        task.check_mode
-            .or(frame.check_mode)
-            .or(self.play.check_mode)
-            .unwrap_or(self.r.opts.check)
-    }
-
-    /// Diff mode for this task, decided as [`Self::check_mode_for`].
-    pub(super) fn diff_for(&self, task: &Task, frame: &Frame) -> bool {
-        task.diff
-            .or(frame.diff)
-            .or(self.play.diff)
-            .unwrap_or(self.r.opts.diff)
     }
 }

@@ -14,8 +14,8 @@ use crate::Vars;
 
 mod connect;
 pub mod facts;
-mod include_vars;
 mod fallback;
+mod include_vars;
 pub mod loops;
 mod play;
 pub mod result;
@@ -129,6 +129,12 @@ fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
     let playbook = crate::playbook::load(&opts.playbook, &opts.roles_path)?;
     if opts.native_only {
         fallback::refuse_fallback(&playbook)?;
+    }
+    let mut playbook = crate::playbook::load(&opts.playbook, &opts.roles_path)?;
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    for play in &mut playbook.plays {
+        let answers = play::prompt_answers(play, &opts.extra_vars, interactive)?;
+        play.vars.extend(answers);
     }
     let mut inventory = opts.inventory.clone();
     let dir = playbook.dir();

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use futures::future::{join_all, BoxFuture};
 use serde_json::{json, Value};
 
@@ -18,7 +19,7 @@ use super::result::Outcome;
 use super::state::{Frame, Runner};
 use super::tags::should_run;
 use super::vars::{resolve_lazy, Layers};
-use crate::playbook::{self, Batch, Play, Role, Strategy, Task, TaskKind};
+use crate::playbook::{self, Batch, Play, Role, RoleFiles, Strategy, Task, TaskKind};
 use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::ExecOptions;
 use crate::Vars;
@@ -47,6 +48,8 @@ pub struct PlayRun<'a> {
     pub vars_files: &'a Vars,
     pub mentions: Mentions,
     handlers: Mutex<Vec<Handler>>,
+    /// Roles whose defaults and vars every later task sees (see [`Self::public_roles`]).
+    public_roles: Mutex<Vec<Arc<Role>>>,
     aborted: AtomicBool,
     /// The variables the engine reads itself (connection, become), resolved for every task.
     pub always_resolved: HashSet<String>,
@@ -78,6 +81,65 @@ pub fn batches(hosts: &[String], serial: &[Batch]) -> Vec<Vec<String>> {
         i += 1;
     }
     out
+}
+
+/// The answers to a play's `vars_prompt`, asked before any host is contacted. A variable
+/// given with `-e` is not asked (as in Ansible). Without a terminal (`interactive` false)
+/// each prompt takes its `default`; one without a default is an error naming it.
+pub fn prompt_answers(play: &Play, extra_vars: &Vars, interactive: bool) -> anyhow::Result<Vars> {
+    let mut answers = Vars::new();
+    for p in &play.vars_prompt {
+        if extra_vars.contains_key(&p.name) {
+            continue;
+        }
+        let answer = if interactive {
+            ask(p).with_context(|| format!("{}: vars_prompt '{}'", p.loc, p.name))?
+        } else {
+            match &p.default {
+                Some(d) => d.clone(),
+                None => anyhow::bail!(
+                    "{}: vars_prompt '{}' needs an answer but stdin is not a terminal; give it with -e {}=VALUE or set a 'default'",
+                    p.loc,
+                    p.name,
+                    p.name
+                ),
+            }
+        };
+        answers.insert(p.name.clone(), Value::from(answer));
+    }
+    Ok(answers)
+}
+
+/// Asks one prompt on the terminal (twice with `confirm`); an empty answer is the default.
+fn ask(p: &playbook::VarPrompt) -> anyhow::Result<String> {
+    let term = console::Term::stderr();
+    let read = |question: &str| -> anyhow::Result<String> {
+        term.write_str(question)?;
+        let line = if p.private {
+            term.read_secure_line()?
+        } else {
+            term.read_line()?
+        };
+        Ok(line)
+    };
+    let question = match &p.default {
+        Some(d) => format!("{} [{d}]: ", p.prompt),
+        None => format!("{}: ", p.prompt),
+    };
+    loop {
+        let first = read(&question)?;
+        if p.confirm {
+            let second = read(&format!("confirm {question}"))?;
+            if first != second {
+                term.write_line("***** VALUES ENTERED DO NOT MATCH ****")?;
+                continue;
+            }
+        }
+        return Ok(match (&p.default, first.is_empty()) {
+            (Some(d), true) => d.clone(),
+            _ => first,
+        });
+    }
 }
 
 /// The number of tasks a host runs in a play, counting what is known before it runs.
@@ -140,6 +202,7 @@ impl<'a> PlayRun<'a> {
             vars_files,
             mentions,
             handlers: Mutex::new(handlers),
+            public_roles: Mutex::new(Vec::new()),
             aborted: AtomicBool::new(false),
             always_resolved: super::task::always_resolved(),
             roles_seen: Mutex::new(Vec::new()),
@@ -319,10 +382,36 @@ impl<'a> PlayRun<'a> {
         {
             return;
         }
-        let targets: &[String] = if task.run_once { &active[..1] } else { active };
+        let prep = self.prepare(task, frame);
+        // A templated `run_once` is judged on the first host, as Ansible does; when it
+        // cannot be evaluated every host runs the task and fails with the error.
+        // The first host's variables are only needed for templated keywords.
+        let templated = [
+            task.run_once.as_ref().or(frame.run_once.as_ref()),
+            task.any_errors_fatal
+                .as_ref()
+                .or(frame.any_errors_fatal.as_ref())
+                .or(self.play.any_errors_fatal.as_ref()),
+        ]
+        .iter()
+        .any(|f| matches!(f, Some(playbook::Flag::Template(_))));
+        let first_vars = if templated {
+            self.task_vars(task, frame, &active[0], &prep)
+        } else {
+            Vars::new()
+        };
+        let run_once = self
+            .eval_flag(
+                task,
+                "run_once",
+                task.run_once.as_ref().or(frame.run_once.as_ref()),
+                &first_vars,
+            )
+            .unwrap_or(None)
+            .unwrap_or(false);
+        let targets: &[String] = if run_once { &active[..1] } else { active };
         let info = self.task_info(task, frame);
         self.r.reporter.task_start(&info, targets);
-        let prep = self.prepare(task, frame);
         let statuses = join_all(targets.iter().map(|h| {
             let (info, prep) = (&info, &prep);
             async move {
@@ -331,18 +420,47 @@ impl<'a> PlayRun<'a> {
             }
         }))
         .await;
-        self.check_fatal(frame, &statuses);
+        let fatal = self.errors_fatal(Some(task), frame, &first_vars);
+        self.check_fatal(frame, fatal, &statuses);
+    }
+
+    /// `any_errors_fatal` of a task (its own, its blocks', the play's), evaluated with
+    /// `vars` when it is a template; an error is reported and counts as fatal.
+    fn errors_fatal(&self, task: Option<&Task>, frame: &Frame, vars: &Vars) -> bool {
+        let flag = task
+            .and_then(|t| t.any_errors_fatal.as_ref())
+            .or(frame.any_errors_fatal.as_ref())
+            .or(self.play.any_errors_fatal.as_ref());
+        let Some(flag) = flag else { return false };
+        if let Some(b) = flag.fixed() {
+            return b;
+        }
+        let placeholder;
+        let task = match task {
+            Some(t) => t,
+            None => {
+                placeholder = Task::named(&self.play.name, self.play.loc.clone());
+                &placeholder
+            }
+        };
+        match self.eval_flag(task, "any_errors_fatal", Some(flag), vars) {
+            Ok(b) => b.unwrap_or(false),
+            Err(msg) => {
+                self.r.reporter.warning(&msg);
+                true
+            }
+        }
     }
 
     /// any_errors_fatal and max_fail_percentage, after a task.
-    fn check_fatal(&self, frame: &Frame, statuses: &[Status]) {
+    fn check_fatal(&self, frame: &Frame, fatal: bool, statuses: &[Status]) {
         if frame.rescuable {
             return;
         }
         let failed_now = statuses
             .iter()
             .any(|s| matches!(s, Status::Failed | Status::Unreachable));
-        if self.play.any_errors_fatal && failed_now {
+        if fatal && failed_now {
             self.r
                 .reporter
                 .warning("any_errors_fatal: a host failed, so the play stops for every host");
@@ -444,22 +562,42 @@ impl<'a> PlayRun<'a> {
         Ok(true)
     }
 
+    /// `meta:` actions. As in Ansible, `when` selects the hosts for the per-host actions;
+    /// noop, refresh_inventory and reset_connection do not support it (a warning, then
+    /// they run anyway).
     async fn run_meta(&self, task: &Task, frame: &Frame, hosts: &[String], action: &str) {
-        let prep = self.prepare(task, frame);
-        let holds: Vec<String> = hosts
-            .iter()
-            .filter(|h| {
-                let vars = self.task_vars(task, frame, h, &prep);
-                self.when_holds(task, frame, &vars).unwrap_or(false)
-            })
-            .cloned()
-            .collect();
+        let no_when = matches!(action, "noop" | "refresh_inventory" | "reset_connection");
+        let holds: Vec<String> = if no_when {
+            if !task.when.is_empty() {
+                self.r.reporter.warning(&format!(
+                    "{}: meta: {action} does not support a when conditional; it runs anyway",
+                    task.loc
+                ));
+            }
+            hosts.to_vec()
+        } else {
+            let prep = self.prepare(task, frame);
+            hosts
+                .iter()
+                .filter(|h| {
+                    let vars = self.task_vars(task, frame, h, &prep);
+                    self.when_holds(task, frame, &vars).unwrap_or(false)
+                })
+                .cloned()
+                .collect()
+        };
         if holds.is_empty() {
             return;
         }
         match action {
             "flush_handlers" => self.flush_handlers(&holds).await,
-            "end_play" | "end_batch" => self.abort(),
+            "end_play" => self.abort(),
+            // The hosts of this batch are done; the play goes on with the next batch.
+            "end_batch" => {
+                for h in &self.batch {
+                    self.r.with_host(h, |s| s.ended = true);
+                }
+            }
             "end_host" => {
                 for h in &holds {
                     self.r.with_host(h, |s| s.ended = true);
@@ -470,11 +608,30 @@ impl<'a> PlayRun<'a> {
                     self.r.with_host(h, |s| s.failed = false);
                 }
             }
-            "noop" | "clear_facts" | "refresh_inventory" | "reset_connection" => {}
-            other => self
-                .r
-                .reporter
-                .warning(&format!("meta: {other} is not supported; ignored")),
+            // Gathered facts and cacheable set_fact facts go; other set_fact values and
+            // registered results stay, as with Ansible's fact cache.
+            "clear_facts" => {
+                for h in &holds {
+                    self.r.clear_gathered_facts(h);
+                }
+            }
+            "reset_connection" => {
+                for h in &holds {
+                    self.r.pool.reset(h).await;
+                }
+            }
+            "refresh_inventory" => {
+                if self.r.opts.verbosity >= 1 {
+                    self.r.reporter.warning(
+                        "meta: refresh_inventory: the inventory is a file read once per run; nothing to refresh",
+                    );
+                }
+            }
+            "noop" => {}
+            other => self.r.reporter.warning(&format!(
+                "{}: meta: {other} is not supported; ignored",
+                task.loc
+            )),
         }
     }
 
@@ -564,11 +721,13 @@ impl<'a> PlayRun<'a> {
     }
 
     /// Facts are gathered with the play's privilege escalation, as Ansible does.
-    fn facts_exec_options(&self, vars: &Vars) -> ExecOptions {
-        ExecOptions {
-            become_: self.resolve_become(self.play.become_, self.play.become_user.clone(), vars),
+    fn facts_exec_options(&self, vars: &Vars) -> Result<ExecOptions, String> {
+        let task = Task::named("Gathering Facts", self.play.loc.clone());
+        let on = self.eval_flag(&task, "become", self.play.become_.as_ref(), vars)?;
+        Ok(ExecOptions {
+            become_: self.resolve_become(on, self.play.become_user.clone(), vars),
             ..Default::default()
-        }
+        })
     }
 
     /// Connects (once per run) and gathers facts in one round trip per host.
@@ -605,12 +764,13 @@ impl<'a> PlayRun<'a> {
             async move {
                 let _permit = self.r.forks.acquire().await.ok();
                 let vars = self.connection_vars(h);
-                let outcome = match self.r.pool.get(h, &vars).await {
-                    Err(e) => Outcome::unreachable(format!("Failed to connect to the host: {e}")),
-                    Ok(t) => match t
-                        .exec(&gather.script(), &self.facts_exec_options(&vars))
-                        .await
-                    {
+                let opts = self.facts_exec_options(&vars);
+                let outcome = match (self.r.pool.get(h, &vars).await, opts) {
+                    (_, Err(msg)) => Outcome::failed(msg),
+                    (Err(e), _) => {
+                        Outcome::unreachable(format!("Failed to connect to the host: {e}"))
+                    }
+                    (Ok(t), Ok(opts)) => match t.exec(&gather.script(), &opts).await {
                         Err(e) if super::connect::is_unreachable(&e) => {
                             Outcome::unreachable(format!("{e:#}"))
                         }
@@ -634,7 +794,8 @@ impl<'a> PlayRun<'a> {
             }
         }))
         .await;
-        self.check_fatal(&self.root_frame(), &statuses);
+        let fatal = self.errors_fatal(None, &self.root_frame(), &self.connection_vars(&active[0]));
+        self.check_fatal(&self.root_frame(), fatal, &statuses);
     }
 
     /// include_tasks / include_role (and static imports): static ones run their loaded
@@ -658,6 +819,7 @@ impl<'a> PlayRun<'a> {
             let mut child = frame.child(task);
             if let Some(role) = &role {
                 self.add_role_handlers(role);
+                self.make_public(role);
                 child = child.for_role(role);
             }
             self.run_tasks(&tasks, &child, hosts).await;
@@ -671,8 +833,8 @@ impl<'a> PlayRun<'a> {
         let info = self.task_info(task, frame);
         self.r.reporter.task_start(&info, hosts);
         let prep = self.prepare(task, frame);
-        // (target, item vars) -> hosts, in order of first appearance.
-        let mut groups: Vec<(String, Vars, Vec<String>)> = Vec::new();
+        // (target, role files, item vars) -> hosts, in order of first appearance.
+        let mut groups: Vec<(String, RoleFiles, Vars, Vec<String>)> = Vec::new();
         for host in hosts {
             let vars = self.task_vars(task, frame, host, &prep);
             match self.when_holds(task, frame, &vars) {
@@ -720,7 +882,12 @@ impl<'a> PlayRun<'a> {
                 for (k, v) in &item_vars {
                     render_vars.insert(k.clone(), v.clone());
                 }
-                let target = match self.r.templar.render_str(&target_raw, &render_vars) {
+                let rendered = self
+                    .r
+                    .templar
+                    .render_str(&target_raw, &render_vars)
+                    .and_then(|t| Ok((t, self.role_files(task, &render_vars)?)));
+                let (target, files) = match rendered {
                     Ok(t) => t,
                     Err(e) => {
                         self.record(&info, host, action, Outcome::failed(format!("{e:#}")), true);
@@ -744,14 +911,14 @@ impl<'a> PlayRun<'a> {
                 );
                 match groups
                     .iter_mut()
-                    .find(|(t, v, _)| *t == target && *v == item_vars)
+                    .find(|(t, f, v, _)| *t == target && *f == files && *v == item_vars)
                 {
-                    Some((_, _, members)) => members.push(host.clone()),
-                    None => groups.push((target, item_vars, vec![host.clone()])),
+                    Some((_, _, _, members)) => members.push(host.clone()),
+                    None => groups.push((target, files, item_vars, vec![host.clone()])),
                 }
             }
         }
-        for (target, item_vars, members) in groups {
+        for (target, files, item_vars, members) in groups {
             let members = self.active(&members);
             if members.is_empty() {
                 continue;
@@ -767,15 +934,13 @@ impl<'a> PlayRun<'a> {
                         .load_include(&target, task, role.as_deref())
                         .map(|t| (t, role.clone())),
                 },
-                TaskKind::IncludeRole {
-                    loaded, tasks_from, ..
-                } => match loaded {
+                TaskKind::IncludeRole { loaded, .. } => match loaded {
                     Some(r) => match playbook::fallback::unresolved_modules(&r.tasks)[..] {
                         [] => Ok((Arc::new(r.tasks.clone()), Some(r.clone()))),
                         ref errors => Err(format!("include_role {target}: {}", errors.join("; "))),
                     },
                     None => self
-                        .load_role(&target, tasks_from.as_deref())
+                        .load_role(&target, &files)
                         .map(|r| (Arc::new(r.tasks.clone()), Some(r))),
                 },
                 _ => continue,
@@ -789,11 +954,24 @@ impl<'a> PlayRun<'a> {
                 Ok((tasks, role)) => {
                     let mut child = frame.child(task);
                     child.when = frame.when.clone();
+                    if let TaskKind::IncludeTasks {
+                        apply: Some(apply), ..
+                    }
+                    | TaskKind::IncludeRole {
+                        apply: Some(apply), ..
+                    } = &task.kind
+                    {
+                        child = child.child(apply);
+                    }
                     if !item_vars.is_empty() {
                         child.vars.push(Arc::new(item_vars));
                     }
-                    if let (TaskKind::IncludeRole { .. }, Some(role)) = (&task.kind, &role) {
+                    if let (TaskKind::IncludeRole { public, .. }, Some(role)) = (&task.kind, &role)
+                    {
                         self.add_role_handlers(role);
+                        if *public {
+                            self.make_public(role);
+                        }
                         child = child.for_role(role);
                     }
                     self.run_tasks(&tasks, &child, &members).await;
@@ -844,12 +1022,48 @@ impl<'a> PlayRun<'a> {
         Ok(tasks)
     }
 
-    fn load_role(&self, name: &str, tasks_from: Option<&str>) -> Result<Arc<Role>, String> {
+    /// The `*_from` names of an include_role, rendered with `vars`.
+    fn role_files(&self, task: &Task, vars: &Vars) -> anyhow::Result<RoleFiles> {
+        let TaskKind::IncludeRole { from, .. } = &task.kind else {
+            return Ok(RoleFiles::default());
+        };
+        let render = |name: &Option<String>| -> anyhow::Result<Option<String>> {
+            name.as_ref()
+                .map(|n| self.r.templar.render_str(n, vars))
+                .transpose()
+        };
+        Ok(RoleFiles {
+            tasks: render(&from.tasks)?,
+            vars: render(&from.vars)?,
+            defaults: render(&from.defaults)?,
+            handlers: render(&from.handlers)?,
+        })
+    }
+
+    /// The defaults and vars of a public role stay visible to the play's later tasks.
+    fn make_public(&self, role: &Arc<Role>) {
+        let mut public = match self.public_roles.lock() {
+            Ok(p) => p,
+            Err(p) => p.into_inner(),
+        };
+        if !public.iter().any(|r| Arc::ptr_eq(r, role)) {
+            public.push(role.clone());
+        }
+    }
+
+    /// The roles made public so far (import_role, include_role with `public: true`).
+    pub fn public_roles(&self) -> Vec<Arc<Role>> {
+        match self.public_roles.lock() {
+            Ok(p) => p.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn load_role(&self, name: &str, files: &RoleFiles) -> Result<Arc<Role>, String> {
         let mut search = vec![self.r.playbook_dir.join("roles")];
         search.extend(self.r.opts.roles_path.iter().cloned());
         search.push(self.r.playbook_dir.clone());
-        playbook::load_role(name, tasks_from, &search)
-            .map_err(|e| format!("include_role {name}: {e:#}"))
+        playbook::load_role(name, files, &search).map_err(|e| format!("include_role {name}: {e:#}"))
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{connect::Pool, HostStats, RunOptions};
 use crate::inventory::Inventory;
-use crate::playbook::{Role, Task};
+use crate::playbook::{Environment, Flag, Role, Task};
 use crate::report::Reporter;
 use crate::template::Templar;
 use crate::Vars;
@@ -47,13 +47,17 @@ pub struct Frame {
     /// Roles that included this one (`include_role` inside a role), nearest first:
     /// `ansible_parent_role_names`, and searched by lookups after the role itself.
     pub parent_roles: Vec<Arc<Role>>,
-    pub become_: Option<bool>,
+    pub become_: Option<Flag>,
     pub become_user: Option<String>,
-    pub environment: Vars,
-    pub no_log: bool,
-    pub ignore_errors: bool,
-    pub check_mode: Option<bool>,
-    pub diff: Option<bool>,
+    pub environment: Environment,
+    pub no_log: Option<Flag>,
+    pub ignore_errors: Option<Flag>,
+    pub check_mode: Option<Flag>,
+    pub diff: Option<Flag>,
+    pub run_once: Option<Flag>,
+    pub any_errors_fatal: Option<Flag>,
+    pub delegate_to: Option<String>,
+    pub delegate_facts: Option<Flag>,
     /// A failure here is caught by an enclosing block's `rescue`.
     pub rescuable: bool,
     /// Running handlers.
@@ -73,23 +77,28 @@ impl Frame {
             }
         }
         f.when.extend(task.when.iter().cloned());
-        if task.become_.is_some() {
-            f.become_ = task.become_;
+        // A keyword set on the block (or include) replaces the inherited one, as in Ansible.
+        for (inner, own) in [
+            (&mut f.become_, &task.become_),
+            (&mut f.no_log, &task.no_log),
+            (&mut f.ignore_errors, &task.ignore_errors),
+            (&mut f.check_mode, &task.check_mode),
+            (&mut f.diff, &task.diff),
+            (&mut f.run_once, &task.run_once),
+            (&mut f.any_errors_fatal, &task.any_errors_fatal),
+            (&mut f.delegate_facts, &task.delegate_facts),
+        ] {
+            if own.is_some() {
+                inner.clone_from(own);
+            }
         }
         if task.become_user.is_some() {
             f.become_user = task.become_user.clone();
         }
-        for (k, v) in &task.environment {
-            f.environment.insert(k.clone(), v.clone());
+        if task.delegate_to.is_some() {
+            f.delegate_to = task.delegate_to.clone();
         }
-        f.no_log |= task.no_log;
-        f.ignore_errors |= task.ignore_errors;
-        if task.check_mode.is_some() {
-            f.check_mode = task.check_mode;
-        }
-        if task.diff.is_some() {
-            f.diff = task.diff;
-        }
+        f.environment = f.environment.then(&task.environment);
         if task.role.is_some() {
             f.role = task.role.clone();
         }
@@ -254,6 +263,12 @@ impl Runner {
         if !as_vars || (short == "set_fact" && cacheable) {
             self.merge_gathered_facts(host, facts);
         }
+    }
+
+    /// `meta: clear_facts`: the host's fact cache goes (gathered facts, cacheable set_fact).
+    pub fn clear_gathered_facts(&self, host: &str) {
+        self.with_host(host, |h| h.facts = Vars::new());
+        self.facts_version.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Merges facts (gathered, or a module's `ansible_facts`) into a host's fact cache:

@@ -1,7 +1,9 @@
-//! Runs one task on one host: its variables, `when`, loops, the module (observe, plan,
-//! then apply unless in check mode) or an action the engine evaluates itself (debug,
-//! set_fact, assert, fail, pause, ping), `until` retries, `changed_when`/`failed_when`,
-//! `register`, `notify`, and the recap counters and output of the result.
+//! Runs one task on one host: its variables, its keywords (templated ones evaluated per
+//! host), `when`, loops, the module (observe, plan, then apply unless in check mode; the
+//! action modules debug, set_fact, assert, fail, pause run from `modules/actions.rs` like
+//! any other, on the controller), `until` retries, `changed_when`/`failed_when`,
+//! `register`, facts from results (`delegate_facts`, `cacheable`), `notify`, and the recap
+//! counters and output of the result.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -16,9 +18,10 @@ use super::result::{aggregate_loop, censor, Outcome};
 use super::state::{short_name, Frame};
 use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
 use crate::modules::{self, HostCtx};
-use crate::playbook::{Role, Task, TaskKind};
+use crate::playbook::{Flag, Role, Task, TaskKind};
 use crate::report::label::compact_label;
 use crate::report::{HostEvent, Status, TaskInfo};
+use crate::transport::local::LocalTransport;
 use crate::transport::{Become, Transport};
 use crate::Vars;
 
@@ -42,6 +45,43 @@ const ALWAYS_RESOLVED: &[&str] = &[
 /// [`ALWAYS_RESOLVED`] as a set.
 pub fn always_resolved() -> HashSet<String> {
     ALWAYS_RESOLVED.iter().map(|s| s.to_string()).collect()
+}
+
+/// The yes/no keywords of a task as they hold on one host: literals, or templates
+/// rendered with the task's variables on that host (Ansible evaluates them per host).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostKeywords {
+    pub ignore_errors: bool,
+    pub no_log: bool,
+    pub run_once: bool,
+    pub delegate_facts: bool,
+    pub check: bool,
+    pub diff: bool,
+    /// `become` as the keywords say (the `ansible_become` variable still wins).
+    pub become_: Option<bool>,
+}
+
+/// Ansible's strict boolean conversion of a keyword's rendered value.
+pub fn keyword_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => {
+            let f = n.as_f64()?;
+            if f == 1.0 {
+                Some(true)
+            } else if f == 0.0 {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "yes" | "y" | "true" | "t" | "on" | "1" => Some(true),
+            "no" | "n" | "false" | "f" | "off" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// What is worked out once per task, not per host.
@@ -86,8 +126,8 @@ impl PlayRun<'_> {
         {
             text.push(Value::from(s.clone()));
         }
-        text.push(Value::Object(task.environment.clone()));
-        text.push(Value::Object(frame.environment.clone()));
+        text.extend(task.environment.0.iter().cloned());
+        text.extend(frame.environment.0.iter().cloned());
         text.extend(task.notify.iter().map(|s| Value::from(s.clone())));
         let all = module == "template" || module.ends_with(".template");
         let roots = if all {
@@ -122,6 +162,11 @@ impl PlayRun<'_> {
         let mut layers = Layers::default();
         for play_role in &self.play.roles {
             layers.role_defaults.push(&play_role.defaults);
+        }
+        let public = self.public_roles();
+        for public_role in &public {
+            layers.role_defaults.push(&public_role.defaults);
+            layers.role_vars.push(&public_role.vars);
         }
         if let Some(role) = &role {
             layers.role_defaults.push(&role.defaults);
@@ -250,6 +295,80 @@ impl PlayRun<'_> {
         }
     }
 
+    /// A yes/no keyword's value on a host: the literal, or its template rendered with
+    /// `vars`; an error names the keyword, the task and what the template gave.
+    pub fn eval_flag(
+        &self,
+        task: &Task,
+        keyword: &str,
+        flag: Option<&Flag>,
+        vars: &Vars,
+    ) -> Result<Option<bool>, String> {
+        let template = match flag {
+            None => return Ok(None),
+            Some(Flag::Fixed(b)) => return Ok(Some(*b)),
+            Some(Flag::Template(t)) => t,
+        };
+        let where_ = || format!("{}: task '{}'", task.loc, task.display_name());
+        let value = self
+            .r
+            .templar
+            .render_value(&Value::from(template.clone()), vars)
+            .map_err(|e| format!("{}: keyword '{keyword}': {e:#}", where_()))?;
+        keyword_bool(&value).map(Some).ok_or_else(|| {
+            format!(
+                "{}: keyword '{keyword}' must be a boolean (yes/no, true/false, on/off, 1/0), but '{template}' gave {}",
+                where_(),
+                match &value {
+                    Value::String(s) => format!("'{s}'"),
+                    other => other.to_string(),
+                }
+            )
+        })
+    }
+
+    /// The task's yes/no keywords on one host (the task's own, else its blocks', else the
+    /// play's), templates evaluated with `vars`.
+    pub fn host_keywords(
+        &self,
+        task: &Task,
+        frame: &Frame,
+        vars: &Vars,
+    ) -> Result<HostKeywords, String> {
+        let eval = |kw: &str, own: &Option<Flag>, inherited: &Option<Flag>| {
+            self.eval_flag(task, kw, own.as_ref().or(inherited.as_ref()), vars)
+        };
+        let play = self.play;
+        Ok(HostKeywords {
+            ignore_errors: eval("ignore_errors", &task.ignore_errors, &frame.ignore_errors)?
+                .unwrap_or(false),
+            no_log: eval("no_log", &task.no_log, &frame.no_log)?.unwrap_or(false),
+            run_once: eval("run_once", &task.run_once, &frame.run_once)?.unwrap_or(false),
+            delegate_facts: eval(
+                "delegate_facts",
+                &task.delegate_facts,
+                &frame.delegate_facts,
+            )?
+            .unwrap_or(false),
+            check: match eval("check_mode", &task.check_mode, &frame.check_mode)? {
+                Some(b) => b,
+                None => self
+                    .eval_flag(task, "check_mode", play.check_mode.as_ref(), vars)?
+                    .unwrap_or(self.r.opts.check),
+            },
+            diff: match eval("diff", &task.diff, &frame.diff)? {
+                Some(b) => b,
+                None => self
+                    .eval_flag(task, "diff", play.diff.as_ref(), vars)?
+                    .unwrap_or(self.r.opts.diff),
+            },
+            become_: match eval("become", &task.become_, &frame.become_)? {
+                Some(b) => Some(b),
+                None => self.eval_flag(task, "become", play.become_.as_ref(), vars)?,
+            },
+        })
+    }
+
     /// Runs a module task on one host and records the result. Returns the final status.
     pub async fn exec_task(
         &self,
@@ -264,11 +383,19 @@ impl PlayRun<'_> {
             return Status::Skipped;
         };
         let vars = self.task_vars(task, frame, host, prep);
-        let no_log = task.no_log || frame.no_log;
-        let delegated = self.delegate_name(task, &vars);
+        let delegated = self.delegate_name(task, frame, &vars);
+        let kw = match self.host_keywords(task, frame, &vars) {
+            Ok(kw) => kw,
+            Err(msg) => {
+                let kw = HostKeywords::default();
+                let o = Outcome::failed(msg);
+                return self.finish(task, host, info, module, o, kw, delegated, batch);
+            }
+        };
+        let no_log = kw.no_log;
         let outcome = match &task.loop_ {
             None => {
-                self.run_one(task, frame, host, module, args, vars, info)
+                self.run_one(task, frame, host, module, args, vars, info, &kw)
                     .await
             }
             Some(spec) => {
@@ -287,6 +414,14 @@ impl PlayRun<'_> {
                             .loop_var
                             .clone()
                             .unwrap_or_else(|| "item".into());
+                        let pause = match self.loop_pause(task, &vars) {
+                            Ok(p) => p,
+                            Err(msg) => {
+                                let o = Outcome::failed(msg);
+                                return self
+                                    .finish(task, host, info, module, o, kw, delegated, batch);
+                            }
+                        };
                         let mut outcomes = Vec::with_capacity(items.len());
                         let all_items = if task.loop_control.extended {
                             items.clone()
@@ -294,10 +429,8 @@ impl PlayRun<'_> {
                             Vec::new()
                         };
                         for (i, item) in items.into_iter().enumerate() {
-                            if i > 0 {
-                                if let Some(p) = task.loop_control.pause.filter(|p| *p > 0.0) {
-                                    tokio::time::sleep(Duration::from_secs_f64(p)).await;
-                                }
+                            if i > 0 && pause > 0.0 {
+                                tokio::time::sleep(Duration::from_secs_f64(pause)).await;
                             }
                             // set_fact in a loop sees the previous items' facts.
                             let mut item_vars = if i > 0 && module_is(module, "set_fact") {
@@ -331,7 +464,7 @@ impl PlayRun<'_> {
                             };
                             let extended = item_vars.get("ansible_loop").cloned();
                             let mut o = self
-                                .run_one(task, frame, host, module, args, item_vars, info)
+                                .run_one(task, frame, host, module, args, item_vars, info, &kw)
                                 .await;
                             if let Some(ext) = extended {
                                 o.result.insert("ansible_loop".into(), ext);
@@ -347,7 +480,8 @@ impl PlayRun<'_> {
                                 );
                             }
                             if matches!(o.status, Status::Ok | Status::Changed) {
-                                self.r.store_result_facts(host, module, &o.result);
+                                let fact_host = self.fact_target(host, &delegated, &kw);
+                                self.merge_result_facts(&[fact_host], module, &o.result);
                             }
                             self.report_item(info, host, &delegated, module, &o, &label, no_log);
                             let unreachable = o.status == Status::Unreachable;
@@ -361,18 +495,56 @@ impl PlayRun<'_> {
                 }
             }
         };
-        self.finish(
-            task, frame, host, info, module, outcome, no_log, delegated, batch,
-        )
+        self.finish(task, host, info, module, outcome, kw, delegated, batch)
     }
 
-    fn delegate_name(&self, task: &Task, vars: &Vars) -> Option<String> {
-        task.delegate_to.as_ref().map(|d| {
-            self.r
-                .templar
-                .render_str(d, vars)
-                .unwrap_or_else(|_| d.clone())
+    /// `loop_control.pause` in seconds (a number, or a template rendered with `vars`).
+    fn loop_pause(&self, task: &Task, vars: &Vars) -> Result<f64, String> {
+        let Some(raw) = &task.loop_control.pause else {
+            return Ok(0.0);
+        };
+        let value = self
+            .r
+            .templar
+            .render_value(raw, vars)
+            .map_err(|e| format!("{}: loop_control.pause: {e:#}", task.loc))?;
+        as_f64(&value).ok_or_else(|| {
+            format!(
+                "{}: loop_control.pause must be a number of seconds, not {value}",
+                task.loc
+            )
         })
+    }
+
+    /// `delegate_to` (the task's, else its block's), rendered.
+    fn delegate_name(&self, task: &Task, frame: &Frame, vars: &Vars) -> Option<String> {
+        task.delegate_to
+            .as_ref()
+            .or(frame.delegate_to.as_ref())
+            .map(|d| {
+                self.r
+                    .templar
+                    .render_str(d, vars)
+                    .unwrap_or_else(|_| d.clone())
+            })
+    }
+
+    /// The host that receives the facts a task sets: the delegated host with
+    /// `delegate_facts`, else the host the task runs for.
+    fn fact_target(&self, host: &str, delegated: &Option<String>, kw: &HostKeywords) -> String {
+        match delegated {
+            Some(d) if kw.delegate_facts => d.clone(),
+            _ => host.to_string(),
+        }
+    }
+
+    /// Stores `result["ansible_facts"]` on the hosts where Ansible puts them (see
+    /// `RunState::store_result_facts`: set_fact as variables, include_vars at its own
+    /// level, any other module's facts, and cacheable set_facts, in the fact cache).
+    fn merge_result_facts(&self, hosts: &[String], module: &str, result: &Vars) {
+        for h in hosts {
+            self.r.store_result_facts(h, module, result);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -413,22 +585,23 @@ impl PlayRun<'_> {
     fn finish(
         &self,
         task: &Task,
-        frame: &Frame,
         host: &str,
         info: &TaskInfo,
         module: &str,
-        outcome: Outcome,
-        no_log: bool,
+        mut outcome: Outcome,
+        kw: HostKeywords,
         delegated: Option<String>,
         batch: &[String],
     ) -> Status {
         let r = self.r;
+        let no_log = kw.no_log;
         let is_loop = outcome.result.contains_key("results") && task.loop_.is_some();
-        let targets: Vec<String> = if task.run_once {
+        let targets: Vec<String> = if kw.run_once {
             batch.to_vec()
         } else {
             vec![host.to_string()]
         };
+        let cacheable = outcome.result.remove("_ansible_facts_cacheable");
         if let Some(name) = &task.register {
             for t in &targets {
                 let mut f = Vars::new();
@@ -437,11 +610,17 @@ impl PlayRun<'_> {
             }
         }
         if outcome.status != Status::Failed && outcome.status != Status::Skipped {
-            for t in &targets {
-                r.store_result_facts(t, module, &outcome.result);
+            let fact_hosts: Vec<String> = match &delegated {
+                Some(d) if kw.delegate_facts => vec![d.clone()],
+                _ => targets.clone(),
+            };
+            let mut with_flag = outcome.result.clone();
+            if let Some(c) = cacheable {
+                with_flag.insert("_ansible_facts_cacheable".into(), c);
             }
+            self.merge_result_facts(&fact_hosts, module, &with_flag);
         }
-        let ignore = task.ignore_errors || frame.ignore_errors;
+        let ignore = kw.ignore_errors;
         let status = match outcome.status {
             Status::Failed if ignore => Status::Ignored,
             s => s,
@@ -554,6 +733,7 @@ impl PlayRun<'_> {
         raw_args: &Vars,
         mut vars: Vars,
         info: &TaskInfo,
+        kw: &HostKeywords,
     ) -> Outcome {
         let templar = &self.r.templar;
         for cond in frame.when.iter().chain(task.when.iter()) {
@@ -587,7 +767,7 @@ impl PlayRun<'_> {
         loop {
             attempt += 1;
             let mut o = self
-                .run_action(task, frame, host, module, &args, &vars)
+                .run_module(task, frame, host, module, &args, &vars, kw)
                 .await;
             if o.status == Status::Unreachable {
                 return o;
@@ -686,140 +866,15 @@ impl PlayRun<'_> {
         }
     }
 
-    /// Evaluates the engine's own actions, or plans (and applies) a module.
-    async fn run_action(
-        &self,
-        task: &Task,
-        frame: &Frame,
-        host: &str,
-        module: &str,
-        args: &Vars,
-        vars: &Vars,
-    ) -> Outcome {
-        let templar = &self.r.templar;
-        match short_module(module) {
-            "debug" => {
-                let verbosity = args.get("verbosity").and_then(as_u64).unwrap_or(0);
-                if u64::from(self.r.opts.verbosity) < verbosity {
-                    return Outcome::skipped_msg("verbosity threshold not met");
-                }
-                let mut r = Vars::new();
-                if let Some(var) = args.get("var") {
-                    let expr = match var {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    let value = templar
-                        .eval(&expr, vars)
-                        .unwrap_or_else(|_| Value::from("VARIABLE IS NOT DEFINED!"));
-                    r.insert(expr, value);
-                } else {
-                    let msg = args
-                        .get("msg")
-                        .cloned()
-                        .unwrap_or_else(|| json!("Hello world!"));
-                    r.insert("msg".into(), msg);
-                }
-                Outcome::new(Status::Ok, r)
-            }
-            "set_fact" => {
-                let mut facts = args.clone();
-                facts.remove("cacheable");
-                let mut r = Vars::new();
-                r.insert("ansible_facts".into(), Value::Object(facts));
-                Outcome::new(Status::Ok, r)
-            }
-            "assert" => {
-                let that: Vec<String> = match args.get("that") {
-                    Some(Value::Array(items)) => items.iter().map(value_text).collect(),
-                    Some(v) => vec![value_text(v)],
-                    None => return Outcome::failed("assert: missing required argument 'that'"),
-                };
-                for cond in &that {
-                    match templar.eval_bool(cond, vars) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            let msg = args
-                                .get("fail_msg")
-                                .or_else(|| args.get("msg"))
-                                .cloned()
-                                .unwrap_or_else(|| json!("Assertion failed"));
-                            let mut r = Vars::new();
-                            r.insert("assertion".into(), Value::from(cond.clone()));
-                            r.insert("evaluated_to".into(), Value::Bool(false));
-                            r.insert("msg".into(), msg);
-                            return Outcome::new(Status::Failed, r);
-                        }
-                        Err(e) => {
-                            return Outcome::failed(format!(
-                                "The conditional check '{cond}' failed. The error was: {e:#}"
-                            ))
-                        }
-                    }
-                }
-                let msg = args
-                    .get("success_msg")
-                    .cloned()
-                    .unwrap_or_else(|| json!("All assertions passed"));
-                let mut r = Vars::new();
-                r.insert("msg".into(), msg);
-                Outcome::new(Status::Ok, r)
-            }
-            "fail" => {
-                let msg = args
-                    .get("msg")
-                    .cloned()
-                    .unwrap_or_else(|| json!("Failed as requested from task"));
-                let mut r = Vars::new();
-                r.insert("msg".into(), msg);
-                Outcome::new(Status::Failed, r)
-            }
-            "pause" => {
-                let secs = args.get("seconds").and_then(as_f64).unwrap_or(0.0)
-                    + 60.0 * args.get("minutes").and_then(as_f64).unwrap_or(0.0);
-                if secs <= 0.0 {
-                    self.r
-                        .reporter
-                        .warning("pause without seconds/minutes cannot prompt here; continuing");
-                }
-                let start = std::time::Instant::now();
-                if secs > 0.0 {
-                    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-                }
-                let mut r = Vars::new();
-                r.insert("delta".into(), json!(start.elapsed().as_secs()));
-                r.insert("user_input".into(), json!(""));
-                r.insert("stdout".into(), json!(format!("Paused for {secs} seconds")));
-                Outcome::new(Status::Ok, r)
-            }
-            "ping" => {
-                let transport = match self.transport_for(task, host, vars).await {
-                    Ok(t) => t,
-                    Err(o) => return *o,
-                };
-                if let Err(e) = transport.exec("true", &Default::default()).await {
-                    return Outcome::unreachable(format!("{e:#}"));
-                }
-                let mut r = Vars::new();
-                r.insert(
-                    "ping".into(),
-                    args.get("data").cloned().unwrap_or_else(|| json!("pong")),
-                );
-                Outcome::new(Status::Ok, r)
-            }
-            "include_vars" => self.include_vars(task, frame, args),
-            _ => self.run_module(task, frame, host, module, args, vars).await,
-        }
-    }
-
     /// The transport a task uses: its host's, or the `delegate_to` target's.
     pub(super) async fn transport_for(
         &self,
         task: &Task,
+        frame: &Frame,
         host: &str,
         vars: &Vars,
     ) -> Result<Arc<dyn Transport>, Box<Outcome>> {
-        let (name, conn_vars) = match self.delegate_name(task, vars) {
+        let (name, conn_vars) = match self.delegate_name(task, frame, vars) {
             Some(target) if target != host => {
                 let v = if self.r.inventory.hosts.contains_key(&target) {
                     let mut v = (*self.r.inventory_vars(&target)).clone();
@@ -839,6 +894,10 @@ impl PlayRun<'_> {
         })
     }
 
+    /// Plans (and, unless in check mode, applies) a module on one host. The action modules
+    /// that only work on the controller (debug, set_fact, assert, fail, pause) get a local
+    /// transport: like Ansible's action plugins they never connect to the host.
+    #[allow(clippy::too_many_arguments)]
     async fn run_module(
         &self,
         task: &Task,
@@ -847,36 +906,35 @@ impl PlayRun<'_> {
         module: &str,
         args: &Vars,
         vars: &Vars,
+        kw: &HostKeywords,
     ) -> Outcome {
+        if module_is(module, "include_vars") {
+            return self.include_vars(task, frame, args);
+        }
         let Some(m) = modules::lookup(module) else {
             return self
-                .run_fallback(task, frame, host, module, args, vars)
+                .run_fallback(task, frame, host, module, args, vars, kw)
                 .await;
         };
-        let transport = match self.transport_for(task, host, vars).await {
-            Ok(t) => t,
-            Err(o) => return *o,
+        let transport: Arc<dyn Transport> = if CONTROLLER_ACTIONS.contains(&m.name()) {
+            Arc::new(LocalTransport::new("localhost"))
+        } else {
+            match self.transport_for(task, frame, host, vars).await {
+                Ok(t) => t,
+                Err(o) => return *o,
+            }
         };
         let env = match self.environment(task, frame, vars) {
             Ok(env) => env,
             Err(msg) => return Outcome::failed(msg),
         };
-        let check = task
-            .check_mode
-            .or(frame.check_mode)
-            .or(self.play.check_mode)
-            .unwrap_or(self.r.opts.check);
-        let diff = task
-            .diff
-            .or(frame.diff)
-            .or(self.play.diff)
-            .unwrap_or(self.r.opts.diff);
+        let (check, diff) = (kw.check, kw.diff);
         let role = task.role.clone().or_else(|| frame.role.clone());
         let templar = self.r.templar.clone();
         let ctx = HostCtx {
             host: host.to_string(),
             transport,
-            become_: self.become_for(task, frame, vars),
+            become_: self.become_for(task, frame, vars, kw),
             env,
             check_mode: check,
             diff,
@@ -898,6 +956,9 @@ impl PlayRun<'_> {
             Vec::new()
         };
         let mut result = plan.result.clone();
+        if result.get("skipped") == Some(&Value::Bool(true)) {
+            return Outcome::new(Status::Skipped, result);
+        }
         if let Some(msg) = &plan.failed {
             result.insert("msg".into(), Value::from(msg.clone()));
             let mut o = Outcome::new(Status::Failed, result);
@@ -957,23 +1018,32 @@ impl PlayRun<'_> {
         if frame.environment.is_empty() && task.environment.is_empty() {
             return Ok(Vec::new());
         }
-        let mut env = frame.environment.clone();
-        for (k, v) in &task.environment {
-            env.insert(k.clone(), v.clone());
-        }
-        match self.r.templar.render_value(&Value::Object(env), vars) {
-            Ok(Value::Object(map)) => {
-                Ok(map.into_iter().map(|(k, v)| (k, value_text(&v))).collect())
+        let mut env = Vars::new();
+        for layer in frame.environment.0.iter().chain(task.environment.0.iter()) {
+            match self.r.templar.render_value(layer, vars) {
+                Ok(Value::Object(map)) => env.extend(map),
+                Ok(other) => {
+                    return Err(format!(
+                        "{}: environment: {layer} gave {other}, not a mapping",
+                        task.loc
+                    ))
+                }
+                Err(e) => return Err(format!("{}: environment: {e:#}", task.loc)),
             }
-            Ok(other) => Err(format!("environment rendered to {other}, not a mapping")),
-            Err(e) => Err(format!("environment: {e:#}")),
         }
+        Ok(env.into_iter().map(|(k, v)| (k, value_text(&v))).collect())
     }
 
     /// Privilege escalation. As in Ansible, the `ansible_become*` variables win over the
     /// `become`/`become_user` keywords (task, then blocks, then play).
-    pub(super) fn become_for(&self, task: &Task, frame: &Frame, vars: &Vars) -> Option<Become> {
-        let on = task.become_.or(frame.become_).or(self.play.become_);
+    pub(super) fn become_for(
+        &self,
+        task: &Task,
+        frame: &Frame,
+        vars: &Vars,
+        kw: &HostKeywords,
+    ) -> Option<Become> {
+        let on = kw.become_;
         let user = task
             .become_user
             .clone()
@@ -1072,6 +1142,9 @@ fn error_outcome(e: &anyhow::Error) -> Outcome {
     }
 }
 
+/// Action modules that run on the controller only: no connection to the host is made.
+const CONTROLLER_ACTIONS: &[&str] = &["debug", "set_fact", "assert", "fail", "pause"];
+
 /// `ansible.builtin.copy` -> `copy`.
 pub fn short_module(name: &str) -> &str {
     name.strip_prefix("ansible.builtin.")
@@ -1081,14 +1154,6 @@ pub fn short_module(name: &str) -> &str {
 
 fn module_is(name: &str, short: &str) -> bool {
     short_module(name) == short
-}
-
-fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 fn as_f64(v: &Value) -> Option<f64> {

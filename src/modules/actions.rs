@@ -68,6 +68,26 @@ impl Module for Debug {
         if get(args, &["msg"]).is_some() && get(args, &["var"]).is_some() {
             anyhow::bail!("arguments msg and var are mutually exclusive");
         }
+        // Below the run's verbosity the task is skipped (the engine reports a plan whose
+        // result says `skipped` as skipped), as Ansible's debug does.
+        let wanted = super::args::int_opt(args, &["verbosity"])?.unwrap_or(0);
+        let verbosity = ctx
+            .vars
+            .get("ansible_verbosity")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if verbosity < wanted {
+            return Ok(Plan {
+                result: super::args::vars([
+                    ("skipped", Value::Bool(true)),
+                    (
+                        "skipped_reason",
+                        Value::String("Verbosity threshold not met.".into()),
+                    ),
+                ]),
+                ..Default::default()
+            });
+        }
         let result = if let Some(var) = str_opt(args, &["var"])? {
             const UNDEFINED: &str = "VARIABLE IS NOT DEFINED!";
             let e = bare_expr(&var);
@@ -110,6 +130,7 @@ impl Module for SetFact {
 
     async fn plan(&self, _ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
         let mut facts = args.clone();
+        let cacheable = bool_arg(args, &["cacheable"], false)?;
         facts.remove("cacheable");
         if let Some(raw) = facts.remove("_raw_params") {
             // `set_fact: a=1 b=2` given as free form.
@@ -122,10 +143,20 @@ impl Module for SetFact {
             }
         }
         if facts.is_empty() {
-            anyhow::bail!("set_fact: no facts given");
+            anyhow::bail!(
+                "No key/value pairs provided, at least one is required for this action to succeed"
+            );
         }
+        if let Some(bad) = facts.keys().find(|k| !is_variable_name(k)) {
+            anyhow::bail!("Invalid variable name in 'set_fact' specified: '{bad}'");
+        }
+        // `_ansible_facts_cacheable` tells the engine to keep the facts as gathered facts
+        // too; it is not part of the registered result (Ansible strips `_ansible_` keys).
         Ok(Plan {
-            result: super::args::vars([("ansible_facts", Value::Object(facts))]),
+            result: super::args::vars([
+                ("ansible_facts", Value::Object(facts)),
+                ("_ansible_facts_cacheable", Value::Bool(cacheable)),
+            ]),
             ..Default::default()
         })
     }
@@ -233,36 +264,103 @@ impl Module for Pause {
     }
 
     async fn plan(&self, _ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        if get(args, &["prompt"]).is_some() {
-            anyhow::bail!("pause: prompt is not supported (infra never reads from the terminal)");
-        }
-        let seconds = match (
+        let (seconds, unit) = match (
             float_opt(args, &["seconds"])?,
             float_opt(args, &["minutes"])?,
         ) {
-            (Some(s), _) => s,
-            (None, Some(m)) => m * 60.0,
-            (None, None) => {
-                anyhow::bail!("pause: seconds or minutes is required (no interactive pause)")
-            }
+            (_, Some(m)) => (Some(m * 60.0), "minutes"),
+            (Some(s), None) => (Some(s), "seconds"),
+            (None, None) => (None, "seconds"),
         };
-        if !(0.0..=86_400.0).contains(&seconds) {
-            anyhow::bail!("pause: {seconds} seconds is out of range");
+        if let Some(s) = seconds {
+            if !(0.0..=86_400.0).contains(&s) {
+                anyhow::bail!("pause: {s} seconds is out of range");
+            }
         }
+        let echo = bool_arg(args, &["echo"], true)?;
+        let prompt = str_opt(args, &["prompt"])?;
+        let start_clock = std::time::Instant::now();
         let start = chrono::Local::now();
-        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+        let mut warnings = Vec::new();
+        let mut user_input = String::new();
+        match seconds {
+            // Ansible waits at least one second and ignores input during a timed pause.
+            Some(s) => tokio::time::sleep(std::time::Duration::from_secs_f64(s.max(1.0))).await,
+            None => {
+                let text = prompt
+                    .clone()
+                    .unwrap_or_else(|| "Press enter to continue, Ctrl+C to interrupt".into());
+                match read_answer(&text, echo).await? {
+                    Some(answer) => user_input = answer,
+                    None => warnings.push(Value::String(
+                        "Not waiting for response to prompt as stdin is not interactive".into(),
+                    )),
+                }
+            }
+        }
         let stop = chrono::Local::now();
+        let elapsed = start_clock.elapsed().as_secs_f64();
+        let shown = if unit == "minutes" {
+            elapsed / 60.0
+        } else {
+            elapsed
+        };
+        let mut result = super::args::vars([
+            ("changed", Value::Bool(false)),
+            ("rc", Value::from(0)),
+            ("stderr", Value::String(String::new())),
+            (
+                "stdout",
+                Value::String(format!(
+                    "Paused for {} {unit}",
+                    (shown * 100.0).round() / 100.0
+                )),
+            ),
+            ("start", Value::String(start.to_rfc3339())),
+            ("stop", Value::String(stop.to_rfc3339())),
+            ("delta", Value::from(elapsed as i64)),
+            ("user_input", Value::String(user_input)),
+            ("echo", Value::Bool(echo)),
+        ]);
+        if !warnings.is_empty() {
+            result.insert("warnings".into(), Value::Array(warnings));
+        }
         Ok(Plan {
-            result: super::args::vars([
-                ("start", Value::String(start.to_rfc3339())),
-                ("stop", Value::String(stop.to_rfc3339())),
-                ("delta", Value::from(seconds as i64)),
-                ("user_input", Value::String(String::new())),
-                ("echo", Value::Bool(true)),
-            ]),
+            result,
             ..Default::default()
         })
     }
+}
+
+/// Asks `prompt` on the terminal and reads one line; `None` when stdin is not a terminal
+/// (Ansible then does not wait).
+async fn read_answer(prompt: &str, echo: bool) -> anyhow::Result<Option<String>> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let prompt = prompt.to_string();
+    let answer = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let term = console::Term::stderr();
+        term.write_str(&format!("{prompt}: "))?;
+        let line = if echo {
+            term.read_line()?
+        } else {
+            term.read_secure_line()?
+        };
+        Ok(line)
+    })
+    .await??;
+    Ok(Some(answer))
+}
+
+/// A valid Ansible variable name (letters, digits, `_`, not starting with a digit).
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[async_trait]

@@ -9,8 +9,9 @@ use super::keywords::{self, did_you_mean};
 use super::kv::parse_kv;
 use super::loader::{dedup_paths, first_existing, is_template, Loader, TaskCtx};
 use super::task::Action;
+use super::yaml::Node;
 use super::yaml::{Kind, Pos};
-use super::TaskKind;
+use super::{RoleFiles, Task, TaskKind};
 
 impl Loader<'_> {
     pub(super) fn include_tasks_kind(
@@ -21,6 +22,7 @@ impl Loader<'_> {
         let file = ctx.file.clone();
         let name = &action.name;
         let value = &action.value;
+        let mut apply = None;
         let task_file = match &value.kind {
             Kind::Str(s) => {
                 let kv = parse_kv(s, false);
@@ -38,15 +40,20 @@ impl Loader<'_> {
                 for (k, v) in entries {
                     match k.key_text().as_str() {
                         "file" | "_raw_params" => found = self.string(&file, v, "file"),
-                        "apply" => {
-                            self.error(&file, k.pos, format!("'{name}: apply' is not supported"))
+                        "apply" if name.ends_with("include_tasks") => {
+                            apply = self.apply_keywords(v, ctx)
                         }
+                        "apply" => self.error(
+                            &file,
+                            k.pos,
+                            "'apply' is only valid on include_tasks and include_role (imports take the keywords themselves)",
+                        ),
                         other => self.error(
                             &file,
                             k.pos,
                             format!(
                                 "unknown argument '{other}' of '{name}'{}",
-                                did_you_mean(other, ["file"])
+                                did_you_mean(other, ["file", "apply"])
                             ),
                         ),
                     }
@@ -66,6 +73,7 @@ impl Loader<'_> {
                 file: task_file,
                 loaded: None,
                 import: name.ends_with("import_tasks"),
+                apply,
             });
         }
         let path = self.resolve_task_file(&task_file, ctx, action.key_pos)?;
@@ -78,7 +86,34 @@ impl Loader<'_> {
             file: path.display().to_string(),
             loaded: Some(loaded),
             import: name.ends_with("import_tasks"),
+            apply,
         })
+    }
+
+    /// `apply:` of include_tasks/include_role: block keywords (become, tags, when,
+    /// environment, ...) given to every included task.
+    fn apply_keywords(&mut self, node: &Node, ctx: &TaskCtx) -> Option<Box<Task>> {
+        let file = ctx.file.clone();
+        let entries = self.entries(&file, node, "'apply'")?;
+        let mut kws: Vec<(&str, &Node, &Node)> = Vec::new();
+        for (k, v) in entries {
+            let key = k.key_text();
+            match keywords::TASK.iter().find(|kw| **kw == key) {
+                Some(kw) if !keywords::NOT_ON_BLOCK.contains(kw) && *kw != "name" => {
+                    kws.push((kw, k, v))
+                }
+                _ => self.error(
+                    &file,
+                    k.pos,
+                    format!("'{key}' cannot be applied to included tasks"),
+                ),
+            }
+        }
+        let bare = TaskCtx {
+            inherit: Default::default(),
+            ..ctx.clone()
+        };
+        Some(Box::new(self.task_keywords(&kws, &bare, node.pos)))
     }
 
     /// Where a relative task file is: for a role task, the role's tasks/ folder first;
@@ -112,9 +147,21 @@ impl Loader<'_> {
         let action_name = &action.name;
         let value = &action.value;
         let mut name = None;
-        let mut tasks_from = None;
-        // vars_from / defaults_from: (key, file name, where it was written).
-        let mut from_files: Vec<(&str, String, Pos)> = Vec::new();
+        let mut from = RoleFiles::default();
+        let import = action_name.ends_with("import_role");
+        let mut public = import;
+        let mut apply = None;
+        const KEYS: &[&str] = &[
+            "name",
+            "tasks_from",
+            "vars_from",
+            "defaults_from",
+            "handlers_from",
+            "public",
+            "apply",
+            "allow_duplicates",
+            "rolespec_validate",
+        ];
         match &value.kind {
             Kind::Str(s) => {
                 let kv = parse_kv(s, false);
@@ -122,47 +169,46 @@ impl Loader<'_> {
                 for (k, v) in kv.options {
                     match k.as_str() {
                         "name" => name = Some(v),
-                        "tasks_from" => tasks_from = Some(v),
-                        "vars_from" => from_files.push(("vars", v, value.pos)),
-                        "defaults_from" => from_files.push(("defaults", v, value.pos)),
+                        "tasks_from" => from.tasks = Some(v),
+                        "vars_from" => from.vars = Some(v),
+                        "defaults_from" => from.defaults = Some(v),
+                        "handlers_from" => from.handlers = Some(v),
+                        "public" => {
+                            public = matches!(
+                                v.to_ascii_lowercase().as_str(),
+                                "yes" | "true" | "1" | "on"
+                            )
+                        }
+                        "allow_duplicates" | "rolespec_validate" => {}
                         other => self.error(
                             &file,
                             value.pos,
-                            format!("unknown argument '{other}' of '{action_name}'"),
+                            format!(
+                                "unknown argument '{other}' of '{action_name}'{}",
+                                did_you_mean(other, KEYS.iter().copied())
+                            ),
                         ),
                     }
                 }
             }
             Kind::Map(entries) => {
-                const KEYS: &[&str] = &[
-                    "name",
-                    "tasks_from",
-                    "vars_from",
-                    "defaults_from",
-                    "public",
-                    "allow_duplicates",
-                    "rolespec_validate",
-                ];
                 for (k, v) in entries {
-                    match k.key_text().as_str() {
+                    let key = k.key_text();
+                    match key.as_str() {
                         "name" => name = self.string(&file, v, "name"),
-                        "tasks_from" => tasks_from = self.string(&file, v, "tasks_from"),
-                        key @ ("vars_from" | "defaults_from") => {
-                            if let Some(text) = self.string(&file, v, key) {
-                                let sub = if key == "vars_from" {
-                                    "vars"
-                                } else {
-                                    "defaults"
-                                };
-                                from_files.push((sub, text, v.pos));
-                            }
-                        }
-                        "public" | "allow_duplicates" | "rolespec_validate" => {}
-                        other @ ("apply" | "handlers_from") => self.error(
+                        "tasks_from" => from.tasks = self.string(&file, v, &key),
+                        "vars_from" => from.vars = self.string(&file, v, &key),
+                        "defaults_from" => from.defaults = self.string(&file, v, &key),
+                        "handlers_from" => from.handlers = self.string(&file, v, &key),
+                        "public" => public = self.boolean(&file, v, "public").unwrap_or(import),
+                        "apply" if !import => apply = self.apply_keywords(v, ctx),
+                        "apply" => self.error(
                             &file,
                             k.pos,
-                            format!("'{action_name}: {other}' is not supported"),
+                            "'apply' is only valid on include_tasks and include_role (imports take the keywords themselves)",
                         ),
+                        // Each include_role runs the role's tasks again, as in Ansible.
+                        "allow_duplicates" | "rolespec_validate" => {}
                         other => self.error(
                             &file,
                             k.pos,
@@ -184,45 +230,29 @@ impl Loader<'_> {
             );
             return None;
         };
-        for (sub, from, pos) in &from_files {
-            if is_template(from) || is_template(&name) {
-                self.error(
-                    &file,
-                    *pos,
-                    format!("'{sub}_from' is only supported with a role name and file name written out (no templates)"),
-                );
-            }
-        }
-        if is_template(&name) || tasks_from.as_deref().is_some_and(is_template) {
+        if is_template(&name) || from.templated() {
             return Some(TaskKind::IncludeRole {
                 name,
-                tasks_from,
+                from,
                 loaded: None,
-                import: action_name.ends_with("import_role"),
+                import,
+                public,
+                apply,
             });
         }
         let search = self.role_search_dirs(ctx);
-        let from: Vec<(&str, String)> = from_files
-            .iter()
-            .map(|(sub, f, _)| (*sub, f.clone()))
-            .collect();
-        let dynamic = usize::from(!action_name.ends_with("import_role"));
+        let dynamic = usize::from(!import);
         self.dynamic += dynamic;
-        let loaded = self.role_for_include(
-            &name,
-            tasks_from.as_deref(),
-            &from,
-            &search,
-            ctx,
-            action.key_pos,
-        );
+        let loaded = self.role_for_include(&name, &from, &search, ctx, action.key_pos);
         self.dynamic -= dynamic;
         let loaded = loaded?;
         Some(TaskKind::IncludeRole {
             name,
-            tasks_from,
+            from,
             loaded: Some(loaded),
-            import: action_name.ends_with("import_role"),
+            import,
+            public,
+            apply,
         })
     }
 

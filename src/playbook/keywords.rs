@@ -30,6 +30,10 @@ pub const PLAY: &[&str] = &[
     "connection",
     "port",
     "environment",
+    "ignore_errors",
+    "no_log",
+    "run_once",
+    "vars_prompt",
 ];
 
 /// Play keywords Ansible accepts that change nothing for us.
@@ -42,14 +46,11 @@ pub const PLAY_IGNORED: &[&str] = &[
     "timeout",
     "become_flags",
     "become_exe",
-    "no_log",
     "ignore_unreachable",
-    "ignore_errors",
-    "run_once",
 ];
 
 /// Play keywords Ansible accepts that we refuse, with the reason.
-pub const PLAY_UNSUPPORTED: &[&str] = &["module_defaults", "vars_prompt", "async", "poll"];
+pub const PLAY_UNSUPPORTED: &[&str] = &["module_defaults", "async", "poll"];
 
 /// Keywords of any task (module call, include, block member).
 pub const TASK: &[&str] = &[
@@ -76,7 +77,9 @@ pub const TASK: &[&str] = &[
     "check_mode",
     "diff",
     "run_once",
+    "any_errors_fatal",
     "delegate_to",
+    "delegate_facts",
     "environment",
     "until",
     "retries",
@@ -93,8 +96,6 @@ pub const TASK_IGNORED: &[&str] = &[
     "debugger",
     "throttle",
     "timeout",
-    "delegate_facts",
-    "any_errors_fatal",
     "ignore_unreachable",
     "become_flags",
     "become_exe",

@@ -8,18 +8,88 @@ use std::sync::Arc;
 
 use super::error::{LoadError, LoadErrors};
 use super::yaml::{self, Kind, Node, Pos};
-use super::{ModuleRegistry, Role};
+use super::{Environment, Flag, ModuleRegistry, Role};
 use crate::Vars;
 
 /// Settings that come from where tasks are used (a play's `environment`, a role entry's
 /// `become`), applied to every task that does not set them itself.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Inherited {
-    pub become_: Option<bool>,
+    pub become_: Option<Flag>,
     pub become_user: Option<String>,
-    pub environment: Vars,
+    pub environment: Environment,
+    pub ignore_errors: Option<Flag>,
+    pub no_log: Option<Flag>,
+    pub run_once: Option<Flag>,
+    pub check_mode: Option<Flag>,
+    pub diff: Option<Flag>,
+    pub any_errors_fatal: Option<Flag>,
+    pub delegate_to: Option<String>,
+    pub delegate_facts: Option<Flag>,
     /// `collections:` of the play, role (meta/main.yml) or block.
     pub collections: Vec<String>,
+}
+
+impl Inherited {
+    /// `outer` overlaid with the values set here (a role entry inside a play).
+    pub fn over(&self, outer: &Inherited) -> Inherited {
+        let environment = outer.environment.then(&self.environment);
+        Inherited {
+            become_: self.become_.clone().or_else(|| outer.become_.clone()),
+            become_user: self
+                .become_user
+                .clone()
+                .or_else(|| outer.become_user.clone()),
+            environment,
+            ignore_errors: pick(&self.ignore_errors, &outer.ignore_errors),
+            no_log: pick(&self.no_log, &outer.no_log),
+            run_once: pick(&self.run_once, &outer.run_once),
+            check_mode: pick(&self.check_mode, &outer.check_mode),
+            diff: pick(&self.diff, &outer.diff),
+            any_errors_fatal: pick(&self.any_errors_fatal, &outer.any_errors_fatal),
+            delegate_to: self
+                .delegate_to
+                .clone()
+                .or_else(|| outer.delegate_to.clone()),
+            delegate_facts: pick(&self.delegate_facts, &outer.delegate_facts),
+            // A role's own list replaces the play's; without one it inherits it.
+            collections: if self.collections.is_empty() {
+                outer.collections.clone()
+            } else {
+                self.collections.clone()
+            },
+        }
+    }
+
+    /// Reads a keyword every task inherits (`ignore_errors`, `no_log`, ...) from a play or a
+    /// role entry; `false` when `key` is not one of them.
+    pub fn read(&mut self, loader: &mut Loader<'_>, file: &Path, key: &str, v: &Node) -> bool {
+        let slot = match key {
+            "ignore_errors" => &mut self.ignore_errors,
+            "no_log" => &mut self.no_log,
+            "run_once" => &mut self.run_once,
+            "check_mode" => &mut self.check_mode,
+            "diff" => &mut self.diff,
+            "any_errors_fatal" => &mut self.any_errors_fatal,
+            "delegate_facts" => &mut self.delegate_facts,
+            "become" => &mut self.become_,
+            "delegate_to" => {
+                self.delegate_to = loader.string(file, v, key);
+                return true;
+            }
+            "become_user" => {
+                self.become_user = loader.string(file, v, key);
+                return true;
+            }
+            _ => return false,
+        };
+        *slot = loader.flag(file, v, key);
+        true
+    }
+}
+
+fn pick(inner: &Option<Flag>, outer: &Option<Flag>) -> Option<Flag> {
+    inner.clone().or_else(|| outer.clone())
 }
 
 /// Where the tasks being parsed come from.
@@ -157,7 +227,15 @@ impl<'r> Loader<'r> {
         }
     }
 
-    /// A yes/no field. Templated values are refused: they must be known when loading.
+    /// A yes/no keyword that may be a template (evaluated per host when the task runs).
+    pub fn flag(&mut self, file: &Path, node: &Node, field: &str) -> Option<Flag> {
+        match node.as_str() {
+            Some(s) if is_template(s) => Some(Flag::Template(s.to_string())),
+            _ => self.boolean(file, node, field).map(Flag::Fixed),
+        }
+    }
+
+    /// A yes/no field that must be known when loading (e.g. `gather_facts`).
     pub fn boolean(&mut self, file: &Path, node: &Node, field: &str) -> Option<bool> {
         let parsed = match &node.kind {
             Kind::Null => return None,

@@ -70,6 +70,25 @@ pub enum Strategy {
     Free,
 }
 
+/// A yes/no keyword (`ignore_errors`, `become`, `run_once`, ...): a literal known when the
+/// playbook loads, or a template Ansible evaluates per host when the task runs (with the
+/// task's variables), then converts with its boolean rules (yes/no/true/false/on/off/1/0).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Flag {
+    Fixed(bool),
+    Template(String),
+}
+
+impl Flag {
+    /// The value when it is a literal; `None` for a template.
+    pub fn fixed(&self) -> Option<bool> {
+        match self {
+            Flag::Fixed(b) => Some(*b),
+            Flag::Template(_) => None,
+        }
+    }
+}
+
 /// `serial:` a number, a percentage, or a list of either.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Batch {
@@ -89,7 +108,7 @@ pub struct Play {
     pub tasks: Vec<Task>,
     pub post_tasks: Vec<Task>,
     pub handlers: Vec<Task>,
-    pub become_: Option<bool>,
+    pub become_: Option<Flag>,
     pub become_user: Option<String>,
     pub gather_facts: bool,
     /// `gather_subset` (empty: Ansible's default, `all`).
@@ -100,13 +119,29 @@ pub struct Play {
     pub fact_path: Option<String>,
     pub serial: Vec<Batch>,
     pub strategy: Strategy,
-    pub any_errors_fatal: bool,
+    pub any_errors_fatal: Option<Flag>,
     pub max_fail_percentage: Option<f64>,
     pub tags: Vec<String>,
-    pub check_mode: Option<bool>,
-    pub diff: Option<bool>,
+    pub check_mode: Option<Flag>,
+    pub diff: Option<Flag>,
     /// `collections:`: where short names of modules that are not native are looked for.
     pub collections: Vec<String>,
+    /// `vars_prompt`: asked once before the play runs (see [`VarPrompt`]).
+    pub vars_prompt: Vec<VarPrompt>,
+    pub loc: Location,
+}
+
+/// One `vars_prompt` entry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VarPrompt {
+    pub name: String,
+    /// The question shown (`prompt:`, the name when absent).
+    pub prompt: String,
+    pub default: Option<String>,
+    /// Input is not echoed (Ansible's default is `private: true`).
+    pub private: bool,
+    /// Asked twice; the answers must match.
+    pub confirm: bool,
     pub loc: Location,
 }
 
@@ -127,6 +162,47 @@ pub struct Role {
     pub when: Vec<String>,
     /// `collections:` of its meta/main.yml (its tasks look for short module names there).
     pub collections: Vec<String>,
+}
+
+/// `environment:` as written at each level, outermost first: mappings, and templates that
+/// render to a mapping at run time (`environment: "{{ proxy_env }}"`). Later entries win.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Environment(pub Vec<serde_json::Value>);
+
+impl Environment {
+    /// A variable set by one of the mappings (not by a template, which is known only when
+    /// the task runs).
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.0.iter().rev().find_map(|l| l.as_object()?.get(key))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// This environment followed by `inner` (whose entries win).
+    pub fn then(&self, inner: &Environment) -> Environment {
+        Environment(self.0.iter().chain(inner.0.iter()).cloned().collect())
+    }
+}
+
+/// Which files of a role an `include_role`/`import_role` uses instead of `main`: names
+/// inside the role's `tasks/`, `vars/`, `defaults/` and `handlers/` (`.yml`/`.yaml` may be
+/// left out).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoleFiles {
+    pub tasks: Option<String>,
+    pub vars: Option<String>,
+    pub defaults: Option<String>,
+    pub handlers: Option<String>,
+}
+
+impl RoleFiles {
+    /// Any of the names is only known at run time.
+    pub fn templated(&self) -> bool {
+        [&self.tasks, &self.vars, &self.defaults, &self.handlers]
+            .into_iter()
+            .flatten()
+            .any(|n| loader::is_template(n))
+    }
 }
 
 /// The loop of a task: `loop:`, `with_items:` (flattened one level), `with_dict:`.
@@ -151,7 +227,8 @@ pub struct LoopControl {
     pub loop_var: Option<String>,
     pub index_var: Option<String>,
     pub label: Option<String>,
-    pub pause: Option<f64>,
+    /// Seconds between items: a number, or a template rendered per host.
+    pub pause: Option<serde_json::Value>,
     /// `extended`: items see `ansible_loop` (index, first, last, previtem, ...).
     pub extended: bool,
     /// `extended_allitems` (default on): `ansible_loop.allitems` is set.
@@ -176,14 +253,22 @@ pub enum TaskKind {
         /// `import_tasks`: inlined, never reported or counted itself (Ansible counts each
         /// dynamic `include_tasks` as one `ok` per host and loop item).
         import: bool,
+        /// `apply:` keywords given to every included task (include_tasks only).
+        apply: Option<Box<Task>>,
     },
     /// `include_role` / `import_role`; `loaded` is filled when the name is static.
     IncludeRole {
         name: String,
-        tasks_from: Option<String>,
+        /// `tasks_from`, `vars_from`, `defaults_from`, `handlers_from`.
+        from: RoleFiles,
         loaded: Option<Arc<Role>>,
         /// `import_role`: inlined, never reported or counted itself.
         import: bool,
+        /// The role's defaults and vars stay visible to the play's later tasks (always so
+        /// for `import_role`; `public: true` for `include_role`).
+        public: bool,
+        /// `apply:` keywords given to every task of the role (include_role only).
+        apply: Option<Box<Task>>,
     },
     /// `meta: flush_handlers` and friends.
     Meta(String),
@@ -203,16 +288,20 @@ pub struct Task {
     pub listen: Vec<String>,
     pub changed_when: Option<Vec<String>>,
     pub failed_when: Option<Vec<String>>,
-    pub ignore_errors: bool,
+    pub ignore_errors: Option<Flag>,
     pub tags: Vec<String>,
-    pub become_: Option<bool>,
+    pub become_: Option<Flag>,
     pub become_user: Option<String>,
-    pub no_log: bool,
-    pub check_mode: Option<bool>,
-    pub diff: Option<bool>,
-    pub run_once: bool,
+    pub no_log: Option<Flag>,
+    pub check_mode: Option<Flag>,
+    pub diff: Option<Flag>,
+    pub run_once: Option<Flag>,
+    /// A failure of this task (or any task of this block) stops the play for every host.
+    pub any_errors_fatal: Option<Flag>,
     pub delegate_to: Option<String>,
-    pub environment: Vars,
+    /// With `delegate_to`: facts the task sets go to the delegated host.
+    pub delegate_facts: Option<Flag>,
+    pub environment: Environment,
     pub until: Option<String>,
     pub retries: u32,
     pub delay: f64,
@@ -228,6 +317,41 @@ pub struct Task {
 }
 
 impl Task {
+    /// A task with only a name and a location, for messages about a play's keywords.
+    pub fn named(name: &str, loc: Location) -> Task {
+        Task {
+            name: Some(name.to_string()),
+            kind: TaskKind::Meta("noop".into()),
+            when: Vec::new(),
+            loop_: None,
+            loop_control: LoopControl::default(),
+            register: None,
+            notify: Vec::new(),
+            listen: Vec::new(),
+            changed_when: None,
+            failed_when: None,
+            ignore_errors: None,
+            tags: Vec::new(),
+            become_: None,
+            become_user: None,
+            no_log: None,
+            check_mode: None,
+            diff: None,
+            run_once: None,
+            any_errors_fatal: None,
+            delegate_to: None,
+            delegate_facts: None,
+            environment: Environment::default(),
+            until: None,
+            retries: 0,
+            delay: 5.0,
+            vars: Vars::new(),
+            role: None,
+            collections: Vec::new(),
+            loc,
+        }
+    }
+
     /// The name shown in output: `name:`, else `module` (or `role : name`).
     pub fn display_name(&self) -> String {
         let base = match (&self.name, &self.kind) {
@@ -334,18 +458,14 @@ pub fn load_tasks_file_with(
 /// that may hold `<folder>/<name>`, in order (the playbook's `roles/`, each `roles_path`
 /// entry, the playbook's folder); a path-like name is also tried as a path. The role's
 /// dependencies' tasks and handlers come first in its lists.
-pub fn load_role(
-    name: &str,
-    tasks_from: Option<&str>,
-    search: &[PathBuf],
-) -> anyhow::Result<Arc<Role>> {
-    load_role_with(name, tasks_from, search, &BuiltinModules)
+pub fn load_role(name: &str, from: &RoleFiles, search: &[PathBuf]) -> anyhow::Result<Arc<Role>> {
+    load_role_with(name, from, search, &BuiltinModules)
 }
 
 /// [`load_role`] with the given module registry.
 pub fn load_role_with(
     name: &str,
-    tasks_from: Option<&str>,
+    from: &RoleFiles,
     search: &[PathBuf],
     registry: &dyn ModuleRegistry,
 ) -> anyhow::Result<Arc<Role>> {
@@ -360,7 +480,7 @@ pub fn load_role_with(
     };
     let mut dirs = search.to_vec();
     dirs.push(dir);
-    let role = loader.role_for_include(name, tasks_from, &[], &dirs, &ctx, yaml::Pos::default());
+    let role = loader.role_for_include(name, from, &dirs, &ctx, yaml::Pos::default());
     loader.resolve_pending();
     match role {
         Some(role) => loader.finish(role),

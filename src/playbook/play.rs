@@ -6,7 +6,7 @@ use std::path::Path;
 use super::keywords::{self, did_you_mean, short_name};
 use super::loader::{is_template, parent_dir, Inherited, Loader, TaskCtx};
 use super::yaml::{Kind, Node, Pos};
-use super::{Batch, Play, Strategy};
+use super::{Batch, Play, Strategy, VarPrompt};
 use crate::Vars;
 
 impl Loader<'_> {
@@ -108,7 +108,7 @@ impl Loader<'_> {
             loc: node.pos.at(file),
             ..Default::default()
         };
-        let mut environment = Vars::new();
+        let mut inherit = Inherited::default();
         let mut connection_vars: Vec<(&str, serde_json::Value)> = Vec::new();
         let mut sections: Vec<(&str, &Node)> = Vec::new();
         let mut has_hosts = false;
@@ -129,7 +129,7 @@ impl Loader<'_> {
                 "roles" | "pre_tasks" | "tasks" | "post_tasks" | "handlers" => {
                     sections.push((keywords::PLAY.iter().find(|p| **p == key)?, v))
                 }
-                "become" => play.become_ = self.boolean(file, v, key),
+                "become" => play.become_ = self.flag(file, v, key),
                 "become_user" => play.become_user = self.string(file, v, key),
                 "become_method" => self.check_become_method(file, v),
                 "gather_facts" => play.gather_facts = self.boolean(file, v, key).unwrap_or(true),
@@ -145,9 +145,11 @@ impl Loader<'_> {
                 "fact_path" => play.fact_path = self.string(file, v, key),
                 "serial" => play.serial = self.serial(file, v),
                 "strategy" => play.strategy = self.strategy(file, v),
-                "any_errors_fatal" => {
-                    play.any_errors_fatal = self.boolean(file, v, key).unwrap_or(false)
+                "any_errors_fatal" => play.any_errors_fatal = self.flag(file, v, key),
+                "ignore_errors" | "no_log" | "run_once" => {
+                    inherit.read(self, file, key, v);
                 }
+                "vars_prompt" => play.vars_prompt = self.vars_prompt(file, v),
                 "max_fail_percentage" => {
                     let text = v.key_text();
                     play.max_fail_percentage = match text.trim().strip_suffix('%') {
@@ -159,12 +161,12 @@ impl Loader<'_> {
                     };
                 }
                 "tags" => play.tags = self.string_list(file, v, key, true),
-                "check_mode" => play.check_mode = self.boolean(file, v, key),
-                "diff" => play.diff = self.boolean(file, v, key),
+                "check_mode" => play.check_mode = self.flag(file, v, key),
+                "diff" => play.diff = self.flag(file, v, key),
                 "remote_user" => connection_vars.push((keywords::REMOTE_USER_VAR, v.to_json())),
                 "connection" => connection_vars.push((keywords::CONNECTION_VAR, v.to_json())),
                 "port" => connection_vars.push((keywords::PORT_VAR, v.to_json())),
-                "environment" => environment = self.environment(file, v),
+                "environment" => inherit.environment = self.environment(file, v),
                 "collections" => play.collections = self.string_list(file, v, key, false),
                 _ if keywords::PLAY_IGNORED.contains(&key) => {}
                 _ if keywords::PLAY_UNSUPPORTED.contains(&key) => self.error(
@@ -198,9 +200,8 @@ impl Loader<'_> {
             role: None,
             handlers: false,
             inherit: Inherited {
-                environment,
                 collections: play.collections.clone(),
-                ..Default::default()
+                ..inherit
             },
         };
         // Roles first: they run between pre_tasks and tasks, but errors read best in order.
@@ -289,6 +290,67 @@ impl Loader<'_> {
                 );
             }
         }
+    }
+
+    /// `vars_prompt`: a list of `{name, prompt, default, private, confirm}`. `encrypt`
+    /// (crypt hashing of the answer) is refused: it needs passlib-compatible hashing we do
+    /// not carry.
+    fn vars_prompt(&mut self, file: &Path, node: &Node) -> Vec<VarPrompt> {
+        const KEYS: &[&str] = &[
+            "name",
+            "prompt",
+            "default",
+            "private",
+            "confirm",
+            "encrypt",
+            "salt",
+            "salt_size",
+            "unsafe",
+        ];
+        let mut out = Vec::new();
+        for item in self.items(file, node, "'vars_prompt'") {
+            let Some(entries) = self.entries(file, item, "a vars_prompt entry") else {
+                continue;
+            };
+            let mut prompt = VarPrompt {
+                private: true,
+                loc: item.pos.at(file),
+                ..Default::default()
+            };
+            for (k, v) in entries {
+                let key = k.key_text();
+                match key.as_str() {
+                    "name" => prompt.name = self.string(file, v, "name").unwrap_or_default(),
+                    "prompt" => prompt.prompt = self.string(file, v, "prompt").unwrap_or_default(),
+                    "default" => prompt.default = self.string(file, v, "default"),
+                    "private" => prompt.private = self.boolean(file, v, "private").unwrap_or(true),
+                    "confirm" => prompt.confirm = self.boolean(file, v, "confirm").unwrap_or(false),
+                    "unsafe" => {}
+                    "encrypt" | "salt" | "salt_size" => self.error(
+                        file,
+                        k.pos,
+                        format!("vars_prompt '{key}' is not supported (answers are not hashed); hash the value with the password_hash filter instead"),
+                    ),
+                    other => self.error(
+                        file,
+                        k.pos,
+                        format!(
+                            "unknown vars_prompt key '{other}'{}",
+                            did_you_mean(other, KEYS.iter().copied())
+                        ),
+                    ),
+                }
+            }
+            if prompt.name.is_empty() {
+                self.error(file, item.pos, "a vars_prompt entry needs a 'name'");
+                continue;
+            }
+            if prompt.prompt.is_empty() {
+                prompt.prompt = prompt.name.clone();
+            }
+            out.push(prompt);
+        }
+        out
     }
 
     fn serial(&mut self, file: &Path, node: &Node) -> Vec<Batch> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::loader::{dedup_paths, Inherited, Loader, TaskCtx};
 use super::yaml::{Kind, Node, Pos};
-use super::Role;
+use super::{Role, RoleFiles};
 use crate::Vars;
 
 /// A role as it is used: `roles:` entries, `dependencies:`, `include_role`.
@@ -24,9 +24,6 @@ pub(super) struct RoleEntry {
     pub tags: Vec<String>,
     pub when: Vec<String>,
     pub inherit: Inherited,
-    /// `include_role`'s `vars_from` / `defaults_from`: files loaded instead of `main`.
-    pub vars_from: Option<String>,
-    pub defaults_from: Option<String>,
 }
 
 /// What `meta/main.yml` says.
@@ -35,20 +32,9 @@ struct RoleMeta {
     allow_duplicates: bool,
 }
 
-/// Role entry keys that are keywords (everything else is a role parameter).
-const ENTRY_IGNORED: &[&str] = &[
-    "no_log",
-    "ignore_errors",
-    "delegate_to",
-    "run_once",
-    "check_mode",
-    "diff",
-    "any_errors_fatal",
-    "collections",
-    "debugger",
-    "throttle",
-    "timeout",
-];
+/// Role entry keys that are keywords we do not act on (everything else that is not a
+/// keyword read below is a role parameter).
+const ENTRY_IGNORED: &[&str] = &["collections", "debugger", "throttle", "timeout"];
 
 impl Loader<'_> {
     /// Folders searched for `<folder>/<name>`, in order.
@@ -110,10 +96,7 @@ impl Loader<'_> {
                         "vars" => entry.params.extend(self.vars(file, v, "vars")),
                         "tags" => entry.tags = self.string_list(file, v, "tags", true),
                         "when" => entry.when = self.conditions(file, v, "when"),
-                        "become" => entry.inherit.become_ = self.boolean(file, v, "become"),
-                        "become_user" => {
-                            entry.inherit.become_user = self.string(file, v, "become_user")
-                        }
+                        k if entry.inherit.read(self, file, k, v) => {}
                         "become_method" => self.check_become_method(file, v),
                         "environment" => entry.inherit.environment = self.environment(file, v),
                         k if ENTRY_IGNORED.contains(&k) => {}
@@ -177,7 +160,14 @@ impl Loader<'_> {
         if duplicate && !meta.allow_duplicates {
             return;
         }
-        if let Some(role) = self.load_role_dir(&path, entry, None, ctx, &entry.file, entry.pos) {
+        if let Some(role) = self.load_role_dir(
+            &path,
+            entry,
+            &RoleFiles::default(),
+            ctx,
+            &entry.file,
+            entry.pos,
+        ) {
             out.push(Arc::new(role));
         }
     }
@@ -245,12 +235,47 @@ impl Loader<'_> {
         meta
     }
 
-    /// Loads one role folder: defaults, vars, tasks (main or `tasks_from`), handlers.
+    /// A role's file in `dir`: `main` when `name` is `None`, else `name` (with or without
+    /// `.yml`/`.yaml`). A named file that is missing is an error at `from`.
+    fn role_file(
+        &mut self,
+        dir: &Path,
+        name: Option<&str>,
+        what: &str,
+        role: &str,
+        (from_file, from): (&Path, Pos),
+    ) -> Result<Option<PathBuf>, ()> {
+        let Some(name) = name else {
+            return Ok(main_file(dir));
+        };
+        let candidates = [
+            dir.join(name),
+            dir.join(format!("{name}.yml")),
+            dir.join(format!("{name}.yaml")),
+        ];
+        match candidates.iter().find(|p| p.is_file()) {
+            Some(found) => Ok(Some(found.clone())),
+            None => {
+                self.error(
+                    from_file,
+                    from,
+                    format!(
+                        "role '{role}' has no {what} file '{name}' in {}",
+                        dir.display()
+                    ),
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// Loads one role folder: defaults, vars, tasks, handlers (each `main` or the file
+    /// `from` names).
     fn load_role_dir(
         &mut self,
         path: &Path,
         entry: &RoleEntry,
-        tasks_from: Option<&str>,
+        files: &RoleFiles,
         ctx: &TaskCtx,
         from_file: &Path,
         from: Pos,
@@ -259,20 +284,52 @@ impl Loader<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| entry.name.clone());
-        let mut vars_of = |sub: &str, name: Option<&str>| {
-            let dir = path.join(sub);
-            if let Some(f) = name.filter(|f| vars_files(&dir, Some(f)).is_empty()) {
-                self.error(
-                    from_file,
-                    from,
-                    format!("Could not find specified file in role: {sub}/{f}"),
-                );
-                return Vars::new();
-            }
-            self.role_vars_from(&dir, name)
+        let at = (from_file, from);
+        let defaults_file = self
+            .role_file(
+                &path.join("defaults"),
+                files.defaults.as_deref(),
+                "defaults",
+                &entry.name,
+                at,
+            )
+            .ok()?;
+        let vars_file = self
+            .role_file(
+                &path.join("vars"),
+                files.vars.as_deref(),
+                "vars",
+                &entry.name,
+                at,
+            )
+            .ok()?;
+        let tasks_file = self
+            .role_file(
+                &path.join("tasks"),
+                files.tasks.as_deref(),
+                "tasks",
+                &entry.name,
+                at,
+            )
+            .ok()?;
+        let handlers_file = self
+            .role_file(
+                &path.join("handlers"),
+                files.handlers.as_deref(),
+                "handlers",
+                &entry.name,
+                at,
+            )
+            .ok()?;
+        // Without a `*_from` name, `main` may also be a folder of files (`vars/main/`).
+        let defaults = match files.defaults {
+            Some(_) => self.role_vars_file(defaults_file.as_deref()),
+            None => self.role_vars_main(&path.join("defaults")),
         };
-        let defaults = vars_of("defaults", entry.defaults_from.as_deref());
-        let vars = vars_of("vars", entry.vars_from.as_deref());
+        let vars = match files.vars {
+            Some(_) => self.role_vars_file(vars_file.as_deref()),
+            None => self.role_vars_main(&path.join("vars")),
+        };
         let info = Arc::new(Role {
             name,
             path: path.to_path_buf(),
@@ -285,14 +342,7 @@ impl Loader<'_> {
             handlers: Vec::new(),
             collections: self.role_collections(path),
         });
-        let mut inherit = ctx.inherit.clone();
-        inherit.become_ = entry.inherit.become_.or(inherit.become_);
-        if entry.inherit.become_user.is_some() {
-            inherit.become_user = entry.inherit.become_user.clone();
-        }
-        inherit
-            .environment
-            .extend(entry.inherit.environment.clone());
+        let mut inherit = entry.inherit.over(&ctx.inherit);
         if !info.collections.is_empty() {
             inherit.collections = info.collections.clone();
         }
@@ -303,38 +353,13 @@ impl Loader<'_> {
             handlers: false,
             inherit,
         };
-        let tasks_dir = path.join("tasks");
-        let tasks_file = match tasks_from {
-            None => main_file(&tasks_dir),
-            Some(tf) => {
-                let candidates = [
-                    tasks_dir.join(tf),
-                    tasks_dir.join(format!("{tf}.yml")),
-                    tasks_dir.join(format!("{tf}.yaml")),
-                ];
-                let found = candidates.iter().find(|p| p.is_file()).cloned();
-                if found.is_none() {
-                    self.error(
-                        from_file,
-                        from,
-                        format!(
-                            "role '{}' has no tasks file '{tf}' in {}",
-                            entry.name,
-                            tasks_dir.display()
-                        ),
-                    );
-                    return None;
-                }
-                found
-            }
-        };
         let tasks = match tasks_file {
             Some(f) => self
                 .tasks_file(&f, &role_ctx, from_file, from)
                 .unwrap_or_default(),
             None => Vec::new(),
         };
-        let handlers = match main_file(&path.join("handlers")) {
+        let handlers = match handlers_file {
             Some(f) => {
                 let handler_ctx = TaskCtx {
                     handlers: true,
@@ -367,11 +392,21 @@ impl Loader<'_> {
         }
     }
 
-    /// A role's `vars/` or `defaults/`: `main` (or the `vars_from`/`defaults_from` name)
-    /// as a file or as a folder of files merged in sorted order (see [`vars_files`]).
-    pub(super) fn role_vars_from(&mut self, dir: &Path, from: Option<&str>) -> Vars {
+    fn role_vars_file(&mut self, file: Option<&Path>) -> Vars {
+        let Some(file) = file else {
+            return Vars::new();
+        };
+        match self.parse_yaml(file) {
+            Some(root) => self.vars(file, &root, "a role variables file"),
+            None => Vars::new(),
+        }
+    }
+
+    /// A role's `vars/` or `defaults/` `main`, as a file or as a folder of files merged in
+    /// sorted order (see [`vars_files`]).
+    fn role_vars_main(&mut self, dir: &Path) -> Vars {
         let mut out = Vars::new();
-        for file in vars_files(dir, from) {
+        for file in vars_files(dir, None) {
             if let Some(root) = self.parse_yaml(&file) {
                 out.extend(self.vars(&file, &root, "a role variables file"));
             }
@@ -381,29 +416,25 @@ impl Loader<'_> {
 
     /// A role for `include_role`/`import_role` (and [`super::load_role`]): its dependencies'
     /// tasks and handlers come first in its own lists.
-    /// `from` holds `vars_from` / `defaults_from`, as (`vars` or `defaults`, file name).
+    /// `files` names the `tasks_from`/`vars_from`/`defaults_from`/`handlers_from` files.
     pub(super) fn role_for_include(
         &mut self,
         name: &str,
-        tasks_from: Option<&str>,
-        from: &[(&str, String)],
+        files: &RoleFiles,
         search: &[PathBuf],
         ctx: &TaskCtx,
         pos: Pos,
     ) -> Option<Arc<Role>> {
-        let pick = |sub: &str| from.iter().find(|(s, _)| *s == sub).map(|(_, f)| f.clone());
         let entry = RoleEntry {
             name: name.to_string(),
             pos,
             file: ctx.file.clone(),
-            vars_from: pick("vars"),
-            defaults_from: pick("defaults"),
             ..Default::default()
         };
         let path = self.find_role(name, search, &ctx.file, pos)?;
         let mut deps = Vec::new();
         self.role_dependencies(&path, ctx, &entry, &mut deps)?;
-        let mut role = self.load_role_dir(&path, &entry, tasks_from, ctx, &ctx.file, pos)?;
+        let mut role = self.load_role_dir(&path, &entry, files, ctx, &ctx.file, pos)?;
         let mut tasks: Vec<_> = deps.iter().flat_map(|d| d.tasks.clone()).collect();
         tasks.append(&mut role.tasks);
         role.tasks = tasks;

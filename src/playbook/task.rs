@@ -7,8 +7,7 @@ use std::path::Path;
 use super::keywords::{self, best_match, did_you_mean, short_name};
 use super::loader::{is_template, Loader, TaskCtx};
 use super::yaml::{Kind, Node, Pos};
-use super::{LoopControl, LoopSpec, Task, TaskKind};
-use crate::Vars;
+use super::{Environment, LoopControl, LoopSpec, Task, TaskKind};
 
 /// What a module of the fallback accepts: anything (Ansible's module checks its own
 /// arguments on the host); `key=value` text, as Ansible reads it for modules other than
@@ -416,7 +415,7 @@ impl Loader<'_> {
     }
 
     /// Reads the task keywords into a task (its kind is filled in by the caller).
-    fn task_keywords(
+    pub(super) fn task_keywords(
         &mut self,
         keywords: &[(&str, &Node, &Node)],
         ctx: &TaskCtx,
@@ -426,32 +425,9 @@ impl Loader<'_> {
         let f = file.as_path();
         let mut task = Task {
             name: None,
-            kind: TaskKind::Meta(String::new()),
-            when: Vec::new(),
-            loop_: None,
-            loop_control: LoopControl::default(),
-            register: None,
-            notify: Vec::new(),
-            listen: Vec::new(),
-            changed_when: None,
-            failed_when: None,
-            ignore_errors: false,
-            tags: Vec::new(),
-            become_: None,
-            become_user: None,
-            no_log: false,
-            check_mode: None,
-            diff: None,
-            run_once: false,
-            delegate_to: None,
-            environment: Vars::new(),
-            until: None,
-            retries: 0,
-            delay: 5.0,
-            vars: Vars::new(),
             role: ctx.role.clone(),
             collections: ctx.inherit.collections.clone(),
-            loc: pos.at(f),
+            ..Task::named("", pos.at(f))
         };
         let mut retries = None;
         let mut connection_vars: Vec<(&str, serde_json::Value)> = Vec::new();
@@ -491,16 +467,18 @@ impl Loader<'_> {
                 "listen" => task.listen = self.string_list(f, value, kw, false),
                 "changed_when" => task.changed_when = Some(self.conditions(f, value, kw)),
                 "failed_when" => task.failed_when = Some(self.conditions(f, value, kw)),
-                "ignore_errors" => task.ignore_errors = self.boolean(f, value, kw).unwrap_or(false),
+                "ignore_errors" => task.ignore_errors = self.flag(f, value, kw),
                 "tags" => task.tags = self.string_list(f, value, kw, true),
-                "become" => task.become_ = self.boolean(f, value, kw),
+                "become" => task.become_ = self.flag(f, value, kw),
                 "become_user" => task.become_user = self.string(f, value, kw),
                 "become_method" => self.check_become_method(f, value),
-                "no_log" => task.no_log = self.boolean(f, value, kw).unwrap_or(false),
-                "check_mode" => task.check_mode = self.boolean(f, value, kw),
-                "diff" => task.diff = self.boolean(f, value, kw),
-                "run_once" => task.run_once = self.boolean(f, value, kw).unwrap_or(false),
+                "no_log" => task.no_log = self.flag(f, value, kw),
+                "check_mode" => task.check_mode = self.flag(f, value, kw),
+                "diff" => task.diff = self.flag(f, value, kw),
+                "run_once" => task.run_once = self.flag(f, value, kw),
+                "any_errors_fatal" => task.any_errors_fatal = self.flag(f, value, kw),
                 "delegate_to" => task.delegate_to = self.string(f, value, kw),
+                "delegate_facts" => task.delegate_facts = self.flag(f, value, kw),
                 "environment" => task.environment = self.environment(f, value),
                 "until" => {
                     let conditions = self.conditions(f, value, kw);
@@ -539,17 +517,28 @@ impl Loader<'_> {
             task.vars.entry(var).or_insert(value);
         }
         task.retries = retries.unwrap_or(if task.until.is_some() { 3 } else { 0 });
-        if task.become_.is_none() {
-            task.become_ = ctx.inherit.become_;
+        let inherit = &ctx.inherit;
+        for (own, outer) in [
+            (&mut task.become_, &inherit.become_),
+            (&mut task.ignore_errors, &inherit.ignore_errors),
+            (&mut task.no_log, &inherit.no_log),
+            (&mut task.run_once, &inherit.run_once),
+            (&mut task.check_mode, &inherit.check_mode),
+            (&mut task.diff, &inherit.diff),
+            (&mut task.any_errors_fatal, &inherit.any_errors_fatal),
+            (&mut task.delegate_facts, &inherit.delegate_facts),
+        ] {
+            if own.is_none() {
+                own.clone_from(outer);
+            }
         }
         if task.become_user.is_none() {
-            task.become_user = ctx.inherit.become_user.clone();
+            task.become_user = inherit.become_user.clone();
         }
-        for (k, v) in &ctx.inherit.environment {
-            task.environment
-                .entry(k.clone())
-                .or_insert_with(|| v.clone());
+        if task.delegate_to.is_none() {
+            task.delegate_to = inherit.delegate_to.clone();
         }
+        task.environment = ctx.inherit.environment.then(&task.environment);
         task
     }
 
@@ -566,22 +555,29 @@ impl Loader<'_> {
         }
     }
 
-    /// `environment:` must be a mapping (a templated whole is not supported).
-    pub(super) fn environment(&mut self, file: &Path, value: &Node) -> Vars {
-        if let Some(s) = value.as_str() {
-            let hint = if is_template(s) {
-                " (a templated whole is not supported; write the mapping out)"
-            } else {
-                ""
-            };
-            self.error(
-                file,
-                value.pos,
-                format!("'environment' must be a mapping{hint}"),
-            );
-            return Vars::new();
+    /// `environment:` a mapping, a template that renders to one, or a list of either.
+    pub(super) fn environment(&mut self, file: &Path, value: &Node) -> Environment {
+        let items: Vec<&Node> = match &value.kind {
+            Kind::Null => return Environment::default(),
+            Kind::Seq(items) => items.iter().collect(),
+            _ => vec![value],
+        };
+        let mut out = Environment::default();
+        for item in items {
+            match item.as_str() {
+                Some(s) if is_template(s) => out.0.push(serde_json::Value::from(s)),
+                Some(_) => self.error(
+                    file,
+                    item.pos,
+                    "'environment' must be a mapping or a template giving one",
+                ),
+                None => {
+                    let vars = self.vars(file, item, "environment");
+                    out.0.push(serde_json::Value::Object(vars));
+                }
+            }
         }
-        self.vars(file, value, "environment")
+        out
     }
 
     fn loop_control(&mut self, file: &Path, value: &Node) -> LoopControl {
@@ -603,7 +599,12 @@ impl Loader<'_> {
                 "loop_var" => control.loop_var = self.string(file, v, "loop_var"),
                 "index_var" => control.index_var = self.string(file, v, "index_var"),
                 "label" => control.label = self.string(file, v, "label"),
-                "pause" => control.pause = self.number(file, v, "pause"),
+                "pause" => {
+                    control.pause = match v.as_str() {
+                        Some(t) if is_template(t) => Some(serde_json::Value::from(t)),
+                        _ => self.number(file, v, "pause").map(serde_json::Value::from),
+                    }
+                }
                 "extended" => control.extended = self.boolean(file, v, "extended").unwrap_or(false),
                 "extended_allitems" => {
                     control.extended_allitems = self.boolean(file, v, "extended_allitems")
