@@ -74,9 +74,11 @@ mod group;
 mod hostname;
 mod lineinfile;
 pub mod mode;
+mod package_facts;
 mod service;
 mod slurp;
 mod stat;
+mod service_facts;
 mod sysctl;
 mod template;
 mod unarchive;
@@ -276,6 +278,8 @@ static MODULES: &[&dyn Module] = &[
     &actions::Ping,
     &hostname::Hostname,
     &sysctl::Sysctl,
+    &service_facts::ServiceFacts,
+    &package_facts::PackageFacts,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
@@ -283,6 +287,7 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
     let short = name
         .strip_prefix("ansible.builtin.")
         .or_else(|| name.strip_prefix("ansible.legacy."))
+        .or_else(|| collection_short_name(name))
         .unwrap_or(name);
     let short = if short == "systemd_service" {
         "systemd"
@@ -290,6 +295,35 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         short
     };
     MODULES.iter().copied().find(|m| m.name() == short)
+}
+
+/// The modules of collections other than ansible.builtin that are native here, by
+/// collection. Only these names resolve: `community.general.copy` is not `copy`, it is a
+/// module nobody provides (or the fallback's business).
+const COLLECTION_MODULES: &[(&str, &[&str])] = &[
+    (
+        "community.general.",
+        &[
+            "timezone",
+            "alternatives",
+            "locale_gen",
+            "modprobe",
+            "ufw",
+            "archive",
+        ],
+    ),
+    (
+        "ansible.posix.",
+        &["mount", "authorized_key", "sysctl"],
+    ),
+];
+
+/// `community.general.timezone` -> `timezone` when that collection has such a module.
+fn collection_short_name(name: &str) -> Option<&str> {
+    COLLECTION_MODULES.iter().find_map(|(prefix, shorts)| {
+        name.strip_prefix(prefix)
+            .filter(|short| shorts.contains(short))
+    })
 }
 
 /// All module names, for "did you mean" suggestions.
