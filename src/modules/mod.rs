@@ -76,9 +76,9 @@ mod lineinfile;
 pub mod mode;
 mod package_facts;
 mod service;
+mod service_facts;
 mod slurp;
 mod stat;
-mod service_facts;
 mod sysctl;
 mod template;
 mod unarchive;
@@ -312,10 +312,7 @@ const COLLECTION_MODULES: &[(&str, &[&str])] = &[
             "archive",
         ],
     ),
-    (
-        "ansible.posix.",
-        &["mount", "authorized_key", "sysctl"],
-    ),
+    ("ansible.posix.", &["mount", "authorized_key", "sysctl"]),
 ];
 
 /// `community.general.timezone` -> `timezone` when that collection has such a module.

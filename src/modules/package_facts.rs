@@ -30,6 +30,7 @@ echo @@PKG; printf '%s\n' "$pkgs"
 if command -v apt-cache >/dev/null 2>&1; then
   echo @@FILES; apt-cache policy 2>/dev/null
   echo @@POLICY; printf '%s\n' "$pkgs" | awk -F'\t' 'NF>=3 {print $2 ":" $3}' | xargs -r apt-cache policy 2>/dev/null
+  echo @@SECTIONS; printf '%s\n' "$pkgs" | awk -F'\t' 'NF>=4 {print $2 ":" $3 "=" $4}' | xargs -r apt-cache show 2>/dev/null | grep -E '^(Package|Architecture|Section):'
 fi
 "#;
 
@@ -134,11 +135,32 @@ pub fn parse_installed_files(lines: &[&str]) -> HashMap<String, String> {
     map
 }
 
+/// `apt-cache show NAME:ARCH=VERSION...` (Package, Architecture, Section lines): the
+/// section apt's cache has for the installed version, which is the archive's when the
+/// version is also in a package list (dpkg's status may say otherwise, e.g. `oldlibs`).
+/// Returns "name:arch" -> section.
+pub fn parse_sections(lines: &[&str]) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    let (mut name, mut arch) = (String::new(), String::new());
+    for line in lines {
+        if let Some(v) = line.strip_prefix("Package: ") {
+            name = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("Architecture: ") {
+            arch = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("Section: ") {
+            map.entry(format!("{name}:{arch}"))
+                .or_insert_with(|| v.trim().to_string());
+        }
+    }
+    map
+}
+
 /// Builds Ansible's `packages` dict.
 pub fn packages(
     installed: &[Installed],
     files: &HashMap<String, String>,
     origins: &HashMap<String, String>,
+    sections: &HashMap<String, String>,
 ) -> Map<String, Value> {
     let mut out = Map::new();
     for p in installed {
@@ -153,7 +175,8 @@ pub fn packages(
         m.insert("name".into(), Value::from(p.name.clone()));
         m.insert("version".into(), Value::from(p.version.clone()));
         m.insert("arch".into(), Value::from(p.arch.clone()));
-        m.insert("category".into(), Value::from(p.section.clone()));
+        let section = sections.get(&key).unwrap_or(&p.section);
+        m.insert("category".into(), Value::from(section.clone()));
         m.insert("origin".into(), Value::from(origin));
         m.insert("source".into(), Value::from("apt"));
         if let Value::Array(list) = out
@@ -184,7 +207,10 @@ impl Module for PackageFacts {
         let managers = list(args, &["manager"])?;
         choice(args, &["strategy"], &["first", "all"], "first")?;
         let mut plan = Plan::default();
-        if let Some(m) = managers.iter().find(|m| !matches!(m.as_str(), "auto" | "apt")) {
+        if let Some(m) = managers
+            .iter()
+            .find(|m| !matches!(m.as_str(), "auto" | "apt"))
+        {
             plan.failed = Some(format!(
                 "Unsupported package managers requested: {m} (only apt is native here)"
             ));
@@ -205,10 +231,11 @@ impl Module for PackageFacts {
         let installed = parse_installed(s.get("PKG").unwrap_or(&empty));
         let origins = parse_origins(s.get("FILES").unwrap_or(&empty));
         let files = parse_installed_files(s.get("POLICY").unwrap_or(&empty));
+        let sections = parse_sections(s.get("SECTIONS").unwrap_or(&empty));
         let mut facts = Map::new();
         facts.insert(
             "packages".into(),
-            Value::Object(packages(&installed, &files, &origins)),
+            Value::Object(packages(&installed, &files, &origins, &sections)),
         );
         plan.result
             .insert("ansible_facts".into(), Value::Object(facts));
@@ -272,7 +299,13 @@ libc6:i386:
             "ii \tlibc6\ti386\t2.36-9\tlibs",
             "ii \tlibc6\tamd64\t2.36-9\tlibs",
         ]);
-        let p = packages(&installed, &files, &origins);
+        let sections = parse_sections(&[
+            "Package: local-tool",
+            "Architecture: all",
+            "Section: oldlibs",
+        ]);
+        let p = packages(&installed, &files, &origins, &sections);
+        assert_eq!(p["local-tool"][0]["category"], "oldlibs");
         assert_eq!(
             p["bash"],
             json!([{"name": "bash", "version": "5.2.15-2+b8", "arch": "amd64",

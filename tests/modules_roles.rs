@@ -1,0 +1,188 @@
+//! The modules common roles use (service_facts, package_facts, timezone, ...) against a
+//! real Debian + systemd host: a container from the provider's host image, reached with
+//! `docker exec` (test-only transport). Each module that changes the host converges
+//! (changed), converges again (ok), and check mode changes nothing (verified on the host).
+//! Where results matter (facts), they are compared with what Ansible's own module returns
+//! on the same container (`ansible -c community.docker.docker`).
+
+#[path = "support/modules_docker.rs"]
+mod support_docker;
+#[path = "support/modules.rs"]
+mod support_modules;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use support_docker::{Container, DockerExec};
+use support_modules::{ctx_on, plan_only, run, Outcome};
+
+fn ctx(c: &Container, check: bool) -> infra::modules::HostCtx {
+    ctx_on(
+        Arc::new(DockerExec {
+            container: c.name.clone(),
+        }),
+        check,
+        vec![],
+        Default::default(),
+    )
+}
+
+/// Check mode reports a change and changes nothing; the first run changes the host; the
+/// second run and a check after it are ok. Returns the check and the first run.
+async fn converge(
+    c: &Container,
+    module: &str,
+    args: Value,
+    state: impl Fn() -> String,
+) -> (Outcome, Outcome) {
+    let before = state();
+    let check = run(&ctx(c, true), module, args.clone()).await.unwrap();
+    assert!(check.changed(), "{module}: check mode must report changed");
+    assert_eq!(state(), before, "{module}: check mode changed the host");
+    let first = run(&ctx(c, false), module, args.clone()).await.unwrap();
+    assert!(first.changed(), "{module}: first run must change");
+    assert_ne!(
+        state(),
+        before,
+        "{module}: first run changed nothing on the host"
+    );
+    let second = run(&ctx(c, false), module, args.clone()).await.unwrap();
+    assert!(
+        !second.changed(),
+        "{module}: second run changed: {:?}",
+        second.plan.changes
+    );
+    let recheck = run(&ctx(c, true), module, args).await.unwrap();
+    assert!(!recheck.changed(), "{module}: check after converge changed");
+    (check, first)
+}
+
+/// The `ansible` ad-hoc command of the venv the CI installs (or PATH), if any.
+fn ansible() -> Option<PathBuf> {
+    let venv = PathBuf::from("/opt/infra-venv/bin/ansible");
+    if venv.exists() {
+        return Some(venv);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join("ansible"))
+        .find(|p| p.exists())
+}
+
+/// Runs Ansible's own module on the container and returns its JSON result.
+fn ansible_module(c: &Container, module: &str, args: &str) -> Option<Value> {
+    let bin = ansible()?;
+    let tmp = std::env::temp_dir().join(format!("infra-roles-{}", c.name));
+    let out = std::process::Command::new(bin)
+        .args([
+            "-i",
+            &format!("{},", c.name),
+            "-c",
+            "community.docker.docker",
+        ])
+        .args(["-m", module, "-a", args, "all"])
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_LOCAL_TEMP", &tmp)
+        .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+        .env("ANSIBLE_LOAD_CALLBACK_PLUGINS", "1")
+        .env("ANSIBLE_STDOUT_CALLBACK", "json")
+        .output()
+        .expect("run ansible");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("ansible output is not JSON ({e}): {text}"));
+    Some(json["plays"][0]["tasks"][0]["hosts"][&c.name].clone())
+}
+
+/// Compares two dicts of facts key by key, naming the keys that differ.
+fn assert_same(ours: &Value, theirs: &Value, what: &str) {
+    let (Some(o), Some(t)) = (ours.as_object(), theirs.as_object()) else {
+        panic!("{what}: not dicts: {ours} / {theirs}");
+    };
+    let mut diffs = Vec::new();
+    for k in o.keys().chain(t.keys()) {
+        if o.get(k) != t.get(k) && !diffs.iter().any(|(d, _, _)| d == k) {
+            diffs.push((k.clone(), o.get(k).cloned(), t.get(k).cloned()));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what} differ from Ansible's in {} keys (ours, Ansible's): {:?}",
+        diffs.len(),
+        &diffs[..diffs.len().min(8)]
+    );
+}
+
+#[test]
+fn fqcn_names_of_native_modules_resolve() {
+    for (fqcn, short) in [
+        ("ansible.builtin.service_facts", "service_facts"),
+        ("ansible.legacy.package_facts", "package_facts"),
+        ("ansible.posix.sysctl", "sysctl"),
+        ("ansible.builtin.systemd_service", "systemd"),
+    ] {
+        let m = infra::modules::lookup(fqcn).unwrap_or_else(|| panic!("{fqcn} unknown"));
+        assert_eq!(m.name(), short);
+    }
+    assert!(infra::modules::lookup("community.general.copy").is_none());
+    assert!(infra::modules::lookup("ansible.posix.apt").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_facts_match_ansible() {
+    let c = Container::start();
+    let ours = run(&ctx(&c, true), "service_facts", json!({}))
+        .await
+        .unwrap();
+    assert!(!ours.changed());
+    let services = &ours.result()["ansible_facts"]["services"];
+    assert_eq!(
+        services["ssh.service"],
+        json!({"name": "ssh.service", "state": "running", "status": "enabled", "source": "systemd"})
+    );
+    assert_eq!(services["ssh"]["source"], "sysv");
+    if let Some(theirs) = ansible_module(&c, "service_facts", "") {
+        assert_same(
+            services,
+            &theirs["ansible_facts"]["services"],
+            "service_facts",
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn package_facts_match_ansible() {
+    let c = Container::start();
+    // Ansible's apt backend needs python3-apt; install it so both can be compared.
+    let ansible_can = ansible().is_some()
+        && {
+            c.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-apt >/dev/null 2>&1; echo $?")
+            .trim()
+            == "0"
+        };
+    let ours = run(&ctx(&c, true), "package_facts", json!({"manager": "auto"}))
+        .await
+        .unwrap();
+    assert!(!ours.changed());
+    let packages = &ours.result()["ansible_facts"]["packages"];
+    let bash = &packages["bash"][0];
+    assert_eq!(bash["source"], "apt");
+    assert_eq!(bash["origin"], "Debian");
+    assert_eq!(
+        bash["version"].as_str(),
+        Some(c.sh("dpkg-query -W -f '${Version}' bash").as_str())
+    );
+    let failed = plan_only(&ctx(&c, true), "package_facts", json!({"manager": "rpm"}))
+        .await
+        .unwrap();
+    assert!(failed.failed.is_some());
+    if ansible_can {
+        let theirs = ansible_module(&c, "package_facts", "").expect("ansible result");
+        assert_same(
+            packages,
+            &theirs["ansible_facts"]["packages"],
+            "package_facts",
+        );
+    }
+}
