@@ -186,3 +186,55 @@ async fn package_facts_match_ansible() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timezone_through_timedatectl_and_through_files() {
+    let c = Container::start();
+    let link = || c.sh("readlink /etc/localtime; cat /etc/timezone");
+    let (check, first) = converge(
+        &c,
+        "community.general.timezone",
+        json!({"name": "Asia/Tokyo"}),
+        link,
+    )
+    .await;
+    assert!(check.diff_text().contains("+name: Asia/Tokyo"));
+    assert_eq!(
+        first.result()["diff"],
+        json!({"before": {"name": "Etc/UTC"}, "after": {"name": "Asia/Tokyo"}})
+    );
+    assert_eq!(
+        first.result()["msg"],
+        "executed `/usr/bin/timedatectl set-timezone Asia/Tokyo`"
+    );
+    // timedated moves the link and leaves /etc/timezone as it was, as with Ansible.
+    assert!(c
+        .sh("readlink /etc/localtime")
+        .ends_with("zoneinfo/Asia/Tokyo\n"));
+    assert_eq!(c.sh("cat /etc/timezone"), "Etc/UTC\n");
+    if let Some(theirs) = ansible_module(&c, "community.general.timezone", "name=Asia/Tokyo") {
+        assert_eq!(theirs["changed"], false, "Ansible disagrees: {theirs}");
+    }
+
+    let bad = plan_only(&ctx(&c, true), "timezone", json!({"name": "Mars/Olympus"}))
+        .await
+        .unwrap();
+    assert!(bad.failed.unwrap().contains("not available"));
+
+    // Without timedated (D-Bus activation refused), the Debian files are the state.
+    c.sh("systemctl mask --now systemd-timedated.service >/dev/null 2>&1");
+    assert_ne!(
+        c.sh("timedatectl status >/dev/null 2>&1; echo $?").trim(),
+        "0"
+    );
+    converge(&c, "timezone", json!({"name": "America/New_York"}), link).await;
+    assert_eq!(c.sh("cat /etc/timezone"), "America/New_York\n");
+    assert_eq!(
+        c.sh("readlink /etc/localtime"),
+        "/usr/share/zoneinfo/America/New_York\n"
+    );
+    if let Some(theirs) = ansible_module(&c, "community.general.timezone", "name=America/New_York")
+    {
+        assert_eq!(theirs["changed"], false, "Ansible disagrees: {theirs}");
+    }
+}

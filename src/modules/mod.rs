@@ -81,6 +81,7 @@ mod slurp;
 mod stat;
 mod sysctl;
 mod template;
+mod timezone;
 mod unarchive;
 mod user;
 mod wait_for;
@@ -280,6 +281,7 @@ static MODULES: &[&dyn Module] = &[
     &sysctl::Sysctl,
     &service_facts::ServiceFacts,
     &package_facts::PackageFacts,
+    &timezone::Timezone,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
