@@ -238,3 +238,80 @@ async fn timezone_through_timedatectl_and_through_files() {
         assert_eq!(theirs["changed"], false, "Ansible disagrees: {theirs}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apt_repository_adds_and_removes_like_ansible() {
+    let c = Container::start();
+    let repo = "deb http://deb.debian.org/debian bookworm-backports main";
+    let file = "/etc/apt/sources.list.d/deb_debian_org_debian.list";
+    // What Ansible writes for the same line (it installs python3-apt itself).
+    let ansible_file = ansible_module(
+        &c,
+        "apt_repository",
+        &format!("repo='{repo}' update_cache=no mode=0640"),
+    )
+    .map(|r| {
+        assert_eq!(r["changed"], true, "{r}");
+        let written = c.sh(&format!("stat -c %a {file}; cat {file}"));
+        ansible_module(
+            &c,
+            "apt_repository",
+            &format!("repo='{repo}' state=absent update_cache=no"),
+        )
+        .expect("ansible");
+        assert_eq!(c.sh(&format!("test -e {file} || echo gone")), "gone\n");
+        written
+    });
+    let files =
+        || c.sh("ls /etc/apt/sources.list.d; cat /etc/apt/sources.list.d/*.list 2>/dev/null");
+    let (check, first) = converge(
+        &c,
+        "apt_repository",
+        json!({"repo": repo, "mode": "0640"}),
+        files,
+    )
+    .await;
+    assert!(check.diff_text().contains(&format!("+{repo}")));
+    assert_eq!(first.result()["sources_added"], json!([file]));
+    assert_eq!(c.sh(&format!("cat {file}")), format!("{repo}\n"));
+    if let Some(theirs) = ansible_file {
+        assert_eq!(c.sh(&format!("stat -c %a {file}; cat {file}")), theirs);
+    }
+    // update_cache ran: the backports lists are there.
+    assert!(c.sh("ls /var/lib/apt/lists").contains("bookworm-backports"));
+
+    // A commented copy in sources.list is enabled rather than added again.
+    c.sh(
+        "echo '#deb  http://deb.debian.org/debian bookworm-updates main' >> /etc/apt/sources.list",
+    );
+    converge(
+        &c,
+        "apt_repository",
+        json!({"repo": "deb http://deb.debian.org/debian bookworm-updates main", "update_cache": false}),
+        || c.sh("cat /etc/apt/sources.list; ls /etc/apt/sources.list.d"),
+    )
+    .await;
+    assert_eq!(
+        c.sh("cat /etc/apt/sources.list"),
+        "deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian bookworm-updates main\n"
+    );
+
+    let (_, gone) = converge(
+        &c,
+        "apt_repository",
+        json!({"repo": repo, "state": "absent", "update_cache": false}),
+        files,
+    )
+    .await;
+    assert_eq!(gone.result()["sources_removed"], json!([file]));
+    assert_eq!(c.sh(&format!("test -e {file} || echo gone")), "gone\n");
+
+    let bad = plan_only(
+        &ctx(&c, true),
+        "apt_repository",
+        json!({"repo": "nonsense"}),
+    )
+    .await
+    .unwrap();
+    assert!(bad.failed.unwrap().contains("Invalid repository string"));
+}

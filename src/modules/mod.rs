@@ -62,6 +62,7 @@ use crate::Vars;
 mod actions;
 mod apply;
 mod apt;
+mod apt_repository;
 pub mod args;
 mod blockinfile;
 mod command;
@@ -282,6 +283,7 @@ static MODULES: &[&dyn Module] = &[
     &service_facts::ServiceFacts,
     &package_facts::PackageFacts,
     &timezone::Timezone,
+    &apt_repository::AptRepository,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
