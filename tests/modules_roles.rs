@@ -315,3 +315,70 @@ async fn apt_repository_adds_and_removes_like_ansible() {
     .unwrap();
     assert!(bad.failed.unwrap().contains("Invalid repository string"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apt_key_from_data_and_file_by_id() {
+    let c = Container::start();
+    // Without gpg Ansible's module reports ok with a message; so does ours.
+    let none = run(
+        &ctx(&c, false),
+        "apt_key",
+        json!({"id": "0E98404D386FA1D9"}),
+    )
+    .await
+    .unwrap();
+    assert!(!none.changed());
+    assert!(none.result()["msg"].as_str().unwrap_or("").contains("gpg"));
+    assert_eq!(
+        c.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnupg >/dev/null 2>&1; echo $?"),
+        "0\n"
+    );
+    c.sh("export GNUPGHOME=/root/k; mkdir -m700 -p $GNUPGHOME; \
+          gpg --batch --passphrase '' --quick-gen-key 'Test Repo <repo@example.com>' rsa2048 sign never 2>/dev/null; \
+          gpg --armor --export repo@example.com > /root/repo.asc");
+    let key = c.sh("GNUPGHOME=/root/k gpg --with-colons --list-keys repo@example.com | awk -F: '/^pub/ {print $5}'");
+    let key = key.trim().to_string();
+    assert_eq!(key.len(), 16, "{key}");
+    let armored = c.sh("cat /root/repo.asc");
+    let listed = || {
+        c.sh(
+            "apt-key adv --list-public-keys --keyid-format=long 2>/dev/null | grep -E '^(pub|sub)'",
+        )
+    };
+    let (check, first) = converge(&c, "apt_key", json!({"data": armored}), listed).await;
+    assert_eq!(check.result()["id"], key.as_str());
+    assert_eq!(first.result()["fp"], key.as_str());
+    assert_eq!(first.result()["short_id"], &key[8..]);
+    assert!(listed().contains(&key));
+    // An 8-character id compares with short ids: present already.
+    let short = run(
+        &ctx(&c, true),
+        "apt_key",
+        json!({"id": &key[8..], "file": "/root/repo.asc"}),
+    )
+    .await
+    .unwrap();
+    assert!(!short.changed());
+    converge(&c, "apt_key", json!({"id": key, "state": "absent"}), listed).await;
+    assert!(!listed().contains(&key));
+    // A keyring of its own, key read from a file on the host.
+    converge(
+        &c,
+        "apt_key",
+        json!({"file": "/root/repo.asc", "keyring": "/etc/apt/trusted.gpg.d/repo.gpg"}),
+        || c.sh("ls /etc/apt/trusted.gpg.d"),
+    )
+    .await;
+    if let Some(theirs) = ansible_module(
+        &c,
+        "apt_key",
+        "file=/root/repo.asc keyring=/etc/apt/trusted.gpg.d/repo.gpg",
+    ) {
+        assert_eq!(theirs["changed"], false, "{theirs}");
+        assert_eq!(theirs["fp"], key.as_str());
+    }
+    let bad = plan_only(&ctx(&c, true), "apt_key", json!({"id": "12345"}))
+        .await
+        .unwrap();
+    assert_eq!(bad.failed.as_deref(), Some("Invalid key_id"));
+}

@@ -62,6 +62,7 @@ use crate::Vars;
 mod actions;
 mod apply;
 mod apt;
+mod apt_key;
 mod apt_repository;
 pub mod args;
 mod blockinfile;
@@ -284,6 +285,7 @@ static MODULES: &[&dyn Module] = &[
     &package_facts::PackageFacts,
     &timezone::Timezone,
     &apt_repository::AptRepository,
+    &apt_key::AptKey,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
