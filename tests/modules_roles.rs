@@ -382,3 +382,101 @@ async fn apt_key_from_data_and_file_by_id() {
         .unwrap();
     assert_eq!(bad.failed.as_deref(), Some("Invalid key_id"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deb822_repository_writes_what_ansible_writes() {
+    let c = Container::start();
+    let args = json!({
+        "name": "Debian Backports",
+        "uris": "http://deb.debian.org/debian",
+        "suites": ["bookworm-backports"],
+        "components": ["main", "contrib"],
+        "signed_by": "/usr/share/keyrings/debian-archive-keyring.gpg",
+        "enabled": true,
+    });
+    let dest = "/etc/apt/sources.list.d/debian-backports.sources";
+    let keyed = json!({
+        "name": "keyed_repo",
+        "uris": ["http://deb.debian.org/debian"],
+        "suites": "bookworm-updates",
+        "components": "main",
+        "signed_by": "file:///usr/share/keyrings/debian-archive-keyring.gpg",
+    });
+    let keyed_dest = "/etc/apt/sources.list.d/keyed-repo.sources";
+    // Ansible's output on the same host (its module needs python3-debian).
+    let theirs = (ansible().is_some()
+        && c.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-debian >/dev/null 2>&1; echo $?") == "0\n")
+        .then(|| {
+            let r = ansible_module(
+                &c,
+                "deb822_repository",
+                "name='Debian Backports' uris=http://deb.debian.org/debian suites=bookworm-backports components=main,contrib signed_by=/usr/share/keyrings/debian-archive-keyring.gpg enabled=yes",
+            )
+            .expect("ansible");
+            assert_eq!(r["changed"], true, "{r}");
+            let r2 = ansible_module(
+                &c,
+                "deb822_repository",
+                "name=keyed_repo uris=http://deb.debian.org/debian suites=bookworm-updates components=main signed_by=file:///usr/share/keyrings/debian-archive-keyring.gpg",
+            )
+            .expect("ansible");
+            let files = c.sh(&format!(
+                "stat -c %a {dest}; cat {dest}; stat -c '%a %n' {keyed_dest} /etc/apt/keyrings /etc/apt/keyrings/*; cat {keyed_dest}"
+            ));
+            ansible_module(&c, "deb822_repository", "name='Debian Backports' state=absent");
+            ansible_module(&c, "deb822_repository", "name=keyed_repo state=absent");
+            c.sh("rm -rf /etc/apt/keyrings");
+            (r, r2, files)
+        });
+    let state = || {
+        c.sh("ls -l /etc/apt/sources.list.d /etc/apt/keyrings 2>&1; cat /etc/apt/sources.list.d/*.sources 2>/dev/null")
+    };
+    let (check, first) = converge(&c, "deb822_repository", args.clone(), state).await;
+    assert!(check
+        .diff_text()
+        .contains("+X-Repolib-Name: Debian Backports"));
+    assert_eq!(first.result()["dest"], dest);
+    assert_eq!(
+        c.sh(&format!("cat {dest}")),
+        "Components: main contrib\nEnabled: yes\nX-Repolib-Name: Debian Backports\n\
+         Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\nSuites: bookworm-backports\n\
+         Types: deb\nURIs: http://deb.debian.org/debian\n"
+    );
+    let (_, keyed_first) = converge(&c, "deb822_repository", keyed.clone(), state).await;
+    assert_eq!(
+        keyed_first.result()["key_filename"],
+        "/etc/apt/keyrings/keyed-repo.gpg"
+    );
+    assert_eq!(
+        c.sh("cmp /etc/apt/keyrings/keyed-repo.gpg /usr/share/keyrings/debian-archive-keyring.gpg && echo same"),
+        "same\n"
+    );
+    if let Some((r, r2, files)) = theirs {
+        assert_eq!(first.result()["repo"], r["repo"]);
+        assert_eq!(keyed_first.result()["repo"], r2["repo"]);
+        assert_eq!(keyed_first.result()["key_filename"], r2["key_filename"]);
+        assert_eq!(
+            c.sh(&format!(
+                "stat -c %a {dest}; cat {dest}; stat -c '%a %n' {keyed_dest} /etc/apt/keyrings /etc/apt/keyrings/*; cat {keyed_dest}"
+            )),
+            files
+        );
+    }
+    // apt accepts the file: the backports lists are fetched.
+    assert_eq!(c.sh("apt-get update -q >/dev/null 2>&1; echo $?"), "0\n");
+    assert!(c.sh("ls /var/lib/apt/lists").contains("bookworm-backports"));
+    let (_, gone) = converge(
+        &c,
+        "deb822_repository",
+        json!({"name": "keyed_repo", "state": "absent"}),
+        state,
+    )
+    .await;
+    assert_eq!(gone.result()["repo"], Value::Null);
+    assert_eq!(
+        c.sh(&format!(
+            "ls {keyed_dest} /etc/apt/keyrings/keyed-repo.gpg 2>/dev/null"
+        )),
+        ""
+    );
+}

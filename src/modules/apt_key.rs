@@ -81,7 +81,7 @@ pub fn parse_keys(out: &str, short: bool) -> Vec<String> {
 }
 
 /// A shell pipeline that writes the URL's body to stdout (curl, wget or python3).
-fn download(url: &str, insecure: bool) -> String {
+pub fn download_cmd(url: &str, insecure: bool) -> String {
     let u = sh_quote(url);
     let (k, w, py) = if insecure {
         (
@@ -166,7 +166,7 @@ impl Module for AptKey {
                 }
                 let source = match (&file, &url) {
                     (Some(f), _) => format!("cat {}", sh_quote(f)),
-                    (_, Some(u)) => download(u, insecure),
+                    (_, Some(u)) => download_cmd(u, insecure),
                     _ => "cat".into(),
                 };
                 let cmd = format!(
@@ -245,7 +245,7 @@ impl Module for AptKey {
                     None,
                 ),
                 (_, _, Some(d), _) => (format!("{ak} add -"), Some(d.clone().into_bytes())),
-                (_, _, _, Some(u)) => (format!("{} | {ak} add -", download(u, insecure)), None),
+                (_, _, _, Some(u)) => (format!("{} | {ak} add -", download_cmd(u, insecure)), None),
                 _ => {
                     plan.failed = Some(format!(
                         "key {full} is not present and no file, data, url or keyserver gives it"

@@ -68,6 +68,7 @@ pub mod args;
 mod blockinfile;
 mod command;
 mod copy;
+mod deb822_repository;
 pub mod diff;
 mod file;
 pub mod fileops;
@@ -286,6 +287,7 @@ static MODULES: &[&dyn Module] = &[
     &timezone::Timezone,
     &apt_repository::AptRepository,
     &apt_key::AptKey,
+    &deb822_repository::Deb822Repository,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
