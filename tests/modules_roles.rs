@@ -480,3 +480,44 @@ async fn deb822_repository_writes_what_ansible_writes() {
         ""
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn debconf_sets_answers_like_ansible() {
+    let c = Container::start();
+    let show = || c.sh("debconf-show tzdata | sort");
+    let args =
+        json!({"name": "tzdata", "question": "tzdata/Areas", "vtype": "select", "value": "Europe"});
+    let (check, first) = converge(&c, "debconf", args, show).await;
+    assert!(check.diff_text().contains("+tzdata/Areas: Europe"));
+    assert_eq!(first.result()["current"], json!({"tzdata/Areas": "Europe"}));
+    assert!(show().contains("tzdata/Areas: Europe"));
+    // A question debconf does not know yet; a boolean given as a YAML bool.
+    let (_, flag) = converge(
+        &c,
+        "debconf",
+        json!({"name": "tzdata", "question": "tzdata/x-flag", "vtype": "boolean", "value": true, "unseen": true}),
+        || c.sh("echo get tzdata/x-flag | debconf-communicate tzdata 2>/dev/null"),
+    )
+    .await;
+    assert_eq!(flag.result()["previous"]["tzdata/x-flag"], "");
+    let ours = run(&ctx(&c, true), "debconf", json!({"name": "tzdata"}))
+        .await
+        .unwrap();
+    assert!(!ours.changed());
+    if let Some(theirs) = ansible_module(
+        &c,
+        "debconf",
+        "name=tzdata question=tzdata/Areas vtype=select value=Europe",
+    ) {
+        assert_eq!(theirs["changed"], false, "{theirs}");
+        assert_eq!(ours.result()["current"], theirs["current"]);
+    }
+    let pw = plan_only(
+        &ctx(&c, true),
+        "debconf",
+        json!({"name": "tzdata", "question": "tzdata/Areas", "vtype": "password", "value": "x"}),
+    )
+    .await
+    .unwrap();
+    assert!(pw.failed.unwrap().contains("debconf-get-selections"));
+}

@@ -69,6 +69,7 @@ mod blockinfile;
 mod command;
 mod copy;
 mod deb822_repository;
+mod debconf;
 pub mod diff;
 mod file;
 pub mod fileops;
@@ -288,6 +289,7 @@ static MODULES: &[&dyn Module] = &[
     &apt_repository::AptRepository,
     &apt_key::AptKey,
     &deb822_repository::Deb822Repository,
+    &debconf::Debconf,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
