@@ -521,3 +521,89 @@ async fn debconf_sets_answers_like_ansible() {
     .unwrap();
     assert!(pw.failed.unwrap().contains("debconf-get-selections"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cron_jobs_envs_and_cron_files() {
+    let c = Container::start();
+    let missing = plan_only(
+        &ctx(&c, true),
+        "cron",
+        json!({"name": "x", "job": "/bin/true"}),
+    )
+    .await
+    .unwrap();
+    assert!(missing.failed.unwrap().contains("crontab"));
+    assert_eq!(
+        c.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q cron >/dev/null 2>&1; echo $?"),
+        "0\n"
+    );
+    let tab = || c.sh("crontab -u root -l 2>/dev/null");
+    let job = json!({"name": "backup", "user": "root", "minute": "0", "hour": "2", "job": "/usr/local/bin/backup"});
+    let (check, first) = converge(&c, "cron", job.clone(), tab).await;
+    assert!(check.diff_text().contains("+#Ansible: backup"));
+    assert_eq!(first.result()["jobs"], json!(["backup"]));
+    assert_eq!(tab(), "#Ansible: backup\n0 2 * * * /usr/local/bin/backup\n");
+    converge(
+        &c,
+        "cron",
+        json!({"name": "backup", "user": "root", "minute": "30", "hour": "3", "job": "/usr/local/bin/backup"}),
+        tab,
+    )
+    .await;
+    converge(
+        &c,
+        "cron",
+        json!({"name": "MAILTO", "env": true, "job": "ops@example.com", "user": "root"}),
+        tab,
+    )
+    .await;
+    assert_eq!(
+        tab(),
+        "MAILTO=\"ops@example.com\"\n#Ansible: backup\n30 3 * * * /usr/local/bin/backup\n"
+    );
+    if let Some(theirs) = ansible_module(
+        &c,
+        "cron",
+        "name=backup user=root minute=30 hour=3 job=/usr/local/bin/backup",
+    ) {
+        assert_eq!(theirs["changed"], false, "{theirs}");
+        assert_eq!(theirs["jobs"], json!(["backup"]));
+        assert_eq!(theirs["envs"], json!(["MAILTO"]));
+    }
+    converge(
+        &c,
+        "cron",
+        json!({"name": "backup", "user": "root", "state": "absent"}),
+        tab,
+    )
+    .await;
+    assert_eq!(tab(), "MAILTO=\"ops@example.com\"\n");
+
+    let file = || c.sh("cat /etc/cron.d/app 2>&1");
+    converge(
+        &c,
+        "cron",
+        json!({"name": "reboot job", "special_time": "reboot", "user": "www-data", "job": "/opt/app/start", "cron_file": "app"}),
+        file,
+    )
+    .await;
+    assert_eq!(
+        file(),
+        "#Ansible: reboot job\n@reboot www-data /opt/app/start\n"
+    );
+    if let Some(theirs) = ansible_module(
+        &c,
+        "cron",
+        "name='reboot job' special_time=reboot user=www-data job=/opt/app/start cron_file=app",
+    ) {
+        assert_eq!(theirs["changed"], false, "{theirs}");
+    }
+    converge(
+        &c,
+        "cron",
+        json!({"name": "reboot job", "cron_file": "app", "state": "absent"}),
+        file,
+    )
+    .await;
+    assert_eq!(c.sh("test -e /etc/cron.d/app || echo gone"), "gone\n");
+}

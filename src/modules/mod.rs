@@ -68,6 +68,7 @@ pub mod args;
 mod blockinfile;
 mod command;
 mod copy;
+mod cron;
 mod deb822_repository;
 mod debconf;
 pub mod diff;
@@ -290,6 +291,7 @@ static MODULES: &[&dyn Module] = &[
     &apt_key::AptKey,
     &deb822_repository::Deb822Repository,
     &debconf::Debconf,
+    &cron::Cron,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
