@@ -607,3 +607,89 @@ async fn cron_jobs_envs_and_cron_files() {
     .await;
     assert_eq!(c.sh("test -e /etc/cron.d/app || echo gone"), "gone\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authorized_key_matches_ansibles_file() {
+    let c = Container::start();
+    c.sh("useradd -m ours; useradd -m theirs; \
+          ssh-keygen -q -t ed25519 -N '' -C one@example -f /root/k1; \
+          ssh-keygen -q -t rsa -b 2048 -N '' -C '' -f /root/k2");
+    let k1 = c.sh("cat /root/k1.pub").trim().to_string();
+    let k2 = c.sh("cut -d' ' -f1,2 /root/k2.pub").trim().to_string();
+    let keys = format!("{k1}\n{k2}");
+    let listing = |u: &str| {
+        c.sh(&format!(
+            "stat -c '%a %U' /home/{u}/.ssh /home/{u}/.ssh/authorized_keys 2>&1; cat /home/{u}/.ssh/authorized_keys 2>&1"
+        ))
+    };
+    let (check, first) = converge(
+        &c,
+        "ansible.posix.authorized_key",
+        json!({"user": "ours", "key": keys}),
+        || listing("ours"),
+    )
+    .await;
+    assert!(check.diff_text().contains(&format!("+{k1}")));
+    assert_eq!(first.result()["keyfile"], "/home/ours/.ssh/authorized_keys");
+    assert_eq!(
+        listing("ours"),
+        format!("700 ours\n600 ours\n{k1}\n{k2} \n")
+    );
+    if ansible().is_some() {
+        let r = ansible_module(
+            &c,
+            "ansible.posix.authorized_key",
+            &format!("user=theirs key='{keys}'"),
+        )
+        .expect("ansible");
+        assert_eq!(r["changed"], true, "{r}");
+        assert_eq!(
+            listing("ours").replace("ours", "x"),
+            listing("theirs").replace("theirs", "x")
+        );
+    }
+    // key_options replace the key's own and move it to the end; exclusive drops the rest.
+    converge(
+        &c,
+        "authorized_key",
+        json!({"user": "ours", "key": k1, "key_options": "no-pty,from=\"10.0.0.1\""}),
+        || listing("ours"),
+    )
+    .await;
+    assert!(listing("ours").ends_with(&format!("no-pty,from=\"10.0.0.1\" {k1}\n")));
+    converge(
+        &c,
+        "authorized_key",
+        json!({"user": "ours", "key": k2, "exclusive": true}),
+        || listing("ours"),
+    )
+    .await;
+    assert_eq!(
+        c.sh("cat /home/ours/.ssh/authorized_keys"),
+        format!("{k2} \n")
+    );
+    converge(
+        &c,
+        "authorized_key",
+        json!({"user": "ours", "key": k2, "state": "absent"}),
+        || listing("ours"),
+    )
+    .await;
+    assert_eq!(c.sh("cat /home/ours/.ssh/authorized_keys"), "");
+    let nouser = plan_only(
+        &ctx(&c, false),
+        "authorized_key",
+        json!({"user": "nobody-here", "key": k1}),
+    )
+    .await
+    .unwrap();
+    assert!(nouser.failed.unwrap().contains("Failed to lookup user"));
+    let bad = plan_only(
+        &ctx(&c, false),
+        "authorized_key",
+        json!({"user": "ours", "key": "garbage"}),
+    )
+    .await
+    .unwrap();
+    assert!(bad.failed.unwrap().contains("invalid key specified"));
+}

@@ -65,6 +65,7 @@ mod apt;
 mod apt_key;
 mod apt_repository;
 pub mod args;
+mod authorized_key;
 mod blockinfile;
 mod command;
 mod copy;
@@ -292,6 +293,7 @@ static MODULES: &[&dyn Module] = &[
     &deb822_repository::Deb822Repository,
     &debconf::Debconf,
     &cron::Cron,
+    &authorized_key::AuthorizedKey,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
