@@ -38,7 +38,6 @@ const ARGS: &[ArgDef] = &[
     ArgDef::opt("codename"),
 ];
 
-const SOURCES_LIST: &str = "/etc/apt/sources.list";
 const SOURCES_DIR: &str = "/etc/apt/sources.list.d";
 const VALID_TYPES: &[&str] = &["deb", "deb-src"];
 

@@ -182,12 +182,8 @@ impl Keys {
         self.order.retain(|o| o != id);
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 
     /// Ansible's `serialize`: by rank; skipped lines as they were.
