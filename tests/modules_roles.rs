@@ -693,3 +693,90 @@ async fn authorized_key_matches_ansibles_file() {
     .unwrap();
     assert!(bad.failed.unwrap().contains("invalid key specified"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mount_tmpfs_and_fstab_like_ansible() {
+    let c = Container::start();
+    let state = || {
+        c.sh("cat /etc/fstab; findmnt -n -o SOURCE,FSTYPE,OPTIONS /srv/data; ls -d /srv/data 2>&1")
+    };
+    let args = json!({"path": "/srv/data", "src": "tmpfs", "fstype": "tmpfs", "opts": "size=1m", "state": "mounted"});
+    let (check, _) = converge(&c, "ansible.posix.mount", args, state).await;
+    assert!(check
+        .diff_text()
+        .contains("+tmpfs /srv/data tmpfs size=1m 0 0"));
+    assert!(c
+        .sh("findmnt -n -o OPTIONS /srv/data")
+        .contains("size=1024k"));
+    // New options: fstab rewritten and the mount remounted.
+    converge(
+        &c,
+        "mount",
+        json!({"path": "/srv/data", "src": "tmpfs", "fstype": "tmpfs", "opts": "size=2m", "state": "mounted"}),
+        state,
+    )
+    .await;
+    assert!(c
+        .sh("findmnt -n -o OPTIONS /srv/data")
+        .contains("size=2048k"));
+    if ansible().is_some() {
+        let r = ansible_module(
+            &c,
+            "ansible.posix.mount",
+            "path=/srv/theirs src=tmpfs fstype=tmpfs opts=size=2m state=mounted",
+        )
+        .expect("ansible");
+        assert_eq!(r["changed"], true, "{r}");
+        assert_eq!(
+            c.sh("grep /srv/theirs /etc/fstab")
+                .replace("theirs", "data"),
+            c.sh("grep /srv/data /etc/fstab")
+        );
+        let again = ansible_module(
+            &c,
+            "ansible.posix.mount",
+            "path=/srv/data src=tmpfs fstype=tmpfs opts=size=2m state=mounted",
+        )
+        .expect("ansible");
+        assert_eq!(again["changed"], false, "{again}");
+    }
+    converge(
+        &c,
+        "mount",
+        json!({"path": "/srv/data", "state": "unmounted"}),
+        state,
+    )
+    .await;
+    assert_eq!(c.sh("mountpoint -q /srv/data || echo no"), "no\n");
+    converge(
+        &c,
+        "mount",
+        json!({"path": "/srv/data", "state": "absent"}),
+        state,
+    )
+    .await;
+    assert!(!c.sh("cat /etc/fstab").contains("/srv/data"));
+    assert_eq!(c.sh("test -e /srv/data || echo gone"), "gone\n");
+    // present: only fstab, with boot: no adding noauto; in another fstab file.
+    converge(
+        &c,
+        "mount",
+        json!({"path": "/mnt/x", "src": "/dev/sdz1", "fstype": "ext4", "boot": false,
+               "state": "present", "fstab": "/etc/fstab.test"}),
+        || c.sh("cat /etc/fstab.test 2>&1"),
+    )
+    .await;
+    assert_eq!(
+        c.sh("cat /etc/fstab.test"),
+        "/dev/sdz1 /mnt/x ext4 defaults,noauto 0 0\n"
+    );
+    // A mount that fails leaves fstab as it was.
+    let failed = run(
+        &ctx(&c, false),
+        "mount",
+        json!({"path": "/srv/bad", "src": "/dev/nonexistent", "fstype": "ext4", "state": "mounted"}),
+    )
+    .await;
+    assert!(failed.is_err());
+    assert!(!c.sh("cat /etc/fstab").contains("/srv/bad"));
+}

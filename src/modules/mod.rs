@@ -80,6 +80,7 @@ mod group;
 mod hostname;
 mod lineinfile;
 pub mod mode;
+mod mount;
 mod package_facts;
 mod service;
 mod service_facts;
@@ -294,6 +295,7 @@ static MODULES: &[&dyn Module] = &[
     &debconf::Debconf,
     &cron::Cron,
     &authorized_key::AuthorizedKey,
+    &mount::Mount,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
