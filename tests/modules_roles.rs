@@ -780,3 +780,47 @@ async fn mount_tmpfs_and_fstab_like_ansible() {
     assert!(failed.is_err());
     assert!(!c.sh("cat /etc/fstab").contains("/srv/bad"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn locale_gen_generates_and_removes() {
+    let c = Container::start();
+    let missing = plan_only(&ctx(&c, true), "locale_gen", json!({"name": "de_CH.UTF-8"}))
+        .await
+        .unwrap();
+    assert!(missing.failed.unwrap().contains("locales"));
+    assert_eq!(
+        c.sh(
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q locales >/dev/null 2>&1; echo $?"
+        ),
+        "0\n"
+    );
+    let state = || c.sh("locale -a; grep -v '^# ' /etc/locale.gen");
+    let (check, _) = converge(
+        &c,
+        "community.general.locale_gen",
+        json!({"name": "de_CH.UTF-8"}),
+        state,
+    )
+    .await;
+    assert!(check.diff_text().contains("+de_CH.UTF-8 UTF-8"));
+    assert!(c.sh("locale -a").contains("de_CH.utf8"));
+    if let Some(theirs) = ansible_module(&c, "community.general.locale_gen", "name=de_CH.UTF-8") {
+        assert_eq!(theirs["changed"], false, "{theirs}");
+        assert_eq!(theirs["mechanism"], "glibc");
+    }
+    converge(
+        &c,
+        "locale_gen",
+        json!({"name": "de_CH.UTF-8", "state": "absent"}),
+        state,
+    )
+    .await;
+    assert!(!c.sh("locale -a").contains("de_CH"));
+    let bad = plan_only(&ctx(&c, true), "locale_gen", json!({"name": "xx_YY.UTF-8"}))
+        .await
+        .unwrap();
+    assert!(bad
+        .failed
+        .unwrap()
+        .contains("not available on your system: xx_YY.UTF-8"));
+}

@@ -79,6 +79,7 @@ mod get_url;
 mod group;
 mod hostname;
 mod lineinfile;
+mod locale_gen;
 pub mod mode;
 mod mount;
 mod package_facts;
@@ -296,6 +297,7 @@ static MODULES: &[&dyn Module] = &[
     &cron::Cron,
     &authorized_key::AuthorizedKey,
     &mount::Mount,
+    &locale_gen::LocaleGen,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
