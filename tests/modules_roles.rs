@@ -824,3 +824,66 @@ async fn locale_gen_generates_and_removes() {
         .unwrap()
         .contains("not available on your system: xx_YY.UTF-8"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alternatives_install_select_auto_remove() {
+    let c = Container::start();
+    c.sh("for x in a b; do printf '#!/bin/sh\\necho %s\\n' $x > /usr/local/bin/ed-$x; chmod +x /usr/local/bin/ed-$x; done");
+    let state = || c.sh("LC_ALL=C update-alternatives --display myed 2>&1");
+    let (check, first) = converge(
+        &c,
+        "community.general.alternatives",
+        json!({"name": "myed", "path": "/usr/local/bin/ed-a", "link": "/usr/bin/myed", "priority": 10}),
+        state,
+    )
+    .await;
+    assert_eq!(check.plan.changes.len(), 2, "install and select");
+    assert_eq!(
+        first.result()["msg"],
+        "Install alternative '/usr/local/bin/ed-a' for 'myed'. Set alternative '/usr/local/bin/ed-a' for 'myed'."
+    );
+    assert_eq!(c.sh("myed"), "a\n");
+    converge(
+        &c,
+        "alternatives",
+        json!({"name": "myed", "path": "/usr/local/bin/ed-b", "link": "/usr/bin/myed", "priority": 20, "state": "present"}),
+        state,
+    )
+    .await;
+    // Manual mode keeps a even though b has the higher priority; auto switches.
+    assert_eq!(c.sh("myed"), "a\n");
+    if let Some(theirs) = ansible_module(
+        &c,
+        "community.general.alternatives",
+        "name=myed path=/usr/local/bin/ed-a link=/usr/bin/myed priority=10",
+    ) {
+        assert_eq!(theirs["changed"], false, "{theirs}");
+    }
+    converge(
+        &c,
+        "alternatives",
+        json!({"name": "myed", "path": "/usr/local/bin/ed-b", "state": "auto"}),
+        state,
+    )
+    .await;
+    assert_eq!(c.sh("myed"), "b\n");
+    converge(
+        &c,
+        "alternatives",
+        json!({"name": "myed", "path": "/usr/local/bin/ed-a", "state": "absent"}),
+        state,
+    )
+    .await;
+    assert!(!state().contains("ed-a"));
+    let bad = plan_only(
+        &ctx(&c, true),
+        "alternatives",
+        json!({"name": "other", "path": "/nope", "link": "/usr/bin/other"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        bad.failed.as_deref(),
+        Some("Specified path /nope does not exist")
+    );
+}

@@ -60,6 +60,7 @@ use crate::transport::{Become, ExecOptions, ExecOutput, FileAttrs, Transport};
 use crate::Vars;
 
 mod actions;
+mod alternatives;
 mod apply;
 mod apt;
 mod apt_key;
@@ -298,6 +299,7 @@ static MODULES: &[&dyn Module] = &[
     &authorized_key::AuthorizedKey,
     &mount::Mount,
     &locale_gen::LocaleGen,
+    &alternatives::Alternatives,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
