@@ -887,3 +887,32 @@ async fn alternatives_install_select_auto_remove() {
         Some("Specified path /nope does not exist")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn modprobe_fails_like_ansible_without_proc_modules() {
+    let c = Container::start();
+    let args = json!({"name": "dummy", "params": "numdummies=2", "persistent": "present"});
+    let e = plan_only(&ctx(&c, true), "community.general.modprobe", args.clone())
+        .await
+        .unwrap();
+    assert!(e.failed.unwrap().contains("modprobe"));
+    assert_eq!(
+        c.sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -q kmod >/dev/null 2>&1; echo $?"),
+        "0\n"
+    );
+    // Containers have no /proc/modules: loading is impossible, the task fails as Ansible's.
+    let e = plan_only(&ctx(&c, true), "modprobe", args.clone())
+        .await
+        .unwrap();
+    let msg = e.failed.unwrap();
+    assert_eq!(msg, "[Errno 2] No such file or directory: '/proc/modules'");
+    if let Some(theirs) = ansible_module(&c, "community.general.modprobe", "name=dummy") {
+        assert_eq!(theirs["msg"], msg.as_str(), "{theirs}");
+    }
+    // Persistence (modules-load.d, modprobe.d) cannot be reached here, by Ansible either:
+    // both fail on /proc/modules first; its line editing is unit-tested in src/modules.
+    assert_eq!(
+        c.sh("ls /etc/modprobe.d/dummy.conf /etc/modules-load.d/dummy.conf 2>/dev/null"),
+        ""
+    );
+}

@@ -82,6 +82,7 @@ mod hostname;
 mod lineinfile;
 mod locale_gen;
 pub mod mode;
+mod modprobe;
 mod mount;
 mod package_facts;
 mod service;
@@ -300,6 +301,7 @@ static MODULES: &[&dyn Module] = &[
     &mount::Mount,
     &locale_gen::LocaleGen,
     &alternatives::Alternatives,
+    &modprobe::Modprobe,
 ];
 
 /// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
