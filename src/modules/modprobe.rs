@@ -141,15 +141,17 @@ impl Module for Modprobe {
         let dry = if present { "dry" } else { "" };
         let out = ctx.run(&format!("set -- {dry}\n{script}")).await?;
         let text = out.stdout.as_str();
-        let mut plan = Plan::default();
-        plan.result = super::args::vars([
-            ("name", Value::from(name.clone())),
-            ("params", Value::from(params.clone())),
-            (
-                "state",
-                Value::from(if present { "present" } else { "absent" }),
-            ),
-        ]);
+        let mut plan = Plan {
+            result: super::args::vars([
+                ("name", Value::from(name.clone())),
+                ("params", Value::from(params.clone())),
+                (
+                    "state",
+                    Value::from(if present { "present" } else { "absent" }),
+                ),
+            ]),
+            ..Default::default()
+        };
         if text.contains("@@NOMODPROBE") {
             plan.failed = Some("Failed to find required executable \"modprobe\"".into());
             return Ok(plan);
