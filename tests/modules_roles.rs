@@ -121,6 +121,14 @@ fn fqcn_names_of_native_modules_resolve() {
         ("ansible.legacy.package_facts", "package_facts"),
         ("ansible.posix.sysctl", "sysctl"),
         ("ansible.builtin.systemd_service", "systemd"),
+        ("community.general.timezone", "timezone"),
+        ("community.general.alternatives", "alternatives"),
+        ("community.general.locale_gen", "locale_gen"),
+        ("community.general.modprobe", "modprobe"),
+        ("ansible.posix.mount", "mount"),
+        ("ansible.posix.authorized_key", "authorized_key"),
+        ("ansible.builtin.deb822_repository", "deb822_repository"),
+        ("ansible.builtin.apt_repository", "apt_repository"),
     ] {
         let m = infra::modules::lookup(fqcn).unwrap_or_else(|| panic!("{fqcn} unknown"));
         assert_eq!(m.name(), short);
