@@ -304,7 +304,8 @@ static MODULES: &[&dyn Module] = &[
     &modprobe::Modprobe,
 ];
 
-/// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
+/// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`,
+/// or by its collection name for the collections in [`COLLECTION_MODULES`].
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {
     let short = name
         .strip_prefix("ansible.builtin.")
