@@ -60,13 +60,20 @@ use crate::transport::{Become, ExecOptions, ExecOutput, FileAttrs, Transport};
 use crate::Vars;
 
 mod actions;
+mod alternatives;
 pub mod ansible;
 mod apply;
 mod apt;
+mod apt_key;
+mod apt_repository;
 pub mod args;
+mod authorized_key;
 mod blockinfile;
 mod command;
 mod copy;
+mod cron;
+mod deb822_repository;
+mod debconf;
 pub mod diff;
 mod fetch;
 mod file;
@@ -79,18 +86,24 @@ mod group;
 mod hostname;
 mod iptables;
 mod lineinfile;
+mod locale_gen;
 pub mod mode;
+mod modprobe;
+mod mount;
+mod package_facts;
 mod pip;
 mod raw;
 mod replace;
 mod script;
 mod service;
+mod service_facts;
 mod setup;
 mod slurp;
 mod stat;
 mod sysctl;
 mod tempfile;
 mod template;
+mod timezone;
 mod unarchive;
 mod uri;
 mod user;
@@ -295,13 +308,28 @@ static MODULES: &[&dyn Module] = &[
     &pip::Pip,
     &git::Git,
     &iptables::Iptables,
+    &service_facts::ServiceFacts,
+    &package_facts::PackageFacts,
+    &timezone::Timezone,
+    &apt_repository::AptRepository,
+    &apt_key::AptKey,
+    &deb822_repository::Deb822Repository,
+    &debconf::Debconf,
+    &cron::Cron,
+    &authorized_key::AuthorizedKey,
+    &mount::Mount,
+    &locale_gen::LocaleGen,
+    &alternatives::Alternatives,
+    &modprobe::Modprobe,
 ];
 
-/// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`.
+/// Looks a module up by its name, with or without `ansible.builtin.` / `ansible.legacy.`,
+/// or by its collection name for the collections in [`COLLECTION_MODULES`].
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {
     let short = name
         .strip_prefix("ansible.builtin.")
         .or_else(|| name.strip_prefix("ansible.legacy."))
+        .or_else(|| collection_short_name(name))
         .unwrap_or(name);
     let short = if short == "systemd_service" {
         "systemd"
@@ -309,6 +337,25 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
         short
     };
     MODULES.iter().copied().find(|m| m.name() == short)
+}
+
+/// The modules of collections other than ansible.builtin that are native here, by
+/// collection. Only these names resolve: `community.general.copy` is not `copy`, it is a
+/// module nobody provides (or the fallback's business).
+const COLLECTION_MODULES: &[(&str, &[&str])] = &[
+    (
+        "community.general.",
+        &["timezone", "alternatives", "locale_gen", "modprobe"],
+    ),
+    ("ansible.posix.", &["mount", "authorized_key", "sysctl"]),
+];
+
+/// `community.general.timezone` -> `timezone` when that collection has such a module.
+fn collection_short_name(name: &str) -> Option<&str> {
+    COLLECTION_MODULES.iter().find_map(|(prefix, shorts)| {
+        name.strip_prefix(prefix)
+            .filter(|short| shorts.contains(short))
+    })
 }
 
 /// All module names, for "did you mean" suggestions.
