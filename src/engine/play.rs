@@ -899,9 +899,13 @@ impl<'a> PlayRun<'a> {
                 if let Some(item) = &item {
                     result.insert("item".into(), item.clone());
                 }
-                // Ansible counts each included task file (per host and loop item) as
-                // one `ok`; an included role is not counted.
-                let counted = matches!(task.kind, TaskKind::IncludeTasks { .. });
+                // Ansible counts each dynamic include (a task file or a role, per host
+                // and loop item) as one `ok`; a static import is not a task of its own.
+                let counted = match &task.kind {
+                    TaskKind::IncludeTasks { import, .. }
+                    | TaskKind::IncludeRole { import, .. } => !import,
+                    _ => false,
+                };
                 self.record(
                     &info,
                     host,

@@ -75,7 +75,7 @@ pub fn parse(out: &ExecOutput) -> ModuleResult {
         None => Vec::new(),
     };
     let mut warnings: Vec<String> = match result.get("warnings") {
-        Some(Value::Array(items)) => items.iter().map(text).collect(),
+        Some(Value::Array(items)) => items.iter().map(warning_text).collect(),
         _ => Vec::new(),
     };
     if let Some(Value::Array(items)) = result.get("deprecations") {
@@ -95,6 +95,16 @@ pub fn parse(out: &ExecOutput) -> ModuleResult {
         diffs,
         warnings,
     }
+}
+
+/// A warning's text: a string, or (ansible-core 2.19's warning summaries) an object whose
+/// `event.msg` or `msg` holds it.
+fn warning_text(w: &Value) -> String {
+    let msg = w
+        .pointer("/event/msg")
+        .or_else(|| w.get("msg"))
+        .unwrap_or(w);
+    text(msg)
 }
 
 fn push_warning(obj: &mut Vars, w: String) {
@@ -262,5 +272,13 @@ mod tests {
                 "[DEPRECATION WARNING]: old. This feature will be removed in 3.0."
             ]
         );
+    }
+
+    #[test]
+    fn warning_summaries_show_their_message() {
+        let summary =
+            json!({"event": {"msg": "remote_tmp was created"}, "__ansible_type": "WarningSummary"});
+        assert_eq!(warning_text(&summary), "remote_tmp was created");
+        assert_eq!(warning_text(&json!("plain")), "plain");
     }
 }
