@@ -261,7 +261,7 @@ fn native_only_names_the_tasks_that_need_ansible_and_collections_resolve_short_n
         ("inv.yaml", "all:\n  hosts:\n    h: {ansible_host: 127.0.0.1, ansible_port: 1}\n"),
         (
             "site.yml",
-            "- hosts: all\n  collections: [community.general]\n  tasks:\n    - lineinfile: {path: /x, line: y}\n    - name: short name through the play's collections\n      pipx: {name: pycowsay}\n    - timezone: {name: UTC}\n",
+            "- hosts: all\n  collections: [community.general]\n  tasks:\n    - lineinfile: {path: /x, line: y}\n    - name: short name through the play's collections\n      pipx: {name: pycowsay}\n    - ufw: {state: enabled}\n",
         ),
     ]);
     let (code, _, err) = infra(
@@ -275,7 +275,7 @@ fn native_only_names_the_tasks_that_need_ansible_and_collections_resolve_short_n
         "{err}"
     );
     assert!(
-        err.contains("site.yml:7:7: module 'timezone' (community.general.timezone) is not native"),
+        err.contains("site.yml:7:7: module 'ufw' (community.general.ufw) is not native"),
         "{err}"
     );
     // Without the play's collections, the short name `pipx` is nobody's.

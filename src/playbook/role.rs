@@ -256,14 +256,7 @@ impl Loader<'_> {
         match candidates.iter().find(|p| p.is_file()) {
             Some(found) => Ok(Some(found.clone())),
             None => {
-                self.error(
-                    from_file,
-                    from,
-                    format!(
-                        "role '{role}' has no {what} file '{name}' in {}",
-                        dir.display()
-                    ),
-                );
+                self.error(from_file, from, missing_role_file(what, name, role, dir));
                 Err(())
             }
         }
@@ -285,24 +278,13 @@ impl Loader<'_> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| entry.name.clone());
         let at = (from_file, from);
-        let defaults_file = self
-            .role_file(
-                &path.join("defaults"),
-                files.defaults.as_deref(),
-                "defaults",
-                &entry.name,
-                at,
-            )
-            .ok()?;
-        let vars_file = self
-            .role_file(
-                &path.join("vars"),
-                files.vars.as_deref(),
-                "vars",
-                &entry.name,
-                at,
-            )
-            .ok()?;
+        let defaults = self.role_vars(
+            &path.join("defaults"),
+            files.defaults.as_deref(),
+            "defaults",
+            at,
+        )?;
+        let vars = self.role_vars(&path.join("vars"), files.vars.as_deref(), "vars", at)?;
         let tasks_file = self
             .role_file(
                 &path.join("tasks"),
@@ -321,15 +303,6 @@ impl Loader<'_> {
                 at,
             )
             .ok()?;
-        // Without a `*_from` name, `main` may also be a folder of files (`vars/main/`).
-        let defaults = match files.defaults {
-            Some(_) => self.role_vars_file(defaults_file.as_deref()),
-            None => self.role_vars_main(&path.join("defaults")),
-        };
-        let vars = match files.vars {
-            Some(_) => self.role_vars_file(vars_file.as_deref()),
-            None => self.role_vars_main(&path.join("vars")),
-        };
         let info = Arc::new(Role {
             name,
             path: path.to_path_buf(),
@@ -392,26 +365,30 @@ impl Loader<'_> {
         }
     }
 
-    fn role_vars_file(&mut self, file: Option<&Path>) -> Vars {
-        let Some(file) = file else {
-            return Vars::new();
-        };
-        match self.parse_yaml(file) {
-            Some(root) => self.vars(file, &root, "a role variables file"),
-            None => Vars::new(),
+    /// A role's `vars/` or `defaults/`: `main` or the file `from` names, either as a file
+    /// or as a folder of files merged in sorted order (see [`vars_files`]). A named one
+    /// that is missing is an error at `at`, as in Ansible.
+    fn role_vars(
+        &mut self,
+        dir: &Path,
+        from: Option<&str>,
+        what: &str,
+        (from_file, pos): (&Path, Pos),
+    ) -> Option<Vars> {
+        let found = vars_files(dir, from);
+        if let (Some(name), true) = (from, found.is_empty()) {
+            let role = dir.parent().and_then(Path::file_name).unwrap_or_default();
+            let message = missing_role_file(what, name, &role.to_string_lossy(), dir);
+            self.error(from_file, pos, message);
+            return None;
         }
-    }
-
-    /// A role's `vars/` or `defaults/` `main`, as a file or as a folder of files merged in
-    /// sorted order (see [`vars_files`]).
-    fn role_vars_main(&mut self, dir: &Path) -> Vars {
         let mut out = Vars::new();
-        for file in vars_files(dir, None) {
+        for file in found {
             if let Some(root) = self.parse_yaml(&file) {
                 out.extend(self.vars(&file, &root, "a role variables file"));
             }
         }
-        out
+        Some(out)
     }
 
     /// A role for `include_role`/`import_role` (and [`super::load_role`]): its dependencies'
@@ -446,6 +423,14 @@ impl Loader<'_> {
 }
 
 /// `main.yml`, `main.yaml` or `main` in a role folder.
+/// Ansible's words for a `*_from` file that a role does not have, with where it looked.
+fn missing_role_file(what: &str, name: &str, role: &str, dir: &Path) -> String {
+    format!(
+        "Could not find specified file in role: {what}/{name} (role '{role}', looked in {})",
+        dir.display()
+    )
+}
+
 pub(super) fn main_file(dir: &Path) -> Option<PathBuf> {
     ["main.yml", "main.yaml", "main"]
         .iter()
