@@ -155,7 +155,7 @@ async fn role_handlers_and_static_include_role() {
         ("inv.yaml", &local_inventory(&["h1"])),
         (
             "roles/svc/tasks/main.yml",
-            "- copy: {dest: \"{{ base }}/svc.conf\", content: \"{{ svc_port }}\\n\"}\n  notify: restart svc\n",
+            "- copy: {dest: \"{{ base }}/svc.conf\", content: \"port {{ svc_port }}\\n\"}\n  notify: restart svc\n",
         ),
         ("roles/svc/defaults/main.yml", "svc_port: 80\n"),
         (
@@ -180,7 +180,7 @@ async fn role_handlers_and_static_include_role() {
     ]);
     let (recap, out) = run_ok(options(dir.path(), "site.yaml")).await;
     assert_eq!(recap.hosts["h1"].failed, 0, "{out}");
-    assert_eq!(read(dir.path().join("h1/svc.conf")), "9090\n");
+    assert_eq!(read(dir.path().join("h1/svc.conf")), "port 9090\n");
     assert_eq!(
         read(dir.path().join("h1/svc.log")),
         "restarted\n",

@@ -933,7 +933,7 @@ impl PlayRun<'_> {
         let templar = self.r.templar.clone();
         let ctx = HostCtx {
             host: host.to_string(),
-            transport,
+            transport: modules::HostView::new(transport),
             become_: self.become_for(task, frame, vars, kw),
             env,
             check_mode: check,

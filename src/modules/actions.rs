@@ -192,7 +192,7 @@ impl Module for Assert {
         let mut plan = Plan::default();
         for cond in &conditions {
             if !eval_condition(ctx, cond)? {
-                let msg = get(args, &["fail_msg", "msg"])
+                let msg = get(args, &["fail_msg"])
                     .cloned()
                     .unwrap_or_else(|| Value::String("Assertion failed".into()));
                 plan.failed = Some(match &msg {

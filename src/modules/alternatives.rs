@@ -166,7 +166,7 @@ impl Module for Alternatives {
             &["present", "selected", "absent", "auto"],
             "selected",
         )?;
-        let subs_arg: Option<Vec<Sub>> = match get(args, &["subcommands", "slaves"]) {
+        let subs_arg: Option<Vec<Sub>> = match get(args, &["subcommands"]) {
             None => None,
             Some(Value::Array(items)) => Some(
                 items

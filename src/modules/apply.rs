@@ -8,9 +8,51 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::{Applied, HostCtx, Op, Plan};
-use crate::transport::{ExecOptions, ExecOutput};
+use crate::transport::{Become, ExecOptions, ExecOutput, FileStat, Transport};
 use crate::Vars;
+
+/// What planning sees of a host: it can look (stat, read, run an observing command) but
+/// not write. The transport inside is private to this module, so the only code that can
+/// write a file or make a directory on a host is [`apply`], carrying out a plan.
+#[derive(Clone)]
+pub struct HostView {
+    transport: Arc<dyn Transport>,
+}
+
+impl HostView {
+    pub fn new(transport: Arc<dyn Transport>) -> Self {
+        HostView { transport }
+    }
+
+    /// The inventory name of the host.
+    pub fn host(&self) -> &str {
+        self.transport.host()
+    }
+
+    /// Runs an observing command (see [`HostCtx::run`]).
+    pub async fn exec(&self, cmd: &str, opts: &ExecOptions) -> anyhow::Result<ExecOutput> {
+        self.transport.exec(cmd, opts).await
+    }
+
+    pub async fn stat(
+        &self,
+        path: &str,
+        become_: Option<&Become>,
+    ) -> anyhow::Result<Option<FileStat>> {
+        self.transport.stat(path, become_).await
+    }
+
+    pub async fn read_file(
+        &self,
+        path: &str,
+        become_: Option<&Become>,
+    ) -> anyhow::Result<Option<Vec<u8>>> {
+        self.transport.read_file(path, become_).await
+    }
+}
 
 /// An op failed (a command exited non-zero, a validation failed). `result` is what the
 /// engine registers for the task (rc, stdout, stderr... of the failing command).
@@ -69,6 +111,7 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
                 let clock = Instant::now();
                 let out = ctx
                     .transport
+                    .transport
                     .exec(cmd, &opts)
                     .await
                     .with_context(|| format!("running {cmd:?} on {}", ctx.host))?;
@@ -86,6 +129,7 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
                 }
             }
             Op::Mkdir { path, mode, owner } => ctx
+                .transport
                 .transport
                 .mkdir(path, *mode, *owner, ctx.become_.as_ref())
                 .await
@@ -106,6 +150,7 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
                 }
                 match validate {
                     None => ctx
+                        .transport
                         .transport
                         .write_file(path, content, attrs, ctx.become_.as_ref())
                         .await
@@ -177,6 +222,7 @@ async fn run_batch(ctx: &HostCtx, batch: &Batch<'_>, applied: &mut Applied) -> a
         chdir: batch.chdir.cloned(),
     };
     let mut out = ctx
+        .transport
         .transport
         .exec(&batch_script(&batch.cmds), &opts)
         .await
@@ -310,6 +356,7 @@ async fn write_validated(
         attrs.group.get_or_insert(st.gid.to_string());
     }
     ctx.transport
+        .transport
         .write_file(&tmp, content, &attrs, ctx.become_.as_ref())
         .await
         .with_context(|| format!("writing {tmp} on {}", ctx.host))?;

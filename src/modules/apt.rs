@@ -264,7 +264,7 @@ pub struct AptArgs {
 
 impl AptArgs {
     pub fn parse(args: &Vars) -> anyhow::Result<AptArgs> {
-        let names = list(args, &["name", "pkg", "package"])?;
+        let names = list(args, &["name"])?;
         let state = match choice(args, &["state"], STATES, "present")?.as_str() {
             "installed" => "present".to_string(),
             "removed" => "absent".to_string(),
@@ -273,9 +273,9 @@ impl AptArgs {
         let a = AptArgs {
             names,
             state,
-            update_cache: bool_arg(args, &["update_cache", "update-cache"], false)?,
+            update_cache: bool_arg(args, &["update_cache"], false)?,
             cache_valid_time: int_opt(args, &["cache_valid_time"])?.unwrap_or(0),
-            recommends: bool_opt(args, &["install_recommends", "install-recommends"])?,
+            recommends: bool_opt(args, &["install_recommends"])?,
             purge: bool_arg(args, &["purge"], false)?,
             autoremove: bool_arg(args, &["autoremove"], false)?,
             default_release: str_opt(args, &["default_release"])?,

@@ -230,7 +230,7 @@ impl Module for AptRepository {
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
         let repo = str_req(args, &["repo"])?;
         let state = choice(args, &["state"], &["present", "absent"], "present")?;
-        let update_cache = bool_arg(args, &["update_cache", "update-cache"], true)?;
+        let update_cache = bool_arg(args, &["update_cache"], true)?;
         let filename = str_opt(args, &["filename"])?;
         let new_mode = match get(args, &["mode"]) {
             Some(v) => mode::parse(v)?.resolve(None, false)?.unwrap_or(0o644),

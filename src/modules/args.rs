@@ -1,12 +1,14 @@
 //! Reading module arguments the way Ansible does (numbers where strings are expected,
-//! comma strings where lists are expected, aliases), and quoting for the host's shell.
+//! comma strings where lists are expected), and quoting for the host's shell. Aliases are
+//! not read here: the loader renames them ([`super::ArgSpec::resolve_aliases`]).
 //! Every error names the argument.
 
 use serde_json::Value;
 
 use crate::Vars;
 
-/// The first of `names` that is set (not null): an argument and its aliases.
+/// The first of `names` that is set (not null): one argument, or free-form text and the
+/// argument that may hold it instead (`_raw_params`, `cmd`).
 pub fn get<'a>(args: &'a Vars, names: &[&str]) -> Option<&'a Value> {
     names
         .iter()

@@ -119,7 +119,7 @@ impl Module for BlockInFile {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let path = str_req(args, &["path", "dest", "destfile", "name"])?;
+        let path = str_req(args, &["path"])?;
         let present = choice(args, &["state"], &["present", "absent"], "present")? == "present";
         let marker = str_opt(args, &["marker"])?
             .unwrap_or_else(|| "# {mark} ANSIBLE MANAGED BLOCK".to_string());
@@ -131,7 +131,7 @@ impl Module for BlockInFile {
             "{mark}",
             &str_opt(args, &["marker_end"])?.unwrap_or_else(|| "END".into()),
         );
-        let block = str_opt(args, &["block", "content"])?.unwrap_or_default();
+        let block = str_opt(args, &["block"])?.unwrap_or_default();
         let pos = match (
             str_opt(args, &["insertafter"])?,
             str_opt(args, &["insertbefore"])?,

@@ -238,7 +238,7 @@ impl Module for Cron {
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
         let name = str_req(args, &["name"])?;
         let user = str_opt(args, &["user"])?;
-        let job = str_opt(args, &["job", "value"])?;
+        let job = str_opt(args, &["job"])?;
         let cron_file = str_opt(args, &["cron_file"])?;
         let install = choice(args, &["state"], &["present", "absent"], "present")? == "present";
         let backup = bool_arg(args, &["backup"], false)?;
@@ -248,9 +248,9 @@ impl Module for Cron {
         let times = [
             t(&["minute"])?,
             t(&["hour"])?,
-            t(&["day", "dom"])?,
+            t(&["day"])?,
             t(&["month"])?,
-            t(&["weekday", "dow"])?,
+            t(&["weekday"])?,
         ];
         let special = str_opt(args, &["special_time"])?;
         if let Some(s) = &special {

@@ -110,10 +110,10 @@ impl Module for Debconf {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let pkg = str_req(args, &["name", "pkg"])?;
-        let question = str_opt(args, &["question", "selection", "setting"])?;
+        let pkg = str_req(args, &["name"])?;
+        let question = str_opt(args, &["question"])?;
         let vtype = str_opt(args, &["vtype"])?;
-        let value = get(args, &["value", "answer"]).cloned();
+        let value = get(args, &["value"]).cloned();
         let unseen = bool_arg(args, &["unseen"], false)?;
         if let Some(v) = &vtype {
             if !VTYPES.contains(&v.as_str()) {

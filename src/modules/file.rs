@@ -59,7 +59,7 @@ impl Module for File {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let path = str_req(args, &["path", "dest", "name"])?;
+        let path = str_req(args, &["path"])?;
         let attrs = Attrs::from_args(args)?;
         let src = str_opt(args, &["src"])?;
         let force = bool_arg(args, &["force"], false)?;

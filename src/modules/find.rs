@@ -365,15 +365,15 @@ impl Module for Find {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let paths = list(args, &["paths", "name", "path"])?;
+        let paths = list(args, &["paths"])?;
         if paths.is_empty() {
             anyhow::bail!("missing required argument: paths");
         }
         let use_regex = bool_arg(args, &["use_regex"], false)?;
         let filter = Filter {
             names: NameFilter::new(
-                &list(args, &["patterns", "pattern"])?,
-                &list(args, &["excludes", "exclude"])?,
+                &list(args, &["patterns"])?,
+                &list(args, &["excludes"])?,
                 use_regex,
             )?,
             file_type: choice(
@@ -408,7 +408,7 @@ impl Module for Find {
         let get_checksum = bool_arg(args, &["get_checksum"], false)?;
         let algo = choice(
             args,
-            &["checksum_algorithm", "checksum", "checksum_algo"],
+            &["checksum_algorithm"],
             &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"],
             "sha1",
         )?;

@@ -156,7 +156,7 @@ impl Module for Git {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let repo = str_req(args, &["repo", "name"])?;
+        let repo = str_req(args, &["repo"])?;
         let clone = bool_arg(args, &["clone"], true)?;
         let dest = match (str_opt(args, &["dest"])?, clone) {
             (Some(d), _) => d,

@@ -307,14 +307,14 @@ impl Module for LineInFile {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let path = str_req(args, &["path", "dest", "destfile", "name"])?;
+        let path = str_req(args, &["path"])?;
         let present = choice(args, &["state"], &["present", "absent"], "present")? == "present";
         let params = Params {
-            regexp: str_opt(args, &["regexp", "regex"])?
+            regexp: str_opt(args, &["regexp"])?
                 .map(|r| compile("regexp", &r))
                 .transpose()?,
             search_string: str_opt(args, &["search_string"])?,
-            line: str_opt(args, &["line", "value"])?,
+            line: str_opt(args, &["line"])?,
             present,
             insertafter: str_opt(args, &["insertafter"])?,
             insertbefore: str_opt(args, &["insertbefore"])?,

@@ -56,7 +56,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::transport::{Become, ExecOptions, ExecOutput, FileAttrs, Transport};
+use crate::transport::{Become, ExecOptions, ExecOutput, FileAttrs};
 use crate::Vars;
 
 mod actions;
@@ -151,10 +151,26 @@ pub struct ArgSpec {
     pub one_of: &'static [&'static [&'static str]],
 }
 
+impl ArgSpec {
+    /// Renames every alias in `args` to its argument's own name, so that a module reads
+    /// each argument under one name. The loader does this once, after checking the
+    /// arguments (where an argument given under two of its names is already an error).
+    pub fn resolve_aliases(&self, args: &mut Vars) {
+        for def in self.args {
+            for alias in def.aliases {
+                if let Some(value) = args.remove(*alias) {
+                    args.entry(def.name).or_insert(value);
+                }
+            }
+        }
+    }
+}
+
 /// Everything a module may use while observing and planning on one host.
 pub struct HostCtx {
     pub host: String,
-    pub transport: Arc<dyn Transport>,
+    /// The host as planning may use it: to look, never to write (only [`apply`] writes).
+    pub transport: HostView,
     /// Privilege escalation for this task, when `become` is on.
     pub become_: Option<Become>,
     /// The task's `environment:`.
@@ -266,7 +282,7 @@ pub struct Applied {
     pub result: Vars,
 }
 
-pub use apply::{apply, OpFailed};
+pub use apply::{apply, HostView, OpFailed};
 
 /// Every module, once. `systemd_service` is an alias of `systemd` (see [`lookup`]).
 static MODULES: &[&dyn Module] = &[

@@ -190,7 +190,7 @@ impl Module for Mount {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let name = str_req(args, &["path", "name"])?;
+        let name = str_req(args, &["path"])?;
         let state = choice(args, &["state"], STATES, "")?;
         let src = str_opt(args, &["src"])?;
         let fstype = str_opt(args, &["fstype"])?;

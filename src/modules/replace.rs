@@ -151,7 +151,7 @@ impl Module for Replace {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let path = str_req(args, &["path", "dest", "destfile", "name"])?;
+        let path = str_req(args, &["path"])?;
         let regexp = str_req(args, &["regexp"])?;
         let replace = str_opt(args, &["replace"])?.unwrap_or_default();
         let after = str_opt(args, &["after"])?;

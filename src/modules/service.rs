@@ -169,15 +169,15 @@ pub fn plan_unit(
 }
 
 async fn plan_service(ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-    let name = str_opt(args, &["name", "service", "unit"])?;
+    let name = str_opt(args, &["name"])?;
     let state = match str_opt(args, &["state"])? {
         Some(_) => Some(choice(args, &["state"], STATES, "started")?),
         None => None,
     };
     let enabled = bool_opt(args, &["enabled"])?;
     let masked = bool_opt(args, &["masked"])?;
-    let daemon_reload = bool_arg(args, &["daemon_reload", "daemon-reload"], false)?;
-    let daemon_reexec = bool_arg(args, &["daemon_reexec", "daemon-reexec"], false)?;
+    let daemon_reload = bool_arg(args, &["daemon_reload"], false)?;
+    let daemon_reexec = bool_arg(args, &["daemon_reexec"], false)?;
     let no_block = bool_arg(args, &["no_block"], false)?;
     if let Some(scope) = str_opt(args, &["scope"])? {
         if scope != "system" {
@@ -252,7 +252,7 @@ impl Module for Service {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        if str_opt(args, &["name", "service", "unit"])?.is_none() {
+        if str_opt(args, &["name"])?.is_none() {
             anyhow::bail!("missing required argument: name");
         }
         plan_service(ctx, args).await

@@ -32,7 +32,7 @@ impl Module for Slurp {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let src = str_req(args, &["src", "path"])?;
+        let src = str_req(args, &["src"])?;
         let mut plan = Plan::default();
         match ctx.transport.read_file(&src, ctx.become_.as_ref()).await? {
             Some(bytes) => {

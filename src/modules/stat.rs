@@ -40,11 +40,10 @@ impl Module for Stat {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let path = str_req(args, &["path", "dest", "name"])?;
+        let path = str_req(args, &["path"])?;
         let follow = bool_arg(args, &["follow"], false)?;
         let get_checksum = bool_arg(args, &["get_checksum"], true)?;
-        let algo = str_opt(args, &["checksum_algorithm", "checksum", "checksum_algo"])?
-            .unwrap_or_else(|| "sha1".into());
+        let algo = str_opt(args, &["checksum_algorithm"])?.unwrap_or_else(|| "sha1".into());
         let sum_cmd = match algo.as_str() {
             "sha1" => "sha1sum",
             "sha224" => "sha224sum",

@@ -107,9 +107,9 @@ impl Module for Sysctl {
     }
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
-        let name = str_req(args, &["name", "key"])?.trim().to_string();
+        let name = str_req(args, &["name"])?.trim().to_string();
         let present = choice(args, &["state"], &["present", "absent"], "present")? == "present";
-        let value = match get(args, &["value", "val"]) {
+        let value = match get(args, &["value"]) {
             Some(v) => Some(normalize_value(v)?),
             None if present => anyhow::bail!("argument value: required with state=present"),
             None => None,

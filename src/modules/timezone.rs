@@ -194,7 +194,7 @@ impl Module for Timezone {
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
         let name = str_opt(args, &["name"])?;
-        let hwclock = str_opt(args, &["hwclock", "rtc"])?;
+        let hwclock = str_opt(args, &["hwclock"])?;
         if let Some(h) = &hwclock {
             if h != "local" && h != "UTC" {
                 anyhow::bail!("argument hwclock: {h:?} is not one of local, UTC");

@@ -89,8 +89,8 @@ fn request(args: &Vars) -> anyhow::Result<Value> {
     if let (false, Some(t)) = (has_type, default_type) {
         headers.insert("Content-Type".into(), Value::String(t.into()));
     }
-    let user = str_opt(args, &["url_username", "user"])?;
-    let password = str_opt(args, &["url_password", "password"])?;
+    let user = str_opt(args, &["url_username"])?;
+    let password = str_opt(args, &["url_password"])?;
     let force = bool_arg(args, &["force_basic_auth"], false)?;
     if let (true, Some(u)) = (force, &user) {
         let token = base64::engine::general_purpose::STANDARD

@@ -44,7 +44,8 @@ pub struct Account {
     pub comment: String,
     pub home: String,
     pub shell: String,
-    /// All groups (`id -Gn`), the primary one included.
+    /// The groups whose member list names the user. As in Ansible, this is what
+    /// `groups` is compared with: the primary group counts only when it lists the user.
     pub groups: Vec<String>,
     pub primary_group: String,
     pub password: String,
@@ -104,11 +105,12 @@ pub fn parse(out: &str) -> Observed {
     obs
 }
 
-/// Observes with one exec (NSS-aware: `getent`, `id -Gn`).
+/// Observes with one exec (NSS-aware: `getent`).
 async fn observe_exec(ctx: &HostCtx, name: &str, named: &[String]) -> anyhow::Result<Observed> {
     let q = sh_quote(name);
     let mut script = format!(
-        "e=$(getent passwd {q}) && {{ echo \"P $e\"; echo \"I $(id -Gn {q})\"; \
+        "e=$(getent passwd {q}) && {{ echo \"P $e\"; printf 'I '; getent group | awk -F: -v u={q} \
+         '{{n = split($4, m, \",\"); for (i = 1; i <= n; i++) if (m[i] == u) printf \"%s \", $1}}'; echo; \
          echo \"S $(getent shadow {q} | cut -d: -f2)\"; \
          getent group \"$(echo \"$e\" | cut -d: -f4)\" | sed 's/^/G /'; }}; "
     );
@@ -154,8 +156,8 @@ async fn observe_files(
 }
 
 /// The observation `observe_exec` would make, from the texts of the account files; `None`
-/// when the user or a named group is not in them. Groups are what `id -Gn` lists: the
-/// primary group, then every group whose member list names the user.
+/// when the user or a named group is not in them. Groups are those whose member list
+/// names the user.
 pub fn from_files(
     passwd: &str,
     group: &str,
@@ -183,7 +185,6 @@ pub fn from_files(
     };
     let primary = groups.iter().find(|f| gid_of(f) == Some(account.gid))?;
     account.primary_group = primary[0].to_string();
-    account.groups.push(account.primary_group.clone());
     for f in &groups {
         let member = f[3].split(',').any(|m| m.trim() == name);
         if member && !account.groups.iter().any(|g| g == f[0]) {
@@ -230,7 +231,7 @@ pub struct UserArgs {
 
 impl UserArgs {
     pub fn parse(args: &Vars) -> anyhow::Result<UserArgs> {
-        let name = str_req(args, &["name", "user"])?;
+        let name = str_req(args, &["name"])?;
         if name.is_empty() || name.contains([':', ' ', '/']) {
             anyhow::bail!("argument name: {name:?} is not a valid user name");
         }
@@ -246,7 +247,7 @@ impl UserArgs {
             append: bool_arg(args, &["append"], false)?,
             shell: str_opt(args, &["shell"])?,
             home: str_opt(args, &["home"])?,
-            create_home: bool_arg(args, &["create_home", "createhome"], true)?,
+            create_home: bool_arg(args, &["create_home"], true)?,
             move_home: bool_arg(args, &["move_home"], false)?,
             system: bool_arg(args, &["system"], false)?,
             password: str_opt(args, &["password"])?,
@@ -464,12 +465,13 @@ fn usermod_flags(a: &UserArgs, account: &Account) -> Vec<(String, String)> {
     flags
 }
 
-/// Supplementary groups: with `append`, only the missing ones are added; without, the
-/// list must be exactly the wanted one (the primary group never counts).
+/// Supplementary groups, compared with the groups that list the user as a member (as
+/// Ansible does, so a primary group named in `groups` is added to its member list too):
+/// with `append`, only the missing ones are added; without, the list must be exactly the
+/// wanted one.
 fn groups_flag(append: bool, wanted: &[String], account: &Account) -> Option<(String, String)> {
-    let primary = &account.primary_group;
-    let current: Vec<&String> = account.groups.iter().filter(|g| *g != primary).collect();
-    let wanted: Vec<&String> = wanted.iter().filter(|g| *g != primary).collect();
+    let current: Vec<&String> = account.groups.iter().collect();
+    let wanted: Vec<&String> = wanted.iter().collect();
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|g| !current.contains(g))
@@ -524,14 +526,14 @@ mod tests {
         assert_eq!((a.uid, a.gid), (1001, 1001));
         assert_eq!(a.comment, "App user");
         assert_eq!(a.primary_group, "app");
-        assert_eq!(a.groups, vec!["app", "sudo", "docker"]);
+        assert_eq!(a.groups, vec!["sudo", "docker"]);
         assert_eq!(a.password, "$6$salt$hash");
     }
 
     #[test]
     fn parses_the_observation() {
         let obs = parse(
-            "P app:x:1001:1001:App user:/home/app:/bin/bash\nI app sudo docker\nS $6$salt$hash\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:app\n",
+            "P app:x:1001:1001:App user:/home/app:/bin/bash\nI sudo docker \nS $6$salt$hash\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:app\n",
         );
         assert_is_the_app_account(obs.account.as_ref().unwrap());
         assert_eq!(obs.groups.len(), 3);
@@ -563,7 +565,7 @@ mod tests {
 
     fn app_account() -> Observed {
         parse(
-            "P app:x:1001:1001:App user:/home/app:/bin/bash\nI app sudo docker\nS $6$salt$hash\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:app\n",
+            "P app:x:1001:1001:App user:/home/app:/bin/bash\nI sudo docker \nS $6$salt$hash\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:app\n",
         )
     }
 
@@ -618,7 +620,7 @@ mod tests {
     #[test]
     fn groups_are_appended_or_replaced() {
         let obs = parse(
-            "P app:x:1001:1001::/home/app:/bin/bash\nI app sudo\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:\n",
+            "P app:x:1001:1001::/home/app:/bin/bash\nI sudo\nG app:x:1001:\nG sudo:x:27:app\nG docker:x:999:\n",
         );
         let mut a = args("app");
         a.groups = Some(vec!["docker".into()]);
@@ -631,6 +633,18 @@ mod tests {
         let plan = plan_user(&a, &obs);
         assert_eq!(commands(&plan), vec!["usermod -G docker app"]);
         assert_eq!(plan.changes[0].summary, "user app: groups -> docker");
+    }
+
+    /// Ansible compares `groups` with member lists only: the primary group named there is
+    /// added to its member list, then nothing changes.
+    #[test]
+    fn a_primary_group_in_groups_joins_its_member_list() {
+        let obs = parse("P app:x:1001:1001::/home/app:/bin/bash\nI \nG app:x:1001:\n");
+        let mut a = args("app");
+        a.groups = Some(vec!["app".into()]);
+        assert_eq!(commands(&plan_user(&a, &obs)), vec!["usermod -G app app"]);
+        let member = parse("P app:x:1001:1001::/home/app:/bin/bash\nI app \nG app:x:1001:app\n");
+        assert!(plan_user(&a, &member).ops.is_empty());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Module arguments: reads them from a mapping, a `key=value` string or free-form text
 //! (`_raw_params`), merges the task's `args:` keyword, and checks them against the
 //! module's [`ArgSpec`]: unknown names (with suggestions), aliases given twice, missing
-//! required arguments, and `one_of` groups.
+//! required arguments, and `one_of` groups. Aliases are then renamed to their argument's
+//! name, so modules read one name.
 
 use std::path::Path;
 
@@ -98,6 +99,7 @@ impl Loader<'_> {
             }
         }
         self.validate_args(module, spec, &args, &given, file, key_pos);
+        spec.resolve_aliases(&mut args);
         args
     }
 

@@ -131,10 +131,18 @@ impl Templar {
 
     fn render_value_in(&self, value: &Value, ctx: &JValue, vars: &Vars) -> anyhow::Result<Value> {
         Ok(match value {
-            Value::String(s) if is_template(s) => match single_expression(s) {
-                Some(expr) => self.eval_in(expr, ctx, vars)?,
-                None => Value::String(self.render_in(s, ctx, vars)?),
-            },
+            Value::String(s) if is_template(s) => {
+                // Ansible (2.19) reads `{{ expr }}\n` as the lone expression too: a string
+                // result gets its trailing newlines back, any other type keeps its type.
+                let body = s.trim_end_matches('\n');
+                match single_expression(body) {
+                    Some(expr) => match self.eval_in(expr, ctx, vars)? {
+                        Value::String(text) => Value::String(with_trailing_newlines(text, s)),
+                        native => native,
+                    },
+                    None => Value::String(self.render_in(s, ctx, vars)?),
+                }
+            }
             Value::Array(items) => Value::Array(
                 items
                     .iter()
@@ -383,6 +391,15 @@ fn needs_render(v: &Value) -> bool {
 }
 
 /// `{{ expr }}` and nothing else: the inner expression.
+/// `text` ending with as many newlines as `template` does (Ansible's
+/// `preserve_trailing_newlines`: it adds what rendering took away, never removes).
+fn with_trailing_newlines(mut text: String, template: &str) -> String {
+    let count = |t: &str| t.len() - t.trim_end_matches('\n').len();
+    let missing = count(template).saturating_sub(count(&text));
+    text.push_str(&"\n".repeat(missing));
+    text
+}
+
 fn single_expression(s: &str) -> Option<&str> {
     let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     let inner = inner.strip_prefix('-').unwrap_or(inner);

@@ -543,3 +543,16 @@ fn template_files_can_include_others() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("nope.j2"), "{err:#}");
 }
+
+/// As ansible-core 2.19: `{{ expr }}` followed by newlines is still the lone expression; a
+/// string result keeps the newlines, any other result keeps its type and loses them.
+#[test]
+fn a_lone_expression_with_trailing_newlines_keeps_its_type() {
+    let t = Templar::new();
+    let v = json!({"num": "{{ n }}\n", "text": "{{ name }}\n\n", "mixed": "n={{ n }}\n"});
+    let out = t.render_value(&v, &vars()).unwrap();
+    assert_eq!(
+        out,
+        json!({"num": 42, "text": "World\n\n", "mixed": "n=42\n"})
+    );
+}

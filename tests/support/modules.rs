@@ -31,7 +31,7 @@ pub fn ctx_on(
 ) -> HostCtx {
     HostCtx {
         host: transport.host().to_string(),
-        transport,
+        transport: infra::modules::HostView::new(transport),
         become_: None,
         env: Vec::new(),
         check_mode: check,
@@ -83,10 +83,12 @@ impl Outcome {
     }
 }
 
-/// Runs a module as the engine does: plan; apply when not in check mode.
+/// Runs a module as the engine does (aliases resolved as the loader does): plan; apply
+/// when not in check mode.
 pub async fn run(ctx: &HostCtx, module: &str, args: Value) -> anyhow::Result<Outcome> {
     let m = modules::lookup(module).ok_or_else(|| anyhow::anyhow!("no module {module}"))?;
-    let args = args.as_object().cloned().unwrap_or_default();
+    let mut args = args.as_object().cloned().unwrap_or_default();
+    m.spec().resolve_aliases(&mut args);
     let plan = m.plan(ctx, &args).await?;
     if let Some(f) = &plan.failed {
         anyhow::bail!("plan failed: {f}");
@@ -102,6 +104,7 @@ pub async fn run(ctx: &HostCtx, module: &str, args: Value) -> anyhow::Result<Out
 /// Runs a module and returns the plan even when it is `failed` (no apply then).
 pub async fn plan_only(ctx: &HostCtx, module: &str, args: Value) -> anyhow::Result<Plan> {
     let m = modules::lookup(module).ok_or_else(|| anyhow::anyhow!("no module {module}"))?;
-    let args = args.as_object().cloned().unwrap_or_default();
+    let mut args = args.as_object().cloned().unwrap_or_default();
+    m.spec().resolve_aliases(&mut args);
     m.plan(ctx, &args).await
 }
