@@ -3,12 +3,11 @@
 //! Runs the plan's ops in order, stops at the first failure, and completes the plan's
 //! result with what running taught (a command's rc/stdout, a backup file's name).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::Value;
-
-use std::sync::Arc;
 
 use super::{Applied, HostCtx, Op, Plan};
 use crate::transport::{Become, ExecOptions, ExecOutput, FileStat, Transport};
@@ -51,6 +50,11 @@ impl HostView {
         become_: Option<&Become>,
     ) -> anyhow::Result<Option<Vec<u8>>> {
         self.transport.read_file(path, become_).await
+    }
+
+    /// The whole transport, writes included: private, for [`apply`] only.
+    fn writer(&self) -> &dyn Transport {
+        self.transport.as_ref()
     }
 }
 
@@ -111,7 +115,7 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
                 let clock = Instant::now();
                 let out = ctx
                     .transport
-                    .transport
+                    .writer()
                     .exec(cmd, &opts)
                     .await
                     .with_context(|| format!("running {cmd:?} on {}", ctx.host))?;
@@ -130,7 +134,7 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
             }
             Op::Mkdir { path, mode, owner } => ctx
                 .transport
-                .transport
+                .writer()
                 .mkdir(path, *mode, *owner, ctx.become_.as_ref())
                 .await
                 .with_context(|| format!("creating directory {path} on {}", ctx.host))?,
@@ -151,7 +155,7 @@ pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
                 match validate {
                     None => ctx
                         .transport
-                        .transport
+                        .writer()
                         .write_file(path, content, attrs, ctx.become_.as_ref())
                         .await
                         .with_context(|| format!("writing {path} on {}", ctx.host))?,
@@ -223,7 +227,7 @@ async fn run_batch(ctx: &HostCtx, batch: &Batch<'_>, applied: &mut Applied) -> a
     };
     let mut out = ctx
         .transport
-        .transport
+        .writer()
         .exec(&batch_script(&batch.cmds), &opts)
         .await
         .with_context(|| format!("running {:?} on {}", batch.cmds.join("; "), ctx.host))?;
@@ -356,7 +360,7 @@ async fn write_validated(
         attrs.group.get_or_insert(st.gid.to_string());
     }
     ctx.transport
-        .transport
+        .writer()
         .write_file(&tmp, content, &attrs, ctx.become_.as_ref())
         .await
         .with_context(|| format!("writing {tmp} on {}", ctx.host))?;
