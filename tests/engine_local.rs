@@ -232,7 +232,7 @@ async fn block_rescue_always_are_counted_like_ansible() {
         - command: "false"
         - copy: {dest: "{{ base }}/not-reached", content: x}
       rescue:
-        - copy: {dest: "{{ base }}/rescued", content: "{{ ansible_failed_result.rc }}\n"}
+        - copy: {dest: "{{ base }}/rescued", content: "rc={{ ansible_failed_result.rc }}\n"}
       always:
         - copy: {dest: "{{ base }}/always1", content: x}
     - block:
@@ -248,7 +248,7 @@ async fn block_rescue_always_are_counted_like_ansible() {
     assert_eq!((s.rescued, s.failed), (1, 1), "{out}");
     assert_eq!(recap.exit_code(), 2);
     let base = dir.path().join("h1");
-    assert_eq!(read(base.join("rescued")), "1\n");
+    assert_eq!(read(base.join("rescued")), "rc=1\n");
     assert!(base.join("always1").exists() && base.join("always2").exists());
     assert!(!base.join("not-reached").exists());
     assert!(

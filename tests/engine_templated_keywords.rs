@@ -280,7 +280,9 @@ async fn a_missing_vars_from_file_names_the_role_and_file() {
     let (result, _) = run(options(dir.path(), "site.yaml")).await;
     let err = format!("{:#}", result.unwrap_err());
     assert!(
-        err.contains("site.yaml:4:7") && err.contains("role 'r' has no vars file 'nope'"),
+        err.contains("site.yaml:4:7")
+            && err.contains("Could not find specified file in role: vars/nope")
+            && err.contains("role 'r'"),
         "{err}"
     );
 }
