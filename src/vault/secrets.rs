@@ -87,6 +87,11 @@ impl Keyring {
         Keyring { secrets }
     }
 
+    /// Whether a password has this vault-id label.
+    pub fn has_label(&self, label: &str) -> bool {
+        self.secrets.iter().any(|s| s.label == label)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }
