@@ -181,7 +181,7 @@ fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
                 name.clone()
             };
             let path = dir.join(&name);
-            let text = std::fs::read_to_string(&path).with_context(|| {
+            let text = crate::vault::yaml::read_to_string(&path).with_context(|| {
                 format!("{}: vars_files: cannot read {}", play.loc, path.display())
             })?;
             let vars = vars::parse_mapping(&text)

@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 pub mod cipher;
 pub mod format;
 pub mod secrets;
+pub mod yaml;
 
 pub use format::is_vault;
 pub use secrets::{Keyring, Secret, Source, VaultId};
@@ -86,6 +87,15 @@ pub fn contains_secret(text: &str) -> bool {
         return false;
     };
     r.iter().any(|s| text.contains(s.as_str()))
+}
+
+/// For unit tests: installs the one keyring every test uses (tests run in parallel and
+/// the keyring is process-wide, so they must agree) and returns a copy to encrypt with.
+#[cfg(test)]
+pub(crate) fn test_keyring() -> Keyring {
+    let ring = Keyring::new(vec![Secret::new("default", "unit-test-vault-pw")]);
+    install(ring.clone());
+    ring
 }
 
 #[cfg(test)]

@@ -16,9 +16,10 @@ pub(super) fn file(call: &Call, term: &Json) -> Result<Json, Error> {
     let path = call
         .find(Some("files"), &name)
         .ok_or_else(|| err(format!("Could not locate file in lookup: {name}")))?;
-    let content = std::fs::read_to_string(&path).map_err(|e| {
+    // A vaulted file is decrypted, as Ansible's file lookup does.
+    let content = crate::vault::yaml::read_to_string(&path).map_err(|e| {
         err(format!(
-            "The 'file' lookup had an issue accessing the file '{name}' ({}): {e}",
+            "The 'file' lookup had an issue accessing the file '{name}' ({}): {e:#}",
             path.display()
         ))
     })?;
