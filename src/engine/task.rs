@@ -19,6 +19,7 @@ use super::state::{short_name, Frame};
 use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
 use crate::modules::{self, HostCtx};
 use crate::playbook::{Flag, Role, Task, TaskKind};
+use crate::report::diff::{hide_vaulted, hide_vaulted_changes};
 use crate::report::label::compact_label;
 use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::local::LocalTransport;
@@ -574,8 +575,16 @@ impl PlayRun<'_> {
             } else {
                 Value::Object(o.result.clone())
             },
-            changes: if no_log { vec![] } else { o.changes.clone() },
-            diffs: if no_log { vec![] } else { o.diffs.clone() },
+            changes: if no_log {
+                vec![]
+            } else {
+                hide_vaulted_changes(o.changes.clone())
+            },
+            diffs: if no_log {
+                vec![]
+            } else {
+                hide_vaulted(o.diffs.clone())
+            },
         };
         self.r.reporter.host_result(info, &event);
     }
@@ -669,12 +678,12 @@ impl PlayRun<'_> {
             changes: if no_log {
                 vec![]
             } else {
-                outcome.changes.clone()
+                hide_vaulted_changes(outcome.changes.clone())
             },
             diffs: if no_log || is_loop {
                 vec![]
             } else {
-                outcome.diffs
+                hide_vaulted(outcome.diffs)
             },
         };
         r.reporter.host_result(info, &event);

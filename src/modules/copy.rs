@@ -114,8 +114,8 @@ impl Module for Copy {
                     ]);
                     return Ok(plan);
                 }
-                let bytes = std::fs::read(&local)
-                    .with_context(|| format!("reading {}", local.display()))?;
+                // A vaulted source is sent decrypted, as Ansible's copy does.
+                let (bytes, _) = crate::vault::read_source(&local)?;
                 if attrs.mode == Some(ModeArg::Preserve) {
                     attrs.mode = Some(ModeArg::Octal(local_mode(&local)?));
                 }
@@ -267,8 +267,7 @@ async fn plan_directory(
         } else {
             let rel = path.strip_prefix(&format!("{root}/")).unwrap_or(&path);
             let local_file = local.join(rel);
-            let content = std::fs::read(&local_file)
-                .with_context(|| format!("reading {}", local_file.display()))?;
+            let (content, _) = crate::vault::read_source(&local_file)?;
             let mut file_attrs = attrs.clone();
             if attrs.mode == Some(ModeArg::Preserve) {
                 file_attrs.mode = Some(ModeArg::Octal(local_mode(&local_file)?));

@@ -12,7 +12,11 @@
 //! Owns: vault crypto, passwords, the process's keyring. May call: nothing but std and
 //! the crypto crates.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::Context;
 
 pub mod cipher;
 pub mod format;
@@ -28,6 +32,9 @@ const MIN_SECRET_LEN: usize = 3;
 
 static KEYRING: RwLock<Option<Arc<Keyring>>> = RwLock::new(None);
 static REVEALED: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// Vaulted controller files already decrypted (copy and template sources): each is
+/// decrypted once per run however many hosts and tasks use it.
+static OPENED: Mutex<Option<HashMap<PathBuf, Arc<Vec<u8>>>>> = Mutex::new(None);
 
 /// Makes `keyring` the one every later decryption uses.
 pub fn install(keyring: Keyring) {
@@ -66,6 +73,28 @@ pub fn open_bytes(data: Vec<u8>) -> anyhow::Result<(Vec<u8>, bool)> {
     let plain = decrypt(&text)?;
     remember(&String::from_utf8_lossy(&plain));
     Ok((plain, true))
+}
+
+/// A controller file a module sends (a `copy` source, a template): its plaintext when it
+/// is a vault file (and whether it was one). The plaintext is remembered as secret.
+pub fn read_source(path: &Path) -> anyhow::Result<(Vec<u8>, bool)> {
+    if let Some(hit) = OPENED
+        .lock()
+        .ok()
+        .and_then(|m| m.as_ref().and_then(|m| m.get(path).cloned()))
+    {
+        return Ok((hit.as_ref().clone(), true));
+    }
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (plain, vaulted) =
+        open_bytes(data).with_context(|| format!("cannot decrypt {}", path.display()))?;
+    if vaulted {
+        if let Ok(mut m) = OPENED.lock() {
+            m.get_or_insert_with(HashMap::new)
+                .insert(path.to_path_buf(), Arc::new(plain.clone()));
+        }
+    }
+    Ok((plain, vaulted))
 }
 
 /// Records a value that came out of a vault, so output can hide it.
