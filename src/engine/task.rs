@@ -396,8 +396,8 @@ impl PlayRun<'_> {
         let no_log = kw.no_log;
         let outcome = match &task.loop_ {
             None => {
-                self.run_one(task, frame, host, module, args, vars, info, &kw)
-                    .await
+                let run = self.run_one(task, frame, host, module, args, vars, info, &kw);
+                crate::transport::with_no_log(no_log, run).await
             }
             Some(spec) => {
                 let items = loops::items(&self.r.templar, spec, &vars, module)
@@ -464,9 +464,9 @@ impl PlayRun<'_> {
                                 None => compact_label(&item),
                             };
                             let extended = item_vars.get("ansible_loop").cloned();
-                            let mut o = self
-                                .run_one(task, frame, host, module, args, item_vars, info, &kw)
-                                .await;
+                            let run =
+                                self.run_one(task, frame, host, module, args, item_vars, info, &kw);
+                            let mut o = crate::transport::with_no_log(no_log, run).await;
                             if let Some(ext) = extended {
                                 o.result.insert("ansible_loop".into(), ext);
                             }
