@@ -162,7 +162,13 @@ pub fn read_password_file(path: &Path, label: &str) -> anyhow::Result<Vec<u8>> {
     let meta = std::fs::metadata(path)
         .with_context(|| format!("cannot read vault password file {}", path.display()))?;
     let password = if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-        let mut cmd = std::process::Command::new(path);
+        // `pw.sh` means the file here, not a program on PATH.
+        let exe = if path.is_relative() {
+            Path::new(".").join(path)
+        } else {
+            path.to_path_buf()
+        };
+        let mut cmd = std::process::Command::new(exe);
         let is_client = path
             .file_stem()
             .and_then(|s| s.to_str())
