@@ -5,6 +5,8 @@
 //! wrong or missing: a clear error and nothing written); and secrets (`no_log` and
 //! vaulted values) appearing in no output mode.
 
+#[path = "support/sshd.rs"]
+mod sshd;
 #[path = "support/engine.rs"]
 mod support;
 
@@ -469,5 +471,51 @@ fn no_log_and_vaulted_values_appear_in_no_output_mode() {
             // The secrets did reach the host.
             assert!(read(d.join("h1/app.conf")).contains("hunter2-from-vault"));
         }
+    }
+}
+
+/// Over SSH the debug log names every command a host runs; a `no_log` task's command
+/// (which carries its vaulted argument) is left out.
+#[test]
+fn no_log_commands_stay_out_of_the_ssh_debug_log() {
+    let server = sshd::TestSshd::start();
+    let dir = vaulted_site();
+    let d = dir.path();
+    let inventory = format!(
+        "all:\n  hosts:\n    s1:\n      ansible_host: 127.0.0.1\n      ansible_port: {}\n      ansible_user: {}\n      ansible_ssh_private_key_file: {}\n",
+        server.port,
+        server.user,
+        server.client_key_path.display()
+    );
+    std::fs::write(d.join("ssh-inv.yaml"), inventory).unwrap();
+    std::fs::write(d.join("known_hosts"), server.known_hosts_line() + "\n").unwrap();
+    let site = read(d.join("site.yml"));
+    let head = site.split("  tasks:").next().unwrap_or_default();
+    let playbook = format!(
+        "{head}  tasks:\n    - command: echo visible-command\n      changed_when: false\n    - command: \"echo {{{{ db_password }}}} {{{{ api_token }}}}\"\n      no_log: true\n"
+    );
+    std::fs::write(d.join("ssh.yml"), playbook).unwrap();
+    let args = [
+        "play",
+        "ssh.yml",
+        "-i",
+        "ssh-inv.yaml",
+        "--known-hosts",
+        "known_hosts",
+        "--vault-password-file",
+        "pw",
+        "--output",
+        "lines",
+        "-vvv",
+    ];
+    let (code, out, err) = infra_env(&args, d, &[("INFRA_LOG", "debug")]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("visible-command"),
+        "the debug log names commands: {err}"
+    );
+    for s in ["hunter2-from-vault", "tok-inline-s3cret"] {
+        assert!(!err.contains(s), "{s} in the debug log:\n{err}");
+        assert!(!out.contains(s), "{s} in stdout:\n{out}");
     }
 }
