@@ -519,3 +519,34 @@ fn no_log_commands_stay_out_of_the_ssh_debug_log() {
         assert!(!out.contains(s), "{s} in stdout:\n{out}");
     }
 }
+
+/// `--ask-vault-pass` reads the password from the terminal (a pseudo-terminal made by
+/// util-linux `script`), and without a controlling terminal (`setsid`) refuses clearly
+/// instead of waiting.
+#[test]
+fn ask_vault_pass_reads_the_terminal_and_refuses_without_one() {
+    let dir = tree(&[("pw", "typed password\n"), ("a.yml", PLAIN)]);
+    let d = dir.path();
+    let (code, _, err) = infra(&["vault", "encrypt", "--vault-password-file", "pw", "a.yml"], d);
+    assert_eq!(code, 0, "{err}");
+    let infra_bin = env!("CARGO_BIN_EXE_infra");
+    let cmd = format!("{infra_bin} vault view --ask-vault-pass a.yml");
+    let out = Command::new("sh")
+        .args(["-c", &format!("printf 'typed password\\n' | script -qec \"{cmd}\" /dev/null")])
+        .current_dir(d)
+        .output()
+        .expect("run script");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("Vault password (default):"), "{shown}");
+    assert!(shown.contains("hunter2-from-vault"), "{shown}");
+    let out = Command::new("setsid")
+        .args(["-w", infra_bin, "vault", "view", "--ask-vault-pass", "a.yml"])
+        .current_dir(d)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run setsid");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("needs a terminal"), "{err}");
+}
