@@ -288,6 +288,7 @@ const SITE: &str = r#"- hosts: all
     - file: {path: "{{ base }}", state: directory}
     - copy: {src: cert.key, dest: "{{ base }}/cert.key"}
     - copy: {content: "db={{ db_password }} token={{ api_token }}\n", dest: "{{ base }}/app.conf"}
+    - copy: {content: "{{ group_secret }}\n", dest: "{{ base }}/group.conf"}
 "#;
 
 /// Builds the play's folder with every secret encrypted by ansible-vault with `pw`.
@@ -298,9 +299,13 @@ fn vaulted_site() -> tempfile::TempDir {
         ("inv.yaml", &local_inventory(&["h1"])),
         ("secrets.yml", "db_password: hunter2-from-vault\n"),
         ("files/cert.key", "-----KEY made-by-ansible-vault-----\n"),
+        (
+            "group_vars/all/vault.yml",
+            "group_secret: grp-vaulted-value\n",
+        ),
     ]);
     let d = dir.path();
-    for file in ["secrets.yml", "files/cert.key"] {
+    for file in ["secrets.yml", "files/cert.key", "group_vars/all/vault.yml"] {
         let (code, _, err) = ansible(
             "ansible-vault",
             &["encrypt", "--vault-password-file", "pw", file],
@@ -354,12 +359,30 @@ fn play_with_vaulted_vars_inline_value_and_copy_source_writes_the_plaintext() {
         read(d.join("h1/app.conf")),
         "db=hunter2-from-vault token=tok-inline-s3cret\n"
     );
+    assert_eq!(read(d.join("h1/group.conf")), "grp-vaulted-value\n");
 }
 
 #[test]
 fn a_wrong_or_missing_vault_password_stops_the_play_before_anything_runs() {
     let dir = vaulted_site();
     let d = dir.path();
+    // A vaulted group_vars file is read first (with the inventory): its error names it.
+    let (code, out, err) = infra(
+        &[
+            "play",
+            "site.yml",
+            "-i",
+            "inv.yaml",
+            "--vault-password-file",
+            "wrong-pw",
+        ],
+        d,
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("group_vars/all/vault.yml"), "{err}");
+    assert!(err.contains("vault password is wrong"), "{err}");
+    assert!(!d.join("h1").exists(), "something was written");
+    std::fs::write(d.join("group_vars/all/vault.yml"), "group_secret: plain\n").unwrap();
     // Only the copy source is vaulted: its check still comes before any host.
     std::fs::write(d.join("secrets.yml"), "db_password: plain\n").unwrap();
     let site = read(d.join("site.yml"));
@@ -432,6 +455,7 @@ fn no_log_and_vaulted_values_appear_in_no_output_mode() {
         "tok-inline-s3cret",
         "made-by-ansible-vault",
         "plain-nolog-value",
+        "grp-vaulted-value",
     ];
     let modes: [&[&str]; 6] = [
         &["--output", "lines"],
@@ -443,7 +467,7 @@ fn no_log_and_vaulted_values_appear_in_no_output_mode() {
     ];
     for (i, mode) in modes.iter().enumerate() {
         // The files go each time, so every run (the check run too) has diffs to show.
-        for f in ["h1/cert.key", "h1/app.conf"] {
+        for f in ["h1/cert.key", "h1/app.conf", "h1/group.conf"] {
             let _ = std::fs::remove_file(d.join(f));
         }
         let mut args = vec![
@@ -527,12 +551,18 @@ fn no_log_commands_stay_out_of_the_ssh_debug_log() {
 fn ask_vault_pass_reads_the_terminal_and_refuses_without_one() {
     let dir = tree(&[("pw", "typed password\n"), ("a.yml", PLAIN)]);
     let d = dir.path();
-    let (code, _, err) = infra(&["vault", "encrypt", "--vault-password-file", "pw", "a.yml"], d);
+    let (code, _, err) = infra(
+        &["vault", "encrypt", "--vault-password-file", "pw", "a.yml"],
+        d,
+    );
     assert_eq!(code, 0, "{err}");
     let infra_bin = env!("CARGO_BIN_EXE_infra");
     let cmd = format!("{infra_bin} vault view --ask-vault-pass a.yml");
     let out = Command::new("sh")
-        .args(["-c", &format!("printf 'typed password\\n' | script -qec \"{cmd}\" /dev/null")])
+        .args([
+            "-c",
+            &format!("printf 'typed password\\n' | script -qec \"{cmd}\" /dev/null"),
+        ])
         .current_dir(d)
         .output()
         .expect("run script");
@@ -541,7 +571,14 @@ fn ask_vault_pass_reads_the_terminal_and_refuses_without_one() {
     assert!(shown.contains("Vault password (default):"), "{shown}");
     assert!(shown.contains("hunter2-from-vault"), "{shown}");
     let out = Command::new("setsid")
-        .args(["-w", infra_bin, "vault", "view", "--ask-vault-pass", "a.yml"])
+        .args([
+            "-w",
+            infra_bin,
+            "vault",
+            "view",
+            "--ask-vault-pass",
+            "a.yml",
+        ])
         .current_dir(d)
         .stdin(std::process::Stdio::null())
         .output()

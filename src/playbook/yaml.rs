@@ -171,7 +171,7 @@ pub fn parse_file(path: &Path) -> Result<Node, LoadError> {
             line: 0,
             col: 0,
         },
-        message: format!("{e:#}"),
+        message: format!("cannot read {}: {e:#}", path.display()),
     })?;
     parse_str(&text, path)
 }

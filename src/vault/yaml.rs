@@ -18,17 +18,15 @@ pub enum YamlError {
 }
 
 /// Reads a text file, decrypting it when it is a vault file; the values of a vaulted YAML
-/// file are remembered as secrets (so output hides them).
+/// file are remembered as secrets (so output hides them). Errors do not repeat the path:
+/// every caller already says which file it reads.
 pub fn read_to_string(path: &Path) -> anyhow::Result<String> {
-    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if !super::is_vault(&data) {
-        return String::from_utf8(data)
-            .with_context(|| format!("{} is not UTF-8 text", path.display()));
+    let data = std::fs::read(path)?;
+    let text = String::from_utf8(data).map_err(|_| anyhow::anyhow!("not UTF-8 text"))?;
+    if !super::is_vault(text.as_bytes()) {
+        return Ok(text);
     }
-    let text =
-        String::from_utf8(data).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
-    let plain = super::decrypt_to_string(&text)
-        .with_context(|| format!("{}: cannot decrypt the vault file", path.display()))?;
+    let plain = super::decrypt_to_string(&text).context("cannot decrypt the vault file")?;
     remember_values(&plain);
     Ok(plain)
 }
