@@ -30,11 +30,14 @@ pub struct VaultArgs {
 }
 
 impl VaultArgs {
-    /// The password sources in Ansible's order: `--vault-id`s, then
-    /// `--vault-password-file`s, then `ANSIBLE_VAULT_PASSWORD_FILE`, then the prompt.
+    /// The password sources in Ansible's order: `ANSIBLE_VAULT_IDENTITY_LIST` (comma
+    /// separated ids), `--vault-id`s, `--vault-password-file`s, then
+    /// `ANSIBLE_VAULT_PASSWORD_FILE`, then the prompt.
     pub fn ids(&self) -> anyhow::Result<Vec<VaultId>> {
         let mut ids = Vec::new();
-        for text in &self.vault_ids {
+        let listed = std::env::var("ANSIBLE_VAULT_IDENTITY_LIST").unwrap_or_default();
+        let from_env = listed.split(',').map(str::trim).filter(|s| !s.is_empty());
+        for text in from_env.chain(self.vault_ids.iter().map(String::as_str)) {
             ids.push(VaultId::parse(text)?);
         }
         let env_file = std::env::var_os("ANSIBLE_VAULT_PASSWORD_FILE")
