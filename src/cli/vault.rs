@@ -109,6 +109,8 @@ pub struct FilesArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// The vault-id label whose password encrypts (default: the first given).
+    /// The vault-id label whose password encrypts (default: the first given; edit keeps
+    /// the file's own label).
     #[arg(long = "encrypt-vault-id", value_name = "LABEL")]
     pub encrypt_vault_id: Option<String>,
     #[command(flatten)]
@@ -118,6 +120,8 @@ pub struct FilesArgs {
 #[derive(Args, Debug)]
 pub struct EditArgs {
     pub file: PathBuf,
+    /// The vault-id label whose password encrypts (default: the first given; edit keeps
+    /// the file's own label).
     #[arg(long = "encrypt-vault-id", value_name = "LABEL")]
     pub encrypt_vault_id: Option<String>,
     #[command(flatten)]
@@ -134,6 +138,8 @@ pub struct EncryptStringArgs {
     /// The variable name for the string read from stdin.
     #[arg(long = "stdin-name")]
     pub stdin_name: Option<String>,
+    /// The vault-id label whose password encrypts (default: the first given; edit keeps
+    /// the file's own label).
     #[arg(long = "encrypt-vault-id", value_name = "LABEL")]
     pub encrypt_vault_id: Option<String>,
     #[command(flatten)]
