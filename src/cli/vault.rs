@@ -109,8 +109,6 @@ pub struct FilesArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// The vault-id label whose password encrypts (default: the first given).
-    /// The vault-id label whose password encrypts (default: the first given; edit keeps
-    /// the file's own label).
     #[arg(long = "encrypt-vault-id", value_name = "LABEL")]
     pub encrypt_vault_id: Option<String>,
     #[command(flatten)]
@@ -119,9 +117,10 @@ pub struct FilesArgs {
 
 #[derive(Args, Debug)]
 pub struct EditArgs {
+    /// The vault file to edit.
     pub file: PathBuf,
-    /// The vault-id label whose password encrypts (default: the first given; edit keeps
-    /// the file's own label).
+    /// The vault-id label whose password encrypts (default: the file's own label, else
+    /// the first given).
     #[arg(long = "encrypt-vault-id", value_name = "LABEL")]
     pub encrypt_vault_id: Option<String>,
     #[command(flatten)]
@@ -138,8 +137,7 @@ pub struct EncryptStringArgs {
     /// The variable name for the string read from stdin.
     #[arg(long = "stdin-name")]
     pub stdin_name: Option<String>,
-    /// The vault-id label whose password encrypts (default: the first given; edit keeps
-    /// the file's own label).
+    /// The vault-id label whose password encrypts (default: the first given).
     #[arg(long = "encrypt-vault-id", value_name = "LABEL")]
     pub encrypt_vault_id: Option<String>,
     #[command(flatten)]
