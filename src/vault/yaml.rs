@@ -31,7 +31,7 @@ pub fn read_to_string(path: &Path) -> anyhow::Result<String> {
     Ok(plain)
 }
 
-/// Remembers every scalar value of a decrypted YAML document (all of a vaulted file is
+/// Remembers every string value of a decrypted YAML document (all of a vaulted file is
 /// secret, but its keys are not what a diff would leak); text that is not YAML is
 /// remembered whole.
 pub fn remember_values(plain: &str) {
@@ -44,11 +44,11 @@ pub fn remember_values(plain: &str) {
 fn remember_scalars(v: &Value) {
     match v {
         Value::String(s) => super::remember(s),
-        Value::Number(n) => super::remember(&n.to_string()),
         Value::Sequence(items) => items.iter().for_each(remember_scalars),
         Value::Mapping(m) => m.values().for_each(remember_scalars),
         Value::Tagged(t) => remember_scalars(&t.value),
-        Value::Null | Value::Bool(_) => {}
+        // Numbers (ports, sizes) would hide every diff that mentions them.
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 
