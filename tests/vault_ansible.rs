@@ -289,6 +289,7 @@ const SITE: &str = r#"- hosts: all
     - copy: {src: cert.key, dest: "{{ base }}/cert.key"}
     - copy: {content: "db={{ db_password }} token={{ api_token }}\n", dest: "{{ base }}/app.conf"}
     - copy: {content: "{{ group_secret }}\n", dest: "{{ base }}/group.conf"}
+    - template: {src: site.conf.j2, dest: "{{ base }}/site.conf"}
 "#;
 
 /// Builds the play's folder with every secret encrypted by ansible-vault with `pw`.
@@ -303,9 +304,19 @@ fn vaulted_site() -> tempfile::TempDir {
             "group_vars/all/vault.yml",
             "group_secret: grp-vaulted-value\n",
         ),
+        (
+            "templates/site.conf.j2",
+            "static=tmpl-vaulted-text host={{ inventory_hostname }}\n",
+        ),
     ]);
     let d = dir.path();
-    for file in ["secrets.yml", "files/cert.key", "group_vars/all/vault.yml"] {
+    let vaulted = [
+        "secrets.yml",
+        "files/cert.key",
+        "group_vars/all/vault.yml",
+        "templates/site.conf.j2",
+    ];
+    for file in vaulted {
         let (code, _, err) = ansible(
             "ansible-vault",
             &["encrypt", "--vault-password-file", "pw", file],
@@ -360,6 +371,10 @@ fn play_with_vaulted_vars_inline_value_and_copy_source_writes_the_plaintext() {
         "db=hunter2-from-vault token=tok-inline-s3cret\n"
     );
     assert_eq!(read(d.join("h1/group.conf")), "grp-vaulted-value\n");
+    assert_eq!(
+        read(d.join("h1/site.conf")),
+        "static=tmpl-vaulted-text host=h1\n"
+    );
 }
 
 #[test]
@@ -456,6 +471,7 @@ fn no_log_and_vaulted_values_appear_in_no_output_mode() {
         "made-by-ansible-vault",
         "plain-nolog-value",
         "grp-vaulted-value",
+        "tmpl-vaulted-text",
     ];
     let modes: [&[&str]; 6] = [
         &["--output", "lines"],
@@ -467,7 +483,8 @@ fn no_log_and_vaulted_values_appear_in_no_output_mode() {
     ];
     for (i, mode) in modes.iter().enumerate() {
         // The files go each time, so every run (the check run too) has diffs to show.
-        for f in ["h1/cert.key", "h1/app.conf", "h1/group.conf"] {
+        for f in ["cert.key", "app.conf", "group.conf", "site.conf"] {
+            let f = format!("h1/{f}");
             let _ = std::fs::remove_file(d.join(f));
         }
         let mut args = vec![
