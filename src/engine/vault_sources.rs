@@ -37,6 +37,9 @@ fn check_task(task: &Task, playbook_dir: &Path) -> anyhow::Result<()> {
     if args.get("remote_src").is_some_and(truthy) {
         return Ok(());
     }
+    if sub == "files" && args.get("decrypt").is_some_and(|v| !truthy(v)) {
+        return Ok(());
+    }
     let Some(src) = args.get("src").and_then(Value::as_str) else {
         return Ok(());
     };

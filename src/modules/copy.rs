@@ -81,6 +81,8 @@ impl Module for Copy {
             force: bool_arg(args, &["force"], true)?,
         };
         let remote_src = bool_arg(args, &["remote_src"], false)?;
+        // `decrypt: false` sends a vaulted source as it is (Ansible's option).
+        let decrypt = bool_arg(args, &["decrypt"], true)?;
         let ids = fileops::resolve_ids(ctx, &attrs).await?;
         let mut plan = Plan::default();
 
@@ -115,7 +117,11 @@ impl Module for Copy {
                     return Ok(plan);
                 }
                 // A vaulted source is sent decrypted, as Ansible's copy does.
-                let (bytes, _) = crate::vault::read_source(&local)?;
+                let bytes = if decrypt {
+                    crate::vault::read_source(&local)?.0
+                } else {
+                    std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?
+                };
                 if attrs.mode == Some(ModeArg::Preserve) {
                     attrs.mode = Some(ModeArg::Octal(local_mode(&local)?));
                 }
