@@ -17,6 +17,7 @@ pub mod scheduler;
 pub mod scheduler_client;
 pub mod up;
 pub mod values;
+pub mod vault;
 
 /// infra: provision hosts, build local clusters, run the platform.
 #[derive(Parser, Debug)]
@@ -55,6 +56,9 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Run the proxy syncer (proxy nodes): keeps nginx in step with the scheduler.
     Proxy(proxy::ProxyArgs),
+    /// Encrypt, decrypt, view, edit and rekey Ansible Vault files and strings.
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
 }
 
 /// Parses the command line, runs the subcommand on a tokio runtime, maps errors to exit 1.
@@ -101,6 +105,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Scheduler(args) => scheduler::run(args).await,
         Command::Agent(args) => agent::run(args).await,
         Command::Proxy(args) => proxy::run(args).await,
+        Command::Vault(cmd) => vault::run(cmd).await,
     }
 }
 

@@ -56,6 +56,8 @@ pub struct RunArgs {
     /// would run as Ansible's own module), before any host is contacted.
     #[arg(long)]
     pub native_only: bool,
+    #[command(flatten)]
+    pub vault: super::vault::VaultArgs,
 }
 
 impl RunArgs {
@@ -113,6 +115,9 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
     if args.run.forks == Some(0) {
         anyhow::bail!("--forks must be at least 1");
     }
+    // Passwords first: vaulted inventory vars, vars files and sources are decrypted while
+    // loading, before any host is contacted.
+    args.run.vault.install()?;
     let mut inventory = Inventory::load(&args.inventory)
         .with_context(|| format!("inventory {}", args.inventory.display()))?;
     let mut run = args.run;

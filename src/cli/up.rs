@@ -39,6 +39,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
     if args.run.forks == Some(0) {
         bail!("--forks must be at least 1");
     }
+    args.run.vault.install()?;
     let mut inventory = Inventory::load(&args.inventory)
         .with_context(|| format!("inventory {}", args.inventory.display()))?;
     let playbook = find_playbook(&args.inventory, args.playbook.as_deref())?;

@@ -23,6 +23,7 @@ mod state;
 pub mod tags;
 mod task;
 pub mod vars;
+mod vault_sources;
 
 pub use crate::report::{HostStats, OutputMode, Recap};
 pub use vars::{parse_extra_vars, OMIT};
@@ -131,6 +132,7 @@ fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
         fallback::refuse_fallback(&playbook)?;
     }
     let mut playbook = crate::playbook::load(&opts.playbook, &opts.roles_path)?;
+    vault_sources::decrypt_sources(&playbook)?;
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     for play in &mut playbook.plays {
         let answers = play::prompt_answers(play, &opts.extra_vars, interactive)?;
@@ -181,7 +183,7 @@ fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
                 name.clone()
             };
             let path = dir.join(&name);
-            let text = std::fs::read_to_string(&path).with_context(|| {
+            let text = crate::vault::yaml::read_to_string(&path).with_context(|| {
                 format!("{}: vars_files: cannot read {}", play.loc, path.display())
             })?;
             let vars = vars::parse_mapping(&text)

@@ -19,6 +19,7 @@ use super::state::{short_name, Frame};
 use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
 use crate::modules::{self, HostCtx};
 use crate::playbook::{Flag, Role, Task, TaskKind};
+use crate::report::diff::{hide_vaulted, hide_vaulted_changes};
 use crate::report::label::compact_label;
 use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::local::LocalTransport;
@@ -395,8 +396,8 @@ impl PlayRun<'_> {
         let no_log = kw.no_log;
         let outcome = match &task.loop_ {
             None => {
-                self.run_one(task, frame, host, module, args, vars, info, &kw)
-                    .await
+                let run = self.run_one(task, frame, host, module, args, vars, info, &kw);
+                crate::transport::with_no_log(no_log, run).await
             }
             Some(spec) => {
                 let items = loops::items(&self.r.templar, spec, &vars, module)
@@ -463,9 +464,9 @@ impl PlayRun<'_> {
                                 None => compact_label(&item),
                             };
                             let extended = item_vars.get("ansible_loop").cloned();
-                            let mut o = self
-                                .run_one(task, frame, host, module, args, item_vars, info, &kw)
-                                .await;
+                            let run =
+                                self.run_one(task, frame, host, module, args, item_vars, info, &kw);
+                            let mut o = crate::transport::with_no_log(no_log, run).await;
                             if let Some(ext) = extended {
                                 o.result.insert("ansible_loop".into(), ext);
                             }
@@ -574,8 +575,16 @@ impl PlayRun<'_> {
             } else {
                 Value::Object(o.result.clone())
             },
-            changes: if no_log { vec![] } else { o.changes.clone() },
-            diffs: if no_log { vec![] } else { o.diffs.clone() },
+            changes: if no_log {
+                vec![]
+            } else {
+                hide_vaulted_changes(o.changes.clone())
+            },
+            diffs: if no_log {
+                vec![]
+            } else {
+                hide_vaulted(o.diffs.clone())
+            },
         };
         self.r.reporter.host_result(info, &event);
     }
@@ -669,12 +678,12 @@ impl PlayRun<'_> {
             changes: if no_log {
                 vec![]
             } else {
-                outcome.changes.clone()
+                hide_vaulted_changes(outcome.changes.clone())
             },
             diffs: if no_log || is_loop {
                 vec![]
             } else {
-                outcome.diffs
+                hide_vaulted(outcome.diffs)
             },
         };
         r.reporter.host_result(info, &event);

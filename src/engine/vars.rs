@@ -70,7 +70,7 @@ pub fn parse_extra_vars(args: &[String], base_dir: &Path) -> anyhow::Result<Vars
         let arg = arg.trim();
         let parsed = if let Some(file) = arg.strip_prefix('@') {
             let path = base_dir.join(file);
-            let text = std::fs::read_to_string(&path)
+            let text = crate::vault::yaml::read_to_string(&path)
                 .with_context(|| format!("-e @{file}: cannot read {}", path.display()))?;
             parse_mapping(&text).with_context(|| format!("-e @{file}: {}", path.display()))?
         } else if arg.starts_with('{') {
@@ -99,7 +99,12 @@ pub fn parse_extra_vars(args: &[String], base_dir: &Path) -> anyhow::Result<Vars
 
 /// A YAML (or JSON) document that must be a mapping (an empty document is an empty one).
 pub fn parse_mapping(text: &str) -> anyhow::Result<Vars> {
-    let value: Value = serde_yaml::from_str(text).context("invalid YAML/JSON")?;
+    let value: Value = crate::vault::yaml::from_str(text).map_err(|e| match e {
+        crate::vault::yaml::YamlError::Syntax(e) => {
+            anyhow::Error::new(e).context("invalid YAML/JSON")
+        }
+        crate::vault::yaml::YamlError::Vault(e) => e,
+    })?;
     match value {
         Value::Object(map) => Ok(map),
         Value::Null => Ok(Vars::new()),

@@ -73,7 +73,7 @@ impl Inventory {
         if path.is_dir() {
             return Inventory::load_dir(path);
         }
-        let text = std::fs::read_to_string(path)
+        let text = crate::vault::yaml::read_to_string(path)
             .with_context(|| format!("reading inventory {}", path.display()))?;
         let mut inv = Inventory::parse(&text, path)?;
         let dir = inv.dir();
@@ -104,7 +104,7 @@ impl Inventory {
         };
         let mut inv = Inventory::empty(first);
         for file in &files {
-            let text = std::fs::read_to_string(file)
+            let text = crate::vault::yaml::read_to_string(file)
                 .with_context(|| format!("reading inventory {}", file.display()))?;
             let part = Inventory::parse(&text, file)?;
             inv.merge(part);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::yaml::yaml_error;
+use super::yaml::vault_yaml_error;
 use super::yaml11::yaml11_bools;
 use crate::Vars;
 
@@ -72,7 +72,7 @@ fn collect_dir_files(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 
 /// One vars file: a YAML (or JSON) mapping; an empty file is no vars.
 pub fn load_vars_file(path: &Path) -> anyhow::Result<Vars> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::vault::yaml::read_to_string(path)
         .with_context(|| format!("reading vars file {}", path.display()))?;
     parse_vars(&text, path)
 }
@@ -80,7 +80,7 @@ pub fn load_vars_file(path: &Path) -> anyhow::Result<Vars> {
 /// Parses vars text; errors name `path` and the line:col.
 pub fn parse_vars(text: &str, path: &Path) -> anyhow::Result<Vars> {
     let value: Option<serde_yaml::Value> =
-        serde_yaml::from_str(&yaml11_bools(text)).map_err(|e| yaml_error(path, &e))?;
+        crate::vault::yaml::from_str(&yaml11_bools(text)).map_err(|e| vault_yaml_error(path, e))?;
     match value {
         None | Some(serde_yaml::Value::Null) => Ok(Vars::new()),
         Some(v @ serde_yaml::Value::Mapping(_)) => {

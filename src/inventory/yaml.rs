@@ -91,7 +91,7 @@ fn split_port(raw: &str) -> Result<(&str, Option<u16>), String> {
 /// Parses `text` (the content of `file`) into `inv`.
 pub(super) fn parse_into(inv: &mut Inventory, text: &str, file: &Path) -> anyhow::Result<()> {
     let top: Option<IndexMap<String, Option<GroupDef>>> =
-        serde_yaml::from_str(&yaml11_bools(text)).map_err(|e| yaml_error(file, &e))?;
+        crate::vault::yaml::from_str(&yaml11_bools(text)).map_err(|e| vault_yaml_error(file, e))?;
     let source = Source { text, file };
     for (name, def) in top.unwrap_or_default() {
         add_group(inv, &name, def.unwrap_or_default(), None, &source)?;
@@ -168,6 +168,14 @@ fn add_group(
 }
 
 /// A serde_yaml error as `file:line:col: message`.
+/// A YAML error, or a `!vault` value that could not be decrypted, naming the file.
+pub(super) fn vault_yaml_error(file: &Path, e: crate::vault::yaml::YamlError) -> anyhow::Error {
+    match e {
+        crate::vault::yaml::YamlError::Syntax(e) => yaml_error(file, &e),
+        crate::vault::yaml::YamlError::Vault(e) => e.context(file.display().to_string()),
+    }
+}
+
 pub(super) fn yaml_error(file: &Path, e: &serde_yaml::Error) -> anyhow::Error {
     let msg = e.to_string();
     match e.location() {

@@ -81,6 +81,8 @@ impl Module for Copy {
             force: bool_arg(args, &["force"], true)?,
         };
         let remote_src = bool_arg(args, &["remote_src"], false)?;
+        // `decrypt: false` sends a vaulted source as it is (Ansible's option).
+        let decrypt = bool_arg(args, &["decrypt"], true)?;
         let ids = fileops::resolve_ids(ctx, &attrs).await?;
         let mut plan = Plan::default();
 
@@ -114,8 +116,12 @@ impl Module for Copy {
                     ]);
                     return Ok(plan);
                 }
-                let bytes = std::fs::read(&local)
-                    .with_context(|| format!("reading {}", local.display()))?;
+                // A vaulted source is sent decrypted, as Ansible's copy does.
+                let bytes = if decrypt {
+                    crate::vault::read_source(&local)?.0
+                } else {
+                    std::fs::read(&local).with_context(|| format!("reading {}", local.display()))?
+                };
                 if attrs.mode == Some(ModeArg::Preserve) {
                     attrs.mode = Some(ModeArg::Octal(local_mode(&local)?));
                 }
@@ -267,8 +273,7 @@ async fn plan_directory(
         } else {
             let rel = path.strip_prefix(&format!("{root}/")).unwrap_or(&path);
             let local_file = local.join(rel);
-            let content = std::fs::read(&local_file)
-                .with_context(|| format!("reading {}", local_file.display()))?;
+            let (content, _) = crate::vault::read_source(&local_file)?;
             let mut file_attrs = attrs.clone();
             if attrs.mode == Some(ModeArg::Preserve) {
                 file_attrs.mode = Some(ModeArg::Octal(local_mode(&local_file)?));

@@ -52,8 +52,10 @@ impl Module for Template {
         let trim_blocks = bool_arg(args, &["trim_blocks"], true)?;
         let lstrip_blocks = bool_arg(args, &["lstrip_blocks"], false)?;
         let local = super::copy::find_src(&src, &ctx.template_search, "template")?;
-        let source = std::fs::read_to_string(&local)
-            .with_context(|| format!("reading template {}", local.display()))?;
+        // A vaulted template is rendered from its plaintext, as Ansible does.
+        let (source, vaulted) = crate::vault::read_source(&local)?;
+        let source = String::from_utf8(source)
+            .with_context(|| format!("template {} is not UTF-8 text", local.display()))?;
 
         let dest_stat = ctx.transport.stat(&dest, ctx.become_.as_ref()).await?;
         let into_dir = dest.ends_with('/')
@@ -77,6 +79,10 @@ impl Module for Template {
             .or_insert_with(|| Value::String("Ansible managed".into()));
         let rendered = (ctx.render)(&source, &vars, trim_blocks, lstrip_blocks)
             .with_context(|| format!("rendering template {}", local.display()))?;
+        if vaulted {
+            // All of a vaulted template is secret, so is what it renders to (--diff).
+            crate::vault::remember(&rendered);
+        }
 
         let ids = fileops::resolve_ids(ctx, &attrs).await?;
         let obs = if into_dir {

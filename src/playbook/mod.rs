@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 pub use error::{LoadError, LoadErrors};
 use loader::{Loader, TaskCtx};
+pub use notify::all_tasks;
 pub use role::load_vars_data;
 
 use crate::modules::ArgSpec;

@@ -39,7 +39,9 @@ fn walk<'a>(tasks: &'a [Task], in_handlers: bool, f: &mut impl FnMut(&'a Task, b
     }
 }
 
-fn all_tasks(play: &Play, f: &mut impl FnMut(&Task, bool)) {
+/// Calls `f` on every task of a play (pre_tasks, roles, tasks, post_tasks, handlers),
+/// inside blocks and static includes; the flag says whether it is a handler.
+pub fn all_tasks(play: &Play, f: &mut impl FnMut(&Task, bool)) {
     walk(&play.pre_tasks, false, f);
     for role in &play.roles {
         walk(&role.tasks, false, f);

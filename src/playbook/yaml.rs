@@ -164,13 +164,14 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Node, LoadError> {
 
 /// Reads and parses a YAML file.
 pub fn parse_file(path: &Path) -> Result<Node, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+    // A vaulted file (vars files, role vars, even a task file) is decrypted first.
+    let text = crate::vault::yaml::read_to_string(path).map_err(|e| LoadError {
         loc: Location {
             file: path.to_path_buf(),
             line: 0,
             col: 0,
         },
-        message: format!("cannot read {}: {e}", path.display()),
+        message: format!("cannot read {}: {e:#}", path.display()),
     })?;
     parse_str(&text, path)
 }
@@ -348,10 +349,19 @@ impl<'input> Builder<'_, 'input> {
         match tag {
             Some(t) if t.handle == "!" && t.suffix == "vault" => Err(self.error(
                 pos,
-                "vault-encrypted values (!vault) are not supported".into(),
+                "!vault must tag a string (the output of `infra vault encrypt_string`)".into(),
             )),
             _ => Ok(()),
         }
+    }
+
+    /// An inline `!vault |` value: decrypted now, while loading, so a wrong or missing
+    /// password is an error naming this line before any host is contacted.
+    fn vault_scalar(&self, text: &str, pos: Pos) -> Result<Kind, LoadError> {
+        let plain = crate::vault::decrypt_to_string(text)
+            .map_err(|e| self.error(pos, format!("cannot decrypt the !vault value: {e:#}")))?;
+        crate::vault::remember(&plain);
+        Ok(Kind::Str(plain))
     }
 
     fn scalar(
@@ -365,10 +375,7 @@ impl<'input> Builder<'_, 'input> {
             let core = tag.is_yaml_core_schema();
             return match (core, tag.suffix.as_str()) {
                 (false, "unsafe") => Ok(Kind::Str(text.to_string())),
-                (false, "vault") => Err(self.error(
-                    pos,
-                    "vault-encrypted values (!vault) are not supported".into(),
-                )),
+                (false, "vault") => self.vault_scalar(text, pos),
                 (true, "str") => Ok(Kind::Str(text.to_string())),
                 (true, "null") => Ok(Kind::Null),
                 (true, "bool") => resolve_bool(text)
@@ -653,5 +660,43 @@ mod tests {
     fn block_scalars_are_strings() {
         let node = parse("a: |\n  yes\n  no\nb: >\n  1.5\n");
         assert_eq!(node.to_json(), json!({"a": "yes\nno\n", "b": "1.5\n"}));
+    }
+
+    #[test]
+    fn vault_values_are_decrypted_and_a_wrong_password_names_the_line() {
+        let ring = crate::vault::test_keyring();
+        let v = ring.encrypt(b"playbook-secret", None).unwrap();
+        let block: String = v.lines().map(|l| format!("    {l}\n")).collect();
+        let text = format!("a: 1\nb: !vault |\n{block}");
+        let node = parse_str(&text, Path::new("p.yml")).unwrap();
+        assert_eq!(
+            node.get("b").and_then(Node::as_str),
+            Some("playbook-secret")
+        );
+        let other = crate::vault::Keyring::new(vec![crate::vault::Secret::new("default", "x")]);
+        let bad = other.encrypt(b"nope", None).unwrap();
+        let block: String = bad.lines().map(|l| format!("    {l}\n")).collect();
+        let err = parse_str(&format!("a: 1\nb: !vault |\n{block}"), Path::new("p.yml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("p.yml:2:"), "{err}");
+        assert!(err.contains("vault password is wrong"), "{err}");
+    }
+
+    #[test]
+    fn a_vaulted_file_is_read_as_its_plaintext() {
+        let ring = crate::vault::test_keyring();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vars.yml");
+        let text = ring
+            .encrypt(b"db_password: file-level-secret\n", None)
+            .unwrap();
+        std::fs::write(&file, text).unwrap();
+        let node = parse_file(&file).unwrap();
+        assert_eq!(
+            node.get("db_password").and_then(Node::as_str),
+            Some("file-level-secret")
+        );
+        assert!(crate::vault::contains_secret("pw=file-level-secret"));
     }
 }

@@ -15,6 +15,51 @@ pub struct TextDiff {
     pub after: String,
 }
 
+/// What `--diff` and `-v` show instead of text that contains a value from a vault.
+pub const VAULT_HIDDEN: &str = "(content hidden: it contains vaulted values)";
+
+/// Diffs as they may be shown: one whose before or after contains a value that came out
+/// of a vault keeps its headers (so the user sees that the file changes) but both sides
+/// are replaced, so `--diff` says a secret changed without printing it.
+pub fn hide_vaulted(diffs: Vec<TextDiff>) -> Vec<TextDiff> {
+    diffs
+        .into_iter()
+        .map(|d| {
+            if d.before != d.after
+                && (crate::vault::contains_secret(&d.before)
+                    || crate::vault::contains_secret(&d.after))
+            {
+                // An empty side (a file created or removed) stays empty: it says nothing.
+                let hide = |side: &str, text: &str| match text.is_empty() {
+                    true => String::new(),
+                    false => format!("{side}: {VAULT_HIDDEN}\n"),
+                };
+                TextDiff {
+                    before: hide("before", &d.before),
+                    after: hide("after", &d.after),
+                    ..d
+                }
+            } else {
+                d
+            }
+        })
+        .collect()
+}
+
+/// Change summaries (`-v`) as they may be shown: one naming a vaulted value is replaced.
+pub fn hide_vaulted_changes(changes: Vec<String>) -> Vec<String> {
+    changes
+        .into_iter()
+        .map(|c| {
+            if crate::vault::contains_secret(&c) {
+                format!("a change {VAULT_HIDDEN}")
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// A unified diff with three lines of context; empty when before and after are equal.
 pub fn unified(diff: &TextDiff, color: bool) -> String {
     if diff.before == diff.after {
@@ -86,5 +131,18 @@ mod tests {
         assert!(out.contains("\x1b[0;31m-a\x1b[0m\n"));
         assert!(out.contains("\x1b[0;32m+b\x1b[0m\n"));
         assert!(out.contains("\x1b[0;36m@@ -1 +1 @@\x1b[0m\n"));
+    }
+
+    #[test]
+    fn diffs_with_vaulted_values_show_that_they_change_not_what() {
+        crate::vault::remember("diff-vaulted-secret");
+        let shown = hide_vaulted(vec![d("a\n", "pw=diff-vaulted-secret\n"), d("x\n", "y\n")]);
+        let text = unified(&shown[0], false);
+        assert!(!text.contains("diff-vaulted-secret"), "{text}");
+        assert!(text.contains(VAULT_HIDDEN), "{text}");
+        assert_eq!(shown[1], d("x\n", "y\n"));
+        let changes = hide_vaulted_changes(vec!["set diff-vaulted-secret".into(), "ok".into()]);
+        assert!(!changes[0].contains("diff-vaulted-secret"));
+        assert_eq!(changes[1], "ok");
     }
 }

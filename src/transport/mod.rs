@@ -6,6 +6,27 @@
 
 use async_trait::async_trait;
 
+tokio::task_local! {
+    /// Set while a `no_log` task runs on a host: the debug log (`INFRA_LOG=debug`) then
+    /// names no command, since commands carry the task's (secret) arguments.
+    static NO_LOG: bool;
+}
+
+/// Runs `fut` (one task on one host) with the transport's logs of its commands hidden
+/// when `no_log` is set.
+pub async fn with_no_log<F: std::future::Future>(no_log: bool, fut: F) -> F::Output {
+    NO_LOG.scope(no_log, fut).await
+}
+
+/// How an operation is named in the debug log: not at all under `no_log`.
+pub fn loggable(op: &str) -> &str {
+    if NO_LOG.try_with(|hide| *hide).unwrap_or(false) {
+        "(command hidden: no_log)"
+    } else {
+        op
+    }
+}
+
 /// Privilege escalation for one operation, like Ansible's `become`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Become {
@@ -185,4 +206,22 @@ pub async fn connect(spec: &ConnectSpec) -> anyhow::Result<std::sync::Arc<dyn Tr
         return Ok(std::sync::Arc::new(local::LocalTransport::new(&spec.name)));
     }
     Ok(std::sync::Arc::new(ssh::SshTransport::connect(spec).await?))
+}
+
+#[cfg(test)]
+mod no_log_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn commands_of_no_log_tasks_are_not_logged() {
+        assert_eq!(loggable("exec `echo s3cret`"), "exec `echo s3cret`");
+        with_no_log(true, async {
+            assert!(!loggable("exec `echo s3cret`").contains("s3cret"));
+        })
+        .await;
+        with_no_log(false, async {
+            assert_eq!(loggable("exec `x`"), "exec `x`");
+        })
+        .await;
+    }
 }

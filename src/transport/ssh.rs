@@ -430,7 +430,8 @@ impl Transport for SshTransport {
             host = %self.name,
             rc = out.rc,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "{op}"
+            "{}",
+            super::loggable(&op)
         );
         Ok(ExecOutput {
             rc: out.rc,

@@ -16,9 +16,10 @@ pub(super) fn file(call: &Call, term: &Json) -> Result<Json, Error> {
     let path = call
         .find(Some("files"), &name)
         .ok_or_else(|| err(format!("Could not locate file in lookup: {name}")))?;
-    let content = std::fs::read_to_string(&path).map_err(|e| {
+    // A vaulted file is decrypted, as Ansible's file lookup does.
+    let content = crate::vault::yaml::read_to_string(&path).map_err(|e| {
         err(format!(
-            "The 'file' lookup had an issue accessing the file '{name}' ({}): {e}",
+            "The 'file' lookup had an issue accessing the file '{name}' ({}): {e:#}",
             path.display()
         ))
     })?;
@@ -41,8 +42,12 @@ pub(super) fn template(call: &Call, term: &Json) -> Result<Json, Error> {
             "the template file {name} could not be found for the lookup"
         ))
     })?;
-    let source = std::fs::read_to_string(&path)
-        .map_err(|e| err(format!("reading {}: {e}", path.display())))?;
+    // A vaulted template is rendered from its plaintext, as Ansible's template lookup does.
+    let source = crate::vault::read_source(&path)
+        .and_then(|(bytes, _)| {
+            String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("not UTF-8 text"))
+        })
+        .map_err(|e| err(format!("reading {}: {e:#}", path.display())))?;
     let root = call
         .state
         .lookup(ROOT_KEY)
