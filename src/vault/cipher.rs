@@ -8,9 +8,9 @@
 
 use aes::Aes256;
 use ctr::cipher::{KeyIvInit, StreamCipher};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2_11::Sha256;
+use sha2::Sha256;
 
 /// PBKDF2 rounds ansible-vault uses.
 const ROUNDS: u32 = 10_000;
@@ -58,7 +58,7 @@ fn keystream(keys: &Keys, data: &mut [u8]) {
 
 fn mac(keys: &Keys) -> Hmac<Sha256> {
     // An HMAC accepts keys of any length; 32 bytes never fails.
-    <Hmac<Sha256> as KeyInit>::new_from_slice(&keys.mac).expect("HMAC takes any key length")
+    <Hmac<Sha256> as Mac>::new_from_slice(&keys.mac).expect("HMAC takes any key length")
 }
 
 /// Encrypts with a fresh random salt; returns the (doubly hex-encoded) payload.
