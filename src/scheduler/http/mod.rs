@@ -11,13 +11,14 @@ pub mod events;
 pub mod forward;
 pub mod info;
 pub mod queue;
+pub mod serve;
 pub mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::Query;
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -54,11 +55,15 @@ pub fn router(scheduler: Shared) -> Router {
         .route("/v2/leader", get(info::leader).delete(info::abdicate))
         .route("/ping", get(|| async { "pong" }))
         .route("/metrics", get(info::metrics))
-        .route(crate::api::agent::REGISTER_PATH, post(agents::register))
+        .route(
+            crate::api::agent::REGISTER_PATH,
+            post(agents::register).layer(DefaultBodyLimit::max(AGENT_BODY_LIMIT)),
+        )
         .route(
             "/internal/v1/agents/{agent_id}/heartbeat",
-            post(agents::heartbeat),
+            post(agents::heartbeat).layer(DefaultBodyLimit::max(AGENT_BODY_LIMIT)),
         )
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             scheduler.clone(),
             forward::leader_proxy,
@@ -67,6 +72,40 @@ pub fn router(scheduler: Shared) -> Router {
 }
 
 pub type Shared = Arc<Scheduler>;
+
+/// The largest request body the API reads: 4 MiB. Marathon leaves this to its HTTP
+/// server's configuration. One definition is a few KiB, but `PUT /v2/apps` may carry a
+/// thousand (the corpus's 155_1000.json, 1.8 MB pretty-printed); anything past that is a
+/// mistake or an attack, answered 413 before it is read whole.
+pub const API_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The largest agent message (a heartbeat lists every task of the agent with its health):
+/// 16 MiB, room for thousands of tasks.
+pub const AGENT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// A request body read within the route's size limit; a larger one is refused with 413 and
+/// a JSON message in Marathon's error shape (axum's own rejection is plain text).
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Body, ApiError> {
+        Bytes::from_request(request, state)
+            .await
+            .map(Body)
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "Request body too large: the API reads at most {API_BODY_LIMIT} bytes \
+                         ({AGENT_BODY_LIMIT} for agent messages)"
+                    ),
+                ),
+                status => ApiError::new(status, rejection.body_text()),
+            })
+    }
+}
 
 pub type Params = Query<Vec<(String, String)>>;
 
