@@ -20,6 +20,10 @@ pub(super) fn explain(
 ) -> anyhow::Error {
     let what = match err.kind() {
         ErrorKind::UndefinedError => undefined_message(err, source, render),
+        ErrorKind::OutOfFuel => format!(
+            "template did not finish within {} steps (an endless or runaway loop?)",
+            super::TEMPLATE_FUEL
+        ),
         ErrorKind::SyntaxError => format!(
             "template syntax error: {}",
             err.detail().unwrap_or("invalid syntax")
