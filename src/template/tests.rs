@@ -604,7 +604,7 @@ fn a_huge_range_is_refused() {
 fn exponential_and_endless_macro_recursion_stop() {
     let t = Templar::new();
     let doubling = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}\
-                    {% endmacro %}{{ f(60) }}";
+                    {% endmacro %}{{ f(20) }}";
     let err = format!(
         "{:#}",
         t.render_file(doubling, &vars(), true, false).unwrap_err()
@@ -623,7 +623,7 @@ fn fuel_is_per_render_and_enough_for_big_real_templates() {
     let t = Templar::new();
     // A thousand hosts with a few expressions each, as an nginx upstream list would be.
     let src = "{% for i in range(1000) %}server 10.0.{{ i // 256 }}.{{ i % 256 }}:{{ 31000 + i }} \
-               weight={{ (i % 3) + 1 }}{% if not loop.last %};{% endif %}\n{% endfor %}";
+               weight={{ (i % 3) + 1 }};{{ '\n' }}{% endfor %}";
     for _ in 0..3 {
         let out = t.render_file(src, &vars(), true, false).unwrap();
         assert_eq!(out.lines().count(), 1000);
