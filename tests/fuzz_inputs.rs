@@ -298,14 +298,14 @@ fn dns_random_and_mutated_packets_never_stop_the_server() {
             }),
     ];
     let mut runner = TestRunner::new(RunConfig::with_cases(CASES));
-    let mut next_id = 1000u16;
+    let next_id = std::sync::atomic::AtomicU16::new(1000);
     runner
         .run(&packets, |packet| {
             socket
                 .send(&packet)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            next_id = next_id.wrapping_add(1);
-            answers_over_udp(&socket, next_id).map_err(TestCaseError::fail)?;
+            let id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            answers_over_udp(&socket, id).map_err(TestCaseError::fail)?;
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{e}"));

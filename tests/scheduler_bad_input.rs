@@ -304,7 +304,7 @@ async fn deeply_nested_or_non_object_json_is_400() {
     );
     for (body, hint) in [
         (deep.as_str(), "recursion limit exceeded"),
-        ("[1, 2]", "expected an array of app objects"),
+        ("[1, 2]", "expected a JSON object"),
         ("\"just a string\"", "expected a JSON object"),
         ("{\"id\": \"/x\", ", "EOF"),
         ("\u{0}\u{1}garbage", ""),

@@ -1,7 +1,8 @@
 //! Accepting connections for the API, with the limits `axum::serve` cannot set: a client
-//! gets [`Limits::header_read_timeout`] to send a request's headers (hyper's timer-driven
-//! `header_read_timeout`), so a slow-loris client that trickles headers, or opens a
-//! connection and sends nothing, is disconnected instead of holding a task forever. Each
+//! gets [`Limits::header_read_timeout`] to send a request's first byte and then its headers
+//! (hyper's timer-driven `header_read_timeout`), so a slow-loris client that trickles
+//! headers, or opens a connection and sends nothing, is disconnected instead of holding a
+//! task forever. Each
 //! request carries `ConnectInfo<SocketAddr>` as under `into_make_service_with_connect_info`.
 
 use std::future::Future;
@@ -67,12 +68,24 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let timeout = limits.header_read_timeout;
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            // hyper's header timer starts with the first byte: a client that connects and
+            // sends nothing would otherwise hold its connection forever.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => {
+                    tracing::debug!(%peer, "API client sent nothing in {timeout:?}; closing");
+                    return;
+                }
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, "API connection ended: {error}");
             }
         });
