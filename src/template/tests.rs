@@ -629,3 +629,25 @@ fn fuel_is_per_render_and_enough_for_big_real_templates() {
         assert_eq!(out.lines().count(), 1000);
     }
 }
+
+#[test]
+fn template_include_cycles_stop_at_the_recursion_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.j2"), "a{% include 'b.j2' %}").unwrap();
+    std::fs::write(dir.path().join("b.j2"), "b{% include 'a.j2' %}").unwrap();
+    let v = std::sync::Arc::new(vars());
+    let err = Templar::new()
+        .render_file_with_includes(
+            "{% include 'a.j2' %}",
+            &v,
+            true,
+            false,
+            &[dir.path().to_path_buf()],
+        )
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("recursion limit exceeded (b.j2 line 1)"),
+        "{err}"
+    );
+}
