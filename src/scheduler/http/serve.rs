@@ -2,8 +2,8 @@
 //! gets [`Limits::header_read_timeout`] to send a request's first byte and then its headers
 //! (hyper's timer-driven `header_read_timeout`), so a slow-loris client that trickles
 //! headers, or opens a connection and sends nothing, is disconnected instead of holding a
-//! task forever. Each
-//! request carries `ConnectInfo<SocketAddr>` as under `into_make_service_with_connect_info`.
+//! task forever. Each request carries `ConnectInfo<SocketAddr>`, as under axum's
+//! `into_make_service_with_connect_info`.
 
 use std::future::Future;
 use std::time::Duration;
