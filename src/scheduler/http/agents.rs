@@ -9,9 +9,12 @@ use crate::api::agent::{Heartbeat, Registration};
 use crate::api::agent_check::check_registration;
 use crate::scheduler::error::ApiError;
 
-use super::{Body, Shared};
+use super::{Body, Shared, AGENT_BODY_LIMIT};
 
-pub async fn register(State(s): State<Shared>, Body(body): Body) -> Result<Response, ApiError> {
+pub async fn register(
+    State(s): State<Shared>,
+    Body(body): Body<AGENT_BODY_LIMIT>,
+) -> Result<Response, ApiError> {
     let registration: Registration = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
     let problems = check_registration(&registration);
     if !problems.is_empty() {
@@ -24,7 +27,7 @@ pub async fn register(State(s): State<Shared>, Body(body): Body) -> Result<Respo
 pub async fn heartbeat(
     State(s): State<Shared>,
     Path(agent_id): Path<String>,
-    Body(body): Body,
+    Body(body): Body<AGENT_BODY_LIMIT>,
 ) -> Result<Response, ApiError> {
     let hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
     match s.heartbeat(&agent_id, hb).await? {

@@ -29,18 +29,6 @@ const LEADER_PATIENCE: Duration = Duration::from_secs(3);
 /// route's own limit).
 const MAX_BODY: usize = super::AGENT_BODY_LIMIT;
 
-/// Whether reading a body failed because it passed the limit (not a broken connection).
-fn is_too_long(error: &axum::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(c) = cause {
-        if c.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
-}
-
 /// The axum middleware.
 pub async fn leader_proxy(State(s): State<Shared>, request: Request, next: Next) -> Response {
     let mut response = if !needs_leader(&request) || s.leadership.is_leader() {
@@ -134,7 +122,7 @@ async fn forward(
     let body = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|error| {
-            if is_too_long(&error) {
+            if super::is_too_long(&error) {
                 ApiError::new(
                     axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                     format!("Request body too large: at most {MAX_BODY} bytes are forwarded"),
@@ -243,8 +231,8 @@ mod tests {
         let error = axum::body::to_bytes(Body::from(vec![b'x'; 20]), 10)
             .await
             .expect_err("too long");
-        assert!(is_too_long(&error));
+        assert!(super::super::is_too_long(&error));
         let broken = axum::Error::new(std::io::Error::other("connection reset"));
-        assert!(!is_too_long(&broken));
+        assert!(!super::super::is_too_long(&broken));
     }
 }

@@ -18,8 +18,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request};
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::{FromRequest, Query, Request};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -55,15 +55,11 @@ pub fn router(scheduler: Shared) -> Router {
         .route("/v2/leader", get(info::leader).delete(info::abdicate))
         .route("/ping", get(|| async { "pong" }))
         .route("/metrics", get(info::metrics))
-        .route(
-            crate::api::agent::REGISTER_PATH,
-            post(agents::register).layer(DefaultBodyLimit::max(AGENT_BODY_LIMIT)),
-        )
+        .route(crate::api::agent::REGISTER_PATH, post(agents::register))
         .route(
             "/internal/v1/agents/{agent_id}/heartbeat",
-            post(agents::heartbeat).layer(DefaultBodyLimit::max(AGENT_BODY_LIMIT)),
+            post(agents::heartbeat),
         )
-        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             scheduler.clone(),
             forward::leader_proxy,
@@ -83,28 +79,58 @@ pub const API_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// 16 MiB, room for thousands of tasks.
 pub const AGENT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-/// A request body read within the route's size limit; a larger one is refused with 413 and
-/// a JSON message in Marathon's error shape (axum's own rejection is plain text).
-pub struct Body(pub Bytes);
+/// A request body of at most `LIMIT` bytes ([`API_BODY_LIMIT`] unless the route says
+/// otherwise). A larger one is refused with 413 and a JSON message in Marathon's error
+/// shape: at once when its Content-Length says so (before any of it is read), else as
+/// soon as the limit is passed. (axum's `DefaultBodyLimit` reads up to the limit first and
+/// answers in plain text.)
+pub struct Body<const LIMIT: usize = API_BODY_LIMIT>(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for Body {
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for Body<LIMIT> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Body, ApiError> {
-        Bytes::from_request(request, state)
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        let announced = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|n| n > LIMIT as u64) {
+            return Err(too_large(LIMIT));
+        }
+        axum::body::to_bytes(request.into_body(), LIMIT)
             .await
             .map(Body)
-            .map_err(|rejection| match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "Request body too large: the API reads at most {API_BODY_LIMIT} bytes \
-                         ({AGENT_BODY_LIMIT} for agent messages)"
-                    ),
-                ),
-                status => ApiError::new(status, rejection.body_text()),
+            .map_err(|error| {
+                if is_too_long(&error) {
+                    too_large(LIMIT)
+                } else {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the request body: {error}"),
+                    )
+                }
             })
     }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Request body too large: this resource reads at most {limit} bytes"),
+    )
+}
+
+/// Whether reading a body failed because it passed the limit (not a broken connection).
+pub fn is_too_long(error: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 pub type Params = Query<Vec<(String, String)>>;
