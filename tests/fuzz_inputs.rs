@@ -376,9 +376,10 @@ fn dns_oversized_messages_are_survived() {
 
 // ---- regressions --------------------------------------------------------------------------
 
-/// Found while writing these properties (reading the path a definition's numbers take): a
-/// launch delay past Duration's range panicked the reconcile loop when a task failed. Now
-/// refused (422) and capped where the delay is computed.
+/// Found reading the path a definition's numbers take while writing these properties (the
+/// fuzz runs themselves found no crash): a launch delay past Duration's range made
+/// `Duration::from_secs_f64` panic in the heartbeat that reports a failed task. Now refused
+/// (422) and capped where the delay is computed.
 #[test]
 fn regression_huge_backoff_is_refused_and_capped() {
     let def: Map<String, Value> = serde_json::from_str(
@@ -397,8 +398,8 @@ fn regression_huge_backoff_is_refused_and_capped() {
     assert!(Duration::try_from_secs_f64(nan).is_ok(), "{nan}");
 }
 
-/// Deep block nesting (`- - - ...`, which the YAML scanner does not bound) overflowed the
-/// loader's stack; now refused at a fixed depth.
+/// Deep block nesting (`- - - ...`, which the YAML scanner does not bound) recursed in the
+/// loader without a bound, one stack frame per level; now refused at a fixed depth.
 #[test]
 fn regression_deeply_nested_yaml_is_an_error_not_a_crash() {
     let err = yaml_parse(&"- ".repeat(50_000)).expect_err("refused");
