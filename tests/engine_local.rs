@@ -450,3 +450,33 @@ async fn includes_and_free_strategy_with_serial() {
     }
     assert!(out.contains("included: "), "{out}");
 }
+
+/// A task file that includes itself through a templated name escapes the loader's cycle
+/// check (the name is known only at run time): the engine stops it at a fixed depth with
+/// an error naming the chain, instead of recursing until it runs out of memory.
+#[tokio::test]
+async fn a_dynamic_include_of_itself_fails_at_the_depth_limit() {
+    let dir = tree(&[
+        ("inv.yaml", &local_inventory(&["h1"])),
+        ("again.yaml", "- include_tasks: \"{{ 'again' }}.yaml\"\n"),
+        (
+            "site.yaml",
+            r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - include_tasks: "{{ 'again' }}.yaml"
+    - debug: msg=never
+"#,
+        ),
+    ]);
+    let started = std::time::Instant::now();
+    let (recap, out) = run_ok(options(dir.path(), "site.yaml")).await;
+    assert_eq!(stats(&recap, "h1").failed, 1, "{out}");
+    assert!(
+        out.contains("includes nested more than 64 deep (an include cycle?): again.yaml -> again.yaml -> ... -> again.yaml"),
+        "{out}"
+    );
+    assert!(!out.contains("never"), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

@@ -18,6 +18,10 @@ pub const OPERATORS: [&str; 7] = [
 const ID_SEGMENT: &str =
     r"^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])$";
 
+/// The longest delay (seconds) a definition may ask for: i32::MAX, as Marathon's other
+/// second counts.
+pub const MAX_DELAY_SECONDS: f64 = i32::MAX as f64;
+
 /// One host port an instance needs, in the order of PORT0..n.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PortRequest {
@@ -180,6 +184,18 @@ impl Checker {
         }
     }
 
+    /// Refuses a number above `max` (only numbers: `number` reports other types).
+    fn at_most(&mut self, def: &Map<String, Value>, key: &str, max: f64) {
+        if let Some(v) = def.get(key).and_then(Value::as_f64) {
+            if v > max {
+                self.err(
+                    &format!("/{key}"),
+                    format!("got {v}, expected {max} or less"),
+                );
+            }
+        }
+    }
+
     fn integer(&mut self, value: Option<&Value>, path: &str, min: i64, max: i64) {
         match value {
             None | Some(Value::Null) => {}
@@ -202,20 +218,39 @@ impl Checker {
 }
 
 /// Checks an app id (absolute or relative): slash-separated segments of lowercase letters,
-/// digits, hyphens and dots.
+/// digits, hyphens and dots. `.` and `..` segments are refused: an id names one app and
+/// is a key of the store, so it must not walk out of its group (`/a/../b`).
 pub fn check_app_id(id: &str) -> Result<(), String> {
+    check_path(id, false)
+}
+
+/// Checks an app id a definition refers to (`dependencies`), which Marathon lets be
+/// relative to the app's group: `.` and `..` segments are allowed there.
+pub fn check_dependency_id(id: &str) -> Result<(), String> {
+    check_path(id, true)
+}
+
+fn check_path(id: &str, relative_ok: bool) -> Result<(), String> {
     let re = Regex::new(ID_SEGMENT).map_err(|e| e.to_string())?;
+    // Shown escaped: an id may hold control characters, which must not reach a log line
+    // or a terminal as they are.
+    let shown = id.escape_debug();
     let trimmed = id.trim_start_matches('/');
     if trimmed.is_empty() {
         return Err("id must not be empty".to_string());
     }
     for segment in trimmed.split('/') {
         if segment == "." || segment == ".." {
-            continue;
+            if relative_ok {
+                continue;
+            }
+            return Err(format!(
+                "'{shown}': an app id must not contain '.' or '..' segments"
+            ));
         }
         if !re.is_match(segment) {
             return Err(format!(
-                "'{id}': path segments must be lowercase letters, digits, hyphens and dots \
+                "'{shown}': path segments must be lowercase letters, digits, hyphens and dots \
                  (must fully match regular expression '{ID_SEGMENT}')"
             ));
         }
@@ -245,6 +280,9 @@ pub fn validate(def: &Map<String, Value>) -> Result<(), Vec<ErrorDetail>> {
     c.number(def, "backoffSeconds", 0.0, false);
     c.number(def, "backoffFactor", 1.0, false);
     c.number(def, "maxLaunchDelaySeconds", 0.0, false);
+    // Delays become timer deadlines: past ~68 years a deadline no longer fits a Duration.
+    c.at_most(def, "backoffSeconds", MAX_DELAY_SECONDS);
+    c.at_most(def, "maxLaunchDelaySeconds", MAX_DELAY_SECONDS);
     c.integer(
         def.get("taskKillGracePeriodSeconds"),
         "/taskKillGracePeriodSeconds",
@@ -353,7 +391,7 @@ fn check_dependencies(c: &mut Checker, value: Option<&Value>) {
             for item in items {
                 match item.as_str() {
                     Some(id) => {
-                        if let Err(e) = check_app_id(id) {
+                        if let Err(e) = check_dependency_id(id) {
                             c.err("/dependencies", e);
                         }
                     }

@@ -4,6 +4,7 @@
 //! (`constraints`), and the scheduler <-> agent protocol (`agent`). The scheduler, the agent and the CLI depend on these, never on each other.
 
 pub mod agent;
+pub mod agent_check;
 pub mod appdef;
 pub mod constraints;
 pub mod marathon;

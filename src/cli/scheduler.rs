@@ -59,6 +59,10 @@ pub struct SchedulerArgs {
     /// How long to wait before campaigning again after etcd failed.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub election_retry: Duration,
+    /// How long a client may take to send a request's headers before it is disconnected
+    /// (a slow-loris client otherwise holds its connection forever).
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
     #[command(flatten)]
     pub dns: crate::dns::DnsArgs,
 }
@@ -73,6 +77,7 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<i32> {
     });
     config.datacenter = args.dns.datacenter.to_ascii_lowercase();
     config.advertise = args.advertise.clone();
+    config.header_read_timeout = args.header_read_timeout;
     config.election = ElectionConfig {
         ttl: args.leader_ttl,
         retry: args.election_retry,

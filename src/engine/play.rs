@@ -929,6 +929,12 @@ impl<'a> PlayRun<'a> {
             }
             let role = task.role.clone().or_else(|| frame.role.clone());
             let loaded = match &task.kind {
+                _ if frame.includes.len() >= super::state::MAX_INCLUDE_DEPTH => Err(format!(
+                    "{action} {target}: includes nested more than {} deep (an include \
+                     cycle?): {} -> {target}",
+                    super::state::MAX_INCLUDE_DEPTH,
+                    include_chain(&frame.includes),
+                )),
                 TaskKind::IncludeTasks { loaded, .. } => match loaded {
                     Some(tasks) => match playbook::fallback::unresolved_modules(tasks)[..] {
                         [] => Ok((Arc::new(tasks.clone()), role.clone())),
@@ -957,6 +963,7 @@ impl<'a> PlayRun<'a> {
                 }
                 Ok((tasks, role)) => {
                     let mut child = frame.child(task);
+                    child.includes.push(target.clone());
                     child.when = frame.when.clone();
                     if let TaskKind::IncludeTasks {
                         apply: Some(apply), ..
@@ -1069,6 +1076,20 @@ impl<'a> PlayRun<'a> {
         search.push(self.r.playbook_dir.clone());
         playbook::load_role(name, files, &search).map_err(|e| format!("include_role {name}: {e:#}"))
     }
+}
+
+/// An include chain for an error message: the first two and the last three, so a cycle's
+/// repetition shows without 64 names.
+fn include_chain(includes: &[String]) -> String {
+    if includes.len() <= 5 {
+        return includes.join(" -> ");
+    }
+    let tail = &includes[includes.len() - 3..];
+    format!(
+        "{} -> ... -> {}",
+        includes[..2].join(" -> "),
+        tail.join(" -> ")
+    )
 }
 
 #[cfg(test)]

@@ -62,7 +62,15 @@ pub struct Frame {
     pub rescuable: bool,
     /// Running handlers.
     pub handler: bool,
+    /// The dynamic includes (task files, roles) this frame runs inside, outermost first:
+    /// bounds their nesting, since a file that includes itself through a templated name
+    /// escapes the loader's cycle check.
+    pub includes: Vec<String>,
 }
+
+/// How deep dynamic includes may nest before the include fails (Ansible has no bound
+/// but Python's recursion limit; real playbooks nest a handful).
+pub const MAX_INCLUDE_DEPTH: usize = 64;
 
 impl Frame {
     /// The frame of a block's (or import's) children.

@@ -213,3 +213,58 @@ mod tests {
         assert!(parse_host_key("h:notaport").is_err());
     }
 }
+
+/// Hostile inventories and vars files: serde_yaml (libyaml) bounds alias expansion and
+/// nesting itself; these pin that it stays so, with the file named.
+#[cfg(test)]
+mod hostile_input {
+    use std::path::Path;
+
+    use crate::inventory::vars_files::parse_vars;
+    use crate::inventory::Inventory;
+
+    fn billion_laughs(top: &str) -> String {
+        let mut text =
+            format!("{top}\n  vars:\n    a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let items = vec![format!("*a{}", i - 1); 9].join(", ");
+            text.push_str(&format!("    a{i}: &a{i} [{items}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn billion_laughs_inventory_is_refused() {
+        let err =
+            Inventory::parse(&billion_laughs("all:"), Path::new("inv.yml")).expect_err("refused");
+        let err = format!("{err:#}");
+        assert!(err.contains("inv.yml"), "{err}");
+        assert!(err.contains("repetition limit exceeded"), "{err}");
+    }
+
+    #[test]
+    fn billion_laughs_vars_file_is_refused() {
+        let text = billion_laughs("x:")
+            .replace("\n  vars:\n    ", "\n")
+            .replace("\n    ", "\n");
+        let err = parse_vars(&text, Path::new("group_vars/all.yml")).expect_err("refused");
+        let err = format!("{err:#}");
+        assert!(err.contains("group_vars/all.yml"), "{err}");
+        assert!(err.contains("repetition limit exceeded"), "{err}");
+    }
+
+    #[test]
+    fn deeply_nested_inventory_is_refused() {
+        let text = format!(
+            "all:\n  vars:\n    x: {}1{}\n",
+            "[".repeat(1000),
+            "]".repeat(1000)
+        );
+        let err = Inventory::parse(&text, Path::new("deep.yml")).expect_err("refused");
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("deep.yml") && err.contains("recursion limit"),
+            "{err}"
+        );
+    }
+}

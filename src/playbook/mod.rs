@@ -19,7 +19,7 @@ mod notify;
 mod play;
 mod role;
 mod task;
-mod yaml;
+pub mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -5,6 +5,11 @@
 //! are booleans, `0644` is octal, `1.10` is a float, `1.2.3` stays a string; quoted and
 //! block scalars are always strings. Anchors, aliases and `<<` merge keys are supported.
 //! Map order is preserved.
+//!
+//! Hostile input is refused with its position: aliases may expand to at most
+//! [`MAX_ALIAS_NODES`] nodes per file (a "billion laughs" file expands exponentially), an
+//! alias inside the node it names is an error, and nesting stops at [`MAX_DEPTH`] (the
+//! builder and every later walk of the tree recurse).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,6 +19,13 @@ use serde_json::Value;
 
 use super::error::LoadError;
 use super::Location;
+
+/// How many nodes all aliases of one file may expand to together. Real playbooks reuse a
+/// few small mappings; a billion-laughs file reaches this within a few levels.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
+/// How deep collections may nest (as serde_json's and serde_yaml's recursion limits).
+pub const MAX_DEPTH: usize = 128;
 
 /// A position inside the file being parsed (1-based line and column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -157,6 +169,10 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Node, LoadError> {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
+        open_anchors: Vec::new(),
+        nodes: 0,
+        expanded: 0,
+        depth: 0,
         file,
     };
     builder.document()
@@ -178,7 +194,16 @@ pub fn parse_file(path: &Path) -> Result<Node, LoadError> {
 
 struct Builder<'a, 'input> {
     parser: Parser<'input, saphyr_parser::StrInput<'input>>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchor's node and how many nodes it stands for (aliases inside it included).
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Anchors of the collections being built (an alias to one of them is recursive).
+    open_anchors: Vec<usize>,
+    /// Nodes made so far, counting an alias as the nodes it expands to.
+    nodes: usize,
+    /// Nodes made by expanding aliases, bounded by [`MAX_ALIAS_NODES`].
+    expanded: usize,
+    /// Collections open around the node being built.
+    depth: usize,
     file: &'a Path,
 }
 
@@ -248,14 +273,10 @@ impl<'input> Builder<'_, 'input> {
 
     fn node(&mut self, ev: Event<'input>, span: Span) -> Result<Node, LoadError> {
         let pos = Pos::from_span(&span);
+        let before = self.nodes;
+        self.nodes += 1;
         let (node, anchor) = match ev {
-            Event::Alias(id) => {
-                return self
-                    .anchors
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| self.error(pos, "YAML alias to an unknown anchor".into()))
-            }
+            Event::Alias(id) => return self.alias(id, pos),
             Event::Scalar(text, style, anchor, tag) => {
                 let kind = self.scalar(&text, style, tag.as_deref(), pos)?;
                 let quotes = match style {
@@ -274,6 +295,7 @@ impl<'input> Builder<'_, 'input> {
             }
             Event::SequenceStart(anchor, tag) => {
                 self.check_collection_tag(tag.as_deref(), pos)?;
+                self.open(anchor, pos)?;
                 let mut items = Vec::new();
                 loop {
                     let (ev, span) = self.next()?;
@@ -282,20 +304,73 @@ impl<'input> Builder<'_, 'input> {
                     }
                     items.push(self.node(ev, span)?);
                 }
+                self.close(anchor);
                 (Node::new(Kind::Seq(items), pos), anchor)
             }
             Event::MappingStart(anchor, tag) => {
                 self.check_collection_tag(tag.as_deref(), pos)?;
-                (self.mapping(pos)?, anchor)
+                self.open(anchor, pos)?;
+                let node = self.mapping(pos)?;
+                self.close(anchor);
+                (node, anchor)
             }
             other => {
                 return Err(self.error(pos, format!("YAML syntax error: unexpected {other:?}")))
             }
         };
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors
+                .insert(anchor, (node.clone(), self.nodes - before));
         }
         Ok(node)
+    }
+
+    /// The node an alias names, counted against [`MAX_ALIAS_NODES`] before it is copied.
+    fn alias(&mut self, id: usize, pos: Pos) -> Result<Node, LoadError> {
+        if self.open_anchors.contains(&id) {
+            return Err(self.error(
+                pos,
+                "recursive YAML alias: it refers to a node that contains it".into(),
+            ));
+        }
+        let Some((node, size)) = self.anchors.get(&id) else {
+            return Err(self.error(pos, "YAML alias to an unknown anchor".into()));
+        };
+        let (node, size) = (node.clone(), *size);
+        self.expanded += size;
+        self.nodes += size;
+        if self.expanded > MAX_ALIAS_NODES {
+            return Err(self.error(
+                pos,
+                format!(
+                    "YAML aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias \
+                     bomb, \"billion laughs\"?); refusing the file"
+                ),
+            ));
+        }
+        Ok(node)
+    }
+
+    /// Enters a collection: checks the depth and notes its anchor as open.
+    fn open(&mut self, anchor: usize, pos: Pos) -> Result<(), LoadError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(
+                pos,
+                format!("YAML nested more than {MAX_DEPTH} levels deep; refusing the file"),
+            ));
+        }
+        if anchor > 0 {
+            self.open_anchors.push(anchor);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, anchor: usize) {
+        self.depth -= 1;
+        if anchor > 0 {
+            self.open_anchors.pop();
+        }
     }
 
     fn mapping(&mut self, pos: Pos) -> Result<Node, LoadError> {
@@ -654,6 +729,53 @@ mod tests {
             .map(|(_, v)| v.text_col)
             .collect();
         assert_eq!(cols, [Some(4), Some(5), None, None]);
+    }
+
+    fn refused(text: &str) -> LoadError {
+        parse_str(text, Path::new("bomb.yml")).unwrap_err()
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_at_the_alias_that_crosses_the_limit() {
+        let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            let items = [prev.as_str(); 9].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        let err = refused(&text);
+        assert!(
+            err.message.contains("expand to more than 100000 nodes"),
+            "{err:?}"
+        );
+        assert_eq!(err.loc.file, Path::new("bomb.yml"));
+        // Level 5 holds 9^5 + ... nodes: the first alias past the budget is on line 6.
+        assert_eq!(err.loc.line, 6, "{err:?}");
+    }
+
+    #[test]
+    fn aliases_within_the_limit_still_expand() {
+        let node = parse("a: &a [1, 2]\nb: [*a, *a]\n");
+        assert_eq!(node.to_json(), json!({"a": [1, 2], "b": [[1, 2], [1, 2]]}));
+    }
+
+    #[test]
+    fn recursive_alias_is_an_error() {
+        let err = refused("a: &a\n  b: *a\n");
+        assert!(err.message.starts_with("recursive YAML alias"), "{err:?}");
+        assert_eq!((err.loc.line, err.loc.col), (2, 6), "{err:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let text = format!("{}x", "- ".repeat(10_000));
+        let err = refused(&text);
+        assert!(
+            err.message.contains("nested more than 128 levels"),
+            "{err:?}"
+        );
+        // 128 levels are fine.
+        parse(&format!("{}x", "- ".repeat(MAX_DEPTH)));
     }
 
     #[test]

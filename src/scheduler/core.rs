@@ -46,6 +46,8 @@ pub struct Config {
     /// Shared state in etcd with leader election; None: a lone scheduler on redb.
     pub etcd: Option<EtcdConfig>,
     pub election: ElectionConfig,
+    /// How long a client may take to send a request's headers (slow-loris defence).
+    pub header_read_timeout: Duration,
 }
 
 impl Config {
@@ -65,6 +67,7 @@ impl Config {
                 ttl: Duration::from_secs(2),
                 retry: Duration::from_millis(500),
             },
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -99,7 +99,13 @@ pub fn backoff_delay(failures: u32, seconds: f64, factor: f64, max: f64) -> f64 
         return 0.0;
     }
     let exp = i32::try_from(failures - 1).unwrap_or(i32::MAX);
-    (seconds * factor.powi(exp)).min(max).max(0.0)
+    // Capped again here: the delay becomes a Duration, which panics on NaN or past its
+    // range (a definition stored before the validation's bound must not crash the loop).
+    let delay = (seconds * factor.powi(exp)).min(max).max(0.0);
+    if delay.is_nan() {
+        return 0.0;
+    }
+    delay.min(crate::api::appdef::MAX_DELAY_SECONDS)
 }
 
 /// Groups apps into steps so that every app comes after the apps it depends on (those in

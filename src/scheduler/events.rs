@@ -75,3 +75,36 @@ impl Pending {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    /// A subscriber that never reads (an event-stream client that stopped reading) never
+    /// holds up publishing: it loses the oldest events and reads on from the newest.
+    #[test]
+    fn a_subscriber_that_never_reads_lags_and_never_blocks() {
+        let bus = EventBus::new();
+        let mut stuck = bus.subscribe();
+        let mut reader = bus.subscribe();
+        let started = std::time::Instant::now();
+        for i in 0..10_000 {
+            bus.publish("api_post_event", json!({"n": i}));
+            if i % 2 == 0 {
+                while reader.try_recv().is_ok() {}
+            }
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        match stuck.try_recv() {
+            Err(TryRecvError::Lagged(skipped)) => assert_eq!(skipped, 10_000 - 4096),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        let next = stuck.try_recv().expect("reads on after the lag");
+        assert_eq!(next["n"], json!(10_000 - 4096));
+        while reader.try_recv().is_ok() {}
+        bus.publish("last", json!({}));
+        assert_eq!(reader.try_recv().expect("the reader")["eventType"], "last");
+    }
+}

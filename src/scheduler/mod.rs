@@ -78,6 +78,7 @@ pub async fn serve(
     };
     let leadership = Arc::new(leadership);
     let election = config.election;
+    let config_header_timeout = config.header_read_timeout;
     let (scheduler, work) = Scheduler::new(config, store, leadership.clone(), initial)?;
     tokio::spawn(scheduler.clone().run_worker(work));
     tokio::spawn(scheduler.clone().run_timer());
@@ -98,36 +99,27 @@ pub async fn serve(
             }
         });
     }
-    let app = http::router(scheduler)
-        .merge(crate::dns::catalog_router(catalog, &dns.datacenter))
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::router(scheduler).merge(crate::dns::catalog_router(catalog, &dns.datacenter));
     println!("infra scheduler listening on {addr}");
     if let Some(dns_addr) = dns_addr {
         // After the "listening on" line, which scripts and tests read first.
         println!("infra scheduler DNS on {dns_addr}");
     }
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
+    let limits = http::serve::Limits {
+        header_read_timeout: config_header_timeout,
+    };
+    let stop = async move {
         stop_signal().await;
         leadership.shut_down();
         if let Some(task) = election_task {
             // The term ends by revoking the lease: the next leader need not wait for it.
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
-        let _ = stop_tx.send(true);
-    });
-    let mut graceful = stop.clone();
-    let mut hard = stop;
-    tokio::select! {
-        served = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = graceful.wait_for(|stop| *stop).await;
-        }) => served.context("the HTTP server failed")?,
-        // Event streams never end by themselves: past a grace period, stop anyway.
-        _ = async move {
-            let _ = hard.wait_for(|stop| *stop).await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        } => {}
-    }
+    };
+    // Event streams never end by themselves: past a grace period, stop anyway.
+    http::serve::serve(listener, app, limits, stop, Duration::from_secs(2))
+        .await
+        .context("the HTTP server failed")?;
     Ok(())
 }
 

@@ -20,6 +20,10 @@ pub(super) fn explain(
 ) -> anyhow::Error {
     let what = match err.kind() {
         ErrorKind::UndefinedError => undefined_message(err, source, render),
+        ErrorKind::OutOfFuel => format!(
+            "template did not finish within {} steps (an endless or runaway loop?)",
+            super::TEMPLATE_FUEL
+        ),
         ErrorKind::SyntaxError => format!(
             "template syntax error: {}",
             err.detail().unwrap_or("invalid syntax")
@@ -28,6 +32,10 @@ pub(super) fn explain(
             Some(d) => d.to_string(),
             None => err.kind().to_string(),
         },
+    };
+    let what = match innermost_cause(err) {
+        Some(cause) => format!("{what}: {cause}"),
+        None => what,
     };
     match shown {
         Some(expr) => anyhow::anyhow!("{what} (in `{}`)", one_line(expr)),
@@ -43,6 +51,31 @@ pub(super) fn explain(
             )
         }
     }
+}
+
+/// The root cause of an error raised inside an included template (the outer error only
+/// says "error in \"a.j2\""), with where it happened.
+fn innermost_cause(err: &Error) -> Option<String> {
+    let mut cause = std::error::Error::source(err)?;
+    while let Some(deeper) = cause.source() {
+        cause = deeper;
+    }
+    let Some(inner) = cause.downcast_ref::<Error>() else {
+        return Some(cause.to_string());
+    };
+    let text = match inner.kind() {
+        ErrorKind::OutOfFuel => format!(
+            "did not finish within {} steps (an endless or runaway loop?)",
+            super::TEMPLATE_FUEL
+        ),
+        kind => inner
+            .detail()
+            .map_or_else(|| kind.to_string(), str::to_string),
+    };
+    Some(match (inner.name(), inner.line()) {
+        (Some(name), Some(line)) => format!("{text} ({name} line {line})"),
+        _ => text,
+    })
 }
 
 fn one_line(s: &str) -> String {

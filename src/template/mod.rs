@@ -34,6 +34,13 @@ pub use pyyaml::py_yaml;
 /// The value of the `omit` variable; the engine drops module args equal to it.
 pub const OMIT: &str = "__omit_place_holder__";
 
+/// How many instructions one render may run: a template that never ends (nested loops over
+/// huge ranges, macros that call themselves twice per level) fails with an error instead
+/// of hanging the run. Rendering a real role's templates takes a few thousand; ten million
+/// is about a second. Recursion (a macro calling itself forever) is bounded by minijinja's
+/// own recursion limit (500 levels, a macro call counting 4).
+pub const TEMPLATE_FUEL: u64 = 10_000_000;
+
 /// The variable the cached `{% set %}` wrapper stores an evaluated expression in.
 pub(crate) const RESULT_VAR: &str = "__infra_eval_result";
 
@@ -424,6 +431,7 @@ fn build_env(
     behavior: UndefinedBehavior,
 ) -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_undefined_behavior(behavior);
     env.set_trim_blocks(trim_blocks);
     env.set_lstrip_blocks(lstrip_blocks);

@@ -556,3 +556,98 @@ fn a_lone_expression_with_trailing_newlines_keeps_its_type() {
         json!({"num": 42, "text": "World\n\n", "mixed": "n=42\n"})
     );
 }
+
+#[test]
+fn a_template_that_never_ends_runs_out_of_fuel() {
+    let t = Templar::new();
+    let started = std::time::Instant::now();
+    let src = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+    let err = format!(
+        "{:#}",
+        t.render_file(src, &vars(), true, false).unwrap_err()
+    );
+    assert!(
+        err.contains("did not finish within 10000000 steps"),
+        "{err}"
+    );
+    assert!(err.contains("template line 1"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // The same in a playbook string.
+    let err = format!(
+        "{:#}",
+        t.render_str(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            &vars()
+        )
+        .unwrap_err()
+    );
+    assert!(err.contains("did not finish"), "{err}");
+}
+
+#[test]
+fn a_huge_range_is_refused() {
+    let t = Templar::new();
+    let err = format!(
+        "{:#}",
+        t.render_file(
+            "{% for i in range(10**9) %}{% endfor %}",
+            &vars(),
+            true,
+            false
+        )
+        .unwrap_err()
+    );
+    assert!(err.contains("range has too many elements"), "{err}");
+}
+
+#[test]
+fn exponential_and_endless_macro_recursion_stop() {
+    let t = Templar::new();
+    let doubling = "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}\
+                    {% endmacro %}{{ f(20) }}";
+    let err = format!(
+        "{:#}",
+        t.render_file(doubling, &vars(), true, false).unwrap_err()
+    );
+    assert!(err.contains("did not finish"), "{err}");
+    let endless = "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}";
+    let err = format!(
+        "{:#}",
+        t.render_file(endless, &vars(), true, false).unwrap_err()
+    );
+    assert!(err.contains("recursion"), "{err}");
+}
+
+#[test]
+fn fuel_is_per_render_and_enough_for_big_real_templates() {
+    let t = Templar::new();
+    // A thousand hosts with a few expressions each, as an nginx upstream list would be.
+    let src = "{% for i in range(1000) %}server 10.0.{{ i // 256 }}.{{ i % 256 }}:{{ 31000 + i }} \
+               weight={{ (i % 3) + 1 }};{{ '\n' }}{% endfor %}";
+    for _ in 0..3 {
+        let out = t.render_file(src, &vars(), true, false).unwrap();
+        assert_eq!(out.lines().count(), 1000);
+    }
+}
+
+#[test]
+fn template_include_cycles_stop_at_the_recursion_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.j2"), "a{% include 'b.j2' %}").unwrap();
+    std::fs::write(dir.path().join("b.j2"), "b{% include 'a.j2' %}").unwrap();
+    let v = std::sync::Arc::new(vars());
+    let err = Templar::new()
+        .render_file_with_includes(
+            "{% include 'a.j2' %}",
+            &v,
+            true,
+            false,
+            &[dir.path().to_path_buf()],
+        )
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("recursion limit exceeded (b.j2 line 1)"),
+        "{err}"
+    );
+}

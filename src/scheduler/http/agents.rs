@@ -1,18 +1,25 @@
 //! The agent protocol: registration and heartbeats (answered with the agent's tasks).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::api::agent::{Heartbeat, Registration};
+use crate::api::agent_check::check_registration;
 use crate::scheduler::error::ApiError;
 
-use super::Shared;
+use super::{Body, Shared, AGENT_BODY_LIMIT};
 
-pub async fn register(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn register(
+    State(s): State<Shared>,
+    Body(body): Body<AGENT_BODY_LIMIT>,
+) -> Result<Response, ApiError> {
     let registration: Registration = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
+    let problems = check_registration(&registration);
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems));
+    }
     let registered = s.register(registration).await?;
     Ok(Json(registered).into_response())
 }
@@ -20,7 +27,7 @@ pub async fn register(State(s): State<Shared>, body: Bytes) -> Result<Response, 
 pub async fn heartbeat(
     State(s): State<Shared>,
     Path(agent_id): Path<String>,
-    body: Bytes,
+    Body(body): Body<AGENT_BODY_LIMIT>,
 ) -> Result<Response, ApiError> {
     let hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
     match s.heartbeat(&agent_id, hb).await? {

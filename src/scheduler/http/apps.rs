@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -16,8 +15,8 @@ use crate::scheduler::error::ApiError;
 use crate::scheduler::state::task_json;
 
 use super::{
-    client_of, deployment_response, flag, param, parse_json, parse_object, render_app, Params,
-    Shared,
+    client_of, deployment_response, flag, param, parse_json, parse_object, render_app, Body,
+    Params, Shared,
 };
 
 /// Marathon's label selector: `key==value`, `key!=value`, `key` (exists), comma-separated.
@@ -77,7 +76,7 @@ pub async fn create_app(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(params): Params,
     uri: Uri,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let def = parse_object(&body)?;
     if let Some(Value::String(id)) = def.get("id") {
@@ -124,7 +123,7 @@ pub async fn write_many(
     addr: SocketAddr,
     params: Vec<(String, String)>,
     uri: Uri,
-    body: Bytes,
+    body: axum::body::Bytes,
     partial_default: bool,
 ) -> Result<Response, ApiError> {
     let items = match parse_json(&body)? {
@@ -157,7 +156,7 @@ pub async fn update_apps(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(params): Params,
     uri: Uri,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     write_many(s, addr, params, uri, body, true).await
 }
@@ -194,7 +193,7 @@ pub async fn app_path(
     Query(params): Params,
     method: Method,
     uri: Uri,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let client = client_of(&addr);
     let force = flag(&params, "force", false);

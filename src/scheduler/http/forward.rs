@@ -25,8 +25,9 @@ pub const VIA_HEADER: &str = "x-marathon-via";
 
 /// How long a write waits for an election to produce a leader before it is refused.
 const LEADER_PATIENCE: Duration = Duration::from_secs(3);
-/// The largest body forwarded (app groups of many apps are a few hundred KB).
-const MAX_BODY: usize = 16 * 1024 * 1024;
+/// The largest body forwarded: the largest any route reads (the leader applies the
+/// route's own limit).
+const MAX_BODY: usize = super::AGENT_BODY_LIMIT;
 
 /// The axum middleware.
 pub async fn leader_proxy(State(s): State<Shared>, request: Request, next: Next) -> Response {
@@ -120,7 +121,16 @@ async fn forward(
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_BODY)
         .await
-        .map_err(ApiError::bad_json)?;
+        .map_err(|error| {
+            if super::is_too_long(&error) {
+                ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("Request body too large: at most {MAX_BODY} bytes are forwarded"),
+                )
+            } else {
+                ApiError::bad_json(error)
+            }
+        })?;
     let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
     let mut leader = leader.to_string();
     loop {
@@ -210,4 +220,19 @@ async fn send(
     }
     response.headers_mut().remove(header::CONTENT_LENGTH);
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_told_apart_from_a_broken_one() {
+        let error = axum::body::to_bytes(Body::from(vec![b'x'; 20]), 10)
+            .await
+            .expect_err("too long");
+        assert!(super::super::is_too_long(&error));
+        let broken = axum::Error::new(std::io::Error::other("connection reset"));
+        assert!(!super::super::is_too_long(&broken));
+    }
 }

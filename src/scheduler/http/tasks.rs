@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +14,7 @@ use crate::api::marathon::{self, TaskIds};
 use crate::scheduler::error::ApiError;
 use crate::scheduler::state::task_json;
 
-use super::{deployment_response, flag, parse_json, Params, Shared};
+use super::{deployment_response, flag, parse_json, Body, Params, Shared};
 
 pub fn wants_text(headers: &HeaderMap) -> bool {
     let accept = headers
@@ -83,7 +82,7 @@ pub async fn delete_tasks(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(params): Params,
     uri: Uri,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let ids: TaskIds = serde_json::from_value(parse_json(&body)?).map_err(ApiError::bad_json)?;
     let scale = flag(&params, "scale", false);
