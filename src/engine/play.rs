@@ -22,6 +22,7 @@ use super::vars::{resolve_lazy, Layers};
 use crate::playbook::{self, Batch, Play, Role, RoleFiles, Strategy, Task, TaskKind};
 use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::ExecOptions;
+use tracing::Instrument;
 use crate::Vars;
 
 /// Whether variables anywhere in the play mention `hostvars` or `groups` (then every task
@@ -55,6 +56,13 @@ pub struct PlayRun<'a> {
     pub always_resolved: HashSet<String>,
     /// Roles that ran tasks so far, in order (`ansible_play_role_names` adds included ones).
     pub roles_seen: Mutex<Vec<String>>,
+}
+
+impl PlayRun<'_> {
+    /// Tells this play from the run's others (the play lives as long as the run).
+    pub fn play_id(&self) -> usize {
+        std::ptr::from_ref(self.play) as usize
+    }
 }
 
 /// Splits the play's hosts by `serial` (the last size repeats; percentages of all hosts).
@@ -770,7 +778,11 @@ impl<'a> PlayRun<'a> {
                     (Err(e), _) => {
                         Outcome::unreachable(format!("Failed to connect to the host: {e}"))
                     }
-                    (Ok(t), Ok(opts)) => match t.exec(&gather.script(), &opts).await {
+                    (Ok(t), Ok(opts)) => match t
+                        .exec(&gather.script(), &opts)
+                        .instrument(tracing::debug_span!("task", task = %info.name))
+                        .await
+                    {
                         Err(e) if super::connect::is_unreachable(&e) => {
                             Outcome::unreachable(format!("{e:#}"))
                         }

@@ -17,7 +17,9 @@ use super::play::PlayRun;
 use super::result::{aggregate_loop, censor, Outcome};
 use super::state::{short_name, Frame};
 use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
+use super::units;
 use crate::modules::{self, HostCtx};
+use tracing::Instrument;
 use crate::playbook::{Flag, Role, Task, TaskKind};
 use crate::report::label::compact_label;
 use crate::report::{HostEvent, Status, TaskInfo};
@@ -766,8 +768,11 @@ impl PlayRun<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // The span names the task in every debug line its commands log (the SSH
+            // transport logs each exec it runs, without knowing which task asked).
             let mut o = self
                 .run_module(task, frame, host, module, &args, &vars, kw)
+                .instrument(tracing::debug_span!("task", task = %info.name))
                 .await;
             if o.status == Status::Unreachable {
                 return o;
@@ -931,6 +936,12 @@ impl PlayRun<'_> {
         let (check, diff) = (kw.check, kw.diff);
         let role = task.role.clone().or_else(|| frame.role.clone());
         let templar = self.r.templar.clone();
+        let units = self.r.unit_states(transport.host());
+        if units::observes_units(m.name()) && units.plan_for(self.play_id()).await {
+            units
+                .want(units::play_unit_names(self.play, &self.r.templar, vars))
+                .await;
+        }
         let ctx = HostCtx {
             host: host.to_string(),
             transport: modules::HostView::new(transport),
@@ -941,6 +952,7 @@ impl PlayRun<'_> {
             vars: vars.clone(),
             file_search: self.search_path(task, role.as_deref(), "files"),
             template_search: self.search_path(task, role.as_deref(), "templates"),
+            units: units.clone(),
             render: Arc::new(move |src: &str, v: &Vars, trim: bool, lstrip: bool| {
                 templar.render_file(src, v, trim, lstrip)
             }),
@@ -983,7 +995,10 @@ impl PlayRun<'_> {
         }
         let changed = plan.is_changed();
         if !plan.ops.is_empty() {
-            match modules::apply(&ctx, &plan).await {
+            let applied = modules::apply(&ctx, &plan).await;
+            // Whatever the plan did (or half did) may have changed any unit.
+            units.invalidate().await;
+            match applied {
                 Ok(applied) => result = applied.result,
                 Err(e) => {
                     if let Some(failed) = e.downcast_ref::<modules::OpFailed>() {
