@@ -21,6 +21,7 @@ use super::tags::should_run;
 use super::vars::{resolve_lazy, Layers};
 use crate::playbook::{self, Batch, Play, Role, RoleFiles, Strategy, Task, TaskKind};
 use crate::report::{HostEvent, Status, TaskInfo};
+use crate::modules::ReadAhead;
 use crate::transport::ExecOptions;
 use tracing::Instrument;
 use crate::Vars;
@@ -773,13 +774,19 @@ impl<'a> PlayRun<'a> {
                 let _permit = self.r.forks.acquire().await.ok();
                 let vars = self.connection_vars(h);
                 let opts = self.facts_exec_options(&vars);
+                // The play's units ride along in the same exec (see `ReadAhead`).
+                let ahead = ReadAhead::new(super::units::play_unit_names(
+                    self.play,
+                    &self.r.templar,
+                    &vars,
+                ));
                 let outcome = match (self.r.pool.get(h, &vars).await, opts) {
                     (_, Err(msg)) => Outcome::failed(msg),
                     (Err(e), _) => {
                         Outcome::unreachable(format!("Failed to connect to the host: {e}"))
                     }
                     (Ok(t), Ok(opts)) => match t
-                        .exec(&gather.script(), &opts)
+                        .exec(&(gather.script() + &ahead.script()), &opts)
                         .instrument(tracing::debug_span!("task", task = %info.name))
                         .await
                     {
@@ -787,7 +794,12 @@ impl<'a> PlayRun<'a> {
                             Outcome::unreachable(format!("{e:#}"))
                         }
                         Err(e) => Outcome::failed(format!("gathering facts: {e:#}")),
-                        Ok(out) => match facts::collect(&out.stdout, gather) {
+                        Ok(out) => match facts::collect(
+                            ahead
+                                .take(&out.stdout, &self.r.unit_states(t.host()))
+                                .await,
+                            gather,
+                        ) {
                             Ok(gathered) => {
                                 self.r.merge_gathered_facts(h, &gathered);
                                 Outcome::new(Status::Ok, Vars::new())

@@ -110,7 +110,7 @@ mod uri;
 mod user;
 mod wait_for;
 
-pub use unit_states::UnitStates;
+pub use unit_states::{ReadAhead, UnitStates};
 
 /// One argument a module accepts.
 #[derive(Debug, Clone, Copy)]

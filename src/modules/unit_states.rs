@@ -111,6 +111,54 @@ impl UnitStates {
     }
 }
 
+/// Unit states read by another script's exec, appended to it: fact gathering reads the
+/// play's units in its own exec, so a play that gathers facts still starts one process per
+/// host on a converged run.
+pub struct ReadAhead {
+    names: Vec<String>,
+}
+
+/// The line that separates the other script's output from the units' states.
+const READ_AHEAD_MARKER: &str = "@@infra-unit-states";
+
+impl ReadAhead {
+    /// Reads `names` (those worth reading ahead, see [`valid_name`]).
+    pub fn new(names: Vec<String>) -> ReadAhead {
+        ReadAhead {
+            names: names.into_iter().filter(|n| valid_name(n)).collect(),
+        }
+    }
+
+    /// What to append to the script; empty when there is nothing to read. It never fails
+    /// the script: a host without systemctl, or a name systemd refuses, reads nothing.
+    pub fn script(&self) -> String {
+        if self.names.is_empty() {
+            return String::new();
+        }
+        format!(
+            "\necho \"{READ_AHEAD_MARKER}\"\ncommand -v systemctl >/dev/null 2>&1 && {} 2>/dev/null; true\n",
+            show_command(&self.names)
+        )
+    }
+
+    /// Splits the exec's output: stores the units' states in `units` (also wanted there,
+    /// to be read again after a change) and returns the other script's own output.
+    pub async fn take<'a>(&self, stdout: &'a str, units: &UnitStates) -> &'a str {
+        let marker = format!("\n{READ_AHEAD_MARKER}\n");
+        let Some(at) = stdout.find(&marker) else {
+            return stdout;
+        };
+        let (own, rest) = (&stdout[..at + 1], &stdout[at + marker.len()..]);
+        units.want(self.names.iter().cloned()).await;
+        if let Some(states) = parse_blocks(rest, self.names.len()) {
+            units
+                .insert(self.names.iter().cloned().zip(states))
+                .await;
+        }
+        own
+    }
+}
+
 /// `systemctl show` of several units: their blocks come out in the order asked, separated
 /// by blank lines.
 pub fn show_command(names: &[String]) -> String {
@@ -154,6 +202,18 @@ mod tests {
             cmd,
             "systemctl show -p ActiveState,UnitFileState,LoadState,NeedDaemonReload -- cron 'a b.service'"
         );
+    }
+
+    #[tokio::test]
+    async fn read_ahead_output_is_split_from_the_other_script() {
+        let ahead = ReadAhead::new(vec!["cron".into(), "{{ x }}".into()]);
+        assert!(ahead.script().contains("-- cron 2>/dev/null"));
+        let units = UnitStates::default();
+        let out = "@@end\n@@infra-unit-states\nLoadState=loaded\nActiveState=active\n";
+        assert_eq!(ahead.take(out, &units).await, "@@end\n");
+        let known = units.inner.lock().await.known.clone();
+        assert_eq!(known["cron"].active, "active");
+        assert_eq!(ReadAhead::new(vec![]).script(), "");
     }
 
     #[test]

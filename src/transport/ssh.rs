@@ -402,12 +402,17 @@ fn become_user(b: &Become) -> &str {
 /// How much of a command messages and the debug log show.
 const SHOWN_COMMAND_CHARS: usize = 120;
 
-/// A command as messages and the debug log show it: on one line (runs of whitespace,
-/// newlines included, become one space, so a script that starts with a newline still
+/// A command as messages and the debug log show it: on one line (its non-empty lines
+/// joined with `⏎`, runs of spaces made one, so a script that starts with a newline still
 /// shows its first words), cut after [`SHOWN_COMMAND_CHARS`] characters with the number
 /// of bytes left out, so a long script can still be told from another.
 pub fn summary(cmd: &str) -> String {
-    let flat = cmd.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = cmd
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ⏎ ");
     match flat.char_indices().nth(SHOWN_COMMAND_CHARS) {
         None => flat,
         Some((cut, _)) => format!("{}…({} more bytes)", &flat[..cut], flat.len() - cut),
@@ -541,7 +546,7 @@ mod tests {
     #[test]
     fn a_shown_command_is_one_line_cut_with_a_count() {
         assert_eq!(summary("systemctl show -p ActiveState -- app"), "systemctl show -p ActiveState -- app");
-        assert_eq!(summary("\necho \"@@env\"; env\n"), "echo \"@@env\"; env");
+        assert_eq!(summary("\necho \"@@env\"; env\n  uname  -s\n"), "echo \"@@env\"; env ⏎ uname -s");
         let long = format!("echo {}", "x".repeat(200));
         let shown = summary(&long);
         assert!(shown.starts_with("echo xxx"), "{shown}");
