@@ -936,9 +936,9 @@ impl PlayRun<'_> {
         let (check, diff) = (kw.check, kw.diff);
         let role = task.role.clone().or_else(|| frame.role.clone());
         let templar = self.r.templar.clone();
-        let units = self.r.unit_states(transport.host());
-        if units::observes_units(m.name()) && units.plan_for(self.play_id()).await {
-            units
+        let unit_states = self.r.unit_states(transport.host());
+        if units::observes_units(m.name()) && unit_states.plan_for(self.play_id()).await {
+            unit_states
                 .want(units::play_unit_names(self.play, &self.r.templar, vars))
                 .await;
         }
@@ -952,7 +952,7 @@ impl PlayRun<'_> {
             vars: vars.clone(),
             file_search: self.search_path(task, role.as_deref(), "files"),
             template_search: self.search_path(task, role.as_deref(), "templates"),
-            units: units.clone(),
+            units: unit_states,
             render: Arc::new(move |src: &str, v: &Vars, trim: bool, lstrip: bool| {
                 templar.render_file(src, v, trim, lstrip)
             }),
@@ -995,10 +995,7 @@ impl PlayRun<'_> {
         }
         let changed = plan.is_changed();
         if !plan.ops.is_empty() {
-            let applied = modules::apply(&ctx, &plan).await;
-            // Whatever the plan did (or half did) may have changed any unit.
-            units.invalidate().await;
-            match applied {
+            match modules::apply(&ctx, &plan).await {
                 Ok(applied) => result = applied.result,
                 Err(e) => {
                     if let Some(failed) = e.downcast_ref::<modules::OpFailed>() {

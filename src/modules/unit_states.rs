@@ -7,9 +7,10 @@
 //! and the first service task of the play reads them all in one exec, as pyinfra gathers
 //! facts ahead. Later tasks take their observation from here.
 //!
-//! Truthfulness: the engine calls [`UnitStates::invalidate`] whenever a task carried out a
-//! plan on the host (or ran a module it cannot see into), since a command, a file written
-//! or a `daemon-reload` may change any unit. The next service task reads every wanted unit
+//! Truthfulness: [`super::apply`] calls [`UnitStates::invalidate`] whenever it carried out a
+//! plan on the host (and the engine, after a module run through Ansible, which it cannot
+//! see into), since a command, a file written or a `daemon-reload` may change any unit,
+//! and starting one unit may start the units it pulls in. The next service task reads every wanted unit
 //! again, so an observation is never older than the last change made in the run. On a
 //! converged host nothing is applied, and the whole play costs one `systemctl show`.
 
