@@ -172,7 +172,8 @@ async fn converge_and_count(playbook: &str, bounds: Bounds) {
         bounds.first_run_execs
     );
 
-    let (converged, changed) = run_workload(playbook, &inventory_path, &docker, &spec, &state).await;
+    let (converged, changed) =
+        run_workload(playbook, &inventory_path, &docker, &spec, &state).await;
     eprintln!(
         "converged run: {converged:?}, {} round trips",
         converged.round_trips()

@@ -278,21 +278,33 @@ async fn a_unit_is_read_again_after_a_change_in_the_same_run() {
             .unwrap();
     }
     // Planning for infra-a reads infra-b too (inactive)...
-    let plan = plan_only(&ctx, "service", json!({"name": "infra-a", "state": "started"}))
-        .await
-        .unwrap();
+    let plan = plan_only(
+        &ctx,
+        "service",
+        json!({"name": "infra-a", "state": "started"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(plan.changes.len(), 1, "{:?}", plan.changes);
     assert_eq!(c.sh("systemctl is-active infra-b").trim(), "inactive");
     // ...then a command starts it...
-    let started = run(&ctx, "command", json!({"_raw_params": "systemctl start infra-b"}))
-        .await
-        .unwrap();
+    let started = run(
+        &ctx,
+        "command",
+        json!({"_raw_params": "systemctl start infra-b"}),
+    )
+    .await
+    .unwrap();
     assert!(started.changed());
     assert_eq!(c.sh("systemctl is-active infra-b").trim(), "active");
     // ...and the next service task sees it running, not the state read before.
-    let stop = plan_only(&ctx, "service", json!({"name": "infra-b", "state": "stopped"}))
-        .await
-        .unwrap();
+    let stop = plan_only(
+        &ctx,
+        "service",
+        json!({"name": "infra-b", "state": "stopped"}),
+    )
+    .await
+    .unwrap();
     let summaries: Vec<_> = stop.changes.iter().map(|c| c.summary.as_str()).collect();
     assert_eq!(summaries, vec!["stop infra-b"]);
 }

@@ -19,12 +19,12 @@ use super::result::Outcome;
 use super::state::{Frame, Runner};
 use super::tags::should_run;
 use super::vars::{resolve_lazy, Layers};
+use crate::modules::ReadAhead;
 use crate::playbook::{self, Batch, Play, Role, RoleFiles, Strategy, Task, TaskKind};
 use crate::report::{HostEvent, Status, TaskInfo};
-use crate::modules::ReadAhead;
 use crate::transport::ExecOptions;
-use tracing::Instrument;
 use crate::Vars;
+use tracing::Instrument;
 
 /// Whether variables anywhere in the play mention `hostvars` or `groups` (then every task
 /// gets them; otherwise only tasks that name them do).
@@ -795,9 +795,7 @@ impl<'a> PlayRun<'a> {
                         }
                         Err(e) => Outcome::failed(format!("gathering facts: {e:#}")),
                         Ok(out) => match facts::collect(
-                            ahead
-                                .take(&out.stdout, &self.r.unit_states(t.host()))
-                                .await,
+                            ahead.take(&out.stdout, &self.r.unit_states(t.host())).await,
                             gather,
                         ) {
                             Ok(gathered) => {

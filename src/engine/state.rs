@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use super::{connect::Pool, HostStats, RunOptions};
 use crate::inventory::Inventory;
+use crate::modules::UnitStates;
 use crate::playbook::{Environment, Flag, Role, Task};
 use crate::report::Reporter;
-use crate::modules::UnitStates;
 use crate::template::Templar;
 use crate::Vars;
 
@@ -197,7 +197,10 @@ impl Runner {
     /// The unit states of the host `host` (the one a task's transport reaches), shared by
     /// every task of the run there.
     pub fn unit_states(&self, host: &str) -> Arc<UnitStates> {
-        lock(&self.units).entry(host.to_string()).or_default().clone()
+        lock(&self.units)
+            .entry(host.to_string())
+            .or_default()
+            .clone()
     }
 
     pub fn next_task_id(&self) -> usize {

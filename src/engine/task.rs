@@ -16,16 +16,16 @@ use super::loops;
 use super::play::PlayRun;
 use super::result::{aggregate_loop, censor, Outcome};
 use super::state::{short_name, Frame};
-use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
 use super::units;
+use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
 use crate::modules::{self, HostCtx};
-use tracing::Instrument;
 use crate::playbook::{Flag, Role, Task, TaskKind};
 use crate::report::label::compact_label;
 use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::local::LocalTransport;
 use crate::transport::{Become, Transport};
 use crate::Vars;
+use tracing::Instrument;
 
 /// Variables every task needs resolved (connection, privilege escalation).
 const ALWAYS_RESOLVED: &[&str] = &[

@@ -72,8 +72,7 @@ fn collect(task: &Task, templar: &Templar, vars: &Vars, names: &mut Vec<String>)
             }
         }
         TaskKind::IncludeRole {
-            loaded: Some(role),
-            ..
+            loaded: Some(role), ..
         } => {
             for t in role.tasks.iter().chain(&role.handlers) {
                 collect(t, templar, vars, names);

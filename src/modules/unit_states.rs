@@ -56,7 +56,9 @@ impl UnitStates {
     /// Adds units to read with the next miss.
     pub async fn want(&self, names: impl IntoIterator<Item = String>) {
         let mut inner = self.inner.lock().await;
-        inner.wanted.extend(names.into_iter().filter(|n| valid_name(n)));
+        inner
+            .wanted
+            .extend(names.into_iter().filter(|n| valid_name(n)));
     }
 
     /// Forgets every state read: something on the host may have changed them.
@@ -152,9 +154,7 @@ impl ReadAhead {
         let (own, rest) = (&stdout[..at + 1], &stdout[at + marker.len()..]);
         units.want(self.names.iter().cloned()).await;
         if let Some(states) = parse_blocks(rest, self.names.len()) {
-            units
-                .insert(self.names.iter().cloned().zip(states))
-                .await;
+            units.insert(self.names.iter().cloned().zip(states)).await;
         }
         own
     }

@@ -545,8 +545,14 @@ mod tests {
 
     #[test]
     fn a_shown_command_is_one_line_cut_with_a_count() {
-        assert_eq!(summary("systemctl show -p ActiveState -- app"), "systemctl show -p ActiveState -- app");
-        assert_eq!(summary("\necho \"@@env\"; env\n  uname  -s\n"), "echo \"@@env\"; env ⏎ uname -s");
+        assert_eq!(
+            summary("systemctl show -p ActiveState -- app"),
+            "systemctl show -p ActiveState -- app"
+        );
+        assert_eq!(
+            summary("\necho \"@@env\"; env\n  uname  -s\n"),
+            "echo \"@@env\"; env ⏎ uname -s"
+        );
         let long = format!("echo {}", "x".repeat(200));
         let shown = summary(&long);
         assert!(shown.starts_with("echo xxx"), "{shown}");
