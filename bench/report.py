@@ -159,8 +159,7 @@ once.
 ### Raw numbers (seconds)
 
 {raw(results)}
-
-{workload2_section(results2)}"""
+"""
 
 
 def main():

@@ -32,6 +32,11 @@ impl HostView {
         self.transport.host()
     }
 
+    /// See [`Transport::escalates`].
+    pub fn escalates(&self, become_: Option<&Become>) -> bool {
+        self.transport.escalates(become_)
+    }
+
     /// Runs an observing command (see [`HostCtx::run`]).
     pub async fn exec(&self, cmd: &str, opts: &ExecOptions) -> anyhow::Result<ExecOutput> {
         self.transport.exec(cmd, opts).await

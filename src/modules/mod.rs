@@ -195,6 +195,12 @@ pub struct HostCtx {
 }
 
 impl HostCtx {
+    /// Does this task's `become` run reads as another user than the login (through sudo)?
+    /// When it does not, files can be read over SFTP, without a process on the host.
+    pub fn escalates(&self) -> bool {
+        self.transport.escalates(self.become_.as_ref())
+    }
+
     /// Runs a read-only command while observing (never a change).
     pub async fn run(&self, cmd: &str) -> anyhow::Result<ExecOutput> {
         let opts = ExecOptions {

@@ -450,6 +450,10 @@ impl Transport for SshTransport {
         })
     }
 
+    fn escalates(&self, become_: Option<&Become>) -> bool {
+        self.sudo_for(become_).is_some()
+    }
+
     async fn stat(&self, path: &str, become_: Option<&Become>) -> anyhow::Result<Option<FileStat>> {
         let op = format!("stat {path}");
         if self.sudo_for(become_).is_some() {
