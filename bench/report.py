@@ -139,7 +139,10 @@ masked: false, daemon_reload, two loops, two timers stopped and disabled), handl
 listen on one topic and loop over the services, a command with `creates`.
 bench/pyinfra/deploy2.py is the same end state for pyinfra, and the end states are
 compared as for the first workload (packages, accounts, every file, every unit's state).
-Clusters are named web<N>; raw numbers in bench/results/workload2/<N>.json.
+Clusters are named web<N>; raw numbers in bench/results/workload2/<N>.json. Made with
+`WORKLOAD=2 bench/run.sh <N>`; the tools run as for the first workload, with
+bench/workload2/site.yml (`infra play`, `ansible-playbook`: the play itself asks for facts)
+and bench/pyinfra/deploy2.py (`pyinfra`).
 
 ### Times
 
