@@ -82,11 +82,21 @@ fn collect(task: &Task, templar: &Templar, vars: &Vars, names: &mut Vec<String>)
     }
 }
 
-/// The names one task gives: one, or one per item of a loop over a list.
+/// The names one task gives: one, or one per item of a loop over a list. A name or loop
+/// that calls a lookup is left alone: lookups run on the controller and some have side
+/// effects (`password` writes a file, `pipe` runs a command), which must happen when the
+/// task runs, if it runs, not ahead of it.
 fn task_names(task: &Task, args: &Vars, templar: &Templar, vars: &Vars) -> Vec<String> {
     let Some(raw) = args.get("name") else {
         return Vec::new();
     };
+    let loop_text = match &task.loop_ {
+        Some(LoopSpec::Items(v) | LoopSpec::WithItems(v)) => v.to_string(),
+        _ => String::new(),
+    };
+    if calls_lookup(&raw.to_string()) || calls_lookup(&loop_text) {
+        return Vec::new();
+    }
     let mut task_vars = vars.clone();
     for (k, v) in &task.vars {
         task_vars.insert(k.clone(), v.clone());
@@ -116,5 +126,24 @@ fn task_names(task: &Task, args: &Vars, templar: &Templar, vars: &Vars) -> Vec<S
                 .collect()
         }
         Some(_) => Vec::new(),
+    }
+}
+
+/// Does template text call a lookup (`lookup(`, `query(`, `q(`)?
+fn calls_lookup(text: &str) -> bool {
+    ["lookup(", "query(", "q("]
+        .iter()
+        .any(|call| text.contains(call))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::calls_lookup;
+
+    #[test]
+    fn lookups_are_not_run_ahead() {
+        assert!(calls_lookup("{{ lookup('pipe', 'date') }}"));
+        assert!(calls_lookup("{{ q('password', 'x') }}"));
+        assert!(!calls_lookup("{{ item }}"));
     }
 }
