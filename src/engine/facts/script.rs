@@ -6,7 +6,8 @@
 //! Every process it starts costs the host a fork and an exec (a few milliseconds each on a
 //! busy host, and the script runs on every play that gathers facts), so small files are
 //! read with the shell's own `read` (`c` prints a file, `v1` reads its first line into
-//! `$v`), and `uname`'s answers come from /proc/sys/kernel where the kernel offers them.
+//! `$v`, `h` stands for `head`), `uname`'s answers come from /proc/sys/kernel and the ids
+//! from /proc/$$/status where the kernel offers them.
 //! Processes remain only for what has no file: `ip`, `date`, `id`, `hostname -f`, ...
 //! Large files (`/proc/cpuinfo`, mounts) are still `cat`: `read` takes them a byte at a
 //! time.
@@ -20,6 +21,7 @@ use crate::modules::args::sh_quote;
 const BODY: &str = r#"
 c() { [ -r "$1" ] || return 1; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
 v1() { v=; [ -r "$1" ] || return 1; IFS= read -r v < "$1" || [ -n "$v" ]; }
+h() { n=$1; l=; while [ "$n" -gt 0 ] && { IFS= read -r l || [ -n "$l" ]; }; do printf '%s\n' "$l"; l=; n=$((n - 1)); done; }
 echo "@@env"; env
 PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 echo "@@uname"
@@ -35,8 +37,7 @@ if [ -r /proc/$$/status ]; then # effective uid and gid, then real ones, as id -
   while read -r k r e rest; do case "$k" in Uid:) ru=$r eu=$e;; Gid:) rg=$r eg=$e;; esac; done < /proc/$$/status
   printf '%s\n' "$eu" "$eg" "$ru" "$rg"
 else id -u; id -g; id -ru; id -rg; fi
-u=$(id -un 2>/dev/null)
-getent passwd "$u" 2>/dev/null || grep "^$u:" /etc/passwd 2>/dev/null || echo "$u"
+getent passwd "${eu:-}" 2>/dev/null || { u=$(id -un 2>/dev/null); grep "^$u:" /etc/passwd 2>/dev/null || echo "$u"; }
 echo "@@pid1"; c /proc/1/comm
 echo "@@init_link"; [ -L /sbin/init ] && readlink /sbin/init
 echo "@@exists"
@@ -48,8 +49,8 @@ for p in /run/systemd/system/ /dev/.run/systemd/ /dev/.systemd/ /sbin/openrc /et
   [ -e "$p" ] && echo "$p"
 done
 for c in systemctl initctl; do command -v "$c" >/dev/null 2>&1 && echo "cmd:$c"; done
-echo "@@route"; ip -4 route get 8.8.8.8 2>/dev/null | head -n 1
-echo "@@route6"; ip -6 route get 2404:6800:400a:800::1012 2>/dev/null | head -n 1
+echo "@@route"; ip -4 route get 8.8.8.8 2>/dev/null | h 1
+echo "@@route6"; ip -6 route get 2404:6800:400a:800::1012 2>/dev/null | h 1
 echo "@@addr"; ip addr show 2>/dev/null
 echo "@@netsys" # in directory order, as Ansible's glob lists them
 for n in $(ls -U /sys/class/net 2>/dev/null || ls /sys/class/net 2>/dev/null); do
@@ -72,7 +73,7 @@ for k in bios_date bios_vendor bios_version board_asset_tag board_name board_ser
   product_name product_serial product_uuid product_version sys_vendor; do
   v1 /sys/devices/virtual/dmi/id/$k 2>/dev/null && echo "$k=$v"
 done
-echo "@@systemctl_version"; systemctl --version 2>/dev/null | head -n 2
+echo "@@systemctl_version"; systemctl --version 2>/dev/null | h 2
 echo "@@loadavg"; c /proc/loadavg
 echo "@@chroot"; stat -c %d:%i / /proc/1/root/. 2>/dev/null
 echo "@@selinux"
@@ -87,9 +88,9 @@ echo "@@resolv"; c /etc/resolv.conf
 echo "@@cmdline"; c /proc/cmdline
 echo "@@uptime"; c /proc/uptime
 echo "@@date"
-date '+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S' 2>/dev/null
+d=$(date '+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S' 2>/dev/null) && echo "$d"
 date -u '+%Y-%m-%dT%H:%M:%S' 2>/dev/null
-y=$(date +%Y); date -d "$y-01-01" +%Z 2>/dev/null; date -d "$y-07-01" +%Z 2>/dev/null
+y=${d%%|*}; date -d "$y-01-01" +%Z 2>/dev/null; date -d "$y-07-01" +%Z 2>/dev/null
 echo "@@mounts"; cat /proc/self/mounts 2>/dev/null
 echo "@@mount_sizes"
 while read -r dev mnt fs rest; do
