@@ -4,7 +4,8 @@
 //!
 //! Best effort and read-only: every `service`/`systemd`/`systemd_service` task of the play
 //! (pre_tasks, roles, tasks, post_tasks, handlers, blocks, static includes) has its `name`
-//! rendered with the variables of the task being run, once per item for a loop over a list
+//! rendered with the host's variables of the moment (the play's and inventory's when facts
+//! are gathered, the first service task's otherwise), once per item for a loop over a list
 //! (`loop`, `with_items`; lookups are not run here: some have side effects). A name that
 //! does not render here (a role variable, a registered result not there yet) is simply
 //! left out: its task reads it when it runs. Nothing here can make an observation wrong,
