@@ -35,8 +35,19 @@ REPEAT = int(os.environ.get("REPEAT", "3"))
 # First runs recreate the cluster each time; they may be repeated fewer times for large N.
 REPEAT_FIRST = int(os.environ.get("REPEAT_FIRST", str(REPEAT)))
 TOOLS = os.environ.get("TOOLS", "infra,ansible,pyinfra").split(",")
-PLAYBOOK = BENCH / "workload/site.yml"
-DEPLOY = BENCH / "pyinfra/deploy.py"
+# WORKLOAD=2 runs the second workload (bench/workload2, bench/pyinfra/deploy2.py), written
+# differently from the first, on clusters of its own; its results go to
+# bench/results/workload2/. BENCH_RESULTS puts a run's JSON elsewhere (a follow-up run).
+WORKLOAD = os.environ.get("WORKLOAD", "1")
+if WORKLOAD not in ("1", "2"):
+    sys.exit(f"WORKLOAD must be 1 or 2, not {WORKLOAD!r}")
+PLAYBOOK = BENCH / ("workload/site.yml" if WORKLOAD == "1" else "workload2/site.yml")
+DEPLOY = BENCH / ("pyinfra/deploy.py" if WORKLOAD == "1" else "pyinfra/deploy2.py")
+RESULTS = Path(os.environ.get(
+    "BENCH_RESULTS", BENCH / ("results" if WORKLOAD == "1" else "results/workload2")))
+CLUSTER_PREFIX = "bench" if WORKLOAD == "1" else "web"
+# The unit the ssh floor asks systemd about (one `systemctl show` per host).
+FLOOR_UNIT = "app" if WORKLOAD == "1" else "web-api"
 EMPTY_PLAYBOOK = BENCH / "empty.yml"
 
 
@@ -49,7 +60,7 @@ class Cluster:
 
     def __init__(self, n):
         self.n = n
-        self.name = f"bench{n}"
+        self.name = f"{CLUSTER_PREFIX}{n}"
         self.dir = WORK / self.name
         self.home = WORK / "home"
         self.hosts = [f"node{i:02d}" for i in range(1, n + 1)]
@@ -194,6 +205,22 @@ done
 systemctl is-active app; systemctl is-enabled app
 """
 
+FINGERPRINT_2 = r"""
+set -u
+dpkg-query -W -f='${Package} ${Status}\n' cron tree bc 2>&1
+getent group web; getent passwd webapi webworker
+for p in /srv/web /srv/web/data /etc/web /etc/web/web.ini /etc/web/metrics.yml \
+  /etc/systemd/system/web-api.service /etc/systemd/system/web-worker.service \
+  /etc/systemd/system/web-metrics.service /srv/web/data/.seeded /etc/cron.d/web-cleanup; do
+  stat -c '%n %F %a %U %G %N' "$p" 2>&1
+  # .seeded holds the date it was made: its presence and owner are the state.
+  if [ -f "$p" ] && [ "$p" != /srv/web/data/.seeded ]; then sha256sum "$p"; fi
+done
+for u in cron web-api web-worker web-metrics apt-daily.timer apt-daily-upgrade.timer; do
+  echo "$u $(systemctl is-active $u) $(systemctl is-enabled $u)"
+done
+"""
+
 # The baseline: what the hosts themselves must spend (apt, user, starting the service),
 # run directly over ssh, with nothing of any tool in between.
 BASELINE = r"""
@@ -219,6 +246,28 @@ EOF
 systemctl daemon-reload
 systemctl enable --now app >/dev/null 2>&1
 systemctl is-active app
+"""
+
+
+# The second workload's baseline: packages, accounts, the three units started and
+# enabled, the apt timers stopped and disabled.
+BASELINE_2 = r"""
+set -e
+export DEBIAN_FRONTEND=noninteractive
+stamp=/var/lib/apt/periodic/update-success-stamp; [ -e "$stamp" ] || stamp=/var/lib/apt/lists
+if [ $(( $(date +%s) - $(stat -c %Y "$stamp") )) -gt 86400 ]; then apt-get update -q >/dev/null; fi
+apt-get install -y -q cron tree bc >/dev/null
+groupadd -r -g 3100 web
+useradd -r -u 3101 -g web -s /usr/sbin/nologin -d /srv/web -M webapi
+useradd -r -u 3102 -g web -s /usr/sbin/nologin -d /srv/web -M webworker
+for s in web-api web-worker web-metrics; do
+  printf '[Service]\nUser=nobody\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n' \
+    > /etc/systemd/system/$s.service
+done
+systemctl daemon-reload
+systemctl enable --now cron web-api web-worker web-metrics >/dev/null 2>&1
+systemctl disable --now apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1
+systemctl is-active web-api
 """
 
 
@@ -327,7 +376,7 @@ def rotate(seq, k):
 
 
 def fingerprint(cluster):
-    res = cluster.ssh_all(FINGERPRINT)
+    res = cluster.ssh_all(FINGERPRINT if WORKLOAD == "1" else FINGERPRINT_2)
     # The peers file lists every host's address, which Docker may hand out differently
     # each time the cluster is recreated: a line "<host> <that host's address now>" is
     # compared as "<host> <address of host>".
@@ -348,7 +397,7 @@ def bench_n(n):
     c.write_inventory()
     EMPTY_PLAYBOOK.exists() or sys.exit(f"missing {EMPTY_PLAYBOOK}")
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    log(f"N={n}: {load}")
+    log(f"N={n} (workload {WORKLOAD}): {load}")
     result = {"n": n, "uptime": load, "first": {}, "converged": {}, "check": {},
               "changed": {}, "rss_kib": [], "baseline": []}
     tools = [t for t in TOOLS if t in TOOL_CLASSES]
@@ -359,7 +408,7 @@ def bench_n(n):
             c.reset()
             if name == "baseline":
                 started = time.monotonic()
-                res = c.ssh_all(BASELINE)
+                res = c.ssh_all(BASELINE if WORKLOAD == "1" else BASELINE_2)
                 secs = time.monotonic() - started
                 bad = {h: r.stderr for h, r in res.items() if r.returncode != 0}
                 if bad:
@@ -407,16 +456,16 @@ def bench_n(n):
     # time over this floor shows what the tool adds.
     for rep in range(REPEAT):
         started = time.monotonic()
-        res = c.ssh_all("systemctl show -p ActiveState app")
+        res = c.ssh_all(f"systemctl show -p ActiveState {FLOOR_UNIT}")
         secs = time.monotonic() - started
         bad = {h: r.stderr for h, r in res.items() if r.returncode != 0}
         if bad:
             raise SystemExit(f"ssh floor failed: {bad}")
         result.setdefault("floor", []).append(secs)
         log(f"N={n} ssh floor: {secs:.2f}s")
-    out = BENCH / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"{n}.json").write_text(json.dumps(result, indent=1) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result["workload"] = WORKLOAD
+    (RESULTS / f"{n}.json").write_text(json.dumps(result, indent=1) + "\n")
     if os.environ.get("KEEP") != "1":
         c.down()
     return result

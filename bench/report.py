@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Turns bench/results/<N>.json into a table (printed) and bench/RESULTS.md.
+"""Turns bench/results/<N>.json (and bench/results/workload2/<N>.json, the second
+workload) into tables (printed) and bench/RESULTS.md.
 
 Run by bench/bench.py after a run; can be re-run alone to rebuild RESULTS.md from the
 stored results.
@@ -118,16 +119,64 @@ def raw(results):
     return "\n".join(out)
 
 
+def load(folder):
+    """The results of one workload, by N."""
+    return [json.loads(p.read_text())
+            for p in sorted(folder.glob("*.json"), key=lambda p: int(p.stem))]
+
+
+def workload2_section(results):
+    """The second workload's tables, or a note that it was not run."""
+    if not results:
+        return "## Second workload\n\nNot run yet: `WORKLOAD=2 bench/run.sh`.\n"
+    return f"""## Second workload (bench/workload2/site.yml)
+
+Written differently from the first on purpose, as another team would write a web node
+(28 tasks): facts gathered and used by a template, fully qualified module names, `apt` for
+the lists then `package` for the install, two system accounts and three unit files from
+loops, six `service`/`systemd_service` tasks with different options (started, enabled,
+masked: false, daemon_reload, two loops, two timers stopped and disabled), handlers that
+listen on one topic and loop over the services, a command with `creates`.
+bench/pyinfra/deploy2.py is the same end state for pyinfra, and the end states are
+compared as for the first workload (packages, accounts, every file, every unit's state).
+Clusters are named web<N>; raw numbers in bench/results/workload2/<N>.json. Made with
+`WORKLOAD=2 bench/run.sh <N>`; the tools run as for the first workload, with
+bench/workload2/site.yml (`infra play`, `ansible-playbook`: the play itself asks for facts)
+and bench/pyinfra/deploy2.py (`pyinfra`).
+
+### Times
+
+{table(results)}
+
+### First run against the hosts' own work
+
+{first_run_table(results)}
+
+### Scaling
+
+{scaling(results)}
+
+The ssh floor here is `ssh host systemctl show -p ActiveState web-api` on every host at
+once.
+
+### Raw numbers (seconds)
+
+{raw(results)}
+"""
+
+
 def main():
-    results = []
-    for path in sorted((BENCH / "results").glob("*.json"), key=lambda p: int(p.stem)):
-        results.append(json.loads(path.read_text()))
+    results = load(BENCH / "results")
+    results2 = load(BENCH / "results/workload2")
     if not results:
         raise SystemExit("no results in bench/results/")
     main_table = table(results)
     print(main_table)
     print()
     print(first_run_table(results))
+    if results2:
+        print()
+        print(table(results2))
     cpu = sh("lscpu | sed -n 's/^Model name: *//p'")
     mem = sh("free -h | awk '/Mem:/ {print $2}'")
     infra_version = sh(f"{INFRA} --version")
@@ -204,7 +253,8 @@ Each tool's run, from the project root (N hosts; the cluster is bench<N>):
 ## Raw numbers (seconds)
 
 {raw(results)}
-"""
+
+{workload2_section(results2)}"""
     notes = BENCH / "NOTES.md"
     if notes.exists():
         text += "\n" + notes.read_text()

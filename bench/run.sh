@@ -9,9 +9,14 @@
 #   BENCH_VENV=path         the Python virtual environment (default /opt/infra-bench-venv),
 #                           created with pinned ansible-core and pyinfra from PyPI if missing
 #   KEEP=1                  keep the last cluster (default: removed with `infra down --purge`)
+#   WORKLOAD=2              the second workload (bench/workload2/site.yml,
+#                           bench/pyinfra/deploy2.py) on clusters web<N>; results in
+#                           bench/results/workload2/
+#   TOOLS=infra             a subset of the tools (infra,ansible,pyinfra)
+#   BENCH_RESULTS=dir       where the JSON goes (default bench/results[/workload2])
 #
 # Needs Docker (dockerd running), python3 with venv, the OpenSSH client. Writes
-# bench/RESULTS.md and bench/results/<N>.json.
+# bench/RESULTS.md (both workloads) and bench/results/[workload2/]<N>.json.
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -260,6 +260,55 @@ async fn systemd_units() {
         .contains("Could not find the requested service"));
 }
 
+/// The unit states a play's tasks share (read ahead, one exec for every unit named) are
+/// never an observation older than a change: a unit started by a command after its state
+/// was read is seen running by the next service task, which plans to stop it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_unit_is_read_again_after_a_change_in_the_same_run() {
+    let c = Container::start();
+    let ctx = ctx(&c, false);
+    ctx.units
+        .want(["infra-a".to_string(), "infra-b".to_string()])
+        .await;
+    let unit = "[Service]\nExecStart=/bin/sleep infinity\n";
+    for name in ["infra-a", "infra-b"] {
+        let dest = format!("/usr/lib/systemd/system/{name}.service");
+        run(&ctx, "copy", json!({"content": unit, "dest": dest}))
+            .await
+            .unwrap();
+    }
+    // Planning for infra-a reads infra-b too (inactive)...
+    let plan = plan_only(
+        &ctx,
+        "service",
+        json!({"name": "infra-a", "state": "started"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(plan.changes.len(), 1, "{:?}", plan.changes);
+    assert_eq!(c.sh("systemctl is-active infra-b").trim(), "inactive");
+    // ...then a command starts it...
+    let started = run(
+        &ctx,
+        "command",
+        json!({"_raw_params": "systemctl start infra-b"}),
+    )
+    .await
+    .unwrap();
+    assert!(started.changed());
+    assert_eq!(c.sh("systemctl is-active infra-b").trim(), "active");
+    // ...and the next service task sees it running, not the state read before.
+    let stop = plan_only(
+        &ctx,
+        "service",
+        json!({"name": "infra-b", "state": "stopped"}),
+    )
+    .await
+    .unwrap();
+    let summaries: Vec<_> = stop.changes.iter().map(|c| c.summary.as_str()).collect();
+    assert_eq!(summaries, vec!["stop infra-b"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn apt_packages() {
     let c = Container::start();

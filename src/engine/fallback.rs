@@ -86,7 +86,10 @@ impl PlayRun<'_> {
             become_: self.become_for(task, frame, vars, kw),
             env,
         };
-        let ran = match ansible::run(transport.as_ref(), &call).await {
+        let ran = ansible::run(transport.as_ref(), &call).await;
+        // A module infra cannot see into may have changed any unit.
+        self.r.unit_states(transport.host()).invalidate().await;
+        let ran = match ran {
             Ok(ran) => ran,
             Err(e) if crate::transport::is_unreachable(&e) => {
                 return Outcome::unreachable(format!("{e:#}"))

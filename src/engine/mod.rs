@@ -22,6 +22,7 @@ pub mod result;
 mod state;
 pub mod tags;
 mod task;
+mod units;
 pub mod vars;
 mod vault_sources;
 

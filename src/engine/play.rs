@@ -19,10 +19,12 @@ use super::result::Outcome;
 use super::state::{Frame, Runner};
 use super::tags::should_run;
 use super::vars::{resolve_lazy, Layers};
+use crate::modules::ReadAhead;
 use crate::playbook::{self, Batch, Play, Role, RoleFiles, Strategy, Task, TaskKind};
 use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::ExecOptions;
 use crate::Vars;
+use tracing::Instrument;
 
 /// Whether variables anywhere in the play mention `hostvars` or `groups` (then every task
 /// gets them; otherwise only tasks that name them do).
@@ -55,6 +57,13 @@ pub struct PlayRun<'a> {
     pub always_resolved: HashSet<String>,
     /// Roles that ran tasks so far, in order (`ansible_play_role_names` adds included ones).
     pub roles_seen: Mutex<Vec<String>>,
+}
+
+impl PlayRun<'_> {
+    /// Tells this play from the run's others (the play lives as long as the run).
+    pub fn play_id(&self) -> usize {
+        std::ptr::from_ref(self.play) as usize
+    }
 }
 
 /// Splits the play's hosts by `serial` (the last size repeats; percentages of all hosts).
@@ -765,17 +774,30 @@ impl<'a> PlayRun<'a> {
                 let _permit = self.r.forks.acquire().await.ok();
                 let vars = self.connection_vars(h);
                 let opts = self.facts_exec_options(&vars);
+                // The play's units ride along in the same exec (see `ReadAhead`).
+                let ahead = ReadAhead::new(super::units::play_unit_names(
+                    self.play,
+                    &self.r.templar,
+                    &vars,
+                ));
                 let outcome = match (self.r.pool.get(h, &vars).await, opts) {
                     (_, Err(msg)) => Outcome::failed(msg),
                     (Err(e), _) => {
                         Outcome::unreachable(format!("Failed to connect to the host: {e}"))
                     }
-                    (Ok(t), Ok(opts)) => match t.exec(&gather.script(), &opts).await {
+                    (Ok(t), Ok(opts)) => match t
+                        .exec(&(gather.script() + &ahead.script()), &opts)
+                        .instrument(tracing::debug_span!("task", task = %info.name))
+                        .await
+                    {
                         Err(e) if super::connect::is_unreachable(&e) => {
                             Outcome::unreachable(format!("{e:#}"))
                         }
                         Err(e) => Outcome::failed(format!("gathering facts: {e:#}")),
-                        Ok(out) => match facts::collect(&out.stdout, gather) {
+                        Ok(out) => match facts::collect(
+                            ahead.take(&out.stdout, &self.r.unit_states(t.host())).await,
+                            gather,
+                        ) {
                             Ok(gathered) => {
                                 self.r.merge_gathered_facts(h, &gathered);
                                 Outcome::new(Status::Ok, Vars::new())

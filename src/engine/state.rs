@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{connect::Pool, HostStats, RunOptions};
 use crate::inventory::Inventory;
+use crate::modules::UnitStates;
 use crate::playbook::{Environment, Flag, Role, Task};
 use crate::report::Reporter;
 use crate::template::Templar;
@@ -161,6 +162,8 @@ pub struct Runner {
     next_task_id: AtomicUsize,
     /// Task files loaded at run time (dynamic includes), by path.
     pub include_cache: Mutex<HashMap<PathBuf, Arc<Vec<Task>>>>,
+    /// Each host's unit states, read ahead for the play's service tasks (by transport host).
+    units: Mutex<HashMap<String, Arc<UnitStates>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -195,7 +198,17 @@ impl Runner {
             hostvars_cache: Mutex::new(None),
             next_task_id: AtomicUsize::new(1),
             include_cache: Mutex::new(HashMap::new()),
+            units: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The unit states of the host `host` (the one a task's transport reaches), shared by
+    /// every task of the run there.
+    pub fn unit_states(&self, host: &str) -> Arc<UnitStates> {
+        lock(&self.units)
+            .entry(host.to_string())
+            .or_default()
+            .clone()
     }
 
     pub fn next_task_id(&self) -> usize {

@@ -16,6 +16,7 @@ use super::loops;
 use super::play::PlayRun;
 use super::result::{aggregate_loop, censor, Outcome};
 use super::state::{short_name, Frame};
+use super::units;
 use super::vars::{drop_omitted, identifiers, resolve_lazy, Layers, OMIT};
 use crate::modules::{self, HostCtx};
 use crate::playbook::{Flag, Role, Task, TaskKind};
@@ -25,6 +26,7 @@ use crate::report::{HostEvent, Status, TaskInfo};
 use crate::transport::local::LocalTransport;
 use crate::transport::{Become, Transport};
 use crate::Vars;
+use tracing::Instrument;
 
 /// Variables every task needs resolved (connection, privilege escalation).
 const ALWAYS_RESOLVED: &[&str] = &[
@@ -775,8 +777,11 @@ impl PlayRun<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // The span names the task in every debug line its commands log (the SSH
+            // transport logs each exec it runs, without knowing which task asked).
             let mut o = self
                 .run_module(task, frame, host, module, &args, &vars, kw)
+                .instrument(tracing::debug_span!("task", task = %info.name))
                 .await;
             if o.status == Status::Unreachable {
                 return o;
@@ -940,6 +945,12 @@ impl PlayRun<'_> {
         let (check, diff) = (kw.check, kw.diff);
         let role = task.role.clone().or_else(|| frame.role.clone());
         let templar = self.r.templar.clone();
+        let unit_states = self.r.unit_states(transport.host());
+        if units::observes_units(m.name()) && unit_states.plan_for(self.play_id()).await {
+            unit_states
+                .want(units::play_unit_names(self.play, &self.r.templar, vars))
+                .await;
+        }
         let ctx = HostCtx {
             host: host.to_string(),
             transport: modules::HostView::new(transport),
@@ -950,6 +961,7 @@ impl PlayRun<'_> {
             vars: vars.clone(),
             file_search: self.search_path(task, role.as_deref(), "files"),
             template_search: self.search_path(task, role.as_deref(), "templates"),
+            units: unit_states,
             render: Arc::new(move |src: &str, v: &Vars, trim: bool, lstrip: bool| {
                 templar.render_file(src, v, trim, lstrip)
             }),

@@ -31,6 +31,11 @@ impl HostView {
         self.transport.host()
     }
 
+    /// See [`Transport::escalates`].
+    pub fn escalates(&self, become_: Option<&Become>) -> bool {
+        self.transport.escalates(become_)
+    }
+
     /// Runs an observing command (see [`HostCtx::run`]).
     pub async fn exec(&self, cmd: &str, opts: &ExecOptions) -> anyhow::Result<ExecOutput> {
         self.transport.exec(cmd, opts).await
@@ -80,7 +85,18 @@ impl std::error::Error for OpFailed {}
 /// one exec, each in its own subshell, stopping at the first that fails: `mkdir`, `chmod`,
 /// `chown` and `chgrp` of one directory, or `systemctl enable` then `start`, cost the host
 /// one session instead of four. Not for a plan that registers a command's output (`rc`).
+///
+/// Afterwards (also when an op failed half way) the host's unit states are forgotten: what
+/// the plan did may have changed any unit, and the next observation must see it.
 pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
+    let applied = apply_ops(ctx, plan).await;
+    if !plan.ops.is_empty() {
+        ctx.units.invalidate().await;
+    }
+    applied
+}
+
+async fn apply_ops(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
     let mut applied = Applied {
         outputs: Vec::new(),
         result: plan.result.clone(),

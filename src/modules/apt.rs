@@ -178,15 +178,15 @@ fn packages_script(bare: &[&str], when: PolicyWhen) -> String {
 
 /// The packages' dpkg status and the cache's age in seconds, without a process on the
 /// host: `/var/lib/dpkg/status` read, the stamp (else the lists directory) stat'ed, all at
-/// once. `None` when the exec must observe: under `become` (reads would go through sudo
-/// anyway), when candidates are needed (`PolicyWhen::Always`, or a package that is not
+/// once. `None` when the exec must observe: under a `become` that escalates (reads would
+/// go through sudo anyway), when candidates are needed (`PolicyWhen::Always`, or a package that is not
 /// installed), or for an architecture-qualified name.
 async fn observe_files(
     ctx: &HostCtx,
     bare: &[&str],
     when: PolicyWhen,
 ) -> anyhow::Result<Option<(HashMap<String, PkgInfo>, Option<i64>)>> {
-    if ctx.become_.is_some() || when == PolicyWhen::Always || bare.iter().any(|n| n.contains(':')) {
+    if ctx.escalates() || when == PolicyWhen::Always || bare.iter().any(|n| n.contains(':')) {
         return Ok(None);
     }
     let t = &ctx.transport;

@@ -81,8 +81,8 @@ pub struct Ids {
 
 /// Resolves owner/group names: from `/etc/passwd` and `/etc/group`, read over the
 /// transport (two reads, no process on the host), then with one `getent` exec for a name
-/// those files do not list (users from NSS: LDAP, sssd, ...). With `become`, reads would
-/// go through sudo anyway, so it is the one `getent` exec. None when numeric or not given.
+/// those files do not list (users from NSS: LDAP, sssd, ...). With a `become` that
+/// escalates, reads would go through sudo anyway, so it is the one `getent` exec. None when numeric or not given.
 /// Every call reads the host afresh: a task may create the user the next one names.
 pub async fn resolve_ids(ctx: &HostCtx, attrs: &Attrs) -> anyhow::Result<Ids> {
     let mut ids = Ids {
@@ -94,7 +94,7 @@ pub async fn resolve_ids(ctx: &HostCtx, attrs: &Attrs) -> anyhow::Result<Ids> {
     if owner.is_none() && group.is_none() {
         return Ok(ids);
     }
-    if ctx.become_.is_none() {
+    if !ctx.escalates() {
         // Both files at once: one round trip's wait, not two.
         let (passwd, groups) = futures::try_join!(
             read_if(ctx, "/etc/passwd", owner.is_some()),

@@ -72,9 +72,9 @@ pub fn plan_group(
 
 /// The group's gid (`None`: no such group): from `/etc/group` read over the transport (no
 /// process on the host), else one `getent group` for a group that file lacks (NSS) or
-/// under `become` (where a read would go through sudo anyway).
+/// under a `become` that escalates (where a read would go through sudo anyway).
 async fn observe_gid(ctx: &HostCtx, name: &str) -> anyhow::Result<Option<u32>> {
-    if ctx.become_.is_none() {
+    if !ctx.escalates() {
         if let Some(text) = ctx.transport.read_file("/etc/group", None).await? {
             if let Some(gid) = super::fileops::id_in_db(&text, name) {
                 return Ok(Some(gid));

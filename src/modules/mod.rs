@@ -105,9 +105,12 @@ mod tempfile;
 mod template;
 mod timezone;
 mod unarchive;
+mod unit_states;
 mod uri;
 mod user;
 mod wait_for;
+
+pub use unit_states::{ReadAhead, UnitStates};
 
 /// One argument a module accepts.
 #[derive(Debug, Clone, Copy)]
@@ -183,12 +186,21 @@ pub struct HostCtx {
     pub file_search: Vec<PathBuf>,
     /// Folders searched for `src:` of template, in order (role's templates/, playbook dir).
     pub template_search: Vec<PathBuf>,
+    /// The host's unit states, read ahead for every unit the play names and shared by the
+    /// run's tasks on this host (see [`UnitStates`]): service tasks observe through it.
+    pub units: Arc<UnitStates>,
     /// Renders a template file's content with `vars` (trim_blocks, lstrip_blocks).
     #[allow(clippy::type_complexity)]
     pub render: Arc<dyn Fn(&str, &Vars, bool, bool) -> anyhow::Result<String> + Send + Sync>,
 }
 
 impl HostCtx {
+    /// Does this task's `become` run reads as another user than the login (through sudo)?
+    /// When it does not, files can be read over SFTP, without a process on the host.
+    pub fn escalates(&self) -> bool {
+        self.transport.escalates(self.become_.as_ref())
+    }
+
     /// Runs a read-only command while observing (never a change).
     pub async fn run(&self, cmd: &str) -> anyhow::Result<ExecOutput> {
         let opts = ExecOptions {

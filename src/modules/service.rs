@@ -1,6 +1,7 @@
 //! `service`, `systemd` (and `systemd_service`): a unit's run state (started, stopped,
 //! restarted, reloaded), whether it is enabled or masked, and `daemon_reload`. Observed
-//! with one `systemctl show -p ActiveState,UnitFileState,LoadState,NeedDaemonReload NAME`.
+//! with `systemctl show -p ActiveState,UnitFileState,LoadState,NeedDaemonReload`, through
+//! the host's [`super::UnitStates`]: one exec reads every unit the play names.
 //! As in Ansible, `daemon_reload` runs first and is not a change by itself; `restarted` and
 //! `reloaded` are always changes.
 //!
@@ -197,16 +198,7 @@ async fn plan_service(ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
         }
         return Ok(plan);
     };
-    let out = ctx
-        .run(&format!(
-            "systemctl show -p ActiveState,UnitFileState,LoadState,NeedDaemonReload -- {}",
-            sh_quote(&name)
-        ))
-        .await?;
-    if out.rc != 0 {
-        anyhow::bail!("systemctl show {name}: {}", out.stderr.trim());
-    }
-    let cur = UnitState::parse(&out.stdout);
+    let cur = ctx.units.get(ctx, &name).await?;
     let mut plan = plan_unit(
         &name,
         &cur,

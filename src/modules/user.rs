@@ -124,8 +124,8 @@ async fn observe_exec(ctx: &HostCtx, name: &str, named: &[String]) -> anyhow::Re
 
 /// Observes from the account files read over the transport (no process on the host):
 /// `/etc/passwd`, `/etc/group` and, when `shadow`, `/etc/shadow`, all three at once. `None`
-/// when they cannot answer and the exec must: under `become` (reads would go through sudo
-/// anyway), a file that cannot be read, or a user or named group the files do not list
+/// when they cannot answer and the exec must: under a `become` that escalates (reads
+/// would go through sudo anyway), a file that cannot be read, or a user or named group the files do not list
 /// (it may come from NSS).
 async fn observe_files(
     ctx: &HostCtx,
@@ -133,7 +133,7 @@ async fn observe_files(
     named: &[String],
     shadow: bool,
 ) -> Option<Observed> {
-    if ctx.become_.is_some() {
+    if ctx.escalates() {
         return None;
     }
     let (passwd, group, shadow_text) = futures::join!(

@@ -144,6 +144,14 @@ pub trait Transport: Send + Sync {
         Ok(())
     }
 
+    /// Does `become_` make operations run as another user than the one logged in? By
+    /// default any become does. The SSH transport knows its login user: becoming that very
+    /// user (root logging in as root, the usual `become: true` on a root login) escalates
+    /// nothing, so modules may read files over SFTP instead of starting a process.
+    fn escalates(&self, become_: Option<&Become>) -> bool {
+        become_.is_some()
+    }
+
     /// Closes the connection (best effort).
     async fn close(&self) {}
 }

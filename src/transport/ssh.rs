@@ -399,14 +399,24 @@ fn become_user(b: &Become) -> &str {
     }
 }
 
-/// A short form of a command for messages.
-fn summary(cmd: &str) -> String {
-    let first = cmd.lines().next().unwrap_or("");
-    let mut s: String = first.chars().take(60).collect();
-    if s.len() < cmd.len() {
-        s.push_str("...");
+/// How much of a command messages and the debug log show.
+const SHOWN_COMMAND_CHARS: usize = 120;
+
+/// A command as messages and the debug log show it: on one line (its non-empty lines
+/// joined with `⏎`, runs of spaces made one, so a script that starts with a newline still
+/// shows its first words), cut after [`SHOWN_COMMAND_CHARS`] characters with the number
+/// of bytes left out, so a long script can still be told from another.
+pub fn summary(cmd: &str) -> String {
+    let flat = cmd
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ⏎ ");
+    match flat.char_indices().nth(SHOWN_COMMAND_CHARS) {
+        None => flat,
+        Some((cut, _)) => format!("{}…({} more bytes)", &flat[..cut], flat.len() - cut),
     }
-    s
 }
 
 #[async_trait]
@@ -425,7 +435,8 @@ impl Transport for SshTransport {
             .run_script(&op, &script, stdin, opts.become_.as_ref())
             .await?;
         // What runs on the host and for how long: `INFRA_LOG=debug` shows where a run's
-        // time goes on the hosts.
+        // time goes on the hosts. The engine runs each task inside a `task` span, so the
+        // line names the task the command belongs to.
         tracing::debug!(
             host = %self.name,
             rc = out.rc,
@@ -438,6 +449,10 @@ impl Transport for SshTransport {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    fn escalates(&self, become_: Option<&Become>) -> bool {
+        self.sudo_for(become_).is_some()
     }
 
     async fn stat(&self, path: &str, become_: Option<&Become>) -> anyhow::Result<Option<FileStat>> {
@@ -526,5 +541,26 @@ impl Transport for SshTransport {
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn a_shown_command_is_one_line_cut_with_a_count() {
+        assert_eq!(
+            summary("systemctl show -p ActiveState -- app"),
+            "systemctl show -p ActiveState -- app"
+        );
+        assert_eq!(
+            summary("\necho \"@@env\"; env\n  uname  -s\n"),
+            "echo \"@@env\"; env ⏎ uname -s"
+        );
+        let long = format!("echo {}", "x".repeat(200));
+        let shown = summary(&long);
+        assert!(shown.starts_with("echo xxx"), "{shown}");
+        assert!(shown.ends_with("…(85 more bytes)"), "{shown}");
     }
 }

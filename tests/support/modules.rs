@@ -39,6 +39,7 @@ pub fn ctx_on(
         vars,
         file_search: search.clone(),
         template_search: search,
+        units: Default::default(),
         render: Arc::new(render),
     }
 }

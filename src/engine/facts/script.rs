@@ -3,6 +3,15 @@
 //! `ip -4 route get 8.8.8.8`, `/etc/os-release`, ...), prints each under a `@@name` line, and
 //! needs nothing but a POSIX shell and coreutils on the host (no Python).
 //!
+//! Every process it starts costs the host a fork and an exec (a few milliseconds each on a
+//! busy host, and the script runs on every play that gathers facts), so small files are
+//! read with the shell's own `read` (`c` prints a file, `v1` reads its first line into
+//! `$v`, `h` stands for `head`), `uname`'s answers come from /proc/sys/kernel and the ids
+//! from /proc/$$/status where the kernel offers them.
+//! Processes remain only for what has no file: `ip`, `date`, `id`, `hostname -f`, ...
+//! Large files (`/proc/cpuinfo`, mounts) are still `cat`: `read` takes them a byte at a
+//! time.
+//!
 //! Local facts (`fact_path/*.fact`) travel base64-encoded, so no content (even a line that
 //! looks like a section marker) can break the framing.
 
@@ -10,16 +19,26 @@ use crate::modules::args::sh_quote;
 
 /// The fixed part: every native fact. Sections are parsed by [`super::parse`].
 const BODY: &str = r#"
+c() { [ -r "$1" ] || return 1; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
+v1() { v=; [ -r "$1" ] || return 1; IFS= read -r v < "$1" || [ -n "$v" ]; }
+h() { n=$1; l=; while [ "$n" -gt 0 ] && { IFS= read -r l || [ -n "$l" ]; }; do printf '%s\n' "$l"; l=; n=$((n - 1)); done; }
 echo "@@env"; env
 PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-echo "@@uname"; uname -s; uname -r; uname -v; uname -m; uname -n
+echo "@@uname"
+if [ -r /proc/sys/kernel/ostype ]; then
+  c /proc/sys/kernel/ostype; c /proc/sys/kernel/osrelease; c /proc/sys/kernel/version; uname -m; c /proc/sys/kernel/hostname
+else uname -s; uname -r; uname -v; uname -m; uname -n; fi
 echo "@@fqdn"; hostname -f 2>/dev/null || uname -n
 echo "@@cpuinfo"; cat /proc/cpuinfo 2>/dev/null
 echo "@@nproc"; nproc 2>/dev/null
-echo "@@meminfo"; cat /proc/meminfo 2>/dev/null
-echo "@@user"; id -u; id -g; id -ru; id -rg; u=$(id -un 2>/dev/null)
-getent passwd "$u" 2>/dev/null || grep "^$u:" /etc/passwd 2>/dev/null || echo "$u"
-echo "@@pid1"; cat /proc/1/comm 2>/dev/null
+echo "@@meminfo"; c /proc/meminfo
+echo "@@user"
+if [ -r /proc/$$/status ]; then # effective uid and gid, then real ones, as id -u -g -ru -rg
+  while read -r k r e rest; do case "$k" in Uid:) ru=$r eu=$e;; Gid:) rg=$r eg=$e;; esac; done < /proc/$$/status
+  printf '%s\n' "$eu" "$eg" "$ru" "$rg"
+else id -u; id -g; id -ru; id -rg; fi
+getent passwd "${eu:-}" 2>/dev/null || { u=$(id -un 2>/dev/null); grep "^$u:" /etc/passwd 2>/dev/null || echo "$u"; }
+echo "@@pid1"; c /proc/1/comm
 echo "@@init_link"; [ -L /sbin/init ] && readlink /sbin/init
 echo "@@exists"
 for p in /run/systemd/system/ /dev/.run/systemd/ /dev/.systemd/ /sbin/openrc /etc/init.d/ \
@@ -30,32 +49,32 @@ for p in /run/systemd/system/ /dev/.run/systemd/ /dev/.systemd/ /sbin/openrc /et
   [ -e "$p" ] && echo "$p"
 done
 for c in systemctl initctl; do command -v "$c" >/dev/null 2>&1 && echo "cmd:$c"; done
-echo "@@route"; ip -4 route get 8.8.8.8 2>/dev/null | head -n 1
-echo "@@route6"; ip -6 route get 2404:6800:400a:800::1012 2>/dev/null | head -n 1
+echo "@@route"; ip -4 route get 8.8.8.8 2>/dev/null | h 1
+echo "@@route6"; ip -6 route get 2404:6800:400a:800::1012 2>/dev/null | h 1
 echo "@@addr"; ip addr show 2>/dev/null
 echo "@@netsys" # in directory order, as Ansible's glob lists them
 for n in $(ls -U /sys/class/net 2>/dev/null || ls /sys/class/net 2>/dev/null); do
   d=/sys/class/net/$n; [ -d "$d" ] || continue
-  r() { if [ -e "$d/$1" ]; then v=$(cat "$d/$1" 2>/dev/null) && printf '%s' "${v:-}" || printf '?'; else printf '-'; fi; }
+  r() { if [ -e "$d/$1" ]; then v1 "$d/$1" 2>/dev/null && printf '%s' "${v:-}" || printf '?'; else printf '-'; fi; }
   printf '%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "${d##*/}" "$(r address)" "$(r mtu)" "$(r operstate)" \
     "$(r flags)" "$(r type)" "$(r speed)" "$([ -e "$d/bridge" ] && echo bridge)$([ -e "$d/bonding" ] && echo bonding)" \
     "$([ -e "$d/device/driver/module" ] && basename "$(readlink -f "$d/device/driver/module")")"
 done
-echo "@@os_release"; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
-echo "@@debian_version"; cat /etc/debian_version 2>/dev/null
-echo "@@lsb_release"; lsb_release -a 2>/dev/null
-echo "@@lsb_file"; cat /etc/lsb-release 2>/dev/null
-echo "@@cgroup"; cat /proc/1/cgroup 2>/dev/null
+echo "@@os_release"; c /etc/os-release || c /usr/lib/os-release
+echo "@@debian_version"; c /etc/debian_version
+echo "@@lsb_release"; command -v lsb_release >/dev/null 2>&1 && lsb_release -a 2>/dev/null
+echo "@@lsb_file"; c /etc/lsb-release
+echo "@@cgroup"; c /proc/1/cgroup
 echo "@@environ1"; tr '\0' '\n' < /proc/1/environ 2>/dev/null
-echo "@@systemd_container"; cat /run/systemd/container 2>/dev/null
+echo "@@systemd_container"; c /run/systemd/container
 echo "@@dmi"
 for k in bios_date bios_vendor bios_version board_asset_tag board_name board_serial board_vendor \
   board_version chassis_asset_tag chassis_serial chassis_vendor chassis_version chassis_type \
   product_name product_serial product_uuid product_version sys_vendor; do
-  v=$(cat /sys/devices/virtual/dmi/id/$k 2>/dev/null) && echo "$k=$v"
+  v1 /sys/devices/virtual/dmi/id/$k 2>/dev/null && echo "$k=$v"
 done
-echo "@@systemctl_version"; systemctl --version 2>/dev/null | head -n 2
-echo "@@loadavg"; cat /proc/loadavg 2>/dev/null
+echo "@@systemctl_version"; systemctl --version 2>/dev/null | h 2
+echo "@@loadavg"; c /proc/loadavg
 echo "@@chroot"; stat -c %d:%i / /proc/1/root/. 2>/dev/null
 echo "@@selinux"
 if [ -e /sys/fs/selinux/enforce ]; then
@@ -63,15 +82,15 @@ if [ -e /sys/fs/selinux/enforce ]; then
   grep -E '^(SELINUX|SELINUXTYPE)=' /etc/selinux/config 2>/dev/null
 fi
 echo "@@apparmor"; [ -e /sys/kernel/security/apparmor ] && echo enabled
-echo "@@fips"; cat /proc/sys/crypto/fips_enabled 2>/dev/null
-echo "@@machine_id"; cat /etc/machine-id 2>/dev/null || cat /var/lib/dbus/machine-id 2>/dev/null
-echo "@@resolv"; cat /etc/resolv.conf 2>/dev/null
-echo "@@cmdline"; cat /proc/cmdline 2>/dev/null
-echo "@@uptime"; cat /proc/uptime 2>/dev/null
+echo "@@fips"; c /proc/sys/crypto/fips_enabled
+echo "@@machine_id"; c /etc/machine-id || c /var/lib/dbus/machine-id
+echo "@@resolv"; c /etc/resolv.conf
+echo "@@cmdline"; c /proc/cmdline
+echo "@@uptime"; c /proc/uptime
 echo "@@date"
-date '+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S' 2>/dev/null
+d=$(date '+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S' 2>/dev/null) && echo "$d"
 date -u '+%Y-%m-%dT%H:%M:%S' 2>/dev/null
-y=$(date +%Y); date -d "$y-01-01" +%Z 2>/dev/null; date -d "$y-07-01" +%Z 2>/dev/null
+y=${d%%|*}; date -d "$y-01-01" +%Z 2>/dev/null; date -d "$y-07-01" +%Z 2>/dev/null
 echo "@@mounts"; cat /proc/self/mounts 2>/dev/null
 echo "@@mount_sizes"
 while read -r dev mnt fs rest; do
@@ -82,7 +101,7 @@ for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python
   c=$(command -v "$p" 2>/dev/null) && { echo "$c"; "$c" --version 2>&1; break; }
 done
 echo "@@ssh_keys"
-for t in dsa rsa ecdsa ed25519; do [ -r /etc/ssh/ssh_host_${t}_key.pub ] && echo "$t $(cat /etc/ssh/ssh_host_${t}_key.pub)"; done
+for t in dsa rsa ecdsa ed25519; do v1 /etc/ssh/ssh_host_${t}_key.pub && echo "$t $v"; done
 "#;
 
 /// Runs each local fact file: executables with a time limit, the rest read. One line per
