@@ -10,9 +10,10 @@
 //! Truthfulness: [`super::apply`] calls [`UnitStates::invalidate`] whenever it carried out a
 //! plan on the host (and the engine, after a module run through Ansible, which it cannot
 //! see into), since a command, a file written or a `daemon-reload` may change any unit,
-//! and starting one unit may start the units it pulls in. The next service task reads every wanted unit
-//! again, so an observation is never older than the last change made in the run. On a
-//! converged host nothing is applied, and the whole play costs one `systemctl show`.
+//! and starting one unit may start the units it pulls in. The next service task reads
+//! every wanted unit again, so an observation is never older than the last change made in
+//! the run. On a converged host nothing is applied, and the whole play costs one
+//! `systemctl show`.
 
 use std::collections::{BTreeSet, HashMap};
 
