@@ -44,6 +44,14 @@ use crate::scheduler::store::{
 const MAX_TXN_OPS: usize = 120;
 /// How long one member may take to answer one request before the next member is asked.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long one request may keep going around the cluster. When the member that died was
+/// also etcd's raft leader, the others answer "no leader" or nothing until their election
+/// ends (an election timeout, randomised up to twice its value, plus the vote): one pass
+/// around three members (about 3 s) can end inside that window. Long enough to outlast it,
+/// short enough that a lost quorum still answers 503 within seconds.
+const REQUEST_BUDGET: Duration = Duration::from_secs(6);
+/// The pause between two passes around the cluster, when every member refused.
+const PASS_PAUSE: Duration = Duration::from_millis(200);
 
 /// Keys per page of a range read.
 const PAGE: i64 = 1000;
@@ -183,17 +191,22 @@ impl EtcdStore {
             TxnOpResponse::Get(get) => Some(
                 get.kvs()
                     .first()
-                    .map(|kv| (kv.create_revision(), kv.mod_revision())),
+                    .map(|kv| (kv.create_revision(), kv.mod_revision(), kv.value().to_vec())),
             ),
             _ => None,
         });
         let leader = reads.next().flatten();
         let commit = reads.next().flatten();
-        if leader.map(|(created, _)| created) != Some(armed.fence.create_revision) {
+        if leader.map(|(created, _, _)| created) != Some(armed.fence.create_revision) {
             return Err(anyhow::Error::new(StoreError::NotLeader));
         }
-        if let Some((_, moved)) = commit {
+        if let Some((_, moved, value)) = commit {
             self.committed(moved);
+            // This very transaction landed on an earlier attempt of `call` (its answer was
+            // lost): the commit key holds its stamp, so it is committed, not refused.
+            if value == stamp.as_bytes() {
+                return Ok(moved);
+            }
         }
         Err(unavailable(
             "write",
@@ -241,27 +254,41 @@ impl EtcdStore {
     }
 
     /// Runs one request on the current member, moving on to the next member when it fails
-    /// or does not answer within [`ATTEMPT_TIMEOUT`], once around the cluster.
+    /// or does not answer within [`ATTEMPT_TIMEOUT`], around the cluster again until
+    /// [`REQUEST_BUDGET`] is spent (a write is safe to send again: it is fenced on the
+    /// commit key, see [`EtcdStore::commit_chunk`]). The error lists the last pass's
+    /// answers.
     pub async fn call<T, F, Fut>(&self, what: &str, request: F) -> anyhow::Result<T>
     where
         F: Fn(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
     {
-        let mut errors = Vec::new();
-        for _ in 0..self.members.len() {
-            let (index, client) = self.member();
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, request(client)).await {
-                Ok(Ok(value)) => return Ok(value),
-                Ok(Err(err)) => errors.push(format!("{}: {err}", self.members[index].url)),
-                Err(_) => errors.push(format!(
-                    "{}: no answer within {} ms",
-                    self.members[index].url,
-                    ATTEMPT_TIMEOUT.as_millis()
-                )),
+        let started = tokio::time::Instant::now();
+        loop {
+            let mut errors = Vec::new();
+            for _ in 0..self.members.len() {
+                let left = REQUEST_BUDGET.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                let (index, client) = self.member();
+                let limit = ATTEMPT_TIMEOUT.min(left);
+                match tokio::time::timeout(limit, request(client)).await {
+                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(err)) => errors.push(format!("{}: {err}", self.members[index].url)),
+                    Err(_) => errors.push(format!(
+                        "{}: no answer within {} ms",
+                        self.members[index].url,
+                        limit.as_millis()
+                    )),
+                }
+                self.failed(index);
             }
-            self.failed(index);
+            if started.elapsed() + PASS_PAUSE >= REQUEST_BUDGET {
+                return Err(unavailable(what, errors.join("; ")));
+            }
+            tokio::time::sleep(PASS_PAUSE).await;
         }
-        Err(unavailable(what, errors.join("; ")))
     }
 
     /// The election's name (its candidates' keys are `<name>/<lease>`).
