@@ -134,6 +134,28 @@ fn wait_routed(p: &Platform, app: &str) {
     }
 }
 
+/// Sends requests through the proxy until each of `tasks` has answered one: the proxy
+/// learns of a new task from the event stream, so the first 200 may come while only some
+/// tasks are in its configuration.
+fn wait_routed_to_each(p: &Platform, app: &str, tasks: &[Task]) {
+    let marker = unique_marker("route");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0.. {
+        let _ = via_proxy(p, app, &format!("{marker}-{i}"));
+        if i % 4 == 3 {
+            let seen = hits(p, tasks, &marker);
+            if seen.values().all(|&n| n > 0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the proxy did not route to every task of /{app}/ within 30 s: {seen:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// How many request lines carrying `marker` each task logged (0 when its sandbox is gone).
 fn hits(p: &Platform, tasks: &[Task], marker: &str) -> BTreeMap<String, usize> {
     tasks
@@ -182,7 +204,7 @@ fn the_proxy_routes_to_every_healthy_task_and_follows_scaling() {
     let _app = deploy(p, "webserver");
     let two = tasks(p, "webserver");
     assert_eq!(two.len(), 2, "{two:?}");
-    wait_routed(p, "webserver");
+    wait_routed_to_each(p, "webserver", &two);
 
     let marker = unique_marker("two");
     send_marked(p, "webserver", &marker, 20);

@@ -103,10 +103,13 @@ async fn forward(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    // A forwarded request reaching a node that does not lead means the two nodes disagree
+    // on the leader: an election is under way. Marathon answers such a loop with 502; it
+    // is transient, so this answers 503, which clients (the CLI among them) retry.
     if let Some(via) = request.headers().get(VIA_HEADER) {
         let via = via.to_str().unwrap_or("?");
         return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
+            StatusCode::SERVICE_UNAVAILABLE,
             format!(
                 "refusing to forward a request already forwarded by {via}: {} does not lead \
                  (an election is in progress); retry",
