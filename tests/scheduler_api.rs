@@ -8,7 +8,6 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use scheduler_support::{client, get_json, pump_until, SchedulerProc, TestAgent};
 use serde_json::{json, Value};
 
@@ -37,35 +36,9 @@ async fn settled(url: &str, id: &str, running: u64) -> bool {
         && tasks(url, id).await.len() as u64 == running
 }
 
-/// Collects the event types an SSE client sees.
+/// Collects the events an SSE client of `url`'s `/v2/events` sees.
 fn watch_events(url: &str) -> Arc<Mutex<Vec<Value>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let out = seen.clone();
-    let url = format!("{url}/v2/events");
-    tokio::spawn(async move {
-        let resp = reqwest::Client::new()
-            .get(url)
-            .header("Accept", "text/event-stream")
-            .send()
-            .await
-            .unwrap();
-        let mut stream = resp.bytes_stream();
-        let mut buf = String::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                for line in block.lines() {
-                    if let Some(data) = line.strip_prefix("data:") {
-                        if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
-                            out.lock().unwrap().push(v);
-                        }
-                    }
-                }
-            }
-        }
-    });
-    seen
+    scheduler_support::watch_events(format!("{url}/v2/events"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

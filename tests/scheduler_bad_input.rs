@@ -414,34 +414,9 @@ async fn an_event_stream_client_that_never_reads_blocks_nobody() {
         .write_all(b"GET /v2/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n")
         .await
         .unwrap();
-    // The client that reads: counts api_post_event events and remembers the last app.
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let out = seen.clone();
-    let events_url = format!("{url}/v2/events?event_type=api_post_event");
-    let reader = tokio::spawn(async move {
-        let resp = reqwest::Client::new()
-            .get(events_url)
-            .header("Accept", "text/event-stream")
-            .send()
-            .await
-            .unwrap();
-        let mut stream = resp.bytes_stream();
-        let mut buf = String::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                for line in block.lines() {
-                    if let Some(data) = line.strip_prefix("data:") {
-                        if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
-                            let id = v["appDefinition"]["id"].as_str().unwrap_or("");
-                            out.lock().unwrap().push(id.to_string());
-                        }
-                    }
-                }
-            }
-        }
-    });
+    // The client that reads: collects the api_post_event events.
+    let seen =
+        scheduler_support::watch_events(format!("{url}/v2/events?event_type=api_post_event"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     // 1000 writes, 8 at a time, each event carrying 4 KiB so the stuck client's buffers
     // fill long before the end.
@@ -491,7 +466,6 @@ async fn an_event_stream_client_that_never_reads_blocks_nobody() {
         "the stuck client's connection is open"
     );
     still_serving(&url, "/after-events").await;
-    reader.abort();
 }
 
 /// A client that trickles its headers (or sends nothing) is disconnected after the header

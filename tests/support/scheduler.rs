@@ -272,3 +272,36 @@ pub async fn get_json(url: &str) -> Value {
         .await
         .unwrap()
 }
+
+/// Collects the JSON events an SSE client of `events_url` sees (the whole `/v2/events`
+/// URL, query included), in a background task, as they arrive.
+#[allow(dead_code)]
+pub fn watch_events(events_url: String) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
+    use futures::StreamExt;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = seen.clone();
+    tokio::spawn(async move {
+        let resp = reqwest::Client::new()
+            .get(events_url)
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .expect("event stream answered");
+        let mut stream = resp.bytes_stream();
+        let mut buf = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                for line in block.lines() {
+                    if let Some(data) = line.strip_prefix("data:") {
+                        if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                            out.lock().expect("events lock").push(v);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    seen
+}
