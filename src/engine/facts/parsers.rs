@@ -456,7 +456,8 @@ fn shell_words(text: &str) -> Vec<String> {
     words
 }
 
-/// The `date` lines of the script -> Ansible's date_time dict (all values strings).
+/// The `date` lines of the script (now, 1 January, 1 July, each in the same `|` format) ->
+/// Ansible's date_time dict (all values strings).
 pub fn date_time(text: &str) -> Map<String, Value> {
     let lines: Vec<&str> = text.lines().collect();
     let p: Vec<&str> = lines
@@ -466,7 +467,13 @@ pub fn date_time(text: &str) -> Map<String, Value> {
     if p.len() < 14 {
         return Map::new();
     }
-    let utc = lines.get(1).copied().unwrap_or("");
+    // UTC from the epoch here rather than from a second `date -u` process on the host.
+    let utc = p[9]
+        .parse::<i64>()
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+        .unwrap_or_default();
     // %N is nanoseconds; Ansible prints microseconds. Busybox prints "%N" or "N".
     let micro: String = {
         let n = p[10];
@@ -476,8 +483,10 @@ pub fn date_time(text: &str) -> Map<String, Value> {
             "000000".into()
         }
     };
-    let tz_std = lines.get(2).copied().unwrap_or(p[11]);
-    let tz_dst = lines.get(3).copied().unwrap_or(tz_std);
+    // Lines 2 and 3: the same format on 1 January and 1 July; their zone names.
+    let zone_on = |i: usize| lines.get(i).and_then(|l| l.split('|').nth(11));
+    let tz_std = zone_on(1).unwrap_or(p[11]);
+    let tz_dst = zone_on(2).unwrap_or(tz_std);
     let mut f = Map::new();
     let mut put = |k: &str, v: String| {
         f.insert(k.into(), json!(v));
@@ -796,13 +805,20 @@ processor\t: 1\nvendor_id\t: AuthenticAMD\nmodel name\t: EPYC\n",
         assert_eq!(c["quiet"], true);
         assert_eq!(c["console"], "ttyS0");
         assert_eq!(all["console"], json!(["tty0", "ttyS0"]));
-        let dt = date_time("2026|12|Sunday|0|48|06|06|34|59|1796538899|579426123|UTC|+0000|20261206T063459\n2026-12-06T06:34:59\nUTC\nUTC\n");
+        // Berlin: local time in the fields, UTC in iso8601, CEST from the July line.
+        let dt = date_time(
+            "2026|12|Sunday|0|48|06|07|34|59|1796538899|579426123|CET|+0100|20261206T073459\n\
+             2026|01|Thursday|4|00|01|00|00|00|1767222000|000000000|CET|+0100|20260101T000000\n\
+             2026|07|Wednesday|3|26|01|00|00|00|1782856800|000000000|CEST|+0200|20260701T000000\n",
+        );
         assert_eq!(dt["iso8601"], "2026-12-06T06:34:59Z");
         assert_eq!(dt["iso8601_micro"], "2026-12-06T06:34:59.579426Z");
-        assert_eq!(dt["iso8601_basic"], "20261206T063459579426");
+        assert_eq!(dt["iso8601_basic"], "20261206T073459579426");
         assert_eq!(dt["date"], "2026-12-06");
+        assert_eq!(dt["hour"], "07");
         assert_eq!(dt["weekday_number"], "0");
-        assert_eq!(dt["tz_dst"], "UTC");
+        assert_eq!(dt["tz"], "CET");
+        assert_eq!(dt["tz_dst"], "CEST");
         let u = user("0\n0\n0\n0\nroot:x:0:0:root:/root:/bin/bash\n");
         assert_eq!(u["user_id"], "root");
         assert_eq!(u["user_uid"], 0);

@@ -8,7 +8,9 @@
 //! read with the shell's own `read` (`c` prints a file, `v1` reads its first line into
 //! `$v`, `h` stands for `head`), `uname`'s answers come from /proc/sys/kernel and the ids
 //! from /proc/$$/status where the kernel offers them.
-//! Processes remain only for what has no file: `ip`, `date`, `id`, `hostname -f`, ...
+//! Processes remain only for what has no file: `ip`, `date`, `id`, `hostname -f`, ...;
+//! no command substitution in a loop (each `$(...)` is a fork), and one `date` reading its
+//! three dates from a here-document (GNU `date -f -`; busybox's takes the slow way).
 //! Large files (`/proc/cpuinfo`, mounts) are still `cat`: `read` takes them a byte at a
 //! time.
 //!
@@ -55,10 +57,11 @@ echo "@@addr"; ip addr show 2>/dev/null
 echo "@@netsys" # in directory order, as Ansible's glob lists them
 for n in $(ls -U /sys/class/net 2>/dev/null || ls /sys/class/net 2>/dev/null); do
   d=/sys/class/net/$n; [ -d "$d" ] || continue
-  r() { if [ -e "$d/$1" ]; then v1 "$d/$1" 2>/dev/null && printf '%s' "${v:-}" || printf '?'; else printf '-'; fi; }
-  printf '%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "${d##*/}" "$(r address)" "$(r mtu)" "$(r operstate)" \
-    "$(r flags)" "$(r type)" "$(r speed)" "$([ -e "$d/bridge" ] && echo bridge)$([ -e "$d/bonding" ] && echo bonding)" \
-    "$([ -e "$d/device/driver/module" ] && basename "$(readlink -f "$d/device/driver/module")")"
+  r() { if [ -e "$d/$1" ]; then v1 "$d/$1" 2>/dev/null || v='?'; else v=-; fi; }
+  r address; a=$v; r mtu; m=$v; r operstate; o=$v; r flags; f=$v; r type; t=$v; r speed; s=$v
+  k=; [ -e "$d/bridge" ] && k=bridge; [ -e "$d/bonding" ] && k=${k}bonding
+  dm=; [ -e "$d/device/driver/module" ] && { dm=$(readlink -f "$d/device/driver/module"); dm=${dm##*/}; }
+  printf '%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$n" "$a" "$m" "$o" "$f" "$t" "$s" "$k" "$dm"
 done
 echo "@@os_release"; c /etc/os-release || c /usr/lib/os-release
 echo "@@debian_version"; c /etc/debian_version
@@ -87,10 +90,13 @@ echo "@@machine_id"; c /etc/machine-id || c /var/lib/dbus/machine-id
 echo "@@resolv"; c /etc/resolv.conf
 echo "@@cmdline"; c /proc/cmdline
 echo "@@uptime"; c /proc/uptime
-echo "@@date"
-d=$(date '+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S' 2>/dev/null) && echo "$d"
-date -u '+%Y-%m-%dT%H:%M:%S' 2>/dev/null
-y=${d%%|*}; date -d "$y-01-01" +%Z 2>/dev/null; date -d "$y-07-01" +%Z 2>/dev/null
+echo "@@date" # now, then 1 January and 1 July (for the zone's standard and DST names)
+df='+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S'
+date -f - "$df" 2>/dev/null <<EOF || { d=$(date "$df") && echo "$d" && y=${d%%|*} && date -d "$y-01-01" "$df" && date -d "$y-07-01" "$df"; } 2>/dev/null
+now
+jan 1
+jul 1
+EOF
 echo "@@mounts"; cat /proc/self/mounts 2>/dev/null
 echo "@@mount_sizes"
 while read -r dev mnt fs rest; do
