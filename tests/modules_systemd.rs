@@ -267,7 +267,8 @@ async fn systemd_units() {
 async fn a_unit_is_read_again_after_a_change_in_the_same_run() {
     let c = Container::start();
     let ctx = ctx(&c, false);
-    ctx.units
+    ctx.reads
+        .units
         .want(["infra-a".to_string(), "infra-b".to_string()])
         .await;
     let unit = "[Service]\nExecStart=/bin/sleep infinity\n";
@@ -307,6 +308,28 @@ async fn a_unit_is_read_again_after_a_change_in_the_same_run() {
     .unwrap();
     let summaries: Vec<_> = stop.changes.iter().map(|c| c.summary.as_str()).collect();
     assert_eq!(summaries, vec!["stop infra-b"]);
+}
+
+/// The account files the tasks of a run share (read once, see `SystemFiles`) are never
+/// older than a change: a shell a command sets after they were read is seen by the next
+/// user task, which plans to set it back (a stale read would plan nothing).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_database_is_read_again_after_a_change_in_the_same_run() {
+    let c = Container::start();
+    let ctx = ctx(&c, false);
+    let sh = |cmd: &str| json!({ "_raw_params": cmd });
+    let user = json!({"name": "infra-cached", "shell": "/bin/sh"});
+    run(&ctx, "command", sh("useradd --system -s /bin/sh infra-cached"))
+        .await
+        .unwrap();
+    let read = run(&ctx, "user", user.clone()).await.unwrap();
+    assert!(!read.changed(), "{:?}", read.plan.changes);
+    let changed = run(&ctx, "command", sh("usermod -s /bin/bash infra-cached"))
+        .await
+        .unwrap();
+    assert!(changed.changed());
+    let plan = plan_only(&ctx, "user", user).await.unwrap();
+    assert_eq!(plan.changes.len(), 1, "{:?}", plan.changes);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -87,8 +87,8 @@ impl PlayRun<'_> {
             env,
         };
         let ran = ansible::run(transport.as_ref(), &call).await;
-        // A module infra cannot see into may have changed any unit.
-        self.r.unit_states(transport.host()).invalidate().await;
+        // A module infra cannot see into may have changed any unit or database.
+        self.r.host_reads(transport.host()).invalidate().await;
         let ran = match ran {
             Ok(ran) => ran,
             Err(e) if crate::transport::is_unreachable(&e) => {

@@ -795,7 +795,9 @@ impl<'a> PlayRun<'a> {
                         }
                         Err(e) => Outcome::failed(format!("gathering facts: {e:#}")),
                         Ok(out) => match facts::collect(
-                            ahead.take(&out.stdout, &self.r.unit_states(t.host())).await,
+                            ahead
+                                .take(&out.stdout, &self.r.host_reads(t.host()).units)
+                                .await,
                             gather,
                         ) {
                             Ok(gathered) => {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{connect::Pool, HostStats, RunOptions};
 use crate::inventory::Inventory;
-use crate::modules::UnitStates;
+use crate::modules::HostReads;
 use crate::playbook::{Environment, Flag, Role, Task};
 use crate::report::Reporter;
 use crate::template::Templar;
@@ -162,8 +162,9 @@ pub struct Runner {
     next_task_id: AtomicUsize,
     /// Task files loaded at run time (dynamic includes), by path.
     pub include_cache: Mutex<HashMap<PathBuf, Arc<Vec<Task>>>>,
-    /// Each host's unit states, read ahead for the play's service tasks (by transport host).
-    units: Mutex<HashMap<String, Arc<UnitStates>>>,
+    /// What each host's tasks have read and share: unit states read ahead for the play's
+    /// service tasks, system databases (by transport host).
+    reads: Mutex<HashMap<String, Arc<HostReads>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -198,14 +199,14 @@ impl Runner {
             hostvars_cache: Mutex::new(None),
             next_task_id: AtomicUsize::new(1),
             include_cache: Mutex::new(HashMap::new()),
-            units: Mutex::new(HashMap::new()),
+            reads: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The unit states of the host `host` (the one a task's transport reaches), shared by
-    /// every task of the run there.
-    pub fn unit_states(&self, host: &str) -> Arc<UnitStates> {
-        lock(&self.units)
+    /// What the tasks of the run on `host` (the one a task's transport reaches) have read
+    /// and share.
+    pub fn host_reads(&self, host: &str) -> Arc<HostReads> {
+        lock(&self.reads)
             .entry(host.to_string())
             .or_default()
             .clone()

@@ -945,9 +945,10 @@ impl PlayRun<'_> {
         let (check, diff) = (kw.check, kw.diff);
         let role = task.role.clone().or_else(|| frame.role.clone());
         let templar = self.r.templar.clone();
-        let unit_states = self.r.unit_states(transport.host());
-        if units::observes_units(m.name()) && unit_states.plan_for(self.play_id()).await {
-            unit_states
+        let reads = self.r.host_reads(transport.host());
+        if units::observes_units(m.name()) && reads.units.plan_for(self.play_id()).await {
+            reads
+                .units
                 .want(units::play_unit_names(self.play, &self.r.templar, vars))
                 .await;
         }
@@ -961,7 +962,7 @@ impl PlayRun<'_> {
             vars: vars.clone(),
             file_search: self.search_path(task, role.as_deref(), "files"),
             template_search: self.search_path(task, role.as_deref(), "templates"),
-            units: unit_states,
+            reads,
             render: Arc::new(move |src: &str, v: &Vars, trim: bool, lstrip: bool| {
                 templar.render_file(src, v, trim, lstrip)
             }),

@@ -91,7 +91,7 @@ impl std::error::Error for OpFailed {}
 pub async fn apply(ctx: &HostCtx, plan: &Plan) -> anyhow::Result<Applied> {
     let applied = apply_ops(ctx, plan).await;
     if !plan.ops.is_empty() {
-        ctx.units.invalidate().await;
+        ctx.reads.invalidate().await;
     }
     applied
 }

@@ -189,16 +189,17 @@ async fn observe_files(
     if ctx.escalates() || when == PolicyWhen::Always || bare.iter().any(|n| n.contains(':')) {
         return Ok(None);
     }
-    let t = &ctx.transport;
+    // Through the host's SystemFiles: the play's other package tasks read them too.
+    let (t, files) = (&ctx.transport, &ctx.reads.files);
     let (status, stamp, lists) = futures::try_join!(
         async {
             match bare.is_empty() {
                 true => Ok(Some(Vec::new())),
-                false => t.read_file("/var/lib/dpkg/status", None).await,
+                false => files.read(t, "/var/lib/dpkg/status").await,
             }
         },
-        t.stat("/var/lib/apt/periodic/update-success-stamp", None),
-        t.stat("/var/lib/apt/lists", None),
+        files.stat(t, "/var/lib/apt/periodic/update-success-stamp"),
+        files.stat(t, "/var/lib/apt/lists"),
     )?;
     let Some(status) = status else {
         return Ok(None);

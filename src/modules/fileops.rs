@@ -136,12 +136,13 @@ pub async fn resolve_ids(ctx: &HostCtx, attrs: &Attrs) -> anyhow::Result<Ids> {
     Ok(ids)
 }
 
-/// Reads `path` over the transport when `wanted` (`Ok(None)` when not, or when it does
-/// not exist), so the account files a task needs can be read together, in one round trip's
-/// wait, with `join!`.
+/// Reads the account database `path` as the login user when `wanted` (`Ok(None)` when not,
+/// or when it does not exist), so the files a task needs can be read together, in one
+/// round trip's wait, with `join!`; through the host's [`super::SystemFiles`], so the tasks
+/// of a run read each at most once between changes.
 pub async fn read_if(ctx: &HostCtx, path: &str, wanted: bool) -> anyhow::Result<Option<Vec<u8>>> {
     match wanted {
-        true => ctx.transport.read_file(path, None).await,
+        true => ctx.reads.files.read(&ctx.transport, path).await,
         false => Ok(None),
     }
 }

@@ -75,7 +75,7 @@ pub fn plan_group(
 /// under a `become` that escalates (where a read would go through sudo anyway).
 async fn observe_gid(ctx: &HostCtx, name: &str) -> anyhow::Result<Option<u32>> {
     if !ctx.escalates() {
-        if let Some(text) = ctx.transport.read_file("/etc/group", None).await? {
+        if let Some(text) = ctx.reads.files.read(&ctx.transport, "/etc/group").await? {
             if let Some(gid) = super::fileops::id_in_db(&text, name) {
                 return Ok(Some(gid));
             }

@@ -83,6 +83,7 @@ mod get_url;
 mod getent;
 mod git;
 mod group;
+mod host_reads;
 mod hostname;
 mod iptables;
 mod lineinfile;
@@ -110,6 +111,7 @@ mod uri;
 mod user;
 mod wait_for;
 
+pub use host_reads::{HostReads, SystemFiles};
 pub use unit_states::{ReadAhead, UnitStates};
 
 /// One argument a module accepts.
@@ -186,9 +188,10 @@ pub struct HostCtx {
     pub file_search: Vec<PathBuf>,
     /// Folders searched for `src:` of template, in order (role's templates/, playbook dir).
     pub template_search: Vec<PathBuf>,
-    /// The host's unit states, read ahead for every unit the play names and shared by the
-    /// run's tasks on this host (see [`UnitStates`]): service tasks observe through it.
-    pub units: Arc<UnitStates>,
+    /// What the run's tasks on this host have read and may share: unit states, read ahead
+    /// for every unit the play names ([`UnitStates`]: service tasks observe through it),
+    /// and system databases ([`SystemFiles`]).
+    pub reads: Arc<HostReads>,
     /// Renders a template file's content with `vars` (trim_blocks, lstrip_blocks).
     #[allow(clippy::type_complexity)]
     pub render: Arc<dyn Fn(&str, &Vars, bool, bool) -> anyhow::Result<String> + Send + Sync>,

@@ -198,7 +198,7 @@ async fn plan_service(ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
         }
         return Ok(plan);
     };
-    let cur = ctx.units.get(ctx, &name).await?;
+    let cur = ctx.reads.units.get(ctx, &name).await?;
     let mut plan = plan_unit(
         &name,
         &cur,

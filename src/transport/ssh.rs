@@ -281,6 +281,7 @@ impl SshTransport {
 
     /// The SFTP session, started on first use.
     async fn sftp(&self, op: &str) -> anyhow::Result<&Sftp> {
+        tracing::trace!("{}: sftp {op}", self.name);
         self.sftp
             .get_or_try_init(|| async {
                 let channel = self.handle.channel_open_session().await.map_err(|e| {

@@ -39,7 +39,7 @@ pub fn ctx_on(
         vars,
         file_search: search.clone(),
         template_search: search,
-        units: Default::default(),
+        reads: Default::default(),
         render: Arc::new(render),
     }
 }
