@@ -128,11 +128,10 @@ struct Prepared {
 }
 
 fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
-    let playbook = crate::playbook::load(&opts.playbook, &opts.roles_path)?;
+    let mut playbook = crate::playbook::load(&opts.playbook, &opts.roles_path)?;
     if opts.native_only {
         fallback::refuse_fallback(&playbook)?;
     }
-    let mut playbook = crate::playbook::load(&opts.playbook, &opts.roles_path)?;
     vault_sources::decrypt_sources(&playbook)?;
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     for play in &mut playbook.plays {
