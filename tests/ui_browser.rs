@@ -2,7 +2,8 @@
 //! with real `infra agent`s on loopback: an operator's journey through every page (create
 //! an app with the form and see it go healthy, scale it with the button and see the tasks
 //! appear without a reload, kill a task and see its replacement, the editor's errors, a
-//! rollback, destroy), and the Apps page with 1,000 apps and 10,000 tasks (figures printed).
+//! rollback, destroy), the Apps page with 1,000 apps rendering only the rows in view, and
+//! (ignored, `bench/ui.sh`) the benchmark with 1,000 apps and 10,000 tasks.
 //! On failure, screenshots of every page land in $INFRA_TEST_ARTIFACTS (default
 //! `<target dir>/ui-artifacts`). With INFRA_UI_SCREENSHOTS=<dir>, the journey also saves
 //! the README's screenshots there (ui-apps.png, ui-app.png).
@@ -13,15 +14,11 @@ mod scheduler_support;
 #[path = "support/browser.rs"]
 mod browser;
 
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use browser::{
-    get, js, screenshot, screenshot_pages, text, wait_text, wait_until, Driver, Platform,
-};
+use browser::{get, guarded, js, screenshot, text, wait_text, wait_until, Driver, Platform};
 use fantoccini::{Client, Locator};
-use futures::FutureExt;
 use scheduler_support::{client, SchedulerProc, TestAgent};
 use serde_json::{json, Value};
 
@@ -335,21 +332,15 @@ async fn an_operator_creates_scales_heals_edits_rolls_back_and_destroys_an_app()
     let platform = Platform::start(2).await;
     let driver = Driver::start();
     let c = driver.session(1280, 900).await;
-    let outcome = AssertUnwindSafe(journey(&c, platform.url()))
-        .catch_unwind()
-        .await;
-    if let Err(panic) = outcome {
-        screenshot_pages(&c, "journey", PAGES).await;
-        let _ = c.close().await;
-        std::panic::resume_unwind(panic);
-    }
-    c.close().await.expect("close the browser");
+    guarded(&c, "journey", PAGES, journey(&c, platform.url())).await;
 }
 
-/// 1,000 apps with 10 tasks each (agents that speak the real protocol, so 10,000 tasks
-/// need no 10,000 processes): the Apps page's time to first render and to apply one event,
-/// printed. Asserted: only the rows in view exist, and the last app is reachable by scrolling.
+/// The benchmark: 1,000 apps with 10 tasks each (agents that speak the real protocol, so
+/// 10,000 tasks need no 10,000 processes): the Apps page's time to first render and to
+/// apply one event, printed, not asserted. Ignored by `cargo test` (placing 10,000 tasks
+/// takes the debug scheduler minutes); `bench/ui.sh` runs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: bench/ui.sh"]
 async fn apps_page_with_1000_apps_and_10000_tasks() {
     const APPS: usize = 1000;
     const PER_APP: usize = 10;
@@ -384,13 +375,15 @@ async fn apps_page_with_1000_apps_and_10000_tasks() {
             a.heartbeat(&url).await;
         }
         let running: usize = agents.iter().map(|a| a.running().len()).sum();
-        let deployments = get(&format!("{url}/v2/deployments")).await;
-        if running == APPS * PER_APP && deployments.as_array().is_some_and(|d| d.is_empty()) {
+        // Running as the scheduler counts it. (Not "no deployment": a deployment of 1,000
+        // apps at once can stay open after every app reached its target; see the note of
+        // the branch that added this test.)
+        if running == APPS * PER_APP && scheduler_running(&url).await == APPS * PER_APP {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "10,000 tasks not running in 120 s ({running})"
+            started.elapsed() < Duration::from_secs(600),
+            "10,000 tasks not running in 600 s ({running})"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -401,11 +394,21 @@ async fn apps_page_with_1000_apps_and_10000_tasks() {
 
     let driver = Driver::start();
     let c = driver.session(1280, 900).await;
-    let outcome = AssertUnwindSafe(async {
+    let body = async {
         c.goto(&format!("{url}/ui/")).await.expect("open the UI");
-        wait_text(&c, "main", &format!("{APPS} apps, {} tasks", APPS * PER_APP), Duration::from_secs(60)).await;
+        wait_text(
+            &c,
+            "main",
+            &format!("{APPS} apps, {} tasks", APPS * PER_APP),
+            Duration::from_secs(60),
+        )
+        .await;
         let first = js(&c, "return window.__infraStats.firstRenderMs").await;
-        let rows = js(&c, "return document.querySelectorAll('.vlist .vrow').length").await;
+        let rows = js(
+            &c,
+            "return document.querySelectorAll('.vlist .vrow').length",
+        )
+        .await;
         let rows = rows.as_u64().expect("row count");
         assert!(rows < 100, "only the rows in view are rendered, not {rows}");
 
@@ -414,13 +417,23 @@ async fn apps_page_with_1000_apps_and_10000_tasks() {
         for i in 0..5 {
             let app = format!("/app-{:04}", 1 + i * 97);
             let tasks = get(&format!("{url}/v2/apps{app}/tasks")).await;
-            let task = tasks["tasks"][0]["id"].as_str().expect("a task").to_string();
+            let task = tasks["tasks"][0]["id"]
+                .as_str()
+                .expect("a task")
+                .to_string();
             let before = js(&c, "return window.__infraStats.eventsApplied").await;
-            let resp = client().delete(format!("{url}/v2/apps{app}/tasks/{task}")).send().await.expect("kill");
+            let resp = client()
+                .delete(format!("{url}/v2/apps{app}/tasks/{task}"))
+                .send()
+                .await
+                .expect("kill");
             assert_eq!(resp.status(), 200);
             let deadline = Instant::now() + Duration::from_secs(20);
             while js(&c, "return window.__infraStats.eventsApplied").await == before {
-                assert!(Instant::now() < deadline, "the page never applied the kill's event");
+                assert!(
+                    Instant::now() < deadline,
+                    "the page never applied the kill's event"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let ms = js(&c, "return window.__infraStats.lastEventApplyMs").await;
@@ -430,8 +443,18 @@ async fn apps_page_with_1000_apps_and_10000_tasks() {
         applied.sort_by(f64::total_cmp);
 
         // The last app is reachable by scrolling.
-        js(&c, "const l = document.querySelector('.vlist'); l.scrollTop = l.scrollHeight; return true").await;
-        wait_text(&c, ".vlist", &format!("/app-{APPS:04}"), Duration::from_secs(10)).await;
+        js(
+            &c,
+            "const l = document.querySelector('.vlist'); l.scrollTop = l.scrollHeight; return true",
+        )
+        .await;
+        wait_text(
+            &c,
+            ".vlist",
+            &format!("/app-{APPS:04}"),
+            Duration::from_secs(10),
+        )
+        .await;
         println!(
             "UI benchmark: {APPS} apps / {} tasks: first render {:.0} ms after navigation start; \
              applying one event {:.1} ms (median of 5; min {:.1}, max {:.1}); {rows} rows in the DOM",
@@ -442,14 +465,73 @@ async fn apps_page_with_1000_apps_and_10000_tasks() {
             applied[4],
         );
         let _ = text(&c, "main").await;
-    })
-    .catch_unwind()
-    .await;
-    if let Err(panic) = outcome {
-        screenshot_pages(&c, "perf", &["/apps"]).await;
-        let _ = c.close().await;
-        std::panic::resume_unwind(panic);
-    }
-    c.close().await.expect("close the browser");
+    };
+    guarded(&c, "perf", &["/apps"], body).await;
+    drop(sched);
+}
+
+/// Tasks RUNNING over all apps, as `/v2/apps` counts them.
+async fn scheduler_running(url: &str) -> usize {
+    let apps = get(&format!("{url}/v2/apps")).await;
+    apps["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["tasksRunning"].as_u64().unwrap_or(0) as usize)
+        .sum()
+}
+
+/// 1,000 apps (suspended, so nothing needs placing): the Apps page keeps only the rows in
+/// view in the DOM, scrolling reaches the last app, and the name filter finds one app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_page_renders_only_the_rows_in_view() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sched = SchedulerProc::start(dir.path(), &[]);
+    let url = sched.url.clone();
+    let apps: Vec<Value> = (1..=1000)
+        .map(|i| json!({"id": format!("/many-{i:04}"), "cmd": "sleep 3600", "instances": 0, "cpus": 0.1, "mem": 16}))
+        .collect();
+    let resp = client()
+        .put(format!("{url}/v2/apps"))
+        .json(&apps)
+        .send()
+        .await
+        .expect("PUT /v2/apps");
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    let driver = Driver::start();
+    let c = driver.session(1280, 900).await;
+    let body = async {
+        c.goto(&format!("{url}/ui/")).await.expect("open the UI");
+        wait_text(&c, "main", "1000 apps, 0 tasks", LONG).await;
+        let rows = js(
+            &c,
+            "return document.querySelectorAll('.vlist .vrow').length",
+        )
+        .await;
+        let rows = rows.as_u64().expect("row count");
+        assert!(
+            rows > 5 && rows < 100,
+            "only the rows in view (and a few) are in the DOM, not {rows}"
+        );
+        assert!(
+            !text(&c, ".vlist").await.contains("/many-1000"),
+            "the last app is not rendered before scrolling"
+        );
+        js(
+            &c,
+            "const l = document.querySelector('.vlist'); l.scrollTop = l.scrollHeight; return true",
+        )
+        .await;
+        wait_text(&c, ".vlist", "/many-1000", LONG).await;
+        type_into(&c, "#filter-name", "many-0500").await;
+        wait_text(&c, ".vlist", "/many-0500", LONG).await;
+        let rows = js(
+            &c,
+            "return document.querySelectorAll('.vlist .vrow').length",
+        )
+        .await;
+        assert_eq!(rows, json!(1), "the filter leaves one row");
+    };
+    guarded(&c, "rows", &["/apps"], body).await;
     drop(sched);
 }

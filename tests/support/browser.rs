@@ -293,3 +293,21 @@ pub async fn screenshot_pages(c: &Client, test: &str, pages: &[&str]) {
     }
     eprintln!("screenshots of the UI's pages are in {}", dir.display());
 }
+
+/// Runs a browser test's `body`; if it panics, screenshots of `pages` are saved first (see
+/// [`screenshot_pages`]). The browser session is closed either way.
+pub async fn guarded(
+    c: &Client,
+    test: &str,
+    pages: &[&str],
+    body: impl std::future::Future<Output = ()>,
+) {
+    use futures::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(body).catch_unwind().await;
+    if let Err(panic) = outcome {
+        screenshot_pages(c, test, pages).await;
+        let _ = c.clone().close().await;
+        std::panic::resume_unwind(panic);
+    }
+    c.clone().close().await.expect("close the browser");
+}

@@ -5,7 +5,7 @@
 
 import { h, clear, appStatus, healthBar, imageOrCmd, num, ago, showError, confirmDialog, act } from './dom.js';
 import { api, get, appPath, ApiError } from './api.js';
-import { store, subscribe, tasksOf } from './live.js';
+import { store, subscribe, tasksOf, putApp } from './live.js';
 import { VirtualList } from './vlist.js';
 import { diffView, definitionOf } from './diff.js';
 import { deploymentCard } from './deployments.js';
@@ -226,6 +226,10 @@ export function mount(main, appId) {
       diffBox));
   redraw();
   // A just-created app may not be in the store yet: read it once.
-  if (!app()) get(appPath(appId)).then(({ app: a }) => { if (!store.apps.has(a.id)) { store.apps.set(a.id, a); redraw(); } }).catch((e) => { if (!(e instanceof ApiError && e.status === 404)) showError(e); });
+  if (!app()) {
+    get(appPath(appId))
+      .then(({ app: a }) => { if (!store.apps.has(a.id)) { putApp(a); redraw(); } })
+      .catch((e) => { if (!(e instanceof ApiError && e.status === 404)) showError(e); });
+  }
   return subscribe(redraw);
 }

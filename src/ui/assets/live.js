@@ -67,7 +67,7 @@ function dropTask(id) {
   if (set) set.delete(id);
 }
 
-function putApp(app) {
+export function putApp(app) {
   const tasks = app.tasks;
   delete app.tasks;
   store.apps.set(app.id, app);
