@@ -138,6 +138,7 @@ export function mount(main, appId) {
     onSubmit: (value, text) => api('PUT', appPath(appId) + '?partialUpdate=false', text),
   });
   let editorVersion = null;
+  let shownInstances = null;
 
   // Versions: pick two, see the diff, apply the older one.
   const fromSel = h('select', { id: 'version-from', 'aria-label': 'Version to compare' });
@@ -191,7 +192,12 @@ export function mount(main, appId) {
       healthBar(a), ' · ',
       `${num(a.cpus)} CPUs, ${num(a.mem, 0)} MiB`, ' · ',
       h('span', { class: 'mono' }, imageOrCmd(a)));
-    if (document.activeElement !== scaleInput) scaleInput.value = a.instances;
+    // Only when the target changes, so a number being typed is not overwritten by an
+    // unrelated update.
+    if (shownInstances !== a.instances && document.activeElement !== scaleInput) {
+      shownInstances = a.instances;
+      scaleInput.value = a.instances;
+    }
     const list = tasksOf(appId).sort((x, y) => (x.id < y.id ? -1 : 1));
     taskCount.textContent = `${list.length} tasks`;
     tasks.setItems(list);

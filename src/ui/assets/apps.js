@@ -10,7 +10,7 @@ import { VirtualList } from './vlist.js';
 const STATUSES = ['Running', 'Deploying', 'Suspended', 'Delayed', 'Waiting'];
 const COLUMNS = [
   ['id', 'Name'], ['status', 'Status'], ['running', 'Instances'], ['health', 'Health'],
-  ['cpus', 'CPUs'], ['mem', 'Mem (MiB)'], ['image', 'Image / command'], ['changed', 'Last change'],
+  ['cpus', 'CPUs'], ['mem', 'Mem'], ['image', 'Image / command'], ['changed', 'Last change'],
 ];
 
 // Marathon's label selector: `key==value`, `key!=value`, `key`, comma-separated.
@@ -92,7 +92,7 @@ export function mount(main) {
         class: 'link', 'aria-expanded': String(open),
         onclick: () => { if (open) view.open.delete(r.id); else view.open.add(r.id); redraw(); },
       }, (open ? '▾ ' : '▸ ') + (r.depth ? r.id.split('/').pop() : r.id) + '/')),
-      h('span', { class: 'c-status muted', role: 'cell' }, `${r.count} apps`),
+      h('span', { class: 'c-status muted', role: 'cell' }, `${r.count} app${r.count === 1 ? '' : 's'}`),
       h('span', { class: 'c-running', role: 'cell' }, `${t.tasksRunning} / ${t.instances}`),
       h('span', { class: 'c-health', role: 'cell' }, healthBar(t)),
       h('span', { class: 'c-cpus', role: 'cell' }, num(t.cpus)),
@@ -151,7 +151,7 @@ export function mount(main) {
     list.setItems(items);
     let tasks = 0;
     for (const s of store.tasksByApp.values()) tasks += s.size;
-    summary.textContent = `${store.apps.size} apps, ${tasks} tasks`;
+    summary.textContent = `${store.apps.size} apps, ` + (store.tasksLoaded ? `${tasks} tasks` : 'loading tasks…');
     for (const b of header.children) b.setAttribute('aria-sort', b.classList.contains('c-' + view.sort) ? (view.dir > 0 ? 'ascending' : 'descending') : 'none');
     if (stats.firstRenderMs === null && items.length) stats.firstRenderMs = performance.now();
   }
