@@ -143,7 +143,6 @@ async fn journey(c: &Client, url: &str) {
     click(c, "nav a[data-page=create]").await;
     type_into(c, "#f-id", APP).await;
     type_into(c, "#f-cmd", CMD).await;
-    type_into(c, "#f-cpus", "0.1").await;
     type_into(c, "#f-mem", "32").await;
     type_into(c, "#f-instances", "1").await;
     type_into(c, "#f-ports", "0").await;
@@ -154,6 +153,12 @@ async fn journey(c: &Client, url: &str) {
         .await
         .expect("select HTTP");
     type_into(c, "#f-healthPath", "/").await;
+    // A value the scheduler refuses: its 422 lands next to the form field.
+    type_into(c, "#f-cpus", "-1").await;
+    click(c, "#review-button").await;
+    click(c, "#deploy-button").await;
+    wait_text(c, "#err-cpus", "/cpus: must be greater than 0", LONG).await;
+    type_into(c, "#f-cpus", "0.1").await;
     click(c, "#review-button").await;
     wait_text(c, "#dry-run", "is new", LONG).await;
     wait_text(c, "#dry-run", "+   \"id\": \"/ui-test/web\"", LONG).await;
