@@ -15,11 +15,13 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# chromium, chromium-driver and a font: the web UI's browser tests (tests/ui_browser.rs).
 apt-get update
 apt-get install -y --no-install-recommends \
   docker.io debootstrap openssh-server openssh-client sudo etcd-server nginx-light rsyslog \
   vagrant python3-venv curl ca-certificates tar git build-essential pkg-config \
-  busybox-static unzip dnsutils iproute2 openssl protobuf-compiler
+  busybox-static unzip dnsutils iproute2 openssl protobuf-compiler \
+  chromium chromium-driver fonts-dejavu-core
 
 # Ansible (ansible-core plus the community collections, such as community.general) and
 # pyinfra, for the compatibility suite, the Ansible-module fallback's tests and the

@@ -21,6 +21,7 @@ pub mod report;
 pub mod scheduler;
 pub mod template;
 pub mod transport;
+pub mod ui;
 pub mod vault;
 
 /// Variables as every layer sees them: an insertion-ordered JSON object.

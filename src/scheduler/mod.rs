@@ -99,7 +99,9 @@ pub async fn serve(
             }
         });
     }
-    let app = http::router(scheduler).merge(crate::dns::catalog_router(catalog, &dns.datacenter));
+    let app = http::router(scheduler)
+        .merge(http::services::router(catalog.clone(), &dns))
+        .merge(crate::dns::catalog_router(catalog, &dns.datacenter));
     println!("infra scheduler listening on {addr}");
     if let Some(dns_addr) = dns_addr {
         // After the "listening on" line, which scripts and tests read first.

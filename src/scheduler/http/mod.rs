@@ -1,7 +1,8 @@
 //! The HTTP server: Marathon's v2 API (`/v2/...`, `/ping`, `/metrics`) and the agent
 //! protocol (`/internal/v1/...`) on one axum router, one file per kind of resource, with the
 //! extractors and renderers they share here. Handlers parse and shape; the work is done by
-//! [`Scheduler`] methods. Every request passes [`forward::leader_proxy`] first, which sends
+//! [`Scheduler`] methods. The web UI (`/ui/`, [`crate::ui`]) is merged in, outside the API's
+//! layers. Every request passes [`forward::leader_proxy`] first, which sends
 //! writes on a follower to the leader.
 
 pub mod agents;
@@ -10,8 +11,10 @@ pub mod deployments;
 pub mod events;
 pub mod forward;
 pub mod info;
+pub mod nodes;
 pub mod queue;
 pub mod serve;
+pub mod services;
 pub mod tasks;
 
 use std::net::SocketAddr;
@@ -53,6 +56,7 @@ pub fn router(scheduler: Shared) -> Router {
         .route("/v2/events", get(events::events))
         .route("/v2/info", get(info::info))
         .route("/v2/leader", get(info::leader).delete(info::abdicate))
+        .route("/v2/infra/agents", get(nodes::agents))
         .route("/ping", get(|| async { "pong" }))
         .route("/metrics", get(info::metrics))
         .route(crate::api::agent::REGISTER_PATH, post(agents::register))
@@ -64,6 +68,9 @@ pub fn router(scheduler: Shared) -> Router {
             scheduler.clone(),
             forward::leader_proxy,
         ))
+        // The web UI's static files: outside the API's layers, so the page that asks for
+        // a token loads without one.
+        .merge(crate::ui::router())
         .with_state(scheduler)
 }
 
