@@ -72,16 +72,22 @@ pub fn scheduler_urls(inventory: &Inventory) -> Vec<String> {
                 .and_then(Value::as_str)
                 .unwrap_or(host)
                 .to_string();
-            format!("http://{address}:{SCHEDULER_PORT}")
+            format!("https://{address}:{SCHEDULER_PORT}")
         })
         .collect()
 }
 
-/// Writes the context file: the scheduler URLs and the cluster CA; returns its path.
-pub fn write_context(schedulers: Vec<String>, ca: PathBuf) -> anyhow::Result<PathBuf> {
+/// Writes the context file (mode 0600): the scheduler URLs, the cluster CA and the admin
+/// token; returns its path.
+pub fn write_context(
+    schedulers: Vec<String>,
+    ca: PathBuf,
+    token: Option<String>,
+) -> anyhow::Result<PathBuf> {
     context::write(&context::Context {
         schedulers,
         ca: Some(ca),
+        token,
     })
 }
 
@@ -98,7 +104,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             scheduler_urls(&inv),
-            vec!["http://10.0.0.2:8080", "http://c2:8080"]
+            vec!["https://10.0.0.2:8080", "https://c2:8080"]
         );
     }
 

@@ -129,7 +129,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
     let code = recap.exit_code();
     if !check && code == 0 && !schedulers.is_empty() {
         let ca = state_path.join("pki").join("ca.crt");
-        let file = platform::write_context(schedulers.clone(), ca)?;
+        let file = platform::write_context(schedulers.clone(), ca, None)?;
         eprintln!(
             "schedulers: {} (`infra deploy` reads them from {})",
             schedulers.join(", "),

@@ -48,6 +48,16 @@ pub struct Config {
     pub election: ElectionConfig,
     /// How long a client may take to send a request's headers (slow-loris defence).
     pub header_read_timeout: Duration,
+    /// The API's TLS; None: plain HTTP (`--insecure-http`).
+    pub tls: Option<TlsConfig>,
+}
+
+/// The API's certificate, and the cluster CA that client certificates (agents, other
+/// control nodes) and the leader's certificate (when forwarding) are checked against.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub identity: crate::tls::Identity,
+    pub ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -68,6 +78,7 @@ impl Config {
                 retry: Duration::from_millis(500),
             },
             header_read_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-pub use self::core::{Config, Scheduler};
+pub use self::core::{Config, Scheduler, TlsConfig};
 pub use self::placement::Strategy;
 
 use self::leadership::Leadership;
@@ -52,6 +52,16 @@ pub async fn serve(
     dns_listen: Option<SocketAddr>,
     dns: crate::dns::DnsConfig,
 ) -> anyhow::Result<()> {
+    // Before binding: a certificate that cannot be read is a start-up error, not a
+    // scheduler that listens and then fails every handshake.
+    let tls = match &config.tls {
+        Some(tls) => Some(
+            crate::tls::server_config(&tls.identity, tls.ca.as_deref())
+                .context("the API's TLS certificate")?,
+        ),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -61,7 +71,7 @@ pub async fn serve(
     let advertise = config
         .advertise
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let advertise = advertise.trim_end_matches('/').to_string();
     let mut etcd = None;
     let (store, leadership, initial): (Arc<dyn Store>, Leadership, Snapshot) = match &config.etcd {
@@ -117,7 +127,7 @@ pub async fn serve(
         }
     };
     // Event streams never end by themselves: past a grace period, stop anyway.
-    http::serve::serve(listener, app, limits, stop, Duration::from_secs(2))
+    http::serve::serve(listener, app, limits, tls, stop, Duration::from_secs(2))
         .await
         .context("the HTTP server failed")?;
     Ok(())

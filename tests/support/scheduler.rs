@@ -16,6 +16,11 @@ use infra::api::agent::{
 };
 use serde_json::Value;
 
+/// The flags of a scheduler that tests talk to in plain HTTP, without tokens: every
+/// helper that starts a bare scheduler passes them (tests of TLS and authentication pass
+/// their own flags instead).
+pub const INSECURE: &[&str] = &["--insecure-http"];
+
 pub struct SchedulerProc {
     child: Child,
     pub url: String,
@@ -24,11 +29,14 @@ pub struct SchedulerProc {
 
 impl SchedulerProc {
     /// Starts `infra scheduler --listen 127.0.0.1:0 --data-dir DIR ARGS...` and waits for
-    /// its "listening on" line.
+    /// its "listening on" line. Without `--tls-cert` among `ARGS`, it serves plain HTTP
+    /// without authentication ([`INSECURE`]); with it, `url` is https.
     pub fn start(data_dir: &Path, args: &[&str]) -> SchedulerProc {
+        let tls = args.contains(&"--tls-cert");
         let mut child = Command::new(env!("CARGO_BIN_EXE_infra"))
             .args(["scheduler", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(if tls { &[][..] } else { INSECURE })
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
@@ -43,7 +51,7 @@ impl SchedulerProc {
             .to_string();
         SchedulerProc {
             child,
-            url: format!("http://{addr}"),
+            url: format!("{}://{addr}", if tls { "https" } else { "http" }),
             data_dir: data_dir.to_path_buf(),
         }
     }
