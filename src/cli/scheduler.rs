@@ -12,7 +12,8 @@ use clap::Args;
 use crate::cli::values::{parse_duration, parse_port_range, parse_positive_duration};
 use crate::scheduler::etcd_store::EtcdConfig;
 use crate::scheduler::leadership::ElectionConfig;
-use crate::scheduler::{Config, Strategy, TlsConfig};
+use crate::scheduler::tokens::TokenRecord;
+use crate::scheduler::{AuthConfig, Config, Strategy, TlsConfig};
 use crate::tls::Identity;
 
 #[derive(Args, Debug)]
@@ -79,8 +80,28 @@ pub struct SchedulerArgs {
     /// tests and a laptop only. Without it the scheduler needs --tls-cert and --tls-key.
     #[arg(long)]
     pub insecure_http: bool,
+    /// Serve the API to anyone, without tokens or certificates: for tests and a laptop only.
+    #[arg(long)]
+    pub no_auth: bool,
+    /// A JSON file with a list of tokens (as the store keeps them: id, role, SHA-256 of the
+    /// secret) that are valid besides those in the store: `infra up` gives the control
+    /// nodes its admin token this way.
+    #[arg(long, conflicts_with = "no_auth")]
+    pub bootstrap_tokens: Option<PathBuf>,
     #[command(flatten)]
     pub dns: crate::dns::DnsArgs,
+}
+
+/// The tokens of a `--bootstrap-tokens` file.
+fn read_bootstrap_tokens(file: &std::path::Path) -> anyhow::Result<Vec<TokenRecord>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading --bootstrap-tokens {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a list of tokens ([{{\"id\", \"role\", \"hash\"}}, ...])",
+            file.display()
+        )
+    })
 }
 
 /// The API's TLS from the flags; refuses to go on without TLS unless --insecure-http says
@@ -107,6 +128,16 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<i32> {
     let tls = tls_config(&args)?;
     let mut config = Config::new(args.listen, args.data_dir);
     config.tls = tls;
+    config.auth = AuthConfig {
+        enabled: !args.no_auth,
+        bootstrap: match &args.bootstrap_tokens {
+            Some(file) => read_bootstrap_tokens(file)?,
+            None => Vec::new(),
+        },
+    };
+    if config.auth.enabled && config.tls.is_none() {
+        tracing::warn!("tokens over plain HTTP (--insecure-http) can be read on the network");
+    }
     config.agent_timeout = args.agent_timeout;
     config.placement = args.placement;
     config.service_ports = (args.service_ports.0.into(), args.service_ports.1.into());

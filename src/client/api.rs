@@ -17,6 +17,8 @@ use crate::api::marathon::{
 };
 
 pub const SCHEDULER_ENV: &str = "INFRA_SCHEDULER";
+/// Token management (the scheduler's, outside Marathon's `/v2`).
+const TOKENS_PATH: &str = crate::scheduler::http::auth::TOKENS_PATH;
 /// The cluster CA certificate (PEM) to check https scheduler URLs against.
 pub const CA_ENV: &str = "INFRA_CA";
 /// The API token to send.
@@ -348,6 +350,23 @@ impl Client {
             .call(Method::GET, "/v2/apps?embed=apps.tasks", None)
             .await?;
         Ok(list.apps)
+    }
+
+    /// `POST /infra/v1/tokens`: a new token (`{"id", "token", ...}`; the token is shown
+    /// once).
+    pub async fn create_token(&self, request: &Value) -> Result<Value> {
+        self.call(Method::POST, TOKENS_PATH, Some(request)).await
+    }
+
+    /// `GET /infra/v1/tokens`: `{"tokens": [...]}`, without secrets.
+    pub async fn tokens(&self) -> Result<Value> {
+        self.call(Method::GET, TOKENS_PATH, None).await
+    }
+
+    /// `DELETE /infra/v1/tokens/{id}`.
+    pub async fn revoke_token(&self, id: &str) -> Result<Value> {
+        let path = format!("{TOKENS_PATH}/{id}");
+        self.call(Method::DELETE, &path, None).await
     }
 
     /// `GET /v2/events`: the open server-sent event stream of the first scheduler that

@@ -29,6 +29,7 @@ pub mod reconcile;
 pub mod redb_store;
 pub mod state;
 pub mod store;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-pub use self::core::{Config, Scheduler, TlsConfig};
+pub use self::core::{AuthConfig, Config, Scheduler, TlsConfig};
 pub use self::placement::Strategy;
 
 use self::leadership::Leadership;
@@ -109,7 +110,10 @@ pub async fn serve(
             }
         });
     }
-    let app = http::router(scheduler).merge(crate::dns::catalog_router(catalog, &dns.datacenter));
+    let app =
+        http::router(scheduler.clone()).merge(crate::dns::catalog_router(catalog, &dns.datacenter));
+    // Over everything merged: no route escapes the rule table.
+    let app = http::authorized(app, scheduler);
     println!("infra scheduler listening on {addr}");
     if let Some(dns_addr) = dns_addr {
         // After the "listening on" line, which scripts and tests read first.
