@@ -47,7 +47,8 @@ impl Answer {
 }
 
 /// One HTTP/1.1 request on a fresh connection (Connection: close), with short timeouts so a
-/// dead host costs at most about a second to connect.
+/// dead host costs at most about a second to connect. The scheduler's API (port 8080) is
+/// HTTPS with a token: [`api_https`].
 fn http(
     ip: &str,
     port: u16,
@@ -56,6 +57,9 @@ fn http(
     body: Option<&str>,
     read_timeout: Duration,
 ) -> Result<Answer, String> {
+    if port == 8080 {
+        return api_https(ip, method, path, body, read_timeout);
+    }
     let mut stream = TcpStream::connect_timeout(
         &format!("{ip}:{port}").parse().unwrap(),
         Duration::from_secs(1),
@@ -116,6 +120,72 @@ fn http(
     })
 }
 
+/// A request to a scheduler's API as the CLI makes it: HTTPS checked against the cluster
+/// CA, with the admin token, both from the context file `infra up` wrote (curl, with the
+/// same short connect timeout as [`http`]).
+fn api_https(
+    ip: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<Answer, String> {
+    let context_file = ha_platform().home.join("context.json");
+    let context: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&context_file).map_err(|e| format!("{}: {e}", context_file.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", context_file.display()))?;
+    let ca = context["ca"].as_str().ok_or("the context has no CA")?;
+    let token = context["token"]
+        .as_str()
+        .ok_or("the context has no token")?;
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-sS", "-i", "--connect-timeout", "1", "--max-time"])
+        .arg(format!("{}", timeout.as_secs().max(1) + 1))
+        .args(["--cacert", ca, "-X", method])
+        .args(["-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(body) = body {
+        curl.args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    let out = curl
+        .arg(format!("https://{ip}:8080{path}"))
+        .output()
+        .map_err(|e| format!("curl is needed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{method} https://{ip}:8080{path}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP head from {ip}:8080"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response from {ip}:8080: {head:?}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    // curl has already decoded a chunked body.
+    Ok(Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&raw[split + 4..]).into_owned(),
+    })
+}
+
 /// Decodes a chunked body.
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -170,6 +240,7 @@ fn leader_seen_by(p: &Platform, host: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{host}: no leader in {}", answer.body))?
         .to_string();
     let ip = leader
+        .trim_start_matches("https://")
         .trim_start_matches("http://")
         .split(':')
         .next()
@@ -505,7 +576,7 @@ fn ha_up_converges_every_client_lists_every_control_node_and_a_second_up_changes
         .join(",");
     let api_urls = CONTROL
         .iter()
-        .map(|h| format!("http://{}:8080", p.ip(h)))
+        .map(|h| format!("https://{}:8080", p.ip(h)))
         .collect::<Vec<_>>()
         .join(",");
     for host in CONTROL {
@@ -515,7 +586,7 @@ fn ha_up_converges_every_client_lists_every_control_node_and_a_second_up_changes
             "{host}: {unit}"
         );
         assert!(
-            unit.contains(&format!("--advertise http://{}:8080", p.ip(host))),
+            unit.contains(&format!("--advertise https://{}:8080", p.ip(host))),
             "{host}: {unit}"
         );
         assert!(
