@@ -503,8 +503,8 @@ fn abdicate(p: &Platform, leader: &str) -> String {
 }
 
 /// etcdctl on a control node, with etcd's client certificate (the host's).
-const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --cacert /etc/etcd/pki/ca.crt \
-    --cert /etc/etcd/pki/etcd.crt --key /etc/etcd/pki/etcd.key";
+const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --cacert /etc/etcd/pki/etcd-ca.crt \
+    --cert /etc/etcd/pki/member.crt --key /etc/etcd/pki/member.key";
 
 /// etcd's members as `endpoint status` sees them through `via`: (control node, member id,
 /// whether it is etcd's raft leader).
@@ -590,13 +590,13 @@ fn ha_up_converges_every_client_lists_every_control_node_and_a_second_up_changes
             "{host}: {unit}"
         );
         assert!(
-            unit.contains("--etcd-key /etc/etcd/pki/etcd.key"),
+            unit.contains("--etcd-key /etc/etcd/pki/member.key"),
             "{host}: {unit}"
         );
         let members = p.ssh_ok(
             host,
-            "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/etcd/pki/ca.crt \
-             --cert /etc/etcd/pki/etcd.crt --key /etc/etcd/pki/etcd.key member list",
+            "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/etcd/pki/etcd-ca.crt \
+             --cert /etc/etcd/pki/member.crt --key /etc/etcd/pki/member.key member list",
         );
         assert_eq!(
             members.lines().filter(|l| l.contains("started")).count(),
@@ -604,6 +604,30 @@ fn ha_up_converges_every_client_lists_every_control_node_and_a_second_up_changes
             "{host}: {members}"
         );
     }
+    // etcd's clients are the control nodes alone: a certificate of the cluster CA, which
+    // every host holds (here control1's own, as a compute host's would be), is refused;
+    // the member certificate from etcd's CA is accepted.
+    let version = |cert: &str, key: &str| {
+        p.ssh(
+            "control1",
+            &format!(
+                "curl -sS --max-time 5 --cacert /etc/etcd/pki/etcd-ca.crt --cert {cert} \
+                 --key {key} https://127.0.0.1:2379/version"
+            ),
+        )
+    };
+    let refused = version("/etc/infra/pki/host.crt", "/etc/infra/pki/host.key");
+    assert!(
+        !refused.status.success(),
+        "etcd took a cluster certificate: {}",
+        text(&refused)
+    );
+    let accepted = version("/etc/etcd/pki/member.crt", "/etc/etcd/pki/member.key");
+    assert!(
+        accepted.status.success(),
+        "etcd refused its client: {}",
+        text(&accepted)
+    );
     for host in COMPUTE {
         let unit = p.ssh_ok(host, "cat /etc/systemd/system/infra-agent.service");
         assert!(

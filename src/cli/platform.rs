@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::client::context;
 use crate::inventory::Inventory;
-use crate::pki::{HostNames, Pki};
+use crate::pki::{HostNames, Pki, ETCD_CA_NAME};
 use crate::scheduler::tokens::{self, Role};
 use crate::Vars;
 
@@ -20,25 +20,34 @@ const SCHEDULER_PORT: u16 = 8080;
 
 /// Opens (or creates) the CA in `<state>/pki`, issues a certificate to every host of the
 /// inventory, makes the admin token on the first run, and returns the variables the roles
-/// use: `infra_pki_dir`, `infra_bootstrap_tokens`, `infra_binary`, `infra_binary_arch`.
+/// use: `infra_pki_dir`, `infra_etcd_pki_dir`, `infra_bootstrap_tokens`,
+/// `infra_binary`, `infra_binary_arch`.
 pub fn prepare(inventory: &Inventory, state: &Path) -> anyhow::Result<Vars> {
     let pki = Pki::open(&state.join("pki"))
         .with_context(|| format!("the cluster CA in {}", state.join("pki").display()))?;
     for host in inventory.hosts.keys() {
-        let vars = inventory.host_vars(host);
-        let addresses = ["ansible_host"]
-            .iter()
-            .filter_map(|k| vars.get(*k).and_then(Value::as_str))
-            .map(str::to_string)
-            .collect();
         pki.ensure_host(&HostNames {
             host: host.clone(),
-            addresses,
+            addresses: ansible_host(inventory, host),
+        })?;
+    }
+    // etcd's client port: a CA of its own that certifies the control nodes only.
+    let etcd_dir = state.join("pki").join("etcd");
+    let etcd_pki = Pki::open_named(&etcd_dir, ETCD_CA_NAME)
+        .with_context(|| format!("etcd's CA in {}", etcd_dir.display()))?;
+    for host in inventory.group_hosts(CONTROL_GROUP) {
+        etcd_pki.ensure_host(&HostNames {
+            addresses: ansible_host(inventory, &host),
+            host,
         })?;
     }
     let admin = ensure_admin_token(state)?;
     let binary = std::env::current_exe().context("locating the running infra binary")?;
     let mut vars = Vars::new();
+    vars.insert(
+        "infra_etcd_pki_dir".into(),
+        Value::String(etcd_pki.dir().to_string_lossy().into_owned()),
+    );
     vars.insert(
         "infra_bootstrap_tokens".into(),
         Value::String(admin.bootstrap_file.to_string_lossy().into_owned()),
@@ -100,6 +109,16 @@ pub fn ensure_admin_token(state: &Path) -> anyhow::Result<AdminToken> {
         token: new.token,
         bootstrap_file,
     })
+}
+
+/// A host's `ansible_host`, the address it is reached at (none when unset).
+fn ansible_host(inventory: &Inventory, host: &str) -> Vec<String> {
+    let vars = inventory.host_vars(host);
+    vars.get("ansible_host")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .into_iter()
+        .collect()
 }
 
 /// Adds `ours` to the run's extra variables, without overriding what the user gave with -e.
