@@ -95,17 +95,7 @@ fn http(
                 String::from_utf8_lossy(&raw)
             )
         })?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("not an HTTP response from {ip}:{port}: {head:?}"))?;
-    let headers: BTreeMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let (status, headers) = parse_head(&raw[..split], &format!("{ip}:{port}"))?;
     let mut payload = raw[split + 4..].to_vec();
     if headers
         .get("transfer-encoding")
@@ -167,23 +157,29 @@ fn api_https(
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| format!("no HTTP head from {ip}:8080"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("not an HTTP response from {ip}:8080: {head:?}"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let (status, headers) = parse_head(&raw[..split], &format!("{ip}:8080"))?;
     // curl has already decoded a chunked body.
     Ok(Answer {
         status,
         headers,
         body: String::from_utf8_lossy(&raw[split + 4..]).into_owned(),
     })
+}
+
+/// The status and headers (lower-case names) of a response head from `from`.
+fn parse_head(head: &[u8], from: &str) -> Result<(u16, BTreeMap<String, String>), String> {
+    let head = String::from_utf8_lossy(head).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response from {from}: {head:?}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers))
 }
 
 /// Decodes a chunked body.

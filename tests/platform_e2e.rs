@@ -551,15 +551,7 @@ fn scaling_under_load_fails_no_request() {
 /// curl from this machine to control1's API: (HTTP status, body); status 0 when TLS or the
 /// connection failed.
 fn curl_api(p: &Platform, extra: &[&str], path: &str) -> (u16, String) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "--max-time", "10", "-w", "\n%{http_code}"])
-        .args(extra)
-        .arg(format!("https://{}:8080{path}", p.ip("control1")))
-        .output()
-        .expect("curl is needed");
-    let body = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (page, code) = body.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), page.to_string())
+    edge::curl(extra, &format!("https://{}:8080{path}", p.ip("control1")))
 }
 
 /// Issue 14's control plane on the converged platform: the API is HTTPS from the cluster

@@ -471,3 +471,71 @@ async fn an_agent_registers_and_heartbeats_only_with_a_certificate_for_its_host(
     let mut hijack = agent(&f, pki, "agent1", Some("agent2"));
     assert_eq!(hijack.heartbeat(&url).await, StatusCode::FORBIDDEN);
 }
+
+/// The CLI with `INFRA_SCHEDULER`, `INFRA_CA` and `INFRA_TOKEN`: `infra token create`
+/// prints the token alone, `list` shows it without the secret, `revoke` ends it; without a
+/// token the CLI reports the 401.
+#[tokio::test]
+async fn the_cli_manages_tokens_with_the_admin_token() {
+    let f = fixture().await;
+    let home = tempfile::tempdir().unwrap();
+    let infra = |token: Option<&str>, args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_infra"));
+        command
+            .args(args)
+            .env("INFRA_HOME", home.path())
+            .env("INFRA_SCHEDULER", &f.scheduler.url)
+            .env("INFRA_CA", &f.pki_ca)
+            .env_remove("INFRA_TOKEN");
+        if let Some(token) = token {
+            command.env("INFRA_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let out = infra(
+        Some(&f.admin),
+        &[
+            "token", "create", "--role", "deployer", "--apps", "/team/*", "--name", "ci",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (id, secret) = tokens::split(&made).expect("stdout is the token alone");
+
+    let out = infra(Some(&f.admin), &["token", "list"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && listed.contains(id), "{listed}");
+    assert!(
+        listed.contains("/team/*") && !listed.contains(secret),
+        "{listed}"
+    );
+
+    let out = infra(Some(&made), &["apps"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = infra(None, &["apps"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = infra(Some(&made), &["token", "list"]);
+    assert_eq!(out.status.code(), Some(1), "a deployer may not list tokens");
+
+    let out = infra(Some(&f.admin), &["token", "revoke", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = infra(Some(&made), &["apps"]);
+    assert_eq!(out.status.code(), Some(1), "a revoked token still works");
+}
