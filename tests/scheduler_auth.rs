@@ -342,6 +342,21 @@ async fn every_write_route_checks_the_callers_role() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // A path that reads as /team/... but decodes to another app is refused.
+    let (status, answer) = f
+        .send(
+            Some(&f.deployer),
+            Method::DELETE,
+            "/v2/apps/team/..%2Fother%2Frun",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let (status, _) = f
+        .send(Some(&f.admin), Method::GET, "/v2/apps/other/run", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "/other/run is still there");
 }
 
 #[tokio::test]

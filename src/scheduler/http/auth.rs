@@ -301,6 +301,13 @@ async fn deployer_request(
             (request, body_apps(s, scope, &json)?)
         }
     };
+    // The rule table reads the raw path, the handlers a decoded one: a deployer's app id
+    // must read the same both ways, and name no `.`/`..` segment.
+    if let Some(app) = apps.iter().find(|app| !plain_app_id(app)) {
+        return Err(forbidden(format!(
+            "the app id {app:?} is not in canonical form (no %-escapes, no . or .. segments)"
+        )));
+    }
     match apps.iter().find(|app| !tokens::covers(&token.apps, app)) {
         None => Ok(request),
         Some(app) => Err(forbidden(format!(
@@ -309,6 +316,14 @@ async fn deployer_request(
             token.apps.join(", ")
         ))),
     }
+}
+
+/// An app id without %-escapes or `.`/`..` segments.
+fn plain_app_id(id: &str) -> bool {
+    !id.contains('%')
+        && id
+            .split('/')
+            .all(|segment| segment != "." && segment != "..")
 }
 
 /// The apps a request body names.
@@ -427,6 +442,14 @@ mod tests {
         for (method, path, expected) in cases {
             assert_eq!(need(&method, path), expected, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn escaped_or_dotted_app_ids_are_not_plain() {
+        assert!(plain_app_id("/team/web"));
+        assert!(!plain_app_id("/team/..%2Fother%2Fweb"));
+        assert!(!plain_app_id("/team/../other/web"));
+        assert!(!plain_app_id("/team/./web"));
     }
 
     #[test]
