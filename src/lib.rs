@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod report;
 pub mod scheduler;
 pub mod template;
+pub mod tls;
 pub mod transport;
 pub mod ui;
 pub mod vault;

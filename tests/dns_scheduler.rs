@@ -73,6 +73,7 @@ async fn scheduler_dns_answers_for_healthy_tasks() {
         .args(["--dns-listen", &format!("127.0.0.1:{dns_port}")])
         .arg("--data-dir")
         .arg(dir.path().join("scheduler"))
+        .args(["--insecure-http", "--no-auth"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start infra scheduler");

@@ -194,6 +194,7 @@ fn redb_scheduler(dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args(["scheduler", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .args(["--insecure-http", "--no-auth"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -47,7 +47,8 @@ impl Answer {
 }
 
 /// One HTTP/1.1 request on a fresh connection (Connection: close), with short timeouts so a
-/// dead host costs at most about a second to connect.
+/// dead host costs at most about a second to connect. The scheduler's API (port 8080) is
+/// HTTPS with a token: [`api_https`].
 fn http(
     ip: &str,
     port: u16,
@@ -56,6 +57,9 @@ fn http(
     body: Option<&str>,
     read_timeout: Duration,
 ) -> Result<Answer, String> {
+    if port == 8080 {
+        return api_https(ip, method, path, body, read_timeout);
+    }
     let mut stream = TcpStream::connect_timeout(
         &format!("{ip}:{port}").parse().unwrap(),
         Duration::from_secs(1),
@@ -91,17 +95,7 @@ fn http(
                 String::from_utf8_lossy(&raw)
             )
         })?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("not an HTTP response from {ip}:{port}: {head:?}"))?;
-    let headers: BTreeMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let (status, headers) = parse_head(&raw[..split], &format!("{ip}:{port}"))?;
     let mut payload = raw[split + 4..].to_vec();
     if headers
         .get("transfer-encoding")
@@ -114,6 +108,78 @@ fn http(
         headers,
         body: String::from_utf8_lossy(&payload).into_owned(),
     })
+}
+
+/// A request to a scheduler's API as the CLI makes it: HTTPS checked against the cluster
+/// CA, with the admin token, both from the context file `infra up` wrote (curl, with the
+/// same short connect timeout as [`http`]).
+fn api_https(
+    ip: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<Answer, String> {
+    let context_file = ha_platform().home.join("context.json");
+    let context: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&context_file).map_err(|e| format!("{}: {e}", context_file.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", context_file.display()))?;
+    let ca = context["ca"].as_str().ok_or("the context has no CA")?;
+    let token = context["token"]
+        .as_str()
+        .ok_or("the context has no token")?;
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-sS", "-i", "--connect-timeout", "1", "--max-time"])
+        .arg(format!("{}", timeout.as_secs().max(1) + 1))
+        .args(["--cacert", ca, "-X", method])
+        .args(["-H", &format!("Authorization: Bearer {token}")]);
+    if let Some(body) = body {
+        curl.args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    let out = curl
+        .arg(format!("https://{ip}:8080{path}"))
+        .output()
+        .map_err(|e| format!("curl is needed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{method} https://{ip}:8080{path}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP head from {ip}:8080"))?;
+    let (status, headers) = parse_head(&raw[..split], &format!("{ip}:8080"))?;
+    // curl has already decoded a chunked body.
+    Ok(Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&raw[split + 4..]).into_owned(),
+    })
+}
+
+/// The status and headers (lower-case names) of a response head from `from`.
+fn parse_head(head: &[u8], from: &str) -> Result<(u16, BTreeMap<String, String>), String> {
+    let head = String::from_utf8_lossy(head).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response from {from}: {head:?}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers))
 }
 
 /// Decodes a chunked body.
@@ -170,6 +236,7 @@ fn leader_seen_by(p: &Platform, host: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{host}: no leader in {}", answer.body))?
         .to_string();
     let ip = leader
+        .trim_start_matches("https://")
         .trim_start_matches("http://")
         .split(':')
         .next()
@@ -432,8 +499,8 @@ fn abdicate(p: &Platform, leader: &str) -> String {
 }
 
 /// etcdctl on a control node, with etcd's client certificate (the host's).
-const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --cacert /etc/etcd/pki/ca.crt \
-    --cert /etc/etcd/pki/etcd.crt --key /etc/etcd/pki/etcd.key";
+const ETCDCTL: &str = "ETCDCTL_API=3 etcdctl --cacert /etc/etcd/pki/etcd-ca.crt \
+    --cert /etc/etcd/pki/member.crt --key /etc/etcd/pki/member.key";
 
 /// etcd's members as `endpoint status` sees them through `via`: (control node, member id,
 /// whether it is etcd's raft leader).
@@ -505,7 +572,7 @@ fn ha_up_converges_every_client_lists_every_control_node_and_a_second_up_changes
         .join(",");
     let api_urls = CONTROL
         .iter()
-        .map(|h| format!("http://{}:8080", p.ip(h)))
+        .map(|h| format!("https://{}:8080", p.ip(h)))
         .collect::<Vec<_>>()
         .join(",");
     for host in CONTROL {
@@ -515,17 +582,17 @@ fn ha_up_converges_every_client_lists_every_control_node_and_a_second_up_changes
             "{host}: {unit}"
         );
         assert!(
-            unit.contains(&format!("--advertise http://{}:8080", p.ip(host))),
+            unit.contains(&format!("--advertise https://{}:8080", p.ip(host))),
             "{host}: {unit}"
         );
         assert!(
-            unit.contains("--etcd-key /etc/etcd/pki/etcd.key"),
+            unit.contains("--etcd-key /etc/etcd/pki/member.key"),
             "{host}: {unit}"
         );
         let members = p.ssh_ok(
             host,
-            "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/etcd/pki/ca.crt \
-             --cert /etc/etcd/pki/etcd.crt --key /etc/etcd/pki/etcd.key member list",
+            "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/etcd/pki/etcd-ca.crt \
+             --cert /etc/etcd/pki/member.crt --key /etc/etcd/pki/member.key member list",
         );
         assert_eq!(
             members.lines().filter(|l| l.contains("started")).count(),
@@ -533,6 +600,30 @@ fn ha_up_converges_every_client_lists_every_control_node_and_a_second_up_changes
             "{host}: {members}"
         );
     }
+    // etcd's clients are the control nodes alone: a certificate of the cluster CA, which
+    // every host holds (here control1's own, as a compute host's would be), is refused;
+    // the member certificate from etcd's CA is accepted.
+    let version = |cert: &str, key: &str| {
+        p.ssh(
+            "control1",
+            &format!(
+                "curl -sS --max-time 5 --cacert /etc/etcd/pki/etcd-ca.crt --cert {cert} \
+                 --key {key} https://127.0.0.1:2379/version"
+            ),
+        )
+    };
+    let refused = version("/etc/infra/pki/host.crt", "/etc/infra/pki/host.key");
+    assert!(
+        !refused.status.success(),
+        "etcd took a cluster certificate: {}",
+        text(&refused)
+    );
+    let accepted = version("/etc/etcd/pki/member.crt", "/etc/etcd/pki/member.key");
+    assert!(
+        accepted.status.success(),
+        "etcd refused its client: {}",
+        text(&accepted)
+    );
     for host in COMPUTE {
         let unit = p.ssh_ok(host, "cat /etc/systemd/system/infra-agent.service");
         assert!(

@@ -319,9 +319,13 @@ async fn an_account_database_is_read_again_after_a_change_in_the_same_run() {
     let ctx = ctx(&c, false);
     let sh = |cmd: &str| json!({ "_raw_params": cmd });
     let user = json!({"name": "infra-cached", "shell": "/bin/sh"});
-    run(&ctx, "command", sh("useradd --system -s /bin/sh infra-cached"))
-        .await
-        .unwrap();
+    run(
+        &ctx,
+        "command",
+        sh("useradd --system -s /bin/sh infra-cached"),
+    )
+    .await
+    .unwrap();
     let read = run(&ctx, "user", user.clone()).await.unwrap();
     assert!(!read.changed(), "{:?}", read.plan.changes);
     let changed = run(&ctx, "command", sh("usermod -s /bin/bash infra-cached"))

@@ -547,3 +547,71 @@ fn scaling_under_load_fails_no_request() {
         &failures[..failures.len().min(20)]
     );
 }
+
+/// curl from this machine to control1's API: (HTTP status, body); status 0 when TLS or the
+/// connection failed.
+fn curl_api(p: &Platform, extra: &[&str], path: &str) -> (u16, String) {
+    edge::curl(extra, &format!("https://{}:8080{path}", p.ip("control1")))
+}
+
+/// Issue 14's control plane on the converged platform: the API is HTTPS from the cluster
+/// CA, refuses a request without the token (401), answers the admin token `infra up` put
+/// in the 0600 context file, and the CLI works from that file alone. (The second `infra
+/// up` of `up_converges_from_nothing...` keeps the certificates and the token: changed=0.)
+#[test]
+fn the_api_is_https_with_the_cluster_ca_and_refuses_a_request_without_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = platform();
+    let context_file = p.home.join("context.json");
+    let mode = std::fs::metadata(&context_file)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "{}", context_file.display());
+    let context: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&context_file).unwrap()).unwrap();
+    let ca = context["ca"].as_str().expect("the context names the CA");
+    let token = context["token"]
+        .as_str()
+        .expect("the context holds the token");
+    assert!(context["schedulers"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("https://"));
+
+    let (status, body) = curl_api(p, &["--cacert", ca], "/v2/apps");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("\"message\""), "{body}");
+    let bearer = format!("Authorization: Bearer {token}");
+    let (status, body) = curl_api(p, &["--cacert", ca, "-H", &bearer], "/v2/apps");
+    assert_eq!(status, 200, "{body}");
+    // Without the cluster CA, curl does not trust the scheduler.
+    let (status, _) = curl_api(p, &["-H", &bearer], "/v2/apps");
+    assert_eq!(
+        status, 0,
+        "the scheduler's certificate was trusted without the CA"
+    );
+    // Plain HTTP is not served.
+    let plain = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!("http://{}:8080/v2/apps", p.ip("control1")))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+
+    let out = p.infra(&["apps"]);
+    assert!(out.status.success(), "infra apps: {}", text(&out));
+    let out = p.infra(&["token", "list"]);
+    assert!(out.status.success(), "infra token list: {}", text(&out));
+    assert!(text(&out).contains("admin (infra up)"), "{}", text(&out));
+    assert!(!text(&out).contains(token), "a token list shows no token");
+}

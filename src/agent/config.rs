@@ -20,6 +20,15 @@ pub struct AgentConfig {
     pub cpus: Option<f64>,
     pub mem: Option<f64>,
     pub heartbeat_interval: Duration,
+    pub tls: AgentTls,
+}
+
+/// The cluster CA the schedulers' certificates are checked against, and this host's
+/// certificate, which the scheduler checks against the host name the agent registers with.
+#[derive(Debug, Clone, Default)]
+pub struct AgentTls {
+    pub ca: Option<PathBuf>,
+    pub identity: Option<crate::tls::Identity>,
 }
 
 /// `rack=r1` -> ("rack", "r1").

@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::config::{self, AgentConfig};
+use super::config::{self, AgentConfig, AgentTls};
 use super::{docker, Supervisor};
 use crate::api::agent::{
     heartbeat_path, Assignments, Heartbeat, Registered, Registration, TaskStatus, REGISTER_PATH,
@@ -32,12 +32,19 @@ pub struct Schedulers {
 
 impl Schedulers {
     pub fn new(urls: Vec<String>) -> anyhow::Result<Self> {
+        Schedulers::with_tls(urls, &AgentTls::default())
+    }
+
+    /// Schedulers reached over TLS: checked against the cluster CA, and shown this host's
+    /// certificate (the scheduler takes an agent's word only for the host it names).
+    pub fn with_tls(urls: Vec<String>, tls: &AgentTls) -> anyhow::Result<Self> {
         anyhow::ensure!(!urls.is_empty(), "no scheduler URL given (--scheduler)");
         // Short: a scheduler that hangs (a frozen host) must not hold the agent past a few
         // heartbeats before it tries the next; every answer normally takes milliseconds.
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
+            .connect_timeout(Duration::from_secs(2));
+        let http = crate::tls::client_builder(builder, tls.ca.as_deref(), tls.identity.as_ref())?
             .build()
             .context("building the HTTP client")?;
         let urls = urls
@@ -137,7 +144,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let agent_id = config::agent_id(&config.data_dir)?;
     let engine = docker::connect().await;
     let supervisor = Supervisor::open(&config.data_dir, engine).await?;
-    let mut schedulers = Schedulers::new(config.schedulers.clone())?;
+    let mut schedulers = Schedulers::with_tls(config.schedulers.clone(), &config.tls)?;
     let address = match &config.address {
         Some(address) => address.clone(),
         None => detect_address(schedulers.first()).unwrap_or_else(|| "127.0.0.1".into()),

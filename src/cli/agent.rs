@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::agent::config::{self, AgentConfig};
+use crate::agent::config::{self, AgentConfig, AgentTls};
 use crate::cli::values::{parse_port_range, parse_positive_duration};
+use crate::tls::Identity;
 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
@@ -39,6 +40,16 @@ pub struct AgentArgs {
     /// How often to heartbeat until the scheduler says otherwise (e.g. 2s, 500ms).
     #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
     pub heartbeat_interval: Duration,
+    /// The cluster CA (PEM) that https scheduler URLs are checked against.
+    #[arg(long, env = "INFRA_CA")]
+    pub ca: Option<PathBuf>,
+    /// This host's certificate from the cluster CA (its name must be --hostname): the
+    /// scheduler accepts an agent's registration and heartbeats only with it.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's key.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
@@ -61,6 +72,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         cpus: args.cpus,
         mem: args.mem,
         heartbeat_interval: args.heartbeat_interval,
+        tls: AgentTls {
+            ca: args.ca,
+            identity: match (args.tls_cert, args.tls_key) {
+                (Some(cert), Some(key)) => Some(Identity { cert, key }),
+                _ => None,
+            },
+        },
     };
     crate::agent::daemon::run(config).await?;
     Ok(0)

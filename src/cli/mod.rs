@@ -15,6 +15,7 @@ pub mod play;
 pub mod proxy;
 pub mod scheduler;
 pub mod scheduler_client;
+pub mod token;
 pub mod up;
 pub mod values;
 pub mod vault;
@@ -56,6 +57,9 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Run the proxy syncer (proxy nodes): keeps nginx in step with the scheduler.
     Proxy(proxy::ProxyArgs),
+    /// Create, list and revoke the scheduler's API tokens (admin).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Encrypt, decrypt, view, edit and rekey Ansible Vault files and strings.
     #[command(subcommand)]
     Vault(vault::VaultCommand),
@@ -105,6 +109,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Scheduler(args) => scheduler::run(args).await,
         Command::Agent(args) => agent::run(args).await,
         Command::Proxy(args) => proxy::run(args).await,
+        Command::Token(cmd) => token::run(cmd).await,
         Command::Vault(cmd) => vault::run(cmd).await,
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::cli::values::parse_duration;
-use crate::client::api::Client;
+use crate::client::api::{Access, Client};
 use crate::proxy::{self, nginx::Nginx, Config};
+use crate::tls::Identity;
 
 #[derive(Args, Debug)]
 pub struct ProxyArgs {
@@ -51,13 +52,35 @@ pub struct ProxyArgs {
     /// How nginx is reloaded (default: `<nginx-bin> [-c main] -s reload`).
     #[arg(long)]
     pub reload_cmd: Option<String>,
+    /// The cluster CA (PEM) that https scheduler URLs are checked against (else INFRA_CA,
+    /// else the context file's).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// This host's certificate from the cluster CA: the scheduler lets a client with one
+    /// read (the proxy needs nothing else), without a token.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's key.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Sync once and exit (0 when nginx has the config, 1 with the error otherwise).
     #[arg(long)]
     pub once: bool,
 }
 
 pub async fn run(args: ProxyArgs) -> anyhow::Result<i32> {
-    let client = Client::resolve(args.scheduler.as_deref())?;
+    let access = Access {
+        ca: args.ca.clone(),
+        token: None,
+        identity: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(Identity {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+    };
+    let client = Client::resolve_with(args.scheduler.as_deref(), access)?;
     let reload_cmd = args.reload_cmd.clone().unwrap_or_else(|| {
         let mut words = vec![args.nginx_bin.clone()];
         if let Some(main) = &args.nginx_main_config {

@@ -129,11 +129,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<i32> {
     let code = recap.exit_code();
     if !check && code == 0 && !schedulers.is_empty() {
         let ca = state_path.join("pki").join("ca.crt");
-        let file = platform::write_context(schedulers.clone(), ca)?;
+        let admin = platform::ensure_admin_token(&state_path)?;
+        let file = platform::write_context(schedulers.clone(), ca, Some(admin.token))?;
         eprintln!(
-            "schedulers: {} (`infra deploy` reads them from {})",
+            "schedulers: {} (`infra deploy` reads them, the cluster CA and the admin token \
+             from {}; the token is also in {})",
             schedulers.join(", "),
-            file.display()
+            file.display(),
+            state_path.join("auth").join("admin.token").display()
         );
     }
     Ok(if code == 0 && unreachable { 4 } else { code })

@@ -1,7 +1,8 @@
 //! [`Client`]: typed calls to the scheduler's Marathon v2 API, with Marathon's error bodies
 //! turned into [`ClientError`]s. The scheduler URLs come from `--scheduler`,
 //! `INFRA_SCHEDULER`, or the context file, and are tried in order when one cannot be
-//! reached.
+//! reached. The CA that https URLs are checked against comes from `INFRA_CA` or the context
+//! file, the token sent as `Authorization: Bearer` from `INFRA_TOKEN` or the context file.
 
 use std::time::Duration;
 
@@ -16,6 +17,23 @@ use crate::api::marathon::{
 };
 
 pub const SCHEDULER_ENV: &str = "INFRA_SCHEDULER";
+/// Token management (the scheduler's, outside Marathon's `/v2`).
+const TOKENS_PATH: &str = crate::scheduler::http::auth::TOKENS_PATH;
+/// The cluster CA certificate (PEM) to check https scheduler URLs against.
+pub const CA_ENV: &str = "INFRA_CA";
+/// The API token to send.
+pub const TOKEN_ENV: &str = "INFRA_TOKEN";
+
+/// How the client proves who it is and checks whom it talks to.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// The cluster CA; None: the public roots (and nothing for http URLs).
+    pub ca: Option<std::path::PathBuf>,
+    /// Sent as `Authorization: Bearer`.
+    pub token: Option<String>,
+    /// A client certificate (a host's, from the cluster CA: the proxy's).
+    pub identity: Option<crate::tls::Identity>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -52,35 +70,53 @@ const ELECTION_PATIENCE: Duration = Duration::from_secs(10);
 pub struct Client {
     urls: Vec<String>,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl Client {
-    /// A client of these scheduler URLs (tried in order).
+    /// A client of these scheduler URLs (tried in order), trusting `ca` for https.
     pub fn new(urls: Vec<String>, ca: Option<&std::path::Path>) -> Result<Self> {
+        Client::with_access(
+            urls,
+            &Access {
+                ca: ca.map(std::path::Path::to_path_buf),
+                ..Access::default()
+            },
+        )
+    }
+
+    /// A client of these scheduler URLs (tried in order) with `access`.
+    pub fn with_access(urls: Vec<String>, access: &Access) -> Result<Self> {
         if urls.is_empty() {
             return Err(ClientError::NotConfigured);
         }
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(30));
-        if let Some(ca) = ca {
-            let pem =
-                std::fs::read(ca).with_context(|| format!("reading the CA {}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .with_context(|| format!("{}: not a PEM certificate", ca.display()))?;
-            builder = builder.add_root_certificate(cert);
-        }
+        let builder =
+            crate::tls::client_builder(builder, access.ca.as_deref(), access.identity.as_ref())?;
         let http = builder.build().context("building the HTTP client")?;
         let urls = urls
             .into_iter()
             .map(|u| u.trim_end_matches('/').to_string())
             .collect();
-        Ok(Client { urls, http })
+        Ok(Client {
+            urls,
+            http,
+            token: access.token.clone(),
+        })
     }
 
     /// The scheduler from `flag` (comma-separated URLs), else `INFRA_SCHEDULER`, else the
-    /// context file.
+    /// context file; the CA and token from `INFRA_CA` and `INFRA_TOKEN`, else the context
+    /// file.
     pub fn resolve(flag: Option<&str>) -> Result<Self> {
+        Client::resolve_with(flag, Access::default())
+    }
+
+    /// As [`Client::resolve`], with what `given` sets winning over the environment and the
+    /// context file.
+    pub fn resolve_with(flag: Option<&str>, given: Access) -> Result<Self> {
         let split = |s: &str| -> Vec<String> {
             s.split(',')
                 .map(str::trim)
@@ -88,18 +124,33 @@ impl Client {
                 .map(str::to_string)
                 .collect()
         };
-        if let Some(flag) = flag.filter(|f| !f.trim().is_empty()) {
-            return Client::new(split(flag), None);
-        }
-        if let Ok(env) = std::env::var(SCHEDULER_ENV) {
-            if !env.trim().is_empty() {
-                return Client::new(split(&env), None);
-            }
-        }
-        match context::read()? {
-            Some(ctx) => Client::new(ctx.schedulers, ctx.ca.as_deref()),
-            None => Err(ClientError::NotConfigured),
-        }
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let urls = flag
+            .filter(|f| !f.trim().is_empty())
+            .map(split)
+            .or_else(|| env(SCHEDULER_ENV).map(|e| split(&e)));
+        // The context file is needed when it names the schedulers; else it only completes
+        // the CA and token, and a broken one is no reason to fail.
+        let ctx = match urls {
+            None => Some(context::read()?.ok_or(ClientError::NotConfigured)?),
+            Some(_) => context::read().ok().flatten(),
+        };
+        let access = Access {
+            ca: given
+                .ca
+                .or_else(|| env(CA_ENV).map(Into::into))
+                .or_else(|| ctx.as_ref().and_then(|c| c.ca.clone())),
+            token: given
+                .token
+                .or_else(|| env(TOKEN_ENV).map(|t| t.trim().to_string()))
+                .or_else(|| ctx.as_ref().and_then(|c| c.token.clone())),
+            identity: given.identity,
+        };
+        let urls = match urls {
+            Some(urls) => urls,
+            None => ctx.map(|c| c.schedulers).unwrap_or_default(),
+        };
+        Client::with_access(urls, &access)
     }
 
     pub fn base_url(&self) -> &str {
@@ -136,7 +187,7 @@ impl Client {
         let mut last = None;
         for base in &self.urls {
             let url = format!("{base}{path}");
-            let mut request = self.http.request(method.clone(), &url);
+            let mut request = self.authorized(self.http.request(method.clone(), &url));
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -157,6 +208,13 @@ impl Client {
             }
         }
         Err(last.unwrap_or(ClientError::NotConfigured))
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// Sends and decodes a JSON answer; error statuses become [`ClientError::Api`].
@@ -294,6 +352,23 @@ impl Client {
         Ok(list.apps)
     }
 
+    /// `POST /infra/v1/tokens`: a new token (`{"id", "token", ...}`; the token is shown
+    /// once).
+    pub async fn create_token(&self, request: &Value) -> Result<Value> {
+        self.call(Method::POST, TOKENS_PATH, Some(request)).await
+    }
+
+    /// `GET /infra/v1/tokens`: `{"tokens": [...]}`, without secrets.
+    pub async fn tokens(&self) -> Result<Value> {
+        self.call(Method::GET, TOKENS_PATH, None).await
+    }
+
+    /// `DELETE /infra/v1/tokens/{id}`.
+    pub async fn revoke_token(&self, id: &str) -> Result<Value> {
+        let path = format!("{TOKENS_PATH}/{id}");
+        self.call(Method::DELETE, &path, None).await
+    }
+
     /// `GET /v2/events`: the open server-sent event stream of the first scheduler that
     /// answers, without the client's overall timeout (the stream lasts; the caller
     /// watches for silence itself).
@@ -302,8 +377,7 @@ impl Client {
         for base in &self.urls {
             let url = format!("{base}/v2/events");
             let request = self
-                .http
-                .get(&url)
+                .authorized(self.http.get(&url))
                 .header(reqwest::header::ACCEPT, "text/event-stream")
                 .timeout(Duration::from_secs(10 * 365 * 24 * 3600));
             match request.send().await {

@@ -1,6 +1,7 @@
 //! The context file: where the CLI finds the cluster `infra up` built. JSON,
-//! `{"schedulers": ["http://10.0.0.2:8080", ...], "ca": "/path/ca.pem" | null}`, at
-//! `$INFRA_HOME/context.json` or else `~/.infra/context.json`. Written atomically.
+//! `{"schedulers": ["https://10.0.0.2:8080", ...], "ca": "/path/ca.pem" | null,
+//! "token": "..."}`, at `$INFRA_HOME/context.json` or else `~/.infra/context.json`.
+//! Written atomically, mode 0600: it holds the admin token.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,9 @@ pub struct Context {
     /// The cluster CA certificate (PEM) to trust for https scheduler URLs.
     #[serde(default)]
     pub ca: Option<PathBuf>,
+    /// The API token the CLI sends (the admin token `infra up` made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// `$INFRA_HOME/context.json`, else `$HOME/.infra/context.json`.

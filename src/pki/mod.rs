@@ -33,6 +33,10 @@ pub struct HostNames {
     pub addresses: Vec<String>,
 }
 
+/// The subject of etcd's CA: it certifies only the control nodes, for etcd's client port
+/// (the member's server certificate, and the schedulers' client certificates).
+pub const ETCD_CA_NAME: &str = "infra etcd CA";
+
 /// The cluster CA in `<state>/pki`, loaded or created.
 pub struct Pki {
     dir: PathBuf,
@@ -43,12 +47,22 @@ pub struct Pki {
 impl Pki {
     /// Loads the CA from `dir`, or creates it (key and certificate) when there is none.
     pub fn open(dir: &Path) -> anyhow::Result<Pki> {
+        Pki::open_named(dir, CA_NAME)
+    }
+
+    /// As [`Pki::open`], for a CA of another name: etcd's client port uses a CA of its own
+    /// ([`ETCD_CA_NAME`]) that certifies only the control nodes, because every host holds a
+    /// certificate from the cluster CA (agents and proxies prove their names with it) and
+    /// none but the control nodes may read or write etcd. The member's server certificate
+    /// on that port comes from the same CA: etcd's own gateway dials the port with it and
+    /// checks the server against the same trusted CA file.
+    pub fn open_named(dir: &Path, ca_name: &str) -> anyhow::Result<Pki> {
         let key_path = dir.join("ca.key");
         let cert_path = dir.join("ca.crt");
         std::fs::create_dir_all(dir.join("hosts"))
             .with_context(|| format!("creating {}", dir.join("hosts").display()))?;
         let ca_key = load_or_generate_key(&key_path)?;
-        let ca = ca_params()?
+        let ca = ca_params(ca_name)?
             .self_signed(&ca_key)
             .context("signing the cluster CA certificate")?;
         if !key_path.exists() || !cert_path.exists() {
@@ -121,10 +135,10 @@ fn subject_alt_names(names: &HostNames) -> Vec<String> {
     sans
 }
 
-fn ca_params() -> anyhow::Result<CertificateParams> {
+fn ca_params(name: &str) -> anyhow::Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, CA_NAME);
+    params.distinguished_name.push(DnType::CommonName, name);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -213,6 +227,33 @@ mod tests {
         );
         let sans = std::fs::read_to_string(dir.path().join("hosts/web1.sans")).unwrap();
         assert_eq!(sans, "web1\n10.0.0.6\nlocalhost\n127.0.0.1");
+    }
+
+    /// A host certificate of the cluster CA does not verify against etcd's CA: etcd refuses
+    /// every client but the control nodes.
+    #[test]
+    fn the_etcd_ca_does_not_trust_cluster_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = Pki::open(dir.path()).unwrap();
+        cluster.ensure_host(&names("compute1", &[])).unwrap();
+        let etcd_dir = dir.path().join("etcd");
+        let etcd = Pki::open_named(&etcd_dir, ETCD_CA_NAME).unwrap();
+        etcd.ensure_host(&names("control1", &[])).unwrap();
+        let verify = |ca: &Path, cert: &Path| {
+            std::process::Command::new("openssl")
+                .args(["verify", "-purpose", "sslclient", "-CAfile"])
+                .arg(ca)
+                .arg(cert)
+                .output()
+                .expect("openssl must be installed")
+                .status
+                .success()
+        };
+        let etcd_ca = etcd_dir.join("ca.crt");
+        assert!(verify(&etcd_ca, &etcd_dir.join("hosts/control1.crt")));
+        assert!(!verify(&etcd_ca, &dir.path().join("hosts/compute1.crt")));
+        let reopened = Pki::open_named(&etcd_dir, ETCD_CA_NAME).unwrap();
+        assert!(!reopened.ensure_host(&names("control1", &[])).unwrap());
     }
 
     #[test]

@@ -48,6 +48,28 @@ pub struct Config {
     pub election: ElectionConfig,
     /// How long a client may take to send a request's headers (slow-loris defence).
     pub header_read_timeout: Duration,
+    /// The API's TLS; None: plain HTTP (`--insecure-http`).
+    pub tls: Option<TlsConfig>,
+    /// Who may use the API (off unless enabled: `infra scheduler` enables it unless
+    /// `--no-auth`).
+    pub auth: AuthConfig,
+}
+
+/// Authentication of API callers (see [`crate::scheduler::http::auth`]).
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub enabled: bool,
+    /// Tokens given at start (`--bootstrap-tokens`): how the first admin token exists
+    /// before any leader could have written one to the store.
+    pub bootstrap: Vec<crate::scheduler::tokens::TokenRecord>,
+}
+
+/// The API's certificate, and the cluster CA that client certificates (agents, other
+/// control nodes) and the leader's certificate (when forwarding) are checked against.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub identity: crate::tls::Identity,
+    pub ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -68,6 +90,8 @@ impl Config {
                 retry: Duration::from_millis(500),
             },
             header_read_timeout: Duration::from_secs(10),
+            tls: None,
+            auth: AuthConfig::default(),
         }
     }
 }

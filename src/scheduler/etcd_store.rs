@@ -37,6 +37,7 @@ use serde_json::{Map, Value};
 
 use crate::scheduler::store::{
     AgentRecord, AppRecord, Change, DeploymentRecord, Snapshot, Store, StoreError, TaskRecord,
+    TokenRecord,
 };
 
 /// etcd refuses a transaction of more than 128 operations (`--max-txn-ops`); a larger batch
@@ -409,6 +410,7 @@ impl EtcdStore {
                 Change::PutTask(task) => snapshot.tasks.push(*task),
                 Change::PutDeployment(d) => snapshot.deployments.push(d),
                 Change::PutAgent(a) => snapshot.agents.push(a),
+                Change::PutToken(t) => snapshot.tokens.push(t),
                 Change::SetCounter(name, value) => {
                     snapshot.counters.insert(name, value);
                 }
@@ -461,6 +463,10 @@ impl EtcdStore {
             ("agents", Some(v)) => {
                 Change::PutAgent(serde_json::from_value::<AgentRecord>(json(v)?)?)
             }
+            ("tokens", Some(v)) => {
+                Change::PutToken(serde_json::from_value::<TokenRecord>(json(v)?)?)
+            }
+            ("tokens", None) => Change::DeleteToken(id),
             ("counters", Some(v)) => {
                 let text = String::from_utf8_lossy(v);
                 let value = text
@@ -506,6 +512,10 @@ impl EtcdStore {
                 self.data_key("counters", name),
                 Some(value.to_string().into_bytes()),
             )],
+            Change::PutToken(t) => {
+                vec![(self.data_key("tokens", &t.id), Some(serde_json::to_vec(t)?))]
+            }
+            Change::DeleteToken(id) => vec![(self.data_key("tokens", id), None)],
         })
     }
 

@@ -29,6 +29,7 @@ pub mod reconcile;
 pub mod redb_store;
 pub mod state;
 pub mod store;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-pub use self::core::{Config, Scheduler};
+pub use self::core::{AuthConfig, Config, Scheduler, TlsConfig};
 pub use self::placement::Strategy;
 
 use self::leadership::Leadership;
@@ -52,6 +53,16 @@ pub async fn serve(
     dns_listen: Option<SocketAddr>,
     dns: crate::dns::DnsConfig,
 ) -> anyhow::Result<()> {
+    // Before binding: a certificate that cannot be read is a start-up error, not a
+    // scheduler that listens and then fails every handshake.
+    let tls = match &config.tls {
+        Some(tls) => Some(
+            crate::tls::server_config(&tls.identity, tls.ca.as_deref())
+                .context("the API's TLS certificate")?,
+        ),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -61,7 +72,7 @@ pub async fn serve(
     let advertise = config
         .advertise
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let advertise = advertise.trim_end_matches('/').to_string();
     let mut etcd = None;
     let (store, leadership, initial): (Arc<dyn Store>, Leadership, Snapshot) = match &config.etcd {
@@ -99,9 +110,11 @@ pub async fn serve(
             }
         });
     }
-    let app = http::router(scheduler)
+    let app = http::router(scheduler.clone())
         .merge(http::services::router(catalog.clone(), &dns))
         .merge(crate::dns::catalog_router(catalog, &dns.datacenter));
+    // Over everything merged: no route escapes the rule table.
+    let app = http::authorized(app, scheduler);
     println!("infra scheduler listening on {addr}");
     if let Some(dns_addr) = dns_addr {
         // After the "listening on" line, which scripts and tests read first.
@@ -119,7 +132,7 @@ pub async fn serve(
         }
     };
     // Event streams never end by themselves: past a grace period, stop anyway.
-    http::serve::serve(listener, app, limits, stop, Duration::from_secs(2))
+    http::serve::serve(listener, app, limits, tls, stop, Duration::from_secs(2))
         .await
         .context("the HTTP server failed")?;
     Ok(())

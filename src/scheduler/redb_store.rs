@@ -18,6 +18,7 @@ const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
 const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 
 pub struct RedbStore {
     db: Arc<Database>,
@@ -43,6 +44,7 @@ impl RedbStore {
             tx.open_table(DEPLOYMENTS)?;
             tx.open_table(AGENTS)?;
             tx.open_table(COUNTERS)?;
+            tx.open_table(TOKENS)?;
         }
         tx.commit().context("store: create tables")?;
         Ok(RedbStore { db: Arc::new(db) })
@@ -120,6 +122,7 @@ fn load(db: &Database) -> anyhow::Result<Snapshot> {
         tasks: read_all(&tx, TASKS)?,
         deployments: read_all(&tx, DEPLOYMENTS)?,
         agents: read_all(&tx, AGENTS)?,
+        tokens: read_all(&tx, TOKENS)?,
         ..Snapshot::default()
     };
     let counters = tx.open_table(COUNTERS)?;
@@ -139,6 +142,7 @@ fn apply(db: &Database, changes: &[Change]) -> anyhow::Result<()> {
         let mut deployments = tx.open_table(DEPLOYMENTS)?;
         let mut agents = tx.open_table(AGENTS)?;
         let mut counters = tx.open_table(COUNTERS)?;
+        let mut tokens = tx.open_table(TOKENS)?;
         for change in changes {
             match change {
                 Change::PutApp(app) => {
@@ -168,6 +172,12 @@ fn apply(db: &Database, changes: &[Change]) -> anyhow::Result<()> {
                 }
                 Change::SetCounter(name, value) => {
                     counters.insert(name.as_str(), *value)?;
+                }
+                Change::PutToken(t) => {
+                    tokens.insert(t.id.as_str(), serde_json::to_vec(t)?.as_slice())?;
+                }
+                Change::DeleteToken(id) => {
+                    tokens.remove(id.as_str())?;
                 }
             }
         }

@@ -13,7 +13,7 @@ use crate::api::agent::TaskState;
 use crate::api::appdef::AppSpec;
 use crate::scheduler::placement::AgentSlot;
 use crate::scheduler::store::{
-    AgentRecord, AppRecord, Change, DeploymentRecord, Snapshot, TaskRecord,
+    AgentRecord, AppRecord, Change, DeploymentRecord, Snapshot, TaskRecord, TokenRecord,
 };
 
 pub struct AppEntry {
@@ -51,6 +51,8 @@ pub struct State {
     pub deployments: BTreeMap<String, DeploymentRecord>,
     pub agents: BTreeMap<String, AgentEntry>,
     pub counters: BTreeMap<String, u64>,
+    /// API tokens by id (hashes only).
+    pub tokens: BTreeMap<String, TokenRecord>,
     pub backoff: HashMap<String, Backoff>,
     pub queue: BTreeMap<String, QueueEntry>,
     /// The store revision this state reflects (etcd's; 0 on redb): a change the follower
@@ -66,6 +68,9 @@ impl State {
             ..State::default()
         };
         let now = Instant::now();
+        for token in snapshot.tokens {
+            state.tokens.insert(token.id.clone(), token);
+        }
         for app in snapshot.apps {
             state.apply(Change::PutApp(app))?;
         }
@@ -149,6 +154,12 @@ impl State {
             }
             Change::SetCounter(name, value) => {
                 self.counters.insert(name, value);
+            }
+            Change::PutToken(token) => {
+                self.tokens.insert(token.id.clone(), token);
+            }
+            Change::DeleteToken(id) => {
+                self.tokens.remove(&id);
             }
         }
         Ok(())

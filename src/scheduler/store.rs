@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::api::agent::{HealthReport, Registration, TaskSpec, TaskState};
+pub use crate::scheduler::tokens::TokenRecord;
 
 /// An app's current definition (normalized JSON as the API shows it) and its versions.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -104,6 +105,9 @@ pub enum Change {
     DeleteDeployment(String),
     PutAgent(AgentRecord),
     SetCounter(String, u64),
+    /// An API token (its hash; see [`crate::scheduler::tokens`]).
+    PutToken(TokenRecord),
+    DeleteToken(String),
 }
 
 /// Everything the scheduler resumes from.
@@ -117,6 +121,7 @@ pub struct Snapshot {
     pub deployments: Vec<DeploymentRecord>,
     pub agents: Vec<AgentRecord>,
     pub counters: BTreeMap<String, u64>,
+    pub tokens: Vec<TokenRecord>,
 }
 
 /// Why a write did not reach the store; the API answers both with 503 so that clients retry

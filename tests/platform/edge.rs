@@ -232,8 +232,16 @@ fn build_image_tar(dir: &Path, page: &str) -> std::path::PathBuf {
 
 /// `curl` from this machine: (HTTP status, body); status 0 when there was no answer.
 fn http_get(url: &str) -> (u16, String) {
+    curl(&[], url)
+}
+
+/// `curl` with `extra` options (a CA, a header): (HTTP status, body); status 0 when there
+/// was no answer (or TLS failed).
+pub fn curl(extra: &[&str], url: &str) -> (u16, String) {
     let out = Command::new("curl")
-        .args(["-s", "--max-time", "5", "-w", "\n%{http_code}", url])
+        .args(["-s", "--max-time", "5", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
         .output()
         .expect("curl is needed");
     let body = String::from_utf8_lossy(&out.stdout).into_owned();

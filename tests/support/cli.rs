@@ -143,6 +143,8 @@ fn spawn_scheduler(dir: &Path, port: u16) -> Child {
         ])
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.join("scheduler"))
+        // Plain HTTP without tokens, like every bare scheduler of the tests.
+        .args(["--insecure-http", "--no-auth"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start infra scheduler");

@@ -154,6 +154,8 @@ impl HaCluster {
             .unwrap();
         let mut child = Command::new(BIN)
             .args(["scheduler", "--listen", &node.host_port()])
+            // Plain HTTP without tokens, like every bare scheduler of the tests.
+            .args(["--insecure-http", "--no-auth"])
             .args(["--advertise", &node.url, "--data-dir"])
             .arg(&node.data_dir)
             .args(["--etcd", &self.etcd.client_urls()])

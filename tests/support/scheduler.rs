@@ -16,6 +16,11 @@ use infra::api::agent::{
 };
 use serde_json::Value;
 
+/// The flags of a scheduler that tests talk to in plain HTTP, without tokens: every
+/// helper that starts a bare scheduler passes them (tests of TLS and authentication pass
+/// their own flags instead).
+pub const INSECURE: &[&str] = &["--insecure-http", "--no-auth"];
+
 pub struct SchedulerProc {
     child: Child,
     pub url: String,
@@ -24,11 +29,14 @@ pub struct SchedulerProc {
 
 impl SchedulerProc {
     /// Starts `infra scheduler --listen 127.0.0.1:0 --data-dir DIR ARGS...` and waits for
-    /// its "listening on" line.
+    /// its "listening on" line. Without `--tls-cert` among `ARGS`, it serves plain HTTP
+    /// without authentication ([`INSECURE`]); with it, `url` is https.
     pub fn start(data_dir: &Path, args: &[&str]) -> SchedulerProc {
+        let tls = args.contains(&"--tls-cert");
         let mut child = Command::new(env!("CARGO_BIN_EXE_infra"))
             .args(["scheduler", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(if tls { &[][..] } else { INSECURE })
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
@@ -43,7 +51,7 @@ impl SchedulerProc {
             .to_string();
         SchedulerProc {
             child,
-            url: format!("http://{addr}"),
+            url: format!("{}://{addr}", if tls { "https" } else { "http" }),
             data_dir: data_dir.to_path_buf(),
         }
     }
@@ -83,6 +91,9 @@ pub struct TestAgent {
     pub start_delay: u32,
     starting: HashMap<String, u32>,
     pub last_assignments: Vec<TaskSpec>,
+    /// What it speaks HTTP with ([`client`]; a client with a host certificate for TLS
+    /// tests).
+    pub http: reqwest::Client,
 }
 
 impl TestAgent {
@@ -98,10 +109,18 @@ impl TestAgent {
             start_delay: 0,
             starting: HashMap::new(),
             last_assignments: Vec::new(),
+            http: client(),
         }
     }
 
     pub async fn register(&self, url: &str) -> Registered {
+        let resp = self.try_register(url).await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    /// Registers and returns the answer, whatever its status.
+    pub async fn try_register(&self, url: &str) -> reqwest::Response {
         let reg = Registration {
             agent_id: self.id.clone(),
             hostname: self.hostname.clone(),
@@ -114,14 +133,12 @@ impl TestAgent {
             docker: self.docker,
             version: "test".into(),
         };
-        let resp = client()
+        self.http
             .post(format!("{url}{REGISTER_PATH}"))
             .json(&reg)
             .send()
             .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.json().await.unwrap()
+            .unwrap()
     }
 
     fn health(&self, spec: &TaskSpec) -> Vec<HealthReport> {
@@ -142,7 +159,8 @@ impl TestAgent {
     /// new, drop what is no longer assigned, reporting it KILLED once).
     pub async fn heartbeat(&mut self, url: &str) -> reqwest::StatusCode {
         let statuses: Vec<TaskStatus> = self.tasks.values().map(|(_, s)| s.clone()).collect();
-        let resp = client()
+        let resp = self
+            .http
             .post(format!(
                 "{url}{}",
                 infra::api::agent::heartbeat_path(&self.id)

@@ -71,19 +71,35 @@ fn needs_leader(request: &Request) -> bool {
     writes || request.uri().path().starts_with("/v2/queue")
 }
 
-fn http_client() -> &'static reqwest::Client {
+/// The client that forwards to the leader: it trusts the cluster CA alone and presents
+/// this node's certificate (the leader knows a control node by it). Built once, from the
+/// first request's configuration (which never changes).
+fn http_client(s: &Shared) -> Result<&'static reqwest::Client, ApiError> {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            // A control node answers a connection within milliseconds: one that does not
-            // in a second is down, and the request goes to the next leader instead.
-            .connect_timeout(Duration::from_secs(1))
-            // Writes take milliseconds; a leader that hangs this long is as good as gone.
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    })
+    if let Some(client) = CLIENT.get() {
+        return Ok(client);
+    }
+    let builder = reqwest::Client::builder()
+        // A control node answers a connection within milliseconds: one that does not
+        // in a second is down, and the request goes to the next leader instead.
+        .connect_timeout(Duration::from_secs(1))
+        // Writes take milliseconds; a leader that hangs this long is as good as gone.
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none());
+    let tls = s.config.tls.as_ref();
+    let client = crate::tls::client_builder(
+        builder,
+        tls.and_then(|t| t.ca.as_deref()),
+        tls.map(|t| &t.identity),
+    )
+    .and_then(|b| b.build().map_err(anyhow::Error::from))
+    .map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot build the client that forwards to the leader: {error:#}"),
+        )
+    })?;
+    Ok(CLIENT.get_or_init(|| client))
 }
 
 /// Headers that belong to one hop and are not passed on.
@@ -185,7 +201,8 @@ async fn send(
         .map(|p| p.as_str())
         .unwrap_or("/");
     let url = format!("{}{path}", leader.trim_end_matches('/'));
-    let mut outgoing = http_client().request(parts.method.clone(), &url);
+    let client = http_client(s).map_err(|error| Unsent::Broken(error.body.message))?;
+    let mut outgoing = client.request(parts.method.clone(), &url);
     for (name, value) in &parts.headers {
         if !hop_by_hop(name) && name.as_str() != "x-forwarded-for" {
             outgoing = outgoing.header(name, value);

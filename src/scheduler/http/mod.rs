@@ -1,12 +1,14 @@
 //! The HTTP server: Marathon's v2 API (`/v2/...`, `/ping`, `/metrics`) and the agent
 //! protocol (`/internal/v1/...`) on one axum router, one file per kind of resource, with the
 //! extractors and renderers they share here. Handlers parse and shape; the work is done by
-//! [`Scheduler`] methods. The web UI (`/ui/`, [`crate::ui`]) is merged in, outside the API's
-//! layers. Every request passes [`forward::leader_proxy`] first, which sends
-//! writes on a follower to the leader.
+//! [`Scheduler`] methods. Every request passes [`auth::authorize`] first (who may do what),
+//! then [`forward::leader_proxy`], which sends writes on a follower to the leader. The web
+//! UI (`/ui/`, [`crate::ui`]) is merged in outside the leader proxy; its static files are
+//! open (the page asks for a token when the API answers 401).
 
 pub mod agents;
 pub mod apps;
+pub mod auth;
 pub mod deployments;
 pub mod events;
 pub mod forward;
@@ -16,6 +18,7 @@ pub mod queue;
 pub mod serve;
 pub mod services;
 pub mod tasks;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +67,11 @@ pub fn router(scheduler: Shared) -> Router {
             "/internal/v1/agents/{agent_id}/heartbeat",
             post(agents::heartbeat),
         )
+        .route(auth::TOKENS_PATH, get(tokens::list).post(tokens::create))
+        .route(
+            &format!("{}/{{id}}", auth::TOKENS_PATH),
+            delete(tokens::revoke),
+        )
         .layer(axum::middleware::from_fn_with_state(
             scheduler.clone(),
             forward::leader_proxy,
@@ -72,6 +80,14 @@ pub fn router(scheduler: Shared) -> Router {
         // a token loads without one.
         .merge(crate::ui::router())
         .with_state(scheduler)
+}
+
+/// `routes` (the API, and whatever is merged with it) behind [`auth::authorize`].
+pub fn authorized(routes: Router, scheduler: Shared) -> Router {
+    routes.layer(axum::middleware::from_fn_with_state(
+        scheduler,
+        auth::authorize,
+    ))
 }
 
 pub type Shared = Arc<Scheduler>;

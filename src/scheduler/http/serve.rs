@@ -3,9 +3,13 @@
 //! (hyper's timer-driven `header_read_timeout`), so a slow-loris client that trickles
 //! headers, or opens a connection and sends nothing, is disconnected instead of holding a
 //! task forever. Each request carries `ConnectInfo<SocketAddr>`, as under axum's
-//! `into_make_service_with_connect_info`.
+//! `into_make_service_with_connect_info`. With TLS, the handshake must also finish within
+//! the header timeout, and a request on a connection whose client presented a certificate
+//! carries it as a [`PeerCertificate`] (agents prove their host name with it).
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -13,9 +17,13 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+use crate::tls::PeerCertificate;
 
 /// Limits on one connection.
 #[derive(Debug, Clone, Copy)]
@@ -33,13 +41,14 @@ impl Default for Limits {
     }
 }
 
-/// Serves `router` on `listener` until `stop` resolves, then stops accepting and lets the
-/// connections in flight finish for up to `grace` (event streams never finish by
-/// themselves, so past it they are dropped).
+/// Serves `router` on `listener` (over TLS with `tls`, else plain HTTP) until `stop`
+/// resolves, then stops accepting and lets the connections in flight finish for up to
+/// `grace` (event streams never finish by themselves, so past it they are dropped).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: impl Future<Output = ()>,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -64,13 +73,10 @@ pub async fn serve(
             _ = &mut stop => break,
         };
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request.map(axum::body::Body::new))
-        });
         let timeout = limits.header_read_timeout;
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let acceptor = tls.clone().map(TlsAcceptor::from);
         tokio::spawn(async move {
             // hyper's header timer starts with the first byte: a client that connects and
             // sends nothing would otherwise hold its connection forever.
@@ -82,12 +88,29 @@ pub async fn serve(
                     return;
                 }
             }
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%peer, "API connection ended: {error}");
-            }
+            let Some(acceptor) = acceptor else {
+                let io = TokioIo::new(stream);
+                return serve_connection(&builder, watcher, io, router, peer, None).await;
+            };
+            let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, "API client's TLS handshake failed: {error}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "API client's TLS handshake took over {timeout:?}");
+                    return;
+                }
+            };
+            let certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|cert| PeerCertificate(Arc::new(cert.clone().into_owned())));
+            let io = TokioIo::new(stream);
+            serve_connection(&builder, watcher, io, router, peer, certificate).await
         });
     }
     drop(listener);
@@ -98,4 +121,30 @@ pub async fn serve(
         tracing::debug!("connections still open after the grace period; stopping anyway");
     }
     Ok(())
+}
+
+/// Serves HTTP on one accepted (and, with TLS, handshaken) connection.
+async fn serve_connection<I>(
+    builder: &Builder<TokioExecutor>,
+    watcher: Watcher,
+    io: TokioIo<I>,
+    router: Router,
+    peer: SocketAddr,
+    certificate: Option<PeerCertificate>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(certificate) = &certificate {
+            request.extensions_mut().insert(certificate.clone());
+        }
+        router.clone().oneshot(request.map(axum::body::Body::new))
+    });
+    let connection = builder
+        .serve_connection_with_upgrades(io, service)
+        .into_owned();
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%peer, "API connection ended: {error}");
+    }
 }
