@@ -36,26 +36,44 @@ const PAGES: &[&str] = &[
 ];
 const LONG: Duration = Duration::from_secs(40);
 
+/// Clicks `css` once it is there: pages draw after their API answers, and a live update may
+/// redraw an element between finding and clicking it, so both are retried for [`LONG`].
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let error = match c.find(Locator::Css(css)).await {
+            Ok(el) => match el.click().await {
+                Ok(()) => return,
+                Err(e) => format!("cannot click {css}: {e}"),
+            },
+            Err(e) => format!("no element {css}: {e}"),
+        };
+        if std::time::Instant::now() > deadline {
+            panic!("{error}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
+/// Replaces the value of the field `css` once it is there (retried as [`click`]).
 async fn type_into(c: &Client, css: &str, value: &str) {
-    let el = c
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no element {css}: {e}"));
-    el.clear()
-        .await
-        .unwrap_or_else(|e| panic!("cannot clear {css}: {e}"));
-    el.send_keys(value)
-        .await
-        .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let error = match c.find(Locator::Css(css)).await {
+            Ok(el) => match el.clear().await {
+                Ok(()) => match el.send_keys(value).await {
+                    Ok(()) => return,
+                    Err(e) => format!("cannot type into {css}: {e}"),
+                },
+                Err(e) => format!("cannot clear {css}: {e}"),
+            },
+            Err(e) => format!("no element {css}: {e}"),
+        };
+        if std::time::Instant::now() > deadline {
+            panic!("{error}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The ids of the task rows the app page shows.
