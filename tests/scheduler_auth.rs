@@ -371,6 +371,23 @@ async fn reads_need_a_token_or_a_cluster_certificate_and_ping_is_open() {
     assert!(challenges
         .iter()
         .any(|c| c.to_str().unwrap().starts_with("Bearer")));
+    // A script in a browser (the web UI) gets no Basic challenge: the browser would open
+    // its own login prompt over the page's token dialog.
+    let scripted = f
+        .http
+        .get(format!("{}/v2/apps", f.scheduler.url))
+        .header("X-Requested-With", "infra-ui")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scripted.status(), StatusCode::UNAUTHORIZED);
+    let challenges: Vec<_> = scripted
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .collect();
+    assert_eq!(challenges.len(), 1, "{challenges:?}");
+    assert!(challenges[0].to_str().unwrap().starts_with("Bearer"));
     assert_eq!(
         f.send(None, Method::GET, "/ping", None).await.0,
         StatusCode::OK

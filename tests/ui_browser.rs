@@ -526,6 +526,57 @@ async fn scheduler_running(url: &str) -> usize {
 
 /// 1,000 apps (suspended, so nothing needs placing): the Apps page keeps only the rows in
 /// view in the DOM, scrolling reaches the last app, and the name filter finds one app.
+/// With authentication on, the page still loads (its files are open), asks for a token
+/// when the API answers 401, and shows the apps once given the admin token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_asks_for_a_token_when_the_api_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let admin = infra::scheduler::tokens::generate(
+        infra::scheduler::tokens::Role::Admin,
+        Vec::new(),
+        "admin".into(),
+    );
+    let bootstrap = dir.path().join("bootstrap.json");
+    std::fs::write(&bootstrap, serde_json::to_vec(&[&admin.record]).unwrap()).unwrap();
+    let bootstrap = bootstrap.display().to_string();
+    let sched = SchedulerProc::start(
+        &dir.path().join("sched"),
+        &["--bootstrap-tokens", &bootstrap],
+    );
+    let url = sched.url.clone();
+    let app =
+        json!({"id": "/guarded", "cmd": "sleep 3600", "instances": 0, "cpus": 0.1, "mem": 16});
+    let unauthenticated = client()
+        .post(format!("{url}/v2/apps"))
+        .json(&app)
+        .send()
+        .await
+        .expect("POST /v2/apps");
+    assert_eq!(unauthenticated.status(), 401, "the API asks for a token");
+    let created = client()
+        .post(format!("{url}/v2/apps"))
+        .bearer_auth(&admin.token)
+        .json(&app)
+        .send()
+        .await
+        .expect("POST /v2/apps");
+    assert_eq!(created.status(), 201, "{:?}", created.text().await);
+    let driver = Driver::start();
+    let c = driver.session(1280, 900).await;
+    let body = async {
+        c.goto(&format!("{url}/ui/")).await.expect("open the UI");
+        wait_until("the token dialog", LONG, || async {
+            js(&c, "return document.getElementById('token').open").await == json!(true)
+        })
+        .await;
+        type_into(&c, "#token-input", &admin.token).await;
+        click(&c, "#token button[value=ok]").await;
+        wait_text(&c, "main", "/guarded", LONG).await;
+    };
+    guarded(&c, "token", &["/apps"], body).await;
+    drop(sched);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apps_page_renders_only_the_rows_in_view() {
     let dir = tempfile::tempdir().expect("temp dir");

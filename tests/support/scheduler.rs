@@ -30,13 +30,19 @@ pub struct SchedulerProc {
 impl SchedulerProc {
     /// Starts `infra scheduler --listen 127.0.0.1:0 --data-dir DIR ARGS...` and waits for
     /// its "listening on" line. Without `--tls-cert` among `ARGS`, it serves plain HTTP
-    /// without authentication ([`INSECURE`]); with it, `url` is https.
+    /// without authentication ([`INSECURE`]), or with it when `ARGS` give
+    /// `--bootstrap-tokens`; with `--tls-cert`, `url` is https.
     pub fn start(data_dir: &Path, args: &[&str]) -> SchedulerProc {
         let tls = args.contains(&"--tls-cert");
+        let insecure: &[&str] = match (tls, args.contains(&"--bootstrap-tokens")) {
+            (true, _) => &[],
+            (false, true) => &INSECURE[..1],
+            (false, false) => INSECURE,
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_infra"))
             .args(["scheduler", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .args(if tls { &[][..] } else { INSECURE })
+            .args(insecure)
             .args(args)
             .stdout(Stdio::piped())
             .spawn()

@@ -135,9 +135,32 @@ pub async fn authorize(State(s): State<Shared>, request: Request, next: Next) ->
     if !s.config.auth.enabled {
         return next.run(request).await;
     }
+    let scripted = request.headers().contains_key(X_REQUESTED_WITH);
     match check(&s, request).await {
         Ok(request) => next.run(request).await,
+        Err(mut response) if scripted => {
+            without_basic_challenge(&mut response);
+            *response
+        }
         Err(response) => *response,
+    }
+}
+
+/// Sent by scripts in a browser (the web UI): their 401s challenge with Bearer only, since
+/// a Basic challenge makes the browser open its own login prompt over the page.
+const X_REQUESTED_WITH: &str = "x-requested-with";
+
+fn without_basic_challenge(response: &mut Response) {
+    let headers = response.headers_mut();
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .filter(|v| !v.as_bytes().starts_with(b"Basic"))
+        .cloned()
+        .collect();
+    headers.remove(header::WWW_AUTHENTICATE);
+    for value in kept {
+        headers.append(header::WWW_AUTHENTICATE, value);
     }
 }
 

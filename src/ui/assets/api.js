@@ -48,8 +48,11 @@ function askToken() {
   return asking;
 }
 
+// X-Requested-With: the scheduler then challenges a 401 with Bearer only, so the browser
+// does not open its own Basic login prompt over the page's token dialog.
 export function authHeaders() {
-  return token ? { Authorization: 'Bearer ' + token } : {};
+  const scripted = { 'X-Requested-With': 'infra-ui' };
+  return token ? { ...scripted, Authorization: 'Bearer ' + token } : scripted;
 }
 
 // Sends a request; resolves to {data, status, headers}, rejects with ApiError.
