@@ -55,7 +55,9 @@ impl Api {
         body: Option<&Value>,
     ) -> anyhow::Result<(Duration, Vec<u8>)> {
         let started = Instant::now();
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.url));
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url));
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -78,7 +80,11 @@ impl Api {
     }
 
     /// GET `path` `times` times in a row: the latencies and the size of the last answer.
-    pub async fn sample_get(&self, path: &str, times: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
+    pub async fn sample_get(
+        &self,
+        path: &str,
+        times: usize,
+    ) -> anyhow::Result<(Vec<Duration>, usize)> {
         let mut latencies = Vec::with_capacity(times);
         let mut size = 0;
         for _ in 0..times {
@@ -91,7 +97,10 @@ impl Api {
 
     /// How many apps GET /v2/apps lists (None while the scheduler does not answer).
     pub async fn app_count(&self) -> Option<usize> {
-        let (_, body) = self.timed(reqwest::Method::GET, "/v2/apps", None).await.ok()?;
+        let (_, body) = self
+            .timed(reqwest::Method::GET, "/v2/apps", None)
+            .await
+            .ok()?;
         let v: Value = serde_json::from_slice(&body).ok()?;
         v["apps"].as_array().map(Vec::len)
     }
@@ -102,7 +111,10 @@ impl Api {
     pub async fn deployments_done(&self, timeout: Duration) -> bool {
         let started = Instant::now();
         while started.elapsed() < timeout {
-            if let Ok((_, body)) = self.timed(reqwest::Method::GET, "/v2/deployments", None).await {
+            if let Ok((_, body)) = self
+                .timed(reqwest::Method::GET, "/v2/deployments", None)
+                .await
+            {
                 let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 if v.as_array().is_some_and(Vec::is_empty) {
                     return true;

@@ -258,12 +258,16 @@ impl SimAgent {
             }
             Ok(r) if r.status().is_success() => r,
             _ => {
-                self.counters.heartbeat_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .heartbeat_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 return;
             }
         };
         let Ok(assigned) = response.json::<AssignedList>().await else {
-            self.counters.heartbeat_errors.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .heartbeat_errors
+                .fetch_add(1, Ordering::Relaxed);
             return;
         };
         // What this heartbeat reported is now acknowledged.

@@ -161,8 +161,12 @@ fn ms_pair(latencies: &[Duration]) -> String {
 /// Creates every app: half with single POSTs from `clients` concurrent clients, half with
 /// batch PUTs, both at once. Returns the POST latencies.
 async fn create_apps(api: &Api, args: &Args) -> anyhow::Result<Vec<Duration>> {
-    let singles: Vec<usize> = (0..args.apps).filter(|i| (i / args.batch) % 2 == 0).collect();
-    let batched: Vec<usize> = (0..args.apps).filter(|i| (i / args.batch) % 2 == 1).collect();
+    let singles: Vec<usize> = (0..args.apps)
+        .filter(|i| (i / args.batch) % 2 == 0)
+        .collect();
+    let batched: Vec<usize> = (0..args.apps)
+        .filter(|i| (i / args.batch) % 2 == 1)
+        .collect();
     let per_client = singles.len().div_ceil(args.clients.max(1)).max(1);
     let posts = singles.chunks(per_client).map(|chunk| {
         let api = api.clone();
@@ -230,8 +234,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         start_delay: Duration::from_millis(args.start_delay_ms),
         fail_rate: args.fail_rate,
     };
-    let fleet: Fleet =
-        fleet::start(&sched.url, args.agents, behaviour, fleet::agent_http_client()?).await?;
+    let fleet: Fleet = fleet::start(
+        &sched.url,
+        args.agents,
+        behaviour,
+        fleet::agent_http_client()?,
+    )
+    .await?;
     eprintln!("{} agents registered", fleet.agents.len());
 
     // Create: API to TASK_RUNNING, with POST latencies while the cluster converges.
@@ -247,7 +256,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await;
     let cpu = sched.cpu_seconds() - cpu_before;
     let deployed = api.deployments_done(timeout).await;
-    eprintln!("  deployments finished {:.2} s after the first write", started.elapsed().as_secs_f64());
+    eprintln!(
+        "  deployments finished {:.2} s after the first write",
+        started.elapsed().as_secs_f64()
+    );
     anyhow::ensure!(deployed, "the create deployments did not finish");
     match converged {
         Some(_) => {
@@ -288,13 +300,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("reading at full load ...");
     let (apps_lat, apps_size) = api.sample_get("/v2/apps", args.reads).await?;
     report.add(
-        format!("GET /v2/apps, {} apps ({:.1} MB)", args.apps, apps_size as f64 / 1e6),
+        format!(
+            "GET /v2/apps, {} apps ({:.1} MB)",
+            args.apps,
+            apps_size as f64 / 1e6
+        ),
         ms_pair(&apps_lat),
         "< 200 ms",
     );
     let (tasks_lat, tasks_size) = api.sample_get("/v2/tasks", args.reads).await?;
     report.add(
-        format!("GET /v2/tasks, {total} tasks ({:.1} MB)", tasks_size as f64 / 1e6),
+        format!(
+            "GET /v2/tasks, {total} tasks ({:.1} MB)",
+            tasks_size as f64 / 1e6
+        ),
         ms_pair(&tasks_lat),
         "-",
     );
@@ -302,7 +321,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .sample_get("/v2/apps?embed=apps.tasks", args.reads.min(5).max(1))
         .await?;
     report.add(
-        format!("GET /v2/apps?embed=apps.tasks ({:.1} MB)", embed_size as f64 / 1e6),
+        format!(
+            "GET /v2/apps?embed=apps.tasks ({:.1} MB)",
+            embed_size as f64 / 1e6
+        ),
         ms_pair(&embed_lat),
         "-",
     );
@@ -320,18 +342,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let up_total = total + scaled.len() * args.instances;
     eprintln!("scaling {} apps up ...", scaled.len());
     let t = Instant::now();
-    api.timed(reqwest::Method::PUT, "/v2/apps", Some(&scale_to(args.instances * 2)))
-        .await?;
+    api.timed(
+        reqwest::Method::PUT,
+        "/v2/apps",
+        Some(&scale_to(args.instances * 2)),
+    )
+    .await?;
     let up = wait_until(timeout, || fleet.running_on_live_agents() >= up_total).await;
     let up = (up.is_some() && api.deployments_done(timeout).await).then(|| t.elapsed());
     report.add(
-        format!("scale {} apps x2 ({} more tasks) to all running", scaled.len(), up_total - total),
+        format!(
+            "scale {} apps x2 ({} more tasks) to all running",
+            scaled.len(),
+            up_total - total
+        ),
         secs(up),
         "-",
     );
     let t = Instant::now();
-    api.timed(reqwest::Method::PUT, "/v2/apps", Some(&scale_to(args.instances)))
-        .await?;
+    api.timed(
+        reqwest::Method::PUT,
+        "/v2/apps",
+        Some(&scale_to(args.instances)),
+    )
+    .await?;
     let down = wait_until(timeout, || fleet.running_total() <= total).await;
     let down = (down.is_some() && api.deployments_done(timeout).await).then(|| t.elapsed());
     report.add("scale them back down to all killed", secs(down), "-");
@@ -357,7 +391,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await;
     let restart = (restart.is_some() && api.deployments_done(timeout).await).then(|| t.elapsed());
     report.add(
-        format!("restart {} apps ({replaced} tasks replaced)", restarted.len()),
+        format!(
+            "restart {} apps ({replaced} tasks replaced)",
+            restarted.len()
+        ),
         secs(restart),
         "-",
     );
@@ -412,19 +449,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Destroy everything.
     eprintln!("destroying {} apps ...", args.apps);
     let t = Instant::now();
-    for chunk in (0..args.apps).collect::<Vec<_>>().chunks(args.clients.max(1) * 8) {
+    for chunk in (0..args.apps)
+        .collect::<Vec<_>>()
+        .chunks(args.clients.max(1) * 8)
+    {
         let deletes = chunk.iter().map(|&i| {
             let api = api.clone();
             async move {
-                api.timed(reqwest::Method::DELETE, &format!("/v2/apps{}", app_id(i)), None)
-                    .await
+                api.timed(
+                    reqwest::Method::DELETE,
+                    &format!("/v2/apps{}", app_id(i)),
+                    None,
+                )
+                .await
             }
         });
         for result in futures::future::join_all(deletes).await {
             result?;
         }
     }
-    let destroyed = wait_until(timeout, || fleet.running_total() == 0)
+    let destroyed = wait_until(timeout, || fleet.running_on_live_agents() == 0)
         .await
         .map(|_| t.elapsed());
     report.add(

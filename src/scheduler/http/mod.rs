@@ -183,9 +183,7 @@ pub fn render_app(state: &SchedState, app_id: &str, tasks: bool, failure: bool) 
     let mut out = entry.record.definition.clone();
     out.extend(app_counts(state, app_id));
     let deployments: Vec<Value> = state
-        .deployments
-        .values()
-        .filter(|d| d.step_of(app_id).is_some())
+        .deployments_of(app_id)
         .map(|d| json!({"id": d.id}))
         .collect();
     out.insert("deployments".into(), Value::Array(deployments));
