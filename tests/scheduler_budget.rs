@@ -87,8 +87,12 @@ async fn store_transactions_per_placement_stay_bounded() {
     let mut agents: Vec<TestAgent> = (0..AGENTS)
         .map(|i| {
             let mut agent = TestAgent::new(&format!("node-{i:03}"), (31000, 31100));
-            agent.attributes.insert("rack".into(), format!("r{}", i % 10));
-            agent.attributes.insert("zone".into(), format!("z{}", i % 3));
+            agent
+                .attributes
+                .insert("rack".into(), format!("r{}", i % 10));
+            agent
+                .attributes
+                .insert("zone".into(), format!("z{}", i % 3));
             agent
         })
         .collect();
@@ -138,7 +142,9 @@ async fn store_transactions_per_placement_stay_bounded() {
     // its new tasks running, the deployments' ends. What it took before reconciles were
     // batched: one more per app reconciled (about 0.3 per placement).
     let per_placement = transactions / placed;
-    eprintln!("{transactions} store transactions for {placed} placements ({per_placement:.3} each)");
+    eprintln!(
+        "{transactions} store transactions for {placed} placements ({per_placement:.3} each)"
+    );
     assert!(
         per_placement <= 0.30,
         "{transactions} store transactions for {placed} placements ({per_placement:.3} each)"

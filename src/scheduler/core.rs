@@ -281,9 +281,7 @@ impl Scheduler {
                 launched += result
                     .changes
                     .iter()
-                    .filter(
-                        |c| matches!(c, Change::PutTask(t) if !state.tasks.contains_key(&t.id)),
-                    )
+                    .filter(|c| matches!(c, Change::PutTask(t) if !state.tasks.contains_key(&t.id)))
                     .count() as u64;
                 changes.extend(result.changes);
                 events.events.extend(result.events.events);

@@ -61,17 +61,21 @@ impl Batch {
             }
         }
     }
+}
 
-    /// The deployment an app takes part in, as the batch left it.
-    fn deployment_of<'a>(&'a self, state: &'a State, app_id: &str) -> Option<&'a DeploymentRecord> {
-        state
-            .deployments_of(app_id)
-            .filter_map(|d| match self.deployments.get(&d.id) {
-                Some(written) => written.as_ref(),
-                None => Some(d),
-            })
-            .next()
-    }
+/// The deployment an app takes part in, as the batch's `written` deployments left it.
+fn deployment_in<'a>(
+    written: &'a HashMap<String, Option<DeploymentRecord>>,
+    state: &'a State,
+    app_id: &str,
+) -> Option<&'a DeploymentRecord> {
+    state
+        .deployments_of(app_id)
+        .filter_map(|d| match written.get(&d.id) {
+            Some(written) => written.as_ref(),
+            None => Some(d),
+        })
+        .next()
 }
 
 /// [`reconcile_app`] as one app of a [`Batch`].
@@ -83,7 +87,7 @@ pub fn reconcile_app_on(
     batch: &mut Batch,
 ) -> Reconciled {
     let mut out = Reconciled::default();
-    let deployment = batch.deployment_of(state, app_id).cloned();
+    let deployment = deployment_in(&batch.deployments, state, app_id);
     if let Some(d) = &deployment {
         if d.step_of(app_id).is_some_and(|s| s > d.current_step) {
             // Waits for the apps it depends on.
@@ -184,7 +188,7 @@ fn kill(out: &mut Reconciled, task: &TaskRecord) {
 }
 
 /// Marks an app of the deployment's current step as done; advances or finishes it.
-fn app_done(out: &mut Reconciled, state: &State, mut d: DeploymentRecord, app_id: &str) {
+fn app_done(out: &mut Reconciled, state: &State, d: &DeploymentRecord, app_id: &str) {
     if d.step_of(app_id) != Some(d.current_step) {
         return;
     }
@@ -192,6 +196,8 @@ fn app_done(out: &mut Reconciled, state: &State, mut d: DeploymentRecord, app_id
         // Recorded already: writing the same deployment again would change nothing.
         return;
     }
+    // Copied only here: a deployment of many apps carries all their definitions.
+    let mut d = d.clone();
     d.done.push(app_id.to_string());
     let step_apps: Vec<String> = d.steps[d.current_step]
         .iter()
