@@ -295,6 +295,7 @@ impl Scheduler {
                 changes.push(counter(&state, "tasks_launched_total", launched));
             }
         }
+        let changes = last_write_per_deployment(changes);
         self.commit(&writer, changes, events).await?;
         {
             let mut state = self.lock();
@@ -469,8 +470,71 @@ impl Scheduler {
 /// writer are held meanwhile).
 pub const BATCH_BUDGET: Duration = Duration::from_millis(5);
 
+/// A batch's changes with only the last write of each deployment: the apps of one
+/// deployment marked done in one batch each write all of it (every app's definition),
+/// and only the last write is what the store and the state end with.
+fn last_write_per_deployment(changes: Vec<Change>) -> Vec<Change> {
+    let deployment = |c: &Change| match c {
+        Change::PutDeployment(d) => Some(d.id.clone()),
+        Change::DeleteDeployment(id) => Some(id.clone()),
+        _ => None,
+    };
+    let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, change) in changes.iter().enumerate() {
+        if let Some(id) = deployment(change) {
+            last.insert(id, i);
+        }
+    }
+    changes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| deployment(c).is_none_or(|id| last.get(&id) == Some(i)))
+        .map(|(_, c)| c)
+        .collect()
+}
+
 /// The change that adds `by` to a durable counter (shown by /metrics).
 pub fn counter(state: &State, name: &str, by: u64) -> Change {
     let value = state.counters.get(name).copied().unwrap_or(0) + by;
     Change::SetCounter(name.to_string(), value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::store::DeploymentRecord;
+
+    fn deployment(id: &str, done: &[&str]) -> Change {
+        Change::PutDeployment(DeploymentRecord {
+            id: id.into(),
+            version: "v".into(),
+            steps: Vec::new(),
+            current_step: 0,
+            done: done.iter().map(|s| s.to_string()).collect(),
+            original: Default::default(),
+            target: Default::default(),
+        })
+    }
+
+    #[test]
+    fn a_batch_keeps_only_the_last_write_of_each_deployment() {
+        let changes = vec![
+            deployment("d1", &["/a"]),
+            Change::DeleteTask("t1".into()),
+            deployment("d2", &["/x"]),
+            deployment("d1", &["/a", "/b"]),
+            Change::DeleteDeployment("d2".into()),
+            Change::SetCounter("c".into(), 1),
+        ];
+        let kept = last_write_per_deployment(changes);
+        assert_eq!(
+            kept,
+            vec![
+                Change::DeleteTask("t1".into()),
+                deployment("d1", &["/a", "/b"]),
+                Change::DeleteDeployment("d2".into()),
+                Change::SetCounter("c".into(), 1),
+            ]
+        );
+    }
 }
