@@ -382,12 +382,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let acked = fleet.counters.running_acked.load(Ordering::Relaxed);
     let t = Instant::now();
     for &i in &restarted {
-        api.timed(
-            reqwest::Method::POST,
-            &format!("/v2/apps{}/restart", app_id(i)),
-            None,
-        )
-        .await?;
+        let path = format!("/v2/apps{}/restart", app_id(i));
+        if let Err(err) = api.timed(reqwest::Method::POST, &path, None).await {
+            // An earlier phase that did not finish still holds the app.
+            eprintln!("  {err:#}");
+            break;
+        }
     }
     let replaced = (restarted.len() * args.instances) as u64;
     let restart = wait_until(timeout, || {
