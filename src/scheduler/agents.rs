@@ -72,6 +72,11 @@ impl Scheduler {
         agent_id: &str,
         heartbeat: Heartbeat,
     ) -> anyhow::Result<Option<Vec<u8>>> {
+        // The agent is alive now, however long the heartbeat then waits for the writer:
+        // the timer must not declare it lost meanwhile.
+        if let Some(agent) = self.lock().agents.get_mut(agent_id) {
+            agent.last_seen = Instant::now();
+        }
         let (reply, mut answer) = oneshot::channel();
         self.queued_heartbeats().push(QueuedHeartbeat {
             agent_id: agent_id.to_string(),
