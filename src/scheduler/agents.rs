@@ -3,20 +3,24 @@
 //! wanted tasks. Task exits and unhealthy tasks count towards the app's launch backoff;
 //! tasks an agent stops reporting are lost; tasks being killed leave once the agent says so.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use serde_json::json;
 
-use crate::api::agent::{Assignments, Heartbeat, Registered, Registration, TaskState};
+use anyhow::Context;
+
+use crate::api::agent::{Heartbeat, Registered, Registration, TaskSpec, TaskState};
 use crate::api::marathon::event_types;
 use crate::scheduler::clock;
-use crate::scheduler::core::{counter, Scheduler};
+use crate::scheduler::core::{counter, Scheduler, WriteGuard};
 use crate::scheduler::deployments::backoff_delay;
 use crate::scheduler::events::Pending;
 use crate::scheduler::reconcile::{instance_changed_event, status_event};
 use crate::scheduler::state::{state_name, Backoff, State};
-use crate::scheduler::store::{AgentRecord, Change, TaskRecord};
+use crate::scheduler::store::{AgentRecord, Change, StoreError, TaskRecord};
 
 fn condition(state: TaskState) -> &'static str {
     match state {
@@ -58,52 +62,169 @@ impl Scheduler {
     }
 
     /// Handles one heartbeat; None when the agent is unknown (it must register again).
-    /// The decision is [`heartbeat_outcome`]'s; this commits it like every other.
+    /// The decision is [`heartbeat_outcome`]'s. Heartbeats arriving while a write is
+    /// under way wait in a queue, and whichever gets the writer next decides and commits
+    /// all of them in one store transaction (a thousand agents heartbeat every couple of
+    /// seconds). The answer is the agent's [`Assignments`](crate::api::agent::Assignments)
+    /// as JSON, written from the state without copying the task specs.
     pub async fn heartbeat(
         &self,
         agent_id: &str,
         heartbeat: Heartbeat,
-    ) -> anyhow::Result<Option<Assignments>> {
-        let writer = self.begin_write().await?;
-        let now = Instant::now();
-        let outcome = {
-            let mut state = self.lock();
-            let Some(outcome) = heartbeat_outcome(&state, agent_id, &heartbeat, now) else {
-                return Ok(None);
-            };
-            // What only lives in memory takes effect at once.
-            if let Some(agent) = state.agents.get_mut(agent_id) {
-                agent.last_seen = now;
-                agent.busy_ports = heartbeat.busy_ports.iter().copied().collect();
-            }
-            for (app, backoff) in &outcome.backoff {
-                state.backoff.insert(app.clone(), backoff.clone());
-            }
-            for task in &outcome.health_only {
-                state.tasks.insert(task.id.clone(), task.clone());
-            }
-            outcome
-        };
-        if outcome.agent_back {
-            tracing::info!("agent {agent_id} is back");
+    ) -> anyhow::Result<Option<Vec<u8>>> {
+        // The agent is alive now, however long the heartbeat then waits for the writer:
+        // the timer must not declare it lost meanwhile.
+        if let Some(agent) = self.lock().agents.get_mut(agent_id) {
+            agent.last_seen = Instant::now();
         }
-        self.commit(&writer, outcome.changes, outcome.events)
-            .await?;
-        let assignments = Assignments {
-            tasks: self
-                .lock()
-                .tasks
-                .values()
-                .filter(|t| t.agent_id == agent_id && !t.killing)
-                .map(|t| t.spec.clone())
-                .collect(),
-        };
-        drop(writer);
-        for app in outcome.apps {
+        let (reply, mut answer) = oneshot::channel();
+        self.queued_heartbeats().push(QueuedHeartbeat {
+            agent_id: agent_id.to_string(),
+            heartbeat,
+            reply,
+        });
+        loop {
+            match self.begin_write().await {
+                Ok(writer) => {
+                    let batch = std::mem::take(&mut *self.queued_heartbeats());
+                    if !batch.is_empty() {
+                        self.commit_heartbeats(&writer, batch).await;
+                    }
+                }
+                Err(err) => {
+                    // Every heartbeat waiting would fail alike.
+                    let batch = std::mem::take(&mut *self.queued_heartbeats());
+                    for queued in batch {
+                        let _ = queued.reply.send(Err(same_error(&err)));
+                    }
+                    return Err(err);
+                }
+            }
+            match answer.try_recv() {
+                Ok(result) => return result,
+                // A second heartbeat of the same agent in one batch waits for the next.
+                Err(oneshot::error::TryRecvError::Empty) => continue,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    anyhow::bail!("the heartbeat of {agent_id} was dropped")
+                }
+            }
+        }
+    }
+
+    fn queued_heartbeats(&self) -> std::sync::MutexGuard<'_, Vec<QueuedHeartbeat>> {
+        self.heartbeats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decides the heartbeats of one batch in turn, as if each were committed before the
+    /// next (agents' tasks are disjoint; counters add up; in-memory effects take effect at
+    /// once, as for one heartbeat), commits them together and answers each.
+    async fn commit_heartbeats(&self, writer: &WriteGuard<'_>, batch: Vec<QueuedHeartbeat>) {
+        let now = Instant::now();
+        let mut changes: Vec<Change> = Vec::new();
+        let mut events = Pending::default();
+        let mut apps: BTreeSet<String> = BTreeSet::new();
+        let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+        let mut decided: Vec<QueuedHeartbeat> = Vec::new();
+        let mut later: Vec<QueuedHeartbeat> = Vec::new();
+        {
+            let mut state = self.lock();
+            let mut agents: HashSet<String> = HashSet::new();
+            for queued in batch {
+                if !agents.insert(queued.agent_id.clone()) {
+                    later.push(queued);
+                    continue;
+                }
+                let agent_id = queued.agent_id.as_str();
+                let Some(outcome) = heartbeat_outcome(&state, agent_id, &queued.heartbeat, now)
+                else {
+                    let _ = queued.reply.send(Ok(None));
+                    continue;
+                };
+                // What only lives in memory takes effect at once.
+                if let Some(agent) = state.agents.get_mut(agent_id) {
+                    agent.last_seen = now;
+                    agent.busy_ports = queued.heartbeat.busy_ports.iter().copied().collect();
+                }
+                for (app, backoff) in &outcome.backoff {
+                    state.backoff.insert(app.clone(), backoff.clone());
+                }
+                for task in &outcome.health_only {
+                    state.put_task(task.clone());
+                }
+                if outcome.agent_back {
+                    tracing::info!("agent {agent_id} is back");
+                }
+                for change in outcome.changes {
+                    match change {
+                        Change::SetCounter(name, value) => {
+                            let base = state.counters.get(&name).copied().unwrap_or(0);
+                            *counted.entry(name).or_default() += value.saturating_sub(base);
+                        }
+                        other => changes.push(other),
+                    }
+                }
+                events.events.extend(outcome.events.events);
+                apps.extend(outcome.apps);
+                decided.push(queued);
+            }
+            for (name, by) in counted {
+                changes.push(counter(&state, &name, by));
+            }
+        }
+        if !later.is_empty() {
+            self.queued_heartbeats().extend(later);
+        }
+        if let Err(err) = self.commit(writer, changes, events).await {
+            for queued in decided {
+                let _ = queued.reply.send(Err(same_error(&err)));
+            }
+            return;
+        }
+        {
+            let state = self.lock();
+            for queued in decided {
+                let answer = assignments_json(&state, &queued.agent_id);
+                let _ = queued.reply.send(answer.map(Some));
+            }
+        }
+        for app in apps {
             self.enqueue(&app);
         }
-        Ok(Some(assignments))
     }
+}
+
+/// A heartbeat waiting for the next batch.
+pub struct QueuedHeartbeat {
+    agent_id: String,
+    heartbeat: Heartbeat,
+    reply: oneshot::Sender<anyhow::Result<Option<Vec<u8>>>>,
+}
+
+/// The error of a batch, for each heartbeat in it (the API answers 503 to both kinds of
+/// store error).
+fn same_error(err: &anyhow::Error) -> anyhow::Error {
+    match err.downcast_ref::<StoreError>() {
+        Some(StoreError::NotLeader) => anyhow::Error::new(StoreError::NotLeader),
+        Some(StoreError::Unavailable(m)) => anyhow::Error::new(StoreError::Unavailable(m.clone())),
+        None => anyhow::anyhow!("{err:#}"),
+    }
+}
+
+/// The agent's tasks (but those being killed) as the heartbeat answer.
+fn assignments_json(state: &State, agent_id: &str) -> anyhow::Result<Vec<u8>> {
+    let tasks: Vec<&TaskSpec> = state
+        .tasks_on(agent_id)
+        .filter(|t| !t.killing)
+        .map(|t| &t.spec)
+        .collect();
+    serde_json::to_vec(&AssignmentsView { tasks }).context("writing the assignments")
+}
+
+/// [`Assignments`](crate::api::agent::Assignments) borrowed from the state (the same
+/// JSON).
+#[derive(serde::Serialize)]
+struct AssignmentsView<'a> {
+    tasks: Vec<&'a TaskSpec>,
 }
 
 /// What one heartbeat decides, before anything is committed.
@@ -154,21 +275,30 @@ pub fn heartbeat_outcome(
         out.agent_back = true;
         out.changes.push(Change::PutAgent(record));
     }
-    let mut reported: BTreeSet<String> = BTreeSet::new();
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
     let mut failures = 0u64;
     for status in &heartbeat.tasks {
-        let Some(task) = state.tasks.get(&status.task_id).cloned() else {
+        let Some(task) = state.tasks.get(&status.task_id) else {
             continue;
         };
         if task.agent_id != agent_id {
             continue;
         }
-        reported.insert(task.id.clone());
+        reported.insert(task.id.as_str());
+        // Most reports of a settled cluster say what is known already: nothing to decide,
+        // nothing to copy (what follows would change nothing either).
+        let unchanged = task.reported
+            && status.state == task.state
+            && status.health == task.health
+            && (task.spec.health_checks.is_empty() || !unhealthy_past_grace(task));
+        if unchanged {
+            continue;
+        }
         let name = state_name(status.state);
         if task.killing {
             if status.state.is_terminal() {
                 let message = status.message.as_deref().unwrap_or("");
-                out.status_changed(&task, &name, message, status.state);
+                out.status_changed(task, &name, message, status.state);
                 out.changes.push(Change::DeleteTask(task.id.clone()));
                 out.apps.insert(task.app_id.clone());
             }
@@ -176,8 +306,8 @@ pub fn heartbeat_outcome(
         }
         let message = status.message.clone().unwrap_or_default();
         if status.state.is_terminal() {
-            out.status_changed(&task, &name, &message, status.state);
-            task_failed(state, &task, &name, &message, now, &mut out);
+            out.status_changed(task, &name, &message, status.state);
+            task_failed(state, task, &name, &message, now, &mut out);
             failures += 1;
             out.changes.push(Change::DeleteTask(task.id.clone()));
             out.apps.insert(task.app_id.clone());
@@ -240,8 +370,8 @@ pub fn heartbeat_outcome(
             out.health_only.push(t);
         }
     }
-    for task in state.tasks.values().filter(|t| t.agent_id == agent_id) {
-        if reported.contains(&task.id) {
+    for task in state.tasks_on(agent_id) {
+        if reported.contains(task.id.as_str()) {
             continue;
         }
         if task.killing {

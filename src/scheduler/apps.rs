@@ -203,10 +203,8 @@ impl Scheduler {
         }
         let mut locks: BTreeSet<String> = BTreeSet::new();
         for p in &planned {
-            for d in state.deployments.values() {
-                if d.step_of(&p.id).is_some() {
-                    locks.insert(d.id.clone());
-                }
+            for d in state.deployments_of(&p.id) {
+                locks.insert(d.id.clone());
             }
         }
         let mut changes: Vec<Change> = Vec::new();
@@ -252,12 +250,11 @@ impl Scheduler {
                 (Some(r), false) => r.config_version.clone(),
                 _ => version.clone(),
             };
-            let used = state.used_service_ports(&p.id);
             let normalized = appdef::normalize(
                 new,
                 &version,
                 &config_version,
-                &|port| used.contains(&port) || taken.contains(&port),
+                &|port| state.service_port_taken(port, &p.id) || taken.contains(&port),
                 self.config.service_ports,
             );
             let spec = AppSpec::from_definition(&normalized).map_err(ApiError::invalid)?;
@@ -408,7 +405,7 @@ impl Scheduler {
             );
             // The rollback is planned as if the cancelled deployment were gone already (it
             // no longer locks its apps); both commit together.
-            state.deployments.remove(&d.id);
+            state.remove_deployment(&d.id);
             let mut changes = vec![Change::DeleteDeployment(d.id.clone())];
             let planned = if force {
                 Ok(None)
@@ -432,7 +429,7 @@ impl Scheduler {
             };
             // Memory holds only what the store has: the deployment goes back until the
             // commit removes it for good.
-            state.deployments.insert(d.id.clone(), d);
+            state.put_deployment(d);
             let result = match planned? {
                 Some((written, rollback)) => {
                     changes.extend(rollback);

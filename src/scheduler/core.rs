@@ -4,10 +4,10 @@
 //! change is committed to the store before it reaches memory (see [`Scheduler::commit`]);
 //! only the leader decides and writes, one decision at a time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,8 @@ use crate::scheduler::etcd_store::{EtcdConfig, EtcdStore, Fence};
 use crate::scheduler::events::{EventBus, Pending};
 use crate::scheduler::leadership::{ElectionConfig, Leadership};
 use crate::scheduler::placement::Strategy;
-use crate::scheduler::reconcile::{reconcile_app, status_event};
-use crate::scheduler::state::State;
+use crate::scheduler::reconcile::{reconcile_app_on, status_event, Batch};
+use crate::scheduler::state::{QueueEntry, State};
 use crate::scheduler::store::{Change, Snapshot, Store, StoreError};
 
 /// How the scheduler runs (from `infra scheduler`'s flags).
@@ -112,6 +112,11 @@ pub struct Scheduler {
     work_tx: mpsc::UnboundedSender<String>,
     pending: Mutex<BTreeSet<String>>,
     pub started: Instant,
+    /// Store transactions this process committed (`/metrics`): what the write batching
+    /// keeps low, counted so that a test can bound it.
+    pub store_transactions: AtomicU64,
+    /// Heartbeats waiting to be decided and committed together.
+    pub(crate) heartbeats: Mutex<Vec<crate::scheduler::agents::QueuedHeartbeat>>,
 }
 
 /// Held while a decision is made and committed (see [`Scheduler::begin_write`]).
@@ -140,6 +145,8 @@ impl Scheduler {
             work_tx,
             pending: Mutex::new(BTreeSet::new()),
             started: Instant::now(),
+            store_transactions: AtomicU64::new(0),
+            heartbeats: Mutex::new(Vec::new()),
         });
         scheduler.enqueue_all();
         Ok((scheduler, work_rx))
@@ -186,6 +193,7 @@ impl Scheduler {
             return Ok(());
         }
         let events = events.into_events();
+        self.store_transactions.fetch_add(1, Ordering::Relaxed);
         let revision = match self.store.apply(&changes, &events).await {
             Ok(revision) => revision,
             Err(err) => {
@@ -229,55 +237,106 @@ impl Scheduler {
         }
     }
 
-    /// The reconcile loop: one app at a time, on the leader only (a new leader enqueues
-    /// every app when it takes over).
+    /// The reconcile loop, on the leader only (a new leader enqueues every app when it
+    /// takes over). Apps waiting are reconciled in batches, each batch one commit (one
+    /// store transaction), a batch ending after [`BATCH_BUDGET`] of work so that API
+    /// writes and heartbeats, which wait for it, are not held up for long.
     pub async fn run_worker(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<String>) {
-        while let Some(app_id) = rx.recv().await {
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&app_id);
+        let mut backlog: VecDeque<String> = VecDeque::new();
+        loop {
+            if backlog.is_empty() {
+                match rx.recv().await {
+                    Some(app_id) => backlog.push_back(app_id),
+                    None => return,
+                }
+            }
+            while let Ok(app_id) = rx.try_recv() {
+                backlog.push_back(app_id);
+            }
             if !self.leadership.is_leader() {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                for app_id in backlog.drain(..) {
+                    pending.remove(&app_id);
+                }
                 continue;
             }
-            if let Err(err) = self.reconcile(&app_id).await {
-                tracing::error!("reconciling {app_id}: {err:#}");
+            if let Err(err) = self.reconcile_batch(&mut backlog).await {
+                tracing::error!("reconciling: {err:#}");
             }
         }
     }
 
+    /// Reconciles one app now.
     pub async fn reconcile(&self, app_id: &str) -> anyhow::Result<()> {
+        let mut backlog = VecDeque::from([app_id.to_string()]);
+        while !backlog.is_empty() {
+            self.reconcile_batch(&mut backlog).await?;
+        }
+        Ok(())
+    }
+
+    /// Reconciles apps from the front of `backlog` against one reading of the state, then
+    /// commits all their changes at once. Each app is decided as if the ones before it in
+    /// the batch were committed (see [`Batch`]).
+    async fn reconcile_batch(&self, backlog: &mut VecDeque<String>) -> anyhow::Result<()> {
         let writer = self.begin_write().await?;
-        let result = {
+        let started = Instant::now();
+        let mut changes: Vec<Change> = Vec::new();
+        let mut events = Pending::default();
+        let mut queue: Vec<(String, Option<QueueEntry>)> = Vec::new();
+        let mut follow_up: Vec<String> = Vec::new();
+        {
             let state = self.lock();
-            let mut result = reconcile_app(&state, app_id, self.config.placement, Instant::now());
-            let launched = result
-                .changes
-                .iter()
-                .filter(|c| matches!(c, Change::PutTask(t) if !state.tasks.contains_key(&t.id)))
-                .count() as u64;
-            if launched > 0 {
-                result
+            let mut batch = Batch::default();
+            let mut launched = 0u64;
+            while let Some(app_id) = backlog.pop_front() {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&app_id);
+                let result = reconcile_app_on(
+                    &state,
+                    &app_id,
+                    self.config.placement,
+                    Instant::now(),
+                    &mut batch,
+                );
+                batch.record(&result.changes);
+                launched += result
                     .changes
-                    .push(counter(&state, "tasks_launched_total", launched));
+                    .iter()
+                    .filter(|c| matches!(c, Change::PutTask(t) if !state.tasks.contains_key(&t.id)))
+                    .count() as u64;
+                changes.extend(result.changes);
+                events.events.extend(result.events.events);
+                queue.push((app_id, result.queue));
+                follow_up.extend(result.follow_up);
+                if started.elapsed() >= BATCH_BUDGET {
+                    break;
+                }
             }
-            result
-        };
-        self.commit(&writer, result.changes, result.events).await?;
+            if launched > 0 {
+                changes.push(counter(&state, "tasks_launched_total", launched));
+            }
+        }
+        let changes = last_write_per_deployment(changes);
+        self.commit(&writer, changes, events).await?;
         {
             let mut state = self.lock();
-            match result.queue {
-                Some(entry) => {
-                    state.queue.insert(app_id.to_string(), entry);
-                }
-                None => {
-                    state.queue.remove(app_id);
+            for (app_id, entry) in queue {
+                match entry {
+                    Some(entry) => {
+                        state.queue.insert(app_id, entry);
+                    }
+                    None => {
+                        state.queue.remove(&app_id);
+                    }
                 }
             }
         }
         drop(writer);
-        for app in result.follow_up {
-            self.enqueue(&app);
+        for app_id in &follow_up {
+            self.enqueue(app_id);
         }
         Ok(())
     }
@@ -312,7 +371,7 @@ impl Scheduler {
                     tracing::warn!("agent {agent_id} missed its heartbeats: lost");
                     changes.push(Change::PutAgent(record));
                 }
-                for task in state.tasks.values().filter(|t| &t.agent_id == agent_id) {
+                for task in state.tasks_on(agent_id) {
                     pending.push(
                         event_types::STATUS_UPDATE,
                         status_event(task, "TASK_LOST", "agent lost"),
@@ -431,8 +490,75 @@ impl Scheduler {
     }
 }
 
+/// How much reconcile work one batch does before it commits (the state lock and the
+/// writer are held meanwhile).
+pub const BATCH_BUDGET: Duration = Duration::from_millis(5);
+
+/// A batch's changes with only the last write of each deployment: the apps of one
+/// deployment marked done in one batch each write all of it (every app's definition),
+/// and only the last write is what the store and the state end with.
+fn last_write_per_deployment(changes: Vec<Change>) -> Vec<Change> {
+    let deployment = |c: &Change| match c {
+        Change::PutDeployment(d) => Some(d.id.clone()),
+        Change::DeleteDeployment(id) => Some(id.clone()),
+        _ => None,
+    };
+    let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, change) in changes.iter().enumerate() {
+        if let Some(id) = deployment(change) {
+            last.insert(id, i);
+        }
+    }
+    changes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| deployment(c).is_none_or(|id| last.get(&id) == Some(i)))
+        .map(|(_, c)| c)
+        .collect()
+}
+
 /// The change that adds `by` to a durable counter (shown by /metrics).
 pub fn counter(state: &State, name: &str, by: u64) -> Change {
     let value = state.counters.get(name).copied().unwrap_or(0) + by;
     Change::SetCounter(name.to_string(), value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::store::DeploymentRecord;
+
+    fn deployment(id: &str, done: &[&str]) -> Change {
+        Change::PutDeployment(DeploymentRecord {
+            id: id.into(),
+            version: "v".into(),
+            steps: Vec::new(),
+            current_step: 0,
+            done: done.iter().map(|s| s.to_string()).collect(),
+            original: Default::default(),
+            target: Default::default(),
+        })
+    }
+
+    #[test]
+    fn a_batch_keeps_only_the_last_write_of_each_deployment() {
+        let changes = vec![
+            deployment("d1", &["/a"]),
+            Change::DeleteTask("t1".into()),
+            deployment("d2", &["/x"]),
+            deployment("d1", &["/a", "/b"]),
+            Change::DeleteDeployment("d2".into()),
+            Change::SetCounter("c".into(), 1),
+        ];
+        let kept = last_write_per_deployment(changes);
+        assert_eq!(
+            kept,
+            vec![
+                Change::DeleteTask("t1".into()),
+                deployment("d1", &["/a", "/b"]),
+                Change::DeleteDeployment("d2".into()),
+                Change::SetCounter("c".into(), 1),
+            ]
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! the changes to commit and the events to publish. Level-triggered: running it again on
 //! the same state changes nothing. Pure over [`State`]; the caller commits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -16,7 +16,7 @@ use crate::api::marathon::{self, event_types};
 use crate::scheduler::clock;
 use crate::scheduler::deployments::{decide, TaskView};
 use crate::scheduler::events::Pending;
-use crate::scheduler::placement::{place, Strategy};
+use crate::scheduler::placement::{place, AgentSlot, Strategy};
 use crate::scheduler::state::{is_healthy, AppEntry, QueueEntry, State};
 use crate::scheduler::store::{Change, DeploymentRecord, TaskRecord};
 
@@ -32,8 +32,62 @@ pub struct Reconciled {
 }
 
 pub fn reconcile_app(state: &State, app_id: &str, strategy: Strategy, now: Instant) -> Reconciled {
+    reconcile_app_on(state, app_id, strategy, now, &mut Batch::default())
+}
+
+/// What the apps reconciled before this one in the same batch (one reading of the state,
+/// one commit) decided that the state does not show yet, so that each app is decided as
+/// if the ones before it were committed.
+#[derive(Default)]
+pub struct Batch {
+    /// Placement's view of the agents, built on first need; what is placed stays in it.
+    pub slots: Option<Vec<AgentSlot>>,
+    /// Deployments written in the batch (None: deleted).
+    pub deployments: HashMap<String, Option<DeploymentRecord>>,
+}
+
+impl Batch {
+    /// Takes in the changes of one app's decision.
+    pub fn record(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::PutDeployment(d) => {
+                    self.deployments.insert(d.id.clone(), Some(d.clone()));
+                }
+                Change::DeleteDeployment(id) => {
+                    self.deployments.insert(id.clone(), None);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The deployment an app takes part in, as the batch's `written` deployments left it.
+fn deployment_in<'a>(
+    written: &'a HashMap<String, Option<DeploymentRecord>>,
+    state: &'a State,
+    app_id: &str,
+) -> Option<&'a DeploymentRecord> {
+    state
+        .deployments_of(app_id)
+        .filter_map(|d| match written.get(&d.id) {
+            Some(written) => written.as_ref(),
+            None => Some(d),
+        })
+        .next()
+}
+
+/// [`reconcile_app`] as one app of a [`Batch`].
+pub fn reconcile_app_on(
+    state: &State,
+    app_id: &str,
+    strategy: Strategy,
+    now: Instant,
+    batch: &mut Batch,
+) -> Reconciled {
     let mut out = Reconciled::default();
-    let deployment = state.deployment_of(app_id).cloned();
+    let deployment = deployment_in(&batch.deployments, state, app_id);
     if let Some(d) = &deployment {
         if d.step_of(app_id).is_some_and(|s| s > d.current_step) {
             // Waits for the apps it depends on.
@@ -90,8 +144,9 @@ pub fn reconcile_app(state: &State, app_id: &str, strategy: Strategy, now: Insta
         }
     }
     if to_start > 0 {
-        let mut slots = state.agent_slots();
-        let plan = place(&app.spec, to_start, &mut slots, strategy);
+        let slots = batch.slots.get_or_insert_with(|| state.base_slots());
+        state.count_app_tasks(app_id, slots);
+        let plan = place(&app.spec, to_start, slots, strategy);
         for placement in &plan.placements {
             let slot = &slots[placement.agent_index];
             let Some(agent) = state.agents.get(&slot.id) else {
@@ -133,13 +188,17 @@ fn kill(out: &mut Reconciled, task: &TaskRecord) {
 }
 
 /// Marks an app of the deployment's current step as done; advances or finishes it.
-fn app_done(out: &mut Reconciled, state: &State, mut d: DeploymentRecord, app_id: &str) {
+fn app_done(out: &mut Reconciled, state: &State, d: &DeploymentRecord, app_id: &str) {
     if d.step_of(app_id) != Some(d.current_step) {
         return;
     }
-    if !d.done.iter().any(|a| a == app_id) {
-        d.done.push(app_id.to_string());
+    if d.done.iter().any(|a| a == app_id) {
+        // Recorded already: writing the same deployment again would change nothing.
+        return;
     }
+    // Copied only here: a deployment of many apps carries all their definitions.
+    let mut d = d.clone();
+    d.done.push(app_id.to_string());
     let step_apps: Vec<String> = d.steps[d.current_step]
         .iter()
         .map(|a| a.app.clone())

@@ -44,11 +44,34 @@ pub struct QueueEntry {
     pub delay_until: Option<Instant>,
 }
 
+/// What an agent's tasks hold of it (every task, killing ones too, as placement counts
+/// them), kept up to date as tasks come and go so that placement never sums all tasks.
+#[derive(Debug, Default, Clone)]
+pub struct AgentUsage {
+    pub cpus: f64,
+    pub mem: f64,
+    pub disk: f64,
+    /// Host ports held, with how many tasks hold each.
+    pub ports: BTreeMap<u16, u32>,
+}
+
 #[derive(Default)]
 pub struct State {
     pub apps: BTreeMap<String, AppEntry>,
+    /// Change only through [`State::put_task`] and [`State::remove_task`]: the indexes
+    /// below follow them.
     pub tasks: BTreeMap<String, TaskRecord>,
+    /// Change only through [`State::put_deployment`] and [`State::remove_deployment`].
     pub deployments: BTreeMap<String, DeploymentRecord>,
+    /// Task ids of each app, and of each agent (the scans of all tasks they replace made
+    /// reconcile, heartbeats and the API linear in the cluster's size).
+    tasks_by_app: HashMap<String, BTreeSet<String>>,
+    tasks_by_agent: HashMap<String, BTreeSet<String>>,
+    usage: HashMap<String, AgentUsage>,
+    /// Deployment ids each app takes part in.
+    deployments_by_app: HashMap<String, BTreeSet<String>>,
+    /// Apps holding each service port.
+    service_port_owners: HashMap<u32, BTreeSet<String>>,
     pub agents: BTreeMap<String, AgentEntry>,
     pub counters: BTreeMap<String, u64>,
     /// API tokens by id (hashes only).
@@ -75,10 +98,10 @@ impl State {
             state.apply(Change::PutApp(app))?;
         }
         for task in snapshot.tasks {
-            state.tasks.insert(task.id.clone(), task);
+            state.put_task(task);
         }
         for d in snapshot.deployments {
-            state.deployments.insert(d.id.clone(), d);
+            state.put_deployment(d);
         }
         for record in snapshot.agents {
             let id = record.registration.agent_id.clone();
@@ -116,25 +139,33 @@ impl State {
                 let spec = AppSpec::from_definition(&record.definition)
                     .map_err(|d| anyhow::anyhow!("{d:?}"))
                     .with_context(|| format!("stored app {} is not valid", record.id))?;
+                self.forget_service_ports(&record.id);
+                for port in crate::api::appdef::service_ports(&spec) {
+                    self.service_port_owners
+                        .entry(port)
+                        .or_default()
+                        .insert(record.id.clone());
+                }
                 self.apps
                     .insert(record.id.clone(), AppEntry { record, spec });
             }
             Change::DeleteApp(id) => {
+                self.forget_service_ports(&id);
                 self.apps.remove(&id);
                 self.queue.remove(&id);
                 self.backoff.remove(&id);
             }
             Change::PutTask(task) => {
-                self.tasks.insert(task.id.clone(), *task);
+                self.put_task(*task);
             }
             Change::DeleteTask(id) => {
-                self.tasks.remove(&id);
+                self.remove_task(&id);
             }
             Change::PutDeployment(d) => {
-                self.deployments.insert(d.id.clone(), d);
+                self.put_deployment(d);
             }
             Change::DeleteDeployment(id) => {
-                self.deployments.remove(&id);
+                self.remove_deployment(&id);
             }
             Change::PutAgent(record) => {
                 let id = record.registration.agent_id.clone();
@@ -165,36 +196,135 @@ impl State {
         Ok(())
     }
 
-    pub fn tasks_of<'a>(&'a self, app_id: &'a str) -> impl Iterator<Item = &'a TaskRecord> + 'a {
-        self.tasks.values().filter(move |t| t.app_id == app_id)
+    /// Adds or replaces a task, keeping the indexes.
+    pub fn put_task(&mut self, task: TaskRecord) {
+        self.remove_task(&task.id);
+        self.tasks_by_app
+            .entry(task.app_id.clone())
+            .or_default()
+            .insert(task.id.clone());
+        self.tasks_by_agent
+            .entry(task.agent_id.clone())
+            .or_default()
+            .insert(task.id.clone());
+        let usage = self.usage.entry(task.agent_id.clone()).or_default();
+        usage.cpus += task.spec.cpus;
+        usage.mem += task.spec.mem;
+        usage.disk += task.spec.disk;
+        for port in &task.spec.host_ports {
+            *usage.ports.entry(*port).or_default() += 1;
+        }
+        self.tasks.insert(task.id.clone(), task);
     }
 
-    /// The deployment an app takes part in, if any.
+    /// Removes a task (if known), keeping the indexes.
+    pub fn remove_task(&mut self, id: &str) -> Option<TaskRecord> {
+        let task = self.tasks.remove(id)?;
+        remove_from(&mut self.tasks_by_app, &task.app_id, id);
+        let agent_empty = remove_from(&mut self.tasks_by_agent, &task.agent_id, id);
+        if agent_empty {
+            // Start again from exact zeros rather than keep float remainders.
+            self.usage.remove(&task.agent_id);
+        } else if let Some(usage) = self.usage.get_mut(&task.agent_id) {
+            usage.cpus -= task.spec.cpus;
+            usage.mem -= task.spec.mem;
+            usage.disk -= task.spec.disk;
+            for port in &task.spec.host_ports {
+                if let Some(n) = usage.ports.get_mut(port) {
+                    *n -= 1;
+                    if *n == 0 {
+                        usage.ports.remove(port);
+                    }
+                }
+            }
+        }
+        Some(task)
+    }
+
+    pub fn put_deployment(&mut self, d: DeploymentRecord) {
+        self.remove_deployment(&d.id);
+        for app in d.steps.iter().flatten() {
+            self.deployments_by_app
+                .entry(app.app.clone())
+                .or_default()
+                .insert(d.id.clone());
+        }
+        self.deployments.insert(d.id.clone(), d);
+    }
+
+    pub fn remove_deployment(&mut self, id: &str) -> Option<DeploymentRecord> {
+        let d = self.deployments.remove(id)?;
+        for app in d.steps.iter().flatten() {
+            remove_from(&mut self.deployments_by_app, &app.app, id);
+        }
+        Some(d)
+    }
+
+    fn forget_service_ports(&mut self, app_id: &str) {
+        let Some(old) = self.apps.get(app_id) else {
+            return;
+        };
+        for port in crate::api::appdef::service_ports(&old.spec) {
+            remove_from(&mut self.service_port_owners, &port, app_id);
+        }
+    }
+
+    /// An app's tasks, in task id order.
+    pub fn tasks_of<'a>(&'a self, app_id: &str) -> impl Iterator<Item = &'a TaskRecord> + 'a {
+        self.tasks_by_app
+            .get(app_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
+    }
+
+    /// An agent's tasks, in task id order.
+    pub fn tasks_on<'a>(&'a self, agent_id: &str) -> impl Iterator<Item = &'a TaskRecord> + 'a {
+        self.tasks_by_agent
+            .get(agent_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
+    }
+
+    /// The deployments an app takes part in, in id order.
+    pub fn deployments_of<'a>(
+        &'a self,
+        app_id: &str,
+    ) -> impl Iterator<Item = &'a DeploymentRecord> + 'a {
+        self.deployments_by_app
+            .get(app_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.deployments.get(id))
+    }
+
+    /// The deployment an app takes part in, if any (the first by id).
     pub fn deployment_of(&self, app_id: &str) -> Option<&DeploymentRecord> {
-        self.deployments
-            .values()
-            .find(|d| d.step_of(app_id).is_some())
+        self.deployments_of(app_id).next()
     }
 
-    /// Service ports in use by apps other than `except`.
-    pub fn used_service_ports(&self, except: &str) -> BTreeSet<u32> {
-        self.apps
-            .values()
-            .filter(|a| a.record.id != except)
-            .flat_map(|a| crate::api::appdef::service_ports(&a.spec))
-            .collect()
+    /// Whether an app other than `except` holds service port `port`.
+    pub fn service_port_taken(&self, port: u32, except: &str) -> bool {
+        self.service_port_owners
+            .get(&port)
+            .is_some_and(|apps| apps.iter().any(|a| a != except))
     }
 
-    /// Placement's view of the live agents: capacity minus what their tasks use.
-    pub fn agent_slots(&self) -> Vec<AgentSlot> {
-        let mut slots: Vec<AgentSlot> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
+    /// Placement's view of the live agents: capacity minus what their tasks use, with
+    /// no app's task counts (see [`State::count_app_tasks`]).
+    pub fn base_slots(&self) -> Vec<AgentSlot> {
+        let mut slots: Vec<AgentSlot> = Vec::with_capacity(self.agents.len());
         for (id, entry) in &self.agents {
             if entry.record.lost {
                 continue;
             }
             let r = &entry.record.registration;
-            index.insert(id.as_str(), slots.len());
+            let usage = self.usage.get(id);
+            let mut used_ports = entry.busy_ports.clone();
+            if let Some(u) = usage {
+                used_ports.extend(u.ports.keys().copied());
+            }
             slots.push(AgentSlot {
                 id: id.clone(),
                 hostname: r.hostname.clone(),
@@ -203,29 +333,50 @@ impl State {
                 cpus: r.cpus,
                 mem: r.mem,
                 disk: r.disk,
-                used_cpus: 0.0,
-                used_mem: 0.0,
-                used_disk: 0.0,
+                used_cpus: usage.map_or(0.0, |u| u.cpus),
+                used_mem: usage.map_or(0.0, |u| u.mem),
+                used_disk: usage.map_or(0.0, |u| u.disk),
                 port_range: r.port_range,
-                used_ports: entry.busy_ports.clone(),
+                used_ports,
                 app_tasks: HashMap::new(),
             });
         }
-        for task in self.tasks.values() {
-            let Some(&i) = index.get(task.agent_id.as_str()) else {
-                continue;
-            };
-            let slot = &mut slots[i];
-            slot.used_cpus += task.spec.cpus;
-            slot.used_mem += task.spec.mem;
-            slot.used_disk += task.spec.disk;
-            slot.used_ports.extend(task.spec.host_ports.iter().copied());
-            if !task.killing {
-                *slot.app_tasks.entry(task.app_id.clone()).or_default() += 1;
-            }
-        }
         slots
     }
+
+    /// Sets each slot's count of `app_id`'s live tasks (and nothing else).
+    pub fn count_app_tasks(&self, app_id: &str, slots: &mut [AgentSlot]) {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for task in self.tasks_of(app_id).filter(|t| !t.killing) {
+            *counts.entry(task.agent_id.as_str()).or_default() += 1;
+        }
+        for slot in slots.iter_mut() {
+            slot.app_tasks.clear();
+            if let Some(&n) = counts.get(slot.id.as_str()) {
+                slot.app_tasks.insert(app_id.to_string(), n);
+            }
+        }
+    }
+}
+
+/// Removes `value` from the set under `key`, dropping the set when it empties; whether it
+/// did.
+fn remove_from<K, Q, V>(index: &mut HashMap<K, BTreeSet<V>>, key: &Q, value: &V::Target) -> bool
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+    V: Ord + std::ops::Deref + std::borrow::Borrow<V::Target>,
+    V::Target: Ord,
+{
+    let Some(set) = index.get_mut(key) else {
+        return false;
+    };
+    set.remove(value);
+    if set.is_empty() {
+        index.remove(key);
+        return true;
+    }
+    false
 }
 
 /// Whether a task counts as healthy: running, and every health check alive.
@@ -246,48 +397,77 @@ pub fn state_name(state: TaskState) -> String {
 
 /// A task as Marathon shows it.
 pub fn task_json(task: &TaskRecord, agent_address: Option<&str>) -> Value {
-    let state = if task.killing {
-        "TASK_KILLING".to_string()
-    } else {
-        state_name(task.state)
-    };
-    let mut out = json!({
-        "id": task.id,
-        "appId": task.app_id,
-        "host": task.host,
-        "ports": task.spec.host_ports,
-        "servicePorts": task.service_ports,
-        "slaveId": task.agent_id,
-        "state": state,
-        "stagedAt": task.staged_at,
-        "startedAt": task.started_at,
-        "version": task.version,
-        "ipAddresses": [{"ipAddress": agent_address.unwrap_or(&task.host), "protocol": "IPv4"}],
-        "localVolumes": [],
-        "region": Value::Null,
-        "zone": Value::Null,
-        "role": "*",
-    });
-    if !task.spec.health_checks.is_empty() {
-        let results: Vec<Value> = task
-            .health
-            .iter()
-            .map(|h| {
-                json!({
-                    "alive": h.alive,
-                    "consecutiveFailures": h.consecutive_failures,
-                    "firstSuccess": h.first_success,
-                    "lastFailure": h.last_failure,
-                    "lastSuccess": h.last_success,
-                    "lastFailureCause": h.last_failure_cause,
-                    "taskId": task.id,
-                    "instanceId": task.id,
+    serde_json::to_value(TaskJson {
+        task,
+        agent_address,
+    })
+    .unwrap_or_default()
+}
+
+/// A task as Marathon shows it, written straight from the record: lists of a hundred
+/// thousand tasks are serialized without building a JSON tree of them first.
+pub struct TaskJson<'a> {
+    pub task: &'a TaskRecord,
+    pub agent_address: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IpAddress<'a> {
+    ip_address: &'a str,
+    protocol: &'static str,
+}
+
+impl serde::Serialize for TaskJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let task = self.task;
+        let state = if task.killing {
+            "TASK_KILLING".to_string()
+        } else {
+            state_name(task.state)
+        };
+        let ip = IpAddress {
+            ip_address: self.agent_address.unwrap_or(&task.host),
+            protocol: "IPv4",
+        };
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &task.id)?;
+        map.serialize_entry("appId", &task.app_id)?;
+        map.serialize_entry("host", &task.host)?;
+        map.serialize_entry("ports", &task.spec.host_ports)?;
+        map.serialize_entry("servicePorts", &task.service_ports)?;
+        map.serialize_entry("slaveId", &task.agent_id)?;
+        map.serialize_entry("state", &state)?;
+        map.serialize_entry("stagedAt", &task.staged_at)?;
+        map.serialize_entry("startedAt", &task.started_at)?;
+        map.serialize_entry("version", &task.version)?;
+        map.serialize_entry("ipAddresses", &[ip])?;
+        map.serialize_entry("localVolumes", &[(); 0])?;
+        map.serialize_entry("region", &Value::Null)?;
+        map.serialize_entry("zone", &Value::Null)?;
+        map.serialize_entry("role", "*")?;
+        if !task.spec.health_checks.is_empty() {
+            let results: Vec<Value> = task
+                .health
+                .iter()
+                .map(|h| {
+                    json!({
+                        "alive": h.alive,
+                        "consecutiveFailures": h.consecutive_failures,
+                        "firstSuccess": h.first_success,
+                        "lastFailure": h.last_failure,
+                        "lastSuccess": h.last_success,
+                        "lastFailureCause": h.last_failure_cause,
+                        "taskId": task.id,
+                        "instanceId": task.id,
+                    })
                 })
-            })
-            .collect();
-        out["healthCheckResults"] = Value::Array(results);
+                .collect();
+            map.serialize_entry("healthCheckResults", &results)?;
+        }
+        map.end()
     }
-    out
 }
 
 /// The counters Marathon adds to an app.

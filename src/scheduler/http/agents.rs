@@ -1,7 +1,7 @@
 //! The agent protocol: registration and heartbeats (answered with the agent's tasks).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -31,7 +31,9 @@ pub async fn heartbeat(
 ) -> Result<Response, ApiError> {
     let hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
     match s.heartbeat(&agent_id, hb).await? {
-        Some(assignments) => Ok(Json(assignments).into_response()),
+        Some(assignments) => {
+            Ok(([(header::CONTENT_TYPE, "application/json")], assignments).into_response())
+        }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("agent {agent_id} is not registered"),

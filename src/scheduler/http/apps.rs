@@ -15,8 +15,8 @@ use crate::scheduler::error::ApiError;
 use crate::scheduler::state::task_json;
 
 use super::{
-    client_of, deployment_response, flag, param, parse_json, parse_object, render_app, Body,
-    Params, Shared,
+    client_of, deployment_response, flag, param, parse_json, parse_object, render_app, AppJson,
+    AppList, Body, Params, Shared,
 };
 
 /// Marathon's label selector: `key==value`, `key!=value`, `key` (exists), comma-separated.
@@ -58,7 +58,7 @@ pub async fn list_apps(State(s): State<Shared>, Query(params): Params) -> Respon
     let cmd_filter = param(&params, "cmd");
     let label = param(&params, "label");
     let state = s.lock();
-    let apps: Vec<Value> = state
+    let apps: Vec<AppJson> = state
         .apps
         .iter()
         .filter(|(id, _)| id_filter.is_none_or(|f| id.contains(f)))
@@ -66,9 +66,14 @@ pub async fn list_apps(State(s): State<Shared>, Query(params): Params) -> Respon
             cmd_filter.is_none_or(|f| a.spec.app.cmd.as_deref().is_some_and(|c| c.contains(f)))
         })
         .filter(|(_, a)| label.is_none_or(|l| label_matches(a.record.definition.get("labels"), l)))
-        .filter_map(|(id, _)| render_app(&state, id, tasks, failure))
+        .map(|(_, entry)| AppJson {
+            state: &state,
+            entry,
+            tasks,
+            failure,
+        })
         .collect();
-    Json(json!({"apps": apps})).into_response()
+    Json(AppList { apps }).into_response()
 }
 
 pub async fn create_app(

@@ -100,6 +100,12 @@ pub async fn metrics(State(s): State<Shared>) -> Response {
         state.tasks.values().filter(|t| is_healthy(t)).count() as f64,
     );
     gauge(
+        "infra_scheduler_store_transactions",
+        "Store transactions this process committed since it started.",
+        s.store_transactions
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    gauge(
         "infra_scheduler_deployments",
         "Deployments in progress.",
         state.deployments.len() as f64,

@@ -35,7 +35,7 @@ use crate::api::marathon::DEPLOYMENT_ID_HEADER;
 use crate::scheduler::apps::WriteResult;
 use crate::scheduler::core::Scheduler;
 use crate::scheduler::error::ApiError;
-use crate::scheduler::state::{app_counts, task_json, State as SchedState};
+use crate::scheduler::state::{app_counts, AppEntry, State as SchedState, TaskJson};
 
 pub fn router(scheduler: Shared) -> Router {
     Router::new()
@@ -203,23 +203,94 @@ pub fn deployment_response(status: StatusCode, result: &WriteResult) -> Response
 /// An app as the API shows it: its definition plus counters, deployments and embeds.
 pub fn render_app(state: &SchedState, app_id: &str, tasks: bool, failure: bool) -> Option<Value> {
     let entry = state.apps.get(app_id)?;
-    let mut out = entry.record.definition.clone();
-    out.extend(app_counts(state, app_id));
-    let deployments: Vec<Value> = state
-        .deployments
-        .values()
-        .filter(|d| d.step_of(app_id).is_some())
-        .map(|d| json!({"id": d.id}))
-        .collect();
-    out.insert("deployments".into(), Value::Array(deployments));
-    if tasks {
-        let list: Vec<Value> = state.tasks_of(app_id).map(|t| task_json(t, None)).collect();
-        out.insert("tasks".into(), Value::Array(list));
-    }
-    if failure {
-        if let Some(f) = &entry.record.last_task_failure {
-            out.insert("lastTaskFailure".into(), f.clone());
+    serde_json::to_value(AppJson {
+        state,
+        entry,
+        tasks,
+        failure,
+    })
+    .ok()
+}
+
+/// An app as the API shows it, written straight from the state: `GET /v2/apps` of ten
+/// thousand apps copies no definition. The fields computed here take the place of the
+/// definition's own fields of the same name, the others follow in order (as inserting
+/// them into a copy of the definition would).
+pub struct AppJson<'a> {
+    pub state: &'a SchedState,
+    pub entry: &'a AppEntry,
+    pub tasks: bool,
+    pub failure: bool,
+}
+
+/// `{"apps": [...]}`.
+#[derive(serde::Serialize)]
+pub struct AppList<'a> {
+    pub apps: Vec<AppJson<'a>>,
+}
+
+enum Computed<'a> {
+    Value(Value),
+    Tasks(Vec<TaskJson<'a>>),
+    Failure(&'a Value),
+}
+
+impl serde::Serialize for Computed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Computed::Value(v) => v.serialize(serializer),
+            Computed::Tasks(t) => t.serialize(serializer),
+            Computed::Failure(f) => f.serialize(serializer),
         }
     }
-    Some(Value::Object(out))
+}
+
+impl serde::Serialize for AppJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let app_id = self.entry.record.id.as_str();
+        let mut computed: Vec<(String, Computed)> = app_counts(self.state, app_id)
+            .into_iter()
+            .map(|(k, v)| (k, Computed::Value(v)))
+            .collect();
+        let deployments: Vec<Value> = self
+            .state
+            .deployments_of(app_id)
+            .map(|d| json!({"id": d.id}))
+            .collect();
+        computed.push((
+            "deployments".into(),
+            Computed::Value(Value::Array(deployments)),
+        ));
+        if self.tasks {
+            let list = self
+                .state
+                .tasks_of(app_id)
+                .map(|task| TaskJson {
+                    task,
+                    agent_address: None,
+                })
+                .collect();
+            computed.push(("tasks".into(), Computed::Tasks(list)));
+        }
+        if self.failure {
+            if let Some(f) = &self.entry.record.last_task_failure {
+                computed.push(("lastTaskFailure".into(), Computed::Failure(f)));
+            }
+        }
+        let definition = &self.entry.record.definition;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in definition {
+            match computed.iter().find(|(k, _)| k == key) {
+                Some((_, c)) => map.serialize_entry(key, c)?,
+                None => map.serialize_entry(key, value)?,
+            }
+        }
+        for (key, c) in &computed {
+            if !definition.contains_key(key) {
+                map.serialize_entry(key, c)?;
+            }
+        }
+        map.end()
+    }
 }

@@ -7,12 +7,18 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::api::agent::TaskState;
 use crate::api::marathon::{self, TaskIds};
 use crate::scheduler::error::ApiError;
-use crate::scheduler::state::task_json;
+use crate::scheduler::state::TaskJson;
+
+/// `{"tasks": [...]}`, serialized from the state.
+#[derive(serde::Serialize)]
+pub struct TaskList<'a> {
+    pub tasks: Vec<TaskJson<'a>>,
+}
 
 use super::{deployment_response, flag, parse_json, Body, Params, Shared};
 
@@ -68,13 +74,16 @@ pub async fn list_tasks(
         }
         return ([(header::CONTENT_TYPE, "text/plain")], out).into_response();
     }
-    let tasks: Vec<Value> = state
+    let tasks: Vec<TaskJson> = state
         .tasks
         .values()
         .filter(keep)
-        .map(|t| task_json(t, None))
+        .map(|task| TaskJson {
+            task,
+            agent_address: None,
+        })
         .collect();
-    Json(json!({"tasks": tasks})).into_response()
+    Json(TaskList { tasks }).into_response()
 }
 
 pub async fn delete_tasks(

@@ -1,0 +1,231 @@
+//! Work per placement, counted rather than timed, on a small fixed load (100 agents, 100
+//! apps x 10 instances = 1,000 tasks): store transactions of the real `infra scheduler`
+//! over HTTP, and heap allocations of the reconcile loop in this process. A change that
+//! makes the scheduler do per-task store writes or per-app scans of the whole cluster
+//! shows here as a count past its bound, without timing anything. The timed figures are
+//! the load harness's (bench/scheduler).
+
+#[path = "support/scheduler.rs"]
+mod scheduler_support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use infra::scheduler::placement::Strategy;
+use infra::scheduler::reconcile::reconcile_app_on;
+use infra::scheduler::state::State;
+use infra::scheduler::store::{AgentRecord, AppRecord, Change};
+use scheduler_support::{client, get_json, SchedulerProc, TestAgent};
+use serde_json::{json, Value};
+
+const AGENTS: usize = 100;
+const APPS: usize = 100;
+const INSTANCES: usize = 10;
+
+/// Counts the allocations of the thread that asks (other test threads do not disturb it).
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// App `i`: one of UNIQUE hostname, GROUP_BY rack, LIKE on an attribute, one host port.
+fn app_definition(i: usize) -> Value {
+    let constraints = match i % 3 {
+        0 => json!([["hostname", "UNIQUE"]]),
+        1 => json!([["rack", "GROUP_BY"]]),
+        _ => json!([["zone", "LIKE", "z[01]"]]),
+    };
+    json!({"id": format!("/budget/app-{i:03}"), "cmd": "sleep 1000", "instances": INSTANCES,
+           "cpus": 0.1, "mem": 16, "constraints": constraints, "portDefinitions": [{"port": 0}]})
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+}
+
+async fn metrics(url: &str) -> String {
+    client()
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the metrics text")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_transactions_per_placement_stay_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let scheduler = SchedulerProc::start(dir.path(), &["--agent-timeout", "60s"]);
+    let url = scheduler.url.clone();
+    let mut agents: Vec<TestAgent> = (0..AGENTS)
+        .map(|i| {
+            let mut agent = TestAgent::new(&format!("node-{i:03}"), (31000, 31100));
+            agent
+                .attributes
+                .insert("rack".into(), format!("r{}", i % 10));
+            agent
+                .attributes
+                .insert("zone".into(), format!("z{}", i % 3));
+            agent
+        })
+        .collect();
+    for agent in &agents {
+        agent.register(&url).await;
+    }
+    let before = metric(&metrics(&url).await, "infra_scheduler_store_transactions");
+    // Half the apps one by one, half in one batch write.
+    for i in 0..APPS / 2 {
+        let resp = client()
+            .post(format!("{url}/v2/apps"))
+            .json(&app_definition(i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
+    }
+    let batch: Vec<Value> = (APPS / 2..APPS).map(app_definition).collect();
+    let resp = client()
+        .put(format!("{url}/v2/apps"))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    // Heartbeat until every task runs and every deployment is over.
+    let started = Instant::now();
+    loop {
+        for agent in agents.iter_mut() {
+            agent.heartbeat(&url).await;
+        }
+        let deployments = get_json(&format!("{url}/v2/deployments")).await;
+        let running: usize = agents.iter().map(|a| a.running().len()).sum();
+        if running == APPS * INSTANCES && deployments.as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "not converged: {running} running, deployments {deployments}"
+        );
+    }
+    let text = metrics(&url).await;
+    let transactions = metric(&text, "infra_scheduler_store_transactions") - before;
+    let placed = metric(&text, "infra_scheduler_tasks_launched_total");
+    assert_eq!(placed as usize, APPS * INSTANCES, "one placement per task");
+    // About 0.25 per placement here: the 51 API writes, a heartbeat per agent that
+    // reports its new tasks running (these heartbeats come one at a time, so each is its
+    // own group commit), a few reconcile batches, the deployments' ends (up to one per
+    // app, as the apps' last tasks report in). How the reconciles fall into batches
+    // depends on timing, hence the margin; a write per task launched or per status
+    // report would be 1.0 or more.
+    let per_placement = transactions / placed;
+    eprintln!(
+        "{transactions} store transactions for {placed} placements ({per_placement:.3} each)"
+    );
+    assert!(
+        per_placement <= 0.40,
+        "{transactions} store transactions for {placed} placements ({per_placement:.3} each)"
+    );
+}
+
+fn agent_record(i: usize) -> AgentRecord {
+    AgentRecord {
+        registration: infra::api::agent::Registration {
+            agent_id: format!("agent-{i:03}"),
+            hostname: format!("node-{i:03}"),
+            address: "127.0.0.1".into(),
+            cpus: 16.0,
+            mem: 65536.0,
+            disk: 100_000.0,
+            port_range: (31000, 31100),
+            attributes: [
+                ("rack".to_string(), format!("r{}", i % 10)),
+                ("zone".to_string(), format!("z{}", i % 3)),
+            ]
+            .into(),
+            docker: false,
+            version: "t".into(),
+        },
+        lost: false,
+    }
+}
+
+fn app_record(i: usize) -> AppRecord {
+    let version = "2020-01-01T00:00:00.000Z";
+    let def = infra::api::appdef::normalize(
+        app_definition(i).as_object().cloned().unwrap_or_default(),
+        version,
+        version,
+        &|_| false,
+        (10000, 20000),
+    );
+    AppRecord {
+        id: format!("/budget/app-{i:03}"),
+        definition: def,
+        version: version.into(),
+        config_version: version.into(),
+        last_task_failure: None,
+    }
+}
+
+/// Allocations per placement of one reconcile batch over all the apps (the worker's
+/// loop, without the store): building each task (its id, environment, spec) takes some;
+/// what must not come back is a copy of every agent or a walk of every task per app.
+#[test]
+fn allocations_per_placement_stay_bounded() {
+    let mut state = State::default();
+    for i in 0..AGENTS {
+        state.apply(Change::PutAgent(agent_record(i))).unwrap();
+    }
+    for i in 0..APPS {
+        state.apply(Change::PutApp(app_record(i))).unwrap();
+    }
+    let now = std::time::Instant::now();
+    let mut batch = infra::scheduler::reconcile::Batch::default();
+    let start = allocations();
+    let mut changes = Vec::new();
+    for i in 0..APPS {
+        let id = format!("/budget/app-{i:03}");
+        let result = reconcile_app_on(&state, &id, Strategy::Spread, now, &mut batch);
+        batch.record(&result.changes);
+        changes.extend(result.changes);
+    }
+    let used = allocations() - start;
+    let placed = changes
+        .iter()
+        .filter(|c| matches!(c, Change::PutTask(_)))
+        .count();
+    assert_eq!(placed, APPS * INSTANCES);
+    let per_placement = used as f64 / placed as f64;
+    eprintln!("{used} allocations for {placed} placements ({per_placement:.1} each)");
+    assert!(
+        per_placement <= 150.0,
+        "{used} allocations for {placed} placements ({per_placement:.1} each)"
+    );
+}
