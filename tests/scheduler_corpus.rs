@@ -231,7 +231,9 @@ async fn every_corpus_app_is_accepted_and_round_trips_or_rejected_like_marathon(
             failures.push(format!("{label}: delete answered {}", resp.status()));
         }
         // The removal is a deployment of its own; several corpus files share an id
-        // (legacy Tomcat and Tomcat-Docker are both /tomcat), so wait until it is gone.
+        // (legacy Tomcat and Tomcat-Docker are both /tomcat), so wait until it is gone and
+        // its deployment has finished (until then the id is locked, as in Marathon: a POST
+        // gets 409).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         loop {
             let status = client()
@@ -240,7 +242,22 @@ async fn every_corpus_app_is_accepted_and_round_trips_or_rejected_like_marathon(
                 .await
                 .unwrap()
                 .status();
-            if status == 404 {
+            let deployments: Value = client()
+                .get(format!("{url}/v2/deployments"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let locked = deployments.as_array().into_iter().flatten().any(|d| {
+                d["affectedApps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|a| a.as_str() == Some(id.as_str()))
+            });
+            if status == 404 && !locked {
                 break;
             }
             if std::time::Instant::now() > deadline {

@@ -32,6 +32,8 @@ impl Launch {
         command
             .args(["scheduler", "--listen", &self.listen, "--data-dir"])
             .arg(&self.data_dir)
+            // Plain HTTP without tokens: the harness measures scheduling, not TLS or auth.
+            .args(["--insecure-http", "--no-auth"])
             .args([
                 "--agent-timeout",
                 &format!("{}ms", self.agent_timeout.as_millis()),
