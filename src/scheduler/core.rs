@@ -24,6 +24,8 @@ use crate::scheduler::reconcile::{reconcile_app_on, status_event, Batch};
 use crate::scheduler::state::{QueueEntry, State};
 use crate::scheduler::store::{Change, Snapshot, Store, StoreError};
 
+/// How long a write waits for this node's term to resume (see [`Scheduler::begin_write`]).
+const WRITE_PATIENCE: Duration = Duration::from_secs(3);
 /// How the scheduler runs (from `infra scheduler`'s flags).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -162,10 +164,20 @@ impl Scheduler {
 
     /// Starts a write: waits for the writers before it, and refuses when this node does
     /// not lead ([`StoreError::NotLeader`], which the API answers with 503).
+    ///
+    /// A leader past its lease deadline with no other node leading (etcd is electing a
+    /// raft leader of its own and answers nobody; it renews every lease once it has one)
+    /// waits up to [`WRITE_PATIENCE`] for its term to resume, as a forwarded request waits
+    /// for a leader, instead of refusing a write it will be able to make in a moment.
     pub async fn begin_write(&self) -> anyhow::Result<WriteGuard<'_>> {
         let guard = self.writer.lock().await;
         if !self.leadership.is_leader() {
-            return Err(anyhow::Error::new(StoreError::NotLeader));
+            let leader = self.leadership.wait_for_leader(WRITE_PATIENCE).await;
+            if leader.as_deref() != Some(self.leadership.advertise.as_str())
+                || !self.leadership.is_leader()
+            {
+                return Err(anyhow::Error::new(StoreError::NotLeader));
+            }
         }
         if self.stale.swap(false, Ordering::SeqCst) {
             let snapshot = match self.store.load().await {
