@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use browser::{get, guarded, js, screenshot, text, wait_text, wait_until, Driver, Platform};
+use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use scheduler_support::{client, SchedulerProc, TestAgent};
 use serde_json::{json, Value};
@@ -36,44 +37,50 @@ const PAGES: &[&str] = &[
 ];
 const LONG: Duration = Duration::from_secs(40);
 
-/// Clicks `css` once it is there: pages draw after their API answers, and a live update may
-/// redraw an element between finding and clicking it, so both are retried for [`LONG`].
-async fn click(c: &Client, css: &str) {
-    let deadline = std::time::Instant::now() + LONG;
+/// Runs `act` on the element `css` once it is there: pages draw after their API answers,
+/// and a live update may redraw an element between finding and using it, so both are
+/// retried for [`LONG`].
+async fn on_element<F, Fut>(c: &Client, css: &str, act: F)
+where
+    F: Fn(Element) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = Instant::now() + LONG;
     loop {
         let error = match c.find(Locator::Css(css)).await {
-            Ok(el) => match el.click().await {
+            Ok(el) => match act(el).await {
                 Ok(()) => return,
-                Err(e) => format!("cannot click {css}: {e}"),
+                Err(e) => e,
             },
             Err(e) => format!("no element {css}: {e}"),
         };
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             panic!("{error}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// Replaces the value of the field `css` once it is there (retried as [`click`]).
+async fn click(c: &Client, css: &str) {
+    on_element(c, css, |el| async move {
+        el.click()
+            .await
+            .map_err(|e| format!("cannot click {css}: {e}"))
+    })
+    .await;
+}
+
+/// Replaces the value of the field `css`.
 async fn type_into(c: &Client, css: &str, value: &str) {
-    let deadline = std::time::Instant::now() + LONG;
-    loop {
-        let error = match c.find(Locator::Css(css)).await {
-            Ok(el) => match el.clear().await {
-                Ok(()) => match el.send_keys(value).await {
-                    Ok(()) => return,
-                    Err(e) => format!("cannot type into {css}: {e}"),
-                },
-                Err(e) => format!("cannot clear {css}: {e}"),
-            },
-            Err(e) => format!("no element {css}: {e}"),
-        };
-        if std::time::Instant::now() > deadline {
-            panic!("{error}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    on_element(c, css, |el| async move {
+        el.clear()
+            .await
+            .map_err(|e| format!("cannot clear {css}: {e}"))?;
+        el.send_keys(value)
+            .await
+            .map_err(|e| format!("cannot type into {css}: {e}"))
+    })
+    .await;
 }
 
 /// The ids of the task rows the app page shows.
