@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use scheduler_support::{client, get_json, pump_until, SchedulerProc, TestAgent};
+use scheduler_support::{client, get_json, get_text, pump_until, SchedulerProc, TestAgent};
 use serde_json::{json, Value};
 
 async fn app(url: &str, id: &str) -> Value {
@@ -616,14 +616,7 @@ async fn versions_tasks_text_deployments_and_delete() {
     // Label filter and metrics.
     let apps = get_json(&format!("{url}/v2/apps?id=pa&embed=apps.tasks")).await;
     assert_eq!(apps["apps"][0]["tasks"].as_array().unwrap().len(), 2);
-    let metrics = client()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&format!("{url}/metrics")).await;
     assert!(
         metrics.contains("infra_scheduler_tasks_running 2"),
         "{metrics}"

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use infra::api::agent::REGISTER_PATH;
-use scheduler_support::{client, get_json, SchedulerProc, TestAgent};
+use scheduler_support::{client, get_json, get_text, SchedulerProc, TestAgent};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -621,14 +621,7 @@ async fn malformed_agent_messages_are_refused_without_changing_state() {
     // the real agent's heartbeats still work.
     assert_eq!(get_json(&format!("{url}/v2/tasks")).await, tasks_before);
     assert_eq!(agent.heartbeat(&url).await, 200);
-    let metrics = client()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&format!("{url}/metrics")).await;
     assert!(
         metrics.lines().any(|l| l == "infra_scheduler_agents 1"),
         "only the real agent is registered: {metrics}"

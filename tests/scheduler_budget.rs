@@ -16,7 +16,7 @@ use infra::scheduler::placement::Strategy;
 use infra::scheduler::reconcile::reconcile_app_on;
 use infra::scheduler::state::State;
 use infra::scheduler::store::{AgentRecord, AppRecord, Change};
-use scheduler_support::{client, get_json, SchedulerProc, TestAgent};
+use scheduler_support::{client, get_json, get_text, SchedulerProc, TestAgent};
 use serde_json::{json, Value};
 
 const AGENTS: usize = 100;
@@ -69,14 +69,7 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 async fn metrics(url: &str) -> String {
-    client()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("the metrics text")
+    get_text(&format!("{url}/metrics")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use infra::api::appdef::json_eq;
-use scheduler_support::{client, SchedulerProc};
+use scheduler_support::{client, get_json, SchedulerProc};
 use serde_json::{Map, Value};
 
 fn corpus_dir() -> PathBuf {
@@ -242,14 +242,7 @@ async fn every_corpus_app_is_accepted_and_round_trips_or_rejected_like_marathon(
                 .await
                 .unwrap()
                 .status();
-            let deployments: Value = client()
-                .get(format!("{url}/v2/deployments"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let deployments = get_json(&format!("{url}/v2/deployments")).await;
             let locked = deployments.as_array().into_iter().flatten().any(|d| {
                 d["affectedApps"]
                     .as_array()

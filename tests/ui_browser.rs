@@ -17,7 +17,9 @@ mod browser;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use browser::{get, guarded, js, screenshot, text, wait_text, wait_until, Driver, Platform};
+use browser::{
+    get, guarded, js, open_route, screenshot, text, wait_text, wait_until, Driver, Platform,
+};
 use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use scheduler_support::{client, SchedulerProc, TestAgent};
@@ -321,36 +323,16 @@ async fn journey(c: &Client, url: &str) {
 /// The README's screenshots: the Apps page with its folders open, and the app's page.
 async fn readme_screenshots(c: &Client, dir: &std::path::Path) {
     std::fs::create_dir_all(dir).expect("screenshot dir");
-    c.goto(&format!(
-        "{}#/apps",
-        c.current_url()
-            .await
-            .expect("url")
-            .as_str()
-            .split('#')
-            .next()
-            .unwrap_or_default()
-    ))
-    .await
-    .expect("apps page");
+    open_route(c, "/apps").await.expect("apps page");
     wait_text(c, "main", "3 apps", LONG).await;
     for _ in 0..3 {
         js(c, "document.querySelectorAll('.folder button[aria-expanded=false]').forEach(b => b.click()); return true").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     screenshot(c, &dir.join("ui-apps.png")).await;
-    c.goto(&format!(
-        "{}#/app{APP}",
-        c.current_url()
-            .await
-            .expect("url")
-            .as_str()
-            .split('#')
-            .next()
-            .unwrap_or_default()
-    ))
-    .await
-    .expect("app page");
+    open_route(c, &format!("/app{APP}"))
+        .await
+        .expect("app page");
     wait_text(c, "#app-healthy", "3 healthy", LONG).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     screenshot(c, &dir.join("ui-app.png")).await;

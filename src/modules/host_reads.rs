@@ -50,36 +50,37 @@ struct Files {
 impl SystemFiles {
     /// The content of `path` (`None`: it does not exist), read as the login user.
     pub async fn read(&self, view: &HostView, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        let generation = {
-            let files = self.inner.lock().await;
-            if let Some(content) = files.contents.get(path) {
-                return Ok(content.clone());
-            }
-            files.generation
-        };
-        let content = view.read_file(path, None).await?;
-        let mut files = self.inner.lock().await;
-        if files.generation == generation {
-            files.contents.insert(path.to_string(), content.clone());
-        }
-        Ok(content)
+        self.cached(path, |f| &mut f.contents, view.read_file(path, None))
+            .await
     }
 
     /// `lstat` of `path` (`None`: it does not exist), as the login user.
     pub async fn stat(&self, view: &HostView, path: &str) -> anyhow::Result<Option<FileStat>> {
+        self.cached(path, |f| &mut f.stats, view.stat(path, None))
+            .await
+    }
+
+    /// What `table` holds for `path`, else `load`'s answer, kept unless an invalidation came
+    /// while it was read. The lock is not held across the read.
+    async fn cached<T: Clone>(
+        &self,
+        path: &str,
+        table: fn(&mut Files) -> &mut HashMap<String, T>,
+        load: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
         let generation = {
-            let files = self.inner.lock().await;
-            if let Some(stat) = files.stats.get(path) {
-                return Ok(stat.clone());
+            let mut files = self.inner.lock().await;
+            if let Some(known) = table(&mut files).get(path) {
+                return Ok(known.clone());
             }
             files.generation
         };
-        let stat = view.stat(path, None).await?;
+        let loaded = load.await?;
         let mut files = self.inner.lock().await;
         if files.generation == generation {
-            files.stats.insert(path.to_string(), stat.clone());
+            table(&mut files).insert(path.to_string(), loaded.clone());
         }
-        Ok(stat)
+        Ok(loaded)
     }
 
     /// Forgets every read.

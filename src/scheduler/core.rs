@@ -172,10 +172,9 @@ impl Scheduler {
     pub async fn begin_write(&self) -> anyhow::Result<WriteGuard<'_>> {
         let guard = self.writer.lock().await;
         if !self.leadership.is_leader() {
-            let leader = self.leadership.wait_for_leader(WRITE_PATIENCE).await;
-            if leader.as_deref() != Some(self.leadership.advertise.as_str())
-                || !self.leadership.is_leader()
-            {
+            // Returns at once when another node leads; else when this one leads again.
+            self.leadership.wait_for_leader(WRITE_PATIENCE).await;
+            if !self.leadership.is_leader() {
                 return Err(anyhow::Error::new(StoreError::NotLeader));
             }
         }

@@ -272,19 +272,22 @@ pub async fn screenshot(c: &Client, path: &Path) {
     }
 }
 
+/// Opens the UI's `route` (`/apps`, `/app/<id>`, ...) on the page's own address.
+pub async fn open_route(c: &Client, route: &str) -> Result<(), String> {
+    let url = c.current_url().await.map_err(|e| e.to_string())?;
+    let base = url.as_str().split('#').next().unwrap_or_default();
+    c.goto(&format!("{base}#{route}"))
+        .await
+        .map_err(|e| format!("open {route}: {e}"))
+}
+
 /// After a failure: the page as it was, then every page of the UI, as PNGs named after
 /// the test, in [`artifacts_dir`].
 pub async fn screenshot_pages(c: &Client, test: &str, pages: &[&str]) {
     let dir = artifacts_dir();
     screenshot(c, &dir.join(format!("{test}-failed.png"))).await;
     for page in pages {
-        let url = c
-            .current_url()
-            .await
-            .map(|u| u.to_string())
-            .unwrap_or_default();
-        let base = url.split('#').next().unwrap_or_default().to_string();
-        if c.goto(&format!("{base}#{page}")).await.is_err() {
+        if open_route(c, page).await.is_err() {
             continue;
         }
         tokio::time::sleep(Duration::from_millis(700)).await;

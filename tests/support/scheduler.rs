@@ -286,6 +286,18 @@ pub async fn pump_until<F, Fut>(
     }
 }
 
+/// The body of `GET url` as text (`/metrics`).
+pub async fn get_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub async fn get_json(url: &str) -> Value {
     client()
         .get(url)
