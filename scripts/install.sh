@@ -74,5 +74,9 @@ fi
 
 if ! $deps_only; then
   cargo install --locked --path .
-  echo "installed: $(command -v infra)"
+  # Linked onto the PATH every root shell already has: on a fresh machine rustup's
+  # ~/.cargo/bin reaches PATH only in new login shells, so the README's
+  # `scripts/install.sh && infra up` would not find `infra` otherwise.
+  ln -sf "$HOME/.cargo/bin/infra" /usr/local/bin/infra
+  echo "installed: $HOME/.cargo/bin/infra (linked from /usr/local/bin/infra)"
 fi
