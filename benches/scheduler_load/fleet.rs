@@ -1,6 +1,7 @@
 //! Simulated agents: each one registers like `infra agent`, then heartbeats on the interval
 //! the scheduler gives, reporting every task it "runs" and applying the assignments in the
-//! answer (start what is new, report what is no longer wanted as killed once). Tasks run
+//! answer (start what is new, report what is no longer wanted as killed once). Like the
+//! real agent, it reports tasks that started at once rather than at the next interval. Tasks run
 //! instantly or after a delay, and a share of them can be made to fail. An agent can be
 //! silenced (lost) at any time. Counters say how many tasks the scheduler has acknowledged
 //! as running, which is what the harness measures against.
@@ -211,7 +212,11 @@ impl SimAgent {
             if self.handle.silent.load(Ordering::Relaxed) {
                 continue;
             }
-            self.heartbeat().await;
+            // A real agent reports a task that started or failed at once (100 ms later,
+            // gathering the burst), not at its next heartbeat.
+            while self.heartbeat().await && !self.handle.silent.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
 
@@ -223,7 +228,9 @@ impl SimAgent {
         (self.seed % 1_000_000) as f64 / 1_000_000.0
     }
 
-    async fn heartbeat(&mut self) {
+    /// One heartbeat; true when it started tasks whose state (running at once, or
+    /// failed) the agent should report now.
+    async fn heartbeat(&mut self) -> bool {
         let now = Instant::now();
         for task in self.tasks.values_mut() {
             if task.status.state == TaskState::Starting
@@ -254,21 +261,21 @@ impl SimAgent {
                     .json(&self.registration)
                     .send()
                     .await;
-                return;
+                return false;
             }
             Ok(r) if r.status().is_success() => r,
             _ => {
                 self.counters
                     .heartbeat_errors
                     .fetch_add(1, Ordering::Relaxed);
-                return;
+                return false;
             }
         };
         let Ok(assigned) = response.json::<AssignedList>().await else {
             self.counters
                 .heartbeat_errors
                 .fetch_add(1, Ordering::Relaxed);
-            return;
+            return false;
         };
         // What this heartbeat reported is now acknowledged.
         let mut newly_running = 0u64;
@@ -297,6 +304,7 @@ impl SimAgent {
                 task.status.state = TaskState::Killed;
             }
         }
+        let mut report_now = false;
         for (id, spec) in wanted {
             if self.tasks.contains_key(&id) {
                 continue;
@@ -309,6 +317,7 @@ impl SimAgent {
             } else {
                 TaskState::Starting
             };
+            report_now |= state != TaskState::Starting;
             let status = TaskStatus {
                 task_id: id.clone(),
                 app_id: spec.app_id,
@@ -335,5 +344,6 @@ impl SimAgent {
             .filter(|t| t.status.state == TaskState::Running)
             .count();
         self.handle.running.store(running, Ordering::Relaxed);
+        report_now
     }
 }

@@ -15,6 +15,10 @@ use crate::api::agent::{
     heartbeat_path, Assignments, Heartbeat, Registered, Registration, TaskStatus, REGISTER_PATH,
 };
 
+/// How long a heartbeat waits after a task changed, for the other changes of the same
+/// burst: short next to any heartbeat interval, long enough for a batch of starts.
+const CHANGE_GATHERING: Duration = Duration::from_millis(100);
+
 /// Why a request to the schedulers failed.
 #[derive(Debug)]
 pub enum CallError {
@@ -212,6 +216,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
+            // A change goes out now; the pause gathers the changes of one burst (a batch of
+            // tasks starting) into one heartbeat.
+            _ = supervisor.changed(), if registered => {
+                tokio::time::sleep(CHANGE_GATHERING).await;
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }

@@ -43,6 +43,7 @@ pub async fn run_check(
     slots: HealthSlots,
     started: Instant,
     place: CheckPlace,
+    changed: Arc<tokio::sync::Notify>,
 ) {
     let interval = Duration::from_secs(spec.interval_seconds.max(1));
     let timeout = Duration::from_secs(spec.timeout_seconds.max(1));
@@ -79,10 +80,19 @@ pub async fn run_check(
                 report.last_failure_cause = Some(cause);
             }
         }
-        if let Ok(mut slots) = slots.lock() {
-            if let Some(slot) = slots.get_mut(index) {
-                *slot = Some(report.clone());
-            }
+        let flipped = match slots.lock() {
+            Ok(mut slots) => match slots.get_mut(index) {
+                Some(slot) => {
+                    let flipped = slot.as_ref().map(|old| old.alive) != Some(report.alive);
+                    *slot = Some(report.clone());
+                    flipped
+                }
+                None => false,
+            },
+            Err(_) => false,
+        };
+        if flipped {
+            changed.notify_one();
         }
         tokio::time::sleep(interval).await;
     }
@@ -223,12 +233,14 @@ mod tests {
         let mut check = spec(HealthProtocol::Tcp, Some(port), None);
         check.grace_period_seconds = 60;
         let slots = new_slots(1);
+        let changed = Arc::new(tokio::sync::Notify::new());
         let runner = tokio::spawn(run_check(
             0,
             check,
             slots.clone(),
             Instant::now(),
             CheckPlace::Host,
+            changed.clone(),
         ));
         tokio::time::sleep(Duration::from_millis(300)).await;
         runner.abort();
@@ -237,5 +249,8 @@ mod tests {
         assert!(!reports[0].alive);
         assert_eq!(reports[0].consecutive_failures, 0);
         assert!(reports[0].last_failure_cause.is_some());
+        // The first report is news for the scheduler: the agent is told to heartbeat.
+        let told = tokio::time::timeout(Duration::from_millis(50), changed.notified()).await;
+        assert!(told.is_ok(), "the first health report did not signal a change");
     }
 }

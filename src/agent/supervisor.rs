@@ -33,6 +33,10 @@ struct Inner {
     syslog_socket: PathBuf,
     docker: Option<Docker>,
     tasks: Mutex<BTreeMap<String, Task>>,
+    /// Signalled when a task's reported state or health changes, so the agent reports it
+    /// now instead of at its next heartbeat (a started task is running for the scheduler
+    /// a heartbeat interval sooner; a deployment waiting for health moves on sooner).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 struct Task {
@@ -143,6 +147,7 @@ impl Supervisor {
                 syslog_socket: syslog_socket.to_path_buf(),
                 docker,
                 tasks: Mutex::new(BTreeMap::new()),
+                changed: Arc::new(tokio::sync::Notify::new()),
             }),
         };
         for entry in persisted {
@@ -264,6 +269,7 @@ impl Supervisor {
                 task.handle = Some(handle.clone());
                 self.inner.lock().insert(task_id.clone(), task);
                 self.inner.persist();
+                self.inner.changed.notify_one();
                 Inner::watch(
                     &self.inner,
                     &task_id,
@@ -277,6 +283,7 @@ impl Supervisor {
                 let mut task = Task::new(spec, TaskState::Failed);
                 task.message = Some(format!("{err:#}"));
                 self.inner.lock().insert(task_id, task);
+                self.inner.changed.notify_one();
             }
         }
     }
@@ -287,6 +294,7 @@ impl Supervisor {
             let mut task = Task::new(spec, TaskState::Failed);
             task.message = Some("Docker is not available on this agent".into());
             self.inner.lock().insert(task_id, task);
+            self.inner.changed.notify_one();
             return;
         };
         self.inner
@@ -309,6 +317,7 @@ impl Supervisor {
                         task.handle = Some(handle.clone());
                     }
                     inner.persist();
+                    inner.changed.notify_one();
                     Inner::watch(&inner, &task_id, handle, None, Instant::now(), true);
                 }
                 Err(err) => inner.finish(
@@ -430,6 +439,12 @@ impl Supervisor {
     }
 
     /// Whether this agent can run Docker tasks.
+    /// Resolves when a task's state or health changed since the last call (at once if one
+    /// did meanwhile): the heartbeat loop reports then rather than at its next interval.
+    pub async fn changed(&self) {
+        self.inner.changed.notified().await
+    }
+
     pub fn has_docker(&self) -> bool {
         self.inner.docker.is_some()
     }
@@ -491,6 +506,7 @@ impl Inner {
                 task.health.clone(),
                 started,
                 place.clone(),
+                inner.changed.clone(),
             ));
             task.side_jobs.push(job.abort_handle());
         }
@@ -526,6 +542,7 @@ impl Inner {
             );
         }
         self.persist();
+        self.changed.notify_one();
     }
 
     /// Writes the live tasks to the table; a failure is logged (the tasks still run).

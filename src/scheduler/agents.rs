@@ -115,6 +115,16 @@ impl Scheduler {
         self.heartbeats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Agents whose heartbeat arrived and waits for the writer. They are alive however
+    /// long the writer is busy: the timer, which may get the writer before their batch
+    /// does, must not declare them lost for a wait that is the scheduler's own.
+    pub(crate) fn agents_awaiting_answer(&self) -> HashSet<String> {
+        self.queued_heartbeats()
+            .iter()
+            .map(|queued| queued.agent_id.clone())
+            .collect()
+    }
+
     /// Decides the heartbeats of one batch in turn, as if each were committed before the
     /// next (agents' tasks are disjoint; counters add up; in-memory effects take effect at
     /// once, as for one heartbeat), commits them together and answers each.

@@ -364,14 +364,17 @@ impl Scheduler {
         let mut apps: BTreeSet<String> = BTreeSet::new();
         let mut changes = Vec::new();
         let acting_since = self.leadership.acting_since();
+        let awaiting_answer = self.agents_awaiting_answer();
         {
             let state = self.lock();
             let lost: Vec<String> = state
                 .agents
                 .iter()
-                .filter(|(_, a)| {
+                .filter(|(id, a)| {
                     let seen = acting_since.map_or(a.last_seen, |since| since.max(a.last_seen));
-                    !a.record.lost && now.duration_since(seen) > self.config.agent_timeout
+                    !a.record.lost
+                        && now.duration_since(seen) > self.config.agent_timeout
+                        && !awaiting_answer.contains(*id)
                 })
                 .map(|(id, _)| id.clone())
                 .collect();

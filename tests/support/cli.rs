@@ -18,6 +18,8 @@ pub struct Cluster {
     port_base: u16,
     pub url: String,
     scheduler: Child,
+    /// The scheduler's heartbeat interval and agent timeout, kept for its restarts.
+    heartbeats: (String, String),
     pub agents: Vec<Option<Child>>,
 }
 
@@ -25,13 +27,19 @@ impl Cluster {
     /// A scheduler (agent timeout 5 s) and `agents` agents `agent-1..n`, each with its own
     /// range of 100 host ports, and 500 ms heartbeats.
     pub fn start(agents: usize) -> Cluster {
+        Cluster::start_with_heartbeats(agents, "500ms", "5s")
+    }
+
+    /// [`Cluster::start`] with the scheduler's heartbeat interval and agent timeout (the
+    /// agents heartbeat at the interval the scheduler gives them when they register).
+    pub fn start_with_heartbeats(agents: usize, interval: &str, agent_timeout: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let scheduler = spawn_scheduler(dir.path(), port);
+        let scheduler = spawn_scheduler(dir.path(), port, interval, agent_timeout);
         let mut cluster = Cluster {
             dir,
             url: format!("http://127.0.0.1:{port}"),
@@ -40,6 +48,7 @@ impl Cluster {
             port_base: 21000
                 + 1000 * (NEXT_PORT_BLOCK.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 10),
             scheduler,
+            heartbeats: (interval.to_string(), agent_timeout.to_string()),
             agents: Vec::new(),
         };
         for i in 1..=agents {
@@ -54,7 +63,8 @@ impl Cluster {
         let _ = self.scheduler.kill();
         let _ = self.scheduler.wait();
         let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
-        self.scheduler = spawn_scheduler(self.dir.path(), port);
+        let (interval, agent_timeout) = &self.heartbeats;
+        self.scheduler = spawn_scheduler(self.dir.path(), port, interval, agent_timeout);
     }
 
     pub fn agent_dir(&self, i: usize) -> PathBuf {
@@ -130,16 +140,16 @@ impl Cluster {
     }
 }
 
-/// `infra scheduler` on 127.0.0.1:port (agent timeout 5 s, 500 ms heartbeats), once it
-/// says it listens.
-fn spawn_scheduler(dir: &Path, port: u16) -> Child {
+/// `infra scheduler` on 127.0.0.1:port with this heartbeat interval and agent timeout,
+/// once it says it listens.
+fn spawn_scheduler(dir: &Path, port: u16, interval: &str, agent_timeout: &str) -> Child {
     let mut scheduler = Command::new(BIN)
         .args([
             "scheduler",
             "--agent-timeout",
-            "5s",
+            agent_timeout,
             "--heartbeat-interval",
-            "500ms",
+            interval,
         ])
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.join("scheduler"))
