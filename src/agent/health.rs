@@ -251,6 +251,9 @@ mod tests {
         assert!(reports[0].last_failure_cause.is_some());
         // The first report is news for the scheduler: the agent is told to heartbeat.
         let told = tokio::time::timeout(Duration::from_millis(50), changed.notified()).await;
-        assert!(told.is_ok(), "the first health report did not signal a change");
+        assert!(
+            told.is_ok(),
+            "the first health report did not signal a change"
+        );
     }
 }

@@ -363,21 +363,9 @@ impl Scheduler {
         let mut pending = Pending::default();
         let mut apps: BTreeSet<String> = BTreeSet::new();
         let mut changes = Vec::new();
-        let acting_since = self.leadership.acting_since();
-        let awaiting_answer = self.agents_awaiting_answer();
         {
             let state = self.lock();
-            let lost: Vec<String> = state
-                .agents
-                .iter()
-                .filter(|(id, a)| {
-                    let seen = acting_since.map_or(a.last_seen, |since| since.max(a.last_seen));
-                    !a.record.lost
-                        && now.duration_since(seen) > self.config.agent_timeout
-                        && !awaiting_answer.contains(*id)
-                })
-                .map(|(id, _)| id.clone())
-                .collect();
+            let lost = self.overdue_agents(&state, now);
             for agent_id in &lost {
                 if let Some(agent) = state.agents.get(agent_id) {
                     let mut record = agent.record.clone();
@@ -421,13 +409,47 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Runs the timer until the process ends.
+    /// Agents silent for longer than the agent timeout: since their last heartbeat, or
+    /// since this node began to lead if that is later; not those whose heartbeat waits
+    /// for the writer.
+    fn overdue_agents(&self, state: &State, now: Instant) -> Vec<String> {
+        let acting_since = self.leadership.acting_since();
+        let awaiting_answer = self.agents_awaiting_answer();
+        state
+            .agents
+            .iter()
+            .filter(|(id, a)| {
+                let seen = acting_since.map_or(a.last_seen, |since| since.max(a.last_seen));
+                !a.record.lost
+                    && now.duration_since(seen) > self.config.agent_timeout
+                    && !awaiting_answer.contains(*id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Runs the timer until the process ends: a full [`Scheduler::tick`] every quarter
+    /// of the agent timeout (at most 1 s), and in between, a look for overdue agents
+    /// often enough that a lost agent's tasks are replaced at most a fraction of a second
+    /// past the timeout (the look takes the state lock only, not the writer).
     pub async fn run_timer(self: Arc<Self>) {
         let period = (self.config.agent_timeout / 4)
             .clamp(Duration::from_millis(100), Duration::from_secs(1));
-        let mut interval = tokio::time::interval(period);
+        let look = (self.config.agent_timeout / 20)
+            .clamp(Duration::from_millis(50), Duration::from_millis(250))
+            .min(period);
+        let mut interval = tokio::time::interval(look);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_tick = Instant::now();
         loop {
             interval.tick().await;
+            let due = last_tick.elapsed() >= period
+                || (self.leadership.is_leader()
+                    && !self.overdue_agents(&self.lock(), Instant::now()).is_empty());
+            if !due {
+                continue;
+            }
+            last_tick = Instant::now();
             if let Err(err) = self.tick().await {
                 if !matches!(
                     err.downcast_ref::<StoreError>(),
