@@ -136,9 +136,9 @@ mod tests {
         zone.answer(&target, &qname, qtype, &snap())
             .answers
             .iter()
-            .map(|r| match r.data() {
+            .map(|r| match &r.data {
                 RData::A(a) => a.0.to_string(),
-                RData::SRV(srv) => format!("{}:{}", srv.target(), srv.port()),
+                RData::SRV(srv) => format!("{}:{}", srv.target, srv.port),
                 other => format!("{other:?}"),
             })
             .collect()
