@@ -174,7 +174,8 @@ mod tests {
     #[test]
     fn impossible_and_outside_names() {
         assert_eq!(class("service.infra."), Target::NoSuchName);
-        assert_eq!(class("a.b.service.infra."), Target::NoSuchName);
+        // `<svc>.<net>.service` names a service on a container network (network_names.rs).
+        assert_eq!(class("a.b.c.service.infra."), Target::NoSuchName);
         assert_eq!(class("_web._udp.service.infra."), Target::NoSuchName);
         assert_eq!(class("node.infra."), Target::NoSuchName);
         assert_eq!(class("web.service.dc1.dc1.infra."), Target::NoSuchName);
