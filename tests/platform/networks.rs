@@ -196,7 +196,8 @@ fn container_network_tasks_resolve_and_reach_each_other_across_hosts() {
         .clone();
     assert_ne!(on1.address, on2.address);
 
-    // From the task on compute1, both short names reach the instance on compute2.
+    // From the task on compute1, both short names reach the instance on compute2 (busybox
+    // `timeout` rather than `wget -T`, which crashes in Debian's static busybox).
     for name in [APP.to_string(), format!("{APP}.{NET}")] {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut seen = Vec::new();
@@ -205,7 +206,7 @@ fn container_network_tasks_resolve_and_reach_each_other_across_hosts() {
                 p,
                 "compute1",
                 &on1,
-                &format!("wget -qO- -T 3 http://{name}:8080/"),
+                &format!("timeout 5 wget -qO- http://{name}:8080/"),
             );
             let page = String::from_utf8_lossy(&out.stdout).trim().to_string();
             if page == on2.id {
