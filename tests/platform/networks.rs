@@ -312,7 +312,13 @@ fn container_network_tasks_resolve_and_reach_each_other_across_hosts() {
             std::thread::sleep(Duration::from_millis(300));
         }
     }
-    let out = exec_in(p, "compute1", &client, &format!("nslookup {APP}.{NET}"));
+    // (busybox nslookup applies no search domain: the full name.)
+    let out = exec_in(
+        p,
+        "compute1",
+        &client,
+        &format!("nslookup {APP}.{NET}.service.infra"),
+    );
     let answer = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         answer.contains(&on2.address) && !answer.contains(&on1.address),
