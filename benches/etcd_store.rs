@@ -84,6 +84,7 @@ fn task(app: usize, n: usize) -> TaskRecord {
             health_checks: Vec::new(),
             kill_grace_period_seconds: 3,
         },
+        ip_addresses: Vec::new(),
     }
 }
 

@@ -12,6 +12,8 @@
 mod cluster;
 #[path = "platform/edge.rs"]
 mod edge;
+#[path = "platform/networks.rs"]
+mod networks;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};

@@ -328,6 +328,7 @@ impl SimAgent {
                     .then(infra::scheduler::clock::now_rfc3339),
                 exit_code: fails.then_some(1),
                 message: fails.then(|| "simulated failure".to_string()),
+                ip_addresses: Vec::new(),
             };
             self.tasks.insert(
                 id,

@@ -132,6 +132,8 @@ pub fn container_config(
             parameters: Vec::new(),
             volumes: Vec::new(),
             privileged: false,
+            network_name: None,
+            dns_domain: None,
         });
     let mut labels: HashMap<String, String> = spec
         .labels
@@ -201,7 +203,7 @@ pub fn container_config(
     // Docker refuses less than 6 MB; such tiny limits are treated as "no limit".
     let memory = (spec.mem >= 6.0).then_some((spec.mem * 1024.0 * 1024.0) as i64);
     let nano_cpus = (spec.cpus > 0.0).then_some((spec.cpus * 1e9) as i64);
-    ContainerCreateBody {
+    let mut body = ContainerCreateBody {
         image: Some(docker_spec.image.clone()),
         cmd,
         env: Some(env),
@@ -218,7 +220,9 @@ pub fn container_config(
             ..Default::default()
         }),
         ..Default::default()
-    }
+    };
+    super::container_network::apply(&mut body, &docker_spec);
+    body
 }
 
 /// The syslog log driver: lines go to `socket` as `user` facility, tagged like a process

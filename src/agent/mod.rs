@@ -11,6 +11,7 @@
 
 pub mod cgroup;
 pub mod config;
+pub mod container_network;
 pub mod daemon;
 pub mod docker;
 pub mod health;

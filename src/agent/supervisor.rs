@@ -56,6 +56,22 @@ struct Task {
     side_jobs: Vec<AbortHandle>,
     /// The log follower; stopped shortly after the task ends (its last lines still go out).
     log_job: Option<AbortHandle>,
+    /// The task's own addresses on its container network (empty for other tasks).
+    ip_addresses: Vec<String>,
+}
+
+/// The address of a container network task, or none (logged) when the engine has none.
+async fn task_addresses(engine: &bollard::Docker, spec: &TaskSpec, container: &str) -> Vec<String> {
+    let Some(network) = spec.docker.as_ref().and_then(|d| d.network_name.as_deref()) else {
+        return Vec::new();
+    };
+    match super::container_network::task_address(engine, container, network).await {
+        Ok(address) => vec![address],
+        Err(err) => {
+            tracing::warn!("{err:#}");
+            Vec::new()
+        }
+    }
 }
 
 impl Task {
@@ -74,6 +90,7 @@ impl Task {
             watcher: None,
             side_jobs: Vec::new(),
             log_job: None,
+            ip_addresses: Vec::new(),
         }
     }
 
@@ -87,6 +104,7 @@ impl Task {
             started_at: self.started_at.clone(),
             exit_code: self.exit_code,
             message: self.message.clone(),
+            ip_addresses: self.ip_addresses.clone(),
         }
     }
 
@@ -214,6 +232,11 @@ impl Supervisor {
             }
             None => {
                 tracing::info!("adopted running task {task_id}");
+                if let (Some(engine), Handle::Docker { container }) =
+                    (&self.inner.docker, &entry.handle)
+                {
+                    task.ip_addresses = task_addresses(engine, &task.spec, container).await;
+                }
                 let since = started_instant(entry.started_at.as_deref());
                 self.inner.lock().insert(task_id.clone(), task);
                 Inner::watch(&self.inner, &task_id, entry.handle, None, since, false);
@@ -306,6 +329,7 @@ impl Supervisor {
             let syslog = Some(inner.syslog_socket.as_path()).filter(|s| s.exists());
             match docker::start(&engine, &spec, &inner.owner, syslog).await {
                 Ok(container) => {
+                    let addresses = task_addresses(&engine, &spec, &container).await;
                     let handle = Handle::Docker { container };
                     {
                         let mut tasks = inner.lock();
@@ -315,6 +339,7 @@ impl Supervisor {
                         task.state = TaskState::Running;
                         task.started_at = Some(chrono::Utc::now().to_rfc3339());
                         task.handle = Some(handle.clone());
+                        task.ip_addresses = addresses;
                     }
                     inner.persist();
                     inner.changed.notify_one();

@@ -105,6 +105,9 @@ pub struct TaskStatus {
     pub started_at: Option<String>,
     pub exit_code: Option<i32>,
     pub message: Option<String>,
+    /// The task's own addresses (container network tasks), as the engine gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -157,6 +160,22 @@ pub struct DockerSpec {
     pub parameters: Vec<(String, String)>,
     pub volumes: Vec<Volume>,
     pub privileged: bool,
+    /// The container network the task joins (network "USER"): a Docker network of that name
+    /// on every compute node (docs/networks.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_name: Option<String>,
+    /// The DNS zone whose `service.<zone>` is the task's search domain (default `infra`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_domain: Option<String>,
+}
+
+impl DockerSpec {
+    /// The DNS zone container network tasks search in.
+    pub fn dns_domain(&self) -> String {
+        self.dns_domain
+            .clone()
+            .unwrap_or_else(|| "infra".to_string())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -42,6 +42,12 @@ pub struct AppSpec {
     pub ports: Vec<PortRequest>,
     /// Docker network for Docker apps ("BRIDGE", "HOST", "USER", "NONE").
     pub docker_network: Option<String>,
+    /// The container network each task joins (`networks` mode `container`, or the older
+    /// `ipAddress.networkName`): tasks get their own address there (src/api/networks.rs).
+    pub container_network: Option<String>,
+    /// The container ports of the port mappings, in order, for container network apps (DNS
+    /// SRV answers and the proxy reach tasks on these at the task's own address).
+    pub container_ports: Vec<u16>,
     pub constraints: Vec<crate::api::constraints::Constraint>,
 }
 
@@ -64,10 +70,19 @@ impl AppSpec {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| vec![detail("/constraints", &err)])?;
         let (ports, docker_network) = port_requests(&app);
+        let container_network = crate::api::networks::container_network(&app);
+        let container_ports = match container_network {
+            Some(_) => port_mappings(&app)
+                .map(|m| m.iter().map(|m| m.container_port as u16).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         Ok(AppSpec {
             app,
             ports,
             docker_network,
+            container_network,
+            container_ports,
             constraints,
         })
     }
@@ -81,6 +96,9 @@ fn detail(path: &str, error: &str) -> ErrorDetail {
 }
 
 fn network_mode(app: &App) -> Option<String> {
+    if crate::api::networks::container_network(app).is_some() {
+        return Some("USER".to_string());
+    }
     if let Some(docker) = app.container.as_ref().and_then(|c| c.docker.as_ref()) {
         if let Some(net) = &docker.network {
             return Some(net.to_uppercase());
@@ -334,6 +352,9 @@ pub fn validate(def: &Map<String, Value>) -> Result<(), Vec<ErrorDetail>> {
     let port_count = check_ports(&mut c, def);
     let mapping_count = check_container(&mut c, def);
     check_networks(&mut c, def.get("networks"));
+    for (path, error) in crate::api::networks::check(def) {
+        c.err(&path, error);
+    }
     check_health_checks(
         &mut c,
         def.get("healthChecks"),

@@ -64,6 +64,12 @@ impl Zone {
                 qualified,
             } => self.service(name, *srv_form, *qualified, &owner, qtype, snap),
             Target::Node { name } => self.node(name, &owner, qtype, snap),
+            Target::NetworkService { name, network } => {
+                super::network_names::network_service(self, name, network, &owner, qtype, snap)
+            }
+            Target::TaskAddress { address } => {
+                super::network_names::task_address(self, *address, &owner, qtype, snap)
+            }
             Target::NoSuchName => None,
             Target::Forward { .. } | Target::Outside => return Answer::code(ResponseCode::Refused),
         };
@@ -143,7 +149,7 @@ impl Zone {
             .and_then(|n| n.append_domain(&self.origin).ok())
     }
 
-    fn address_records(
+    pub(super) fn address_records(
         &self,
         owner: &Name,
         addresses: &BTreeSet<IpAddr>,
@@ -181,12 +187,17 @@ impl Zone {
         if !srv_form {
             let addresses: BTreeSet<IpAddr> = healthy.iter().map(|i| i.address).collect();
             answers = self.address_records(owner, &addresses, qtype);
+            super::network_names::rotate(&mut answers);
         }
         if matches!(qtype, RecordType::SRV | RecordType::ANY) {
             let mut seen = BTreeSet::new();
             let mut glued = BTreeSet::new();
             for instance in &healthy {
-                let Some(target) = self.node_name(&instance.node, qualified) else {
+                let target = match instance.network {
+                    Some(_) => super::network_names::address_name(self, instance.address),
+                    None => self.node_name(&instance.node, qualified),
+                };
+                let Some(target) = target else {
                     tracing::warn!(node = %instance.node, "node name is not a DNS name; no SRV");
                     continue;
                 };
@@ -252,6 +263,7 @@ mod tests {
             ports: ports.to_vec(),
             healthy,
             tags: vec![],
+            network: None,
         }
     }
 

@@ -24,6 +24,9 @@ pub struct ServiceInstance {
     pub healthy: bool,
     /// Consul's `ServiceTags` (e.g. the app's label keys); may be empty.
     pub tags: Vec<String>,
+    /// The container network the task is on: then `address` is the task's own address on
+    /// it and `ports` are its container ports (issue 16, docs/networks.md).
+    pub network: Option<String>,
 }
 
 /// One agent (a name under `node.<domain>`).
@@ -145,6 +148,7 @@ mod tests {
             ports: vec![1],
             healthy: true,
             tags: vec![],
+            network: None,
         };
         let snap = CatalogSnapshot {
             instances: vec![instance("/g/app"), instance("/app"), instance("/other")],

@@ -16,6 +16,7 @@ pub mod config;
 pub mod forward;
 pub mod http;
 pub mod names;
+pub mod network_names;
 pub mod server;
 
 pub use catalog::{

@@ -24,6 +24,12 @@ pub enum Target {
     },
     /// A node (agent host) of this datacenter.
     Node { name: String },
+    /// `<svc>.<net>.service`: the instances of a service on container network `<net>`
+    /// (what `<app>.<net>` becomes inside a task through its search domain).
+    NetworkService { name: String, network: String },
+    /// `<a-b-c-d>.addr`: a container network task's own address (the target of its SRV
+    /// records); answered only while a task has it.
+    TaskAddress { address: std::net::Ipv4Addr },
     /// A name in another datacenter's part of the zone: forward to its servers.
     Forward { datacenter: String },
     /// Inside the zone but no such name can exist: NXDOMAIN.
@@ -60,6 +66,10 @@ fn classify_relative(labels: &[String], config: &DnsConfig, qualified: bool) -> 
         "node" if !rest.is_empty() => Target::Node {
             name: rest.join("."),
         },
+        "addr" => match super::network_names::dashed_address(rest) {
+            Some(address) => Target::TaskAddress { address },
+            None => Target::NoSuchName,
+        },
         dc if !qualified && dc == config.datacenter => classify_relative(rest, config, true),
         dc if !qualified && config.wan.contains_key(dc) => match rest.last().map(String::as_str) {
             Some("service") | Some("node") => Target::Forward {
@@ -83,6 +93,12 @@ fn classify_service(rest: &[String], qualified: bool) -> Target {
                 name: service[1..].to_string(),
                 srv_form: true,
                 qualified,
+            }
+        }
+        [name, network] if !name.starts_with('_') && !network.starts_with('_') => {
+            Target::NetworkService {
+                name: name.clone(),
+                network: network.clone(),
             }
         }
         _ => Target::NoSuchName,
@@ -158,7 +174,8 @@ mod tests {
     #[test]
     fn impossible_and_outside_names() {
         assert_eq!(class("service.infra."), Target::NoSuchName);
-        assert_eq!(class("a.b.service.infra."), Target::NoSuchName);
+        // `<svc>.<net>.service` names a service on a container network (network_names.rs).
+        assert_eq!(class("a.b.c.service.infra."), Target::NoSuchName);
         assert_eq!(class("_web._udp.service.infra."), Target::NoSuchName);
         assert_eq!(class("node.infra."), Target::NoSuchName);
         assert_eq!(class("web.service.dc1.dc1.infra."), Target::NoSuchName);

@@ -66,6 +66,20 @@ pub fn service_port(app: &App) -> Option<u32> {
         .filter(|p| *p != 0)
 }
 
+/// The first container port of an app on a container network: its tasks are reached at
+/// their own address on that port (docs/networks.md), not through host ports.
+pub fn container_port(app: &App) -> Option<u16> {
+    crate::api::networks::container_network(app)?;
+    let container = app.container.as_ref()?;
+    let mappings = container
+        .port_mappings
+        .as_ref()
+        .or_else(|| container.docker.as_ref()?.port_mappings.as_ref())?;
+    mappings
+        .first()
+        .and_then(|m| u16::try_from(m.container_port).ok())
+}
+
 /// The template's view of one app (its `tasks` embedded).
 pub fn proxy_app(app: &App, domain: &str) -> ProxyApp {
     let name = app_name(&app.id);
@@ -75,11 +89,15 @@ pub fn proxy_app(app: &App, domain: &str) -> ProxyApp {
         .iter()
         .flatten()
         .filter(|t| task_is_healthy(t, has_checks))
-        .filter_map(|t| {
-            Some(Backend {
+        .filter_map(|t| match container_port(app) {
+            Some(port) => Some(Backend {
+                host: t.ip_addresses.first()?.ip_address.clone(),
+                port,
+            }),
+            None => Some(Backend {
                 host: t.host.clone(),
                 port: *t.ports.first()?,
-            })
+            }),
         })
         .collect();
     backends.sort();
@@ -175,6 +193,28 @@ mod tests {
         assert_eq!(service_port(&bridge), Some(10005));
         let zero = app(json!({"id": "/z", "portDefinitions": [{"port": 0}]}));
         assert_eq!(service_port(&zero), None);
+    }
+
+    #[test]
+    fn container_network_tasks_are_reached_at_their_address_and_container_port() {
+        let networked = app(json!({"id": "/n",
+            "networks": [{"mode": "container", "name": "apps"}],
+            "container": {"type": "DOCKER", "docker": {"image": "x"},
+              "portMappings": [{"containerPort": 8080}]},
+            "tasks": [{"id": "t1", "appId": "/n", "host": "172.20.0.3", "ports": [],
+                       "state": "TASK_RUNNING", "version": "v",
+                       "ipAddresses": [{"ipAddress": "10.200.1.2", "protocol": "IPv4"}]},
+                      {"id": "t2", "appId": "/n", "host": "172.20.0.4", "ports": [],
+                       "state": "TASK_RUNNING", "version": "v"}]}));
+        let a = proxy_app(&networked, "infra");
+        assert_eq!(
+            a.backends,
+            vec![Backend {
+                host: "10.200.1.2".into(),
+                port: 8080
+            }],
+            "a task without its address yet is not a backend"
+        );
     }
 
     #[test]

@@ -300,6 +300,7 @@ pub fn heartbeat_outcome(
         let unchanged = task.reported
             && status.state == task.state
             && status.health == task.health
+            && status.ip_addresses == task.ip_addresses
             && (task.spec.health_checks.is_empty() || !unhealthy_past_grace(task));
         if unchanged {
             continue;
@@ -326,6 +327,11 @@ pub fn heartbeat_outcome(
         let mut t = task.clone();
         let mut durable = !t.reported;
         t.reported = true;
+        if status.ip_addresses != t.ip_addresses {
+            t.ip_addresses = status.ip_addresses.clone();
+            durable = true;
+            out.apps.insert(t.app_id.clone());
+        }
         if status.state != t.state {
             t.state = status.state;
             durable = true;
@@ -518,6 +524,7 @@ mod tests {
             started_at: Some("2020-01-01T00:00:01.000Z".into()),
             exit_code: None,
             message: message.map(str::to_string),
+            ip_addresses: Vec::new(),
         }
     }
 

@@ -34,9 +34,25 @@ impl ServiceCatalog for SchedulerCatalog {
             .filter(|t| !t.killing && t.state == TaskState::Running)
             .filter_map(|t| {
                 let agent = state.agents.get(&t.agent_id);
-                let address: IpAddr = agent
+                let host_address: IpAddr = agent
                     .and_then(|a| a.record.registration.address.parse().ok())
                     .or_else(|| t.host.parse().ok())?;
+                // A container network task answers with its own address and container ports.
+                let network = t.spec.docker.as_ref().and_then(|d| d.network_name.clone());
+                let own = t.ip_addresses.first().and_then(|ip| ip.parse().ok());
+                let (address, ports, network) = match (network, own) {
+                    (Some(network), Some(own)) => {
+                        let ports = state
+                            .apps
+                            .get(&t.app_id)
+                            .map(|a| a.spec.container_ports.clone())
+                            .unwrap_or_default();
+                        (own, ports, Some(network))
+                    }
+                    // Not reported yet: not answered (its host has no such ports).
+                    (Some(_), None) => return None,
+                    (None, _) => (host_address, t.spec.host_ports.clone(), None),
+                };
                 Some(ServiceInstance {
                     app_id: t.app_id.clone(),
                     task_id: t.id.clone(),
@@ -45,9 +61,10 @@ impl ServiceCatalog for SchedulerCatalog {
                         |a| a.record.registration.hostname.clone(),
                     ),
                     address,
-                    ports: t.spec.host_ports.clone(),
+                    ports,
                     healthy: is_healthy(t) && !agent.is_some_and(|a| a.record.lost),
                     tags: t.spec.labels.keys().cloned().collect(),
+                    network,
                 })
             })
             .collect();

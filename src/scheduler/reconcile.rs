@@ -456,6 +456,8 @@ fn docker_spec(spec: &AppSpec, host_ports: &[u16]) -> Option<DockerSpec> {
         parameters,
         volumes,
         privileged: docker.privileged,
+        network_name: spec.container_network.clone(),
+        dns_domain: None,
     })
 }
 
@@ -504,6 +506,7 @@ pub fn build_task(
         killing: false,
         reported: false,
         spec: task_spec,
+        ip_addresses: Vec::new(),
     }
 }
 

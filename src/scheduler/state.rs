@@ -427,9 +427,26 @@ impl serde::Serialize for TaskJson<'_> {
         } else {
             state_name(task.state)
         };
-        let ip = IpAddress {
-            ip_address: self.agent_address.unwrap_or(&task.host),
-            protocol: "IPv4",
+        // A container network task is reached at its own address (none until its agent
+        // reports it); others at their host's.
+        let on_network = task
+            .spec
+            .docker
+            .as_ref()
+            .is_some_and(|d| d.network_name.is_some());
+        let ips: Vec<IpAddress> = if task.ip_addresses.is_empty() && !on_network {
+            vec![IpAddress {
+                ip_address: self.agent_address.unwrap_or(&task.host),
+                protocol: "IPv4",
+            }]
+        } else {
+            task.ip_addresses
+                .iter()
+                .map(|ip| IpAddress {
+                    ip_address: ip,
+                    protocol: "IPv4",
+                })
+                .collect()
         };
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("id", &task.id)?;
@@ -442,7 +459,7 @@ impl serde::Serialize for TaskJson<'_> {
         map.serialize_entry("stagedAt", &task.staged_at)?;
         map.serialize_entry("startedAt", &task.started_at)?;
         map.serialize_entry("version", &task.version)?;
-        map.serialize_entry("ipAddresses", &[ip])?;
+        map.serialize_entry("ipAddresses", &ips)?;
         map.serialize_entry("localVolumes", &[(); 0])?;
         map.serialize_entry("region", &Value::Null)?;
         map.serialize_entry("zone", &Value::Null)?;

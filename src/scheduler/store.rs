@@ -48,6 +48,9 @@ pub struct TaskRecord {
     pub reported: bool,
     /// What the agent is sent.
     pub spec: TaskSpec,
+    /// The task's own addresses on its container network, as its agent reported them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

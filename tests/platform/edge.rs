@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use crate::cluster::{exclusive, platform, text, Platform};
 
 /// Destroys an app when dropped, so a failed scenario leaves nothing running.
-struct AppGuard<'a> {
-    platform: &'a Platform,
-    id: &'static str,
+pub struct AppGuard<'a> {
+    pub platform: &'a Platform,
+    pub id: &'static str,
 }
 
 impl Drop for AppGuard<'_> {
@@ -24,7 +24,7 @@ impl Drop for AppGuard<'_> {
 }
 
 /// A token unique to this run, so lines and pages of earlier runs never count.
-fn run_token() -> String {
+pub fn run_token() -> String {
     format!(
         "{}-{}",
         std::process::id(),
@@ -196,7 +196,7 @@ fn app_output_reaches_the_log_server_and_survives_its_downtime() {
 }
 
 /// Runs `command` on `host` over ssh (as [`Platform::ssh`]) with `input` as its stdin.
-fn ssh_with_input(p: &Platform, host: &str, command: &str, input: &Path) -> Output {
+pub fn ssh_with_input(p: &Platform, host: &str, command: &str, input: &Path) -> Output {
     let stdin = std::fs::File::open(input).unwrap();
     p.ssh_command(host, command)
         .stdin(Stdio::from(stdin))
@@ -205,7 +205,7 @@ fn ssh_with_input(p: &Platform, host: &str, command: &str, input: &Path) -> Outp
 }
 
 /// A root filesystem with the static busybox and one page, as a tar for `docker import`.
-fn build_image_tar(dir: &Path, page: &str) -> std::path::PathBuf {
+pub fn build_image_tar(dir: &Path, page: &str) -> std::path::PathBuf {
     let busybox = Path::new("/bin/busybox");
     assert!(
         busybox.exists(),

@@ -212,6 +212,8 @@ pub fn docker_httpd_spec(task_id: &str, host_port: u16) -> TaskSpec {
         parameters: Vec::new(),
         volumes: Vec::new(),
         privileged: false,
+        network_name: None,
+        dns_domain: None,
     });
     spec.health_checks.push(http_check(host_port));
     spec

@@ -28,6 +28,7 @@ pub fn instance(app: &str, node: &str, ip: &str, ports: &[u16], healthy: bool) -
         ports: ports.to_vec(),
         healthy,
         tags: vec![],
+        network: None,
     }
 }
 

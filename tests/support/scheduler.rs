@@ -237,6 +237,7 @@ impl TestAgent {
                 started_at: None,
                 exit_code: None,
                 message: None,
+                ip_addresses: Vec::new(),
             };
             self.tasks.insert(id, (spec, status));
         }
