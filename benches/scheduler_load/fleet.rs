@@ -1,7 +1,7 @@
 //! Simulated agents: each one registers like `infra agent`, then heartbeats on the interval
 //! the scheduler gives, reporting every task it "runs" and applying the assignments in the
 //! answer (start what is new, report what is no longer wanted as killed once). Like the
-//! real agent, it reports tasks that started at once rather than at the next interval. Tasks run
+//! real agent, it reports tasks that started a second later rather than at the next interval. Tasks run
 //! instantly or after a delay, and a share of them can be made to fail. An agent can be
 //! silenced (lost) at any time. Counters say how many tasks the scheduler has acknowledged
 //! as running, which is what the harness measures against.
@@ -212,10 +212,10 @@ impl SimAgent {
             if self.handle.silent.load(Ordering::Relaxed) {
                 continue;
             }
-            // A real agent reports a task that started or failed at once (100 ms later,
-            // gathering the burst), not at its next heartbeat.
+            // A real agent reports a task that started once it has stayed up for a second
+            // (one that failed, at once), not at its next heartbeat.
             while self.heartbeat().await && !self.handle.silent.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }

@@ -20,6 +20,10 @@ use super::table::{self, Handle, PersistedTask};
 use super::{docker, logs};
 use crate::api::agent::{TaskSpec, TaskState, TaskStatus};
 
+/// How long a started task must stay up before the agent reports it early (see
+/// [`Inner::report_once_settled`]).
+const START_SETTLE: Duration = Duration::from_secs(1);
+
 /// Runs the agent's tasks. Dropping it stops watching them; the tasks keep running.
 pub struct Supervisor {
     inner: Arc<Inner>,
@@ -292,7 +296,7 @@ impl Supervisor {
                 task.handle = Some(handle.clone());
                 self.inner.lock().insert(task_id.clone(), task);
                 self.inner.persist();
-                self.inner.changed.notify_one();
+                self.inner.report_once_settled();
                 Inner::watch(
                     &self.inner,
                     &task_id,
@@ -342,7 +346,7 @@ impl Supervisor {
                         task.ip_addresses = addresses;
                     }
                     inner.persist();
-                    inner.changed.notify_one();
+                    inner.report_once_settled();
                     Inner::watch(&inner, &task_id, handle, None, Instant::now(), true);
                 }
                 Err(err) => inner.finish(
@@ -544,6 +548,19 @@ impl Inner {
             ));
             task.log_job = Some(job.abort_handle());
         }
+    }
+
+    /// A task just started: tell the heartbeat loop once it has stayed up for
+    /// [`START_SETTLE`], as supervisord's `startsecs` does, so that a command failing at
+    /// once is reported failed (which a deploy stops at) rather than running for a moment
+    /// (which would end the deploy as if it had worked). An exit before then is reported at
+    /// once by [`Inner::finish`].
+    fn report_once_settled(&self) {
+        let changed = self.changed.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(START_SETTLE).await;
+            changed.notify_one();
+        });
     }
 
     /// Records how a task ended, stops its side jobs, and persists the table.
