@@ -306,6 +306,9 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
         );
     }
 
+    // Every node lists the three control nodes and names the leader among them.
+    control_nodes_agree(&cluster, leader).await;
+
     // A write on a follower is forwarded: the leader commits it, the answer names the
     // leader, and every node's copy shows it.
     let f = follower(&cluster, leader);
@@ -441,6 +444,8 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
     );
     let pids_after: Vec<Option<u32>> = cluster.nodes.iter().map(|n| n.pid()).collect();
     assert_eq!(pids_after, pids);
+    // The old leader campaigns again: still three control nodes, the new one leading.
+    control_nodes_agree(&cluster, new_leader).await;
     assert!(
         cluster_processes_alive(&cluster),
         "a scheduler process exited"
@@ -471,6 +476,61 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
     .await
     .unwrap();
     assert_eq!(info.body["elected"], json!(false));
+}
+
+/// `GET /v2/infra/control-nodes` on every node (within 5 s, as the watches catch up) lists
+/// every scheduler once, with `leader` as the only one leading and itself as `self`.
+async fn control_nodes_agree(cluster: &HaCluster, leader: usize) {
+    let mut expected: Vec<String> = cluster.urls();
+    expected.sort();
+    for node in &cluster.nodes {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let reply = request(
+                &node.url,
+                Method::GET,
+                "/v2/infra/control-nodes",
+                None,
+                &[],
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap();
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            let list = reply.body["controlNodes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mut urls: Vec<String> = list
+                .iter()
+                .filter_map(|n| n["url"].as_str().map(String::from))
+                .collect();
+            urls.sort();
+            let leaders: Vec<&str> = list
+                .iter()
+                .filter(|n| n["leader"] == json!(true))
+                .filter_map(|n| n["url"].as_str())
+                .collect();
+            let selves: Vec<&str> = list
+                .iter()
+                .filter(|n| n["self"] == json!(true))
+                .filter_map(|n| n["url"].as_str())
+                .collect();
+            let agreed = urls == expected
+                && leaders == [cluster.url(leader)]
+                && selves == [node.url.as_str()];
+            if agreed {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {}: control nodes {:?}, expected {expected:?} led by node {leader}",
+                node.index,
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Whether every scheduler process is still running (none exited or was restarted).

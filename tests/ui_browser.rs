@@ -26,9 +26,10 @@ use scheduler_support::{client, SchedulerProc, TestAgent};
 use serde_json::{json, Value};
 
 const APP: &str = "/ui-test/web";
-/// A real web server per task (busybox httpd), so the HTTP health check really passes.
-const CMD: &str =
-    "mkdir -p www && echo hello > www/index.html && exec busybox httpd -f -p $PORT0 -h www";
+/// A real web server per task (busybox httpd), so the HTTP health check really passes; it
+/// says so on stdout and stderr first (the app page shows the task's recent output).
+const CMD: &str = "mkdir -p www && echo hello > www/index.html && echo \"serving on $PORT0\" \
+                   && echo 'httpd starts' >&2 && exec busybox httpd -f -p $PORT0 -h www";
 const PAGES: &[&str] = &[
     "/apps",
     "/app/ui-test/web",
@@ -193,7 +194,12 @@ async fn journey(c: &Client, url: &str) {
     wait_text(c, "main h1", APP, LONG).await;
     wait_text(c, "#app-instances", "1 of 1 running", LONG).await;
     wait_text(c, "#app-healthy", "1 healthy", LONG).await;
-    wait_rows(c, "one task row", |r| r.len() == 1).await;
+    let first = wait_rows(c, "one task row", |r| r.len() == 1).await;
+    // The task's recent output, sent by its agent: what the command printed.
+    let port = get(&format!("{url}/v2/apps{APP}/tasks")).await["tasks"][0]["ports"][0].clone();
+    wait_text(c, "#output-task", &first[0], LONG).await;
+    wait_text(c, "#output-stdout", &format!("serving on {port}"), LONG).await;
+    wait_text(c, "#output-stderr", "httpd starts", LONG).await;
 
     // Scale to 3 with the button: three tasks appear, live, without a reload.
     type_into(c, "#scale-input", "3").await;
@@ -289,6 +295,15 @@ async fn journey(c: &Client, url: &str) {
     wait_text(c, "main", "ui-agent-1", LONG).await;
     wait_text(c, "main", "r1", LONG).await;
     wait_text(c, "#control-self", "leader", LONG).await;
+    assert_eq!(
+        js(
+            c,
+            "return document.querySelectorAll('tr.control-node').length"
+        )
+        .await,
+        json!(1),
+        "one scheduler, one control node"
+    );
     click(c, "nav a[data-page=services]").await;
     wait_text(c, "#services", "web-ui-test.service.infra", LONG).await;
     wait_text(
