@@ -12,6 +12,8 @@
 mod cluster;
 #[path = "platform/edge.rs"]
 mod edge;
+#[path = "platform/firewall.rs"]
+mod firewall;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
