@@ -14,6 +14,14 @@ mod scheduler_support;
 #[path = "support/browser.rs"]
 mod browser;
 
+// The HA control plane on loopback (real etcd, three schedulers), for the Nodes page.
+#[path = "support/agent.rs"]
+mod agent_support;
+#[path = "support/etcd.rs"]
+mod etcd;
+#[path = "support/ha.rs"]
+mod ha;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -632,4 +640,55 @@ async fn apps_page_renders_only_the_rows_in_view() {
     };
     guarded(&c, "rows", &["/apps"], body).await;
     drop(sched);
+}
+
+/// The Nodes page, opened on a follower of three schedulers sharing a real etcd, lists the
+/// three control nodes (from `GET /v2/infra/control-nodes`) and marks the one that leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_page_lists_every_control_node_and_the_leader() {
+    let cluster = ha::HaCluster::start(3, 0).await;
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let url = cluster.url(follower).to_string();
+    let leader_url = cluster.url(leader).to_string();
+    let driver = Driver::start();
+    let c = driver.session(1280, 900).await;
+    let body = async {
+        c.goto(&format!("{url}/ui/#/nodes"))
+            .await
+            .expect("open the UI");
+        wait_text(&c, "main", "Control nodes (3)", LONG).await;
+        let rows = js(
+            &c,
+            "return [...document.querySelectorAll('tr.control-node')].map(r => [r.dataset.url, r.textContent])",
+        )
+        .await;
+        let rows: Vec<(String, String)> = rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r[0].as_str().unwrap_or_default().to_string(),
+                    r[1].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let mut urls: Vec<&str> = rows.iter().map(|(u, _)| u.as_str()).collect();
+        urls.sort();
+        let mut want = cluster.urls();
+        want.sort();
+        assert_eq!(urls, want, "every scheduler once: {rows:?}");
+        for (row_url, row) in &rows {
+            let leads = row_url == &leader_url;
+            assert_eq!(
+                row.contains("leader"),
+                leads,
+                "{row_url}: {row:?} (leader {leader_url})"
+            );
+            assert_eq!(row.contains("(this node)"), row_url == &url, "{row:?}");
+        }
+    };
+    guarded(&c, "nodes-ha", &["/nodes"], body).await;
+    drop(cluster);
 }
