@@ -306,6 +306,9 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
         );
     }
 
+    // Every node lists the three control nodes and names the leader among them.
+    control_nodes_agree(&cluster, leader).await;
+
     // A write on a follower is forwarded: the leader commits it, the answer names the
     // leader, and every node's copy shows it.
     let f = follower(&cluster, leader);
@@ -441,6 +444,8 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
     );
     let pids_after: Vec<Option<u32>> = cluster.nodes.iter().map(|n| n.pid()).collect();
     assert_eq!(pids_after, pids);
+    // The old leader campaigns again: still three control nodes, the new one leading.
+    control_nodes_agree(&cluster, new_leader).await;
     assert!(
         cluster_processes_alive(&cluster),
         "a scheduler process exited"
@@ -471,6 +476,61 @@ async fn one_leader_all_agree_followers_forward_writes_refuse_loops_and_abdicati
     .await
     .unwrap();
     assert_eq!(info.body["elected"], json!(false));
+}
+
+/// `GET /v2/infra/control-nodes` on every node (within 5 s, as the watches catch up) lists
+/// every scheduler once, with `leader` as the only one leading and itself as `self`.
+async fn control_nodes_agree(cluster: &HaCluster, leader: usize) {
+    let mut expected: Vec<String> = cluster.urls();
+    expected.sort();
+    for node in &cluster.nodes {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let reply = request(
+                &node.url,
+                Method::GET,
+                "/v2/infra/control-nodes",
+                None,
+                &[],
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap();
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            let list = reply.body["controlNodes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mut urls: Vec<String> = list
+                .iter()
+                .filter_map(|n| n["url"].as_str().map(String::from))
+                .collect();
+            urls.sort();
+            let leaders: Vec<&str> = list
+                .iter()
+                .filter(|n| n["leader"] == json!(true))
+                .filter_map(|n| n["url"].as_str())
+                .collect();
+            let selves: Vec<&str> = list
+                .iter()
+                .filter(|n| n["self"] == json!(true))
+                .filter_map(|n| n["url"].as_str())
+                .collect();
+            let agreed = urls == expected
+                && leaders == [cluster.url(leader)]
+                && selves == [node.url.as_str()];
+            if agreed {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {}: control nodes {:?}, expected {expected:?} led by node {leader}",
+                node.index,
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Whether every scheduler process is still running (none exited or was restarted).
@@ -1355,4 +1415,76 @@ async fn losing_etcd_quorum_makes_writes_503_keeps_reads_and_recovers_by_itself(
         );
     }
     assert_eq!(started_at(cluster.url(leader), "/q").await, tasks_before);
+}
+
+/// `GET /v2/infra/tasks/{id}/output` on `url` until its stdout has a line starting with
+/// `prefix`; returns the lines.
+async fn wait_output(url: &str, task: &str, prefix: &str, timeout: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let reply = request(
+            url,
+            Method::GET,
+            &format!("/v2/infra/tasks/{task}/output"),
+            None,
+            &[],
+            Duration::from_secs(5),
+        )
+        .await;
+        if let Ok(r) = &reply {
+            let lines: Vec<String> = r.body["stdout"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str().map(String::from))
+                .collect();
+            if r.status == 200 && lines.iter().any(|l| l.starts_with(prefix)) {
+                return lines;
+            }
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no output starting {prefix:?} of {task} on {url} after {timeout:?}: {reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A task's recent output lives in the leader's memory: a follower forwards the read to
+/// it, and after the leader is killed the new leader has the output again (the agent's
+/// next heartbeats bring it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_output_is_read_through_any_node_and_survives_a_failover() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = HaCluster::start(3, 1).await;
+    let leader = cluster.leader().await;
+    let app = json!({"id": "/talk", "instances": 1, "cpus": 0.1, "mem": 16,
+        "cmd": "i=0; while true; do i=$((i+1)); echo \"talk $i\"; sleep 0.2; done"});
+    create_app(cluster.url(leader), &app).await;
+    let start = Instant::now();
+    let task = loop {
+        if let Some(task) = app_tasks(cluster.url(leader), "/talk").await.first() {
+            break task.id.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no task of /talk"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let f = follower(&cluster, leader);
+    let lines = wait_output(cluster.url(f), &task, "talk ", Duration::from_secs(30)).await;
+    assert!(lines.len() <= 40, "{lines:?}");
+
+    cluster.kill_scheduler(leader);
+    let (new_leader, _) = cluster
+        .wait_leader(&[leader], Duration::from_secs(30))
+        .await;
+    wait_output(
+        cluster.url(new_leader),
+        &task,
+        "talk ",
+        Duration::from_secs(30),
+    )
+    .await;
 }

@@ -12,6 +12,8 @@
 mod cluster;
 #[path = "platform/edge.rs"]
 mod edge;
+#[path = "platform/firewall.rs"]
+mod firewall;
 #[path = "platform/networks.rs"]
 mod networks;
 

@@ -89,6 +89,7 @@ async fn an_agent_whose_heartbeat_waits_for_the_writer_is_not_lost() {
                     Heartbeat {
                         tasks: Vec::new(),
                         busy_ports: Vec::new(),
+                        output: Vec::new(),
                     },
                 )
                 .await

@@ -546,6 +546,35 @@ async fn the_cli_manages_tokens_with_the_admin_token() {
         "{listed}"
     );
 
+    // `-o json`: the list is an array of records (no secret, no hash); create's answer is
+    // an object with the token and its id.
+    let out = infra(Some(&f.admin), &["token", "list", "-o", "json"]);
+    assert!(out.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list is JSON");
+    let mine = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|t| t["id"] == id)
+        .expect("the new token is listed");
+    assert_eq!(mine["role"], "deployer");
+    assert_eq!(mine["apps"], serde_json::json!(["/team/*"]));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+    let out = infra(
+        Some(&f.admin),
+        &["token", "create", "--role", "read-only", "--output", "json"],
+    );
+    let created: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("create -o json is JSON");
+    let token = created["token"]
+        .as_str()
+        .expect("the token is in the answer");
+    assert_eq!(
+        tokens::split(token).map(|(id, _)| id),
+        created["id"].as_str()
+    );
+    assert_eq!(created["role"], "read-only");
+
     let out = infra(Some(&made), &["apps"]);
     assert!(
         out.status.success(),
@@ -570,4 +599,160 @@ async fn the_cli_manages_tokens_with_the_admin_token() {
     );
     let out = infra(Some(&made), &["apps"]);
     assert_eq!(out.status.code(), Some(1), "a revoked token still works");
+}
+
+/// A real `infra agent` process with its host's certificate, and the task processes it
+/// started (killed by process group on drop: they outlive their agent by design).
+struct RealAgent {
+    child: std::process::Child,
+    data: tempfile::TempDir,
+}
+
+impl RealAgent {
+    fn start(f: &Fixture, host: &str) -> RealAgent {
+        let data = tempfile::tempdir().unwrap();
+        let identity = f._pki.identity(host);
+        // No app of the test has ports: the range only has to be valid.
+        let low = 41000;
+        let log = std::fs::File::create(data.path().join("agent.log")).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_infra"))
+            .args(["agent", "--scheduler", &f.scheduler.url, "--hostname", host])
+            .arg("--ca")
+            .arg(&f.pki_ca)
+            .arg("--tls-cert")
+            .arg(&identity.cert)
+            .arg("--tls-key")
+            .arg(&identity.key)
+            .args(["--port-range", &format!("{low}-{}", low + 9)])
+            .args(["--cpus", "2", "--mem", "1024", "--address", "127.0.0.1"])
+            .args(["--heartbeat-interval", "300ms", "--data-dir"])
+            .arg(data.path().join("agent"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start infra agent");
+        RealAgent { child, data }
+    }
+}
+
+impl Drop for RealAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let tasks = infra::agent::table::load(&self.data.path().join("agent")).unwrap_or_default();
+        for entry in tasks {
+            if let infra::agent::table::Handle::Process { pgid, .. } = entry.handle {
+                if pgid > 1 {
+                    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+}
+
+/// The numbers of lines `"<prefix> N"`.
+fn numbered(lines: &Value, prefix: &str) -> Vec<u64> {
+    lines
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str()?.strip_prefix(prefix)?.trim().parse().ok())
+        .collect()
+}
+
+/// A task's recent output comes from its real agent (with the heartbeats), holds the last
+/// 40 lines of each stream (the bound), follows the task as it writes more, and is read
+/// with a read-only token, never without one.
+#[tokio::test]
+async fn a_tasks_recent_output_comes_from_its_agent_and_needs_a_token() {
+    let f = fixture().await;
+    let _agent = RealAgent::start(&f, "agent1");
+    let cmd = "i=0; while true; do i=$((i+1)); echo \"out $i\"; echo \"err $i\" >&2; \
+               sleep 0.02; done";
+    let (status, body) = f
+        .send(
+            Some(&f.admin),
+            Method::POST,
+            "/v2/apps",
+            Some(json!({"id": "/chatty", "cmd": cmd, "instances": 1, "cpus": 0.1, "mem": 16})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let task = loop {
+        let task = f.task_of("/chatty").await;
+        if !task.is_empty() {
+            break task;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task was not placed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let path = format!("/v2/infra/tasks/{task}/output");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let (status, out) = f.send(Some(&f.read_only), Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        if numbered(&out["stdout"], "out")
+            .last()
+            .is_some_and(|n| *n > 60)
+        {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no output of 60 lines arrived: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(first["taskId"], task.as_str());
+    assert_eq!(first["host"], "127.0.0.1", "the agent's address");
+    for (stream, prefix) in [("stdout", "out"), ("stderr", "err")] {
+        let numbers = numbered(&first[stream], prefix);
+        assert_eq!(
+            numbers.len(),
+            40,
+            "{stream} keeps the last 40 lines: {first}"
+        );
+        assert!(
+            numbers.windows(2).all(|w| w[1] == w[0] + 1),
+            "{stream}: the last lines, in order: {numbers:?}"
+        );
+    }
+    // It follows the task: a later read shows later lines.
+    let seen = numbered(&first["stdout"], "out")
+        .last()
+        .copied()
+        .unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out) = f.send(Some(&f.read_only), Method::GET, &path, None).await;
+        if numbered(&out["stdout"], "out")
+            .last()
+            .is_some_and(|n| *n > seen)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no newer output: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let (status, _, body) = f.send_full(None, Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "without a token: {body}");
+    assert!(!body.to_string().contains("out "), "{body}");
+    let (status, _) = f
+        .send(
+            Some(&f.read_only),
+            Method::GET,
+            "/v2/infra/tasks/nope.1/output",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

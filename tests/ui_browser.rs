@@ -14,6 +14,14 @@ mod scheduler_support;
 #[path = "support/browser.rs"]
 mod browser;
 
+// The HA control plane on loopback (real etcd, three schedulers), for the Nodes page.
+#[path = "support/agent.rs"]
+mod agent_support;
+#[path = "support/etcd.rs"]
+mod etcd;
+#[path = "support/ha.rs"]
+mod ha;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -26,9 +34,10 @@ use scheduler_support::{client, SchedulerProc, TestAgent};
 use serde_json::{json, Value};
 
 const APP: &str = "/ui-test/web";
-/// A real web server per task (busybox httpd), so the HTTP health check really passes.
-const CMD: &str =
-    "mkdir -p www && echo hello > www/index.html && exec busybox httpd -f -p $PORT0 -h www";
+/// A real web server per task (busybox httpd), so the HTTP health check really passes; it
+/// says so on stdout and stderr first (the app page shows the task's recent output).
+const CMD: &str = "mkdir -p www && echo hello > www/index.html && echo \"serving on $PORT0\" \
+                   && echo 'httpd starts' >&2 && exec busybox httpd -f -p $PORT0 -h www";
 const PAGES: &[&str] = &[
     "/apps",
     "/app/ui-test/web",
@@ -193,7 +202,12 @@ async fn journey(c: &Client, url: &str) {
     wait_text(c, "main h1", APP, LONG).await;
     wait_text(c, "#app-instances", "1 of 1 running", LONG).await;
     wait_text(c, "#app-healthy", "1 healthy", LONG).await;
-    wait_rows(c, "one task row", |r| r.len() == 1).await;
+    let first = wait_rows(c, "one task row", |r| r.len() == 1).await;
+    // The task's recent output, sent by its agent: what the command printed.
+    let port = get(&format!("{url}/v2/apps{APP}/tasks")).await["tasks"][0]["ports"][0].clone();
+    wait_text(c, "#output-task", &first[0], LONG).await;
+    wait_text(c, "#output-stdout", &format!("serving on {port}"), LONG).await;
+    wait_text(c, "#output-stderr", "httpd starts", LONG).await;
 
     // Scale to 3 with the button: three tasks appear, live, without a reload.
     type_into(c, "#scale-input", "3").await;
@@ -289,6 +303,15 @@ async fn journey(c: &Client, url: &str) {
     wait_text(c, "main", "ui-agent-1", LONG).await;
     wait_text(c, "main", "r1", LONG).await;
     wait_text(c, "#control-self", "leader", LONG).await;
+    assert_eq!(
+        js(
+            c,
+            "return document.querySelectorAll('tr.control-node').length"
+        )
+        .await,
+        json!(1),
+        "one scheduler, one control node"
+    );
     click(c, "nav a[data-page=services]").await;
     wait_text(c, "#services", "web-ui-test.service.infra", LONG).await;
     wait_text(
@@ -617,4 +640,55 @@ async fn apps_page_renders_only_the_rows_in_view() {
     };
     guarded(&c, "rows", &["/apps"], body).await;
     drop(sched);
+}
+
+/// The Nodes page, opened on a follower of three schedulers sharing a real etcd, lists the
+/// three control nodes (from `GET /v2/infra/control-nodes`) and marks the one that leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_page_lists_every_control_node_and_the_leader() {
+    let cluster = ha::HaCluster::start(3, 0).await;
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let url = cluster.url(follower).to_string();
+    let leader_url = cluster.url(leader).to_string();
+    let driver = Driver::start();
+    let c = driver.session(1280, 900).await;
+    let body = async {
+        c.goto(&format!("{url}/ui/#/nodes"))
+            .await
+            .expect("open the UI");
+        wait_text(&c, "main", "Control nodes (3)", LONG).await;
+        let rows = js(
+            &c,
+            "return [...document.querySelectorAll('tr.control-node')].map(r => [r.dataset.url, r.textContent])",
+        )
+        .await;
+        let rows: Vec<(String, String)> = rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r[0].as_str().unwrap_or_default().to_string(),
+                    r[1].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let mut urls: Vec<&str> = rows.iter().map(|(u, _)| u.as_str()).collect();
+        urls.sort();
+        let mut want = cluster.urls();
+        want.sort();
+        assert_eq!(urls, want, "every scheduler once: {rows:?}");
+        for (row_url, row) in &rows {
+            let leads = row_url == &leader_url;
+            assert_eq!(
+                row.contains("leader"),
+                leads,
+                "{row_url}: {row:?} (leader {leader_url})"
+            );
+            assert_eq!(row.contains("(this node)"), row_url == &url, "{row:?}");
+        }
+    };
+    guarded(&c, "nodes-ha", &["/nodes"], body).await;
+    drop(cluster);
 }

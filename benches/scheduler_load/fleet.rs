@@ -243,6 +243,7 @@ impl SimAgent {
         let body = Heartbeat {
             tasks: self.tasks.values().map(|t| t.status.clone()).collect(),
             busy_ports: Vec::new(),
+            output: Vec::new(),
         };
         let path = heartbeat_path(&self.handle.id);
         let sent = self

@@ -171,6 +171,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     tracing::info!("agent {agent_id} starting: {registration:?}");
     let mut interval = config.heartbeat_interval;
     let mut registered = false;
+    let mut output = super::output::OutputTracker::default();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     loop {
@@ -194,24 +195,38 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         }
         if registered {
             let tasks = supervisor.statuses();
+            let tails = output.changed(&config.data_dir, &tasks);
             let heartbeat = Heartbeat {
                 tasks: tasks.clone(),
                 busy_ports: busy_ports(config.port_range, &tasks),
+                output: tails.iter().map(|(tail, _)| tail.clone()).collect(),
             };
+            let asked = schedulers.current;
             match schedulers
                 .post::<_, Assignments>(&heartbeat_path(&agent_id), &heartbeat)
                 .await
             {
                 Ok(assignments) => {
+                    if schedulers.current == asked {
+                        output.accepted(&tails, &tasks);
+                    } else {
+                        // Another control node answered (a new leader): it has none of
+                        // the tails sent before.
+                        output.resend_all();
+                    }
                     supervisor.acknowledge(&tasks);
                     supervisor.apply(&assignments.tasks).await;
                 }
                 Err(CallError::NotFound) => {
                     tracing::info!("the scheduler does not know this agent: registering again");
                     registered = false;
+                    output.resend_all();
                     continue;
                 }
-                Err(CallError::Other(err)) => tracing::warn!("heartbeat failed: {err:#}"),
+                Err(CallError::Other(err)) => {
+                    tracing::warn!("heartbeat failed: {err:#}");
+                    output.resend_all();
+                }
             }
         }
         tokio::select! {
@@ -285,6 +300,7 @@ mod tests {
         let heartbeat = Heartbeat {
             tasks: Vec::new(),
             busy_ports: Vec::new(),
+            output: Vec::new(),
         };
         let result = schedulers
             .post::<_, Assignments>(&heartbeat_path("a1"), &heartbeat)

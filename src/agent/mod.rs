@@ -6,6 +6,7 @@
 //! - [`supervisor`]: the level-triggered task table (start what is wanted, kill the rest);
 //! - [`process`] and [`docker`]: the two task runtimes; [`cgroup`]: process memory limits;
 //! - [`health`]: HTTP/TCP/COMMAND health checks; [`logs`]: task output to syslog;
+//!   [`output`]: the tails of task output sent with heartbeats;
 //! - [`table`]: the task table persisted in the data dir, for adoption; [`procfs`]: pids;
 //! - [`daemon`]: registration and the heartbeat loop.
 
@@ -16,6 +17,7 @@ pub mod daemon;
 pub mod docker;
 pub mod health;
 pub mod logs;
+pub mod output;
 pub mod process;
 pub mod procfs;
 pub mod supervisor;

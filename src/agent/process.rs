@@ -194,27 +194,7 @@ const STDERR_TAIL_BYTES: u64 = 4096;
 
 /// The last lines the task wrote to stderr (empty when it wrote none).
 pub fn stderr_tail(sandbox: &Path) -> Vec<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(sandbox.join("stderr")) else {
-        return Vec::new();
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut text = Vec::new();
-    if file
-        .seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)))
-        .and_then(|_| file.read_to_end(&mut text))
-        .is_err()
-    {
-        return Vec::new();
-    }
-    let text = String::from_utf8_lossy(&text);
-    let lines: Vec<String> = text
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    lines[lines.len().saturating_sub(STDERR_LINES)..].to_vec()
+    super::output::tail_lines(&sandbox.join("stderr"), STDERR_TAIL_BYTES, STDERR_LINES)
 }
 
 /// A failed exit says why, as Marathon's `lastTaskFailure.message` does ("Command exited

@@ -119,6 +119,19 @@ pub struct Heartbeat {
     /// stray server on the host): placement leaves them out.
     #[serde(default)]
     pub busy_ports: Vec<u16>,
+    /// The recent output of the tasks whose output changed since the last heartbeat the
+    /// scheduler accepted (see `agent::output`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<TaskOutput>,
+}
+
+/// The last lines a task wrote to its stdout and stderr, as its agent read them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskOutput {
+    pub task_id: String,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

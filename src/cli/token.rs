@@ -5,6 +5,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use super::apps::OutputFormat;
 use super::scheduler_client::{report_client_error, SchedulerArg};
 
 #[derive(Subcommand, Debug)]
@@ -30,12 +31,18 @@ pub struct CreateArgs {
     /// A name to recognise the token by in `infra token list`.
     #[arg(long, default_value = "")]
     pub name: String,
+    /// `json` prints the scheduler's whole answer (token, id, role, apps, name) as one
+    /// JSON object, for scripts that keep the id to revoke it later.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
     #[command(flatten)]
     pub scheduler: SchedulerArg,
 }
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
     #[command(flatten)]
     pub scheduler: SchedulerArg,
 }
@@ -54,6 +61,10 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<i32> {
             let client = args.scheduler.client()?;
             let request = json!({"role": args.role, "apps": args.apps, "name": args.name});
             match client.create_token(&request).await {
+                Ok(answer) if args.output == OutputFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&answer)?);
+                    Ok(0)
+                }
                 Ok(answer) => {
                     println!("{}", answer["token"].as_str().unwrap_or_default());
                     eprintln!(
@@ -70,7 +81,12 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<i32> {
             let client = args.scheduler.client()?;
             match client.tokens().await {
                 Ok(answer) => {
-                    print_list(&answer);
+                    match args.output {
+                        OutputFormat::Json => {
+                            println!("{}", serde_json::to_string_pretty(&answer["tokens"])?)
+                        }
+                        OutputFormat::Table => print_list(&answer),
+                    }
                     Ok(0)
                 }
                 Err(err) => Ok(report_client_error("token list", &err)),

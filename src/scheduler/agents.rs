@@ -540,6 +540,7 @@ mod tests {
                 Some("Command exited with status 1"),
             )],
             busy_ports: Vec::new(),
+            output: Vec::new(),
         };
         let now = Instant::now();
         let out = heartbeat_outcome(&state, "a", &heartbeat, now).unwrap();
@@ -579,6 +580,7 @@ mod tests {
                 .map(|id| status(id, TaskState::Running, None))
                 .collect(),
             busy_ports: Vec::new(),
+            output: Vec::new(),
         };
         let out = heartbeat_outcome(&state, "a", &running, Instant::now()).unwrap();
         for change in out.changes {
@@ -591,6 +593,7 @@ mod tests {
         let only_first = Heartbeat {
             tasks: vec![status(&ids[0], TaskState::Running, None)],
             busy_ports: Vec::new(),
+            output: Vec::new(),
         };
         let out = heartbeat_outcome(&state, "a", &only_first, Instant::now()).unwrap();
         assert!(!out.agent_back, "the first heartbeat brought it back");

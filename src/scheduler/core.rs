@@ -119,6 +119,8 @@ pub struct Scheduler {
     pub store_transactions: AtomicU64,
     /// Heartbeats waiting to be decided and committed together.
     pub(crate) heartbeats: Mutex<Vec<crate::scheduler::agents::QueuedHeartbeat>>,
+    /// The tasks' recent output, as their agents sent it (leader's memory only).
+    pub outputs: crate::scheduler::task_output::TaskOutputs,
 }
 
 /// Held while a decision is made and committed (see [`Scheduler::begin_write`]).
@@ -149,6 +151,7 @@ impl Scheduler {
             started: Instant::now(),
             store_transactions: AtomicU64::new(0),
             heartbeats: Mutex::new(Vec::new()),
+            outputs: Default::default(),
         });
         scheduler.enqueue_all();
         Ok((scheduler, work_rx))

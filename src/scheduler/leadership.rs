@@ -29,6 +29,14 @@ struct View {
     acting_since: Option<Instant>,
 }
 
+/// One control node as [`Leadership::control_nodes`] lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlNode {
+    /// Its advertised URL.
+    pub url: String,
+    pub leads: bool,
+}
+
 pub struct Leadership {
     /// This node's URL as clients and other control nodes reach it.
     pub advertise: String,
@@ -96,6 +104,32 @@ impl Leadership {
         let view = self.view();
         let oldest = view.candidates.values().min_by_key(|c| c.create_revision)?;
         (oldest.url != self.advertise).then(|| oldest.url.clone())
+    }
+
+    /// Every control node taking part in the election, oldest candidate first (the one that
+    /// leads or is about to), as this node's watch last saw them; a lone scheduler lists
+    /// itself. `leads` marks the one [`Self::leader_url`] names (none during an election).
+    pub fn control_nodes(&self) -> Vec<ControlNode> {
+        let leader = self.leader_url();
+        if !self.elected {
+            return vec![ControlNode {
+                url: self.advertise.clone(),
+                leads: true,
+            }];
+        }
+        let mut candidates: Vec<Candidate> = self.view().candidates.values().cloned().collect();
+        candidates.sort_by_key(|c| c.create_revision);
+        // A node lists its campaign key once; a second key for one URL (a restart before
+        // the old lease expired) is the same node.
+        let mut seen = std::collections::HashSet::new();
+        candidates
+            .into_iter()
+            .filter(|c| seen.insert(c.url.clone()))
+            .map(|c| ControlNode {
+                leads: leader.as_deref() == Some(c.url.as_str()),
+                url: c.url,
+            })
+            .collect()
     }
 
     /// Waits up to `patience` for a leader to be known.

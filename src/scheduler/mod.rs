@@ -29,6 +29,7 @@ pub mod reconcile;
 pub mod redb_store;
 pub mod state;
 pub mod store;
+pub mod task_output;
 pub mod tokens;
 
 use std::net::SocketAddr;

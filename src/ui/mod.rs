@@ -42,6 +42,7 @@ const ASSETS: &[Asset] = &[
     asset!("json.js", JS),
     asset!("apps.js", JS),
     asset!("app.js", JS),
+    asset!("output.js", JS),
     asset!("create.js", JS),
     asset!("deployments.js", JS),
     asset!("nodes.js", JS),

@@ -35,8 +35,20 @@ pub struct EtcdMember {
     pub peer_url: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// The certificate and key it presents to its peers (peer TLS only).
+    pub peer_identity: Option<(PathBuf, PathBuf)>,
+    /// Added to a running cluster (`--initial-cluster-state existing`).
+    joining: bool,
     child: Option<Child>,
     stopped: bool,
+}
+
+/// Peer TLS as the control play sets it up: https peer URLs, each member presenting its
+/// certificate, and only certificates from `ca` accepted from a peer.
+pub struct PeerTls {
+    pub ca: PathBuf,
+    /// Member `i`'s certificate and key.
+    pub identities: Vec<(PathBuf, PathBuf)>,
 }
 
 pub struct EtcdCluster {
@@ -44,24 +56,39 @@ pub struct EtcdCluster {
     pub members: Vec<EtcdMember>,
     initial_cluster: String,
     token: String,
+    /// The CA peers must present a certificate from (peer TLS only).
+    peer_ca: Option<PathBuf>,
 }
 
 impl EtcdCluster {
     /// Starts an `n`-member cluster and waits until every member reports healthy.
     pub async fn start(n: usize) -> EtcdCluster {
+        EtcdCluster::start_with(n, None).await
+    }
+
+    /// Starts an `n`-member cluster whose peers speak TLS with `tls` (clients stay plain
+    /// http, so the JSON gateway helpers work unchanged).
+    pub async fn start_with_peer_tls(n: usize, tls: PeerTls) -> EtcdCluster {
+        EtcdCluster::start_with(n, Some(tls)).await
+    }
+
+    async fn start_with(n: usize, tls: Option<PeerTls>) -> EtcdCluster {
         assert!(
             std::path::Path::new(ETCD).exists(),
             "{ETCD} is missing: apt-get install etcd-server"
         );
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(2 * n);
+        let peer_scheme = if tls.is_some() { "https" } else { "http" };
         let members: Vec<EtcdMember> = (0..n)
             .map(|i| EtcdMember {
                 name: format!("etcd{i}"),
                 client_url: format!("http://127.0.0.1:{}", ports[2 * i]),
-                peer_url: format!("http://127.0.0.1:{}", ports[2 * i + 1]),
+                peer_url: format!("{peer_scheme}://127.0.0.1:{}", ports[2 * i + 1]),
                 data_dir: dir.path().join(format!("etcd{i}")),
                 log: dir.path().join(format!("etcd{i}.log")),
+                peer_identity: tls.as_ref().map(|t| t.identities[i].clone()),
+                joining: false,
                 child: None,
                 stopped: false,
             })
@@ -76,6 +103,7 @@ impl EtcdCluster {
             dir,
             members,
             initial_cluster,
+            peer_ca: tls.map(|t| t.ca),
         };
         for i in 0..n {
             cluster.spawn(i);
@@ -93,7 +121,19 @@ impl EtcdCluster {
             .append(true)
             .open(&m.log)
             .unwrap();
-        let child = Command::new(ETCD)
+        let mut command = Command::new(ETCD);
+        if let (Some(ca), Some((cert, key))) = (&self.peer_ca, &m.peer_identity) {
+            command
+                .arg("--peer-trusted-ca-file")
+                .arg(ca)
+                .arg("--peer-cert-file")
+                .arg(cert)
+                .arg("--peer-key-file")
+                .arg(key)
+                .arg("--peer-client-cert-auth");
+        }
+        let state = if m.joining { "existing" } else { "new" };
+        let child = command
             .args(["--name", &m.name, "--data-dir"])
             .arg(&m.data_dir)
             .args(["--listen-client-urls", &m.client_url])
@@ -102,7 +142,7 @@ impl EtcdCluster {
             .args(["--initial-advertise-peer-urls", &m.peer_url])
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-token", &self.token])
-            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-state", state])
             .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
             .args(["--logger", "zap", "--log-level", "warn"])
             .stdin(Stdio::null())
@@ -156,6 +196,77 @@ impl EtcdCluster {
         let child = m.child.as_ref().expect("member is not running");
         signal(child, libc::SIGCONT);
         m.stopped = false;
+    }
+
+    /// Adds a member presenting `identity` to its peers: `member add` through member 0,
+    /// then starts it to join. Returns its index. Whether it really joins is for the caller
+    /// to see ([`member_names`](Self::member_names)).
+    pub async fn add_member(&mut self, identity: Option<(PathBuf, PathBuf)>) -> usize {
+        let i = self.members.len();
+        let ports = free_ports(2);
+        let scheme = if self.peer_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let member = EtcdMember {
+            name: format!("etcd{i}"),
+            client_url: format!("http://127.0.0.1:{}", ports[0]),
+            peer_url: format!("{scheme}://127.0.0.1:{}", ports[1]),
+            data_dir: self.dir.path().join(format!("etcd{i}")),
+            log: self.dir.path().join(format!("etcd{i}.log")),
+            peer_identity: identity,
+            joining: true,
+            child: None,
+            stopped: false,
+        };
+        let answer = http()
+            .post(format!(
+                "{}/v3/cluster/member/add",
+                self.members[0].client_url
+            ))
+            .json(&json!({"peerURLs": [member.peer_url]}))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("member add");
+        let _ = answer.bytes().await;
+        self.initial_cluster = format!(
+            "{},{}={}",
+            self.initial_cluster, member.name, member.peer_url
+        );
+        self.members.push(member);
+        self.spawn(i);
+        i
+    }
+
+    /// The member list as member `i` serves it: (name, peer URLs). A member added but
+    /// never started (it could not join) has an empty name.
+    pub async fn member_names(&self, i: usize) -> Result<Vec<(String, String)>, String> {
+        let body: Value = http()
+            .post(format!(
+                "{}/v3/cluster/member/list",
+                self.members[i].client_url
+            ))
+            .json(&json!({}))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(body["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap_or_default().to_string(),
+                    m["peerURLs"].to_string(),
+                )
+            })
+            .collect())
     }
 
     /// Starts a killed member again on its data dir (it rejoins the cluster).

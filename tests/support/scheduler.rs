@@ -174,6 +174,7 @@ impl TestAgent {
             .json(&Heartbeat {
                 tasks: statuses,
                 busy_ports: Vec::new(),
+                output: Vec::new(),
             })
             .send()
             .await

@@ -29,9 +29,13 @@ pub async fn heartbeat(
     Path(agent_id): Path<String>,
     Body(body): Body<AGENT_BODY_LIMIT>,
 ) -> Result<Response, ApiError> {
-    let hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
+    let mut hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
+    let output = std::mem::take(&mut hb.output);
     match s.heartbeat(&agent_id, hb).await? {
         Some(assignments) => {
+            if !output.is_empty() {
+                s.outputs.record(&s.lock(), &agent_id, output);
+            }
             Ok(([(header::CONTENT_TYPE, "application/json")], assignments).into_response())
         }
         None => Err(ApiError::new(

@@ -61,14 +61,17 @@ pub async fn leader_proxy(State(s): State<Shared>, request: Request, next: Next)
     response
 }
 
-/// Writes, and the one read only the leader can answer: the launch queue lives in the
-/// leader's memory.
+/// Writes, and the reads only the leader can answer: the launch queue and the tasks'
+/// recent output live in the leader's memory.
 fn needs_leader(request: &Request) -> bool {
     let writes = !matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    writes || request.uri().path().starts_with("/v2/queue")
+    let path = request.uri().path();
+    writes
+        || path.starts_with("/v2/queue")
+        || (path.starts_with("/v2/infra/tasks/") && path.ends_with("/output"))
 }
 
 /// The client that forwards to the leader: it trusts the cluster CA alone and presents

@@ -14,6 +14,7 @@ pub mod events;
 pub mod forward;
 pub mod info;
 pub mod nodes;
+pub mod output;
 pub mod queue;
 pub mod serve;
 pub mod services;
@@ -60,6 +61,8 @@ pub fn router(scheduler: Shared) -> Router {
         .route("/v2/info", get(info::info))
         .route("/v2/leader", get(info::leader).delete(info::abdicate))
         .route("/v2/infra/agents", get(nodes::agents))
+        .route("/v2/infra/control-nodes", get(nodes::control_nodes))
+        .route("/v2/infra/tasks/{id}/output", get(output::task_output))
         .route("/ping", get(|| async { "pong" }))
         .route("/metrics", get(info::metrics))
         .route(crate::api::agent::REGISTER_PATH, post(agents::register))

@@ -1,7 +1,8 @@
 //! `GET /v2/infra/agents`: the agents as the web UI's Nodes page shows them (Marathon has
 //! no such endpoint; Mesos had `/slaves`). Read-only: each agent's registration (hostname,
 //! address, attributes such as datacenter and rack), what it offers, what its tasks use,
-//! its tasks, whether it is lost and how long ago it was heard from.
+//! its tasks, whether it is lost and how long ago it was heard from. Also
+//! `GET /v2/infra/control-nodes`: the schedulers and which one leads.
 
 use std::collections::BTreeMap;
 
@@ -63,4 +64,23 @@ pub async fn agents(State(s): State<Shared>) -> Response {
         })
         .collect();
     Json(json!({"agents": list})).into_response()
+}
+
+/// `GET /v2/infra/control-nodes`: every control node in the election (oldest candidate
+/// first) and which one leads, from this node's view of the candidates (any node answers).
+pub async fn control_nodes(State(s): State<Shared>) -> Response {
+    let nodes: Vec<Value> = s
+        .leadership
+        .control_nodes()
+        .into_iter()
+        .map(|node| {
+            json!({
+                "url": node.url,
+                "hostPort": super::info::host_port(&node.url),
+                "leader": node.leads,
+                "self": node.url == s.leadership.advertise,
+            })
+        })
+        .collect();
+    Json(json!({"controlNodes": nodes})).into_response()
 }

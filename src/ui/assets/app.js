@@ -1,7 +1,7 @@
 // One app: status and actions (Scale, Restart, Suspend, Destroy), the deployment in
-// progress, the last task failure, its tasks (Kill, Kill & Scale), the configuration as
-// JSON with an editor that submits a new version, and its versions with a diff between
-// any two and "apply this version".
+// progress, the last task failure, its tasks (Kill, Kill & Scale), a task's recent output,
+// the configuration as JSON with an editor that submits a new version, and its versions
+// with a diff between any two and "apply this version".
 
 import { h, clear, appStatus, healthBar, imageOrCmd, num, ago, showError, confirmDialog, act } from './dom.js';
 import { api, get, appPath, ApiError } from './api.js';
@@ -10,6 +10,7 @@ import { VirtualList } from './vlist.js';
 import { diffView, definitionOf } from './diff.js';
 import { deploymentCard } from './deployments.js';
 import { jsonErrorPlace } from './json.js';
+import { outputPanel } from './output.js';
 
 // Where in a JSON text a field of `path` (`/healthChecks/0/path`) is: its line (1-based)
 // and offset, found by the last named segment after the previous ones. Approximate but
@@ -84,6 +85,7 @@ export function mount(main, appId) {
   const deployBox = h('section', { 'aria-label': 'Deployment in progress' });
   const failureBox = h('section', { 'aria-label': 'Last task failure' });
   const taskCount = h('span', { class: 'muted', id: 'task-count' });
+  const output = outputPanel();
 
   const app = () => store.apps.get(appId);
 
@@ -201,6 +203,7 @@ export function mount(main, appId) {
     const list = tasksOf(appId).sort((x, y) => (x.id < y.id ? -1 : 1));
     taskCount.textContent = `${list.length} tasks`;
     tasks.setItems(list);
+    output.setTasks(list.map((t) => t.id));
     const ds = store.deployments.filter((d) => (d.affectedApps || []).includes(appId));
     clear(deployBox, ds.length ? [h('h2', {}, 'Deployment in progress'), ds.map(deploymentCard)] : []);
     const f = a.lastTaskFailure;
@@ -224,6 +227,7 @@ export function mount(main, appId) {
     h('section', { 'aria-label': 'Tasks' }, h('h2', {}, 'Tasks ', taskCount),
       h('div', { class: 'table' }, h('div', { class: 'vrow head tasks-grid', role: 'row' },
         ['Task', 'Host', 'Ports', 'Health', 'State', 'Started', 'Version', ''].map((t) => h('span', { role: 'columnheader' }, t))), tasks.el)),
+    output.el,
     h('section', { 'aria-label': 'Configuration' }, h('h2', {}, 'Configuration'),
       h('p', { class: 'muted' }, 'Edit the definition and submit it as a new version (PUT, full replacement). The scheduler\'s validation errors are listed under the editor.'),
       editor.el),
@@ -237,5 +241,6 @@ export function mount(main, appId) {
       .then(({ app: a }) => { if (!store.apps.has(a.id)) { putApp(a); redraw(); } })
       .catch((e) => { if (!(e instanceof ApiError && e.status === 404)) showError(e); });
   }
-  return subscribe(redraw);
+  const unsubscribe = subscribe(redraw);
+  return () => { unsubscribe(); output.stop(); };
 }

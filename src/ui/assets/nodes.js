@@ -1,10 +1,11 @@
-// The Nodes page: the control nodes (this one, and which leads) and every agent with its
+// The Nodes page: the control nodes (from `GET /v2/infra/control-nodes`: every scheduler
+// in the election, and which leads) and every agent with its
 // datacenter, rack and other attributes, resources used of offered, its tasks, and lost
 // agents. Agents come from `GET /v2/infra/agents`; the page re-reads it every 3 s while
 // open (one timer for the page, none per row).
 
 import { h, clear, appHref, num, showError } from './dom.js';
-import { get, ApiError } from './api.js';
+import { get } from './api.js';
 import { store } from './live.js';
 
 function usage(used, offered, unit) {
@@ -21,21 +22,21 @@ export function mount(main) {
 
   async function load() {
     try {
-      const [info, agentList, leader] = await Promise.all([
+      const [info, agentList, controlList] = await Promise.all([
         get('/v2/info'),
         get('/v2/infra/agents'),
-        get('/v2/leader').catch((e) => (e instanceof ApiError && e.status === 404 ? { leader: null } : Promise.reject(e))),
+        get('/v2/infra/control-nodes'),
       ]);
       if (stopped) return;
-      const self = info.marathon_config && info.marathon_config.hostname;
-      clear(control, h('h2', {}, 'Control nodes'),
+      const nodes = controlList.controlNodes;
+      const leads = nodes.some((n) => n.leader);
+      clear(control, h('h2', {}, `Control nodes (${nodes.length})`),
         h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Role'), h('th', {}, 'Version'))),
-          h('tbody', {},
-            h('tr', { id: 'control-self' }, h('td', { class: 'mono' }, self, ' (this node)'),
-              h('td', {}, self === leader.leader ? 'leader' : info.marathon_config.ha ? 'follower' : 'leader (single node)'),
-              h('td', {}, info.buildref)),
-            leader.leader && leader.leader !== self ? h('tr', {}, h('td', { class: 'mono' }, leader.leader), h('td', {}, 'leader'), h('td', {}, '')) : null)),
-        leader.leader ? null : h('p', { class: 'error' }, 'No leader is elected right now: writes wait until one is.'));
+          h('tbody', {}, nodes.map((n) => h('tr', { class: 'control-node', 'data-url': n.url, id: n.self ? 'control-self' : null },
+            h('td', { class: 'mono' }, n.hostPort, n.self ? ' (this node)' : ''),
+            h('td', {}, n.leader ? h('span', { class: 'badge healthy' }, info.marathon_config.ha ? 'leader' : 'leader (single node)') : 'follower'),
+            h('td', {}, n.self ? info.buildref : ''))))),
+        leads ? null : h('p', { class: 'error' }, 'No leader is elected right now: writes wait until one is.'));
       const list = agentList.agents;
       const live = list.filter((a) => !a.lost), lost = list.filter((a) => a.lost);
       const row = (a) => h('tr', { class: a.lost ? 'lost' : '', 'data-agent': a.hostname },
