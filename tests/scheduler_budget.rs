@@ -184,6 +184,7 @@ fn app_record(i: usize) -> AppRecord {
         version: version.into(),
         config_version: version.into(),
         last_task_failure: None,
+        resident_agents: Vec::new(),
     }
 }
 

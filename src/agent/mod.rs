@@ -7,7 +7,8 @@
 //! - [`process`] and [`docker`]: the two task runtimes; [`cgroup`]: process memory limits;
 //! - [`health`]: HTTP/TCP/COMMAND health checks; [`logs`]: task output to syslog;
 //! - [`table`]: the task table persisted in the data dir, for adoption; [`procfs`]: pids;
-//! - [`daemon`]: registration and the heartbeat loop.
+//! - [`daemon`]: registration and the heartbeat loop;
+//! - [`volumes`]: local persistent volumes that outlive their tasks.
 
 pub mod cgroup;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod process;
 pub mod procfs;
 pub mod supervisor;
 pub mod table;
+pub mod volumes;
 
 pub use config::AgentConfig;
 pub use supervisor::Supervisor;

@@ -210,4 +210,7 @@ pub struct TaskSpec {
     pub docker: Option<DockerSpec>,
     pub health_checks: Vec<HealthCheckSpec>,
     pub kill_grace_period_seconds: u64,
+    /// Local persistent volumes: the agent keeps their data across task restarts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub persistent_volumes: Vec<crate::api::volumes::PersistentVolume>,
 }

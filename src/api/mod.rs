@@ -8,3 +8,4 @@ pub mod agent_check;
 pub mod appdef;
 pub mod constraints;
 pub mod marathon;
+pub mod volumes;

@@ -48,7 +48,7 @@ pub enum Command {
     /// List tasks, of one app or all.
     Tasks(apps::TasksArgs),
     /// Restart an app's tasks (a rolling deployment).
-    Restart(apps::AppRefArgs),
+    Restart(apps::RestartArgs),
     /// Remove an app and stop its tasks.
     Destroy(apps::AppRefArgs),
     /// Run the scheduler (control nodes): Marathon-compatible API, placement, DNS.

@@ -300,10 +300,29 @@ impl Client {
 
     /// `POST /v2/apps/{id}/restart`.
     pub async fn restart_app(&self, id: &str, force: bool) -> Result<DeploymentResult> {
+        self.restart_app_with(id, force, false).await
+    }
+
+    /// `POST /v2/apps/{id}/restart?wipe=true` when `wipe`: persistent volumes start empty
+    /// (the app is no longer pinned to the agents that held them).
+    pub async fn restart_app_with(
+        &self,
+        id: &str,
+        force: bool,
+        wipe: bool,
+    ) -> Result<DeploymentResult> {
+        let mut query: Vec<&str> = Vec::new();
+        if force {
+            query.push("force=true");
+        }
+        if wipe {
+            query.push("wipe=true");
+        }
         let path = format!(
-            "/v2/apps{}/restart{}",
+            "/v2/apps{}/restart{}{}",
             canonical(id),
-            if force { "?force=true" } else { "" }
+            if query.is_empty() { "" } else { "?" },
+            query.join("&")
         );
         self.call(
             Method::POST,

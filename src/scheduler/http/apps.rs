@@ -235,6 +235,9 @@ pub async fn app_path(
             Ok(deployment_response(StatusCode::OK, &result))
         }
         (AppPath::Restart(id), Method::POST) => {
+            if flag(&params, "wipe", false) && !s.forget_residents(&id).await? {
+                return Err(ApiError::app_not_found(&id));
+            }
             let result = s
                 .write_apps(vec![AppWrite::Restart(id)], force, &client, uri.path())
                 .await?;
