@@ -164,6 +164,7 @@ fn agent_record(i: usize) -> AgentRecord {
             .into(),
             docker: false,
             version: "t".into(),
+            volume_url: None,
         },
         lost: false,
     }

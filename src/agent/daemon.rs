@@ -163,6 +163,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         attributes: config.attributes.clone(),
         docker: supervisor.has_docker(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        volume_url: None,
     };
     tracing::info!("agent {agent_id} starting: {registration:?}");
     let mut interval = config.heartbeat_interval;
@@ -193,6 +194,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             let heartbeat = Heartbeat {
                 tasks: tasks.clone(),
                 busy_ports: busy_ports(config.port_range, &tasks),
+                volume_moves: Vec::new(),
             };
             match schedulers
                 .post::<_, Assignments>(&heartbeat_path(&agent_id), &heartbeat)
@@ -258,6 +260,7 @@ mod tests {
             attributes: Default::default(),
             docker: false,
             version: "test".into(),
+            volume_url: None,
         }
     }
 
@@ -276,6 +279,7 @@ mod tests {
         let heartbeat = Heartbeat {
             tasks: Vec::new(),
             busy_ports: Vec::new(),
+            volume_moves: Vec::new(),
         };
         let result = schedulers
             .post::<_, Assignments>(&heartbeat_path("a1"), &heartbeat)

@@ -8,4 +8,5 @@ pub mod agent_check;
 pub mod appdef;
 pub mod constraints;
 pub mod marathon;
+pub mod moves;
 pub mod volumes;

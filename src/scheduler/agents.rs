@@ -523,6 +523,7 @@ mod tests {
                 Some("Command exited with status 1"),
             )],
             busy_ports: Vec::new(),
+            volume_moves: Vec::new(),
         };
         let now = Instant::now();
         let out = heartbeat_outcome(&state, "a", &heartbeat, now).unwrap();
@@ -562,6 +563,7 @@ mod tests {
                 .map(|id| status(id, TaskState::Running, None))
                 .collect(),
             busy_ports: Vec::new(),
+            volume_moves: Vec::new(),
         };
         let out = heartbeat_outcome(&state, "a", &running, Instant::now()).unwrap();
         for change in out.changes {
@@ -574,6 +576,7 @@ mod tests {
         let only_first = Heartbeat {
             tasks: vec![status(&ids[0], TaskState::Running, None)],
             busy_ports: Vec::new(),
+            volume_moves: Vec::new(),
         };
         let out = heartbeat_outcome(&state, "a", &only_first, Instant::now()).unwrap();
         assert!(!out.agent_back, "the first heartbeat brought it back");

@@ -559,6 +559,7 @@ pub(crate) mod tests {
                 attributes: Default::default(),
                 docker: false,
                 version: "t".into(),
+                volume_url: None,
             },
             lost: false,
         }
