@@ -149,10 +149,12 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         Some(address) => address.clone(),
         None => detect_address(schedulers.first()).unwrap_or_else(|| "127.0.0.1".into()),
     };
+    let volume_url = super::volume_mover::start_server(&config, &address).await?;
+    let movers = super::volume_mover::VolumeMovers::new(&config.data_dir, &config.tls);
     let registration = Registration {
         agent_id: agent_id.clone(),
         hostname: config.hostname.clone(),
-        address,
+        address: address.clone(),
         cpus: config.cpus.unwrap_or_else(config::detect_cpus),
         mem: match config.mem {
             Some(mem) => mem,
@@ -163,7 +165,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         attributes: config.attributes.clone(),
         docker: supervisor.has_docker(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        volume_url: None,
+        volume_url,
     };
     tracing::info!("agent {agent_id} starting: {registration:?}");
     let mut interval = config.heartbeat_interval;
@@ -194,7 +196,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             let heartbeat = Heartbeat {
                 tasks: tasks.clone(),
                 busy_ports: busy_ports(config.port_range, &tasks),
-                volume_moves: Vec::new(),
+                volume_moves: movers.progress(),
             };
             match schedulers
                 .post::<_, Assignments>(&heartbeat_path(&agent_id), &heartbeat)
@@ -203,6 +205,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 Ok(assignments) => {
                     supervisor.acknowledge(&tasks);
                     supervisor.apply(&assignments.tasks).await;
+                    movers.apply(&assignments.volume_moves);
                 }
                 Err(CallError::NotFound) => {
                     tracing::info!("the scheduler does not know this agent: registering again");

@@ -8,7 +8,8 @@
 //! - [`health`]: HTTP/TCP/COMMAND health checks; [`logs`]: task output to syslog;
 //! - [`table`]: the task table persisted in the data dir, for adoption; [`procfs`]: pids;
 //! - [`daemon`]: registration and the heartbeat loop;
-//! - [`volumes`]: local persistent volumes that outlive their tasks.
+//! - [`volumes`]: local persistent volumes that outlive their tasks; [`volume_server`],
+//!   [`volume_mover`] and [`volume_manifest`]: moving them agent to agent (mutual TLS).
 
 pub mod cgroup;
 pub mod config;
@@ -20,6 +21,9 @@ pub mod process;
 pub mod procfs;
 pub mod supervisor;
 pub mod table;
+pub mod volume_manifest;
+pub mod volume_mover;
+pub mod volume_server;
 pub mod volumes;
 
 pub use config::AgentConfig;
