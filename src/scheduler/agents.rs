@@ -145,6 +145,13 @@ impl Scheduler {
                     agent.last_seen = now;
                     agent.busy_ports = queued.heartbeat.busy_ports.iter().copied().collect();
                 }
+                let (move_changes, move_apps) = crate::scheduler::moves::note_progress(
+                    &mut state,
+                    agent_id,
+                    &queued.heartbeat.volume_moves,
+                );
+                changes.extend(move_changes);
+                apps.extend(move_apps);
                 for (app, backoff) in &outcome.backoff {
                     state.backoff.insert(app.clone(), backoff.clone());
                 }
@@ -217,7 +224,12 @@ fn assignments_json(state: &State, agent_id: &str) -> anyhow::Result<Vec<u8>> {
         .filter(|t| !t.killing)
         .map(|t| &t.spec)
         .collect();
-    serde_json::to_vec(&AssignmentsView { tasks }).context("writing the assignments")
+    let volume_moves = crate::scheduler::moves::assignments_for(state, agent_id);
+    serde_json::to_vec(&AssignmentsView {
+        tasks,
+        volume_moves,
+    })
+    .context("writing the assignments")
 }
 
 /// [`Assignments`](crate::api::agent::Assignments) borrowed from the state (the same
@@ -225,6 +237,8 @@ fn assignments_json(state: &State, agent_id: &str) -> anyhow::Result<Vec<u8>> {
 #[derive(serde::Serialize)]
 struct AssignmentsView<'a> {
     tasks: Vec<&'a TaskSpec>,
+    #[serde(rename = "volumeMoves", skip_serializing_if = "Vec::is_empty")]
+    volume_moves: Vec<crate::api::moves::VolumeMove>,
 }
 
 /// What one heartbeat decides, before anything is committed.

@@ -105,6 +105,20 @@ pub fn reconcile_app_on(
         }
         return out;
     };
+    if let Some((from, reason)) = crate::scheduler::moves::hold(state, app_id) {
+        // A move in its final phase: the old task stops, nothing starts until the data
+        // has moved (or the move failed).
+        for task in live.iter().filter(|t| t.agent_id == from) {
+            kill(&mut out, task);
+        }
+        out.queue = Some(QueueEntry {
+            count: spec_instances(app),
+            reason: Some(reason),
+            since: clock::now_rfc3339(),
+            delay_until: None,
+        });
+        return out;
+    }
     let views: Vec<TaskView> = live
         .iter()
         .map(|t| TaskView {
@@ -186,6 +200,10 @@ pub fn reconcile_app_on(
         }
     }
     out
+}
+
+fn spec_instances(app: &AppEntry) -> usize {
+    app.spec.app.instances as usize
 }
 
 fn kill(out: &mut Reconciled, task: &TaskRecord) {

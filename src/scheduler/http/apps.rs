@@ -171,6 +171,7 @@ pub async fn update_apps(
 pub enum AppPath {
     App(String),
     Restart(String),
+    Move(String),
     Versions(String),
     Version(String, String),
     Tasks(String),
@@ -183,6 +184,7 @@ pub fn split_app_path(rest: &str) -> AppPath {
     let n = segments.len();
     match (segments.get(n.wrapping_sub(2)).copied(), segments[n - 1]) {
         (_, "restart") if n > 1 => AppPath::Restart(id(1)),
+        (_, "move") if n > 1 => AppPath::Move(id(1)),
         (_, "versions") if n > 1 => AppPath::Versions(id(1)),
         (_, "tasks") if n > 1 => AppPath::Tasks(id(1)),
         (Some("versions"), v) if n > 2 => AppPath::Version(id(2), v.to_string()),
@@ -243,6 +245,7 @@ pub async fn app_path(
                 .await?;
             Ok(deployment_response(StatusCode::OK, &result))
         }
+        (AppPath::Move(id), method) => super::moves::handle(&s, &id, &params, method).await,
         (AppPath::Versions(id), Method::GET) => {
             if !s.lock().apps.contains_key(&id) {
                 return Err(ApiError::app_not_found(&id));
