@@ -240,10 +240,12 @@ pub fn begin(state: &mut State, app_id: &str, to: &str) -> Result<Value, Refusal
     }
     match state.agents.get(&from) {
         Some(a) if !a.record.lost && a.record.registration.volume_url.is_some() => {}
-        Some(a) if a.record.lost => return Err(Refusal::Invalid(format!(
+        Some(a) if a.record.lost => {
+            return Err(Refusal::Invalid(format!(
             "agent {} holding the volumes is lost: wait for it, or `infra restart {app_id} --wipe`",
             a.record.registration.hostname
-        ))),
+        )))
+        }
         _ => {
             return Err(Refusal::Invalid(format!(
                 "agent {} holding the volumes has no volume server (no cluster certificate)",

@@ -19,12 +19,19 @@ pub struct Cluster {
     pub url: String,
     scheduler: Child,
     pub agents: Vec<Option<Child>>,
+    /// Extra flags of each agent (by 0-based index), kept for restarts.
+    agent_extra: Vec<Vec<String>>,
 }
 
 impl Cluster {
     /// A scheduler (agent timeout 5 s) and `agents` agents `agent-1..n`, each with its own
     /// range of 100 host ports, and 500 ms heartbeats.
     pub fn start(agents: usize) -> Cluster {
+        Cluster::start_with(agents, |_| Vec::new())
+    }
+
+    /// [`Cluster::start`] with extra flags for agent `i` (1-based), e.g. TLS.
+    pub fn start_with(agents: usize, extra: impl Fn(usize) -> Vec<String>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -41,6 +48,7 @@ impl Cluster {
                 + 1000 * (NEXT_PORT_BLOCK.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 10),
             scheduler,
             agents: Vec::new(),
+            agent_extra: (1..=agents).map(extra).collect(),
         };
         for i in 1..=agents {
             let agent = cluster.spawn_agent(i);
@@ -95,6 +103,7 @@ impl Cluster {
                 "--data-dir",
             ])
             .arg(self.agent_dir(i))
+            .args(self.agent_extra.get(i - 1).into_iter().flatten())
             .env("INFRA_LOG", "warn")
             .spawn()
             .expect("start infra agent")
