@@ -138,7 +138,7 @@ fn a_persistent_volume_keeps_its_data_on_its_agent_until_a_wipe() {
 
     // The task dies: the new one runs on the same agent, with the data of the first.
     kill_task(&cluster, home, &first.id);
-    let (second, agent) = wait_single_task(&cluster, &[first.id.clone()]);
+    let (second, agent) = wait_single_task(&cluster, std::slice::from_ref(&first.id));
     assert_eq!(agent, home, "placed back on the agent holding the volume");
     assert_eq!(
         starts(&cluster, home),
@@ -168,7 +168,7 @@ fn a_persistent_volume_keeps_its_data_on_its_agent_until_a_wipe() {
     assert!(starts(&cluster, other).is_empty());
     // It comes back: the task starts there with all its data.
     cluster.agents[home - 1] = Some(cluster.spawn_agent(home));
-    let (fourth, agent) = wait_single_task(&cluster, &[third.id.clone()]);
+    let (fourth, agent) = wait_single_task(&cluster, std::slice::from_ref(&third.id));
     assert_eq!(agent, home);
     assert_eq!(
         starts(&cluster, home),
@@ -188,7 +188,7 @@ fn a_persistent_volume_keeps_its_data_on_its_agent_until_a_wipe() {
     });
     let out = cluster.cli(&["restart", "pv", "--wipe", "--detach"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let (fresh, agent) = wait_single_task(&cluster, &[fourth.id.clone()]);
+    let (fresh, agent) = wait_single_task(&cluster, std::slice::from_ref(&fourth.id));
     assert_eq!(agent, other);
     assert_eq!(starts(&cluster, other), vec![fresh.id]);
 }

@@ -122,6 +122,7 @@ pub fn registration(i: usize) -> Registration {
         ]),
         docker: false,
         version: "sim".into(),
+        volume_url: None,
     }
 }
 
@@ -236,6 +237,7 @@ impl SimAgent {
         let body = Heartbeat {
             tasks: self.tasks.values().map(|t| t.status.clone()).collect(),
             busy_ports: Vec::new(),
+            volume_moves: Vec::new(),
         };
         let path = heartbeat_path(&self.handle.id);
         let sent = self

@@ -38,17 +38,21 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     (status, message.into()).into_response()
 }
 
-fn app_param(params: &HashMap<String, String>) -> Result<String, Response> {
-    match params.get("app") {
-        Some(app) if app.starts_with('/') && !app.contains("..") => Ok(app.clone()),
-        _ => Err(refuse(StatusCode::BAD_REQUEST, "app: expected an app id")),
-    }
+/// The `app` parameter when it is an app id.
+fn app_param(params: &HashMap<String, String>) -> Option<String> {
+    params
+        .get("app")
+        .filter(|app| app.starts_with('/') && !app.contains(".."))
+        .cloned()
+}
+
+fn bad_app() -> Response {
+    refuse(StatusCode::BAD_REQUEST, "app: expected an app id")
 }
 
 async fn manifest(State(data_dir): State<Arc<PathBuf>>, Query(params): Params) -> Response {
-    let app = match app_param(&params) {
-        Ok(app) => app,
-        Err(refused) => return refused,
+    let Some(app) = app_param(&params) else {
+        return bad_app();
     };
     let hashed = params.get("hashed").is_some_and(|v| v == "true");
     let root = volumes::app_dir(&data_dir, &app);
@@ -60,9 +64,8 @@ async fn manifest(State(data_dir): State<Arc<PathBuf>>, Query(params): Params) -
 }
 
 async fn file(State(data_dir): State<Arc<PathBuf>>, Query(params): Params) -> Response {
-    let app = match app_param(&params) {
-        Ok(app) => app,
-        Err(refused) => return refused,
+    let Some(app) = app_param(&params) else {
+        return bad_app();
     };
     let Some(relative) = params.get("path").filter(|p| is_safe_relative(p)) else {
         return refuse(StatusCode::BAD_REQUEST, "path: expected a relative path");
@@ -94,9 +97,8 @@ async fn file(State(data_dir): State<Arc<PathBuf>>, Query(params): Params) -> Re
 }
 
 async fn delete(State(data_dir): State<Arc<PathBuf>>, Query(params): Params) -> Response {
-    let app = match app_param(&params) {
-        Ok(app) => app,
-        Err(refused) => return refused,
+    let Some(app) = app_param(&params) else {
+        return bad_app();
     };
     match volumes::remove_app(&data_dir, &app) {
         Ok(()) => {
