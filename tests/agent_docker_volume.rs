@@ -31,14 +31,25 @@ async fn a_docker_task_finds_what_the_previous_one_wrote_in_its_volume() {
         let id = format!("dockervol{n}.{}", uuid::Uuid::new_v4());
         let mut spec = docker_httpd_spec(&id, free_port());
         spec.health_checks.clear();
-        spec.args = Some(vec!["/bin/busybox".into(), "sh".into(), "-c".into(), script.into()]);
+        spec.args = Some(vec![
+            "/bin/busybox".into(),
+            "sh".into(),
+            "-c".into(),
+            script.into(),
+        ]);
         spec.persistent_volumes = vec![volume.clone()];
         spec
     };
 
     let first = task(1, "echo written-by-first > /var/lib/db/file");
     sup.apply(std::slice::from_ref(&first)).await;
-    let status = wait_state(&sup, &first.task_id, TaskState::Finished, Duration::from_secs(30)).await;
+    let status = wait_state(
+        &sup,
+        &first.task_id,
+        TaskState::Finished,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(status.exit_code, Some(0), "{status:?}");
     let on_host = infra::agent::volumes::volume_dir(dir.path(), "/test/app", "/var/lib/db");
     assert_eq!(
@@ -49,7 +60,13 @@ async fn a_docker_task_finds_what_the_previous_one_wrote_in_its_volume() {
     // The second task exits 0 only if it reads the first one's file.
     let second = task(2, "grep -qx written-by-first /var/lib/db/file");
     sup.apply(std::slice::from_ref(&second)).await;
-    let status = wait_state(&sup, &second.task_id, TaskState::Finished, Duration::from_secs(30)).await;
+    let status = wait_state(
+        &sup,
+        &second.task_id,
+        TaskState::Finished,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(status.exit_code, Some(0), "{status:?}");
     sup.apply(&[]).await;
 }
