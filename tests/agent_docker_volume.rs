@@ -69,4 +69,9 @@ async fn a_docker_task_finds_what_the_previous_one_wrote_in_its_volume() {
     .await;
     assert_eq!(status.exit_code, Some(0), "{status:?}");
     sup.apply(&[]).await;
+    for spec in [&first, &second] {
+        docker::remove(&engine, &docker::container_name(&spec.task_id))
+            .await
+            .expect("remove the finished container");
+    }
 }
