@@ -4,7 +4,7 @@
 //! persistent volume. A move whose receiving agent is killed halfway through the copy
 //! fails and leaves the task running where it was, on untouched data; a move to another
 //! agent then succeeds: the task runs there with the same bytes, and the sender's copy is
-//! gone.
+//! gone; a constraint change that no longer allows that agent moves it back the same way.
 
 #[path = "support/cli.rs"]
 mod cli_support;
@@ -175,4 +175,35 @@ fn a_move_interrupted_halfway_changes_nothing_and_a_move_carries_the_data() {
         !volume(&cluster, home).exists(),
         "the sender's copy is deleted after the checksums agreed"
     );
+    let moved = now[0].id.clone();
+
+    // A constraint that no longer allows that agent moves the task back, with its data.
+    let constrained = APP.replace(
+        "\"instances\": 1,",
+        &format!(
+            "\"instances\": 1, \"constraints\": [[\"hostname\", \"LIKE\", \"agent-{home}\"]],"
+        ),
+    );
+    std::fs::write(&file, constrained).expect("write app");
+    let out = cluster.cli(&["deploy", file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut back = None;
+    wait_until(
+        "the task back on its first agent",
+        Duration::from_secs(60),
+        || {
+            let now = running(&cluster);
+            match now.as_slice() {
+                [task] if agent_of(&cluster, task) == home && starts(&cluster, home).len() == 3 => {
+                    back = Some(task.clone());
+                    true
+                }
+                _ => false,
+            }
+        },
+    );
+    let back = back.expect("the task");
+    assert_eq!(starts(&cluster, home), vec![task.id, moved, back.id]);
+    assert_eq!(sha256(&volume(&cluster, home).join("big")), digest);
+    assert!(!volume(&cluster, last).exists());
 }

@@ -18,9 +18,12 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::api::agent::Registration;
+use crate::api::appdef::AppSpec;
 use crate::api::moves::{MovePhase, MoveProgress, MoveState, VolumeMove};
 use crate::scheduler::clock;
 use crate::scheduler::core::Scheduler;
+use crate::scheduler::placement::{place, AgentSlot, Strategy};
 use crate::scheduler::state::State;
 use crate::scheduler::store::Change;
 
@@ -65,6 +68,79 @@ pub fn active<'a>(state: &'a State, app_id: &str) -> Option<&'a MoveRecord> {
         .get(app_id)
         .is_some_and(|a| a.record.resident_agents.contains(&record.from));
     (receiver_alive && still_resident).then_some(record)
+}
+
+/// Whether `registration`'s agent satisfies the app's constraints for its one instance.
+fn agent_allowed(spec: &AppSpec, registration: &Registration) -> bool {
+    spec.constraints.iter().all(|c| {
+        c.allows(
+            c.agent_value(&registration.hostname, &registration.attributes),
+            None,
+            0,
+        )
+    })
+}
+
+/// A resident one-instance app whose constraints no longer allow the agent holding its
+/// volumes (and which is not moving yet): the host name of the agent to move it to.
+pub fn constraint_target(state: &State, app_id: &str) -> Option<String> {
+    let app = state.apps.get(app_id)?;
+    if !app.spec.has_persistent_volumes() || active(state, app_id).is_some() {
+        return None;
+    }
+    let [from] = app.record.resident_agents.as_slice() else {
+        return None;
+    };
+    let holder = state.agents.get(from)?;
+    if agent_allowed(&app.spec, &holder.record.registration) {
+        return None;
+    }
+    let mut slots: Vec<AgentSlot> = state
+        .base_slots()
+        .into_iter()
+        .filter(|s| &s.id != from)
+        .filter(|s| {
+            state
+                .agents
+                .get(&s.id)
+                .is_some_and(|a| a.record.registration.volume_url.is_some())
+        })
+        .collect();
+    let plan = place(&app.spec, 1, &mut slots, Strategy::Spread);
+    let placed = plan.placements.first()?;
+    Some(slots[placed.agent_index].hostname.clone())
+}
+
+/// Reconcile's view of a resident app that must not change while it moves or until it
+/// does: a move in its pre-copy (the old task keeps running, nothing else starts), or
+/// constraints that no longer allow the agent holding its volumes (the old task keeps
+/// running until a move takes it away). The reason to show in the queue.
+pub fn waits(state: &State, app_id: &str) -> Option<String> {
+    let app = state.apps.get(app_id)?;
+    if !app.spec.has_persistent_volumes() {
+        return None;
+    }
+    if let Some(record) = active(state, app_id) {
+        return (record.phase == MovePhase::Precopy).then(|| {
+            format!(
+                "copying its persistent volumes from {} to {} while it runs",
+                hostname(state, &record.from),
+                hostname(state, &record.to)
+            )
+        });
+    }
+    let [from] = app.record.resident_agents.as_slice() else {
+        return None;
+    };
+    let holder = state.agents.get(from)?;
+    if holder.record.lost || agent_allowed(&app.spec, &holder.record.registration) {
+        return None;
+    }
+    Some(format!(
+        "the constraints no longer allow agent {}, which holds its persistent volumes: \
+         waiting for a move (infra move {app_id} --to HOST)",
+        holder.record.registration.hostname
+    ))
 }
 
 /// Reconcile's view: while a move is in its final phase the app runs nowhere; returns
@@ -233,6 +309,15 @@ pub fn begin(state: &mut State, app_id: &str, to: &str) -> Result<Value, Refusal
     if to_id == from {
         return Err(Refusal::Invalid(format!("{app_id} is already on {to}")));
     }
+    let allowed = state
+        .agents
+        .get(&to_id)
+        .is_some_and(|a| agent_allowed(&app.spec, &a.record.registration));
+    if !allowed {
+        return Err(Refusal::Invalid(format!(
+            "agent {to} does not satisfy the constraints of {app_id}"
+        )));
+    }
     if !target_serves {
         return Err(Refusal::Invalid(format!(
             "agent {to} runs without its cluster certificate (--ca, --tls-cert): it cannot pull volumes"
@@ -286,5 +371,20 @@ impl Scheduler {
         drop(writer);
         self.enqueue(app_id);
         Ok(result)
+    }
+
+    /// After an app write: a resident app whose new constraints no longer allow the agent
+    /// holding its volumes moves (with its data) to an agent they allow.
+    pub async fn follow_constraints(&self, app_ids: &[String]) {
+        for app_id in app_ids {
+            let Some(to) = constraint_target(&self.lock(), app_id) else {
+                continue;
+            };
+            match self.start_move(app_id, &to).await {
+                Ok(Ok(_)) => tracing::info!("{app_id}: its constraints moved it to {to}"),
+                Ok(Err(refusal)) => tracing::warn!("{app_id}: cannot move to {to}: {refusal:?}"),
+                Err(err) => tracing::warn!("{app_id}: cannot move to {to}: {err:#}"),
+            }
+        }
     }
 }

@@ -105,6 +105,15 @@ pub fn reconcile_app_on(
         }
         return out;
     };
+    if let Some(reason) = crate::scheduler::moves::waits(state, app_id) {
+        out.queue = (live.len() < spec_instances(app)).then(|| QueueEntry {
+            count: spec_instances(app) - live.len(),
+            reason: Some(reason),
+            since: clock::now_rfc3339(),
+            delay_until: None,
+        });
+        return out;
+    }
     if let Some((from, reason)) = crate::scheduler::moves::hold(state, app_id) {
         // A move in its final phase: the old task stops, nothing starts until the data
         // has moved (or the move failed).

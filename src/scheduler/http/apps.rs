@@ -223,6 +223,8 @@ pub async fn app_path(
                     uri.path(),
                 )
                 .await?;
+            let written: Vec<String> = result.apps.keys().cloned().collect();
+            s.follow_constraints(&written).await;
             let status = if result.created.contains(&id) {
                 StatusCode::CREATED
             } else {
