@@ -1,6 +1,7 @@
-//! A Docker task's persistent volume against the real engine: the agent bind-mounts the
-//! app's volume directory at `containerPath`; what one task writes there, the next task of
-//! the same app reads, and it lives in the agent's volumes directory.
+//! A Docker task's persistent volume against the real engine, Marathon's way: a persistent
+//! volume at the relative path `dbdata`, mounted at `/var/lib/db` by a second volume whose
+//! `hostPath` is `dbdata`. What one task writes there, the next task of the same app reads
+//! (also under `/mnt/mesos/sandbox/dbdata`), and it lives in the agent's volumes directory.
 
 #[path = "support/agent.rs"]
 mod agent_support;
@@ -23,7 +24,7 @@ async fn a_docker_task_finds_what_the_previous_one_wrote_in_its_volume() {
         .await
         .expect("supervisor");
     let volume = PersistentVolume {
-        container_path: "/var/lib/db".into(),
+        container_path: "dbdata".into(),
         size_mib: 8,
         mode: "RW".into(),
     };
@@ -38,6 +39,13 @@ async fn a_docker_task_finds_what_the_previous_one_wrote_in_its_volume() {
             script.into(),
         ]);
         spec.persistent_volumes = vec![volume.clone()];
+        if let Some(docker) = spec.docker.as_mut() {
+            docker.volumes.push(infra::api::agent::Volume {
+                container_path: "/var/lib/db".into(),
+                host_path: "dbdata".into(),
+                mode: "RW".into(),
+            });
+        }
         spec
     };
 
@@ -51,14 +59,18 @@ async fn a_docker_task_finds_what_the_previous_one_wrote_in_its_volume() {
     )
     .await;
     assert_eq!(status.exit_code, Some(0), "{status:?}");
-    let on_host = infra::agent::volumes::volume_dir(dir.path(), "/test/app", "/var/lib/db");
+    let on_host = infra::agent::volumes::volume_dir(dir.path(), "/test/app", "dbdata");
     assert_eq!(
         std::fs::read_to_string(on_host.join("file")).expect("the file on the agent"),
         "written-by-first\n"
     );
 
     // The second task exits 0 only if it reads the first one's file.
-    let second = task(2, "grep -qx written-by-first /var/lib/db/file");
+    let second = task(
+        2,
+        "grep -qx written-by-first /var/lib/db/file && \
+         grep -qx written-by-first /mnt/mesos/sandbox/dbdata/file",
+    );
     sup.apply(std::slice::from_ref(&second)).await;
     let status = wait_state(
         &sup,

@@ -1,8 +1,10 @@
 //! Local persistent volumes on the agent: one directory per (app, containerPath) under
 //! `DATA_DIR/volumes/`, outside every task's sandbox, so that it outlives the tasks that
 //! use it (task restarts, agent restarts, redeploys of the app: the scheduler places the
-//! app back on this agent). A task sees it as a bind mount (Docker) or as a symlink at
-//! `containerPath` inside its sandbox (command tasks).
+//! app back on this agent). A command task sees it as a symlink at `containerPath` inside
+//! its sandbox. A Docker container gets it bind-mounted at `/mnt/mesos/sandbox/<path>`
+//! (where Mesos puts the sandbox) and wherever a `hostPath` volume names that relative
+//! path (Marathon's way to mount a persistent volume at an absolute path).
 //!
 //! Keyed by app id, not task id: a new task of the same app finds the data of the last one.
 //! The scheduler places at most one instance of such an app per agent (docs/volumes.md).
@@ -34,8 +36,11 @@ pub fn volume_dir(data_dir: &Path, app_id: &str, container_path: &str) -> PathBu
     app_dir(data_dir, app_id).join(component(container_path))
 }
 
+/// Where Mesos mounts the sandbox in a Docker container.
+pub const DOCKER_SANDBOX: &str = "/mnt/mesos/sandbox";
+
 /// Creates the task's persistent volumes (keeping what they hold) and returns the spec to
-/// run: Docker tasks get a bind mount per volume; command tasks a symlink in the sandbox.
+/// run: Docker tasks get bind mounts; command tasks a symlink in the sandbox.
 pub fn attach(data_dir: &Path, sandbox: &Path, mut spec: TaskSpec) -> anyhow::Result<TaskSpec> {
     for volume in spec.persistent_volumes.clone() {
         let dir = volume_dir(data_dir, &spec.app_id, &volume.container_path);
@@ -43,12 +48,21 @@ pub fn attach(data_dir: &Path, sandbox: &Path, mut spec: TaskSpec) -> anyhow::Re
             .with_context(|| format!("creating the persistent volume {}", dir.display()))?;
         let dir = std::fs::canonicalize(&dir)
             .with_context(|| format!("resolving the persistent volume {}", dir.display()))?;
+        let host_path = dir.to_string_lossy().into_owned();
         match spec.docker.as_mut() {
-            Some(docker) => docker.volumes.push(Volume {
-                container_path: volume.container_path.clone(),
-                host_path: dir.to_string_lossy().into_owned(),
-                mode: volume.mode.clone(),
-            }),
+            Some(docker) => {
+                let relative = volume.container_path.trim_end_matches('/');
+                for bind in docker.volumes.iter_mut() {
+                    if bind.host_path.trim_end_matches('/') == relative {
+                        bind.host_path = host_path.clone();
+                    }
+                }
+                docker.volumes.push(Volume {
+                    container_path: format!("{DOCKER_SANDBOX}/{relative}"),
+                    host_path,
+                    mode: volume.mode.clone(),
+                });
+            }
             None => link_into_sandbox(sandbox, &volume.container_path, &dir)?,
         }
     }

@@ -573,7 +573,7 @@ fn check_container(c: &mut Checker, def: &Map<String, Value>) -> usize {
         Some(_) => c.err("/container/docker", "error.expected.jsobject"),
     }
     if let Some(v) = container.get("volumes") {
-        for (path, message) in crate::api::volumes::check(v, kind == "DOCKER") {
+        for (path, message) in crate::api::volumes::check(v) {
             c.err(&path, message);
         }
     }

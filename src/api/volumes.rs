@@ -13,8 +13,9 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PersistentVolume {
-    /// Docker tasks: the mount point in the container (absolute). Command tasks: a path
-    /// relative to the sandbox (Marathon's rule), where the volume's directory appears.
+    /// A path relative to the sandbox (Marathon's rule), where the volume appears: in a
+    /// command task's sandbox, or under `/mnt/mesos/sandbox` in a Docker container (which
+    /// mounts it elsewhere with a `hostPath` volume naming this path).
     pub container_path: String,
     /// `persistent.size`, MiB. Recorded, checked against the agent's disk at placement.
     pub size_mib: u64,
@@ -47,10 +48,11 @@ pub fn has_persistent(volumes: &[Value]) -> bool {
     volumes.iter().any(|v| v.get("persistent").is_some())
 }
 
-/// Validation errors of `container.volumes` as (JSON path, message). `docker` tells the
-/// container kind: command tasks need a relative `containerPath` (a sandbox directory),
-/// Docker tasks an absolute one.
-pub fn check(volumes: &Value, docker: bool) -> Vec<(String, String)> {
+/// Validation errors of `container.volumes` as (JSON path, message). A persistent
+/// volume's `containerPath` is relative (a sandbox directory), for Docker containers too,
+/// as in Marathon; a Docker container mounts it at an absolute path with a second volume
+/// whose `hostPath` is that relative path.
+pub fn check(volumes: &Value) -> Vec<(String, String)> {
     let mut errors = Vec::new();
     let Some(items) = volumes.as_array() else {
         if !volumes.is_null() {
@@ -103,13 +105,7 @@ pub fn check(volumes: &Value, docker: bool) -> Vec<(String, String)> {
             ));
         }
         if let Some(path) = container_path {
-            if docker && !path.starts_with('/') {
-                errors.push((
-                    at("/containerPath"),
-                    "must be an absolute path for a Docker container".into(),
-                ));
-            }
-            if !docker && (path.starts_with('/') || path.split('/').any(|p| p == "..")) {
+            if path.starts_with('/') || path.split('/').any(|p| p == "..") {
                 errors.push((
                     at("/containerPath"),
                     "must be a relative path inside the sandbox (no leading / nor ..)".into(),
@@ -207,7 +203,7 @@ mod tests {
             {"containerPath": "", "persistent": {}},
             {"containerPath": "ok", "persistent": {"size": 1, "type": "mount"}, "mode": "X"}
         ]);
-        let errors = check(&volumes, false);
+        let errors = check(&volumes);
         let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(
             paths,
@@ -223,16 +219,20 @@ mod tests {
     }
 
     #[test]
-    fn docker_needs_an_absolute_path() {
-        let volumes = json!([{"containerPath": "data", "persistent": {"size": 1}}]);
+    fn a_docker_container_mounts_the_relative_volume_with_a_host_path() {
+        let volumes = json!([
+            {"containerPath": "home", "mode": "RW", "persistent": {"type": "root", "size": 500}},
+            {"containerPath": "/home", "hostPath": "home", "mode": "RW"}
+        ]);
+        assert!(check(&volumes).is_empty());
+        let absolute = json!([{"containerPath": "/data", "persistent": {"size": 1}}]);
         assert_eq!(
-            check(&volumes, true),
+            check(&absolute),
             vec![(
                 "/container/volumes(0)/containerPath".to_string(),
-                "must be an absolute path for a Docker container".to_string()
+                "must be a relative path inside the sandbox (no leading / nor ..)".to_string()
             )]
         );
-        assert!(check(&volumes, false).is_empty());
     }
 
     #[test]
