@@ -47,6 +47,7 @@ fn app(i: usize) -> AppRecord {
         version: "2026-01-01T00:00:00.000Z".into(),
         config_version: "2026-01-01T00:00:00.000Z".into(),
         last_task_failure: None,
+        resident_agents: Vec::new(),
     }
 }
 
@@ -83,6 +84,7 @@ fn task(app: usize, n: usize) -> TaskRecord {
             docker: None,
             health_checks: Vec::new(),
             kill_grace_period_seconds: 3,
+            persistent_volumes: Vec::new(),
         },
         ip_addresses: Vec::new(),
     }

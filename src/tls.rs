@@ -91,6 +91,29 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A server that admits only clients with a certificate from `ca` (mutual TLS): agents'
+/// volume servers, which other agents alone may read.
+pub fn mutual_server_config(identity: &Identity, ca: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca)?), provider())
+            .build()
+            .context("the client certificate verifier")?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(load_certs(&identity.cert)?, load_key(&identity.key)?)
+        .with_context(|| {
+            format!(
+                "{} and {} are not a certificate and its key",
+                identity.cert.display(),
+                identity.key.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A reqwest client builder that trusts `ca` alone (when given; else the public roots, for
 /// plain-HTTP schedulers nothing is checked anyway) and presents `identity` to servers
 /// that ask for a client certificate.

@@ -40,6 +40,7 @@ fn registration(id: &str) -> Registration {
         attributes: BTreeMap::new(),
         docker: false,
         version: "test".into(),
+        volume_url: None,
     }
 }
 
@@ -90,6 +91,7 @@ async fn an_agent_whose_heartbeat_waits_for_the_writer_is_not_lost() {
                         tasks: Vec::new(),
                         busy_ports: Vec::new(),
                         output: Vec::new(),
+                        volume_moves: Vec::new(),
                     },
                 )
                 .await

@@ -164,6 +164,7 @@ fn agent_record(i: usize) -> AgentRecord {
             .into(),
             docker: false,
             version: "t".into(),
+            volume_url: None,
         },
         lost: false,
     }
@@ -184,6 +185,7 @@ fn app_record(i: usize) -> AppRecord {
         version: version.into(),
         config_version: version.into(),
         last_task_failure: None,
+        resident_agents: Vec::new(),
     }
 }
 

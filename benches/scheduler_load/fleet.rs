@@ -123,6 +123,7 @@ pub fn registration(i: usize) -> Registration {
         ]),
         docker: false,
         version: "sim".into(),
+        volume_url: None,
     }
 }
 
@@ -244,6 +245,7 @@ impl SimAgent {
             tasks: self.tasks.values().map(|t| t.status.clone()).collect(),
             busy_ports: Vec::new(),
             output: Vec::new(),
+            volume_moves: Vec::new(),
         };
         let path = heartbeat_path(&self.handle.id);
         let sent = self

@@ -21,6 +21,8 @@ pub struct AgentConfig {
     pub mem: Option<f64>,
     pub heartbeat_interval: Duration,
     pub tls: AgentTls,
+    /// Where the volume server listens (with TLS only), for volume moves.
+    pub volume_listen: Option<std::net::SocketAddr>,
 }
 
 /// The cluster CA the schedulers' certificates are checked against, and this host's

@@ -153,10 +153,12 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         Some(address) => address.clone(),
         None => detect_address(schedulers.first()).unwrap_or_else(|| "127.0.0.1".into()),
     };
+    let volume_url = super::volume_mover::start_server(&config, &address).await?;
+    let movers = super::volume_mover::VolumeMovers::new(&config.data_dir, &config.tls);
     let registration = Registration {
         agent_id: agent_id.clone(),
         hostname: config.hostname.clone(),
-        address,
+        address: address.clone(),
         cpus: config.cpus.unwrap_or_else(config::detect_cpus),
         mem: match config.mem {
             Some(mem) => mem,
@@ -167,6 +169,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         attributes: config.attributes.clone(),
         docker: supervisor.has_docker(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        volume_url,
     };
     tracing::info!("agent {agent_id} starting: {registration:?}");
     let mut interval = config.heartbeat_interval;
@@ -200,6 +203,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 tasks: tasks.clone(),
                 busy_ports: busy_ports(config.port_range, &tasks),
                 output: tails.iter().map(|(tail, _)| tail.clone()).collect(),
+                volume_moves: movers.progress(),
             };
             let asked = schedulers.current;
             match schedulers
@@ -216,6 +220,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     }
                     supervisor.acknowledge(&tasks);
                     supervisor.apply(&assignments.tasks).await;
+                    movers.apply(&assignments.volume_moves);
                 }
                 Err(CallError::NotFound) => {
                     tracing::info!("the scheduler does not know this agent: registering again");
@@ -282,6 +287,7 @@ mod tests {
             attributes: Default::default(),
             docker: false,
             version: "test".into(),
+            volume_url: None,
         }
     }
 
@@ -301,6 +307,7 @@ mod tests {
             tasks: Vec::new(),
             busy_ports: Vec::new(),
             output: Vec::new(),
+            volume_moves: Vec::new(),
         };
         let result = schedulers
             .post::<_, Assignments>(&heartbeat_path("a1"), &heartbeat)

@@ -8,7 +8,9 @@
 //! - [`health`]: HTTP/TCP/COMMAND health checks; [`logs`]: task output to syslog;
 //!   [`output`]: the tails of task output sent with heartbeats;
 //! - [`table`]: the task table persisted in the data dir, for adoption; [`procfs`]: pids;
-//! - [`daemon`]: registration and the heartbeat loop.
+//! - [`daemon`]: registration and the heartbeat loop;
+//! - [`volumes`]: local persistent volumes that outlive their tasks; [`volume_server`],
+//!   [`volume_mover`] and [`volume_manifest`]: moving them agent to agent (mutual TLS).
 
 pub mod cgroup;
 pub mod config;
@@ -22,6 +24,10 @@ pub mod process;
 pub mod procfs;
 pub mod supervisor;
 pub mod table;
+pub mod volume_manifest;
+pub mod volume_mover;
+pub mod volume_server;
+pub mod volumes;
 
 pub use config::AgentConfig;
 pub use supervisor::Supervisor;

@@ -121,6 +121,7 @@ mod tests {
             started_at: None,
             exit_code: None,
             message: None,
+            ip_addresses: Vec::new(),
         }
     }
 

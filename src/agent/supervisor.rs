@@ -284,11 +284,20 @@ impl Supervisor {
     /// slow; it reports TASK_STAGING meanwhile). Start errors become TASK_FAILED.
     pub fn start(&self, spec: TaskSpec) {
         let task_id = spec.task_id.clone();
+        let sandbox = process::sandbox_dir(&self.inner.data_dir, &task_id);
+        let spec = match super::volumes::attach(&self.inner.data_dir, &sandbox, spec.clone()) {
+            Ok(attached) => attached,
+            Err(err) => {
+                let mut task = Task::new(spec, TaskState::Failed);
+                task.message = Some(format!("{err:#}"));
+                self.inner.lock().insert(task_id, task);
+                return;
+            }
+        };
         if spec.docker.is_some() {
             self.start_docker(spec);
             return;
         }
-        let sandbox = process::sandbox_dir(&self.inner.data_dir, &task_id);
         match process::spawn(&spec, &sandbox) {
             Ok((handle, child)) => {
                 let mut task = Task::new(spec, TaskState::Running);

@@ -37,6 +37,10 @@ pub struct Registration {
     /// Whether a Docker engine is reachable, so Docker tasks can be placed here.
     pub docker: bool,
     pub version: String,
+    /// This agent's volume server (`https://ADDRESS:PORT`), which other agents pull
+    /// persistent volumes from when a task moves; None when it runs without TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -119,6 +123,9 @@ pub struct Heartbeat {
     /// stray server on the host): placement leaves them out.
     #[serde(default)]
     pub busy_ports: Vec<u16>,
+    /// Progress of the volume moves this agent receives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_moves: Vec<crate::api::moves::MoveProgress>,
     /// The recent output of the tasks whose output changed since the last heartbeat the
     /// scheduler accepted (see `agent::output`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -140,6 +147,9 @@ pub struct Assignments {
     /// Every task the scheduler wants running on this agent. Anything else the agent runs
     /// is killed (after its grace period).
     pub tasks: Vec<TaskSpec>,
+    /// Persistent volumes this agent is to pull from another agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_moves: Vec<crate::api::moves::VolumeMove>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -242,4 +252,7 @@ pub struct TaskSpec {
     pub docker: Option<DockerSpec>,
     pub health_checks: Vec<HealthCheckSpec>,
     pub kill_grace_period_seconds: u64,
+    /// Local persistent volumes: the agent keeps their data across task restarts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub persistent_volumes: Vec<crate::api::volumes::PersistentVolume>,
 }

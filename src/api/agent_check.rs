@@ -88,6 +88,7 @@ mod tests {
             attributes: Default::default(),
             docker: false,
             version: "test".into(),
+            volume_url: None,
         }
     }
 

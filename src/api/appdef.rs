@@ -59,6 +59,23 @@ impl AppSpec {
             .is_some_and(|c| c.kind == "DOCKER" && c.docker.is_some())
     }
 
+    /// The app's local persistent volumes (`container.volumes` with `persistent`).
+    pub fn persistent_volumes(&self) -> Vec<crate::api::volumes::PersistentVolume> {
+        self.app
+            .container
+            .as_ref()
+            .map(|c| crate::api::volumes::from_container_volumes(&c.volumes))
+            .unwrap_or_default()
+    }
+
+    /// Whether the app is resident (placement pins it to the agents holding its data).
+    pub fn has_persistent_volumes(&self) -> bool {
+        self.app
+            .container
+            .as_ref()
+            .is_some_and(|c| crate::api::volumes::has_persistent(&c.volumes))
+    }
+
     /// Parses a definition that passed [`validate`].
     pub fn from_definition(def: &Map<String, Value>) -> Result<AppSpec, Vec<ErrorDetail>> {
         let app: App = serde_json::from_value(Value::Object(def.clone()))
@@ -349,6 +366,9 @@ pub fn validate(def: &Map<String, Value>) -> Result<(), Vec<ErrorDetail>> {
     check_constraints(&mut c, def.get("constraints"));
     check_dependencies(&mut c, def.get("dependencies"));
     check_upgrade_strategy(&mut c, def.get("upgradeStrategy"));
+    for (path, message) in crate::api::volumes::check_resident_strategy(def) {
+        c.err(&path, message);
+    }
     let port_count = check_ports(&mut c, def);
     let mapping_count = check_container(&mut c, def);
     check_networks(&mut c, def.get("networks"));
@@ -574,8 +594,8 @@ fn check_container(c: &mut Checker, def: &Map<String, Value>) -> usize {
         Some(_) => c.err("/container/docker", "error.expected.jsobject"),
     }
     if let Some(v) = container.get("volumes") {
-        if !v.is_array() && !v.is_null() {
-            c.err("/container/volumes", "error.expected.jsarray");
+        for (path, message) in crate::api::volumes::check(v) {
+            c.err(&path, message);
         }
     }
     count
@@ -677,6 +697,7 @@ pub fn normalize(
         let canonical = marathon::canonical_app_id(id);
         def.insert("id".into(), Value::String(canonical));
     }
+    crate::api::volumes::resident_defaults(&mut def);
     let defaults: [(&str, Value); 17] = [
         ("cpus", json!(marathon::DEFAULT_CPUS)),
         ("mem", json!(marathon::DEFAULT_MEM)),

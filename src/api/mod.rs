@@ -8,4 +8,6 @@ pub mod agent_check;
 pub mod appdef;
 pub mod constraints;
 pub mod marathon;
+pub mod moves;
 pub mod networks;
+pub mod volumes;

@@ -50,6 +50,10 @@ pub struct AgentArgs {
     /// The certificate's key.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Where other agents pull persistent volumes from when a task moves (mutual TLS with
+    /// the cluster CA: only with --ca and --tls-cert; otherwise no volume server runs).
+    #[arg(long, default_value = "0.0.0.0:5052")]
+    pub volume_listen: std::net::SocketAddr,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
@@ -79,6 +83,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                 _ => None,
             },
         },
+        volume_listen: Some(args.volume_listen),
     };
     crate::agent::daemon::run(config).await?;
     Ok(0)

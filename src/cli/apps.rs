@@ -123,10 +123,21 @@ pub async fn list_tasks(args: TasksArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub async fn restart(args: AppRefArgs) -> anyhow::Result<i32> {
+#[derive(Args, Debug)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub app: AppRefArgs,
+    /// Start with empty persistent volumes, anywhere: for an app whose volumes are on an
+    /// agent that is gone (without it, the app waits for that agent to come back).
+    #[arg(long)]
+    pub wipe: bool,
+}
+
+pub async fn restart(restart: RestartArgs) -> anyhow::Result<i32> {
+    let args = restart.app;
     let client = args.scheduler.client()?;
     let id = canonical(&args.app);
-    let result = match client.restart_app(&id, args.force).await {
+    let result = match client.restart_app_with(&id, args.force, restart.wipe).await {
         Ok(result) => result,
         Err(err) => return Ok(report_client_error(&id, &err)),
     };

@@ -10,6 +10,7 @@ pub mod apps;
 pub mod deploy;
 pub mod down;
 pub mod image;
+pub mod move_app;
 pub mod platform;
 pub mod play;
 pub mod proxy;
@@ -48,7 +49,9 @@ pub enum Command {
     /// List tasks, of one app or all.
     Tasks(apps::TasksArgs),
     /// Restart an app's tasks (a rolling deployment).
-    Restart(apps::AppRefArgs),
+    Restart(apps::RestartArgs),
+    /// Move an app's task with its persistent volumes to another agent.
+    Move(move_app::MoveArgs),
     /// Remove an app and stop its tasks.
     Destroy(apps::AppRefArgs),
     /// Run the scheduler (control nodes): Marathon-compatible API, placement, DNS.
@@ -105,6 +108,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Apps(args) => apps::list_apps(args).await,
         Command::Tasks(args) => apps::list_tasks(args).await,
         Command::Restart(args) => apps::restart(args).await,
+        Command::Move(args) => move_app::run(args).await,
         Command::Destroy(args) => apps::destroy(args).await,
         Command::Scheduler(args) => scheduler::run(args).await,
         Command::Agent(args) => agent::run(args).await,

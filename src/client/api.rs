@@ -300,10 +300,29 @@ impl Client {
 
     /// `POST /v2/apps/{id}/restart`.
     pub async fn restart_app(&self, id: &str, force: bool) -> Result<DeploymentResult> {
+        self.restart_app_with(id, force, false).await
+    }
+
+    /// `POST /v2/apps/{id}/restart?wipe=true` when `wipe`: persistent volumes start empty
+    /// (the app is no longer pinned to the agents that held them).
+    pub async fn restart_app_with(
+        &self,
+        id: &str,
+        force: bool,
+        wipe: bool,
+    ) -> Result<DeploymentResult> {
+        let mut query: Vec<&str> = Vec::new();
+        if force {
+            query.push("force=true");
+        }
+        if wipe {
+            query.push("wipe=true");
+        }
         let path = format!(
-            "/v2/apps{}/restart{}",
+            "/v2/apps{}/restart{}{}",
             canonical(id),
-            if force { "?force=true" } else { "" }
+            if query.is_empty() { "" } else { "?" },
+            query.join("&")
         );
         self.call(
             Method::POST,
@@ -311,6 +330,24 @@ impl Client {
             Some(&Value::Object(Default::default())),
         )
         .await
+    }
+
+    /// `POST /v2/apps/{id}/move?to=HOST`: starts moving the app's task with its
+    /// persistent volumes; the answer is the move's status.
+    pub async fn move_app(&self, id: &str, to: &str) -> Result<Value> {
+        let path = format!("/v2/apps{}/move?to={}", canonical(id), url_component(to));
+        self.call(
+            Method::POST,
+            &path,
+            Some(&Value::Object(Default::default())),
+        )
+        .await
+    }
+
+    /// `GET /v2/apps/{id}/move`: how far the app's last move got.
+    pub async fn move_status(&self, id: &str) -> Result<Value> {
+        let path = format!("/v2/apps{}/move", canonical(id));
+        self.call(Method::GET, &path, None).await
     }
 
     /// `DELETE /v2/apps/{id}`.
@@ -417,6 +454,16 @@ fn root_cause(err: &reqwest::Error) -> String {
         cause = source;
     }
     cause.to_string()
+}
+
+/// A query value: host names are letters, digits, `-` and `.`; anything else is escaped.
+fn url_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

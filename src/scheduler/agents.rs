@@ -155,6 +155,13 @@ impl Scheduler {
                     agent.last_seen = now;
                     agent.busy_ports = queued.heartbeat.busy_ports.iter().copied().collect();
                 }
+                let (move_changes, move_apps) = crate::scheduler::moves::note_progress(
+                    &mut state,
+                    agent_id,
+                    &queued.heartbeat.volume_moves,
+                );
+                changes.extend(move_changes);
+                apps.extend(move_apps);
                 for (app, backoff) in &outcome.backoff {
                     state.backoff.insert(app.clone(), backoff.clone());
                 }
@@ -227,7 +234,12 @@ fn assignments_json(state: &State, agent_id: &str) -> anyhow::Result<Vec<u8>> {
         .filter(|t| !t.killing)
         .map(|t| &t.spec)
         .collect();
-    serde_json::to_vec(&AssignmentsView { tasks }).context("writing the assignments")
+    let volume_moves = crate::scheduler::moves::assignments_for(state, agent_id);
+    serde_json::to_vec(&AssignmentsView {
+        tasks,
+        volume_moves,
+    })
+    .context("writing the assignments")
 }
 
 /// [`Assignments`](crate::api::agent::Assignments) borrowed from the state (the same
@@ -235,6 +247,8 @@ fn assignments_json(state: &State, agent_id: &str) -> anyhow::Result<Vec<u8>> {
 #[derive(serde::Serialize)]
 struct AssignmentsView<'a> {
     tasks: Vec<&'a TaskSpec>,
+    #[serde(rename = "volumeMoves", skip_serializing_if = "Vec::is_empty")]
+    volume_moves: Vec<crate::api::moves::VolumeMove>,
 }
 
 /// What one heartbeat decides, before anything is committed.
@@ -541,6 +555,7 @@ mod tests {
             )],
             busy_ports: Vec::new(),
             output: Vec::new(),
+            volume_moves: Vec::new(),
         };
         let now = Instant::now();
         let out = heartbeat_outcome(&state, "a", &heartbeat, now).unwrap();
@@ -581,6 +596,7 @@ mod tests {
                 .collect(),
             busy_ports: Vec::new(),
             output: Vec::new(),
+            volume_moves: Vec::new(),
         };
         let out = heartbeat_outcome(&state, "a", &running, Instant::now()).unwrap();
         for change in out.changes {
@@ -594,6 +610,7 @@ mod tests {
             tasks: vec![status(&ids[0], TaskState::Running, None)],
             busy_ports: Vec::new(),
             output: Vec::new(),
+            volume_moves: Vec::new(),
         };
         let out = heartbeat_outcome(&state, "a", &only_first, Instant::now()).unwrap();
         assert!(!out.agent_back, "the first heartbeat brought it back");

@@ -284,6 +284,10 @@ impl Scheduler {
                 definition: normalized,
                 version: version.clone(),
                 config_version,
+                resident_agents: old_record
+                    .as_ref()
+                    .map(|r| r.resident_agents.clone())
+                    .unwrap_or_default(),
                 last_task_failure: old_record.and_then(|r| r.last_task_failure),
             }));
         }

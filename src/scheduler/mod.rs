@@ -2,7 +2,7 @@
 //! placement (feasibility -> rank -> plan -> commit), deployments, health, events, and the
 //! durable store behind a trait. Never imports the engine; shares only `api` with agents.
 //!
-//! Files: `placement` (pure placement),
+//! Files: `placement` (pure placement), `residency` (placement of apps with persistent volumes), `moves` (moving them with their data),
 //! `deployments` (pure step decisions, backoff, dependency order), `reconcile` (one app's
 //! reconcile over the state), `state` (in-memory state), `store` + `redb_store` +
 //! `etcd_store` (durable state: one scheduler, or the control nodes' shared etcd),
@@ -24,9 +24,11 @@ pub mod events;
 pub mod follow;
 pub mod http;
 pub mod leadership;
+pub mod moves;
 pub mod placement;
 pub mod reconcile;
 pub mod redb_store;
+pub mod residency;
 pub mod state;
 pub mod store;
 pub mod task_output;

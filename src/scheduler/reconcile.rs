@@ -17,6 +17,7 @@ use crate::scheduler::clock;
 use crate::scheduler::deployments::{decide, TaskView};
 use crate::scheduler::events::Pending;
 use crate::scheduler::placement::{place, AgentSlot, Strategy};
+use crate::scheduler::residency::place_resident;
 use crate::scheduler::state::{is_healthy, AppEntry, QueueEntry, State};
 use crate::scheduler::store::{Change, DeploymentRecord, TaskRecord};
 
@@ -104,6 +105,29 @@ pub fn reconcile_app_on(
         }
         return out;
     };
+    if let Some(reason) = crate::scheduler::moves::waits(state, app_id) {
+        out.queue = (live.len() < spec_instances(app)).then(|| QueueEntry {
+            count: spec_instances(app) - live.len(),
+            reason: Some(reason),
+            since: clock::now_rfc3339(),
+            delay_until: None,
+        });
+        return out;
+    }
+    if let Some((from, reason)) = crate::scheduler::moves::hold(state, app_id) {
+        // A move in its final phase: the old task stops, nothing starts until the data
+        // has moved (or the move failed).
+        for task in live.iter().filter(|t| t.agent_id == from) {
+            kill(&mut out, task);
+        }
+        out.queue = Some(QueueEntry {
+            count: spec_instances(app),
+            reason: Some(reason),
+            since: clock::now_rfc3339(),
+            delay_until: None,
+        });
+        return out;
+    }
     let views: Vec<TaskView> = live
         .iter()
         .map(|t| TaskView {
@@ -146,7 +170,17 @@ pub fn reconcile_app_on(
     if to_start > 0 {
         let slots = batch.slots.get_or_insert_with(|| state.base_slots());
         state.count_app_tasks(app_id, slots);
-        let plan = place(&app.spec, to_start, slots, strategy);
+        let plan = if app.spec.has_persistent_volumes() {
+            let resident = place_resident(state, app, to_start, slots, strategy);
+            if let Some(residents) = resident.residents {
+                let mut record = app.record.clone();
+                record.resident_agents = residents;
+                out.changes.push(Change::PutApp(record));
+            }
+            resident.plan
+        } else {
+            place(&app.spec, to_start, slots, strategy)
+        };
         for placement in &plan.placements {
             let slot = &slots[placement.agent_index];
             let Some(agent) = state.agents.get(&slot.id) else {
@@ -175,6 +209,10 @@ pub fn reconcile_app_on(
         }
     }
     out
+}
+
+fn spec_instances(app: &AppEntry) -> usize {
+    app.spec.app.instances as usize
 }
 
 fn kill(out: &mut Reconciled, task: &TaskRecord) {
@@ -490,6 +528,7 @@ pub fn build_task(
             .app
             .task_kill_grace_period_seconds
             .unwrap_or(marathon::DEFAULT_TASK_KILL_GRACE_PERIOD_SECONDS),
+        persistent_volumes: spec.persistent_volumes(),
     };
     TaskRecord {
         id: task_id,
@@ -531,6 +570,7 @@ pub(crate) mod tests {
                 version: "2020-01-01T00:00:00.000Z".into(),
                 config_version: "2020-01-01T00:00:00.000Z".into(),
                 last_task_failure: None,
+                resident_agents: Vec::new(),
             },
             spec,
         }
@@ -549,6 +589,7 @@ pub(crate) mod tests {
                 attributes: Default::default(),
                 docker: false,
                 version: "t".into(),
+                volume_url: None,
             },
             lost: false,
         }

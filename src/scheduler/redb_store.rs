@@ -220,6 +220,7 @@ mod tests {
             version: v.into(),
             config_version: v.into(),
             last_task_failure: None,
+            resident_agents: Vec::new(),
         };
         {
             let store = RedbStore::open(dir.path()).unwrap();

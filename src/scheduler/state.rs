@@ -78,6 +78,8 @@ pub struct State {
     pub tokens: BTreeMap<String, TokenRecord>,
     pub backoff: HashMap<String, Backoff>,
     pub queue: BTreeMap<String, QueueEntry>,
+    /// Volume moves in progress (or just ended), by app id; memory only (see `moves`).
+    pub moves: BTreeMap<String, crate::scheduler::moves::MoveRecord>,
     /// The store revision this state reflects (etcd's; 0 on redb): a change the follower
     /// watch reports at or below it is already here.
     pub revision: i64,

@@ -25,6 +25,9 @@ pub struct AppRecord {
     /// The last task failure, for `lastTaskFailure`.
     #[serde(default)]
     pub last_task_failure: Option<Value>,
+    /// Agents holding the app's persistent volumes, one per instance (see `residency`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resident_agents: Vec<String>,
 }
 
 /// One task the scheduler launched.

@@ -34,6 +34,7 @@ pub fn process_spec(task_id: &str, cmd: &str, port: u16) -> TaskSpec {
         docker: None,
         health_checks: Vec::new(),
         kill_grace_period_seconds: 3,
+        persistent_volumes: Vec::new(),
     }
 }
 

@@ -21,18 +21,36 @@ pub struct Cluster {
     /// The scheduler's heartbeat interval and agent timeout, kept for its restarts.
     heartbeats: (String, String),
     pub agents: Vec<Option<Child>>,
+    /// Extra flags of each agent (by 0-based index), kept for restarts.
+    agent_extra: Vec<Vec<String>>,
 }
 
 impl Cluster {
     /// A scheduler (agent timeout 5 s) and `agents` agents `agent-1..n`, each with its own
     /// range of 100 host ports, and 500 ms heartbeats.
     pub fn start(agents: usize) -> Cluster {
-        Cluster::start_with_heartbeats(agents, "500ms", "5s")
+        Cluster::start_full(agents, "500ms", "5s", |_| Vec::new())
     }
 
     /// [`Cluster::start`] with the scheduler's heartbeat interval and agent timeout (the
     /// agents heartbeat at the interval the scheduler gives them when they register).
     pub fn start_with_heartbeats(agents: usize, interval: &str, agent_timeout: &str) -> Cluster {
+        Cluster::start_full(agents, interval, agent_timeout, |_| Vec::new())
+    }
+
+    /// [`Cluster::start`] with extra flags for agent `i` (1-based), e.g. TLS.
+    pub fn start_with(agents: usize, extra: impl Fn(usize) -> Vec<String>) -> Cluster {
+        Cluster::start_full(agents, "500ms", "5s", extra)
+    }
+
+    /// The scheduler's heartbeat interval and agent timeout, and extra flags for agent
+    /// `i` (1-based).
+    pub fn start_full(
+        agents: usize,
+        interval: &str,
+        agent_timeout: &str,
+        extra: impl Fn(usize) -> Vec<String>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -50,6 +68,7 @@ impl Cluster {
             scheduler,
             heartbeats: (interval.to_string(), agent_timeout.to_string()),
             agents: Vec::new(),
+            agent_extra: (1..=agents).map(extra).collect(),
         };
         for i in 1..=agents {
             let agent = cluster.spawn_agent(i);
@@ -105,6 +124,7 @@ impl Cluster {
                 "--data-dir",
             ])
             .arg(self.agent_dir(i))
+            .args(self.agent_extra.get(i - 1).into_iter().flatten())
             .env("INFRA_LOG", "warn")
             .spawn()
             .expect("start infra agent")

@@ -138,6 +138,7 @@ impl TestAgent {
             attributes: self.attributes.clone(),
             docker: self.docker,
             version: "test".into(),
+            volume_url: None,
         };
         self.http
             .post(format!("{url}{REGISTER_PATH}"))
@@ -175,6 +176,7 @@ impl TestAgent {
                 tasks: statuses,
                 busy_ports: Vec::new(),
                 output: Vec::new(),
+                volume_moves: Vec::new(),
             })
             .send()
             .await

@@ -171,6 +171,7 @@ pub async fn update_apps(
 pub enum AppPath {
     App(String),
     Restart(String),
+    Move(String),
     Versions(String),
     Version(String, String),
     Tasks(String),
@@ -183,6 +184,7 @@ pub fn split_app_path(rest: &str) -> AppPath {
     let n = segments.len();
     match (segments.get(n.wrapping_sub(2)).copied(), segments[n - 1]) {
         (_, "restart") if n > 1 => AppPath::Restart(id(1)),
+        (_, "move") if n > 1 => AppPath::Move(id(1)),
         (_, "versions") if n > 1 => AppPath::Versions(id(1)),
         (_, "tasks") if n > 1 => AppPath::Tasks(id(1)),
         (Some("versions"), v) if n > 2 => AppPath::Version(id(2), v.to_string()),
@@ -221,6 +223,8 @@ pub async fn app_path(
                     uri.path(),
                 )
                 .await?;
+            let written: Vec<String> = result.apps.keys().cloned().collect();
+            s.follow_constraints(&written).await;
             let status = if result.created.contains(&id) {
                 StatusCode::CREATED
             } else {
@@ -235,11 +239,15 @@ pub async fn app_path(
             Ok(deployment_response(StatusCode::OK, &result))
         }
         (AppPath::Restart(id), Method::POST) => {
+            if flag(&params, "wipe", false) && !s.forget_residents(&id).await? {
+                return Err(ApiError::app_not_found(&id));
+            }
             let result = s
                 .write_apps(vec![AppWrite::Restart(id)], force, &client, uri.path())
                 .await?;
             Ok(deployment_response(StatusCode::OK, &result))
         }
+        (AppPath::Move(id), method) => super::moves::handle(&s, &id, &params, method).await,
         (AppPath::Versions(id), Method::GET) => {
             if !s.lock().apps.contains_key(&id) {
                 return Err(ApiError::app_not_found(&id));

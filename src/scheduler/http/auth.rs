@@ -94,6 +94,7 @@ pub fn need(method: &Method, path: &str) -> Need {
                 let id = match split_app_path(rest) {
                     AppPath::App(id)
                     | AppPath::Restart(id)
+                    | AppPath::Move(id)
                     | AppPath::Versions(id)
                     | AppPath::Version(id, _)
                     | AppPath::Tasks(id)

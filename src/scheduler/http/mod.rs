@@ -13,6 +13,7 @@ pub mod deployments;
 pub mod events;
 pub mod forward;
 pub mod info;
+pub mod moves;
 pub mod nodes;
 pub mod output;
 pub mod queue;
