@@ -286,3 +286,106 @@ async fn docker_task_command_checks_run_inside_and_output_goes_to_syslog() {
     sup.apply(&[]).await;
     wait_state(&sup, &task_id, TaskState::Killed, Duration::from_secs(20)).await;
 }
+
+/// A Docker task's recent output comes from the engine (`docker logs --tail`), both with
+/// the engine's own log driver and with the syslog driver the platform uses (Docker keeps a
+/// copy for `docker logs`): the last 40 lines of each stream, then nothing while it is
+/// unchanged, then the newer lines once the container writes more.
+#[tokio::test]
+async fn a_docker_tasks_recent_output_is_read_from_the_engine() {
+    let engine = engine().await;
+    for syslog in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        // A real datagram socket for the syslog driver to send to, drained as a syslog
+        // daemon would (a full socket would block the container's output).
+        let socket_path = dir.path().join("log.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 65536];
+            while socket.recv(&mut buffer).is_ok() {}
+        });
+        let sup = if syslog {
+            Supervisor::open_with_syslog(dir.path(), Some(engine.clone()), &socket_path).await
+        } else {
+            Supervisor::open(dir.path(), Some(engine.clone())).await
+        }
+        .unwrap();
+        let task_id = unique("chatty");
+        let mut spec = docker_httpd_spec(&task_id, free_port());
+        spec.health_checks.clear();
+        spec.args = Some(vec![
+            "/bin/busybox".into(),
+            "sh".into(),
+            "-c".into(),
+            "i=1; while [ $i -le 50 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done; \
+             while [ ! -e /tmp/more ]; do sleep 0.2; done; echo out51; sleep 600"
+                .into(),
+        ]);
+        sup.apply(std::slice::from_ref(&spec)).await;
+        wait_state(&sup, &task_id, TaskState::Running, Duration::from_secs(30)).await;
+
+        let mut tracker = infra::agent::output::OutputTracker::default();
+        let (engine_of_sup, containers) = sup.containers().expect("the supervisor has Docker");
+        assert_eq!(containers.len(), 1);
+        let mut sent = Vec::new();
+        for _ in 0..50 {
+            sent = tracker
+                .changed_containers(&engine_of_sup, &containers)
+                .await;
+            if sent.first().is_some_and(|(t, _)| {
+                t.stdout.last().map(String::as_str) == Some("out50")
+                    && t.stderr.last().map(String::as_str) == Some("err50")
+            }) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(sent.len(), 1, "syslog driver: {syslog}");
+        let tail = &sent[0].0;
+        assert_eq!(tail.task_id, task_id);
+        let expected = |stream: &str, from: u32, to: u32| -> Vec<String> {
+            (from..=to).map(|i| format!("{stream}{i}")).collect()
+        };
+        assert_eq!(
+            tail.stdout,
+            expected("out", 11, 50),
+            "syslog driver: {syslog}"
+        );
+        assert_eq!(
+            tail.stderr,
+            expected("err", 11, 50),
+            "syslog driver: {syslog}"
+        );
+
+        tracker.accepted(&sent, &sup.statuses());
+        assert!(
+            tracker
+                .changed_containers(&engine_of_sup, &containers)
+                .await
+                .is_empty(),
+            "an unchanged tail is sent again"
+        );
+
+        let name = docker::container_name(&task_id);
+        docker::exec_check(&engine, &name, "touch /tmp/more")
+            .await
+            .expect("docker exec");
+        let mut newer = Vec::new();
+        for _ in 0..50 {
+            newer = tracker
+                .changed_containers(&engine_of_sup, &containers)
+                .await;
+            if !newer.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(newer.len(), 1, "the newer line was not sent");
+        assert_eq!(newer[0].0.stdout.last().map(String::as_str), Some("out51"));
+        assert_eq!(newer[0].0.stdout.len(), 40);
+
+        sup.apply(&[]).await;
+        wait_state(&sup, &task_id, TaskState::Killed, Duration::from_secs(20)).await;
+        wait_gone(&engine, &name).await;
+    }
+}

@@ -198,7 +198,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         }
         if registered {
             let tasks = supervisor.statuses();
-            let tails = output.changed(&config.data_dir, &tasks);
+            let mut tails = output.changed(&config.data_dir, &tasks);
+            if let Some((engine, containers)) = supervisor.containers() {
+                tails.extend(output.changed_containers(&engine, &containers).await);
+            }
             let heartbeat = Heartbeat {
                 tasks: tasks.clone(),
                 busy_ports: busy_ports(config.port_range, &tasks),

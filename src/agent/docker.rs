@@ -30,6 +30,44 @@ pub fn container_name(task_id: &str) -> String {
     format!("infra-{task_id}")
 }
 
+/// The last `lines` lines of a container's stdout and stderr, as `docker logs --tail`
+/// reads them: the engine keeps them for the json-file driver, and in its local cache
+/// ("dual logging", Docker 20.10 and later) when the syslog driver sends them away. The
+/// engine's tail counts both streams together before it picks one, so ten times as many
+/// lines are asked for and each stream keeps its last `lines`: a stream that wrote nothing
+/// during the other's last `10 x lines` lines shows nothing.
+pub async fn log_tail(
+    engine: &Docker,
+    container: &str,
+    lines: usize,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let options = bollard::query_parameters::LogsOptions {
+        stdout: true,
+        stderr: true,
+        tail: (lines * 10).to_string(),
+        ..Default::default()
+    };
+    let mut stream = engine.logs(container, Some(options));
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(item) = stream.next().await {
+        let (into, message) = match item.with_context(|| format!("docker logs {container}"))? {
+            bollard::container::LogOutput::StdOut { message } => (&mut stdout, message),
+            bollard::container::LogOutput::StdErr { message } => (&mut stderr, message),
+            bollard::container::LogOutput::Console { message } => (&mut stdout, message),
+            bollard::container::LogOutput::StdIn { .. } => continue,
+        };
+        into.extend(
+            String::from_utf8_lossy(&message)
+                .lines()
+                .map(str::trim_end)
+                .filter(|line| !line.is_empty())
+                .map(str::to_string),
+        );
+    }
+    let last = |mut stream: Vec<String>| stream.split_off(stream.len().saturating_sub(lines));
+    Ok((last(stdout), last(stderr)))
+}
+
 /// Connects to the local engine and negotiates the API version; `None` when Docker does not
 /// answer (the agent then runs only process tasks).
 pub async fn connect() -> Option<Docker> {

@@ -2,8 +2,9 @@
 //! never connects to agents, so the agent sends it with its heartbeat: for each task whose
 //! `stdout` or `stderr` grew since the last heartbeat the scheduler accepted, the last
 //! [`TAIL_LINES`] lines of each (read from at most [`TAIL_BYTES`] of the file's end). A
-//! settled task costs nothing; a chatty one at most one tail per heartbeat interval. Docker
-//! tasks log to syslog, not to the sandbox, so they have no output here.
+//! settled task costs nothing; a chatty one at most one tail per heartbeat interval. A
+//! Docker task's output is not in the sandbox: its tail is asked of the engine at each
+//! heartbeat (`docker logs --tail`) and sent when it differs from the one sent last.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -18,7 +19,8 @@ pub const TAIL_LINES: usize = 40;
 /// The most bytes read from the end of each stream (so a tail is at most this big).
 pub const TAIL_BYTES: u64 = 8 * 1024;
 
-/// The sizes of a task's `stdout` and `stderr` when their tails were last sent.
+/// What a task's `stdout` and `stderr` looked like when their tails were last sent: the
+/// files' sizes (process tasks), or digests of the tails themselves (Docker tasks).
 type Sizes = (u64, u64);
 
 /// What was sent already, so that only changed tails go out.
@@ -54,6 +56,40 @@ impl OutputTracker {
         out
     }
 
+    /// The tails of the Docker tasks among `containers` (task id, container) whose output
+    /// changed since [`Self::accepted`] last recorded them. A container the engine cannot
+    /// read logs of is left out: output is a convenience, never a reason to fail.
+    pub async fn changed_containers(
+        &self,
+        engine: &bollard::Docker,
+        containers: &[(String, String)],
+    ) -> Vec<(TaskOutput, Sizes)> {
+        let mut out = Vec::new();
+        for (task_id, container) in containers {
+            let (stdout, stderr) =
+                match super::docker::log_tail(engine, container, TAIL_LINES).await {
+                    Ok(tails) => tails,
+                    Err(err) => {
+                        tracing::debug!("output of {task_id}: {err:#}");
+                        continue;
+                    }
+                };
+            let marks = (digest(&stdout), digest(&stderr));
+            if self.sent.get(task_id) == Some(&marks) || (stdout.is_empty() && stderr.is_empty()) {
+                continue;
+            }
+            out.push((
+                TaskOutput {
+                    task_id: task_id.clone(),
+                    stdout,
+                    stderr,
+                },
+                marks,
+            ));
+        }
+        out
+    }
+
     /// The scheduler accepted a heartbeat carrying `sent`; tasks no longer in `tasks` are
     /// forgotten.
     pub fn accepted(&mut self, sent: &[(TaskOutput, Sizes)], tasks: &[TaskStatus]) {
@@ -69,6 +105,14 @@ impl OutputTracker {
     pub fn resend_all(&mut self) {
         self.sent.clear();
     }
+}
+
+/// A digest of a tail, to tell whether it changed (not a security boundary).
+fn digest(lines: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    lines.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn file_len(path: &Path) -> u64 {

@@ -486,6 +486,23 @@ impl Supervisor {
     pub fn has_docker(&self) -> bool {
         self.inner.docker.is_some()
     }
+
+    /// The engine, and each live Docker task's id with its container: where a Docker
+    /// task's recent output is read from (it is not in the sandbox).
+    pub fn containers(&self) -> Option<(Docker, Vec<(String, String)>)> {
+        let engine = self.inner.docker.clone()?;
+        let containers = self
+            .inner
+            .lock()
+            .iter()
+            .filter(|(_, task)| !task.state.is_terminal())
+            .filter_map(|(id, task)| match &task.handle {
+                Some(Handle::Docker { container }) => Some((id.clone(), container.clone())),
+                _ => None,
+            })
+            .collect();
+        Some((engine, containers))
+    }
 }
 
 impl Inner {

@@ -24,7 +24,7 @@ export function outputPanel() {
       const out = await get(`/v2/infra/tasks/${encodeURIComponent(taskId)}/output`);
       if (stopped || choice.value !== taskId) return;
       if (out.docker && !out.stdout.length && !out.stderr.length) {
-        clear(body, h('p', { class: 'muted' }, 'A Docker task logs to syslog: read its output on the log server.'));
+        clear(body, h('p', { class: 'muted' }, 'No output from this container yet (all of it also goes to the log server).'));
         return;
       }
       clear(body, stream('stdout', out.stdout), stream('stderr', out.stderr),
