@@ -176,9 +176,12 @@ fn a_move_interrupted_halfway_changes_nothing_and_a_move_carries_the_data() {
         starts(&cluster, last),
         vec![task.id.clone(), now[0].id.clone()]
     );
-    assert!(
-        !volume(&cluster, home).exists(),
-        "the sender's copy is deleted after the checksums agreed"
+    // The sender deletes its copy itself, told by its next heartbeat answer once the
+    // scheduler has recorded the new agent.
+    wait_until(
+        "the sender's copy deleted once the move is recorded",
+        Duration::from_secs(10),
+        || !volume(&cluster, home).exists(),
     );
     let moved = now[0].id.clone();
 
@@ -210,5 +213,9 @@ fn a_move_interrupted_halfway_changes_nothing_and_a_move_carries_the_data() {
     let back = back.expect("the task");
     assert_eq!(starts(&cluster, home), vec![task.id, moved, back.id]);
     assert_eq!(sha256(&volume(&cluster, home).join("big")), digest);
-    assert!(!volume(&cluster, last).exists());
+    wait_until(
+        "the second sender's copy deleted",
+        Duration::from_secs(10),
+        || !volume(&cluster, last).exists(),
+    );
 }

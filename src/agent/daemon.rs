@@ -19,6 +19,21 @@ use crate::api::agent::{
 /// burst: short next to any heartbeat interval, long enough for a batch of starts.
 const CHANGE_GATHERING: Duration = Duration::from_millis(100);
 
+/// Deletes the volumes of apps that moved away for good (the scheduler has recorded their
+/// new agent). Never while a task of the app still runs here: a release that raced with
+/// a newer placement waits for the scheduler's next answer, which no longer carries it.
+fn release_volumes(supervisor: &Supervisor, data_dir: &std::path::Path, apps: &[String]) {
+    for app_id in apps {
+        if supervisor.runs_app(app_id) || !super::volumes::app_dir(data_dir, app_id).exists() {
+            continue;
+        }
+        match super::volumes::remove_app(data_dir, app_id) {
+            Ok(()) => tracing::info!("{app_id}: volumes moved away; the copy here is deleted"),
+            Err(err) => tracing::warn!("{app_id}: deleting the moved volumes: {err:#}"),
+        }
+    }
+}
+
 /// Why a request to the schedulers failed.
 #[derive(Debug)]
 pub enum CallError {
@@ -224,6 +239,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     supervisor.acknowledge(&tasks);
                     supervisor.apply(&assignments.tasks).await;
                     movers.apply(&assignments.volume_moves);
+                    release_volumes(&supervisor, &config.data_dir, &assignments.volume_releases);
                 }
                 Err(CallError::NotFound) => {
                     tracing::info!("the scheduler does not know this agent: registering again");

@@ -487,6 +487,14 @@ impl Supervisor {
         self.inner.docker.is_some()
     }
 
+    /// Whether a task of `app_id` is here and not ended.
+    pub fn runs_app(&self, app_id: &str) -> bool {
+        self.inner
+            .lock()
+            .values()
+            .any(|task| task.spec.app_id == app_id && !task.state.is_terminal())
+    }
+
     /// The engine, and each live Docker task's id with its container: where a Docker
     /// task's recent output is read from (it is not in the sandbox).
     pub fn containers(&self) -> Option<(Docker, Vec<(String, String)>)> {

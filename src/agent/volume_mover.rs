@@ -3,8 +3,10 @@
 //! into a staging directory, in two passes: a pre-copy while the old task still runs, then
 //! (once the scheduler says the old task has stopped) a final pass that copies only what
 //! changed. Then the checksums of both sides must agree; only then is the staged copy put
-//! in place and the sender asked to delete its own. Anything failing leaves the sender's
-//! copy as it was (the receiver only reads it until then).
+//! in place. The receiver never deletes anything of the sender's: the sender deletes its
+//! own copy when the scheduler, having recorded the receiver as the app's agent, says so
+//! (see `scheduler::moves::releases_for`). Anything failing leaves the sender's copy as
+//! it was (the receiver only reads it).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use anyhow::Context;
 
 use super::config::AgentTls;
 use super::volume_manifest::{self, is_safe_relative, Manifest};
-use super::volume_server::{FILE_PATH, MANIFEST_PATH, VOLUMES_PATH};
+use super::volume_server::{FILE_PATH, MANIFEST_PATH};
 use super::volumes;
 use crate::api::moves::{MovePhase, MoveProgress, MoveState, VolumeMove};
 
@@ -167,9 +169,8 @@ impl VolumeMovers {
                 std::fs::rename(&staging, &target).with_context(|| {
                     format!("moving {} to {}", staging.display(), target.display())
                 })?;
-                source.delete(&spec.app_id).await?;
                 tracing::info!(
-                    "{}: final copy verified ({:?}) in {:?}; the sender's copy is deleted",
+                    "{}: final copy verified ({:?}) in {:?}; in place here",
                     spec.app_id,
                     local.checksum,
                     started.elapsed()
@@ -274,18 +275,6 @@ impl Source {
             .json()
             .await
             .with_context(|| format!("decoding {url}"))
-    }
-
-    async fn delete(&self, app: &str) -> anyhow::Result<()> {
-        let url = format!("{}{VOLUMES_PATH}", self.base);
-        let response = self
-            .http
-            .delete(&url)
-            .query(&[("app", app)])
-            .send()
-            .await
-            .with_context(|| format!("DELETE {url}"))?;
-        ok(response, &url).await.map(|_| ())
     }
 
     /// Downloads one file to `tmp`.

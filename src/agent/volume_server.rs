@@ -4,9 +4,10 @@
 //! agent has its host's) gets an answer; the scheduler is not on the data path.
 //!
 //! - `GET /v1/volumes/manifest?app=ID[&hashed=true]`: [`Manifest`] of the app's volumes;
-//! - `GET /v1/volumes/file?app=ID&path=REL`: one file's bytes;
-//! - `DELETE /v1/volumes?app=ID`: deletes the app's volumes here (the receiver asks once
-//!   both sides' checksums agree).
+//! - `GET /v1/volumes/file?app=ID&path=REL`: one file's bytes.
+//!
+//! Read-only: another agent can never delete a volume here. The agent deletes an app's
+//! volumes itself, when its scheduler says they moved away for good.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,7 +31,6 @@ use super::volumes;
 
 pub const MANIFEST_PATH: &str = "/v1/volumes/manifest";
 pub const FILE_PATH: &str = "/v1/volumes/file";
-pub const VOLUMES_PATH: &str = "/v1/volumes";
 
 type Params = Query<HashMap<String, String>>;
 
@@ -96,24 +96,10 @@ async fn file(State(data_dir): State<Arc<PathBuf>>, Query(params): Params) -> Re
     axum::body::Body::from_stream(stream).into_response()
 }
 
-async fn delete(State(data_dir): State<Arc<PathBuf>>, Query(params): Params) -> Response {
-    let Some(app) = app_param(&params) else {
-        return bad_app();
-    };
-    match volumes::remove_app(&data_dir, &app) {
-        Ok(()) => {
-            tracing::info!("{app}: volumes deleted here after a move");
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(err) => refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("{err:#}")),
-    }
-}
-
 fn router(data_dir: PathBuf) -> Router {
     Router::new()
         .route(MANIFEST_PATH, get(manifest))
         .route(FILE_PATH, get(file))
-        .route(VOLUMES_PATH, axum::routing::delete(delete))
         .with_state(Arc::new(data_dir))
 }
 

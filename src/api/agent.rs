@@ -150,6 +150,11 @@ pub struct Assignments {
     /// Persistent volumes this agent is to pull from another agent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_moves: Vec<crate::api::moves::VolumeMove>,
+    /// Apps whose persistent volumes this agent is to delete: they moved away and the
+    /// scheduler has durably recorded their new agent. Sent until the move is forgotten;
+    /// deleting is idempotent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_releases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

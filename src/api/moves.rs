@@ -12,7 +12,8 @@ pub enum MovePhase {
     /// Copy the volume while the old task still runs (and keep it fresh).
     Precopy,
     /// The old task has stopped: copy what changed, compare checksums with the sender,
-    /// then have the sender delete its copy.
+    /// and put the copy in place. The sender deletes its own copy only when the scheduler
+    /// has recorded the receiver as the app's agent (`Assignments::volume_releases`).
     Final,
 }
 
@@ -35,7 +36,7 @@ pub enum MoveState {
     Copying,
     /// The pre-copy is complete (the old task may stop now).
     Precopied,
-    /// Final copy done, checksums agree, the sender's copy is deleted.
+    /// Final copy done, checksums agree, the copy is in place here.
     Done,
     Failed,
 }

@@ -235,9 +235,11 @@ fn assignments_json(state: &State, agent_id: &str) -> anyhow::Result<Vec<u8>> {
         .map(|t| &t.spec)
         .collect();
     let volume_moves = crate::scheduler::moves::assignments_for(state, agent_id);
+    let volume_releases = crate::scheduler::moves::releases_for(state, agent_id);
     serde_json::to_vec(&AssignmentsView {
         tasks,
         volume_moves,
+        volume_releases,
     })
     .context("writing the assignments")
 }
@@ -249,6 +251,8 @@ struct AssignmentsView<'a> {
     tasks: Vec<&'a TaskSpec>,
     #[serde(rename = "volumeMoves", skip_serializing_if = "Vec::is_empty")]
     volume_moves: Vec<crate::api::moves::VolumeMove>,
+    #[serde(rename = "volumeReleases", skip_serializing_if = "Vec::is_empty")]
+    volume_releases: Vec<String>,
 }
 
 /// What one heartbeat decides, before anything is committed.

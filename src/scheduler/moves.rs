@@ -5,14 +5,18 @@
 //! 1. pre-copy: the receiving agent is told to pull the volumes while the old task runs;
 //! 2. once it reports the pre-copy done, the old task is killed (reconcile holds the app
 //!    while the move is in its final phase) and, once it is gone, the receiver is told to
-//!    copy what changed, compare checksums with the sender and have it delete its copy;
-//! 3. on success the app's resident agent becomes the receiver and reconcile starts the
-//!    task there; on failure (reported, or the receiver lost) the move is dropped and the
-//!    app starts again where it was, on its untouched data.
+//!    copy what changed, compare checksums with the sender and put its copy in place;
+//! 3. on success the app's resident agent becomes the receiver (a durable write) and
+//!    reconcile starts the task there; only once that write is in the state is the sender
+//!    told to delete its copy ([`releases_for`]); on failure (reported, or the receiver
+//!    lost) the move is dropped and the app starts again where it was, on its untouched
+//!    data.
 //!
 //! Moves live in memory only: a scheduler restart (or a new leader) drops a move in
-//! progress, which is the failure case above (the sender's copy is deleted only after a
-//! verified copy, and the scheduler learns that before anything else changes).
+//! progress, which is the failure case above. At every point, the agent the store names
+//! as the app's resident holds a complete copy: the sender's is deleted only after the
+//! store names the receiver, so a lost write or a lost leader costs at worst a stale copy
+//! left on disk, never the data.
 
 use std::time::Instant;
 
@@ -181,6 +185,25 @@ pub fn assignments_for(state: &State, agent_id: &str) -> Vec<VolumeMove> {
                 },
             })
         })
+        .collect()
+}
+
+/// The apps whose volumes `agent_id` is to delete: it sent them in a move that finished,
+/// and the app's resident agents, as committed, now name the receiver instead of it.
+pub fn releases_for(state: &State, agent_id: &str) -> Vec<String> {
+    state
+        .moves
+        .iter()
+        .filter(|(_, record)| {
+            record.from == agent_id && matches!(record.outcome, Some(Outcome::Done { .. }))
+        })
+        .filter(|(app_id, record)| {
+            state.apps.get(*app_id).is_some_and(|app| {
+                let residents = &app.record.resident_agents;
+                residents.contains(&record.to) && !residents.iter().any(|a| a == agent_id)
+            })
+        })
+        .map(|(app_id, _)| app_id.clone())
         .collect()
 }
 
@@ -386,5 +409,87 @@ impl Scheduler {
                 Err(err) => tracing::warn!("{app_id}: cannot move to {to}: {err:#}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::reconcile::tests::state_with;
+    use serde_json::json;
+
+    /// `/db` resident on `a`, moving to `b`, the receiver's copy verified.
+    fn verified_move() -> State {
+        let mut state = state_with(
+            json!({"id": "/db", "cmd": "x", "instances": 1, "cpus": 0.1, "mem": 16,
+                   "container": {"type": "MESOS", "volumes": [
+                       {"containerPath": "data", "mode": "RW", "persistent": {"size": 8}}]}}),
+            &["a", "b"],
+        );
+        let mut record = state.apps["/db"].record.clone();
+        record.resident_agents = vec!["a".into()];
+        state.apply(Change::PutApp(record)).unwrap();
+        state.moves.insert(
+            "/db".into(),
+            MoveRecord {
+                from: "a".into(),
+                to: "b".into(),
+                phase: MovePhase::Final,
+                outcome: None,
+                started_at: String::new(),
+                final_at: None,
+                final_instant: None,
+                final_millis: None,
+            },
+        );
+        state
+    }
+
+    fn done(state: &mut State) -> Vec<Change> {
+        let report = MoveProgress {
+            app_id: "/db".into(),
+            state: MoveState::Done,
+            detail: Some("sum".into()),
+        };
+        let (changes, _) = note_progress(state, "b", &[report]);
+        changes
+    }
+
+    #[test]
+    fn the_sender_deletes_its_copy_only_once_the_new_agent_is_committed() {
+        let mut state = verified_move();
+        assert!(releases_for(&state, "a").is_empty(), "released mid-move");
+        let changes = done(&mut state);
+        // Decided, not yet committed: the store still names the sender as the resident
+        // (a write that fails here must not cost the data).
+        assert!(
+            releases_for(&state, "a").is_empty(),
+            "released before the commit"
+        );
+        for change in changes {
+            state.apply(change).unwrap();
+        }
+        assert_eq!(
+            state.apps["/db"].record.resident_agents,
+            vec!["b".to_string()]
+        );
+        assert_eq!(releases_for(&state, "a"), vec!["/db".to_string()]);
+        assert!(
+            releases_for(&state, "b").is_empty(),
+            "the receiver keeps its copy"
+        );
+    }
+
+    #[test]
+    fn a_move_back_to_the_sender_cancels_its_release() {
+        let mut state = verified_move();
+        for change in done(&mut state) {
+            state.apply(change).unwrap();
+        }
+        // Moved back before `a` heard of the release: `a` is a resident again.
+        let mut record = state.apps["/db"].record.clone();
+        record.resident_agents = vec!["a".into()];
+        state.apply(Change::PutApp(record)).unwrap();
+        assert!(releases_for(&state, "a").is_empty());
     }
 }
