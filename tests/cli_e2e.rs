@@ -27,29 +27,8 @@ const APP: &str = r#"{
     "maxConsecutiveFailures": 3}]
 }"#;
 
-fn tasks(cluster: &Cluster) -> Vec<Task> {
-    let out = cluster.cli(&["tasks", "web", "--output", "json"]);
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn running(cluster: &Cluster) -> Vec<Task> {
-    tasks(cluster)
-        .into_iter()
-        .filter(|t| t.state == "TASK_RUNNING")
-        .collect()
-}
-
-/// Which agent (1-based) runs the task, from its `slaveId` and the agents' id files.
-fn agent_of(cluster: &Cluster, task: &Task) -> usize {
-    let slave = task.slave_id.as_deref().expect("slaveId");
-    (1..=cluster.agents.len())
-        .find(|i| {
-            std::fs::read_to_string(cluster.agent_dir(*i).join("agent-id"))
-                .map(|id| id.trim() == slave)
-                .unwrap_or(false)
-        })
-        .unwrap_or_else(|| panic!("no agent has id {slave}"))
+    cluster.running_of("web")
 }
 
 #[test]
@@ -77,7 +56,7 @@ fn deploy_scale_replace_restart_and_destroy_on_three_agents() {
     );
     let first = running(&cluster);
     assert_eq!(first.len(), 3);
-    let agents: BTreeSet<usize> = first.iter().map(|t| agent_of(&cluster, t)).collect();
+    let agents: BTreeSet<usize> = first.iter().map(|t| cluster.agent_of(t)).collect();
     assert_eq!(agents.len(), 3, "UNIQUE hostname: one task per agent");
     for task in &first {
         assert_eq!(
@@ -128,7 +107,7 @@ fn deploy_scale_replace_restart_and_destroy_on_three_agents() {
     // A task whose process is killed is replaced (after its backoff).
     let before = running(&cluster);
     let victim = &before[0];
-    let agent = agent_of(&cluster, victim);
+    let agent = cluster.agent_of(victim);
     let entry = infra::agent::table::load(&cluster.agent_dir(agent))
         .unwrap()
         .into_iter()
@@ -158,7 +137,7 @@ fn deploy_scale_replace_restart_and_destroy_on_three_agents() {
 
     // An agent killed: its task is replaced on the others within the agent timeout.
     let victim = running(&cluster).into_iter().next().unwrap();
-    let agent = agent_of(&cluster, &victim);
+    let agent = cluster.agent_of(&victim);
     cluster.kill_agent(agent);
     kill_tasks_of(&cluster.agent_dir(agent));
     wait_until(
@@ -167,7 +146,7 @@ fn deploy_scale_replace_restart_and_destroy_on_three_agents() {
         || {
             let now = running(&cluster);
             now.len() == 2
-                && now.iter().all(|t| agent_of(&cluster, t) != agent)
+                && now.iter().all(|t| cluster.agent_of(t) != agent)
                 && now.iter().all(|t| http_status(t.ports[0]) == Some(200))
         },
     );

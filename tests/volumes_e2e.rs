@@ -31,25 +31,7 @@ fn app(marker: &str) -> String {
 }
 
 fn running(cluster: &Cluster) -> Vec<Task> {
-    let out = cluster.cli(&["tasks", "pv", "--output", "json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let tasks: Vec<Task> = serde_json::from_slice(&out.stdout).expect("tasks JSON");
-    tasks
-        .into_iter()
-        .filter(|t| t.state == "TASK_RUNNING")
-        .collect()
-}
-
-/// Which agent (1-based) runs the task.
-fn agent_of(cluster: &Cluster, task: &Task) -> usize {
-    let slave = task.slave_id.as_deref().expect("slaveId");
-    (1..=cluster.agents.len())
-        .find(|i| {
-            std::fs::read_to_string(cluster.agent_dir(*i).join("agent-id"))
-                .map(|id| id.trim() == slave)
-                .unwrap_or(false)
-        })
-        .unwrap_or_else(|| panic!("no agent has id {slave}"))
+    cluster.running_of("pv")
 }
 
 /// The task ids recorded in the volume on agent `i`, in start order.
@@ -70,7 +52,7 @@ fn wait_single_task(cluster: &Cluster, not: &[String]) -> (Task, usize) {
         let now = running(cluster);
         match now.as_slice() {
             [task] if !not.contains(&task.id) => {
-                let agent = agent_of(cluster, task);
+                let agent = cluster.agent_of(task);
                 if starts(cluster, agent).last() == Some(&task.id) {
                     found = Some((task.clone(), agent));
                     return true;

@@ -32,24 +32,7 @@ const APP: &str = r#"{
 }"#;
 
 fn running(cluster: &Cluster) -> Vec<Task> {
-    let out = cluster.cli(&["tasks", "db", "--output", "json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let tasks: Vec<Task> = serde_json::from_slice(&out.stdout).expect("tasks JSON");
-    tasks
-        .into_iter()
-        .filter(|t| t.state == "TASK_RUNNING")
-        .collect()
-}
-
-fn agent_of(cluster: &Cluster, task: &Task) -> usize {
-    let slave = task.slave_id.as_deref().expect("slaveId");
-    (1..=cluster.agents.len())
-        .find(|i| {
-            std::fs::read_to_string(cluster.agent_dir(*i).join("agent-id"))
-                .map(|id| id.trim() == slave)
-                .unwrap_or(false)
-        })
-        .unwrap_or_else(|| panic!("no agent has id {slave}"))
+    cluster.running_of("db")
 }
 
 fn volume(cluster: &Cluster, i: usize) -> PathBuf {
@@ -110,7 +93,7 @@ fn a_move_interrupted_halfway_changes_nothing_and_a_move_carries_the_data() {
         let Some(task) = now.first() else {
             return false;
         };
-        let home = agent_of(&cluster, task);
+        let home = cluster.agent_of(task);
         if starts(&cluster, home).len() == 1 {
             first = Some((task.clone(), home));
             return true;
@@ -159,7 +142,7 @@ fn a_move_interrupted_halfway_changes_nothing_and_a_move_carries_the_data() {
     let now = running(&cluster);
     assert_eq!(now.len(), 1);
     assert_eq!(now[0].id, task.id, "the original task kept running");
-    assert_eq!(agent_of(&cluster, &now[0]), home);
+    assert_eq!(cluster.agent_of(&now[0]), home);
     assert_eq!(sha256(&volume(&cluster, home).join("big")), digest);
     assert_eq!(starts(&cluster, home), vec![task.id.clone()]);
 
@@ -170,7 +153,7 @@ fn a_move_interrupted_halfway_changes_nothing_and_a_move_carries_the_data() {
     assert!(text.contains("downtime"), "{text}");
     let now = running(&cluster);
     assert_eq!(now.len(), 1, "{now:?}");
-    assert_eq!(agent_of(&cluster, &now[0]), last);
+    assert_eq!(cluster.agent_of(&now[0]), last);
     assert_eq!(sha256(&volume(&cluster, last).join("big")), digest);
     assert_eq!(
         starts(&cluster, last),
@@ -202,7 +185,7 @@ fn a_move_interrupted_halfway_changes_nothing_and_a_move_carries_the_data() {
         || {
             let now = running(&cluster);
             match now.as_slice() {
-                [task] if agent_of(&cluster, task) == home && starts(&cluster, home).len() == 3 => {
+                [task] if cluster.agent_of(task) == home && starts(&cluster, home).len() == 3 => {
                     back = Some(task.clone());
                     true
                 }

@@ -138,6 +138,33 @@ impl Cluster {
         }
     }
 
+    /// The app's tasks as `infra tasks APP -o json` lists them.
+    pub fn tasks_of(&self, app: &str) -> Vec<infra::api::marathon::Task> {
+        let out = self.cli(&["tasks", app, "--output", "json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("tasks JSON")
+    }
+
+    /// The app's tasks in TASK_RUNNING.
+    pub fn running_of(&self, app: &str) -> Vec<infra::api::marathon::Task> {
+        self.tasks_of(app)
+            .into_iter()
+            .filter(|t| t.state == "TASK_RUNNING")
+            .collect()
+    }
+
+    /// Which agent (1-based) runs the task, from its `slaveId` and the agents' id files.
+    pub fn agent_of(&self, task: &infra::api::marathon::Task) -> usize {
+        let slave = task.slave_id.as_deref().expect("slaveId");
+        (1..=self.agents.len())
+            .find(|i| {
+                std::fs::read_to_string(self.agent_dir(*i).join("agent-id"))
+                    .map(|id| id.trim() == slave)
+                    .unwrap_or(false)
+            })
+            .unwrap_or_else(|| panic!("no agent has id {slave}"))
+    }
+
     /// Runs the CLI against this cluster's scheduler.
     pub fn cli(&self, args: &[&str]) -> Output {
         cli(&[args, &["--scheduler", &self.url]].concat())
