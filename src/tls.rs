@@ -78,7 +78,17 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
+    let mut config = with_identity(builder, identity)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The last step of both server configurations: the server's own certificate and key.
+fn with_identity(
+    builder: rustls::ConfigBuilder<ServerConfig, rustls::server::WantsServerCert>,
+    identity: &Identity,
+) -> anyhow::Result<ServerConfig> {
+    builder
         .with_single_cert(load_certs(&identity.cert)?, load_key(&identity.key)?)
         .with_context(|| {
             format!(
@@ -86,9 +96,7 @@ pub fn server_config(
                 identity.cert.display(),
                 identity.key.display()
             )
-        })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+        })
 }
 
 /// A server that admits only clients with a certificate from `ca` (mutual TLS): agents'
@@ -98,18 +106,11 @@ pub fn mutual_server_config(identity: &Identity, ca: &Path) -> anyhow::Result<Ar
         WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca)?), provider())
             .build()
             .context("the client certificate verifier")?;
-    let mut config = ServerConfig::builder_with_provider(provider())
+    let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(load_certs(&identity.cert)?, load_key(&identity.key)?)
-        .with_context(|| {
-            format!(
-                "{} and {} are not a certificate and its key",
-                identity.cert.display(),
-                identity.key.display()
-            )
-        })?;
+        .with_client_cert_verifier(verifier);
+    let mut config = with_identity(builder, identity)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -55,27 +55,26 @@ pub fn service_port(app: &App) -> Option<u32> {
     if let Some(first) = app.port_definitions.first() {
         return (first.port != 0).then_some(first.port);
     }
-    let container = app.container.as_ref()?;
-    let mappings = container
-        .port_mappings
-        .as_ref()
-        .or_else(|| container.docker.as_ref()?.port_mappings.as_ref())?;
-    mappings
+    port_mappings(app)?
         .first()
         .and_then(|m| m.service_port)
         .filter(|p| *p != 0)
+}
+
+/// `container.portMappings`, or the older `container.docker.portMappings`.
+fn port_mappings(app: &App) -> Option<&Vec<crate::api::marathon::PortMapping>> {
+    let container = app.container.as_ref()?;
+    container
+        .port_mappings
+        .as_ref()
+        .or_else(|| container.docker.as_ref()?.port_mappings.as_ref())
 }
 
 /// The first container port of an app on a container network: its tasks are reached at
 /// their own address on that port (docs/networks.md), not through host ports.
 pub fn container_port(app: &App) -> Option<u16> {
     crate::api::networks::container_network(app)?;
-    let container = app.container.as_ref()?;
-    let mappings = container
-        .port_mappings
-        .as_ref()
-        .or_else(|| container.docker.as_ref()?.port_mappings.as_ref())?;
-    mappings
+    port_mappings(app)?
         .first()
         .and_then(|m| u16::try_from(m.container_port).ok())
 }
