@@ -24,6 +24,12 @@ pub struct RedbStore {
     db: Arc<Database>,
 }
 
+/// redb's page cache. Its default (1 GiB) would keep up to that much of the file in
+/// memory, next to the scheduler's own copy of the whole state; the store is read once at
+/// start and then only written, so a small cache costs little and keeps the RSS to the
+/// state's size (issue 17: 1,047 MiB peak at 100,000 tasks with the default).
+const STORE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 fn version_key(app_id: &str, version: &str) -> String {
     format!("{app_id}\u{0}{version}")
 }
@@ -34,7 +40,9 @@ impl RedbStore {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
         let path = dir.join("scheduler.redb");
-        let db = Database::create(&path)
+        let db = redb::Builder::new()
+            .set_cache_size(STORE_CACHE_BYTES)
+            .create(&path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
         let tx = db.begin_write().context("store: begin")?;
         {
