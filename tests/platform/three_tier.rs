@@ -225,7 +225,11 @@ fn three_tier_demo_serves_by_name_scales_and_keeps_its_data_across_a_move() {
         "compute1"
     };
     let out = p.infra(&["move", "db", "--to", to]);
-    assert!(out.status.success(), "infra move db --to {to}: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "infra move db --to {to}: {}",
+        text(&out)
+    );
     println!("{}", String::from_utf8_lossy(&out.stdout).trim());
     let moved = running(p, "db");
     assert_eq!(moved.len(), 1, "{moved:?}");
