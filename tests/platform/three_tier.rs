@@ -244,13 +244,21 @@ fn three_tier_demo_serves_by_name_scales_and_keeps_its_data_across_a_move() {
     assert_eq!(after.db, moved[0].id, "{after:?}");
     assert_eq!(after.count, count + 1, "the moved data: {after:?}");
     assert_eq!(after.front, fronts[0].id, "{after:?}");
-    // The data is on the new agent only: the old copy was deleted after the checksums.
+    // The data is on the new agent; the old copy is deleted after the checksums agreed and
+    // the scheduler committed the new agent (told with the old agent's next heartbeats).
     p.ssh_ok(to, &format!("test -s {aof}"));
-    let old = p.ssh(db_host, &format!("test -e {DB_VOLUMES}/data"));
-    assert!(
-        !old.status.success(),
-        "{db_host} still holds the db's volume after the move"
-    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p
+        .ssh(db_host, &format!("test -e {DB_VOLUMES}/data"))
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{db_host} still holds the db's volume 10 s after the move"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     println!(
         "three-tier demo: {} visits counted, scenario took {:.1} s",
         after.count,
