@@ -1,7 +1,8 @@
 //! End-to-end scenarios of issue 5 on one shared platform cluster (tests/platform/cluster.rs):
 //! `infra up` builds control, compute, proxy, registry, logging and discovery on Docker hosts
 //! over SSH, and the original walkthrough works on it. Scenarios 4 and 5 (logs, registry) are
-//! in tests/platform/edge.rs.
+//! in tests/platform/edge.rs; issue 16's demo (examples/three-tier) in
+//! tests/platform/three_tier.rs.
 //!
 //! Which backend served a request is read from the backends themselves: `python3 -m
 //! http.server` logs every request line to its stderr, which the agent keeps in the task's
@@ -16,6 +17,8 @@ mod edge;
 mod firewall;
 #[path = "platform/networks.rs"]
 mod networks;
+#[path = "platform/three_tier.rs"]
+mod three_tier;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
