@@ -96,7 +96,10 @@ const MAX_SFTP_REQUESTS_2: u64 = 64;
 /// run as one exec), the handlers' reload and four restarts. The units are read again
 /// after each change, all of them: starting or restarting one unit may start or stop the
 /// units it pulls in, so a change to one is not known to leave the others as they were.
-const MAX_FIRST_RUN_EXECS_2: u64 = 29;
+/// Two more are allowed for the apt timers: whether a fresh host's systemd has started
+/// them yet when the play gets there decides whether stopping them takes a command each
+/// (CI saw 30 once, on the same code that measured 29 twice).
+const MAX_FIRST_RUN_EXECS_2: u64 = 31;
 
 /// The bounds one workload is held to.
 struct Bounds {
