@@ -96,9 +96,10 @@ const MAX_SFTP_REQUESTS_2: u64 = 64;
 /// run as one exec), the handlers' reload and four restarts. The units are read again
 /// after each change, all of them: starting or restarting one unit may start or stop the
 /// units it pulls in, so a change to one is not known to leave the others as they were.
-/// Two more are allowed: CI saw 30 once, on the same code that measured 29 in the runs
-/// before. The extra command was not identified; the likely one is the apt timers' state
-/// on a fresh host (whether systemd has started them when the play stops them).
+/// Two more are allowed: the same code measured 29 in earlier runs and 30 in two runs
+/// on 2026-12-07 (one of them a CI run). The extra command was not identified; the likely
+/// one is the apt timers' state on a fresh host (whether systemd has started them when the
+/// play stops them).
 const MAX_FIRST_RUN_EXECS_2: u64 = 31;
 
 /// The bounds one workload is held to.
