@@ -68,6 +68,29 @@ pub async fn log_tail(
     Ok((last(stdout), last(stderr)))
 }
 
+/// The engine's timestamp of the container's last output line (either stream), or None
+/// when it wrote nothing: one line asked for, so that an unchanged container costs the
+/// agent one small request per heartbeat instead of its whole tail.
+pub async fn last_output_stamp(engine: &Docker, container: &str) -> anyhow::Result<Option<String>> {
+    let options = bollard::query_parameters::LogsOptions {
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        tail: "1".to_string(),
+        ..Default::default()
+    };
+    let mut stream = engine.logs(container, Some(options));
+    let mut stamp = None;
+    while let Some(item) = stream.next().await {
+        let message = item
+            .with_context(|| format!("docker logs {container}"))?
+            .into_bytes();
+        let text = String::from_utf8_lossy(&message);
+        stamp = text.split_whitespace().next().map(str::to_string).or(stamp);
+    }
+    Ok(stamp)
+}
+
 /// Connects to the local engine and negotiates the API version; `None` when Docker does not
 /// answer (the agent then runs only process tasks).
 pub async fn connect() -> Option<Docker> {

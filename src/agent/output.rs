@@ -3,8 +3,9 @@
 //! `stdout` or `stderr` grew since the last heartbeat the scheduler accepted, the last
 //! [`TAIL_LINES`] lines of each (read from at most [`TAIL_BYTES`] of the file's end). A
 //! settled task costs nothing; a chatty one at most one tail per heartbeat interval. A
-//! Docker task's output is not in the sandbox: its tail is asked of the engine at each
-//! heartbeat (`docker logs --tail`) and sent when it differs from the one sent last.
+//! Docker task's output is not in the sandbox: at each heartbeat the engine is asked for
+//! the timestamp of the container's last line, and only when it moved since the tail last
+//! sent, for the tail itself (`docker logs --tail`).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -20,7 +21,8 @@ pub const TAIL_LINES: usize = 40;
 pub const TAIL_BYTES: u64 = 8 * 1024;
 
 /// What a task's `stdout` and `stderr` looked like when their tails were last sent: the
-/// files' sizes (process tasks), or digests of the tails themselves (Docker tasks).
+/// files' sizes (process tasks), or a digest of the engine's timestamp of the last line
+/// (Docker tasks).
 type Sizes = (u64, u64);
 
 /// What was sent already, so that only changed tails go out.
@@ -66,6 +68,18 @@ impl OutputTracker {
     ) -> Vec<(TaskOutput, Sizes)> {
         let mut out = Vec::new();
         for (task_id, container) in containers {
+            let stamp = match super::docker::last_output_stamp(engine, container).await {
+                Ok(Some(stamp)) => stamp,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::debug!("output of {task_id}: {err:#}");
+                    continue;
+                }
+            };
+            let marks = (digest(&[stamp]), 0);
+            if self.sent.get(task_id) == Some(&marks) {
+                continue;
+            }
             let (stdout, stderr) =
                 match super::docker::log_tail(engine, container, TAIL_LINES).await {
                     Ok(tails) => tails,
@@ -74,8 +88,7 @@ impl OutputTracker {
                         continue;
                     }
                 };
-            let marks = (digest(&stdout), digest(&stderr));
-            if self.sent.get(task_id) == Some(&marks) || (stdout.is_empty() && stderr.is_empty()) {
+            if stdout.is_empty() && stderr.is_empty() {
                 continue;
             }
             out.push((
