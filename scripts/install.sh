@@ -16,13 +16,15 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 # chromium, chromium-driver and a font: the web UI's browser tests (tests/ui_browser.rs).
+# protobuf-compiler and libprotobuf-dev: etcd-client's build compiles etcd's .proto files,
+# which import protobuf's own (google/protobuf/descriptor.proto, from libprotobuf-dev).
 # redis-tools: Debian's redis server binary, copied into the three-tier demo's image
 # (examples/three-tier/build-image.sh, tests/platform/three_tier.rs).
 apt-get update
 apt-get install -y --no-install-recommends \
   docker.io debootstrap openssh-server openssh-client sudo etcd-server nginx-light rsyslog \
   vagrant python3-venv curl ca-certificates tar git build-essential pkg-config \
-  busybox-static unzip dnsutils iproute2 openssl protobuf-compiler \
+  busybox-static unzip dnsutils iproute2 openssl protobuf-compiler libprotobuf-dev \
   chromium chromium-driver fonts-dejavu-core redis-tools
 
 # Ansible (ansible-core plus the community collections, such as community.general) and
