@@ -15,7 +15,7 @@ use crate::inventory::Inventory;
 use crate::modules::HostReads;
 use crate::playbook::{Environment, Flag, Role, Task};
 use crate::report::Reporter;
-use crate::template::Templar;
+use crate::template::{untrusted, Templar};
 use crate::Vars;
 
 /// What the run knows about one host.
@@ -252,11 +252,12 @@ impl Runner {
         self.facts_version.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Sets facts (`set_fact`, `register`) on a host.
+    /// Sets facts (`set_fact`, `register`) on a host. They are data, never templates:
+    /// text with template syntax in them is marked so (`template::untrusted`).
     pub fn set_host_facts(&self, host: &str, facts: Vars) {
         self.with_host(host, |h| {
             for (k, v) in facts {
-                h.host_facts.insert(k, v);
+                h.host_facts.insert(k, untrusted::mark(v));
             }
         });
         self.facts_version.fetch_add(1, Ordering::Relaxed);
@@ -296,7 +297,13 @@ impl Runner {
     /// Merges facts (gathered, or a module's `ansible_facts`) into a host's fact cache:
     /// injected as variables and under `ansible_facts`, as Ansible does.
     pub fn merge_gathered_facts(&self, host: &str, facts: &serde_json::Map<String, Value>) {
-        self.with_host(host, |h| super::facts::merge(&mut h.facts, facts));
+        // What a host reports is data, never a template (`template::untrusted`).
+        if facts.values().any(untrusted::needs_mark) {
+            let marked = untrusted::mark_vars(facts.clone());
+            self.with_host(host, |h| super::facts::merge(&mut h.facts, &marked));
+        } else {
+            self.with_host(host, |h| super::facts::merge(&mut h.facts, facts));
+        }
         self.facts_version.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -23,6 +23,7 @@ use crate::playbook::{Flag, Role, Task, TaskKind};
 use crate::report::diff::{hide_vaulted, hide_vaulted_changes};
 use crate::report::label::compact_label;
 use crate::report::{HostEvent, Status, TaskInfo};
+use crate::template::untrusted;
 use crate::transport::local::LocalTransport;
 use crate::transport::{Become, Transport};
 use crate::Vars;
@@ -441,7 +442,8 @@ impl PlayRun<'_> {
                             } else {
                                 vars.clone()
                             };
-                            item_vars.insert(loop_var.clone(), item.clone());
+                            // An item is data, never a template (`template::untrusted`).
+                            item_vars.insert(loop_var.clone(), untrusted::mark(item.clone()));
                             item_vars
                                 .insert("ansible_loop_var".into(), Value::from(loop_var.clone()));
                             if let Some(index_var) = &task.loop_control.index_var {
@@ -820,7 +822,10 @@ impl PlayRun<'_> {
             return;
         }
         if let Some(name) = &task.register {
-            vars.insert(name.clone(), Value::Object(o.result.clone()));
+            vars.insert(
+                name.clone(),
+                untrusted::mark(Value::Object(o.result.clone())),
+            );
         }
         let templar = &self.r.templar;
         let all_hold = |conds: &[String], vars: &Vars| -> Result<bool, String> {
@@ -876,7 +881,10 @@ impl PlayRun<'_> {
             }
         }
         if let Some(name) = &task.register {
-            vars.insert(name.clone(), Value::Object(o.result.clone()));
+            vars.insert(
+                name.clone(),
+                untrusted::mark(Value::Object(o.result.clone())),
+            );
         }
     }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use crate::template::Templar;
+use crate::template::{untrusted, Templar};
 use crate::Vars;
 
 /// The value of `omit` (the Templar's); arguments rendered to it are dropped.
@@ -128,6 +128,8 @@ pub fn is_templated(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains("{{") || s.contains("{%"),
         Value::Array(items) => items.iter().any(is_templated),
+        // Text marked unsafe is data: resolving it would turn it into a template.
+        Value::Object(_) if untrusted::marked_text(v).is_some() => false,
         Value::Object(map) => map.values().any(is_templated),
         _ => false,
     }
@@ -202,7 +204,9 @@ fn resolve_one(
         }
     }
     if let Ok(rendered) = templar.render_value(&value, vars) {
-        vars.insert(name.to_string(), rendered);
+        // What a render produced is final: text with template syntax left in it (from a
+        // marked value, `{% raw %}`) must not become a template again.
+        vars.insert(name.to_string(), untrusted::mark(rendered));
     }
     visiting.remove(name);
     done.insert(name.to_string());

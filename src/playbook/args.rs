@@ -85,14 +85,19 @@ impl Loader<'_> {
                     },
                     _ => value.pos,
                 };
+                // `command: !unsafe "echo {{ x }}"`: every word stays text.
+                let text = |v: String| match value.untrusted {
+                    true => crate::template::untrusted::unsafe_text(v),
+                    false => serde_json::Value::String(v),
+                };
                 for ((k, v), offset) in kv.options.into_iter().zip(kv.option_offsets) {
-                    put(&mut args, k, serde_json::Value::String(v), at(Some(offset)));
+                    put(&mut args, k, text(v), at(Some(offset)));
                 }
                 if let Some(raw) = kv.raw {
                     put(
                         &mut args,
                         RAW_PARAMS.to_string(),
-                        serde_json::Value::String(raw),
+                        text(raw),
                         at(kv.raw_offset),
                     );
                 }

@@ -59,6 +59,9 @@ pub struct Node {
     /// For a string written on one line without escapes: the column of its first
     /// character, so a position inside it can be named (`key=value` arguments).
     pub text_col: Option<usize>,
+    /// Tagged `!unsafe`: a string that is never rendered as a template (its JSON is the
+    /// marker of `template::untrusted`).
+    pub untrusted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +82,7 @@ impl Node {
             kind,
             pos,
             text_col: None,
+            untrusted: false,
         }
     }
 
@@ -152,6 +156,7 @@ impl Node {
             Kind::Float(f) => serde_json::Number::from_f64(*f)
                 .map(Value::Number)
                 .unwrap_or_else(|| Value::String(f.to_string())),
+            Kind::Str(s) if self.untrusted => crate::template::untrusted::unsafe_text(s.clone()),
             Kind::Str(s) => Value::String(s.clone()),
             Kind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             Kind::Map(entries) => Value::Object(
@@ -291,6 +296,11 @@ impl<'input> Builder<'_, 'input> {
                 if verbatim {
                     node.text_col = Some(pos.col + quotes / 2);
                 }
+                node.untrusted = tag.as_deref().is_some_and(|t| {
+                    !t.is_yaml_core_schema()
+                        && t.suffix == "unsafe"
+                        && matches!(node.kind, Kind::Str(_))
+                });
                 (node, anchor)
             }
             Event::SequenceStart(anchor, tag) => {
@@ -670,7 +680,12 @@ mod tests {
     #[test]
     fn tags_override_resolution() {
         let node = parse("a: !!str yes\nb: !unsafe '{{ x }}'\nc: !!int '12'\n");
-        assert_eq!(node.to_json(), json!({"a": "yes", "b": "{{ x }}", "c": 12}));
+        assert_eq!(
+            node.to_json(),
+            json!({"a": "yes", "b": {"__ansible_unsafe": "{{ x }}"}, "c": 12})
+        );
+        let plain = parse("a: !unsafe 'no template here'\n");
+        assert_eq!(plain.to_json(), json!({"a": "no template here"}));
     }
 
     #[test]

@@ -76,6 +76,9 @@ impl LazyCtx {
     }
 
     fn wrap(self: &Arc<Self>, json: &Json, path: Vec<Step>) -> JValue {
+        if let Some(text) = super::untrusted::marked_text(json) {
+            return JValue::from(text);
+        }
         match json {
             Json::Object(_) => JValue::from_object(LazyMap {
                 ctx: self.clone(),

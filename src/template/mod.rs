@@ -17,6 +17,7 @@ mod lazy;
 mod lookups;
 mod pyfmt;
 mod pyyaml;
+pub mod untrusted;
 
 use std::sync::Arc;
 
@@ -137,6 +138,9 @@ impl Templar {
     }
 
     fn render_value_in(&self, value: &Value, ctx: &JValue, vars: &Vars) -> anyhow::Result<Value> {
+        if let Some(text) = untrusted::marked_text(value) {
+            return Ok(Value::String(text.to_string()));
+        }
         Ok(match value {
             Value::String(s) if is_template(s) => {
                 // Ansible (2.19) reads `{{ expr }}\n` as the lone expression too: a string
@@ -392,6 +396,8 @@ fn needs_render(v: &Value) -> bool {
     match v {
         Value::String(s) => is_template(s),
         Value::Array(items) => items.iter().any(needs_render),
+        // A marker is not rendered, but rendering gives its plain text back.
+        Value::Object(_) if untrusted::marked_text(v).is_some() => true,
         Value::Object(map) => map.iter().any(|(k, v)| is_template(k) || needs_render(v)),
         _ => false,
     }
