@@ -92,6 +92,7 @@ async fn an_agent_whose_heartbeat_waits_for_the_writer_is_not_lost() {
                         busy_ports: Vec::new(),
                         output: Vec::new(),
                         volume_moves: Vec::new(),
+                        volumes: Vec::new(),
                     },
                 )
                 .await

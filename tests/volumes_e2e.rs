@@ -2,7 +2,8 @@
 //! of the built binary) driven by the real CLI. A command task with a persistent volume
 //! appends one line per start to a file in it; the file keeps every line across a killed
 //! task, a redeploy and a lost-and-back agent (each time on the same agent, which the app
-//! waits for while it is gone), and `infra restart --wipe` starts it afresh elsewhere.
+//! waits for while it is gone), and `infra restart --wipe` starts it afresh elsewhere;
+//! `infra destroy` deletes its volumes on every agent holding them.
 
 #[path = "support/cli.rs"]
 mod cli_support;
@@ -173,4 +174,26 @@ fn a_persistent_volume_keeps_its_data_on_its_agent_until_a_wipe() {
     let (fresh, agent) = wait_single_task(&cluster, std::slice::from_ref(&fourth.id));
     assert_eq!(agent, other);
     assert_eq!(starts(&cluster, other), vec![fresh.id]);
+
+    // Destroyed: its volumes go with it, as Marathon destroys a destroyed app's volumes:
+    // at once on the agent that ran it, and on the lost agent (holding the old copy) once
+    // it is back.
+    let (home_volumes, other_volumes) = (
+        infra::agent::volumes::app_dir(&cluster.agent_dir(home), "/pv"),
+        infra::agent::volumes::app_dir(&cluster.agent_dir(other), "/pv"),
+    );
+    assert!(home_volumes.exists(), "the lost agent still holds its copy");
+    let out = cluster.cli(&["destroy", "pv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_until(
+        "the volume deleted on the agent that ran the app",
+        Duration::from_secs(30),
+        || !other_volumes.exists(),
+    );
+    cluster.agents[home - 1] = Some(cluster.spawn_agent(home));
+    wait_until(
+        "the old copy deleted on the agent back",
+        Duration::from_secs(30),
+        || !home_volumes.exists(),
+    );
 }

@@ -246,6 +246,7 @@ impl SimAgent {
             busy_ports: Vec::new(),
             output: Vec::new(),
             volume_moves: Vec::new(),
+            volumes: Vec::new(),
         };
         let path = heartbeat_path(&self.handle.id);
         let sent = self

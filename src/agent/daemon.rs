@@ -222,6 +222,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 busy_ports: busy_ports(config.port_range, &tasks),
                 output: tails.iter().map(|(tail, _)| tail.clone()).collect(),
                 volume_moves: movers.progress(),
+                volumes: super::volumes::held_apps(&config.data_dir),
             };
             let asked = schedulers.current;
             match schedulers
@@ -327,6 +328,7 @@ mod tests {
             busy_ports: Vec::new(),
             output: Vec::new(),
             volume_moves: Vec::new(),
+            volumes: Vec::new(),
         };
         let result = schedulers
             .post::<_, Assignments>(&heartbeat_path("a1"), &heartbeat)

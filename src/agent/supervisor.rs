@@ -488,11 +488,13 @@ impl Supervisor {
     }
 
     /// Whether a task of `app_id` is here and not ended.
+    /// `app_id` with or without its leading `/` (volume folders keep it without).
     pub fn runs_app(&self, app_id: &str) -> bool {
+        let wanted = app_id.trim_matches('/');
         self.inner
             .lock()
             .values()
-            .any(|task| task.spec.app_id == app_id && !task.state.is_terminal())
+            .any(|task| task.spec.app_id.trim_matches('/') == wanted && !task.state.is_terminal())
     }
 
     /// The engine, and each live Docker task's id with its container: where a Docker

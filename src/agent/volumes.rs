@@ -31,6 +31,26 @@ pub fn app_dir(data_dir: &Path, app_id: &str) -> PathBuf {
     volumes_root(data_dir).join(component(app_id))
 }
 
+/// The apps whose persistent volumes this agent holds, as `app_dir` names them (the id
+/// without its leading `/`). Sent with every heartbeat: the scheduler answers with those
+/// whose app no longer exists, and the agent deletes them, as Marathon destroys the
+/// volumes of a destroyed app. The staging folder of incoming moves (`.incoming`) is not
+/// an app.
+pub fn held_apps(data_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(volumes_root(data_dir)) else {
+        return Vec::new();
+    };
+    let mut apps: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| !name.starts_with('.'))
+        .map(|name| name.replace("%2F", "/").replace("%25", "%"))
+        .collect();
+    apps.sort();
+    apps
+}
+
 /// The directory holding one volume's data.
 pub fn volume_dir(data_dir: &Path, app_id: &str, container_path: &str) -> PathBuf {
     app_dir(data_dir, app_id).join(component(container_path))

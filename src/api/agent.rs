@@ -130,6 +130,10 @@ pub struct Heartbeat {
     /// scheduler accepted (see `agent::output`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output: Vec<TaskOutput>,
+    /// The apps whose persistent volumes this agent holds (ids without the leading `/`):
+    /// the scheduler answers with those of apps that no longer exist, to be deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 /// The last lines a task wrote to its stdout and stderr, as its agent read them.
@@ -151,8 +155,8 @@ pub struct Assignments {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_moves: Vec<crate::api::moves::VolumeMove>,
     /// Apps whose persistent volumes this agent is to delete: they moved away and the
-    /// scheduler has durably recorded their new agent. Sent until the move is forgotten;
-    /// deleting is idempotent.
+    /// scheduler has durably recorded their new agent, or the app was destroyed. Sent
+    /// while the agent still reports them; deleting is idempotent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_releases: Vec<String>,
 }

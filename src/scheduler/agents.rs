@@ -200,7 +200,7 @@ impl Scheduler {
         {
             let state = self.lock();
             for queued in decided {
-                let answer = assignments_json(&state, &queued.agent_id);
+                let answer = assignments_json(&state, &queued.agent_id, &queued.heartbeat.volumes);
                 let _ = queued.reply.send(answer.map(Some));
             }
         }
@@ -228,14 +228,18 @@ fn same_error(err: &anyhow::Error) -> anyhow::Error {
 }
 
 /// The agent's tasks (but those being killed) as the heartbeat answer.
-fn assignments_json(state: &State, agent_id: &str) -> anyhow::Result<Vec<u8>> {
+/// `held`: the apps whose volumes the agent reports holding.
+fn assignments_json(state: &State, agent_id: &str, held: &[String]) -> anyhow::Result<Vec<u8>> {
     let tasks: Vec<&TaskSpec> = state
         .tasks_on(agent_id)
         .filter(|t| !t.killing)
         .map(|t| &t.spec)
         .collect();
     let volume_moves = crate::scheduler::moves::assignments_for(state, agent_id);
-    let volume_releases = crate::scheduler::moves::releases_for(state, agent_id);
+    let mut volume_releases = crate::scheduler::moves::releases_for(state, agent_id);
+    volume_releases.extend(crate::scheduler::moves::volumes_of_destroyed_apps(
+        state, held,
+    ));
     serde_json::to_vec(&AssignmentsView {
         tasks,
         volume_moves,
@@ -560,6 +564,7 @@ mod tests {
             busy_ports: Vec::new(),
             output: Vec::new(),
             volume_moves: Vec::new(),
+            volumes: Vec::new(),
         };
         let now = Instant::now();
         let out = heartbeat_outcome(&state, "a", &heartbeat, now).unwrap();
@@ -601,6 +606,7 @@ mod tests {
             busy_ports: Vec::new(),
             output: Vec::new(),
             volume_moves: Vec::new(),
+            volumes: Vec::new(),
         };
         let out = heartbeat_outcome(&state, "a", &running, Instant::now()).unwrap();
         for change in out.changes {
@@ -615,6 +621,7 @@ mod tests {
             busy_ports: Vec::new(),
             output: Vec::new(),
             volume_moves: Vec::new(),
+            volumes: Vec::new(),
         };
         let out = heartbeat_outcome(&state, "a", &only_first, Instant::now()).unwrap();
         assert!(!out.agent_back, "the first heartbeat brought it back");

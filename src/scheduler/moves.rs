@@ -207,6 +207,20 @@ pub fn releases_for(state: &State, agent_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The apps of `held` (volumes an agent reports, ids without the leading `/`) that no
+/// longer exist: destroyed, so their volumes go too, as in Marathon. The state is the
+/// committed one and only the leader answers heartbeats, so an app being created is
+/// already there before any agent can hold a volume for it.
+pub fn volumes_of_destroyed_apps(state: &State, held: &[String]) -> Vec<String> {
+    held.iter()
+        .filter(|id| {
+            let trimmed = id.trim_matches('/');
+            !state.apps.contains_key(&format!("/{trimmed}")) && !state.apps.contains_key(trimmed)
+        })
+        .cloned()
+        .collect()
+}
+
 /// Takes in what a receiving agent reported; returns the durable changes (the resident
 /// agent of a finished move) and the apps to reconcile.
 pub fn note_progress(

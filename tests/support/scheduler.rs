@@ -177,6 +177,7 @@ impl TestAgent {
                 busy_ports: Vec::new(),
                 output: Vec::new(),
                 volume_moves: Vec::new(),
+                volumes: Vec::new(),
             })
             .send()
             .await
