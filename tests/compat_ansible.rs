@@ -4,7 +4,8 @@
 //! counts on the first and on the second run, and leave the same state behind (files with
 //! content, owner and mode; packages; users; services), compared with tests/compat/snapshot.sh.
 //!
-//! `INFRA_COMPAT_ONLY=14-unsafe` runs only the suites whose folder name contains it.
+//! `INFRA_COMPAT_ONLY=14-unsafe,15-role` runs only the suites whose folder names contain
+//! one of the parts.
 //!
 //! `ansible-playbook` is found through `INFRA_ANSIBLE_PLAYBOOK`, then PATH, then the venv that
 //! `.ci/run` creates; the test fails (it does not skip) when there is none.
@@ -265,10 +266,10 @@ fn compat_suite_matches_ansible_playbook() {
         .filter(|p| p.join("site.yml").exists())
         .collect();
     suites.sort();
-    // INFRA_COMPAT_ONLY=<part of a folder name>: only those suites (while working on one).
+    // INFRA_COMPAT_ONLY=<parts of folder names, comma-separated>: only those suites.
     match std::env::var("INFRA_COMPAT_ONLY") {
         Ok(only) => {
-            suites.retain(|p| p.to_string_lossy().contains(&only));
+            suites.retain(|p| only.split(',').any(|o| p.to_string_lossy().contains(o)));
             assert!(!suites.is_empty(), "no compat suite matches {only:?}");
         }
         Err(_) => assert!(suites.len() >= 10, "expected at least 10 compat playbooks"),

@@ -629,7 +629,12 @@ pub fn combine(value: Value, others: Rest<Value>, kw: Kwargs) -> Result<Value, E
         .get::<Option<String>>("list_merge")?
         .unwrap_or_else(|| "replace".into());
     kw.assert_all_used()?;
-    let mut dicts = vec![value];
+    // `[{...}, {...}] | combine` merges the list's dicts, as Ansible flattens its terms.
+    let mut dicts = if value.kind() == ValueKind::Seq {
+        value.try_iter()?.collect()
+    } else {
+        vec![value]
+    };
     for o in others.iter() {
         if o.kind() == ValueKind::Seq {
             dicts.extend(o.try_iter()?);
@@ -677,6 +682,7 @@ pub fn ternary(value: Value, yes: Value, no: Value, none: Option<Value>) -> Valu
 
 /// `flatten(levels=None, skip_nulls=True)`.
 pub fn flatten(value: Value, levels: Option<usize>, kw: Kwargs) -> Result<Value, Error> {
+    let levels = levels.or(kw.get::<Option<usize>>("levels")?);
     let skip_nulls: bool = kw.get::<Option<bool>>("skip_nulls")?.unwrap_or(true);
     kw.assert_all_used()?;
     fn walk(list: Vec<Value>, levels: Option<usize>, skip_nulls: bool, out: &mut Vec<Value>) {

@@ -122,7 +122,9 @@ impl LazyCtx {
             scope: in_hostvars,
         });
         let result = match single_expression(source) {
-            Some(expr) => super::eval_with(&self.env, expr, &root),
+            Some(expr) => {
+                super::eval_with(&self.env, &super::scan::literals_as_written(expr), &root)
+            }
             None => self
                 .env
                 .get_template(source)

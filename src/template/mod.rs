@@ -13,10 +13,14 @@
 mod checks;
 mod errors;
 mod filters;
+mod filters_lists;
+mod filters_text;
 mod lazy;
 mod lookups;
 mod pyfmt;
+mod pyrandom;
 mod pyyaml;
+mod scan;
 pub mod untrusted;
 
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use serde_json::Value;
 
 use crate::Vars;
 use errors::explain;
+use scan::single_expression;
 
 pub use lookups::{find_in_search_path, NAMES as LOOKUP_NAMES};
 pub use pyfmt::{py_json, JsonStyle};
@@ -69,7 +74,8 @@ impl Default for Templar {
 
 fn string_env(behavior: UndefinedBehavior) -> Environment<'static> {
     let mut env = build_env(true, false, behavior);
-    env.set_loader(|source| Ok(Some(source.to_string())));
+    // The name is the source; a playbook string follows Ansible's backslash rule.
+    env.set_loader(|source| Ok(Some(scan::escape_backslashes(source).into_owned())));
     env
 }
 
@@ -147,10 +153,12 @@ impl Templar {
                 // result gets its trailing newlines back, any other type keeps its type.
                 let body = s.trim_end_matches('\n');
                 match single_expression(body) {
-                    Some(expr) => match self.eval_in(expr, ctx, vars)? {
-                        Value::String(text) => Value::String(with_trailing_newlines(text, s)),
-                        native => native,
-                    },
+                    Some(expr) => {
+                        match self.eval_in(&scan::literals_as_written(expr), ctx, vars)? {
+                            Value::String(text) => Value::String(with_trailing_newlines(text, s)),
+                            native => native,
+                        }
+                    }
                     None => Value::String(self.render_in(s, ctx, vars)?),
                 }
             }
@@ -413,17 +421,6 @@ fn with_trailing_newlines(mut text: String, template: &str) -> String {
     text
 }
 
-fn single_expression(s: &str) -> Option<&str> {
-    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
-    let inner = inner.strip_prefix('-').unwrap_or(inner);
-    let inner = inner.strip_suffix('-').unwrap_or(inner);
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#")
-    {
-        return None;
-    }
-    Some(inner.trim())
-}
-
 fn to_json_value(v: &JValue) -> Result<Value, String> {
     if v.is_undefined() {
         return Ok(Value::Null);
@@ -498,6 +495,26 @@ fn build_env(
     env.add_filter("type_debug", f::type_debug);
     env.add_filter("extract", f::extract);
     env.add_filter("path_join", f::path_join);
+
+    use filters_lists as fl;
+    env.add_filter("subelements", fl::subelements);
+    env.add_filter("product", fl::product);
+    env.add_filter("zip_longest", fl::zip_longest);
+    env.add_filter("random", fl::random);
+    env.add_filter("shuffle", fl::shuffle);
+    env.add_filter("pow", fl::pow);
+
+    use filters_text as ft;
+    env.add_filter("comment", ft::comment);
+    env.add_filter("password_hash", ft::password_hash);
+    env.add_filter("to_uuid", ft::to_uuid);
+    env.add_filter("splitext", ft::splitext);
+    env.add_filter("urlsplit", ft::urlsplit);
+    env.add_filter("human_readable", ft::human_readable);
+    env.add_filter("human_to_bytes", ft::human_to_bytes);
+    env.add_filter("truncate", ft::truncate);
+    env.add_filter("center", ft::center);
+    env.add_function("now", ft::now);
 
     use checks as c;
     env.add_test("failed", c::failed);

@@ -121,16 +121,27 @@ fn string_filters() {
     assert_eq!(r("{{ [1, true] | join('-') }}"), "1-True");
     assert_eq!(r("{{ name | lower }}{{ name | upper }}"), "worldWORLD");
     assert_eq!(r("{{ name | replace('o', '0') }}"), "W0rld");
+    // A playbook string's literals are taken as written (Ansible's backslash rule): `\d`
+    // and `\2` as YAML leaves them, not unescaped a second time by Jinja.
+    assert_eq!(
+        r("{{ 'ab12cd3' | regex_replace('([a-z]+)(\\d+)', '\\2-\\1') }}"),
+        "12-ab3-cd"
+    );
     assert_eq!(
         r("{{ 'ab12cd3' | regex_replace('([a-z]+)(\\\\d+)', '\\\\2-\\\\1') }}"),
-        "12-ab3-cd"
+        "ab12cd3",
+        "a doubled backslash is a literal backslash, as in Ansible"
+    );
+    assert_eq!(
+        e(r"'foo=bar' | regex_search('foo=(\\w+)', '\\1')"),
+        json!(["bar"])
     );
     assert_eq!(
         r("{{ 'Hello' | regex_replace('^h', 'J', ignorecase=true) }}"),
         "Jello"
     );
     assert_eq!(
-        r("{{ 'cost: $5' | regex_replace('\\\\$', 'USD') }}"),
+        r("{{ 'cost: $5' | regex_replace('\\$', 'USD') }}"),
         "cost: USD5"
     );
     assert_eq!(e("'ver 1.2.3' | regex_search('[0-9.]+')"), json!("1.2.3"));
