@@ -116,6 +116,31 @@ pub(super) fn vars(call: &Call, terms: &[Json]) -> Result<Vec<Json>, Error> {
     Ok(out)
 }
 
+/// `varnames`: for each term (a Python regular expression, searched anywhere in the
+/// name), the names of the variables it matches, sorted.
+pub(super) fn varnames(call: &Call, terms: &[Json]) -> Result<Vec<Json>, Error> {
+    let root = call
+        .state
+        .lookup(ROOT_KEY)
+        .and_then(|v| v.downcast_object::<RootHandle>())
+        .ok_or_else(|| err("the varnames lookup needs the task's variables"))?;
+    let mut names: Vec<&String> = root.0.vars().keys().collect();
+    names.sort();
+    let mut out = Vec::new();
+    for t in terms {
+        let text = term_text(t);
+        let pattern = regex::Regex::new(&text)
+            .map_err(|e| err(format!("varnames: invalid expression {text:?}: {e}")))?;
+        out.extend(
+            names
+                .iter()
+                .filter(|n| pattern.is_match(n))
+                .map(|n| Json::String((*n).clone())),
+        );
+    }
+    Ok(out)
+}
+
 /// Splits on any of `seps` (Ansible's deprecated but still working magic splitting).
 fn split_on(items: &Json, seps: &[char]) -> Vec<String> {
     let list: Vec<String> = match items {

@@ -23,7 +23,7 @@ mod files;
 mod lists;
 mod password;
 
-use files::{file, fileglob, first_found, shell, template, vars};
+use files::{file, fileglob, first_found, shell, template, varnames, vars};
 use lists::{dict, nested, sequence, subelements, together};
 use password::password;
 
@@ -34,6 +34,7 @@ pub const NAMES: &[&str] = &[
     "env",
     "pipe",
     "vars",
+    "varnames",
     "first_found",
     "fileglob",
     "items",
@@ -243,6 +244,7 @@ fn run(call: &Call, name: &str, terms: Vec<Json>) -> Result<Vec<Json>, Error> {
             Ok(out)
         }
         "vars" => vars(call, &terms),
+        "varnames" => varnames(call, &terms),
         "first_found" => first_found(call, terms),
         "fileglob" => fileglob(call, &terms),
         "items" => Ok(flatten_once(terms)),
