@@ -118,17 +118,29 @@ pub fn format_event(ev: &HostEvent, color: bool, verbosity: u8) -> Option<String
     Some(text)
 }
 
-/// The result as Ansible's callback shows it: keys sorted, `failed` left out, and
-/// `changed` too for debug.
+/// The result as Ansible's callback shows it: keys sorted, `failed` left out, and for
+/// debug `changed` too, and everything but the message when there is one (a loop item's
+/// `item` and `ansible_loop_var` among them).
 fn display_result(ev: &HostEvent) -> Value {
     let Value::Object(map) = &ev.result else {
         return ev.result.clone();
     };
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
+    let debug = ev.action == "debug";
+    let debug_msg_only = debug && map.contains_key("msg");
     let mut out = serde_json::Map::new();
     for k in keys {
-        if k == "failed" || (k == "changed" && ev.action == "debug") {
+        if k == "failed" || (k == "changed" && debug) {
+            continue;
+        }
+        if debug_msg_only
+            && !matches!(
+                k.as_str(),
+                "msg" | "exception" | "warnings" | "deprecations"
+            )
+            && !k.starts_with('_')
+        {
             continue;
         }
         out.insert(k.clone(), map[k].clone());

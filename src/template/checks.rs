@@ -2,7 +2,7 @@
 //! and Python-style methods on values (`d.items()`, `s.split(',')`, `d.get('k', 0)`) that
 //! Ansible templates call.
 
-use minijinja::value::{from_args, Kwargs, Value, ValueKind};
+use minijinja::value::{from_args, Kwargs, Rest, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
 use regex::RegexBuilder;
 
@@ -199,9 +199,55 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Value, Error> 
         }
         "isdigit" => Value::from(!s.is_empty() && s.chars().all(|c| c.is_ascii_digit())),
         "splitlines" => Value::from(s.lines().map(str::to_string).collect::<Vec<_>>()),
-        "capitalize" | "title" | "format" => return Err(Error::from(ErrorKind::UnknownMethod)),
+        "format" => return str_format(s, args),
+        "capitalize" | "title" => return Err(Error::from(ErrorKind::UnknownMethod)),
         _ => return Err(Error::from(ErrorKind::UnknownMethod)),
     })
+}
+
+/// Python's `str.format` for plain fields: `{}`, `{0}`, `{name}` and `{{`/`}}`. A field
+/// with a format spec or a conversion (`{:>5}`, `{!r}`) is an error, not a guess.
+fn str_format(s: &str, args: &[Value]) -> Result<Value, Error> {
+    let (positional, kw): (Rest<Value>, Kwargs) = from_args(args)?;
+    let bad = |msg: String| Error::new(ErrorKind::InvalidOperation, msg);
+    let mut out = String::with_capacity(s.len());
+    let mut next = 0usize;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '}' => return Err(bad("Single '}' encountered in format string".into())),
+            '{' => {
+                let field: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                if field.contains([':', '!']) {
+                    return Err(bad(format!(
+                        "str.format: the field {{{field}}} has a format spec or conversion, which infra does not support; use the format filter"
+                    )));
+                }
+                let value = if field.is_empty() {
+                    next += 1;
+                    positional.get(next - 1).cloned()
+                } else if let Ok(i) = field.parse::<usize>() {
+                    positional.get(i).cloned()
+                } else {
+                    kw.get::<Option<Value>>(&field)?
+                };
+                let value = value.ok_or_else(|| {
+                    bad(format!("str.format: no argument for the field {{{field}}}"))
+                })?;
+                out.push_str(&py_str(&value));
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(Value::from(out))
 }
 
 /// Compares dotted versions loosely: numeric parts numerically, others as text.

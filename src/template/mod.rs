@@ -75,7 +75,11 @@ impl Default for Templar {
 fn string_env(behavior: UndefinedBehavior) -> Environment<'static> {
     let mut env = build_env(true, false, behavior);
     // The name is the source; a playbook string follows Ansible's backslash rule.
-    env.set_loader(|source| Ok(Some(scan::escape_backslashes(source).into_owned())));
+    env.set_loader(|source| {
+        Ok(Some(
+            scan::python_percent(&scan::escape_backslashes(source)).into_owned(),
+        ))
+    });
     env
 }
 
@@ -239,7 +243,10 @@ impl Templar {
             source,
             None,
             vars,
-            |env| env.template_from_str(source)?.render(&ctx),
+            |env| {
+                env.template_from_str(&scan::python_percent(source))?
+                    .render(&ctx)
+            },
         )
     }
 
@@ -261,12 +268,14 @@ impl Templar {
                 for d in &dirs {
                     let candidate = d.join(name);
                     if candidate.is_file() {
-                        return std::fs::read_to_string(&candidate).map(Some).map_err(|e| {
-                            Error::new(
-                                ErrorKind::InvalidOperation,
-                                format!("reading {}: {e}", candidate.display()),
-                            )
-                        });
+                        return std::fs::read_to_string(&candidate)
+                            .map(|text| Some(scan::python_percent(&text).into_owned()))
+                            .map_err(|e| {
+                                Error::new(
+                                    ErrorKind::InvalidOperation,
+                                    format!("reading {}: {e}", candidate.display()),
+                                )
+                            });
                     }
                 }
                 Ok(None)
@@ -279,7 +288,8 @@ impl Templar {
         );
         let ctx = self.context(vars);
         self.run(&strict, &lax, source, None, vars, |env| {
-            env.template_from_str(source)?.render(&ctx)
+            env.template_from_str(&scan::python_percent(source))?
+                .render(&ctx)
         })
     }
 

@@ -1,7 +1,9 @@
-//! Reading a template's source the way Jinja's lexer splits it, for two jobs minijinja
+//! Reading a template's source the way Jinja's lexer splits it, for three jobs minijinja
 //! cannot do for us: telling whether a string is one lone `{{ expression }}` (whose value
-//! keeps its type) when the expression itself holds `}}` (`{{ {'a': {'b': 1}} }}`), and
-//! Ansible's backslash rule for templates written in playbooks.
+//! keeps its type) when the expression itself holds `}}` (`{{ {'a': {'b': 1}} }}`),
+//! Ansible's backslash rule for templates written in playbooks, and Python's `%` string
+//! formatting (`'%s:%d' % (host, port)`), which Jinja inherits from Python and minijinja
+//! has not: a string literal `%` an operand becomes `('...' | format(...))`.
 //!
 //! The backslash rule (ansible-core's `AnsibleLexer`): a playbook string is unescaped by
 //! YAML first, so a string literal inside `{{ }}` is taken as written, with no second
@@ -171,6 +173,185 @@ pub fn literals_as_written(expr: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `src` with every `'literal' % operand` of its expressions and statements rewritten to
+/// the `format` filter (see the module's doc). Sources without one come back as they are.
+pub fn python_percent(src: &str) -> Cow<'_, str> {
+    if !src.contains('%') || !(src.contains("{{") || src.contains("{%")) {
+        return Cow::Borrowed(src);
+    }
+    let bytes = src.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        let (open, body_end) = match (bytes[i], bytes[i + 1]) {
+            (b'{', b'{') => match expression_end(src, i + 2) {
+                Some(end) => (i + 2, end - 2),
+                None => break,
+            },
+            (b'{', b'%') => match statement_end(src, i + 2) {
+                Some(end) if is_raw_open(&src[i + 2..end - 2]) => {
+                    i = match src[end..].find("endraw") {
+                        Some(at) => statement_end(src, end + at).unwrap_or(src.len()),
+                        None => src.len(),
+                    };
+                    continue;
+                }
+                Some(end) => (i + 2, end - 2),
+                None => break,
+            },
+            (b'{', b'#') => {
+                i = src[i + 2..]
+                    .find("#}")
+                    .map_or(src.len(), |at| i + 2 + at + 2);
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if let Cow::Owned(rewritten) = percent_in_expression(&src[open..body_end]) {
+            out.push_str(&src[copied..open]);
+            out.push_str(&rewritten);
+            copied = body_end;
+        }
+        i = body_end + 2;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(src);
+    }
+    out.push_str(&src[copied..]);
+    Cow::Owned(out)
+}
+
+/// One expression's `'literal' % operand` rewritten (see [`python_percent`]).
+pub fn percent_in_expression(expr: &str) -> Cow<'_, str> {
+    if !expr.contains('%') {
+        return Cow::Borrowed(expr);
+    }
+    let bytes = expr.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let q = bytes[i];
+        if q != b'\'' && q != b'"' {
+            i += 1;
+            continue;
+        }
+        let Some(close) = string_end(bytes, i, q) else {
+            break;
+        };
+        let after = skip_spaces(bytes, close + 1);
+        let is_percent = bytes.get(after) == Some(&b'%') && bytes.get(after + 1) != Some(&b'}');
+        let operand_start = skip_spaces(bytes, after + 1);
+        match is_percent
+            .then(|| operand_end(bytes, operand_start))
+            .flatten()
+        {
+            Some(end) => {
+                let operand = &expr[operand_start..end];
+                // A parenthesised operand is the argument list (a tuple, or one value).
+                let args = match operand.strip_prefix('(') {
+                    Some(inner) if group_end(bytes, operand_start) == Some(end) => {
+                        &inner[..inner.len() - 1]
+                    }
+                    _ => operand,
+                };
+                out.push_str(&expr[copied..i]);
+                out.push('(');
+                out.push_str(&expr[i..=close]);
+                out.push_str(" | format(");
+                out.push_str(args);
+                out.push_str("))");
+                copied = end;
+                i = end;
+            }
+            None => i = close + 1,
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(expr);
+    }
+    out.push_str(&expr[copied..]);
+    Cow::Owned(out)
+}
+
+fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
+    while bytes.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past the bracket group opening at `open` (`(`, `[` or `{`).
+fn group_end(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"') => i = string_end(bytes, i, q)?,
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index just past the operand of `%` starting at `start`: a bracket group, a string
+/// or number literal, or a name with its attributes, subscripts and calls.
+fn operand_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let first = *bytes.get(start)?;
+    let mut i = match first {
+        b'(' | b'[' | b'{' => group_end(bytes, start)?,
+        b'\'' | b'"' => string_end(bytes, start, first)? + 1,
+        b'0'..=b'9' | b'-' => {
+            let mut j = start + 1;
+            while bytes
+                .get(j)
+                .is_some_and(|b| b.is_ascii_digit() || *b == b'.' || *b == b'_')
+            {
+                j += 1;
+            }
+            return Some(j);
+        }
+        b if b.is_ascii_alphabetic() || b == b'_' => ident_end(bytes, start),
+        _ => return None,
+    };
+    // Attributes, subscripts and calls bind tighter than `%`.
+    loop {
+        match bytes.get(i) {
+            Some(b'.')
+                if bytes
+                    .get(i + 1)
+                    .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_') =>
+            {
+                i = ident_end(bytes, i + 1);
+            }
+            Some(b'[' | b'(') => i = group_end(bytes, i)?,
+            _ => return Some(i),
+        }
+    }
+}
+
+fn ident_end(bytes: &[u8], mut i: usize) -> usize {
+    while bytes
+        .get(i)
+        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        i += 1;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +366,28 @@ mod tests {
         assert_eq!(single_expression("{{ a }} and {{ b }}"), None);
         assert_eq!(single_expression("{{- a -}}"), Some("a"));
         assert_eq!(single_expression("x {{ a }}"), None);
+    }
+
+    #[test]
+    fn percent_formatting_becomes_the_format_filter() {
+        assert_eq!(
+            python_percent("{{ '%s:%d' % (host, port) }}/x"),
+            "{{ ('%s:%d' | format(host, port)) }}/x"
+        );
+        assert_eq!(
+            python_percent("{% set n = '%05d' % item.id %}{{ '%s' % names[0] | upper }}"),
+            "{% set n = ('%05d' | format(item.id)) %}{{ ('%s' | format(names[0])) | upper }}"
+        );
+        assert_eq!(percent_in_expression("'%d%%' % 5"), "('%d%%' | format(5))");
+        // Modulo of numbers, and percent signs in text, stay as they are.
+        for same in [
+            "{{ 7 % 3 }}",
+            "100% {{ x }}",
+            "{% raw %}{{ '%s' % x }}{% endraw %}",
+            "{% if x %}y{% endif %}",
+        ] {
+            assert_eq!(python_percent(same), same);
+        }
     }
 
     #[test]
