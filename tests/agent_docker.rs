@@ -389,3 +389,48 @@ async fn a_docker_tasks_recent_output_is_read_from_the_engine() {
         wait_gone(&engine, &name).await;
     }
 }
+
+/// A Docker task that fails: its last lines (why it failed) are still read from its
+/// container after it ended, so they reach the scheduler with the failure.
+#[tokio::test]
+async fn an_ended_docker_tasks_last_output_is_still_read() {
+    let engine = engine().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sup = Supervisor::open(dir.path(), Some(engine.clone()))
+        .await
+        .unwrap();
+    let task_id = unique("last-words");
+    let mut spec = docker_httpd_spec(&task_id, free_port());
+    spec.health_checks.clear();
+    spec.args = Some(vec![
+        "/bin/busybox".into(),
+        "sh".into(),
+        "-c".into(),
+        "echo starting; echo 'config error: no such file' >&2; exit 3".into(),
+    ]);
+    sup.apply(std::slice::from_ref(&spec)).await;
+    wait_state(&sup, &task_id, TaskState::Failed, Duration::from_secs(30)).await;
+
+    let (engine_of_sup, containers) = sup.containers().expect("the supervisor has Docker");
+    assert_eq!(
+        containers
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>(),
+        vec![task_id.as_str()],
+        "the ended task's container is still listed"
+    );
+    let tracker = infra::agent::output::OutputTracker::default();
+    let sent = tracker
+        .changed_containers(&engine_of_sup, &containers)
+        .await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.stdout, vec!["starting".to_string()]);
+    assert_eq!(
+        sent[0].0.stderr,
+        vec!["config error: no such file".to_string()]
+    );
+    docker::remove(&engine, &docker::container_name(&task_id))
+        .await
+        .expect("remove the container");
+}

@@ -487,8 +487,8 @@ impl Supervisor {
         self.inner.docker.is_some()
     }
 
-    /// Whether a task of `app_id` is here and not ended.
-    /// `app_id` with or without its leading `/` (volume folders keep it without).
+    /// Whether a task of `app_id` is here and not ended; `app_id` with or without its
+    /// leading `/` (volume folders keep it without).
     pub fn runs_app(&self, app_id: &str) -> bool {
         let wanted = app_id.trim_matches('/');
         self.inner
@@ -497,15 +497,17 @@ impl Supervisor {
             .any(|task| task.spec.app_id.trim_matches('/') == wanted && !task.state.is_terminal())
     }
 
-    /// The engine, and each live Docker task's id with its container: where a Docker
-    /// task's recent output is read from (it is not in the sandbox).
+    /// The engine, and each Docker task's id with its container (an ended task's until it
+    /// is forgotten): where a Docker task's recent output is read from (it is not in the
+    /// sandbox).
     pub fn containers(&self) -> Option<(Docker, Vec<(String, String)>)> {
         let engine = self.inner.docker.clone()?;
         let containers = self
             .inner
             .lock()
             .iter()
-            .filter(|(_, task)| !task.state.is_terminal())
+            // Ended tasks too: their container stays until the task is forgotten, and
+            // its last lines (why it failed) are the ones that matter most.
             .filter_map(|(id, task)| match &task.handle {
                 Some(Handle::Docker { container }) => Some((id.clone(), container.clone())),
                 _ => None,
