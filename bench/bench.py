@@ -45,7 +45,9 @@ PLAYBOOK = BENCH / ("workload/site.yml" if WORKLOAD == "1" else "workload2/site.
 DEPLOY = BENCH / ("pyinfra/deploy.py" if WORKLOAD == "1" else "pyinfra/deploy2.py")
 RESULTS = Path(os.environ.get(
     "BENCH_RESULTS", BENCH / ("results" if WORKLOAD == "1" else "results/workload2")))
-CLUSTER_PREFIX = "bench" if WORKLOAD == "1" else "web"
+# BENCH_CLUSTER_PREFIX names the clusters otherwise (several people benchmarking on one
+# docker host must not share clusters).
+CLUSTER_PREFIX = os.environ.get("BENCH_CLUSTER_PREFIX", "bench" if WORKLOAD == "1" else "web")
 # The unit the ssh floor asks systemd about (one `systemctl show` per host).
 FLOOR_UNIT = "app" if WORKLOAD == "1" else "web-api"
 EMPTY_PLAYBOOK = BENCH / "empty.yml"

@@ -14,6 +14,8 @@
 #                           bench/results/workload2/
 #   TOOLS=infra             a subset of the tools (infra,ansible,pyinfra)
 #   BENCH_RESULTS=dir       where the JSON goes (default bench/results[/workload2])
+#   BENCH_CLUSTER_PREFIX=p  clusters named p<N> (default bench<N>, web<N> for WORKLOAD=2)
+#   BENCH_WORK=dir          where inventories and cluster state go (default /tmp/infra-bench)
 #
 # Needs Docker (dockerd running), python3 with venv, the OpenSSH client. Writes
 # bench/RESULTS.md (both workloads) and bench/results/[workload2/]<N>.json.

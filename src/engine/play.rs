@@ -785,8 +785,7 @@ impl<'a> PlayRun<'a> {
                     (Err(e), _) => {
                         Outcome::unreachable(format!("Failed to connect to the host: {e}"))
                     }
-                    (Ok(t), Ok(opts)) => match t
-                        .exec(&(gather.script() + &ahead.script()), &opts)
+                    (Ok(t), Ok(opts)) => match facts::gather(&*t, gather, &opts, &ahead.script())
                         .instrument(tracing::debug_span!("task", task = %info.name))
                         .await
                     {

@@ -140,6 +140,25 @@ fn stat_local(path: &str) -> anyhow::Result<Option<FileStat>> {
     }))
 }
 
+/// `statvfs(3)` of `path`; `None` when it fails (as `stat -f` prints nothing then).
+fn statvfs_local(path: &str) -> Option<super::FsStat> {
+    let c = CString::new(path).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string and `buf` a properly sized out-parameter
+    // that statvfs fills before we read it (only on success).
+    let mut buf: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut buf) } != 0 {
+        return None;
+    }
+    Some(super::FsStat {
+        block_size: buf.f_frsize,
+        blocks: buf.f_blocks,
+        blocks_available: buf.f_bavail,
+        blocks_free: buf.f_bfree,
+        inodes: buf.f_files,
+        inodes_free: buf.f_ffree,
+    })
+}
+
 fn write_local(path: &str, content: &[u8], attrs: &FileAttrs) -> anyhow::Result<()> {
     let mode = match attrs.mode {
         Some(mode) => Mode::Set(mode),
@@ -261,6 +280,41 @@ impl Transport for LocalTransport {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {path}")),
         }
+    }
+
+    async fn read_dir(&self, path: &str) -> anyhow::Result<Option<Vec<String>>> {
+        let p = path.to_string();
+        tokio::task::spawn_blocking(move || match std::fs::read_dir(&p) {
+            Ok(entries) => entries
+                .map(|e| {
+                    e.map(|e| e.file_name().to_string_lossy().into_owned())
+                        .with_context(|| format!("list {p}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+                .map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("list {p}")),
+        })
+        .await
+        .context("list task")?
+    }
+
+    async fn exists(&self, path: &str) -> anyhow::Result<bool> {
+        Ok(tokio::fs::metadata(path).await.is_ok())
+    }
+
+    async fn real_path(&self, path: &str) -> anyhow::Result<Option<String>> {
+        Ok(tokio::fs::canonicalize(path)
+            .await
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned()))
+    }
+
+    async fn fs_stat(&self, path: &str) -> anyhow::Result<Option<super::FsStat>> {
+        let p = path.to_string();
+        tokio::task::spawn_blocking(move || statvfs_local(&p))
+            .await
+            .context("statvfs task")
     }
 
     async fn write_file(

@@ -152,8 +152,59 @@ pub trait Transport: Send + Sync {
         become_.is_some()
     }
 
+    /// The names in a directory (`.` and `..` left out), in the order the host lists them
+    /// (`ls -U`); `Ok(None)` when it does not exist. As the login user, without a process
+    /// on the host. The cheap reads (this, [`Transport::exists`], [`Transport::real_path`],
+    /// [`Transport::fs_stat`]) serve fact gathering; a transport without them answers
+    /// `Err` and its callers start a process instead.
+    async fn read_dir(&self, path: &str) -> anyhow::Result<Option<Vec<String>>> {
+        anyhow::bail!(
+            "{}: list {path}: no cheap reads on this transport",
+            self.host()
+        )
+    }
+
+    /// Does `path` exist, links followed (the shell's `[ -e path ]`, as the login user)?
+    async fn exists(&self, path: &str) -> anyhow::Result<bool> {
+        anyhow::bail!(
+            "{}: test {path}: no cheap reads on this transport",
+            self.host()
+        )
+    }
+
+    /// The canonical path, every link resolved (`readlink -f`); `Ok(None)` when it does
+    /// not resolve.
+    async fn real_path(&self, path: &str) -> anyhow::Result<Option<String>> {
+        anyhow::bail!(
+            "{}: resolve {path}: no cheap reads on this transport",
+            self.host()
+        )
+    }
+
+    /// `statvfs` of the filesystem holding `path` (`stat -f`); `Ok(None)` when the host
+    /// does not answer it for that path.
+    async fn fs_stat(&self, path: &str) -> anyhow::Result<Option<FsStat>> {
+        anyhow::bail!(
+            "{}: statvfs {path}: no cheap reads on this transport",
+            self.host()
+        )
+    }
+
     /// Closes the connection (best effort).
     async fn close(&self) {}
+}
+
+/// What `statvfs` says of a filesystem, in the units `stat -f` prints (`%S %b %a %f %c %d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStat {
+    /// The fundamental block size (`f_frsize`): the unit of the block counts.
+    pub block_size: u64,
+    pub blocks: u64,
+    /// Free blocks an unprivileged user may use.
+    pub blocks_available: u64,
+    pub blocks_free: u64,
+    pub inodes: u64,
+    pub inodes_free: u64,
 }
 
 /// A numeric owner to give: (uid, gid), `None` keeping the current one.

@@ -1,16 +1,21 @@
-//! Fact gathering without Python: one shell script ([`script`]), one exec round trip,
-//! however many facts and local fact files; its output parsed ([`collect`]) into the facts
-//! Ansible's `setup` returns, with Ansible's names, types and formats (`ansible_hostname`,
-//! `ansible_default_ipv4`, `ansible_local`, ...).
+//! Fact gathering without Python, in one exec per host: most facts are files (/proc, /sys,
+//! /etc) read over the connection's SFTP session ([`files`], no process on the host), and
+//! one exec runs only what has no file (`env`, `ip`, `date`, ...); a host where files
+//! cannot be read that way (a become that escalates, no SFTP, no /proc) runs the whole
+//! shell script ([`script`]) instead. Both give the same `@@name` sections, parsed
+//! ([`collect`]) into the facts Ansible's `setup` returns, with Ansible's names, types and
+//! formats (`ansible_hostname`, `ansible_default_ipv4`, `ansible_local`, ...).
 //!
 //! The engine stores them the way Ansible's fact cache does ([`merge`]): each fact both as an
 //! injected variable (`ansible_distribution`) and, without the prefix, under `ansible_facts`
 //! (`ansible_facts.distribution`). Any module whose result carries `ansible_facts` (setup,
 //! service_facts, a fallback Ansible module) goes through the same merge.
 //!
-//! This folder is a leaf: pure text in, JSON out, no engine state. The `setup` module uses it
-//! too, so gathering at play start and `setup:` in a task cannot differ.
+//! The parsers are a leaf: pure text in, JSON out, no engine state. The `setup` module uses
+//! them too (through the script), so gathering at play start and `setup:` in a task cannot
+//! differ; [`gather`] is the one part that talks to a host.
 
+mod files;
 mod local;
 mod network;
 pub mod parsers;
@@ -23,6 +28,8 @@ use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
 use crate::Vars;
+
+pub use files::gather;
 
 /// Where Ansible looks for local facts unless told otherwise.
 pub const DEFAULT_FACT_PATH: &str = "/etc/ansible/facts.d";

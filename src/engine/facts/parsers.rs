@@ -572,7 +572,7 @@ pub fn mounts(mtab: &str, sizes: &str) -> Vec<Value> {
 }
 
 /// `\040` (space) and friends in /proc/mounts fields.
-fn unescape_octal(s: &str) -> String {
+pub fn unescape_octal(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -854,5 +854,60 @@ processor\t: 1\nvendor_id\t: AuthenticAMD\nmodel name\t: EPYC\n",
         assert_eq!(m[0]["mount"], "/etc/my hosts");
         assert_eq!(m[0]["size_total"], 409600);
         assert_eq!(m[0]["block_used"], 40);
+    }
+}
+
+/// The probes `route get` asks about, as the script asks them (`ip -4 route get`, `ip -6
+/// route get`).
+const ROUTE_PROBE_4: &str = "8.8.8.8";
+const ROUTE_PROBE_6: &str = "2404:6800:400a:800::1012";
+
+/// One `ip -force -batch -` run of `route get <v4 probe>`, `route get <v6 probe>` and
+/// `addr show` -> the script's `route`, `route6` (the first line of each answer) and
+/// `addr` sections. A family without a route answers nothing on stdout; the addresses
+/// start at the first `N: dev:` line.
+pub fn ip_batch(text: &str) -> (String, String, String) {
+    let (mut route, mut route6, mut addr) = (String::new(), String::new(), String::new());
+    let mut in_addr = false;
+    for line in text.lines() {
+        if !in_addr {
+            let link = line
+                .split_once(": ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !link {
+                let mut head = line.split_whitespace().take(2);
+                if head.clone().any(|w| w == ROUTE_PROBE_4) && route.is_empty() {
+                    route = format!("{line}\n");
+                } else if head.any(|w| w == ROUTE_PROBE_6) && route6.is_empty() {
+                    route6 = format!("{line}\n");
+                }
+                continue;
+            }
+            in_addr = true;
+        }
+        addr.push_str(line);
+        addr.push('\n');
+    }
+    (route, route6, addr)
+}
+
+#[cfg(test)]
+mod ip_batch_tests {
+    use super::ip_batch;
+
+    #[test]
+    fn batch_output_splits_into_the_scripts_sections() {
+        let out = "8.8.8.8 via 192.0.2.1 dev eth0 src 192.0.2.2 uid 0 \n    cache \n\
+                   1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN\n    \
+                   inet 127.0.0.1/8 scope host lo\n";
+        let (r, r6, a) = ip_batch(out);
+        assert_eq!(r, "8.8.8.8 via 192.0.2.1 dev eth0 src 192.0.2.2 uid 0 \n");
+        assert_eq!(r6, "");
+        assert!(
+            a.starts_with("1: lo:") && a.contains("inet 127.0.0.1/8"),
+            "{a}"
+        );
+        let out6 = "2404:6800:400a:800::1012 from :: via fd00::1 dev eth0 src fd00::2\n";
+        assert_eq!(ip_batch(out6).1, format!("{out6}"));
     }
 }

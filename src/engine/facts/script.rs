@@ -139,3 +139,74 @@ pub fn script(fact_path: &str, gather_timeout: u64) -> String {
         gather_timeout.max(1)
     )
 }
+
+/// What the file-reading path ([`super::files`]) could not read from files and leaves to
+/// its one exec.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecNeeds {
+    /// No /proc/sys/kernel/arch (kernels before 6.1): `uname -m`.
+    pub machine: bool,
+    /// The host name is not resolved by /etc/hosts first: `hostname -f`.
+    pub fqdn: bool,
+    /// The login user is not in /etc/passwd (NSS elsewhere): `getent passwd <uid>`.
+    pub passwd_uid: Option<u32>,
+    /// `fact_path` holds `*.fact` files (executables must run): the [`LOCAL`] part.
+    pub local: bool,
+}
+
+/// The exec of the file-reading path: only what has no file to read. Every process here
+/// is one the host cannot be spared: the environment of a command (`env`), the routes the
+/// kernel would choose and the addresses (`ip`, one process for its three queries:
+/// `-batch`, `-force` going on past a family without a route), the zone's names for three
+/// dates (`date`), systemd's version and features, the interpreter's version, the device
+/// and inode of `/` and of init's root (`stat`, for `is_chroot`). `command -v` is the
+/// shell's own. Its sections are named as [`script`]'s; `ip` (split by
+/// [`super::parsers::ip_batch`]), `machine` and `passwd` are its own.
+pub fn exec_script(fact_path: &str, gather_timeout: u64, needs: &ExecNeeds) -> String {
+    let mut s = format!(
+        "fp={}; gt={}\n{EXEC_BODY}",
+        sh_quote(fact_path),
+        gather_timeout.max(1)
+    );
+    if needs.machine {
+        s.push_str("echo \"@@machine\"; uname -m\n");
+    }
+    if needs.fqdn {
+        s.push_str("echo \"@@fqdn\"; hostname -f 2>/dev/null || uname -n\n");
+    }
+    if let Some(uid) = needs.passwd_uid {
+        s.push_str(&format!(
+            "echo \"@@passwd\"; getent passwd {uid} 2>/dev/null\n"
+        ));
+    }
+    if needs.local {
+        s.push_str(LOCAL);
+    }
+    s.push_str("echo \"@@end\"\n");
+    s
+}
+
+/// The fixed part of [`exec_script`].
+const EXEC_BODY: &str = r#"echo "@@env"; env
+PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+echo "@@exists"; for c in systemctl initctl; do command -v "$c" >/dev/null 2>&1 && echo "cmd:$c"; done
+echo "@@ip"; ip -force -batch - 2>/dev/null <<EOF
+route get 8.8.8.8
+route get 2404:6800:400a:800::1012
+addr show
+EOF
+echo "@@systemctl_version"; systemctl --version 2>/dev/null
+echo "@@lsb_release"; command -v lsb_release >/dev/null 2>&1 && lsb_release -a 2>/dev/null
+echo "@@chroot"; stat -c %d:%i / /proc/1/root/. 2>/dev/null
+echo "@@date" # now, then 1 January and 1 July (for the zone's standard and DST names)
+df='+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S'
+date -f - "$df" 2>/dev/null <<EOF || { d=$(date "$df") && echo "$d" && y=${d%%|*} && date -d "$y-01-01" "$df" && date -d "$y-07-01" "$df"; } 2>/dev/null
+now
+jan 1
+jul 1
+EOF
+echo "@@python"
+for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 /usr/bin/python3 python3; do
+  command -v "$p" >/dev/null 2>&1 && { c=$(command -v "$p") && echo "$c" && "$c" --version 2>&1; break; }
+done
+"#;

@@ -123,3 +123,135 @@ fn merge_injects_and_namespaces_like_the_fact_cache() {
 fn cut_short_output_is_an_error() {
     assert!(collect("@@uname\nLinux\n", &GatherOptions::default()).is_err());
 }
+
+/// Drops what changes by itself between two gatherings a moment apart.
+fn steady(mut f: Map<String, Value>) -> Map<String, Value> {
+    for k in [
+        "ansible_date_time",
+        "ansible_memfree_mb",
+        "ansible_memory_mb",
+        "ansible_uptime_seconds",
+        "ansible_loadavg",
+    ] {
+        f.remove(k);
+    }
+    if let Some(Value::Array(mounts)) = f.get_mut("ansible_mounts") {
+        for m in mounts.iter_mut().filter_map(Value::as_object_mut) {
+            for k in [
+                "size_available",
+                "block_available",
+                "block_used",
+                "inode_available",
+                "inode_used",
+            ] {
+                m.remove(k);
+            }
+        }
+    }
+    f
+}
+
+/// The file-reading path and the script give the same facts, key by key, on this
+/// machine's own files (the local transport reads them as SFTP does on a host:
+/// tests/facts_ansible.rs compares the SSH path with Ansible's `setup`).
+#[tokio::test]
+async fn reading_files_gives_the_facts_the_script_gives() {
+    let t = crate::transport::local::LocalTransport::new("here");
+    let opts = GatherOptions::default();
+    let by_files = files::from_files(&t, &opts, &Default::default(), "")
+        .await
+        .expect("the exec runs")
+        .expect("this machine has /proc: the file path is taken");
+    let from_files = steady(collect(&by_files.stdout, &opts).expect("collect files"));
+    let from_script = steady(collect(&run_here(&opts), &opts).expect("collect script"));
+    let keys = |m: &Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&from_files), keys(&from_script));
+    for (k, v) in &from_script {
+        assert_eq!(&from_files[k], v, "{k}");
+    }
+    assert!(from_files["ansible_default_ipv4"].is_object());
+    assert!(!from_files["ansible_mounts"]
+        .as_array()
+        .unwrap_or(&vec![])
+        .is_empty());
+}
+
+/// Local facts still run: a `*.fact` executable puts the local part in the exec.
+#[tokio::test]
+async fn reading_files_still_runs_local_facts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("dyn.fact");
+    std::fs::write(&exe, "#!/bin/sh\necho '{\"n\": 1}'\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("app.fact"), "{\"port\": 8080}\n").unwrap();
+    let opts = GatherOptions {
+        fact_path: dir.path().display().to_string(),
+        subset: vec!["!all".into()],
+        ..Default::default()
+    };
+    let t = crate::transport::local::LocalTransport::new("here");
+    let out = files::from_files(&t, &opts, &Default::default(), "\necho \"@@after\"\n")
+        .await
+        .expect("the exec runs")
+        .expect("the file path is taken");
+    assert!(out.stdout.ends_with("@@end\n@@after\n"), "{}", out.stdout);
+    let f = collect(&out.stdout, &opts).expect("collect");
+    assert_eq!(f["ansible_local"]["dyn"]["n"], 1);
+    assert_eq!(f["ansible_local"]["app"]["port"], 8080);
+    let empty = tempfile::tempdir().expect("tempdir");
+    let opts = GatherOptions {
+        fact_path: empty.path().display().to_string(),
+        ..opts
+    };
+    let out = files::from_files(&t, &opts, &Default::default(), "")
+        .await
+        .expect("the exec runs")
+        .expect("the file path is taken");
+    assert_eq!(
+        collect(&out.stdout, &opts).expect("collect")["ansible_local"],
+        json!({})
+    );
+}
+
+/// The exec of the file path starts few processes: none of those the script needs for
+/// what files hold.
+#[test]
+fn the_exec_of_the_file_path_leaves_files_to_sftp() {
+    let needs = script::ExecNeeds::default();
+    let s = script::exec_script(DEFAULT_FACT_PATH, 10, &needs);
+    for gone in [
+        "cat ",
+        "nproc",
+        "hostname",
+        "uname",
+        "readlink",
+        "tr ",
+        "getent",
+        "base64",
+        "ls ",
+        "grep",
+        "/proc/cpuinfo",
+        "@@local",
+    ] {
+        assert!(!s.contains(gone), "{gone} is back in the exec: {s}");
+    }
+    assert_eq!(
+        s.matches("ip ").count(),
+        1,
+        "one `ip` for routes and addresses"
+    );
+    let all = script::exec_script(
+        DEFAULT_FACT_PATH,
+        10,
+        &script::ExecNeeds {
+            machine: true,
+            fqdn: true,
+            passwd_uid: Some(0),
+            local: true,
+        },
+    );
+    for back in ["uname -m", "hostname -f", "getent passwd 0", "@@local"] {
+        assert!(all.contains(back), "{back}");
+    }
+}

@@ -8,10 +8,11 @@ use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, FileType, OpenFlags, Packet, StatusCode};
 
 use super::stats::sftp_request;
-use crate::transport::{FileKind, FileStat};
+use crate::transport::{FileKind, FileStat, FsStat};
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
 const FSYNC: &str = "fsync@openssh.com";
+const STATVFS: &str = "statvfs@openssh.com";
 /// Bytes per read/write request (OpenSSH accepts up to 256 KiB; stay well below).
 const CHUNK: usize = 32 * 1024;
 /// SFTP requests kept in flight for one read or write.
@@ -24,6 +25,7 @@ pub struct Sftp {
     raw: RawSftpSession,
     has_fsync: bool,
     has_posix_rename: bool,
+    has_statvfs: bool,
 }
 
 /// Whether an SFTP error means "no such file".
@@ -58,6 +60,7 @@ impl Sftp {
             raw,
             has_fsync: version.extensions.contains_key(FSYNC),
             has_posix_rename: version.extensions.contains_key(POSIX_RENAME),
+            has_statvfs: version.extensions.contains_key(STATVFS),
         })
     }
 
@@ -95,6 +98,72 @@ impl Sftp {
             mtime: i64::from(attrs.mtime.unwrap_or(0)),
             link_target,
         }))
+    }
+
+    /// Whether `path` exists, links followed (`stat`); a path the login user may not look
+    /// at does not, as for the shell's `[ -e ]`.
+    pub async fn exists(&self, path: &str) -> Result<bool, SftpError> {
+        match self.req().stat(path).await {
+            Ok(_) => Ok(true),
+            Err(SftpError::Status(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The canonical path (`realpath`); `None` when it does not resolve.
+    pub async fn real_path(&self, path: &str) -> Result<Option<String>, SftpError> {
+        match self.req().realpath(path).await {
+            Ok(name) => Ok(name.files.into_iter().next().map(|f| f.filename)),
+            Err(SftpError::Status(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The entry names of a directory in the server's order, `.` and `..` left out;
+    /// `None` when it does not exist.
+    pub async fn read_dir(&self, path: &str) -> Result<Option<Vec<String>>, SftpError> {
+        let handle = match self.req().opendir(path).await {
+            Ok(h) => h.handle,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut names = Vec::new();
+        let listed = loop {
+            match self.req().readdir(handle.as_str()).await {
+                Ok(batch) => names.extend(
+                    batch
+                        .files
+                        .into_iter()
+                        .map(|f| f.filename)
+                        .filter(|n| n != "." && n != ".."),
+                ),
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let closed = self.req().close(handle).await;
+        listed?;
+        closed?;
+        Ok(Some(names))
+    }
+
+    /// `statvfs@openssh.com`; `None` when the server lacks it or refuses the path.
+    pub async fn fs_stat(&self, path: &str) -> Result<Option<FsStat>, SftpError> {
+        if !self.has_statvfs {
+            return Ok(None);
+        }
+        match self.req().statvfs(path).await {
+            Ok(v) => Ok(Some(FsStat {
+                block_size: v.fragment_size,
+                blocks: v.blocks,
+                blocks_available: v.blocks_avail,
+                blocks_free: v.blocks_free,
+                inodes: v.inodes,
+                inodes_free: v.inodes_free,
+            })),
+            Err(SftpError::Status(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The whole file; `None` when it does not exist.

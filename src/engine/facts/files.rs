@@ -1,0 +1,628 @@
+//! Fact gathering that reads files instead of starting processes: most facts are files
+//! under /proc, /sys and /etc, which the transport's cheap reads (SFTP on SSH: one
+//! `sftp-server` process for the whole run, requests pipelined) fetch without a fork on
+//! the host. What has no file (the environment of a command, the kernel's route choice,
+//! the zone's names, systemd's and the interpreter's versions, ...) goes to ONE exec, the
+//! one the caller's other reads (unit states) ride in anyway ([`script::exec_script`]).
+//!
+//! The result is the very text the shell script ([`script::script`]) prints: the same
+//! `@@name` sections, so [`super::collect`] and its parsers turn both into facts the same
+//! way, and nothing downstream knows which path ran. The script stays the path whenever
+//! this one cannot be taken: a become that escalates (files must be read as the other
+//! user), a transport without cheap reads, a host without /proc (not Linux).
+
+use std::collections::HashMap;
+
+use futures::future::join_all;
+
+use super::script::{self, ExecNeeds};
+use super::{split_sections, GatherOptions};
+use crate::transport::{ExecOptions, ExecOutput, FileKind, Transport};
+
+/// Paths tested with `[ -e ]` for the `exists` section (as [`script`]'s list).
+const EXISTS: &[&str] = &[
+    "/run/systemd/system/",
+    "/dev/.run/systemd/",
+    "/dev/.systemd/",
+    "/sbin/openrc",
+    "/etc/init.d/",
+    "/etc/dinit.d/",
+    "/etc/init/",
+    "/.dockerenv",
+    "/.dockerinit",
+    "/proc/vz",
+    "/proc/lve",
+    "/proc/bc",
+    "/proc/xen",
+    "/sys/kernel/security/apparmor",
+    "/sys/fs/selinux/enforce",
+    "/usr/bin/rpm-ostree",
+    "/usr/bin/yum",
+    "/usr/bin/dnf-3",
+    "/usr/bin/dnf5",
+    "/usr/bin/dnf",
+    "/usr/bin/apt-get",
+    "/usr/bin/zypper",
+    "/usr/sbin/urpmi",
+    "/usr/bin/pacman",
+    "/bin/opkg",
+    "/sbin/apk",
+    "/usr/bin/emerge",
+    "/usr/bin/xbps-install",
+    "/usr/bin/swupd",
+];
+
+/// The DMI files, in the script's order.
+const DMI: &[&str] = &[
+    "bios_date",
+    "bios_vendor",
+    "bios_version",
+    "board_asset_tag",
+    "board_name",
+    "board_serial",
+    "board_vendor",
+    "board_version",
+    "chassis_asset_tag",
+    "chassis_serial",
+    "chassis_vendor",
+    "chassis_version",
+    "chassis_type",
+    "product_name",
+    "product_serial",
+    "product_uuid",
+    "product_version",
+    "sys_vendor",
+];
+
+/// Every file read ahead, whatever it is needed for.
+const FILES: &[&str] = &[
+    "/proc/sys/kernel/osrelease",
+    "/proc/sys/kernel/version",
+    "/proc/sys/kernel/hostname",
+    "/proc/sys/kernel/arch",
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/self/status",
+    "/etc/passwd",
+    "/etc/nsswitch.conf",
+    "/etc/hosts",
+    "/proc/1/comm",
+    "/etc/os-release",
+    "/usr/lib/os-release",
+    "/etc/debian_version",
+    "/etc/lsb-release",
+    "/proc/1/cgroup",
+    "/proc/1/environ",
+    "/run/systemd/container",
+    "/proc/loadavg",
+    "/sys/fs/selinux/enforce",
+    "/sys/fs/selinux/policyvers",
+    "/etc/selinux/config",
+    "/proc/sys/crypto/fips_enabled",
+    "/etc/machine-id",
+    "/var/lib/dbus/machine-id",
+    "/etc/resolv.conf",
+    "/proc/cmdline",
+    "/proc/uptime",
+    "/proc/self/mounts",
+    "/etc/ssh/ssh_host_dsa_key.pub",
+    "/etc/ssh/ssh_host_rsa_key.pub",
+    "/etc/ssh/ssh_host_ecdsa_key.pub",
+    "/etc/ssh/ssh_host_ed25519_key.pub",
+];
+
+/// One file as the host gave it.
+#[derive(Debug, Clone)]
+enum Read {
+    Missing,
+    /// There but not readable by the login user (or the read failed: sysfs answers some
+    /// reads with an error, `speed` of a link that is down).
+    Unreadable,
+    Text(String),
+}
+
+impl Read {
+    fn text(&self) -> Option<&str> {
+        match self {
+            Read::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+async fn read(t: &dyn Transport, path: impl AsRef<str>) -> Read {
+    match t.read_file(path.as_ref(), None).await {
+        Ok(Some(bytes)) => Read::Text(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(None) => Read::Missing,
+        Err(_) => Read::Unreadable,
+    }
+}
+
+/// Gathers facts on `t`: the script's output text (plus whatever `extra` printed after
+/// it), from the cheap reads and one exec when the transport has them for this become,
+/// else from the script in one exec. `extra` is shell text run in the same exec after
+/// the facts (the unit states read ahead).
+pub async fn gather(
+    t: &dyn Transport,
+    opts: &GatherOptions,
+    exec_opts: &ExecOptions,
+    extra: &str,
+) -> anyhow::Result<ExecOutput> {
+    if !t.escalates(exec_opts.become_.as_ref()) {
+        if let Some(out) = from_files(t, opts, exec_opts, extra).await? {
+            return Ok(out);
+        }
+    }
+    t.exec(&(opts.script() + extra), exec_opts).await
+}
+
+/// The file-reading path; `Ok(None)` when it cannot be taken on this host (the caller
+/// runs the script), `Err` only from the exec.
+pub(super) async fn from_files(
+    t: &dyn Transport,
+    opts: &GatherOptions,
+    exec_opts: &ExecOptions,
+    extra: &str,
+) -> anyhow::Result<Option<ExecOutput>> {
+    // One probe first: a host without SFTP (or without /proc) answers it with an error
+    // or nothing, and takes the script without sixty failed requests.
+    let Read::Text(ostype) = read(t, "/proc/sys/kernel/ostype").await else {
+        return Ok(None);
+    };
+    let (files, exists, init, net_dir, fact_dir) = futures::join!(
+        join_all(FILES.iter().map(|p| read(t, p))),
+        join_all(EXISTS.iter().map(|p| t.exists(p))),
+        t.stat("/sbin/init", None),
+        t.read_dir("/sys/class/net"),
+        t.read_dir(&opts.fact_path),
+    );
+    let files: HashMap<&str, Read> = FILES.iter().copied().zip(files).collect();
+    let file = |p: &str| files.get(p).and_then(Read::text).unwrap_or("");
+    // `c a || c b`: the first readable one.
+    let first_of = |a: &str, b: &str| files.get(a).and_then(Read::text).unwrap_or(file(b));
+    let Ok(exists) = exists.into_iter().collect::<anyhow::Result<Vec<bool>>>() else {
+        return Ok(None);
+    };
+    let (Ok(init), Ok(net_dir)) = (init, net_dir) else {
+        return Ok(None);
+    };
+    let dmi = join_all(
+        DMI.iter()
+            .map(|k| read(t, format!("/sys/devices/virtual/dmi/id/{k}"))),
+    );
+
+    let hostname = first_line(file("/proc/sys/kernel/hostname"));
+    let status = file("/proc/self/status");
+    let ids = status_ids(status);
+    let fqdn = fqdn_from_hosts(
+        &hostname,
+        files.get("/etc/nsswitch.conf").and_then(Read::text),
+        file("/etc/hosts"),
+    );
+    let passwd = ids.and_then(|(_, eu, _, _)| {
+        passwd_line(
+            eu,
+            files.get("/etc/nsswitch.conf").and_then(Read::text),
+            file("/etc/passwd"),
+        )
+    });
+    let needs = ExecNeeds {
+        machine: files
+            .get("/proc/sys/kernel/arch")
+            .and_then(Read::text)
+            .is_none(),
+        fqdn: fqdn.is_none(),
+        passwd_uid: match (&passwd, ids) {
+            (None, Some((_, eu, _, _))) => Some(eu),
+            _ => None,
+        },
+        // A fact_path that cannot be listed is left to the script's own glob.
+        local: match &fact_dir {
+            Ok(Some(names)) => names
+                .iter()
+                .any(|n| n.ends_with(".fact") && !n.starts_with('.')),
+            Ok(None) => false,
+            Err(_) => true,
+        },
+    };
+    let exec_text = script::exec_script(&opts.fact_path, opts.timeout, &needs) + extra;
+    let mounts = file("/proc/self/mounts").to_string();
+    let (exec, netsys, mount_sizes, dmi) = futures::join!(
+        t.exec(&exec_text, exec_opts),
+        netsys(t, net_dir.unwrap_or_default()),
+        mount_sizes(t, &mounts),
+        dmi
+    );
+    let exec = exec?;
+
+    // The exec's own sections, and what comes after its end marker (`extra`'s output).
+    let (own, after) = match exec.stdout.find("\n@@end\n") {
+        Some(at) => exec.stdout.split_at(at + "\n@@end\n".len()),
+        None => (exec.stdout.as_str(), ""),
+    };
+    let sections = split_sections(own);
+    let get = |name: &str| -> &str {
+        sections
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_str())
+            .unwrap_or("")
+    };
+    let (route, route6, addr) = super::parsers::ip_batch(get("ip"));
+
+    let mut out = Vec::<(&str, String)>::new();
+    out.push(("env", get("env").to_string()));
+    let machine = match files.get("/proc/sys/kernel/arch").and_then(Read::text) {
+        Some(arch) => first_line(arch),
+        None => first_line(get("machine")),
+    };
+    out.push((
+        "uname",
+        [
+            first_line(&ostype),
+            first_line(file("/proc/sys/kernel/osrelease")),
+            first_line(file("/proc/sys/kernel/version")),
+            machine,
+            hostname.clone(),
+        ]
+        .join("\n"),
+    ));
+    out.push(("fqdn", fqdn.unwrap_or_else(|| get("fqdn").to_string())));
+    out.push(("cpuinfo", file("/proc/cpuinfo").to_string()));
+    out.push((
+        "nproc",
+        nproc(status).map(|n| n.to_string()).unwrap_or_default(),
+    ));
+    out.push(("meminfo", file("/proc/meminfo").to_string()));
+    let mut user = String::new();
+    if let Some((ru, eu, rg, eg)) = ids {
+        user = format!("{eu}\n{eg}\n{ru}\n{rg}\n");
+        user.push_str(&passwd.unwrap_or_else(|| first_line(get("passwd"))));
+    }
+    out.push(("user", user));
+    out.push(("pid1", file("/proc/1/comm").to_string()));
+    out.push((
+        "init_link",
+        init.filter(|s| s.kind == FileKind::Symlink)
+            .and_then(|s| s.link_target)
+            .unwrap_or_default(),
+    ));
+    let mut present: Vec<String> = EXISTS
+        .iter()
+        .zip(&exists)
+        .filter(|(_, e)| **e)
+        .map(|(p, _)| p.to_string())
+        .collect();
+    present.extend(get("exists").lines().map(String::from));
+    out.push(("exists", present.join("\n")));
+    out.push(("route", route));
+    out.push(("route6", route6));
+    out.push(("addr", addr));
+    out.push(("netsys", netsys?));
+    out.push((
+        "os_release",
+        first_of("/etc/os-release", "/usr/lib/os-release").to_string(),
+    ));
+    out.push(("debian_version", file("/etc/debian_version").to_string()));
+    out.push(("lsb_release", get("lsb_release").to_string()));
+    out.push(("lsb_file", file("/etc/lsb-release").to_string()));
+    out.push(("cgroup", file("/proc/1/cgroup").to_string()));
+    out.push(("environ1", file("/proc/1/environ").replace('\0', "\n")));
+    out.push((
+        "systemd_container",
+        file("/run/systemd/container").to_string(),
+    ));
+    let dmi_lines: Vec<String> = DMI
+        .iter()
+        .zip(&dmi)
+        .filter_map(|(k, r)| match r {
+            Read::Text(v) if !v.is_empty() => Some(format!("{k}={}", first_line(v))),
+            _ => None,
+        })
+        .collect();
+    out.push(("dmi", dmi_lines.join("\n")));
+    out.push(("systemctl_version", get("systemctl_version").to_string()));
+    out.push(("loadavg", file("/proc/loadavg").to_string()));
+    out.push(("chroot", get("chroot").to_string()));
+    out.push((
+        "selinux",
+        selinux(
+            files.get("/sys/fs/selinux/enforce"),
+            file("/sys/fs/selinux/policyvers"),
+            file("/etc/selinux/config"),
+        ),
+    ));
+    let apparmor = EXISTS
+        .iter()
+        .zip(&exists)
+        .any(|(p, e)| *e && *p == "/sys/kernel/security/apparmor");
+    out.push((
+        "apparmor",
+        if apparmor { "enabled" } else { "" }.to_string(),
+    ));
+    out.push(("fips", file("/proc/sys/crypto/fips_enabled").to_string()));
+    out.push((
+        "machine_id",
+        first_of("/etc/machine-id", "/var/lib/dbus/machine-id").to_string(),
+    ));
+    out.push(("resolv", file("/etc/resolv.conf").to_string()));
+    out.push(("cmdline", file("/proc/cmdline").to_string()));
+    out.push(("uptime", file("/proc/uptime").to_string()));
+    out.push(("date", get("date").to_string()));
+    out.push(("mounts", mounts.clone()));
+    out.push(("mount_sizes", mount_sizes?));
+    out.push(("python", get("python").to_string()));
+    let keys: Vec<String> = ["dsa", "rsa", "ecdsa", "ed25519"]
+        .iter()
+        .filter_map(|k| {
+            let v = files
+                .get(format!("/etc/ssh/ssh_host_{k}_key.pub").as_str())?
+                .text()?;
+            Some(format!("{k} {}", first_line(v)))
+        })
+        .collect();
+    out.push(("ssh_keys", keys.join("\n")));
+    out.push(("local", get("local").to_string()));
+
+    let mut stdout = String::new();
+    for (name, body) in out {
+        stdout.push_str("@@");
+        stdout.push_str(name);
+        stdout.push('\n');
+        stdout.push_str(&body);
+        if !body.is_empty() && !body.ends_with('\n') {
+            stdout.push('\n');
+        }
+    }
+    // The end marker only when the exec printed its own: an exec cut short stays
+    // incomplete, and `collect` says so.
+    if own.contains("@@end") {
+        stdout.push_str("@@end\n");
+    }
+    stdout.push_str(after);
+    Ok(Some(ExecOutput {
+        rc: exec.rc,
+        stdout,
+        stderr: exec.stderr,
+    }))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").to_string()
+}
+
+/// The script's `netsys` lines: one per interface, in directory order.
+async fn netsys(t: &dyn Transport, names: Vec<String>) -> anyhow::Result<String> {
+    let lines = join_all(names.into_iter().map(|n| async move {
+        let d = format!("/sys/class/net/{n}");
+        if !t.exists(&format!("{d}/.")).await? {
+            return Ok::<_, anyhow::Error>(None);
+        }
+        let field = |f: &'static str| {
+            let path = format!("{d}/{f}");
+            async move {
+                match read(t, &path).await {
+                    Read::Missing => "-".to_string(),
+                    Read::Unreadable => "?".to_string(),
+                    Read::Text(v) => first_line(&v),
+                }
+            }
+        };
+        let module = async {
+            let path = format!("{d}/device/driver/module");
+            if !t.exists(&path).await? {
+                return Ok::<_, anyhow::Error>(String::new());
+            }
+            Ok(t.real_path(&path)
+                .await?
+                .and_then(|p| p.rsplit('/').next().map(String::from))
+                .unwrap_or_default())
+        };
+        let (bridge, bonding) = (format!("{d}/bridge"), format!("{d}/bonding"));
+        let (address, mtu, oper, flags, kind, speed, bridge, bonding, module) = futures::join!(
+            field("address"),
+            field("mtu"),
+            field("operstate"),
+            field("flags"),
+            field("type"),
+            field("speed"),
+            t.exists(&bridge),
+            t.exists(&bonding),
+            module
+        );
+        let mut k = String::new();
+        if bridge? {
+            k.push_str("bridge");
+        }
+        if bonding? {
+            k.push_str("bonding");
+        }
+        Ok(Some(format!(
+            "{n}|{address}|{mtu}|{oper}|{flags}|{kind}|{speed}|{k}|{}",
+            module?
+        )))
+    }))
+    .await;
+    let mut out = String::new();
+    for line in lines {
+        if let Some(l) = line? {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// The script's `mount_sizes` lines (`stat -f` of every mount of a device or a network
+/// share): `frsize|blocks|avail|free|files|ffree|<mount as /proc/self/mounts escapes it>`.
+async fn mount_sizes(t: &dyn Transport, mounts: &str) -> anyhow::Result<String> {
+    let points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let dev = f.next()?;
+            let mnt = f.next()?;
+            (dev.starts_with('/') || dev.contains(":/")).then_some(mnt)
+        })
+        .collect();
+    let paths: Vec<String> = points
+        .iter()
+        .map(|m| super::parsers::unescape_octal(m))
+        .collect();
+    let sizes = join_all(paths.iter().map(|p| t.fs_stat(p))).await;
+    let mut out = String::new();
+    for (m, size) in points.iter().zip(sizes) {
+        if let Some(s) = size? {
+            out.push_str(&format!(
+                "{}|{}|{}|{}|{}|{}|{m}\n",
+                s.block_size, s.blocks, s.blocks_available, s.blocks_free, s.inodes, s.inodes_free
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// (real uid, effective uid, real gid, effective gid) from a /proc/<pid>/status: the
+/// ids of the reading process, which runs as the login user as the exec would.
+fn status_ids(status: &str) -> Option<(u32, u32, u32, u32)> {
+    let ids = |key: &str| -> Option<(u32, u32)> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        let mut f = line[key.len()..].split_whitespace();
+        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    };
+    let (ru, eu) = ids("Uid:")?;
+    let (rg, eg) = ids("Gid:")?;
+    Some((ru, eu, rg, eg))
+}
+
+/// The CPUs the reading process may run on (`nproc`: its affinity), from
+/// `Cpus_allowed_list` (`0-3,6`).
+fn nproc(status: &str) -> Option<u64> {
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    let mut n = 0u64;
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        n += match part.split_once('-') {
+            Some((a, b)) => b
+                .parse::<u64>()
+                .ok()?
+                .checked_sub(a.parse::<u64>().ok()?)?
+                .checked_add(1)?,
+            None => {
+                part.parse::<u64>().ok()?;
+                1
+            }
+        };
+    }
+    (n > 0).then_some(n)
+}
+
+/// The sources of one NSS database in nsswitch.conf (`hosts: files dns` -> files, dns),
+/// `[...]` actions left out.
+fn nss_sources<'a>(nsswitch: &'a str, db: &str) -> Option<Vec<&'a str>> {
+    nsswitch.lines().find_map(|l| {
+        let l = l.split('#').next().unwrap_or("").trim();
+        let rest = l.strip_prefix(db)?.trim_start().strip_prefix(':')?;
+        Some(
+            rest.split_whitespace()
+                .filter(|w| !w.starts_with('['))
+                .collect(),
+        )
+    })
+}
+
+/// What `hostname -f` prints when /etc/hosts answers for the host name: NSS asks `files`
+/// first, and a line names the host (canonical name or alias): its canonical name, the
+/// first name on the first such line. `None` when another source would answer (the exec
+/// then runs `hostname -f`).
+fn fqdn_from_hosts(hostname: &str, nsswitch: Option<&str>, hosts: &str) -> Option<String> {
+    if hostname.is_empty() || nss_sources(nsswitch?, "hosts")?.first() != Some(&"files") {
+        return None;
+    }
+    hosts.lines().find_map(|l| {
+        let mut f = l.split('#').next().unwrap_or("").split_whitespace();
+        let _address = f.next()?;
+        let names: Vec<&str> = f.collect();
+        names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(hostname))
+            .then(|| names[0].to_string())
+    })
+}
+
+/// The /etc/passwd line of `uid` when NSS reads passwd from files first (`getent passwd
+/// <uid>` prints it as stored); `None` when another source may hold the user.
+fn passwd_line(uid: u32, nsswitch: Option<&str>, passwd: &str) -> Option<String> {
+    // Without nsswitch.conf glibc reads files (compat) for passwd.
+    let first = match nsswitch {
+        Some(n) => nss_sources(n, "passwd").and_then(|s| s.first().copied()),
+        None => Some("files"),
+    };
+    if !matches!(first, Some("files" | "compat")) {
+        return None;
+    }
+    let uid = uid.to_string();
+    passwd
+        .lines()
+        .find(|l| {
+            !l.starts_with('+') && !l.starts_with('-') && l.split(':').nth(2) == Some(uid.as_str())
+        })
+        .map(String::from)
+}
+
+/// The script's `selinux` section: only when /sys/fs/selinux/enforce exists.
+fn selinux(enforce: Option<&Read>, policyvers: &str, config: &str) -> String {
+    let enforce = match enforce {
+        None | Some(Read::Missing) => return String::new(),
+        Some(r) => r.text().unwrap_or(""),
+    };
+    let mut s = format!(
+        "enforce={}\npolicyvers={}\n",
+        enforce.trim_end_matches('\n'),
+        policyvers.trim_end_matches('\n')
+    );
+    for l in config.lines() {
+        if l.starts_with("SELINUX=") || l.starts_with("SELINUXTYPE=") {
+            s.push_str(l);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_answer_only_when_files_come_first() {
+        let hosts = "127.0.0.1 localhost\n# c\n10.0.0.5 web1.example.org web1 # x\n";
+        let ns = "passwd: files\nhosts:          files dns\n";
+        assert_eq!(
+            fqdn_from_hosts("web1", Some(ns), hosts).as_deref(),
+            Some("web1.example.org")
+        );
+        assert_eq!(fqdn_from_hosts("db", Some(ns), hosts), None);
+        assert_eq!(
+            fqdn_from_hosts("web1", Some("hosts: dns files\n"), hosts),
+            None
+        );
+        assert_eq!(fqdn_from_hosts("web1", None, hosts), None);
+    }
+
+    #[test]
+    fn ids_cpus_and_passwd_from_files() {
+        let status = "Name:\tsftp-server\nUid:\t1000\t1001\t1001\t1001\nGid:\t50\t51\t51\t51\nCpus_allowed_list:\t0-3,6\n";
+        assert_eq!(status_ids(status), Some((1000, 1001, 50, 51)));
+        assert_eq!(nproc(status), Some(5));
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nbob:x:1001:1001::/home/bob:/bin/sh\n";
+        assert_eq!(
+            passwd_line(1001, Some("passwd: files systemd\n"), passwd).as_deref(),
+            Some("bob:x:1001:1001::/home/bob:/bin/sh")
+        );
+        assert_eq!(passwd_line(1001, Some("passwd: sss files\n"), passwd), None);
+        assert_eq!(passwd_line(7, None, passwd), None);
+    }
+}
