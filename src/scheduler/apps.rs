@@ -72,11 +72,12 @@ impl Scheduler {
             let mut state = self.lock();
             self.plan_apps(&mut state, writes, force, client, uri, &mut pending)?
         };
-        self.commit(&writer, changes, pending).await?;
+        let ticket = self.commit(&writer, changes, pending).await?;
         drop(writer);
         for id in result.apps.keys() {
             self.enqueue(id);
         }
+        self.durable(ticket).await?;
         Ok(result)
     }
 
@@ -376,11 +377,12 @@ impl Scheduler {
             }
             (killed, result, changes)
         };
-        self.commit(&writer, changes, pending).await?;
+        let ticket = self.commit(&writer, changes, pending).await?;
         drop(writer);
         for app in apps {
             self.enqueue(&app);
         }
+        self.durable(ticket).await?;
         Ok((killed, result))
     }
 
@@ -443,13 +445,14 @@ impl Scheduler {
             };
             (result, changes)
         };
-        self.commit(&writer, changes, pending).await?;
+        let ticket = self.commit(&writer, changes, pending).await?;
         drop(writer);
         if let Some(r) = &result {
             for app in r.apps.keys() {
                 self.enqueue(app);
             }
         }
+        self.durable(ticket).await?;
         Ok(result)
     }
 }

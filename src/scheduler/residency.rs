@@ -139,12 +139,15 @@ impl crate::scheduler::core::Scheduler {
             record.resident_agents.clear();
             record
         };
-        self.commit(
-            &writer,
-            vec![crate::scheduler::store::Change::PutApp(record)],
-            crate::scheduler::events::Pending::default(),
-        )
-        .await?;
+        let ticket = self
+            .commit(
+                &writer,
+                vec![crate::scheduler::store::Change::PutApp(record)],
+                crate::scheduler::events::Pending::default(),
+            )
+            .await?;
+        drop(writer);
+        self.durable(ticket).await?;
         tracing::info!("{app_id}: forgot the agents holding its persistent volumes (wipe)");
         Ok(true)
     }

@@ -73,12 +73,15 @@ pub async fn create(State(s): State<Shared>, Body(body): Body) -> Result<Respons
     }
     let new = tokens::generate(role, request.apps, request.name);
     let writer = s.begin_write().await?;
-    s.commit(
-        &writer,
-        vec![Change::PutToken(new.record.clone())],
-        Pending::default(),
-    )
-    .await?;
+    let ticket = s
+        .commit(
+            &writer,
+            vec![Change::PutToken(new.record.clone())],
+            Pending::default(),
+        )
+        .await?;
+    drop(writer);
+    s.durable(ticket).await?;
     tracing::info!(id = %new.record.id, role = %role, "API token created");
     let mut answer = shown(&new.record, "store");
     answer["token"] = Value::String(new.token);
@@ -106,12 +109,15 @@ pub async fn revoke(
             format!("no token {id}"),
         ));
     }
-    s.commit(
-        &writer,
-        vec![Change::DeleteToken(id.clone())],
-        Pending::default(),
-    )
-    .await?;
+    let ticket = s
+        .commit(
+            &writer,
+            vec![Change::DeleteToken(id.clone())],
+            Pending::default(),
+        )
+        .await?;
+    drop(writer);
+    s.durable(ticket).await?;
     tracing::info!(%id, "API token revoked");
     Ok(Json(json!({ "id": id, "revoked": true })))
 }
