@@ -1,7 +1,6 @@
 //! Work per placement, counted rather than timed, on a small fixed load (100 agents, 100
 //! apps x 10 instances = 1,000 tasks): store transactions of the real `infra scheduler`
-//! (and the durable commits that cover them) over HTTP, and heap allocations of the
-//! reconcile loop in this process. A change that
+//! over HTTP, and heap allocations of the reconcile loop in this process. A change that
 //! makes the scheduler do per-task store writes or per-app scans of the whole cluster
 //! shows here as a count past its bound, without timing anything. The timed figures are
 //! the load harness's (bench/scheduler).
@@ -93,9 +92,7 @@ async fn store_transactions_per_placement_stay_bounded() {
     for agent in &agents {
         agent.register(&url).await;
     }
-    let text = metrics(&url).await;
-    let before = metric(&text, "infra_scheduler_store_transactions");
-    let syncs_before = metric(&text, "infra_scheduler_store_syncs");
+    let before = metric(&metrics(&url).await, "infra_scheduler_store_transactions");
     // Half the apps one by one, half in one batch write.
     for i in 0..APPS / 2 {
         let resp = client()
@@ -147,17 +144,6 @@ async fn store_transactions_per_placement_stay_bounded() {
     assert!(
         per_placement <= 0.40,
         "{transactions} store transactions for {placed} placements ({per_placement:.3} each)"
-    );
-    // The durable commits (fsyncs): on redb one covers every transaction made since the
-    // last (group commit), so never more than the transactions (plus one that covered
-    // transactions from before the count started). A sync per transaction is the most;
-    // an fsync per task or per status report would break this bound as it breaks the one
-    // above.
-    let syncs = metric(&text, "infra_scheduler_store_syncs") - syncs_before;
-    eprintln!("{syncs} durable commits for {transactions} store transactions");
-    assert!(
-        syncs <= transactions + 1.0,
-        "{syncs} durable commits for {transactions} store transactions"
     );
 }
 

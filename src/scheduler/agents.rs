@@ -18,7 +18,6 @@ use crate::scheduler::clock;
 use crate::scheduler::core::{counter, Scheduler, WriteGuard};
 use crate::scheduler::deployments::backoff_delay;
 use crate::scheduler::events::Pending;
-use crate::scheduler::group_commit::Ticket;
 use crate::scheduler::reconcile::{instance_changed_event, status_event};
 use crate::scheduler::state::{state_name, Backoff, State};
 use crate::scheduler::store::{AgentRecord, Change, StoreError, TaskRecord};
@@ -45,14 +44,11 @@ impl Scheduler {
                 registration,
                 lost: false,
             };
-            let ticket = self
-                .commit(&writer, vec![Change::PutAgent(record)], Pending::default())
+            self.commit(&writer, vec![Change::PutAgent(record)], Pending::default())
                 .await?;
             if let Some(agent) = self.lock().agents.get_mut(&agent_id) {
                 agent.last_seen = Instant::now();
             }
-            drop(writer);
-            self.durable(ticket).await?;
         }
         tracing::info!("agent {agent_id} registered");
         let waiting: Vec<String> = self.lock().queue.keys().cloned().collect();
@@ -71,12 +67,6 @@ impl Scheduler {
     /// all of them in one store transaction (a thousand agents heartbeat every couple of
     /// seconds). The answer is the agent's [`Assignments`](crate::api::agent::Assignments)
     /// as JSON, written from the state without copying the task specs.
-    ///
-    /// The answers leave only once every commit the state held when they were written is
-    /// durable (the rule of [`crate::scheduler::group_commit`]): an answer lists tasks a
-    /// reconcile batch may just have placed, and an agent must never run a task that a
-    /// crash would make the scheduler forget. The writer is released before that wait, so
-    /// the next decisions go on meanwhile.
     pub async fn heartbeat(
         &self,
         agent_id: &str,
@@ -93,15 +83,14 @@ impl Scheduler {
             heartbeat,
             reply,
         });
-        let dropped = || anyhow::anyhow!("the heartbeat of {agent_id} was dropped");
         loop {
-            let writer = tokio::select! {
-                biased;
-                result = &mut answer => return result.unwrap_or_else(|_| Err(dropped())),
-                writer = self.begin_write() => writer,
-            };
-            let writer = match writer {
-                Ok(writer) => writer,
+            match self.begin_write().await {
+                Ok(writer) => {
+                    let batch = std::mem::take(&mut *self.queued_heartbeats());
+                    if !batch.is_empty() {
+                        self.commit_heartbeats(&writer, batch).await;
+                    }
+                }
                 Err(err) => {
                     // Every heartbeat waiting would fail alike.
                     let batch = std::mem::take(&mut *self.queued_heartbeats());
@@ -110,22 +99,14 @@ impl Scheduler {
                     }
                     return Err(err);
                 }
-            };
-            let batch = std::mem::take(&mut *self.queued_heartbeats());
-            if batch.is_empty() {
-                // Another heartbeat took this one into its batch, and answers it.
-                drop(writer);
-                return answer.await.unwrap_or_else(|_| Err(dropped()));
             }
-            let (ticket, replies) = self.commit_heartbeats(&writer, batch).await;
-            drop(writer);
-            let durable = self.durable(ticket).await;
-            for (reply, result) in replies {
-                let result = match &durable {
-                    Ok(()) => result,
-                    Err(err) => Err(same_error(err)),
-                };
-                let _ = reply.send(result);
+            match answer.try_recv() {
+                Ok(result) => return result,
+                // A second heartbeat of the same agent in one batch waits for the next.
+                Err(oneshot::error::TryRecvError::Empty) => continue,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    anyhow::bail!("the heartbeat of {agent_id} was dropped")
+                }
             }
         }
     }
@@ -144,33 +125,10 @@ impl Scheduler {
             .collect()
     }
 
-    /// Decides and commits the heartbeats of a batch; a second heartbeat of an agent
-    /// already in it goes to a next round, after the first is committed. Returns the
-    /// answers, to be sent once the ticket is durable.
-    async fn commit_heartbeats(
-        &self,
-        writer: &WriteGuard<'_>,
-        mut batch: Vec<QueuedHeartbeat>,
-    ) -> (Ticket, Vec<(Reply, anyhow::Result<Option<Vec<u8>>>)>) {
-        let mut replies = Vec::new();
-        while !batch.is_empty() {
-            batch = self
-                .commit_heartbeat_round(writer, batch, &mut replies)
-                .await;
-        }
-        (self.answer_ticket(), replies)
-    }
-
-    /// Decides the heartbeats of one round in turn, as if each were committed before the
+    /// Decides the heartbeats of one batch in turn, as if each were committed before the
     /// next (agents' tasks are disjoint; counters add up; in-memory effects take effect at
-    /// once, as for one heartbeat), commits them together and writes each answer. Returns
-    /// the heartbeats left for the next round.
-    async fn commit_heartbeat_round(
-        &self,
-        writer: &WriteGuard<'_>,
-        batch: Vec<QueuedHeartbeat>,
-        replies: &mut Vec<(Reply, anyhow::Result<Option<Vec<u8>>>)>,
-    ) -> Vec<QueuedHeartbeat> {
+    /// once, as for one heartbeat), commits them together and answers each.
+    async fn commit_heartbeats(&self, writer: &WriteGuard<'_>, batch: Vec<QueuedHeartbeat>) {
         let now = Instant::now();
         let mut changes: Vec<Change> = Vec::new();
         let mut events = Pending::default();
@@ -189,7 +147,7 @@ impl Scheduler {
                 let agent_id = queued.agent_id.as_str();
                 let Some(outcome) = heartbeat_outcome(&state, agent_id, &queued.heartbeat, now)
                 else {
-                    replies.push((queued.reply, Ok(None)));
+                    let _ = queued.reply.send(Ok(None));
                     continue;
                 };
                 // What only lives in memory takes effect at once.
@@ -230,35 +188,33 @@ impl Scheduler {
                 changes.push(counter(&state, &name, by));
             }
         }
-        // The answers wait for the ticket of the whole batch (the caller's).
+        if !later.is_empty() {
+            self.queued_heartbeats().extend(later);
+        }
         if let Err(err) = self.commit(writer, changes, events).await {
             for queued in decided {
-                replies.push((queued.reply, Err(same_error(&err))));
+                let _ = queued.reply.send(Err(same_error(&err)));
             }
-            return later;
+            return;
         }
         {
             let state = self.lock();
             for queued in decided {
                 let answer = assignments_json(&state, &queued.agent_id, &queued.heartbeat.volumes);
-                replies.push((queued.reply, answer.map(Some)));
+                let _ = queued.reply.send(answer.map(Some));
             }
         }
         for app in apps {
             self.enqueue(&app);
         }
-        later
     }
 }
-
-/// Where a heartbeat's answer goes.
-type Reply = oneshot::Sender<anyhow::Result<Option<Vec<u8>>>>;
 
 /// A heartbeat waiting for the next batch.
 pub struct QueuedHeartbeat {
     agent_id: String,
     heartbeat: Heartbeat,
-    reply: Reply,
+    reply: oneshot::Sender<anyhow::Result<Option<Vec<u8>>>>,
 }
 
 /// The error of a batch, for each heartbeat in it (the API answers 503 to both kinds of

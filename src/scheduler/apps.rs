@@ -72,12 +72,11 @@ impl Scheduler {
             let mut state = self.lock();
             self.plan_apps(&mut state, writes, force, client, uri, &mut pending)?
         };
-        let ticket = self.commit(&writer, changes, pending).await?;
+        self.commit(&writer, changes, pending).await?;
         drop(writer);
         for id in result.apps.keys() {
             self.enqueue(id);
         }
-        self.durable(ticket).await?;
         Ok(result)
     }
 
@@ -377,12 +376,11 @@ impl Scheduler {
             }
             (killed, result, changes)
         };
-        let ticket = self.commit(&writer, changes, pending).await?;
+        self.commit(&writer, changes, pending).await?;
         drop(writer);
         for app in apps {
             self.enqueue(&app);
         }
-        self.durable(ticket).await?;
         Ok((killed, result))
     }
 
@@ -445,14 +443,13 @@ impl Scheduler {
             };
             (result, changes)
         };
-        let ticket = self.commit(&writer, changes, pending).await?;
+        self.commit(&writer, changes, pending).await?;
         drop(writer);
         if let Some(r) = &result {
             for app in r.apps.keys() {
                 self.enqueue(app);
             }
         }
-        self.durable(ticket).await?;
         Ok(result)
     }
 }

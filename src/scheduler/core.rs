@@ -2,9 +2,7 @@
 //! bus, leadership, and the one reconcile loop. Every trigger (API write, heartbeat, task
 //! exit, timer tick) only enqueues an app id; one worker pops ids and reconciles them. Every
 //! change is committed to the store before it reaches memory (see [`Scheduler::commit`]);
-//! only the leader decides and writes, one decision at a time. On redb, commits are made
-//! durable in groups, and nothing is answered before the commits it reads are durable
-//! (see [`crate::scheduler::group_commit`] for the rule).
+//! only the leader decides and writes, one decision at a time.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -20,7 +18,6 @@ use tokio::sync::mpsc;
 use crate::api::marathon::event_types;
 use crate::scheduler::etcd_store::{EtcdConfig, EtcdStore, Fence};
 use crate::scheduler::events::{EventBus, Pending};
-use crate::scheduler::group_commit::{GroupCommit, Ticket};
 use crate::scheduler::leadership::{ElectionConfig, Leadership};
 use crate::scheduler::placement::Strategy;
 use crate::scheduler::reconcile::{reconcile_app_on, status_event, Batch};
@@ -124,17 +121,6 @@ pub struct Scheduler {
     pub(crate) heartbeats: Mutex<Vec<crate::scheduler::agents::QueuedHeartbeat>>,
     /// The tasks' recent output, as their agents sent it (leader's memory only).
     pub outputs: crate::scheduler::task_output::TaskOutputs,
-    /// Group commit, when the store commits in groups (redb); None when every commit is
-    /// durable by itself (etcd).
-    group: Option<Arc<GroupCommit>>,
-}
-
-impl Drop for Scheduler {
-    fn drop(&mut self) {
-        if let Some(group) = &self.group {
-            group.close();
-        }
-    }
 }
 
 /// Held while a decision is made and committed (see [`Scheduler::begin_write`]).
@@ -143,9 +129,7 @@ pub type WriteGuard<'a> = tokio::sync::MutexGuard<'a, ()>;
 impl Scheduler {
     /// A scheduler starting from `initial` (what a lone scheduler loaded from its store;
     /// empty for one of several, whose follower watch loads the shared state); returns the
-    /// scheduler and the work queue's receiver for [`Scheduler::run_worker`]. With a store
-    /// that commits in groups, the background durable commit starts here (in the current
-    /// tokio runtime).
+    /// scheduler and the work queue's receiver for [`Scheduler::run_worker`].
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
@@ -154,17 +138,11 @@ impl Scheduler {
     ) -> anyhow::Result<(Arc<Scheduler>, mpsc::UnboundedReceiver<String>)> {
         let state = State::from_snapshot(initial)?;
         let (work_tx, work_rx) = mpsc::unbounded_channel();
-        let bus = EventBus::new();
-        let group = store.group_commit().then(|| {
-            let group = GroupCommit::new();
-            tokio::spawn(group.clone().run(store.clone(), bus.clone()));
-            group
-        });
         let scheduler = Arc::new(Scheduler {
             config,
             state: Mutex::new(state),
             store,
-            bus,
+            bus: EventBus::new(),
             leadership,
             writer: tokio::sync::Mutex::new(()),
             stale: AtomicBool::new(false),
@@ -174,7 +152,6 @@ impl Scheduler {
             store_transactions: AtomicU64::new(0),
             heartbeats: Mutex::new(Vec::new()),
             outputs: Default::default(),
-            group,
         });
         scheduler.enqueue_all();
         Ok((scheduler, work_rx))
@@ -217,41 +194,20 @@ impl Scheduler {
         Ok(guard)
     }
 
-    /// Commits changes to the store, then applies them to memory; their events are
-    /// published once they are durable. The caller holds the writer guard (from
-    /// [`Scheduler::begin_write`]), never the state lock: the store's round trip happens
-    /// with the state free for readers.
-    ///
-    /// On a store that commits in groups (redb) the commit has no fsync: the caller
-    /// releases the writer, then, before it answers anyone, waits for the returned
-    /// [`Ticket`] with [`Scheduler::durable`]. On etcd the commit is durable when this
-    /// returns (the ticket is [`Ticket::DURABLE`]).
+    /// Makes changes durable, then applies them to memory and publishes their events.
+    /// The caller holds the writer guard (from [`Scheduler::begin_write`]), never the state
+    /// lock: the store's round trip happens with the state free for readers.
     pub async fn commit(
         &self,
         _writer: &WriteGuard<'_>,
         changes: Vec<Change>,
         events: Pending,
-    ) -> anyhow::Result<Ticket> {
+    ) -> anyhow::Result<()> {
         if changes.is_empty() && events.is_empty() {
-            return Ok(self.answer_ticket());
+            return Ok(());
         }
         let events = events.into_events();
         self.store_transactions.fetch_add(1, Ordering::Relaxed);
-        if let Some(group) = &self.group {
-            if let Err(err) = self.store.apply_unsynced(&changes).await {
-                // Not committed (redb aborts the transaction); read the store again anyway
-                // before the next decision, as below.
-                self.stale.store(true, Ordering::SeqCst);
-                return Err(err);
-            }
-            let mut state = self.lock();
-            for change in changes {
-                state.apply(change)?;
-            }
-            // Recorded with the state lock held: a reader of the state never sees a commit
-            // that a ticket taken after its read would not cover.
-            return Ok(group.record(events));
-        }
         let revision = match self.store.apply(&changes, &events).await {
             Ok(revision) => revision,
             Err(err) => {
@@ -276,32 +232,7 @@ impl Scheduler {
         for event in events {
             self.bus.send(event);
         }
-        Ok(Ticket::DURABLE)
-    }
-
-    /// The ticket of an answer read from the state now: every commit the state holds.
-    pub fn answer_ticket(&self) -> Ticket {
-        self.group
-            .as_ref()
-            .map_or(Ticket::DURABLE, |group| group.current())
-    }
-
-    /// Waits until the commits up to `ticket` are durable (at once on etcd). Call it with
-    /// the writer released, before answering.
-    pub async fn durable(&self, ticket: Ticket) -> anyhow::Result<()> {
-        match &self.group {
-            Some(group) => group.wait(ticket).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Durable commits (fsyncs) made by the group commit so far; on etcd, where every
-    /// commit is durable, the store transactions.
-    pub fn store_syncs(&self) -> u64 {
-        match &self.group {
-            Some(group) => group.syncs.load(Ordering::Relaxed),
-            None => self.store_transactions.load(Ordering::Relaxed),
-        }
+        Ok(())
     }
 
     /// Asks the worker to reconcile an app (once, however often it is asked meanwhile).
@@ -403,8 +334,7 @@ impl Scheduler {
             }
         }
         let changes = last_write_per_deployment(changes);
-        // Answers nobody: the heartbeats that tell agents of these tasks wait for it.
-        self.commit(&writer, changes, events).await?.unanswered();
+        self.commit(&writer, changes, events).await?;
         {
             let mut state = self.lock();
             for (app_id, entry) in queue {
@@ -474,8 +404,7 @@ impl Scheduler {
                     .map(|(id, _)| id.clone()),
             );
         }
-        // Answers nobody; the events wait for it.
-        self.commit(&writer, changes, pending).await?.unanswered();
+        self.commit(&writer, changes, pending).await?;
         drop(writer);
         for app in apps {
             self.enqueue(&app);

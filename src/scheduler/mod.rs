@@ -22,7 +22,6 @@ pub mod error;
 pub mod etcd_store;
 pub mod events;
 pub mod follow;
-pub mod group_commit;
 pub mod http;
 pub mod leadership;
 pub mod moves;

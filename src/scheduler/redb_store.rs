@@ -1,11 +1,7 @@
 //! The [`Store`] on a redb file (`<data-dir>/scheduler.redb`): one table per kind, JSON
-//! values, one write transaction per batch. The scheduler commits in groups
-//! ([`crate::scheduler::group_commit`]): each batch is committed with
-//! `Durability::None` (no fsync; redb keeps the new root in memory only, so a crash
-//! returns the file to the last durable commit), and [`Store::sync`] commits an empty
-//! transaction with `Durability::Immediate`, which persists every commit before it (redb
-//! 2.6). redb is synchronous, so every call runs on tokio's blocking pool. Events are not
-//! stored: one scheduler has no followers to tell.
+//! values, one write transaction per batch (durable on commit). redb is synchronous, so
+//! every call runs on tokio's blocking pool. Events are not stored: one scheduler has no
+//! followers to tell.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,14 +22,7 @@ const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 
 pub struct RedbStore {
     db: Arc<Database>,
-    /// Test only: how long each durable commit waits before it starts
-    /// (`INFRA_SCHEDULER_TEST_SYNC_DELAY_MS`), so that a test can kill the process while
-    /// a write is committed but not yet durable (tests/scheduler_durability.rs).
-    sync_delay: Option<std::time::Duration>,
 }
-
-/// The variable that sets [`RedbStore`]'s test-only delay before each durable commit.
-pub const SYNC_DELAY_VAR: &str = "INFRA_SCHEDULER_TEST_SYNC_DELAY_MS";
 
 /// redb's page cache. Its default (1 GiB) would keep up to that much of the file in
 /// memory, next to the scheduler's own copy of the whole state; the store is read once at
@@ -66,17 +55,7 @@ impl RedbStore {
             tx.open_table(TOKENS)?;
         }
         tx.commit().context("store: create tables")?;
-        let sync_delay = match std::env::var(SYNC_DELAY_VAR) {
-            Ok(ms) => Some(std::time::Duration::from_millis(
-                ms.parse()
-                    .with_context(|| format!("{SYNC_DELAY_VAR}={ms}: not milliseconds"))?,
-            )),
-            Err(_) => None,
-        };
-        Ok(RedbStore {
-            db: Arc::new(db),
-            sync_delay,
-        })
+        Ok(RedbStore { db: Arc::new(db) })
     }
 
     /// Runs `work` on the database on the blocking pool.
@@ -117,37 +96,8 @@ impl Store for RedbStore {
             return Ok(0);
         }
         let changes = changes.to_vec();
-        self.blocking(move |db| apply(db, &changes, redb::Durability::Immediate))
-            .await?;
+        self.blocking(move |db| apply(db, &changes)).await?;
         Ok(0)
-    }
-
-    fn group_commit(&self) -> bool {
-        true
-    }
-
-    async fn apply_unsynced(&self, changes: &[Change]) -> anyhow::Result<()> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let changes = changes.to_vec();
-        self.blocking(move |db| apply(db, &changes, redb::Durability::None))
-            .await
-    }
-
-    async fn sync(&self) -> anyhow::Result<()> {
-        if let Some(delay) = self.sync_delay {
-            tokio::time::sleep(delay).await;
-        }
-        self.blocking(|db| {
-            let mut tx = db
-                .begin_write()
-                .context("store: begin the durable commit")?;
-            tx.set_durability(redb::Durability::Immediate);
-            tx.commit().context("store: the durable commit")?;
-            Ok(())
-        })
-        .await
     }
 
     async fn app_versions(&self, app_id: &str) -> anyhow::Result<Vec<String>> {
@@ -191,9 +141,8 @@ fn load(db: &Database) -> anyhow::Result<Snapshot> {
     Ok(snapshot)
 }
 
-fn apply(db: &Database, changes: &[Change], durability: redb::Durability) -> anyhow::Result<()> {
-    let mut tx = db.begin_write().context("store: begin write")?;
-    tx.set_durability(durability);
+fn apply(db: &Database, changes: &[Change]) -> anyhow::Result<()> {
+    let tx = db.begin_write().context("store: begin write")?;
     {
         let mut apps = tx.open_table(APPS)?;
         let mut versions = tx.open_table(VERSIONS)?;

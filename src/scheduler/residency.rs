@@ -139,15 +139,12 @@ impl crate::scheduler::core::Scheduler {
             record.resident_agents.clear();
             record
         };
-        let ticket = self
-            .commit(
-                &writer,
-                vec![crate::scheduler::store::Change::PutApp(record)],
-                crate::scheduler::events::Pending::default(),
-            )
-            .await?;
-        drop(writer);
-        self.durable(ticket).await?;
+        self.commit(
+            &writer,
+            vec![crate::scheduler::store::Change::PutApp(record)],
+            crate::scheduler::events::Pending::default(),
+        )
+        .await?;
         tracing::info!("{app_id}: forgot the agents holding its persistent volumes (wipe)");
         Ok(true)
     }

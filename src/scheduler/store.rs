@@ -158,21 +158,4 @@ pub trait Store: Send + Sync {
         app_id: &str,
         version: &str,
     ) -> anyhow::Result<Option<Map<String, Value>>>;
-    /// Whether this store commits in groups (see [`crate::scheduler::group_commit`]):
-    /// [`Store::apply_unsynced`] for each decision, [`Store::sync`] in the background.
-    /// A store that is durable on every commit (etcd) answers false and only ever sees
-    /// [`Store::apply`].
-    fn group_commit(&self) -> bool {
-        false
-    }
-    /// Commits the changes atomically, visible to every later read and commit of this
-    /// process, but durable only once a later [`Store::sync`] returns (a crash before it
-    /// loses them, and every commit after them).
-    async fn apply_unsynced(&self, changes: &[Change]) -> anyhow::Result<()> {
-        self.apply(changes, &[]).await.map(|_| ())
-    }
-    /// Makes every commit before it durable.
-    async fn sync(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
 }

@@ -106,12 +106,6 @@ pub async fn metrics(State(s): State<Shared>) -> Response {
             .load(std::sync::atomic::Ordering::Relaxed) as f64,
     );
     gauge(
-        "infra_scheduler_store_syncs",
-        "Durable store commits (fsyncs) since it started: on redb one covers every store \
-         transaction before it (group commit); on etcd every transaction is one.",
-        s.store_syncs() as f64,
-    );
-    gauge(
         "infra_scheduler_deployments",
         "Deployments in progress.",
         state.deployments.len() as f64,

@@ -73,15 +73,12 @@ pub async fn create(State(s): State<Shared>, Body(body): Body) -> Result<Respons
     }
     let new = tokens::generate(role, request.apps, request.name);
     let writer = s.begin_write().await?;
-    let ticket = s
-        .commit(
-            &writer,
-            vec![Change::PutToken(new.record.clone())],
-            Pending::default(),
-        )
-        .await?;
-    drop(writer);
-    s.durable(ticket).await?;
+    s.commit(
+        &writer,
+        vec![Change::PutToken(new.record.clone())],
+        Pending::default(),
+    )
+    .await?;
     tracing::info!(id = %new.record.id, role = %role, "API token created");
     let mut answer = shown(&new.record, "store");
     answer["token"] = Value::String(new.token);
@@ -109,15 +106,12 @@ pub async fn revoke(
             format!("no token {id}"),
         ));
     }
-    let ticket = s
-        .commit(
-            &writer,
-            vec![Change::DeleteToken(id.clone())],
-            Pending::default(),
-        )
-        .await?;
-    drop(writer);
-    s.durable(ticket).await?;
+    s.commit(
+        &writer,
+        vec![Change::DeleteToken(id.clone())],
+        Pending::default(),
+    )
+    .await?;
     tracing::info!(%id, "API token revoked");
     Ok(Json(json!({ "id": id, "revoked": true })))
 }
