@@ -3,6 +3,8 @@
 //! loaded, run on the host over the task's transport, its JSON result mapped onto an
 //! [`Outcome`] (status, registered dict, diffs, warnings).
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::play::PlayRun;
@@ -45,7 +47,7 @@ impl PlayRun<'_> {
         host: &str,
         module: &str,
         args: &Vars,
-        vars: &Vars,
+        vars: &Arc<Vars>,
         kw: &HostKeywords,
     ) -> Outcome {
         let (fqcn, path) = match ansible::resolution(module, &task.collections) {

@@ -5,6 +5,8 @@
 //! terms, see [`crate::template::Templar::with_lookup`]); and `ansible_loop` for
 //! `loop_control: {extended: true}`.
 
+use std::sync::Arc;
+
 use anyhow::bail;
 use serde_json::{json, Value};
 
@@ -39,7 +41,7 @@ pub fn lookup_subdir(action: &str) -> &'static str {
 pub fn items(
     templar: &Templar,
     spec: &LoopSpec,
-    vars: &Vars,
+    vars: &Arc<Vars>,
     action: &str,
 ) -> anyhow::Result<Vec<Value>> {
     match spec {
@@ -47,11 +49,11 @@ pub fn items(
             let rendered = if short_lookup(name) == "first_found" {
                 render_dropping_undefined(templar, terms, vars)?.unwrap_or(Value::Null)
             } else {
-                templar.render_value(terms, vars)?
+                templar.render_value_shared(terms, vars)?
             };
             templar.with_lookup(name, &rendered, Some(lookup_subdir(action)), vars)
         }
-        _ => expand(spec, templar.render_value(raw_value(spec), vars)?),
+        _ => expand(spec, templar.render_value_shared(raw_value(spec), vars)?),
     }
 }
 
@@ -67,7 +69,7 @@ fn short_lookup(name: &str) -> &str {
 fn render_dropping_undefined(
     templar: &Templar,
     value: &Value,
-    vars: &Vars,
+    vars: &Arc<Vars>,
 ) -> anyhow::Result<Option<Value>> {
     Ok(match value {
         Value::Array(items) => {
@@ -86,7 +88,7 @@ fn render_dropping_undefined(
             }
             Some(Value::Object(out))
         }
-        other => match templar.render_value(other, vars) {
+        other => match templar.render_value_shared(other, vars) {
             Ok(v) => Some(v),
             Err(e) if format!("{e:#}").contains("is undefined") => None,
             Err(e) => return Err(e),

@@ -407,7 +407,7 @@ impl<'a> PlayRun<'a> {
         let first_vars = if templated {
             self.task_vars(task, frame, &active[0], &prep)
         } else {
-            Vars::new()
+            Arc::default()
         };
         let run_once = self
             .eval_flag(
@@ -435,7 +435,7 @@ impl<'a> PlayRun<'a> {
 
     /// `any_errors_fatal` of a task (its own, its blocks', the play's), evaluated with
     /// `vars` when it is a template; an error is reported and counts as fatal.
-    fn errors_fatal(&self, task: Option<&Task>, frame: &Frame, vars: &Vars) -> bool {
+    fn errors_fatal(&self, task: Option<&Task>, frame: &Frame, vars: &Arc<Vars>) -> bool {
         let flag = task
             .and_then(|t| t.any_errors_fatal.as_ref())
             .or(frame.any_errors_fatal.as_ref())
@@ -556,9 +556,9 @@ impl<'a> PlayRun<'a> {
     }
 
     /// Whether all `when` conditions (inherited and own) hold on a host; errors are failures.
-    fn when_holds(&self, task: &Task, frame: &Frame, vars: &Vars) -> Result<bool, String> {
+    fn when_holds(&self, task: &Task, frame: &Frame, vars: &Arc<Vars>) -> Result<bool, String> {
         for cond in frame.when.iter().chain(task.when.iter()) {
-            match self.r.templar.eval_bool(cond, vars) {
+            match self.r.templar.eval_bool_shared(cond, vars) {
                 Ok(true) => {}
                 Ok(false) => return Ok(false),
                 Err(e) => {
@@ -713,7 +713,7 @@ impl<'a> PlayRun<'a> {
     }
 
     /// The variables that say how to reach a host, before any task ran.
-    fn connection_vars(&self, host: &str) -> Vars {
+    fn connection_vars(&self, host: &str) -> Arc<Vars> {
         let inv = self.r.inventory_vars(host);
         let layers = Layers {
             inventory: Some(&inv),
@@ -726,11 +726,11 @@ impl<'a> PlayRun<'a> {
         vars.insert("inventory_hostname".into(), Value::from(host));
         let roots = super::task::always_resolved();
         resolve_lazy(&mut vars, Some(&roots), &self.r.templar);
-        vars
+        Arc::new(vars)
     }
 
     /// Facts are gathered with the play's privilege escalation, as Ansible does.
-    fn facts_exec_options(&self, vars: &Vars) -> Result<ExecOptions, String> {
+    fn facts_exec_options(&self, vars: &Arc<Vars>) -> Result<ExecOptions, String> {
         let task = Task::named("Gathering Facts", self.play.loc.clone());
         let on = self.eval_flag(&task, "become", self.play.become_.as_ref(), vars)?;
         Ok(ExecOptions {
@@ -902,13 +902,16 @@ impl<'a> PlayRun<'a> {
                     }
                 }
                 let mut render_vars = vars.clone();
-                for (k, v) in &item_vars {
-                    render_vars.insert(k.clone(), v.clone());
+                if !item_vars.is_empty() {
+                    let render_vars = Arc::make_mut(&mut render_vars);
+                    for (k, v) in &item_vars {
+                        render_vars.insert(k.clone(), v.clone());
+                    }
                 }
                 let rendered = self
                     .r
                     .templar
-                    .render_str(&target_raw, &render_vars)
+                    .render_str_shared(&target_raw, &render_vars)
                     .and_then(|t| Ok((t, self.role_files(task, &render_vars)?)));
                 let (target, files) = match rendered {
                     Ok(t) => t,
@@ -1057,13 +1060,13 @@ impl<'a> PlayRun<'a> {
     }
 
     /// The `*_from` names of an include_role, rendered with `vars`.
-    fn role_files(&self, task: &Task, vars: &Vars) -> anyhow::Result<RoleFiles> {
+    fn role_files(&self, task: &Task, vars: &Arc<Vars>) -> anyhow::Result<RoleFiles> {
         let TaskKind::IncludeRole { from, .. } = &task.kind else {
             return Ok(RoleFiles::default());
         };
         let render = |name: &Option<String>| -> anyhow::Result<Option<String>> {
             name.as_ref()
-                .map(|n| self.r.templar.render_str(n, vars))
+                .map(|n| self.r.templar.render_str_shared(n, vars))
                 .transpose()
         };
         Ok(RoleFiles {

@@ -21,12 +21,15 @@ use crate::Vars;
 /// What the run knows about one host.
 #[derive(Debug, Default)]
 pub struct HostState {
-    /// Gathered facts (`ansible_*` and `ansible_facts`).
-    pub facts: Vars,
+    /// Gathered facts (`ansible_*` and `ansible_facts`). Shared, not copied, with every
+    /// task's variables: a host's facts are tens of kilobytes of nested maps, and a
+    /// converged run reads them for every task but writes them a few times
+    /// (`Arc::make_mut` copies only when a task still holds the old ones).
+    pub facts: Arc<Vars>,
     /// `set_fact` and `register` results.
-    pub host_facts: Vars,
+    pub host_facts: Arc<Vars>,
     /// Variables `include_vars` loaded (below `set_fact` in precedence, above task vars).
-    pub included_vars: Vars,
+    pub included_vars: Arc<Vars>,
     /// Failed: out of the rest of the run (unless a rescue takes it back).
     pub failed: bool,
     pub unreachable: bool,
@@ -245,8 +248,9 @@ impl Runner {
     /// Records variables `include_vars` loaded on a host.
     pub fn set_included_vars(&self, host: &str, vars: Vars) {
         self.with_host(host, |h| {
+            let included = Arc::make_mut(&mut h.included_vars);
             for (k, v) in vars {
-                h.included_vars.insert(k, v);
+                included.insert(k, v);
             }
         });
         self.facts_version.fetch_add(1, Ordering::Relaxed);
@@ -256,8 +260,9 @@ impl Runner {
     /// text with template syntax in them is marked so (`template::untrusted`).
     pub fn set_host_facts(&self, host: &str, facts: Vars) {
         self.with_host(host, |h| {
+            let host_facts = Arc::make_mut(&mut h.host_facts);
             for (k, v) in facts {
-                h.host_facts.insert(k, untrusted::mark(v));
+                host_facts.insert(k, untrusted::mark(v));
             }
         });
         self.facts_version.fetch_add(1, Ordering::Relaxed);
@@ -290,7 +295,7 @@ impl Runner {
 
     /// `meta: clear_facts`: the host's fact cache goes (gathered facts, cacheable set_fact).
     pub fn clear_gathered_facts(&self, host: &str) {
-        self.with_host(host, |h| h.facts = Vars::new());
+        self.with_host(host, |h| h.facts = Arc::default());
         self.facts_version.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -300,9 +305,13 @@ impl Runner {
         // What a host reports is data, never a template (`template::untrusted`).
         if facts.values().any(untrusted::needs_mark) {
             let marked = untrusted::mark_vars(facts.clone());
-            self.with_host(host, |h| super::facts::merge(&mut h.facts, &marked));
+            self.with_host(host, |h| {
+                super::facts::merge(Arc::make_mut(&mut h.facts), &marked)
+            });
         } else {
-            self.with_host(host, |h| super::facts::merge(&mut h.facts, facts));
+            self.with_host(host, |h| {
+                super::facts::merge(Arc::make_mut(&mut h.facts), facts)
+            });
         }
         self.facts_version.fetch_add(1, Ordering::Relaxed);
     }

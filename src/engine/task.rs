@@ -5,6 +5,7 @@
 //! `register`, facts from results (`delegate_facts`, `cacheable`), `notify`, and the recap
 //! counters and output of the result.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -152,7 +153,7 @@ impl PlayRun<'_> {
     }
 
     /// The variables of `task` on `host`, by precedence, with the magic variables.
-    pub fn task_vars(&self, task: &Task, frame: &Frame, host: &str, prep: &Prep) -> Vars {
+    pub fn task_vars(&self, task: &Task, frame: &Frame, host: &str, prep: &Prep) -> Arc<Vars> {
         let r = self.r;
         let role = task.role.clone().or_else(|| frame.role.clone());
         let inv = r.inventory_vars(host);
@@ -178,20 +179,20 @@ impl PlayRun<'_> {
             layers.role_vars.push(&role.params);
         }
         layers.inventory = Some(&inv);
-        layers.facts = Some(&facts);
+        layers.facts = Some(facts.as_ref());
         layers.play_vars = Some(&self.play.vars);
         layers.vars_files = Some(self.vars_files);
         layers.block_vars = frame.vars.iter().map(|v| v.as_ref()).collect();
         layers.task_vars = Some(&task.vars);
-        layers.include_vars = Some(&included);
-        layers.host_facts = Some(&host_facts);
+        layers.include_vars = Some(included.as_ref());
+        layers.host_facts = Some(host_facts.as_ref());
         layers.extra_vars = Some(&r.opts.extra_vars);
         let mut vars = layers.merge();
         self.add_magic(&mut vars, host, task, frame, role.as_deref(), prep);
         // The Templar renders templated variables lazily when a template reads them; only
         // the connection variables are read by the engine itself, so resolve those here.
         resolve_lazy(&mut vars, Some(&self.always_resolved), &r.templar);
-        vars
+        Arc::new(vars)
     }
 
     fn add_magic(
@@ -306,7 +307,7 @@ impl PlayRun<'_> {
         task: &Task,
         keyword: &str,
         flag: Option<&Flag>,
-        vars: &Vars,
+        vars: &Arc<Vars>,
     ) -> Result<Option<bool>, String> {
         let template = match flag {
             None => return Ok(None),
@@ -317,7 +318,7 @@ impl PlayRun<'_> {
         let value = self
             .r
             .templar
-            .render_value(&Value::from(template.clone()), vars)
+            .render_value_shared(&Value::from(template.clone()), vars)
             .map_err(|e| format!("{}: keyword '{keyword}': {e:#}", where_()))?;
         keyword_bool(&value).map(Some).ok_or_else(|| {
             format!(
@@ -337,7 +338,7 @@ impl PlayRun<'_> {
         &self,
         task: &Task,
         frame: &Frame,
-        vars: &Vars,
+        vars: &Arc<Vars>,
     ) -> Result<HostKeywords, String> {
         let eval = |kw: &str, own: &Option<Flag>, inherited: &Option<Flag>| {
             self.eval_flag(task, kw, own.as_ref().or(inherited.as_ref()), vars)
@@ -432,16 +433,19 @@ impl PlayRun<'_> {
                         } else {
                             Vec::new()
                         };
+                        // The items share one copy of the task's vars, each item writing
+                        // its own names into it in turn: nothing holds on to them once an
+                        // item is done, so `make_mut` writes in place.
+                        let mut shared_item_vars = vars.clone();
                         for (i, item) in items.into_iter().enumerate() {
                             if i > 0 && pause > 0.0 {
                                 tokio::time::sleep(Duration::from_secs_f64(pause)).await;
                             }
                             // set_fact in a loop sees the previous items' facts.
-                            let mut item_vars = if i > 0 && module_is(module, "set_fact") {
-                                self.task_vars(task, frame, host, prep)
-                            } else {
-                                vars.clone()
-                            };
+                            if i > 0 && module_is(module, "set_fact") {
+                                shared_item_vars = self.task_vars(task, frame, host, prep);
+                            }
+                            let item_vars = Arc::make_mut(&mut shared_item_vars);
                             // An item is data, never a template (`template::untrusted`).
                             item_vars.insert(loop_var.clone(), untrusted::mark(item.clone()));
                             item_vars
@@ -459,17 +463,26 @@ impl PlayRun<'_> {
                                     loops::extended(&task.loop_control, &all_items, i),
                                 );
                             }
+                            let item_vars = &shared_item_vars;
                             let label = match &task.loop_control.label {
                                 Some(l) => self
                                     .r
                                     .templar
-                                    .render_str(l, &item_vars)
+                                    .render_str_shared(l, item_vars)
                                     .unwrap_or_else(|_| l.clone()),
                                 None => compact_label(&item),
                             };
                             let extended = item_vars.get("ansible_loop").cloned();
-                            let run =
-                                self.run_one(task, frame, host, module, args, item_vars, info, &kw);
+                            let run = self.run_one(
+                                task,
+                                frame,
+                                host,
+                                module,
+                                args,
+                                item_vars.clone(),
+                                info,
+                                &kw,
+                            );
                             let mut o = crate::transport::with_no_log(no_log, run).await;
                             if let Some(ext) = extended {
                                 o.result.insert("ansible_loop".into(), ext);
@@ -504,14 +517,14 @@ impl PlayRun<'_> {
     }
 
     /// `loop_control.pause` in seconds (a number, or a template rendered with `vars`).
-    fn loop_pause(&self, task: &Task, vars: &Vars) -> Result<f64, String> {
+    fn loop_pause(&self, task: &Task, vars: &Arc<Vars>) -> Result<f64, String> {
         let Some(raw) = &task.loop_control.pause else {
             return Ok(0.0);
         };
         let value = self
             .r
             .templar
-            .render_value(raw, vars)
+            .render_value_shared(raw, vars)
             .map_err(|e| format!("{}: loop_control.pause: {e:#}", task.loc))?;
         as_f64(&value).ok_or_else(|| {
             format!(
@@ -522,14 +535,14 @@ impl PlayRun<'_> {
     }
 
     /// `delegate_to` (the task's, else its block's), rendered.
-    fn delegate_name(&self, task: &Task, frame: &Frame, vars: &Vars) -> Option<String> {
+    fn delegate_name(&self, task: &Task, frame: &Frame, vars: &Arc<Vars>) -> Option<String> {
         task.delegate_to
             .as_ref()
             .or(frame.delegate_to.as_ref())
             .map(|d| {
                 self.r
                     .templar
-                    .render_str(d, vars)
+                    .render_str_shared(d, vars)
                     .unwrap_or_else(|_| d.clone())
             })
     }
@@ -744,13 +757,13 @@ impl PlayRun<'_> {
         host: &str,
         module: &str,
         raw_args: &Vars,
-        mut vars: Vars,
+        mut vars: Arc<Vars>,
         info: &TaskInfo,
         kw: &HostKeywords,
     ) -> Outcome {
         let templar = &self.r.templar;
         for cond in frame.when.iter().chain(task.when.iter()) {
-            match templar.eval_bool(cond, &vars) {
+            match templar.eval_bool_shared(cond, &vars) {
                 Ok(true) => {}
                 Ok(false) => return Outcome::skipped_condition(cond),
                 Err(e) => {
@@ -760,7 +773,7 @@ impl PlayRun<'_> {
                 }
             }
         }
-        let args = match templar.render_value(&Value::Object(raw_args.clone()), &vars) {
+        let args = match templar.render_value_shared(&Value::Object(raw_args.clone()), &vars) {
             Ok(Value::Object(map)) => drop_omitted(map),
             Ok(other) => {
                 return Outcome::failed(format!("arguments rendered to {other}, not a mapping"))
@@ -798,7 +811,7 @@ impl PlayRun<'_> {
             if attempts > 1 {
                 o.result.insert("attempts".into(), Value::from(attempt));
             }
-            let done = templar.eval_bool(until, &vars).unwrap_or(false);
+            let done = templar.eval_bool_shared(until, &vars).unwrap_or(false);
             if done {
                 return o;
             }
@@ -817,20 +830,20 @@ impl PlayRun<'_> {
     }
 
     /// `changed_when` and `failed_when`, evaluated with the result registered.
-    fn apply_conditions(&self, task: &Task, o: &mut Outcome, vars: &mut Vars) {
+    fn apply_conditions(&self, task: &Task, o: &mut Outcome, vars: &mut Arc<Vars>) {
         if o.status == Status::Skipped {
             return;
         }
         if let Some(name) = &task.register {
-            vars.insert(
+            Arc::make_mut(vars).insert(
                 name.clone(),
                 untrusted::mark(Value::Object(o.result.clone())),
             );
         }
         let templar = &self.r.templar;
-        let all_hold = |conds: &[String], vars: &Vars| -> Result<bool, String> {
+        let all_hold = |conds: &[String], vars: &Arc<Vars>| -> Result<bool, String> {
             for c in conds {
-                match templar.eval_bool(c, vars) {
+                match templar.eval_bool_shared(c, vars) {
                     Ok(true) => {}
                     Ok(false) => return Ok(false),
                     Err(e) => {
@@ -881,7 +894,7 @@ impl PlayRun<'_> {
             }
         }
         if let Some(name) = &task.register {
-            vars.insert(
+            Arc::make_mut(vars).insert(
                 name.clone(),
                 untrusted::mark(Value::Object(o.result.clone())),
             );
@@ -894,20 +907,20 @@ impl PlayRun<'_> {
         task: &Task,
         frame: &Frame,
         host: &str,
-        vars: &Vars,
+        vars: &Arc<Vars>,
     ) -> Result<Arc<dyn Transport>, Box<Outcome>> {
         let (name, conn_vars) = match self.delegate_name(task, frame, vars) {
             Some(target) if target != host => {
                 let v = if self.r.inventory.hosts.contains_key(&target) {
                     let mut v = (*self.r.inventory_vars(&target)).clone();
                     resolve_lazy(&mut v, None, &self.r.templar);
-                    v
+                    Cow::Owned(v)
                 } else {
-                    Vars::new()
+                    Cow::Owned(Vars::new())
                 };
                 (target, v)
             }
-            _ => (host.to_string(), vars.clone()),
+            _ => (host.to_string(), Cow::Borrowed(&**vars)),
         };
         self.r.pool.get(&name, &conn_vars).await.map_err(|e| {
             Box::new(Outcome::unreachable(format!(
@@ -927,7 +940,7 @@ impl PlayRun<'_> {
         host: &str,
         module: &str,
         args: &Vars,
-        vars: &Vars,
+        vars: &Arc<Vars>,
         kw: &HostKeywords,
     ) -> Outcome {
         if module_is(module, "include_vars") {
@@ -971,9 +984,11 @@ impl PlayRun<'_> {
             file_search: self.search_path(task, role.as_deref(), "files"),
             template_search: self.search_path(task, role.as_deref(), "templates"),
             reads,
-            render: Arc::new(move |src: &str, v: &Vars, trim: bool, lstrip: bool| {
-                templar.render_file(src, v, trim, lstrip)
-            }),
+            render: Arc::new(
+                move |src: &str, v: &Arc<Vars>, over: &Vars, trim: bool, lstrip: bool| {
+                    templar.render_file_over(src, v, over, trim, lstrip)
+                },
+            ),
         };
         let plan = match m.plan(&ctx, args).await {
             Ok(p) => p,
@@ -1043,14 +1058,14 @@ impl PlayRun<'_> {
         &self,
         task: &Task,
         frame: &Frame,
-        vars: &Vars,
+        vars: &Arc<Vars>,
     ) -> Result<Vec<(String, String)>, String> {
         if frame.environment.is_empty() && task.environment.is_empty() {
             return Ok(Vec::new());
         }
         let mut env = Vars::new();
         for layer in frame.environment.0.iter().chain(task.environment.0.iter()) {
-            match self.r.templar.render_value(layer, vars) {
+            match self.r.templar.render_value_shared(layer, vars) {
                 Ok(Value::Object(map)) => env.extend(map),
                 Ok(other) => {
                     return Err(format!(
@@ -1070,7 +1085,7 @@ impl PlayRun<'_> {
         &self,
         task: &Task,
         frame: &Frame,
-        vars: &Vars,
+        vars: &Arc<Vars>,
         kw: &HostKeywords,
     ) -> Option<Become> {
         let on = kw.become_;
@@ -1087,7 +1102,7 @@ impl PlayRun<'_> {
         &self,
         keyword: Option<bool>,
         keyword_user: Option<String>,
-        vars: &Vars,
+        vars: &Arc<Vars>,
     ) -> Option<Become> {
         let on = vars
             .get("ansible_become")
@@ -1102,7 +1117,11 @@ impl PlayRun<'_> {
             .map(value_text)
             .or(keyword_user)
             .unwrap_or_else(|| "root".into());
-        let user = self.r.templar.render_str(&user, vars).unwrap_or(user);
+        let user = self
+            .r
+            .templar
+            .render_str_shared(&user, vars)
+            .unwrap_or(user);
         let password = [
             "ansible_become_password",
             "ansible_become_pass",

@@ -11,6 +11,8 @@
 //! left out: its task reads it when it runs. Nothing here can make an observation wrong,
 //! only one exec more or less.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::loops;
@@ -28,7 +30,7 @@ pub fn observes_units(module: &str) -> bool {
 }
 
 /// The unit names the play's service tasks give, rendered with `vars`; duplicates kept out.
-pub fn play_unit_names(play: &Play, templar: &Templar, vars: &Vars) -> Vec<String> {
+pub fn play_unit_names(play: &Play, templar: &Templar, vars: &Arc<Vars>) -> Vec<String> {
     let mut names = Vec::new();
     let roles = play
         .roles
@@ -46,7 +48,7 @@ pub fn play_unit_names(play: &Play, templar: &Templar, vars: &Vars) -> Vec<Strin
     names
 }
 
-fn collect(task: &Task, templar: &Templar, vars: &Vars, names: &mut Vec<String>) {
+fn collect(task: &Task, templar: &Templar, vars: &Arc<Vars>, names: &mut Vec<String>) {
     match &task.kind {
         TaskKind::Module { module, args } if observes_units(module) => {
             for name in task_names(task, args, templar, vars) {
@@ -87,7 +89,7 @@ fn collect(task: &Task, templar: &Templar, vars: &Vars, names: &mut Vec<String>)
 /// that calls a lookup is left alone: lookups run on the controller and some have side
 /// effects (`password` writes a file, `pipe` runs a command), which must happen when the
 /// task runs, if it runs, not ahead of it.
-fn task_names(task: &Task, args: &Vars, templar: &Templar, vars: &Vars) -> Vec<String> {
+fn task_names(task: &Task, args: &Vars, templar: &Templar, vars: &Arc<Vars>) -> Vec<String> {
     let Some(raw) = args.get("name") else {
         return Vec::new();
     };
@@ -99,10 +101,13 @@ fn task_names(task: &Task, args: &Vars, templar: &Templar, vars: &Vars) -> Vec<S
         return Vec::new();
     }
     let mut task_vars = vars.clone();
-    for (k, v) in &task.vars {
-        task_vars.insert(k.clone(), v.clone());
+    if !task.vars.is_empty() {
+        let task_vars = Arc::make_mut(&mut task_vars);
+        for (k, v) in &task.vars {
+            task_vars.insert(k.clone(), v.clone());
+        }
     }
-    let render = |v: &Vars| match templar.render_value(raw, v) {
+    let render = |v: &Arc<Vars>| match templar.render_value_shared(raw, v) {
         Ok(Value::String(s)) => Some(s),
         _ => None,
     };
@@ -117,11 +122,13 @@ fn task_names(task: &Task, args: &Vars, templar: &Templar, vars: &Vars) -> Vec<S
                 .loop_var
                 .clone()
                 .unwrap_or_else(|| "item".into());
+            // One copy of the vars for all items: each render drops its hold on them, so
+            // the next item's `make_mut` writes in place.
+            let mut v = task_vars;
             items
                 .into_iter()
                 .filter_map(|item| {
-                    let mut v = task_vars.clone();
-                    v.insert(loop_var.clone(), item);
+                    Arc::make_mut(&mut v).insert(loop_var.clone(), item);
                     render(&v)
                 })
                 .collect()

@@ -41,23 +41,40 @@ pub struct Layers<'a> {
 impl Layers<'_> {
     /// Merges the layers: a later layer replaces an earlier one's value for the same name.
     pub fn merge(&self) -> Vars {
+        let layers: Vec<&Vars> = self
+            .role_defaults
+            .iter()
+            .copied()
+            .chain(self.inventory)
+            .chain(self.facts)
+            .chain(self.play_vars)
+            .chain(self.vars_files)
+            .chain(self.role_vars.iter().copied())
+            .chain(self.block_vars.iter().copied())
+            .chain(self.task_vars)
+            .chain(self.include_vars)
+            .chain(self.host_facts)
+            .chain(self.extra_vars)
+            .collect();
+        // A name keeps the place of the lowest layer that has it (as inserting layer after
+        // layer would) and takes the value of the highest one; only that value is copied.
+        // Facts are large nested maps and most of a task's lower layers are shadowed in
+        // part: copying every layer in turn made merging the bulk of a converged run's
+        // work on the controller.
         let mut out = Vars::new();
-        let mut put = |layer: &Vars| {
-            for (k, v) in layer {
-                out.insert(k.clone(), v.clone());
+        for (i, layer) in layers.iter().enumerate() {
+            for (k, v) in layer.iter() {
+                if out.contains_key(k) {
+                    continue;
+                }
+                let winner = layers[i + 1..]
+                    .iter()
+                    .rev()
+                    .find_map(|higher| higher.get(k))
+                    .unwrap_or(v);
+                out.insert(k.clone(), winner.clone());
             }
-        };
-        self.role_defaults.iter().for_each(|l| put(l));
-        self.inventory.iter().for_each(|l| put(l));
-        self.facts.iter().for_each(|l| put(l));
-        self.play_vars.iter().for_each(|l| put(l));
-        self.vars_files.iter().for_each(|l| put(l));
-        self.role_vars.iter().for_each(|l| put(l));
-        self.block_vars.iter().for_each(|l| put(l));
-        self.task_vars.iter().for_each(|l| put(l));
-        self.include_vars.iter().for_each(|l| put(l));
-        self.host_facts.iter().for_each(|l| put(l));
-        self.extra_vars.iter().for_each(|l| put(l));
+        }
         out
     }
 }
@@ -293,6 +310,26 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(l.merge()["x"], json!("inner"));
+    }
+
+    #[test]
+    fn a_name_keeps_the_place_of_its_lowest_layer() {
+        let low: Vars = serde_json::from_value(json!({"a": 1, "b": 1, "c": 1})).unwrap();
+        let mid: Vars = serde_json::from_value(json!({"d": 2, "b": 2})).unwrap();
+        let high: Vars = serde_json::from_value(json!({"c": 3, "e": 3})).unwrap();
+        let l = Layers {
+            inventory: Some(&low),
+            play_vars: Some(&mid),
+            extra_vars: Some(&high),
+            ..Default::default()
+        };
+        let merged = l.merge();
+        let keys: Vec<&str> = merged.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            Value::Object(merged),
+            json!({"a": 1, "b": 2, "c": 3, "d": 2, "e": 3})
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub fn eval_condition(ctx: &HostCtx, cond: &Value) -> anyhow::Result<bool> {
                 "{{% if {} %}}True{{% else %}}False{{% endif %}}",
                 bare_expr(s)
             );
-            let out = (ctx.render)(&src, &ctx.vars, true, false)
+            let out = (ctx.render)(&src, &ctx.vars, &Vars::new(), true, false)
                 .map_err(|e| anyhow::anyhow!("evaluating {s:?}: {e:#}"))?;
             Ok(out.trim() == "True")
         }
@@ -94,7 +94,7 @@ impl Module for Debug {
             let src = format!(
                 "{{% if ({e}) is defined %}}{{{{ ({e}) | tojson }}}}{{% else %}}{UNDEFINED}{{% endif %}}"
             );
-            let value = match (ctx.render)(&src, &ctx.vars, true, false) {
+            let value = match (ctx.render)(&src, &ctx.vars, &Vars::new(), true, false) {
                 Ok(json) if json == UNDEFINED => Value::String(UNDEFINED.into()),
                 Ok(json) => serde_json::from_str(&json).unwrap_or(Value::String(json)),
                 Err(_) => Value::String(UNDEFINED.into()),

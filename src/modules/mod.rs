@@ -182,8 +182,9 @@ pub struct HostCtx {
     pub env: Vec<(String, String)>,
     pub check_mode: bool,
     pub diff: bool,
-    /// All variables visible to this task on this host (for the template module).
-    pub vars: Vars,
+    /// All variables visible to this task on this host (for the template module), shared
+    /// with the engine: a copy per task was most of a converged run's work.
+    pub vars: Arc<Vars>,
     /// Folders searched for `src:` of copy/unarchive, in order (role's files/, playbook dir).
     pub file_search: Vec<PathBuf>,
     /// Folders searched for `src:` of template, in order (role's templates/, playbook dir).
@@ -192,9 +193,11 @@ pub struct HostCtx {
     /// for every unit the play names ([`UnitStates`]: service tasks observe through it),
     /// and system databases ([`SystemFiles`]).
     pub reads: Arc<HostReads>,
-    /// Renders a template file's content with `vars` (trim_blocks, lstrip_blocks).
+    /// Renders a template file's content with `vars` and, on top of them, the names of the
+    /// second map (trim_blocks, lstrip_blocks).
     #[allow(clippy::type_complexity)]
-    pub render: Arc<dyn Fn(&str, &Vars, bool, bool) -> anyhow::Result<String> + Send + Sync>,
+    pub render:
+        Arc<dyn Fn(&str, &Arc<Vars>, &Vars, bool, bool) -> anyhow::Result<String> + Send + Sync>,
 }
 
 impl HostCtx {

@@ -68,16 +68,21 @@ impl Module for Template {
             dest.clone()
         };
 
-        let mut vars = ctx.vars.clone();
+        // The template's own names, on top of the task's.
+        let mut over = Vars::new();
         let full = local.display().to_string();
-        vars.insert("template_path".into(), Value::String(full.clone()));
-        vars.insert("template_fullpath".into(), Value::String(full.clone()));
-        vars.insert("template_destpath".into(), Value::String(dest_path.clone()));
-        vars.insert("template_host".into(), Value::String(ctx.host.clone()));
+        over.insert("template_path".into(), Value::String(full.clone()));
+        over.insert("template_fullpath".into(), Value::String(full.clone()));
+        over.insert("template_destpath".into(), Value::String(dest_path.clone()));
+        over.insert("template_host".into(), Value::String(ctx.host.clone()));
         // Ansible's default `ansible_managed` string, unless the play sets its own.
-        vars.entry("ansible_managed")
-            .or_insert_with(|| Value::String("Ansible managed".into()));
-        let rendered = (ctx.render)(&source, &vars, trim_blocks, lstrip_blocks)
+        if !ctx.vars.contains_key("ansible_managed") {
+            over.insert(
+                "ansible_managed".into(),
+                Value::String("Ansible managed".into()),
+            );
+        }
+        let rendered = (ctx.render)(&source, &ctx.vars, &over, trim_blocks, lstrip_blocks)
             .with_context(|| format!("rendering template {}", local.display()))?;
         if vaulted {
             // All of a vaulted template is secret, so is what it renders to (--diff).

@@ -235,8 +235,27 @@ impl Templar {
         trim_blocks: bool,
         lstrip_blocks: bool,
     ) -> anyhow::Result<String> {
+        self.render_file_over(source, vars, &Vars::new(), trim_blocks, lstrip_blocks)
+    }
+
+    /// [`render_file_shared`](Self::render_file_shared) with `over`'s names on top of
+    /// `vars` (the template module's `template_path`, ...), looked up there first rather
+    /// than copied in: the task's vars hold the host's facts, tens of kilobytes.
+    pub fn render_file_over(
+        &self,
+        source: &str,
+        vars: &Arc<Vars>,
+        over: &Vars,
+        trim_blocks: bool,
+        lstrip_blocks: bool,
+    ) -> anyhow::Result<String> {
         let i = usize::from(trim_blocks) * 2 + usize::from(lstrip_blocks);
-        let ctx = self.context(vars);
+        let ctx = if over.is_empty() {
+            self.context(vars)
+        } else {
+            // The last map that has a name wins.
+            minijinja::value::merge_maps([self.context(vars), JValue::from_serialize(over)])
+        };
         self.run(
             &self.files[i],
             &self.files_lax[i],
@@ -326,13 +345,13 @@ impl Templar {
         name: &str,
         terms: &Value,
         subdir: Option<&str>,
-        vars: &Vars,
+        vars: &Arc<Vars>,
     ) -> anyhow::Result<Vec<Value>> {
         const TERMS: &str = "__infra_with_terms";
         let mut vars = vars.clone();
         // Passed encoded: the terms are rendered already, and a rendered term that
         // contains `{{` must not be rendered a second time when read.
-        vars.insert(TERMS.into(), Value::from(lookups::encode_terms(terms)));
+        Arc::make_mut(&mut vars).insert(TERMS.into(), Value::from(lookups::encode_terms(terms)));
         let quote = |s: &str| Value::from(s).to_string();
         let expr = format!(
             "{}({}, {TERMS}, {})",
@@ -340,7 +359,7 @@ impl Templar {
             quote(name),
             subdir.map(quote).unwrap_or_else(|| "none".into())
         );
-        match self.eval_shared(&expr, &Arc::new(vars))? {
+        match self.eval_shared(&expr, &vars)? {
             Value::Array(items) => Ok(items),
             other => anyhow::bail!("with_{name} gave {other}, not a list"),
         }

@@ -662,3 +662,30 @@ fn template_include_cycles_stop_at_the_recursion_limit() {
         "{err}"
     );
 }
+
+/// The template module's names sit on top of the task's vars without a copy of them:
+/// they win, the vars stay visible (templated ones rendered), and lookups that need the
+/// task's variables still find them.
+#[test]
+fn names_over_the_vars_win_and_the_vars_stay_visible() {
+    let t = Templar::new();
+    let mut base = vars();
+    base.insert("greeting".into(), json!("Hello {{ name }}"));
+    base.insert("template_host".into(), json!("from the task"));
+    let base = Arc::new(base);
+    let mut over = Vars::new();
+    over.insert("template_host".into(), json!("web1"));
+    over.insert("template_path".into(), json!("/t/a.j2"));
+    let src = "{{ greeting }} {{ template_host }} {{ template_path }} {{ d.y.z }} \
+               {{ lookup('vars', 'n') }} {{ query('varnames', '^nam') }}";
+    assert_eq!(
+        t.render_file_over(src, &base, &over, true, false).unwrap(),
+        "Hello World web1 /t/a.j2 2 42 ['name']"
+    );
+    // Nothing on top: the vars alone.
+    assert_eq!(
+        t.render_file_over("{{ template_host }}", &base, &Vars::new(), true, false)
+            .unwrap(),
+        "from the task"
+    );
+}

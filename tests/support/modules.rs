@@ -13,13 +13,21 @@ use infra::Vars;
 use serde_json::Value;
 
 /// Renders like Ansible's template module: strict undefined, trailing newline kept.
-pub fn render(source: &str, vars: &Vars, trim: bool, lstrip: bool) -> anyhow::Result<String> {
+pub fn render(
+    source: &str,
+    vars: &Arc<Vars>,
+    over: &Vars,
+    trim: bool,
+    lstrip: bool,
+) -> anyhow::Result<String> {
     let mut env = minijinja::Environment::new();
     env.set_trim_blocks(trim);
     env.set_lstrip_blocks(lstrip);
     env.set_keep_trailing_newline(true);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    Ok(env.render_str(source, vars)?)
+    let mut all = (**vars).clone();
+    all.extend(over.clone());
+    Ok(env.render_str(source, all)?)
 }
 
 /// A context on `transport`.
@@ -36,7 +44,7 @@ pub fn ctx_on(
         env: Vec::new(),
         check_mode: check,
         diff: true,
-        vars,
+        vars: Arc::new(vars),
         file_search: search.clone(),
         template_search: search,
         reads: Default::default(),

@@ -1,56 +1,29 @@
-//! Fact gathering that reads files instead of starting processes: most facts are files
-//! under /proc, /sys and /etc, which the transport's cheap reads (SFTP on SSH: one
-//! `sftp-server` process for the whole run, requests pipelined) fetch without a fork on
-//! the host. What has no file (the environment of a command, the kernel's route choice,
-//! the zone's names, systemd's and the interpreter's versions, ...) goes to ONE exec, the
-//! one the caller's other reads (unit states) ride in anyway ([`script::exec_script`]).
+//! Fact gathering that reads files instead of starting a process per fact: most facts are
+//! files under /proc, /sys and /etc. ONE exec reads them all with one `head` and runs
+//! what has no file (the environment of a command, the kernel's route choice, the zone's
+//! names, systemd's and the interpreter's versions, ...): [`script::exec_script`]. The
+//! caller's other reads (unit states) ride in the same exec. A few SFTP requests, sent
+//! while the exec runs, read what the shell would need a process for: the target of
+//! `/sbin/init`, the directory order of the interfaces, the size of each mounted file
+//! system.
 //!
 //! The result is the very text the shell script ([`script::script`]) prints: the same
 //! `@@name` sections, so [`super::collect`] and its parsers turn both into facts the same
 //! way, and nothing downstream knows which path ran. The script stays the path whenever
 //! this one cannot be taken: a become that escalates (files must be read as the other
-//! user), a transport without cheap reads, a host without /proc (not Linux).
+//! user), a transport without cheap reads, a host without /proc (not Linux) or without a
+//! `head` that frames files.
 
 use std::collections::HashMap;
 
 use futures::future::join_all;
 
-use super::script::{self, ExecNeeds};
+use super::script::{self, FollowUp};
 use super::{split_sections, GatherOptions};
 use crate::transport::{ExecOptions, ExecOutput, FileKind, Transport};
 
-/// Paths tested with `[ -e ]` for the `exists` section (as [`script`]'s list).
-const EXISTS: &[&str] = &[
-    "/run/systemd/system/",
-    "/dev/.run/systemd/",
-    "/dev/.systemd/",
-    "/sbin/openrc",
-    "/etc/init.d/",
-    "/etc/dinit.d/",
-    "/etc/init/",
-    "/.dockerenv",
-    "/.dockerinit",
-    "/proc/vz",
-    "/proc/lve",
-    "/proc/bc",
-    "/proc/xen",
-    "/sys/kernel/security/apparmor",
-    "/sys/fs/selinux/enforce",
-    "/usr/bin/rpm-ostree",
-    "/usr/bin/yum",
-    "/usr/bin/dnf-3",
-    "/usr/bin/dnf5",
-    "/usr/bin/dnf",
-    "/usr/bin/apt-get",
-    "/usr/bin/zypper",
-    "/usr/sbin/urpmi",
-    "/usr/bin/pacman",
-    "/bin/opkg",
-    "/sbin/apk",
-    "/usr/bin/emerge",
-    "/usr/bin/xbps-install",
-    "/usr/bin/swupd",
-];
+/// Where the DMI files are.
+const DMI_DIR: &str = "/sys/devices/virtual/dmi/id";
 
 /// The DMI files, in the script's order.
 const DMI: &[&str] = &[
@@ -76,6 +49,7 @@ const DMI: &[&str] = &[
 
 /// Every file read ahead, whatever it is needed for.
 const FILES: &[&str] = &[
+    "/proc/sys/kernel/ostype",
     "/proc/sys/kernel/osrelease",
     "/proc/sys/kernel/version",
     "/proc/sys/kernel/hostname",
@@ -130,13 +104,62 @@ impl Read {
     }
 }
 
-async fn read(t: &dyn Transport, path: impl AsRef<str>) -> Read {
-    match t.read_file(path.as_ref(), None).await {
-        Ok(Some(bytes)) => Read::Text(String::from_utf8_lossy(&bytes).into_owned()),
-        Ok(None) => Read::Missing,
-        Err(_) => Read::Unreadable,
+/// Splits the exec's `files` block (`head -v` output: `==> path <==` before each file's
+/// content, a blank line between files) into files; `errors` is what `head` printed on
+/// stderr (LC_ALL=C): a file it could not open is missing or unreadable, one whose read
+/// failed after its header (sysfs `speed` of a link that is down) unreadable. A file of
+/// `asked` that `head` never named is missing.
+fn split_head(block: &str, errors: &str, asked: &[String]) -> HashMap<String, Read> {
+    let mut out: HashMap<String, Read> = HashMap::new();
+    // Headers in output order: (start of the header, start of the content, path).
+    let mut headers: Vec<(usize, usize, &str)> = Vec::new();
+    let mut from = 0;
+    let mut remaining = asked.iter();
+    for path in remaining.by_ref() {
+        let header = format!("==> {path} <==\n");
+        let found = if from == 0 && block.starts_with(&header) {
+            Some(0)
+        } else {
+            block[from..]
+                .find(&format!("\n{header}"))
+                .map(|at| from + at + 1)
+        };
+        if let Some(at) = found {
+            headers.push((at, at + header.len(), path));
+            from = at + header.len();
+        }
     }
+    for (i, (_, content_start, path)) in headers.iter().enumerate() {
+        // The content runs to the newline head writes before the next header.
+        let end = match headers.get(i + 1) {
+            Some((next, _, _)) => next - 1,
+            None => block.len(),
+        };
+        let text = &block[*content_start..end.max(*content_start)];
+        out.insert(path.to_string(), Read::Text(text.to_string()));
+    }
+    for line in errors.lines() {
+        for path in asked {
+            if line.contains(&format!("'{path}'")) {
+                let read = if line.contains("No such file") {
+                    Read::Missing
+                } else {
+                    Read::Unreadable
+                };
+                out.insert(path.clone(), read);
+            }
+        }
+    }
+    out
 }
+
+/// A token no file holds by chance, to frame the `head` output.
+fn boundary() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The sysfs files read for each interface (the script's `netsys` columns).
+const NET_FIELDS: &[&str] = &["address", "mtu", "operstate", "flags", "type", "speed"];
 
 /// Gathers facts on `t`: the script's output text (plus whatever `extra` printed after
 /// it), from the cheap reads and one exec when the transport has them for this become,
@@ -164,32 +187,65 @@ pub(super) async fn from_files(
     exec_opts: &ExecOptions,
     extra: &str,
 ) -> anyhow::Result<Option<ExecOutput>> {
-    // One probe first: a host without SFTP (or without /proc) answers it with an error
-    // or nothing, and takes the script without sixty failed requests.
-    let Read::Text(ostype) = read(t, "/proc/sys/kernel/ostype").await else {
-        return Ok(None);
-    };
-    let (files, exists, init, net_dir, fact_dir) = futures::join!(
-        join_all(FILES.iter().map(|p| read(t, p))),
-        join_all(EXISTS.iter().map(|p| t.exists(p))),
+    let asked: Vec<String> = FILES
+        .iter()
+        .map(|f| f.to_string())
+        .chain(DMI.iter().map(|k| format!("{DMI_DIR}/{k}")))
+        .collect();
+    let boundary = boundary();
+    let exec_text = script::exec_script(&opts.fact_path, opts.timeout, &asked, &boundary) + extra;
+    // The SFTP reads go out while the exec runs.
+    let (exec, init, net_dir) = futures::join!(
+        t.exec(&exec_text, exec_opts),
         t.stat("/sbin/init", None),
         t.read_dir("/sys/class/net"),
-        t.read_dir(&opts.fact_path),
     );
-    let files: HashMap<&str, Read> = FILES.iter().copied().zip(files).collect();
-    let file = |p: &str| files.get(p).and_then(Read::text).unwrap_or("");
-    // `c a || c b`: the first readable one.
-    let first_of = |a: &str, b: &str| files.get(a).and_then(Read::text).unwrap_or(file(b));
-    let Ok(exists) = exists.into_iter().collect::<anyhow::Result<Vec<bool>>>() else {
-        return Ok(None);
-    };
+    let exec = exec?;
     let (Ok(init), Ok(net_dir)) = (init, net_dir) else {
         return Ok(None);
     };
-    let dmi = join_all(
-        DMI.iter()
-            .map(|k| read(t, format!("/sys/devices/virtual/dmi/id/{k}"))),
-    );
+
+    // The exec's own sections, and what comes after its end marker (`extra`'s output).
+    let (own, after) = match exec.stdout.find("\n@@end\n") {
+        Some(at) => exec.stdout.split_at(at + "\n@@end\n".len()),
+        None => (exec.stdout.as_str(), ""),
+    };
+    // The files' block comes out before the sections are split: a file may hold a line
+    // that looks like a section marker.
+    let open = format!("@@files {boundary}\n");
+    let close = format!("\n@@files-end {boundary}\n");
+    let (Some(block_start), Some(block_end)) = (own.find(&open), own.find(&close)) else {
+        // Cut short, or no `head` that frames files: the script decides.
+        return Ok(None);
+    };
+    let block = &own[block_start + open.len()..block_end.max(block_start + open.len())];
+    let rest = format!("{}{}", &own[..block_start], &own[block_end + close.len()..]);
+    let sections = split_sections(&rest);
+    let get = |name: &str| -> &str {
+        sections
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_str())
+            .unwrap_or("")
+    };
+    let net_paths: Vec<String> = get("netinfo")
+        .lines()
+        .filter_map(|l| l.split('|').next())
+        .flat_map(|n| {
+            NET_FIELDS
+                .iter()
+                .map(move |f| format!("/sys/class/net/{n}/{f}"))
+        })
+        .collect();
+    let all_asked: Vec<String> = asked.iter().chain(&net_paths).cloned().collect();
+    let files = split_head(block, get("files_errors"), &all_asked);
+    let Some(Read::Text(ostype)) = files.get("/proc/sys/kernel/ostype") else {
+        // No /proc (not Linux): the script knows the other ways.
+        return Ok(None);
+    };
+    let file = |p: &str| files.get(p).and_then(Read::text).unwrap_or("");
+    // `c a || c b`: the first readable one.
+    let first_of = |a: &str, b: &str| files.get(a).and_then(Read::text).unwrap_or(file(b));
 
     let hostname = first_line(file("/proc/sys/kernel/hostname"));
     let status = file("/proc/self/status");
@@ -206,48 +262,46 @@ pub(super) async fn from_files(
             file("/etc/passwd"),
         )
     });
-    let needs = ExecNeeds {
-        machine: files
-            .get("/proc/sys/kernel/arch")
-            .and_then(Read::text)
-            .is_none(),
+    let follow_up = FollowUp {
         fqdn: fqdn.is_none(),
         passwd_uid: match (&passwd, ids) {
             (None, Some((_, eu, _, _))) => Some(eu),
             _ => None,
         },
-        // A fact_path that cannot be listed is left to the script's own glob.
-        local: match &fact_dir {
-            Ok(Some(names)) => names
-                .iter()
-                .any(|n| n.ends_with(".fact") && !n.starts_with('.')),
-            Ok(None) => false,
-            Err(_) => true,
-        },
     };
-    let exec_text = script::exec_script(&opts.fact_path, opts.timeout, &needs) + extra;
     let mounts = file("/proc/self/mounts").to_string();
-    let (exec, netsys, mount_sizes, dmi) = futures::join!(
-        t.exec(&exec_text, exec_opts),
-        netsys(t, net_dir.unwrap_or_default()),
+    let (follow_up, mount_sizes) = futures::join!(
+        async {
+            if follow_up.is_needed() {
+                t.exec(&script::follow_up_script(&follow_up), exec_opts)
+                    .await
+                    .map(|o| split_sections(&o.stdout))
+            } else {
+                Ok(Vec::new())
+            }
+        },
         mount_sizes(t, &mounts),
-        dmi
     );
-    let exec = exec?;
-
-    // The exec's own sections, and what comes after its end marker (`extra`'s output).
-    let (own, after) = match exec.stdout.find("\n@@end\n") {
-        Some(at) => exec.stdout.split_at(at + "\n@@end\n".len()),
-        None => (exec.stdout.as_str(), ""),
-    };
-    let sections = split_sections(own);
-    let get = |name: &str| -> &str {
-        sections
+    let follow_up = follow_up?;
+    let get2 = |name: &str| -> &str {
+        follow_up
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, b)| b.as_str())
             .unwrap_or("")
     };
+    let netsys = netsys(get("netinfo"), net_dir.unwrap_or_default(), &files);
+    let present: Vec<&str> = get("exists").lines().collect();
+    let dmi: Vec<Read> = DMI
+        .iter()
+        .map(|k| {
+            files
+                .get(&format!("{DMI_DIR}/{k}"))
+                .cloned()
+                .unwrap_or(Read::Missing)
+        })
+        .collect();
+
     let (route, route6, addr) = super::parsers::ip_batch(get("ip"));
 
     let mut out = Vec::<(&str, String)>::new();
@@ -259,7 +313,7 @@ pub(super) async fn from_files(
     out.push((
         "uname",
         [
-            first_line(&ostype),
+            first_line(ostype),
             first_line(file("/proc/sys/kernel/osrelease")),
             first_line(file("/proc/sys/kernel/version")),
             machine,
@@ -267,7 +321,7 @@ pub(super) async fn from_files(
         ]
         .join("\n"),
     ));
-    out.push(("fqdn", fqdn.unwrap_or_else(|| get("fqdn").to_string())));
+    out.push(("fqdn", fqdn.unwrap_or_else(|| get2("fqdn").to_string())));
     out.push(("cpuinfo", file("/proc/cpuinfo").to_string()));
     out.push((
         "nproc",
@@ -277,7 +331,7 @@ pub(super) async fn from_files(
     let mut user = String::new();
     if let Some((ru, eu, rg, eg)) = ids {
         user = format!("{eu}\n{eg}\n{ru}\n{rg}\n");
-        user.push_str(&passwd.unwrap_or_else(|| first_line(get("passwd"))));
+        user.push_str(&passwd.unwrap_or_else(|| first_line(get2("passwd"))));
     }
     out.push(("user", user));
     out.push(("pid1", file("/proc/1/comm").to_string()));
@@ -287,18 +341,11 @@ pub(super) async fn from_files(
             .and_then(|s| s.link_target)
             .unwrap_or_default(),
     ));
-    let mut present: Vec<String> = EXISTS
-        .iter()
-        .zip(&exists)
-        .filter(|(_, e)| **e)
-        .map(|(p, _)| p.to_string())
-        .collect();
-    present.extend(get("exists").lines().map(String::from));
     out.push(("exists", present.join("\n")));
     out.push(("route", route));
     out.push(("route6", route6));
     out.push(("addr", addr));
-    out.push(("netsys", netsys?));
+    out.push(("netsys", netsys));
     out.push((
         "os_release",
         first_of("/etc/os-release", "/usr/lib/os-release").to_string(),
@@ -332,10 +379,7 @@ pub(super) async fn from_files(
             file("/etc/selinux/config"),
         ),
     ));
-    let apparmor = EXISTS
-        .iter()
-        .zip(&exists)
-        .any(|(p, e)| *e && *p == "/sys/kernel/security/apparmor");
+    let apparmor = present.contains(&"/sys/kernel/security/apparmor");
     out.push((
         "apparmor",
         if apparmor { "enabled" } else { "" }.to_string(),
@@ -391,66 +435,44 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or("").to_string()
 }
 
-/// The script's `netsys` lines: one per interface, in directory order.
-async fn netsys(t: &dyn Transport, names: Vec<String>) -> anyhow::Result<String> {
-    let lines = join_all(names.into_iter().map(|n| async move {
-        let d = format!("/sys/class/net/{n}");
-        if !t.exists(&format!("{d}/.")).await? {
-            return Ok::<_, anyhow::Error>(None);
-        }
-        let field = |f: &'static str| {
-            let path = format!("{d}/{f}");
-            async move {
-                match read(t, &path).await {
-                    Read::Missing => "-".to_string(),
-                    Read::Unreadable => "?".to_string(),
-                    Read::Text(v) => first_line(&v),
-                }
-            }
-        };
-        let module = async {
-            let path = format!("{d}/device/driver/module");
-            if !t.exists(&path).await? {
-                return Ok::<_, anyhow::Error>(String::new());
-            }
-            Ok(t.real_path(&path)
-                .await?
-                .and_then(|p| p.rsplit('/').next().map(String::from))
-                .unwrap_or_default())
-        };
-        let (bridge, bonding) = (format!("{d}/bridge"), format!("{d}/bonding"));
-        let (address, mtu, oper, flags, kind, speed, bridge, bonding, module) = futures::join!(
-            field("address"),
-            field("mtu"),
-            field("operstate"),
-            field("flags"),
-            field("type"),
-            field("speed"),
-            t.exists(&bridge),
-            t.exists(&bonding),
-            module
-        );
-        let mut k = String::new();
-        if bridge? {
-            k.push_str("bridge");
-        }
-        if bonding? {
-            k.push_str("bonding");
-        }
-        Ok(Some(format!(
-            "{n}|{address}|{mtu}|{oper}|{flags}|{kind}|{speed}|{k}|{}",
-            module?
-        )))
-    }))
-    .await;
-    let mut out = String::new();
-    for line in lines {
-        if let Some(l) = line? {
-            out.push_str(&l);
-            out.push('\n');
+/// The script's `netsys` lines: one per interface the exec found (`netinfo`: name,
+/// bridge/bonding, driver module), in directory order (`order`, the SFTP listing; the
+/// shell's glob sorts), the sysfs fields from the exec's files: `-` for a missing one,
+/// `?` for one that could not be read.
+fn netsys(netinfo: &str, order: Vec<String>, files: &HashMap<String, Read>) -> String {
+    let found: Vec<(&str, &str, &str)> = netinfo
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, '|');
+            Some((f.next()?, f.next()?, f.next()?))
+        })
+        .collect();
+    let mut names: Vec<&str> = order
+        .iter()
+        .map(String::as_str)
+        .filter(|n| found.iter().any(|(m, _, _)| m == n))
+        .collect();
+    for (n, _, _) in &found {
+        if !names.contains(n) {
+            names.push(n);
         }
     }
-    Ok(out)
+    let mut out = String::new();
+    for n in names {
+        let Some((_, kind, module)) = found.iter().find(|(m, _, _)| *m == n) else {
+            continue;
+        };
+        let fields: Vec<String> = NET_FIELDS
+            .iter()
+            .map(|f| match files.get(&format!("/sys/class/net/{n}/{f}")) {
+                None | Some(Read::Missing) => "-".to_string(),
+                Some(Read::Unreadable) => "?".to_string(),
+                Some(Read::Text(v)) => first_line(v),
+            })
+            .collect();
+        out.push_str(&format!("{n}|{}|{kind}|{module}\n", fields.join("|")));
+    }
+    out
 }
 
 /// The script's `mount_sizes` lines (`stat -f` of every mount of a device or a network
@@ -624,5 +646,33 @@ mod tests {
         );
         assert_eq!(passwd_line(1001, Some("passwd: sss files\n"), passwd), None);
         assert_eq!(passwd_line(7, None, passwd), None);
+    }
+
+    #[test]
+    fn head_output_splits_into_files() {
+        let asked: Vec<String> = ["/a", "/gone", "/b", "/empty", "/secret", "/speed", "/last"]
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        // As GNU head -v prints them: no blank line before the first header, one before
+        // every other; a file without a final newline runs into the next header's.
+        let block = "==> /a <==\nline 1\n==> /not-a-header <==\n\n\
+                     ==> /b <==\nno newline\n\
+                     ==> /empty <==\n\n\
+                     ==> /speed <==\n\n\
+                     ==> /last <==\nx\n";
+        let errors = "head: cannot open '/gone' for reading: No such file or directory\n\
+                      head: cannot open '/secret' for reading: Permission denied\n\
+                      head: error reading '/speed': Invalid argument\n";
+        let files = split_head(block, errors, &asked);
+        let text = |p: &str| files.get(p).and_then(Read::text);
+        assert_eq!(text("/a"), Some("line 1\n==> /not-a-header <==\n"));
+        assert_eq!(text("/b"), Some("no newline"));
+        assert_eq!(text("/empty"), Some(""));
+        assert_eq!(text("/last"), Some("x\n"));
+        assert!(matches!(files.get("/gone"), Some(Read::Missing)));
+        assert!(matches!(files.get("/secret"), Some(Read::Unreadable)));
+        assert!(matches!(files.get("/speed"), Some(Read::Unreadable)));
+        assert!(!files.contains_key("/never-asked"));
     }
 }

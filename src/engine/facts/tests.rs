@@ -215,43 +215,41 @@ async fn reading_files_still_runs_local_facts() {
 }
 
 /// The exec of the file path starts few processes: none of those the script needs for
-/// what files hold.
+/// what files hold; every file goes through one `head`.
 #[test]
-fn the_exec_of_the_file_path_leaves_files_to_sftp() {
-    let needs = script::ExecNeeds::default();
-    let s = script::exec_script(DEFAULT_FACT_PATH, 10, &needs);
+fn the_exec_of_the_file_path_reads_files_in_one_head() {
+    let files = vec!["/proc/cpuinfo".to_string(), "/etc/hosts".to_string()];
+    let s = script::exec_script(DEFAULT_FACT_PATH, 10, &files, "b0und");
     for gone in [
         "cat ",
         "nproc",
         "hostname",
-        "uname",
         "readlink",
         "tr ",
         "getent",
-        "base64",
         "ls ",
         "grep",
-        "/proc/cpuinfo",
-        "@@local",
+        "$(command -v",
     ] {
         assert!(!s.contains(gone), "{gone} is back in the exec: {s}");
     }
+    assert_eq!(s.matches("head ").count(), 1, "one `head` for every file");
     assert_eq!(
         s.matches("ip ").count(),
         1,
         "one `ip` for routes and addresses"
     );
-    let all = script::exec_script(
-        DEFAULT_FACT_PATH,
-        10,
-        &script::ExecNeeds {
-            machine: true,
-            fqdn: true,
-            passwd_uid: Some(0),
-            local: true,
-        },
-    );
-    for back in ["uname -m", "hostname -f", "getent passwd 0", "@@local"] {
-        assert!(all.contains(back), "{back}");
+    assert!(s.contains("set -- /proc/cpuinfo /etc/hosts\n"));
+    assert!(s.contains("; b=b0und\n"), "{s}");
+    // Conditional in the shell: only on hosts that need them.
+    assert!(s.contains("[ -r /proc/sys/kernel/arch ] || uname -m"));
+    assert!(s.contains("*.fact; do [ -e \"$f\" ] || continue"));
+    let both = script::follow_up_script(&script::FollowUp {
+        fqdn: true,
+        passwd_uid: Some(0),
+    });
+    for back in ["hostname -f", "getent passwd 0", "@@end"] {
+        assert!(both.contains(back), "{back}");
     }
+    assert!(!script::FollowUp::default().is_needed());
 }
