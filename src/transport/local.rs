@@ -299,17 +299,6 @@ impl Transport for LocalTransport {
         .context("list task")?
     }
 
-    async fn exists(&self, path: &str) -> anyhow::Result<bool> {
-        Ok(tokio::fs::metadata(path).await.is_ok())
-    }
-
-    async fn real_path(&self, path: &str) -> anyhow::Result<Option<String>> {
-        Ok(tokio::fs::canonicalize(path)
-            .await
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned()))
-    }
-
     async fn fs_stat(&self, path: &str) -> anyhow::Result<Option<super::FsStat>> {
         let p = path.to_string();
         tokio::task::spawn_blocking(move || statvfs_local(&p))

@@ -154,29 +154,12 @@ pub trait Transport: Send + Sync {
 
     /// The names in a directory (`.` and `..` left out), in the order the host lists them
     /// (`ls -U`); `Ok(None)` when it does not exist. As the login user, without a process
-    /// on the host. The cheap reads (this, [`Transport::exists`], [`Transport::real_path`],
-    /// [`Transport::fs_stat`]) serve fact gathering; a transport without them answers
-    /// `Err` and its callers start a process instead.
+    /// on the host. The cheap reads (this and [`Transport::fs_stat`]) serve fact
+    /// gathering; a transport without them answers `Err` and its callers start a process
+    /// instead.
     async fn read_dir(&self, path: &str) -> anyhow::Result<Option<Vec<String>>> {
         anyhow::bail!(
             "{}: list {path}: no cheap reads on this transport",
-            self.host()
-        )
-    }
-
-    /// Does `path` exist, links followed (the shell's `[ -e path ]`, as the login user)?
-    async fn exists(&self, path: &str) -> anyhow::Result<bool> {
-        anyhow::bail!(
-            "{}: test {path}: no cheap reads on this transport",
-            self.host()
-        )
-    }
-
-    /// The canonical path, every link resolved (`readlink -f`); `Ok(None)` when it does
-    /// not resolve.
-    async fn real_path(&self, path: &str) -> anyhow::Result<Option<String>> {
-        anyhow::bail!(
-            "{}: resolve {path}: no cheap reads on this transport",
             self.host()
         )
     }

@@ -545,20 +545,6 @@ impl Transport for SshTransport {
             .map_err(|e| self.sftp_error(&op, e))
     }
 
-    async fn exists(&self, path: &str) -> anyhow::Result<bool> {
-        let op = format!("test {path}");
-        let sftp = self.sftp(&op).await?;
-        sftp.exists(path).await.map_err(|e| self.sftp_error(&op, e))
-    }
-
-    async fn real_path(&self, path: &str) -> anyhow::Result<Option<String>> {
-        let op = format!("resolve {path}");
-        let sftp = self.sftp(&op).await?;
-        sftp.real_path(path)
-            .await
-            .map_err(|e| self.sftp_error(&op, e))
-    }
-
     async fn fs_stat(&self, path: &str) -> anyhow::Result<Option<super::FsStat>> {
         let op = format!("statvfs {path}");
         let sftp = self.sftp(&op).await?;

@@ -100,25 +100,6 @@ impl Sftp {
         }))
     }
 
-    /// Whether `path` exists, links followed (`stat`); a path the login user may not look
-    /// at does not, as for the shell's `[ -e ]`.
-    pub async fn exists(&self, path: &str) -> Result<bool, SftpError> {
-        match self.req().stat(path).await {
-            Ok(_) => Ok(true),
-            Err(SftpError::Status(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The canonical path (`realpath`); `None` when it does not resolve.
-    pub async fn real_path(&self, path: &str) -> Result<Option<String>, SftpError> {
-        match self.req().realpath(path).await {
-            Ok(name) => Ok(name.files.into_iter().next().map(|f| f.filename)),
-            Err(SftpError::Status(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// The entry names of a directory in the server's order, `.` and `..` left out;
     /// `None` when it does not exist.
     pub async fn read_dir(&self, path: &str) -> Result<Option<Vec<String>>, SftpError> {
