@@ -57,6 +57,16 @@ impl HostView {
         self.transport.read_file(path, become_).await
     }
 
+    /// Gathers facts as the play does (`engine::facts::gather`): files read by one `head`
+    /// in one exec, a few SFTP reads, the shell script where those cannot be used.
+    pub async fn gather_facts(
+        &self,
+        opts: &crate::engine::facts::GatherOptions,
+        exec_opts: &ExecOptions,
+    ) -> anyhow::Result<ExecOutput> {
+        crate::engine::facts::gather(self.transport.as_ref(), opts, exec_opts, "").await
+    }
+
     /// The whole transport, writes included: private, for [`apply`] only.
     fn writer(&self) -> &dyn Transport {
         self.transport.as_ref()

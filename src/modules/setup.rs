@@ -3,8 +3,8 @@
 //! Python on the host). The result carries `ansible_facts`, which the engine merges into the
 //! host's facts like any module's. Read-only, so it runs in check mode too; never changed.
 //!
-//! The one module that uses something under `engine`: `engine::facts` is a leaf (script text
-//! in, JSON out, no engine state), shared so the play's gathering and `setup` cannot differ.
+//! The one module that uses something under `engine`: `engine::facts` is a leaf (a transport
+//! in, facts out, no engine state), shared so the play's gathering and `setup` cannot differ.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::args::{int_opt, list, str_opt};
 use super::{ArgDef, ArgSpec, HostCtx, Module, Plan};
 use crate::engine::facts::{self, GatherOptions};
+use crate::transport::ExecOptions;
 use crate::Vars;
 
 pub struct Setup;
@@ -57,7 +58,12 @@ impl Module for Setup {
 
     async fn plan(&self, ctx: &HostCtx, args: &Vars) -> anyhow::Result<Plan> {
         let opts = options(args)?;
-        let out = ctx.run(&opts.script()).await?;
+        let exec_opts = ExecOptions {
+            become_: ctx.become_.clone(),
+            env: ctx.env.clone(),
+            ..Default::default()
+        };
+        let out = ctx.transport.gather_facts(&opts, &exec_opts).await?;
         let gathered = facts::collect(&out.stdout, &opts).map_err(|e| {
             anyhow::anyhow!(
                 "gathering facts failed (rc {}): {e:#}: {}",
