@@ -26,15 +26,18 @@ pub const MAX_WAIT: Duration = Duration::from_secs(3);
 /// same reconcile pass: one answer carrying a burst instead of one answer per task.
 pub const WAKE_GATHERING: Duration = Duration::from_millis(20);
 
-/// The shortest time between two answers to one agent that carry changes, as a share of
-/// the heartbeat interval. Each answer lists all the agent's tasks and brings back a
+/// The shortest time between two answers to one agent that carry changes: a quarter of
+/// the heartbeat interval, at most [`MAX_SPACING`]. Each answer lists all the agent's tasks and brings back a
 /// heartbeat reporting all of them: while the cluster converges (placements on every
 /// agent every few milliseconds) an answer per placement would cost more than it saves.
 /// A lone change (an agent lost, one deploy) is still answered within
 /// [`WAKE_GATHERING`].
 pub fn min_spacing(heartbeat_interval: Duration) -> Duration {
-    heartbeat_interval / 4
+    (heartbeat_interval / 4).min(MAX_SPACING)
 }
+
+/// The longest [`min_spacing`]: long heartbeat intervals must not delay work by seconds.
+const MAX_SPACING: Duration = Duration::from_millis(500);
 
 /// A new generation: larger than any taken before in this process, and unlike any another
 /// process (another leader) handed out.
