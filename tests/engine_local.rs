@@ -480,3 +480,29 @@ async fn a_dynamic_include_of_itself_fails_at_the_depth_limit() {
     assert!(!out.contains("never"), "{out}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// A template file sees `hostvars` and `groups` when it names them, and renders without
+/// them when it does not (the engine scans the file to leave every host's facts out of a
+/// template that does not need them).
+#[tokio::test]
+async fn a_template_that_names_hostvars_sees_every_host() {
+    let dir = tree(&[
+        ("inv.yaml", &local_inventory(&["h1", "h2"])),
+        (
+            "peers.j2",
+            "{% for h in groups['all'] | sort %}{{ h }}={{ hostvars[h].colour }}\n{% endfor %}",
+        ),
+        ("plain.j2", "{{ inventory_hostname }} {{ colour }}\n"),
+        (
+            "site.yaml",
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - set_fact:\n        colour: \"{{ 'red' if inventory_hostname == 'h1' else 'blue' }}\"\n    - file: {path: \"{{ base }}\", state: directory}\n    - template: {src: peers.j2, dest: \"{{ base }}/peers\"}\n    - template: {src: plain.j2, dest: \"{{ base }}/plain\"}\n",
+        ),
+    ]);
+    let (_, out) = run_ok(options(dir.path(), "site.yaml")).await;
+    for h in ["h1", "h2"] {
+        let peers = std::fs::read_to_string(dir.path().join(h).join("peers")).unwrap();
+        assert_eq!(peers, "h1=red\nh2=blue\n", "{h}: {out}");
+    }
+    let plain = std::fs::read_to_string(dir.path().join("h2/plain")).unwrap();
+    assert_eq!(plain, "h2 blue\n");
+}

@@ -134,7 +134,16 @@ impl PlayRun<'_> {
         text.extend(task.environment.0.iter().cloned());
         text.extend(frame.environment.0.iter().cloned());
         text.extend(task.notify.iter().map(|s| Value::from(s.clone())));
-        let all = module == "template" || module.ends_with(".template");
+        // A template file may name anything: its text is scanned too when it can be found
+        // now, else everything is made available (`hostvars` is every host's facts: a
+        // copy per host and template task made a converged run on 50 hosts quadratic).
+        let mut all = false;
+        if module == "template" || module.ends_with(".template") {
+            match self.template_text(task, frame) {
+                Some(source) => text.push(Value::String(source)),
+                None => all = true,
+            }
+        }
         let roots = if all {
             None
         } else {
@@ -142,8 +151,17 @@ impl PlayRun<'_> {
             for v in &text {
                 identifiers(v, &mut ids);
             }
-            ids.extend(ALWAYS_RESOLVED.iter().map(|s| s.to_string()));
-            Some(ids)
+            // Names that reach variables without naming them: include/import/extends
+            // pull in other files, lookups and `vars[...]` take names as strings.
+            const INDIRECT: &[&str] = &[
+                "include", "import", "extends", "lookup", "query", "q", "vars",
+            ];
+            if INDIRECT.iter().any(|w| ids.contains(*w)) {
+                None
+            } else {
+                ids.extend(ALWAYS_RESOLVED.iter().map(|s| s.to_string()));
+                Some(ids)
+            }
         };
         let mentions = |word: &str| roots.as_ref().is_none_or(|r| r.contains(word));
         Prep {
@@ -1135,6 +1153,26 @@ impl PlayRun<'_> {
 
     /// Where `src:` is looked for: the role's `sub/` and folder, the task file's, the
     /// playbook's.
+    /// The text of a template task's source file, when its `src` is a plain name found
+    /// in the template search path (the module's own search); `None` otherwise.
+    fn template_text(&self, task: &Task, frame: &Frame) -> Option<String> {
+        let TaskKind::Module { args, .. } = &task.kind else {
+            return None;
+        };
+        let src = args.get("src")?.as_str()?;
+        if crate::template::is_template(src) {
+            return None;
+        }
+        let role = task.role.clone().or_else(|| frame.role.clone());
+        self.search_path(task, role.as_deref(), "templates")
+            .iter()
+            .map(|dir| dir.join(src))
+            .find(|p| p.is_file())
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            // A vaulted file's names are known only once it is decrypted.
+            .filter(|text| !text.starts_with("$ANSIBLE_VAULT"))
+    }
+
     fn search_path(&self, task: &Task, role: Option<&Role>, sub: &str) -> Vec<PathBuf> {
         let mut out = Vec::new();
         if let Some(role) = role {

@@ -230,6 +230,7 @@ fn the_exec_of_the_file_path_reads_files_in_one_head() {
         "ls ",
         "grep",
         "$(command -v",
+        "stat -c",
     ] {
         assert!(!s.contains(gone), "{gone} is back in the exec: {s}");
     }
