@@ -2,9 +2,8 @@
 //! failing over), then heartbeats every interval with every task's status and applies the
 //! assignments in the answer. A scheduler that long-polls (its answers carry a
 //! generation) holds each heartbeat until it has work for the agent: the agent then sends
-//! the next one at once, and drops a held one when one of its tasks changes. A 404 on
-//! heartbeat means the scheduler forgot us: register again. SIGTERM/ctrl-c stop the agent
-//! but leave its tasks running for the next start.
+//! the next one at once, and drops a held one when one of its tasks changes. A 404 on heartbeat means the scheduler forgot us: register
+//! again. SIGTERM/ctrl-c stop the agent but leave its tasks running for the next start.
 
 use std::time::Duration;
 
