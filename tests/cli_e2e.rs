@@ -456,32 +456,3 @@ fn an_agent_reports_a_started_and_healthy_task_without_waiting_for_its_next_hear
         "the deploy took {took:?}: the agent waited for heartbeats to report"
     );
 }
-
-/// A task placed on an agent reaches it at once, not at the agent's next heartbeat: the
-/// agent's heartbeat waits at the scheduler (long-poll) and is answered when the task is
-/// placed. With 30 s heartbeats, a deploy made a second after the agent registered ends
-/// in a few seconds; an agent that learns of its task at its next heartbeat makes it
-/// take near 30 s.
-#[test]
-fn a_task_placed_on_an_agent_reaches_it_without_waiting_for_its_next_heartbeat() {
-    let cluster = Cluster::start_with_heartbeats(1, "30s", "120s");
-    cluster.wait_agents_registered();
-    // The heartbeat right after registering is answered; the next one is held.
-    std::thread::sleep(Duration::from_secs(1));
-    let file = cluster.dir.path().join("at-once.json");
-    std::fs::write(
-        &file,
-        r#"{"id": "/at-once", "cmd": "sleep 600", "instances": 1, "cpus": 0.1, "mem": 16}"#,
-    )
-    .unwrap();
-    let started = Instant::now();
-    let out = cluster.cli(&["deploy", file.to_str().unwrap()]);
-    let took = started.elapsed();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(cluster.running_of("at-once").len(), 1, "{}", stdout(&out));
-    // Learnt at the next heartbeat, the task would start near 29 s from now.
-    assert!(
-        took < Duration::from_secs(15),
-        "the deploy took {took:?}: the agent learnt of its task at its next heartbeat"
-    );
-}

@@ -93,8 +93,6 @@ async fn an_agent_whose_heartbeat_waits_for_the_writer_is_not_lost() {
                         output: Vec::new(),
                         volume_moves: Vec::new(),
                         volumes: Vec::new(),
-                        wait_ms: None,
-                        generation: None,
                     },
                 )
                 .await

@@ -1,15 +1,12 @@
 //! Simulated agents: each one registers like `infra agent`, then heartbeats on the interval
 //! the scheduler gives, reporting every task it "runs" and applying the assignments in the
 //! answer (start what is new, report what is no longer wanted as killed once). Like the
-//! real agent, it reports tasks that started a second later rather than at the next
-//! interval, and long-polls a scheduler that offers it (the next heartbeat goes out at
-//! once and is held until there is work; it is dropped when a task is due to be
-//! reported). Tasks run
+//! real agent, it reports tasks that started a second later rather than at the next interval. Tasks run
 //! instantly or after a delay, and a share of them can be made to fail. An agent can be
 //! silenced (lost) at any time. Counters say how many tasks the scheduler has acknowledged
 //! as running, which is what the harness measures against.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,25 +48,6 @@ struct Assigned {
 #[derive(Deserialize)]
 struct AssignedList {
     tasks: Vec<Assigned>,
-    /// Present when the scheduler long-polls: send it back with the next heartbeat, at once.
-    #[serde(default)]
-    generation: Option<u64>,
-}
-
-/// How long a real agent waits after a task started before it reports it (the agent's
-/// `START_SETTLE`): a task that dies at once is reported failed instead.
-const START_SETTLE: Duration = Duration::from_secs(1);
-
-/// What one heartbeat came to.
-enum Beat {
-    /// Failed, or the agent is silenced: wait for the next interval.
-    Failed,
-    /// Answered. `generation`: the scheduler long-polls (heartbeat again at once);
-    /// `report_at`: when a task started here is due to be reported.
-    Answered {
-        generation: Option<u64>,
-        report_at: Option<Instant>,
-    },
 }
 
 struct SimTask {
@@ -230,36 +208,15 @@ impl SimAgent {
         tokio::time::sleep(offset).await;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut generation: Option<u64> = None;
         loop {
-            if generation.is_none() {
-                ticker.tick().await;
-            }
+            ticker.tick().await;
             if self.handle.silent.load(Ordering::Relaxed) {
-                generation = None;
                 continue;
             }
-            // Like the real agent: a started task is reported once it has stayed up for a
-            // second (a failed one at once), in a heartbeat of its own; with a scheduler
-            // that long-polls, the held heartbeat is dropped for it.
-            match self.heartbeat(generation, interval).await {
-                Beat::Failed => generation = None,
-                Beat::Answered {
-                    generation: answered,
-                    report_at,
-                } => {
-                    generation = answered;
-                    if generation.is_none() {
-                        if let Some(at) = report_at {
-                            tokio::time::sleep_until(at.into()).await;
-                            if self.handle.silent.load(Ordering::Relaxed) {
-                                continue;
-                            }
-                            // Reports the settled tasks; the ticker paces what follows.
-                            let _ = self.heartbeat(None, interval).await;
-                        }
-                    }
-                }
+            // A real agent reports a task that started once it has stayed up for a second
+            // (one that failed, at once), not at its next heartbeat.
+            while self.heartbeat().await && !self.handle.silent.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
@@ -272,30 +229,9 @@ impl SimAgent {
         (self.seed % 1_000_000) as f64 / 1_000_000.0
     }
 
-    /// When the next task not in `reported` is due to be reported: an exit at once (as
-    /// the real agent reports one), a start [`START_SETTLE`] after it.
-    fn next_report(&self, reported: &HashSet<String>) -> Option<Instant> {
-        self.tasks
-            .iter()
-            .filter(|(id, t)| {
-                !reported.contains(*id) && (t.status.state.is_terminal() || !t.acked_running)
-            })
-            .map(|(_, t)| {
-                if t.status.state.is_terminal() {
-                    Instant::now()
-                } else {
-                    t.since + self.behaviour.start_delay.max(START_SETTLE)
-                }
-            })
-            .min()
-    }
-
-    /// One heartbeat: every task that has settled (a task that started less than
-    /// [`START_SETTLE`] ago is not reported yet, as the real agent's first report of it
-    /// comes then), long-polling with `generation` once the scheduler does. A held
-    /// heartbeat is dropped when a task is due to be reported, as the real agent drops it
-    /// when a task changes.
-    async fn heartbeat(&mut self, generation: Option<u64>, interval: Duration) -> Beat {
+    /// One heartbeat; true when it started tasks whose state (running at once, or
+    /// failed) the agent should report now.
+    async fn heartbeat(&mut self) -> bool {
         let now = Instant::now();
         for task in self.tasks.values_mut() {
             if task.status.state == TaskState::Starting
@@ -305,46 +241,20 @@ impl SimAgent {
                 task.status.started_at = Some(infra::scheduler::clock::now_rfc3339());
             }
         }
-        let settled = |t: &SimTask| {
-            t.status.state.is_terminal()
-                || t.acked_running
-                || now.duration_since(t.since) >= START_SETTLE
-        };
         let body = Heartbeat {
-            tasks: self
-                .tasks
-                .values()
-                .filter(|t| settled(t))
-                .map(|t| t.status.clone())
-                .collect(),
+            tasks: self.tasks.values().map(|t| t.status.clone()).collect(),
             busy_ports: Vec::new(),
             output: Vec::new(),
             volume_moves: Vec::new(),
             volumes: Vec::new(),
-            wait_ms: Some(interval.as_millis() as u64),
-            generation,
         };
-        let reported: HashSet<String> = body.tasks.iter().map(|t| t.task_id.clone()).collect();
         let path = heartbeat_path(&self.handle.id);
-        let request = self
+        let sent = self
             .http
             .post(format!("{}{path}", self.url))
             .json(&body)
-            .send();
-        let due = self.next_report(&reported).filter(|_| generation.is_some());
-        let sent = match due {
-            Some(at) => {
-                tokio::select! {
-                    sent = request => sent,
-                    _ = tokio::time::sleep_until(at.into()) => {
-                        // Dropped for the report; what it said is said again.
-                        self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
-                        return Beat::Answered { generation, report_at: None };
-                    }
-                }
-            }
-            None => request.await,
-        };
+            .send()
+            .await;
         self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
         let response = match sent {
             Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
@@ -355,28 +265,25 @@ impl SimAgent {
                     .json(&self.registration)
                     .send()
                     .await;
-                return Beat::Failed;
+                return false;
             }
             Ok(r) if r.status().is_success() => r,
             _ => {
                 self.counters
                     .heartbeat_errors
                     .fetch_add(1, Ordering::Relaxed);
-                return Beat::Failed;
+                return false;
             }
         };
         let Ok(assigned) = response.json::<AssignedList>().await else {
             self.counters
                 .heartbeat_errors
                 .fetch_add(1, Ordering::Relaxed);
-            return Beat::Failed;
+            return false;
         };
         // What this heartbeat reported is now acknowledged.
         let mut newly_running = 0u64;
-        for id in &reported {
-            let Some(task) = self.tasks.get_mut(id) else {
-                continue;
-            };
+        for task in self.tasks.values_mut() {
             if task.status.state == TaskState::Running && !task.acked_running {
                 task.acked_running = true;
                 newly_running += 1;
@@ -389,19 +296,19 @@ impl SimAgent {
             let ns = self.started.elapsed().as_nanos() as u64;
             self.counters.last_ack_ns.fetch_max(ns, Ordering::Relaxed);
         }
-        // Terminal tasks reported once are forgotten. Unassigned ones are killed.
+        // Terminal tasks were reported once: forget them. Unassigned ones are killed.
         let wanted: HashMap<String, Assigned> = assigned
             .tasks
             .into_iter()
             .map(|t| (t.task_id.clone(), t))
             .collect();
-        self.tasks
-            .retain(|id, t| !(t.status.state.is_terminal() && reported.contains(id)));
+        self.tasks.retain(|_, t| !t.status.state.is_terminal());
         for (id, task) in self.tasks.iter_mut() {
             if !wanted.contains_key(id) {
                 task.status.state = TaskState::Killed;
             }
         }
+        let mut report_now = false;
         for (id, spec) in wanted {
             if self.tasks.contains_key(&id) {
                 continue;
@@ -414,6 +321,7 @@ impl SimAgent {
             } else {
                 TaskState::Starting
             };
+            report_now |= state != TaskState::Starting;
             let status = TaskStatus {
                 task_id: id.clone(),
                 app_id: spec.app_id,
@@ -441,9 +349,6 @@ impl SimAgent {
             .filter(|t| t.status.state == TaskState::Running)
             .count();
         self.handle.running.store(running, Ordering::Relaxed);
-        Beat::Answered {
-            generation: assigned.generation,
-            report_at: self.next_report(&HashSet::new()),
-        }
+        report_now
     }
 }

@@ -1,8 +1,6 @@
 //! The agent daemon: registers with the scheduler (trying the configured URLs in order and
 //! failing over), then heartbeats every interval with every task's status and applies the
-//! assignments in the answer. A scheduler that long-polls (its answers carry a
-//! generation) holds each heartbeat until it has work for the agent: the agent then sends
-//! the next one at once, and drops a held one when one of its tasks changes. A 404 on heartbeat means the scheduler forgot us: register
+//! assignments in the answer. A 404 on heartbeat means the scheduler forgot us: register
 //! again. SIGTERM/ctrl-c stop the agent but leave its tasks running for the next start.
 
 use std::time::Duration;
@@ -194,8 +192,6 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let mut output = super::output::OutputTracker::default();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    // The generation of the last answer applied, while the scheduler long-polls.
-    let mut generation: Option<u64> = None;
     loop {
         if !registered {
             match schedulers
@@ -227,34 +223,13 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 output: tails.iter().map(|(tail, _)| tail.clone()).collect(),
                 volume_moves: movers.progress(),
                 volumes: super::volumes::held_apps(&config.data_dir),
-                wait_ms: Some(interval.as_millis() as u64),
-                generation,
             };
             let asked = schedulers.current;
-            let path = heartbeat_path(&agent_id);
-            let call = schedulers.post::<_, Assignments>(&path, &heartbeat);
-            let answered = if generation.is_some() {
-                // Held by the scheduler until there is work for us: a change here (a
-                // task started or ended) drops it and goes out in a heartbeat of its own.
-                tokio::select! {
-                    answered = call => Some(answered),
-                    _ = supervisor.changed() => None,
-                    _ = tokio::signal::ctrl_c() => break,
-                    _ = terminate.recv() => break,
-                }
-            } else {
-                Some(call.await)
-            };
-            let Some(answered) = answered else {
-                // What the dropped heartbeat said goes out again with the change.
-                output.resend_all();
-                tokio::time::sleep(CHANGE_GATHERING).await;
-                continue;
-            };
-            generation = None;
-            match answered {
+            match schedulers
+                .post::<_, Assignments>(&heartbeat_path(&agent_id), &heartbeat)
+                .await
+            {
                 Ok(assignments) => {
-                    generation = assignments.generation;
                     if schedulers.current == asked {
                         output.accepted(&tails, &tasks);
                     } else {
@@ -278,11 +253,6 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                     output.resend_all();
                 }
             }
-        }
-        if registered && generation.is_some() {
-            // The scheduler long-polls: the next heartbeat goes out at once and waits
-            // there for work, instead of the agent learning of it an interval later.
-            continue;
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -359,8 +329,6 @@ mod tests {
             output: Vec::new(),
             volume_moves: Vec::new(),
             volumes: Vec::new(),
-            wait_ms: None,
-            generation: None,
         };
         let result = schedulers
             .post::<_, Assignments>(&heartbeat_path("a1"), &heartbeat)

@@ -134,13 +134,6 @@ pub struct Heartbeat {
     /// the scheduler answers with those of apps that no longer exist, to be deleted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
-    /// Long-poll: hold the answer up to this long while the agent's wanted tasks stay
-    /// what it was last told (see `scheduler::long_poll`). None: answer at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wait_ms: Option<u64>,
-    /// The `generation` of the last answer the agent applied (long-poll only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation: Option<u64>,
 }
 
 /// The last lines a task wrote to its stdout and stderr, as its agent read them.
@@ -166,11 +159,6 @@ pub struct Assignments {
     /// while the agent still reports them; deleting is idempotent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_releases: Vec<String>,
-    /// Set by a scheduler that long-polls (it held, or would have held, this answer until
-    /// the tasks changed): the agent sends it back with its next heartbeat, at once.
-    /// None (an older scheduler): the agent heartbeats again after its interval.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

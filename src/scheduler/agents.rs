@@ -18,7 +18,6 @@ use crate::scheduler::clock;
 use crate::scheduler::core::{counter, Scheduler, WriteGuard};
 use crate::scheduler::deployments::backoff_delay;
 use crate::scheduler::events::Pending;
-use crate::scheduler::long_poll;
 use crate::scheduler::reconcile::{instance_changed_event, status_event};
 use crate::scheduler::state::{state_name, Backoff, State};
 use crate::scheduler::store::{AgentRecord, Change, StoreError, TaskRecord};
@@ -72,18 +71,12 @@ impl Scheduler {
         &self,
         agent_id: &str,
         heartbeat: Heartbeat,
-    ) -> anyhow::Result<Option<bytes::Bytes>> {
+    ) -> anyhow::Result<Option<Vec<u8>>> {
         // The agent is alive now, however long the heartbeat then waits for the writer:
         // the timer must not declare it lost meanwhile.
         if let Some(agent) = self.lock().agents.get_mut(agent_id) {
             agent.last_seen = Instant::now();
         }
-        let hold = heartbeat
-            .wait_ms
-            .filter(|ms| *ms > 0)
-            .map(|ms| long_poll::hold_for(ms, self.config.heartbeat_interval));
-        let applied = heartbeat.generation;
-        let held_volumes = heartbeat.volumes.clone();
         let (reply, mut answer) = oneshot::channel();
         self.queued_heartbeats().push(QueuedHeartbeat {
             agent_id: agent_id.to_string(),
@@ -108,9 +101,7 @@ impl Scheduler {
                 }
             }
             match answer.try_recv() {
-                Ok(Ok(false)) => return Ok(None),
-                Ok(Ok(true)) => break,
-                Ok(Err(err)) => return Err(err),
+                Ok(result) => return result,
                 // A second heartbeat of the same agent in one batch waits for the next.
                 Err(oneshot::error::TryRecvError::Empty) => continue,
                 Err(oneshot::error::TryRecvError::Closed) => {
@@ -118,71 +109,6 @@ impl Scheduler {
                 }
             }
         }
-        match hold {
-            None => {
-                let state = self.lock();
-                assignments_json(&state, agent_id, &held_volumes, None)
-                    .map(|json| Some(json.into()))
-            }
-            Some(hold) => self
-                .answer_when_changed(agent_id, applied, hold, &held_volumes)
-                .await
-                .map(Some),
-        }
-    }
-
-    /// The long-poll answer (see [`long_poll`]): at once when the agent's wanted tasks
-    /// changed since the answer it last applied (generation `applied`), else when they
-    /// change or `hold` passes. Volume work in flight is answered at once and without a
-    /// generation, so that the agent paces itself by its interval meanwhile.
-    async fn answer_when_changed(
-        &self,
-        agent_id: &str,
-        applied: Option<u64>,
-        hold: std::time::Duration,
-        held_volumes: &[String],
-    ) -> anyhow::Result<bytes::Bytes> {
-        let notify = self.wakeups.of(agent_id);
-        let notified = notify.notified();
-        tokio::pin!(notified);
-        // Registered before the look at the state: a change committed after the look
-        // wakes it.
-        notified.as_mut().enable();
-        let (unchanged, volume_work) = {
-            let state = self.lock();
-            (
-                applied == Some(state.generation(agent_id)),
-                has_volume_work(&state, agent_id, held_volumes),
-            )
-        };
-        if volume_work {
-            let state = self.lock();
-            return assignments_json(&state, agent_id, held_volumes, None).map(Into::into);
-        }
-        let changed = !unchanged || tokio::time::timeout(hold, notified).await.is_ok();
-        if changed {
-            let spacing = long_poll::min_spacing(self.config.heartbeat_interval);
-            let earliest = self
-                .answers
-                .last_written(agent_id)
-                .map_or(Instant::now(), |at| at + spacing);
-            let gathered = Instant::now() + long_poll::WAKE_GATHERING;
-            tokio::time::sleep_until(earliest.max(gathered).into()).await;
-        }
-        let state = self.lock();
-        if has_volume_work(&state, agent_id, held_volumes) {
-            return assignments_json(&state, agent_id, held_volumes, None).map(Into::into);
-        }
-        // Most answers repeat the last one (a held heartbeat that timed out): the same
-        // generation is the same JSON, written once.
-        let generation = state.generation(agent_id);
-        if let Some(answer) = self.answers.get(agent_id, generation) {
-            return Ok(answer);
-        }
-        let answer: bytes::Bytes =
-            assignments_json(&state, agent_id, held_volumes, Some(generation))?.into();
-        self.answers.put(agent_id, generation, answer.clone());
-        Ok(answer)
     }
 
     fn queued_heartbeats(&self) -> std::sync::MutexGuard<'_, Vec<QueuedHeartbeat>> {
@@ -221,7 +147,7 @@ impl Scheduler {
                 let agent_id = queued.agent_id.as_str();
                 let Some(outcome) = heartbeat_outcome(&state, agent_id, &queued.heartbeat, now)
                 else {
-                    let _ = queued.reply.send(Ok(false));
+                    let _ = queued.reply.send(Ok(None));
                     continue;
                 };
                 // What only lives in memory takes effect at once.
@@ -271,9 +197,12 @@ impl Scheduler {
             }
             return;
         }
-        // Each heartbeat writes its own answer, from the state after this commit.
-        for queued in decided {
-            let _ = queued.reply.send(Ok(true));
+        {
+            let state = self.lock();
+            for queued in decided {
+                let answer = assignments_json(&state, &queued.agent_id, &queued.heartbeat.volumes);
+                let _ = queued.reply.send(answer.map(Some));
+            }
         }
         for app in apps {
             self.enqueue(&app);
@@ -285,8 +214,7 @@ impl Scheduler {
 pub struct QueuedHeartbeat {
     agent_id: String,
     heartbeat: Heartbeat,
-    /// Whether the agent is known (false: it must register again).
-    reply: oneshot::Sender<anyhow::Result<bool>>,
+    reply: oneshot::Sender<anyhow::Result<Option<Vec<u8>>>>,
 }
 
 /// The error of a batch, for each heartbeat in it (the API answers 503 to both kinds of
@@ -299,22 +227,9 @@ fn same_error(err: &anyhow::Error) -> anyhow::Error {
     }
 }
 
-/// Whether the agent has volumes to receive or delete (answers then repeat until done).
-fn has_volume_work(state: &State, agent_id: &str, held: &[String]) -> bool {
-    !crate::scheduler::moves::assignments_for(state, agent_id).is_empty()
-        || !crate::scheduler::moves::releases_for(state, agent_id).is_empty()
-        || !crate::scheduler::moves::volumes_of_destroyed_apps(state, held).is_empty()
-}
-
 /// The agent's tasks (but those being killed) as the heartbeat answer.
-/// `held`: the apps whose volumes the agent reports holding; `generation`: set when the
-/// scheduler long-polls this agent.
-fn assignments_json(
-    state: &State,
-    agent_id: &str,
-    held: &[String],
-    generation: Option<u64>,
-) -> anyhow::Result<Vec<u8>> {
+/// `held`: the apps whose volumes the agent reports holding.
+fn assignments_json(state: &State, agent_id: &str, held: &[String]) -> anyhow::Result<Vec<u8>> {
     let tasks: Vec<&TaskSpec> = state
         .tasks_on(agent_id)
         .filter(|t| !t.killing)
@@ -329,7 +244,6 @@ fn assignments_json(
         tasks,
         volume_moves,
         volume_releases,
-        generation,
     })
     .context("writing the assignments")
 }
@@ -343,8 +257,6 @@ struct AssignmentsView<'a> {
     volume_moves: Vec<crate::api::moves::VolumeMove>,
     #[serde(rename = "volumeReleases", skip_serializing_if = "Vec::is_empty")]
     volume_releases: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    generation: Option<u64>,
 }
 
 /// What one heartbeat decides, before anything is committed.
@@ -395,17 +307,15 @@ pub fn heartbeat_outcome(
         out.agent_back = true;
         out.changes.push(Change::PutAgent(record));
     }
-    // The agent's tasks, looked up once each: a heartbeat reports every one of them,
-    // and a hash lookup per report is far cheaper than a search of every task's id.
-    let in_order: Vec<&TaskRecord> = state.tasks_on(agent_id).collect();
-    let mine: std::collections::HashMap<&str, &TaskRecord> =
-        in_order.iter().map(|t| (t.id.as_str(), *t)).collect();
-    let mut reported: HashSet<&str> = HashSet::with_capacity(mine.len());
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
     let mut failures = 0u64;
     for status in &heartbeat.tasks {
-        let Some(task) = mine.get(status.task_id.as_str()).copied() else {
+        let Some(task) = state.tasks.get(&status.task_id) else {
             continue;
         };
+        if task.agent_id != agent_id {
+            continue;
+        }
         reported.insert(task.id.as_str());
         // Most reports of a settled cluster say what is known already: nothing to decide,
         // nothing to copy (what follows would change nothing either).
@@ -498,7 +408,7 @@ pub fn heartbeat_outcome(
             out.health_only.push(t);
         }
     }
-    for task in in_order {
+    for task in state.tasks_on(agent_id) {
         if reported.contains(task.id.as_str()) {
             continue;
         }
@@ -655,8 +565,6 @@ mod tests {
             output: Vec::new(),
             volume_moves: Vec::new(),
             volumes: Vec::new(),
-            wait_ms: None,
-            generation: None,
         };
         let now = Instant::now();
         let out = heartbeat_outcome(&state, "a", &heartbeat, now).unwrap();
@@ -699,8 +607,6 @@ mod tests {
             output: Vec::new(),
             volume_moves: Vec::new(),
             volumes: Vec::new(),
-            wait_ms: None,
-            generation: None,
         };
         let out = heartbeat_outcome(&state, "a", &running, Instant::now()).unwrap();
         for change in out.changes {
@@ -716,8 +622,6 @@ mod tests {
             output: Vec::new(),
             volume_moves: Vec::new(),
             volumes: Vec::new(),
-            wait_ms: None,
-            generation: None,
         };
         let out = heartbeat_outcome(&state, "a", &only_first, Instant::now()).unwrap();
         assert!(!out.agent_back, "the first heartbeat brought it back");

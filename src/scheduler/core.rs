@@ -121,10 +121,6 @@ pub struct Scheduler {
     pub(crate) heartbeats: Mutex<Vec<crate::scheduler::agents::QueuedHeartbeat>>,
     /// The tasks' recent output, as their agents sent it (leader's memory only).
     pub outputs: crate::scheduler::task_output::TaskOutputs,
-    /// Heartbeats held until their agent's wanted tasks change (see `long_poll`).
-    pub(crate) wakeups: crate::scheduler::long_poll::Wakeups,
-    /// The last long-poll answer of each agent (see `long_poll`).
-    pub(crate) answers: crate::scheduler::long_poll::Answers,
 }
 
 /// Held while a decision is made and committed (see [`Scheduler::begin_write`]).
@@ -156,8 +152,6 @@ impl Scheduler {
             store_transactions: AtomicU64::new(0),
             heartbeats: Mutex::new(Vec::new()),
             outputs: Default::default(),
-            wakeups: Default::default(),
-            answers: Default::default(),
         });
         scheduler.enqueue_all();
         Ok((scheduler, work_rx))
@@ -228,15 +222,13 @@ impl Scheduler {
                 return Err(err);
             }
         };
-        let woken = {
+        {
             let mut state = self.lock();
             for change in changes {
                 state.apply(change)?;
             }
             state.revision = state.revision.max(revision);
-            state.take_woken()
-        };
-        self.wakeups.wake(&woken);
+        }
         for event in events {
             self.bus.send(event);
         }

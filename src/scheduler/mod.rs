@@ -8,7 +8,7 @@
 //! `etcd_store` (durable state: one scheduler, or the control nodes' shared etcd),
 //! `leadership` (etcd election, who may act), `follow` (a node's watch-fed copy of the
 //! shared state), `core` (lock, commit,
-//! work queue, timer), `apps` (app writes), `agents` (agent protocol), `long_poll` (heartbeats held until there is work), `events` (SSE bus),
+//! work queue, timer), `apps` (app writes), `agents` (agent protocol), `events` (SSE bus),
 //! `http` (the API, one file per resource; `http::forward` sends
 //! writes on a follower to the leader), `error`, `clock`.
 
@@ -24,7 +24,6 @@ pub mod events;
 pub mod follow;
 pub mod http;
 pub mod leadership;
-pub mod long_poll;
 pub mod moves;
 pub mod placement;
 pub mod reconcile;

@@ -3,7 +3,7 @@
 //! backoff, the launch queue). Changed only through [`State::apply`] with the same
 //! [`Change`]s the store has made durable, and read by the API and the reconciler.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -72,10 +72,6 @@ pub struct State {
     deployments_by_app: HashMap<String, BTreeSet<String>>,
     /// Apps holding each service port.
     service_port_owners: HashMap<u32, BTreeSet<String>>,
-    /// `(from, floor)`: every service port in `from..floor` is held by some app, so the
-    /// search for a free one starts at `floor` (it started at `from` and walked every
-    /// port taken: quadratic in the apps created). Lowered when a port is freed.
-    service_port_floor: Option<(u32, u32)>,
     pub agents: BTreeMap<String, AgentEntry>,
     pub counters: BTreeMap<String, u64>,
     /// API tokens by id (hashes only).
@@ -87,12 +83,6 @@ pub struct State {
     /// The store revision this state reflects (etcd's; 0 on redb): a change the follower
     /// watch reports at or below it is already here.
     pub revision: i64,
-    /// When each agent's wanted tasks last changed (see `long_poll`); agents not here
-    /// have not changed since `generation_base`.
-    generations: HashMap<String, u64>,
-    generation_base: u64,
-    /// Agents whose wanted tasks changed since [`State::take_woken`] last ran.
-    woken: HashSet<String>,
 }
 
 impl State {
@@ -100,7 +90,6 @@ impl State {
         let mut state = State {
             counters: snapshot.counters,
             revision: snapshot.revision,
-            generation_base: crate::scheduler::long_poll::next_generation(),
             ..State::default()
         };
         let now = Instant::now();
@@ -211,18 +200,7 @@ impl State {
 
     /// Adds or replaces a task, keeping the indexes.
     pub fn put_task(&mut self, task: TaskRecord) {
-        match self.tasks.get(&task.id) {
-            None => self.assignments_changed(&task.agent_id),
-            Some(old) if old.agent_id != task.agent_id => {
-                let old_agent = old.agent_id.clone();
-                self.assignments_changed(&old_agent);
-                self.assignments_changed(&task.agent_id);
-            }
-            Some(old) if old.killing != task.killing => self.assignments_changed(&task.agent_id),
-            // A new state or health of the same task changes nothing the agent is told.
-            Some(_) => {}
-        }
-        self.unindex_task(&task.id);
+        self.remove_task(&task.id);
         self.tasks_by_app
             .entry(task.app_id.clone())
             .or_default()
@@ -243,35 +221,6 @@ impl State {
 
     /// Removes a task (if known), keeping the indexes.
     pub fn remove_task(&mut self, id: &str) -> Option<TaskRecord> {
-        let task = self.unindex_task(id)?;
-        // A task being killed is no longer in the agent's answer already.
-        if !task.killing {
-            self.assignments_changed(&task.agent_id);
-        }
-        Some(task)
-    }
-
-    /// The generation of `agent_id`'s wanted tasks (see `long_poll`).
-    pub fn generation(&self, agent_id: &str) -> u64 {
-        self.generations
-            .get(agent_id)
-            .copied()
-            .unwrap_or(self.generation_base)
-    }
-
-    /// The agents whose wanted tasks changed since the last call.
-    pub fn take_woken(&mut self) -> HashSet<String> {
-        std::mem::take(&mut self.woken)
-    }
-
-    fn assignments_changed(&mut self, agent_id: &str) {
-        let generation = crate::scheduler::long_poll::next_generation();
-        self.generations.insert(agent_id.to_string(), generation);
-        self.woken.insert(agent_id.to_string());
-    }
-
-    /// Removes a task from the map and the indexes.
-    fn unindex_task(&mut self, id: &str) -> Option<TaskRecord> {
         let task = self.tasks.remove(id)?;
         remove_from(&mut self.tasks_by_app, &task.app_id, id);
         let agent_empty = remove_from(&mut self.tasks_by_agent, &task.agent_id, id);
@@ -318,36 +267,8 @@ impl State {
             return;
         };
         for port in crate::api::appdef::service_ports(&old.spec) {
-            let freed = remove_from(&mut self.service_port_owners, &port, app_id);
-            if let Some((from, floor)) = &mut self.service_port_floor {
-                if freed && port >= *from && port < *floor {
-                    *floor = port;
-                }
-            }
+            remove_from(&mut self.service_port_owners, &port, app_id);
         }
-    }
-
-    /// The lowest service port at or above `from` that no app holds; what a new app's
-    /// free service ports are searched from.
-    pub fn first_free_service_port(&mut self, from: u32) -> u32 {
-        let mut port = match self.service_port_floor {
-            Some((f, floor)) if f == from => floor,
-            _ => from,
-        };
-        while self.service_port_owners.contains_key(&port) && port < u32::MAX {
-            port += 1;
-        }
-        self.service_port_floor = Some((from, port));
-        port
-    }
-
-    /// Whether `app_id` holds a service port below `port`.
-    pub fn holds_service_port_below(&self, app_id: &str, port: u32) -> bool {
-        self.apps.get(app_id).is_some_and(|app| {
-            crate::api::appdef::service_ports(&app.spec)
-                .iter()
-                .any(|p| *p < port)
-        })
     }
 
     /// An app's tasks, in task id order.

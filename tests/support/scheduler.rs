@@ -178,8 +178,6 @@ impl TestAgent {
                 output: Vec::new(),
                 volume_moves: Vec::new(),
                 volumes: Vec::new(),
-                wait_ms: None,
-                generation: None,
             })
             .send()
             .await

@@ -31,17 +31,7 @@ pub async fn heartbeat(
 ) -> Result<Response, ApiError> {
     let mut hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
     let output = std::mem::take(&mut hb.output);
-    // On a task of its own: an agent drops a held heartbeat when one of its tasks changes
-    // (long-poll), and the handler that got the writer decides and commits the whole
-    // queue of heartbeats; dropping it with the request would drop the others' answers.
-    let answer = tokio::spawn({
-        let s = s.clone();
-        let agent_id = agent_id.clone();
-        async move { s.heartbeat(&agent_id, hb).await }
-    })
-    .await
-    .map_err(|err| anyhow::anyhow!("the heartbeat of {agent_id} ended: {err}"))??;
-    match answer {
+    match s.heartbeat(&agent_id, hb).await? {
         Some(assignments) => {
             if !output.is_empty() {
                 s.outputs.record(&s.lock(), &agent_id, output);
