@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use futures::future::join_all;
 
 use super::script::{self, FollowUp};
-use super::{split_sections, GatherOptions};
+use super::{section, split_sections, GatherOptions};
 use crate::transport::{ExecOptions, ExecOutput, FileKind, Transport};
 
 /// Where the DMI files are.
@@ -114,8 +114,7 @@ fn split_head(block: &str, errors: &str, asked: &[String]) -> HashMap<String, Re
     // Headers in output order: (start of the header, start of the content, path).
     let mut headers: Vec<(usize, usize, &str)> = Vec::new();
     let mut from = 0;
-    let mut remaining = asked.iter();
-    for path in remaining.by_ref() {
+    for path in asked {
         let header = format!("==> {path} <==\n");
         let found = if from == 0 && block.starts_with(&header) {
             Some(0)
@@ -221,13 +220,7 @@ pub(super) async fn from_files(
     let block = &own[block_start + open.len()..block_end.max(block_start + open.len())];
     let rest = format!("{}{}", &own[..block_start], &own[block_end + close.len()..]);
     let sections = split_sections(&rest);
-    let get = |name: &str| -> &str {
-        sections
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| b.as_str())
-            .unwrap_or("")
-    };
+    let get = |name: &str| section(&sections, name);
     let net_paths: Vec<String> = get("netinfo")
         .lines()
         .filter_map(|l| l.split('|').next())
@@ -283,13 +276,7 @@ pub(super) async fn from_files(
         mount_sizes(t, &mounts),
     );
     let follow_up = follow_up?;
-    let get2 = |name: &str| -> &str {
-        follow_up
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| b.as_str())
-            .unwrap_or("")
-    };
+    let get2 = |name: &str| section(&follow_up, name);
     let netsys = netsys(get("netinfo"), net_dir.unwrap_or_default(), &files);
     let present: Vec<&str> = get("exists").lines().collect();
     let dmi: Vec<Read> = DMI

@@ -161,6 +161,15 @@ pub fn collectors(subset: &[String]) -> anyhow::Result<BTreeSet<&'static str>> {
 }
 
 /// The script's `@@name` sections, in order.
+/// The body of section `name` (empty when absent).
+pub(super) fn section<'a>(sections: &'a [(String, String)], name: &str) -> &'a str {
+    sections
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, b)| b.as_str())
+        .unwrap_or("")
+}
+
 fn split_sections(output: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for line in output.lines() {
@@ -191,13 +200,7 @@ pub fn collect(output: &str, opts: &GatherOptions) -> anyhow::Result<Map<String,
         bail!("the fact script's output is incomplete (no end marker)");
     }
     let wanted = collectors(&opts.subset)?;
-    let get = |name: &str| -> String {
-        sections
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, body)| body.clone())
-            .unwrap_or_default()
-    };
+    let get = |name: &str| -> String { section(&sections, name).to_string() };
     let first_line = |name: &str| get(name).lines().next().unwrap_or("").trim().to_string();
     let exists_text = get("exists");
     let exists: Vec<&str> = exists_text.lines().map(str::trim).collect();

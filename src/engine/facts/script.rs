@@ -19,8 +19,51 @@
 
 use crate::modules::args::sh_quote;
 
+/// Shell text both scripts run alike, as literals so that [`BODY`] and [`EXEC_BODY`] can be
+/// put together with `concat!`.
+macro_rules! exists_section {
+    () => {
+        r#"echo "@@exists"
+for p in /run/systemd/system/ /dev/.run/systemd/ /dev/.systemd/ /sbin/openrc /etc/init.d/ \
+  /etc/dinit.d/ /etc/init/ /.dockerenv /.dockerinit /proc/vz /proc/lve /proc/bc /proc/xen \
+  /sys/kernel/security/apparmor /sys/fs/selinux/enforce /usr/bin/rpm-ostree /usr/bin/yum \
+  /usr/bin/dnf-3 /usr/bin/dnf5 /usr/bin/dnf /usr/bin/apt-get /usr/bin/zypper /usr/sbin/urpmi \
+  /usr/bin/pacman /bin/opkg /sbin/apk /usr/bin/emerge /usr/bin/xbps-install /usr/bin/swupd; do
+  [ -e "$p" ] && echo "$p"
+done
+for c in systemctl initctl; do command -v "$c" >/dev/null 2>&1 && echo "cmd:$c"; done
+"#
+    };
+}
+
+/// `date` once, for now and the zone's standard and DST names.
+macro_rules! date_section {
+    () => {
+        r#"echo "@@date" # now, then 1 January and 1 July (for the zone's standard and DST names)
+df='+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S'
+date -f - "$df" 2>/dev/null <<EOF || { d=$(date "$df") && echo "$d" && y=${d%%|*} && date -d "$y-01-01" "$df" && date -d "$y-07-01" "$df"; } 2>/dev/null
+now
+jan 1
+jul 1
+EOF
+"#
+    };
+}
+
+/// The first interpreter found (no `$(...)`: a subshell is a fork), and its version.
+macro_rules! python_section {
+    () => {
+        r#"echo "@@python"
+for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 /usr/bin/python3 python3; do
+  command -v "$p" >/dev/null 2>&1 && { command -v "$p"; "$p" --version 2>&1; break; }
+done
+"#
+    };
+}
+
 /// The fixed part: every native fact. Sections are parsed by [`super::parse`].
-const BODY: &str = r#"
+const BODY: &str = concat!(
+    r#"
 c() { [ -r "$1" ] || return 1; while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
 v1() { v=; [ -r "$1" ] || return 1; IFS= read -r v < "$1" || [ -n "$v" ]; }
 h() { n=$1; l=; while [ "$n" -gt 0 ] && { IFS= read -r l || [ -n "$l" ]; }; do printf '%s\n' "$l"; l=; n=$((n - 1)); done; }
@@ -42,16 +85,9 @@ else id -u; id -g; id -ru; id -rg; fi
 getent passwd "${eu:-}" 2>/dev/null || { u=$(id -un 2>/dev/null); grep "^$u:" /etc/passwd 2>/dev/null || echo "$u"; }
 echo "@@pid1"; c /proc/1/comm
 echo "@@init_link"; [ -L /sbin/init ] && readlink /sbin/init
-echo "@@exists"
-for p in /run/systemd/system/ /dev/.run/systemd/ /dev/.systemd/ /sbin/openrc /etc/init.d/ \
-  /etc/dinit.d/ /etc/init/ /.dockerenv /.dockerinit /proc/vz /proc/lve /proc/bc /proc/xen \
-  /sys/kernel/security/apparmor /sys/fs/selinux/enforce /usr/bin/rpm-ostree /usr/bin/yum \
-  /usr/bin/dnf-3 /usr/bin/dnf5 /usr/bin/dnf /usr/bin/apt-get /usr/bin/zypper /usr/sbin/urpmi \
-  /usr/bin/pacman /bin/opkg /sbin/apk /usr/bin/emerge /usr/bin/xbps-install /usr/bin/swupd; do
-  [ -e "$p" ] && echo "$p"
-done
-for c in systemctl initctl; do command -v "$c" >/dev/null 2>&1 && echo "cmd:$c"; done
-echo "@@route"; ip -4 route get 8.8.8.8 2>/dev/null | h 1
+"#,
+    exists_section!(),
+    r#"echo "@@route"; ip -4 route get 8.8.8.8 2>/dev/null | h 1
 echo "@@route6"; ip -6 route get 2404:6800:400a:800::1012 2>/dev/null | h 1
 echo "@@addr"; ip addr show 2>/dev/null
 echo "@@netsys" # in directory order, as Ansible's glob lists them
@@ -90,25 +126,19 @@ echo "@@machine_id"; c /etc/machine-id || c /var/lib/dbus/machine-id
 echo "@@resolv"; c /etc/resolv.conf
 echo "@@cmdline"; c /proc/cmdline
 echo "@@uptime"; c /proc/uptime
-echo "@@date" # now, then 1 January and 1 July (for the zone's standard and DST names)
-df='+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S'
-date -f - "$df" 2>/dev/null <<EOF || { d=$(date "$df") && echo "$d" && y=${d%%|*} && date -d "$y-01-01" "$df" && date -d "$y-07-01" "$df"; } 2>/dev/null
-now
-jan 1
-jul 1
-EOF
-echo "@@mounts"; cat /proc/self/mounts 2>/dev/null
+"#,
+    date_section!(),
+    r#"echo "@@mounts"; cat /proc/self/mounts 2>/dev/null
 echo "@@mount_sizes"
 while read -r dev mnt fs rest; do
   case "$dev" in /*|*:/*) stat -f -c "%S|%b|%a|%f|%c|%d|$mnt" "$(printf '%b' "$mnt")" 2>/dev/null ;; esac
 done < /proc/self/mounts
-echo "@@python"
-for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 /usr/bin/python3 python3; do
-  c=$(command -v "$p" 2>/dev/null) && { echo "$c"; "$c" --version 2>&1; break; }
-done
-echo "@@ssh_keys"
+"#,
+    python_section!(),
+    r#"echo "@@ssh_keys"
 for t in dsa rsa ecdsa ed25519; do v1 /etc/ssh/ssh_host_${t}_key.pub && echo "$t $v"; done
-"#;
+"#
+);
 
 /// Runs each local fact file: executables with a time limit, the rest read. One line per
 /// file: `x <rc> <stdout b64> <stderr b64> <path>` or `f <content b64> <path>`.
@@ -213,18 +243,12 @@ pub fn follow_up_script(needs: &FollowUp) -> String {
 }
 
 /// The fixed part of [`exec_script`], before its files.
-const EXEC_BODY: &str = r#"echo "@@env"; env
+const EXEC_BODY: &str = concat!(
+    r#"echo "@@env"; env
 PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-echo "@@exists"
-for p in /run/systemd/system/ /dev/.run/systemd/ /dev/.systemd/ /sbin/openrc /etc/init.d/ \
-  /etc/dinit.d/ /etc/init/ /.dockerenv /.dockerinit /proc/vz /proc/lve /proc/bc /proc/xen \
-  /sys/kernel/security/apparmor /sys/fs/selinux/enforce /usr/bin/rpm-ostree /usr/bin/yum \
-  /usr/bin/dnf-3 /usr/bin/dnf5 /usr/bin/dnf /usr/bin/apt-get /usr/bin/zypper /usr/sbin/urpmi \
-  /usr/bin/pacman /bin/opkg /sbin/apk /usr/bin/emerge /usr/bin/xbps-install /usr/bin/swupd; do
-  [ -e "$p" ] && echo "$p"
-done
-for c in systemctl initctl; do command -v "$c" >/dev/null 2>&1 && echo "cmd:$c"; done
-echo "@@machine"; [ -r /proc/sys/kernel/arch ] || uname -m
+"#,
+    exists_section!(),
+    r#"echo "@@machine"; [ -r /proc/sys/kernel/arch ] || uname -m
 echo "@@ip"; ip -force -batch - 2>/dev/null <<EOF
 route get 8.8.8.8
 route get 2404:6800:400a:800::1012
@@ -234,18 +258,10 @@ echo "@@systemctl_version"; systemctl --version 2>/dev/null
 echo "@@lsb_release"; command -v lsb_release >/dev/null 2>&1 && lsb_release -a 2>/dev/null
 echo "@@chroot" # two equal lines when / is init's root (the test's `-ef`: same device and inode)
 [ -e /proc/1/root/. ] && { echo /; if [ / -ef /proc/1/root/. ]; then echo /; else echo /proc/1/root; fi; }
-echo "@@date" # now, then 1 January and 1 July (for the zone's standard and DST names)
-df='+%Y|%m|%A|%w|%W|%d|%H|%M|%S|%s|%N|%Z|%z|%Y%m%dT%H%M%S'
-date -f - "$df" 2>/dev/null <<EOF || { d=$(date "$df") && echo "$d" && y=${d%%|*} && date -d "$y-01-01" "$df" && date -d "$y-07-01" "$df"; } 2>/dev/null
-now
-jan 1
-jul 1
-EOF
-echo "@@python"
-for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 /usr/bin/python3 python3; do
-  command -v "$p" >/dev/null 2>&1 && { command -v "$p"; "$p" --version 2>&1; break; }
-done
-"#;
+"#,
+    date_section!(),
+    python_section!()
+);
 
 /// The files of [`exec_script`]: the fixed list (`set --` before this), then each
 /// interface's sysfs files, then one `head` for all of them.
