@@ -8,9 +8,19 @@
 
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+
+/// The controller's own folder: `$INFRA_HOME`, else `$HOME/.infra`; `None` when neither
+/// variable is set.
+pub fn infra_home() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("INFRA_HOME").filter(|h| !h.is_empty()) {
+        return Some(PathBuf::from(home));
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    Some(PathBuf::from(home).join(".infra"))
+}
 
 /// The mode the written file gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,13 +22,9 @@ pub struct Context {
 
 /// `$INFRA_HOME/context.json`, else `$HOME/.infra/context.json`.
 pub fn path() -> anyhow::Result<PathBuf> {
-    if let Some(home) = std::env::var_os("INFRA_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(home).join("context.json"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .context("neither INFRA_HOME nor HOME is set: cannot locate the context file")?;
-    Ok(PathBuf::from(home).join(".infra").join("context.json"))
+    crate::fsutil::infra_home()
+        .map(|home| home.join("context.json"))
+        .context("neither INFRA_HOME nor HOME is set: cannot locate the context file")
 }
 
 /// Reads the context file; `None` when there is none.

@@ -785,9 +785,17 @@ impl<'a> PlayRun<'a> {
                     (Err(e), _) => {
                         Outcome::unreachable(format!("Failed to connect to the host: {e}"))
                     }
-                    (Ok(t), Ok(opts)) => match facts::gather(&*t, gather, &opts, &ahead.script())
-                        .instrument(tracing::debug_span!("task", task = %info.name))
-                        .await
+                    (Ok(t), Ok(opts)) => match facts::gather(
+                        &*t,
+                        gather,
+                        &opts,
+                        ahead
+                            .command()
+                            .as_ref()
+                            .map(|(marker, command)| facts::Beside { marker, command }),
+                    )
+                    .instrument(tracing::debug_span!("task", task = %info.name))
+                    .await
                     {
                         Err(e) if super::connect::is_unreachable(&e) => {
                             Outcome::unreachable(format!("{e:#}"))

@@ -64,7 +64,7 @@ impl HostView {
         opts: &crate::engine::facts::GatherOptions,
         exec_opts: &ExecOptions,
     ) -> anyhow::Result<ExecOutput> {
-        crate::engine::facts::gather(self.transport.as_ref(), opts, exec_opts, "").await
+        crate::engine::facts::gather(self.transport.as_ref(), opts, exec_opts, None).await
     }
 
     /// The whole transport, writes included: private, for [`apply`] only.

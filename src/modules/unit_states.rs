@@ -115,9 +115,9 @@ impl UnitStates {
     }
 }
 
-/// Unit states read by another script's exec, appended to it: fact gathering reads the
-/// play's units in its own exec, so a play that gathers facts still starts one process per
-/// host on a converged run.
+/// Unit states read in another script's exec, beside it: fact gathering reads the play's
+/// units in its own exec ([`crate::engine::facts::Beside`]), so a play that gathers facts
+/// still starts one exec per host on a converged run.
 pub struct ReadAhead {
     names: Vec<String>,
 }
@@ -133,16 +133,11 @@ impl ReadAhead {
         }
     }
 
-    /// What to append to the script; empty when there is nothing to read. It never fails
-    /// the script: a host without systemctl, or a name systemd refuses, reads nothing.
-    pub fn script(&self) -> String {
-        if self.names.is_empty() {
-            return String::new();
-        }
-        format!(
-            "\necho \"{READ_AHEAD_MARKER}\"\ncommand -v systemctl >/dev/null 2>&1 && {} 2>/dev/null; true\n",
-            show_command(&self.names)
-        )
+    /// The command to run beside the script, with the marker its output comes after;
+    /// `None` when there is nothing to read. It never fails the script: a host without
+    /// systemctl, or a name systemd refuses, reads nothing.
+    pub fn command(&self) -> Option<(&'static str, String)> {
+        (!self.names.is_empty()).then(|| (READ_AHEAD_MARKER, show_command(&self.names)))
     }
 
     /// Splits the exec's output: stores the units' states in `units` (also wanted there,
@@ -209,13 +204,15 @@ mod tests {
     #[tokio::test]
     async fn read_ahead_output_is_split_from_the_other_script() {
         let ahead = ReadAhead::new(vec!["cron".into(), "{{ x }}".into()]);
-        assert!(ahead.script().contains("-- cron 2>/dev/null"));
+        let (marker, command) = ahead.command().expect("a unit to read");
+        assert_eq!(marker, READ_AHEAD_MARKER);
+        assert!(command.ends_with("-- cron"), "{command}");
         let units = UnitStates::default();
         let out = "@@end\n@@infra-unit-states\nLoadState=loaded\nActiveState=active\n";
         assert_eq!(ahead.take(out, &units).await, "@@end\n");
         let known = units.inner.lock().await.known.clone();
         assert_eq!(known["cron"].active, "active");
-        assert_eq!(ReadAhead::new(vec![]).script(), "");
+        assert!(ReadAhead::new(vec![]).command().is_none());
     }
 
     #[test]

@@ -18,9 +18,10 @@ use std::collections::HashMap;
 
 use futures::future::join_all;
 
-use super::script::{self, FollowUp};
+use super::script::{self, FollowUp, KnownPaths};
+use super::versions::{Program, Versions};
 use super::{section, split_sections, GatherOptions};
-use crate::transport::{ExecOptions, ExecOutput, FileKind, Transport};
+use crate::transport::{ExecOptions, ExecOutput, FileKind, FileStat, Transport};
 
 /// Where the DMI files are.
 const DMI_DIR: &str = "/sys/devices/virtual/dmi/id";
@@ -162,20 +163,21 @@ const NET_FIELDS: &[&str] = &["address", "mtu", "operstate", "flags", "type", "s
 
 /// Gathers facts on `t`: the script's output text (plus whatever `extra` printed after
 /// it), from the cheap reads and one exec when the transport has them for this become,
-/// else from the script in one exec. `extra` is shell text run in the same exec after
-/// the facts (the unit states read ahead).
+/// else from the script in one exec. `extra` is shell text run in the same exec beside
+/// the facts, its output after theirs (the unit states read ahead: [`script::beside`]).
 pub async fn gather(
     t: &dyn Transport,
     opts: &GatherOptions,
     exec_opts: &ExecOptions,
-    extra: &str,
+    extra: Option<script::Beside<'_>>,
 ) -> anyhow::Result<ExecOutput> {
     if !t.escalates(exec_opts.become_.as_ref()) {
         if let Some(out) = from_files(t, opts, exec_opts, extra).await? {
             return Ok(out);
         }
     }
-    t.exec(&(opts.script() + extra), exec_opts).await
+    t.exec(&script::beside(&opts.script(), extra), exec_opts)
+        .await
 }
 
 /// The file-reading path; `Ok(None)` when it cannot be taken on this host (the caller
@@ -184,7 +186,7 @@ pub(super) async fn from_files(
     t: &dyn Transport,
     opts: &GatherOptions,
     exec_opts: &ExecOptions,
-    extra: &str,
+    extra: Option<script::Beside<'_>>,
 ) -> anyhow::Result<Option<ExecOutput>> {
     let asked: Vec<String> = FILES
         .iter()
@@ -192,12 +194,22 @@ pub(super) async fn from_files(
         .chain(DMI.iter().map(|k| format!("{DMI_DIR}/{k}")))
         .collect();
     let boundary = boundary();
-    let exec_text = script::exec_script(&opts.fact_path, opts.timeout, &asked, &boundary) + extra;
+    let versions = Versions::global();
+    let known = KnownPaths {
+        systemctl: versions.latest(Program::Systemctl),
+        python: versions.latest(Program::Python),
+    };
+    let exec_text = script::beside(
+        &script::exec_script(&opts.fact_path, opts.timeout, &asked, &boundary, &known),
+        extra,
+    );
     // The SFTP reads go out while the exec runs.
-    let (exec, init, net_dir) = futures::join!(
+    let (exec, init, net_dir, known_systemctl, known_python) = futures::join!(
         t.exec(&exec_text, exec_opts),
         t.stat("/sbin/init", None),
         t.read_dir("/sys/class/net"),
+        stat_of(t, known.systemctl.as_deref()),
+        stat_of(t, known.python.as_deref()),
     );
     let exec = exec?;
     let (Ok(init), Ok(net_dir)) = (init, net_dir) else {
@@ -255,7 +267,11 @@ pub(super) async fn from_files(
             file("/etc/passwd"),
         )
     });
+    let systemctl = ProgramAnswer::systemctl(get("systemctl_version"), known_systemctl, versions);
+    let python = ProgramAnswer::python(get("python"), known_python, versions);
     let follow_up = FollowUp {
+        systemctl: systemctl.to_run(),
+        python: python.to_run(),
         fqdn: fqdn.is_none(),
         passwd_uid: match (&passwd, ids) {
             (None, Some((_, eu, _, _))) => Some(eu),
@@ -263,7 +279,7 @@ pub(super) async fn from_files(
         },
     };
     let mounts = file("/proc/self/mounts").to_string();
-    let (follow_up, mount_sizes) = futures::join!(
+    let (follow_up, mount_sizes, fresh_systemctl, fresh_python) = futures::join!(
         async {
             if follow_up.is_needed() {
                 t.exec(&script::follow_up_script(&follow_up), exec_opts)
@@ -274,9 +290,13 @@ pub(super) async fn from_files(
             }
         },
         mount_sizes(t, &mounts),
+        stat_of(t, systemctl.fresh_path()),
+        stat_of(t, python.fresh_path()),
     );
     let follow_up = follow_up?;
     let get2 = |name: &str| section(&follow_up, name);
+    let systemctl_version = systemctl.settle(get2("systemctl_version"), fresh_systemctl, versions);
+    let python_version = python.settle(get2("python_version"), fresh_python, versions);
     let netsys = netsys(get("netinfo"), net_dir.unwrap_or_default(), &files);
     let present: Vec<&str> = get("exists").lines().collect();
     let dmi: Vec<Read> = DMI
@@ -355,7 +375,7 @@ pub(super) async fn from_files(
         })
         .collect();
     out.push(("dmi", dmi_lines.join("\n")));
-    out.push(("systemctl_version", get("systemctl_version").to_string()));
+    out.push(("systemctl_version", systemctl_version));
     out.push(("loadavg", file("/proc/loadavg").to_string()));
     out.push(("chroot", get("chroot").to_string()));
     out.push((
@@ -382,7 +402,13 @@ pub(super) async fn from_files(
     out.push(("date", get("date").to_string()));
     out.push(("mounts", mounts.clone()));
     out.push(("mount_sizes", mount_sizes?));
-    out.push(("python", get("python").to_string()));
+    out.push((
+        "python",
+        match python.path() {
+            Some(path) => format!("{path}\n{python_version}"),
+            None => String::new(),
+        },
+    ));
     let keys: Vec<String> = ["dsa", "rsa", "ecdsa", "ed25519"]
         .iter()
         .filter_map(|k| {
@@ -464,6 +490,142 @@ fn netsys(netinfo: &str, order: Vec<String>, files: &HashMap<String, Read>) -> S
 
 /// The script's `mount_sizes` lines (`stat -f` of every mount of a device or a network
 /// share): `frsize|blocks|avail|free|files|ffree|<mount as /proc/self/mounts escapes it>`.
+/// The metadata of `path` (none when not asked, or on any error: the answer is then not
+/// taken from the cache, nor stored).
+async fn stat_of(t: &dyn Transport, path: Option<&str>) -> Option<FileStat> {
+    t.stat(path?, None).await.ok().flatten()
+}
+
+/// What the exec said about one program's `--version` ([`super::versions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ProgramAnswer {
+    /// Not on the host.
+    Absent,
+    /// The exec ran it: its path and answer, to be stored.
+    Fresh {
+        program: Program,
+        path: String,
+        text: String,
+    },
+    /// Skipped at the known path, and the controller's answer fits the file there.
+    Known { path: String, text: String },
+    /// Skipped at the known path, but no answer fits the file: the follow-up runs it, and
+    /// its answer is stored under `stat`.
+    Rerun {
+        program: Program,
+        path: String,
+        stat: Option<FileStat>,
+    },
+}
+
+impl ProgramAnswer {
+    /// From the exec's `systemctl_version` section: `@cached <path>`, or `@path <path>`
+    /// and the answer, or nothing.
+    fn systemctl(section: &str, known: Option<FileStat>, versions: &Versions) -> Self {
+        let (first, rest) = section.split_once('\n').unwrap_or((section, ""));
+        if let Some(path) = first.strip_prefix("@cached ") {
+            Self::known_or_rerun(Program::Systemctl, path, known, versions)
+        } else if let Some(path) = first.strip_prefix("@path ") {
+            Self::Fresh {
+                program: Program::Systemctl,
+                path: path.to_string(),
+                text: rest.to_string(),
+            }
+        } else {
+            Self::Absent
+        }
+    }
+
+    /// From the exec's `python` section: the path, then `@cached` or the answer.
+    fn python(section: &str, known: Option<FileStat>, versions: &Versions) -> Self {
+        let (path, rest) = section.split_once('\n').unwrap_or((section, ""));
+        if path.is_empty() {
+            Self::Absent
+        } else if rest.trim_end() == "@cached" {
+            Self::known_or_rerun(Program::Python, path, known, versions)
+        } else {
+            Self::Fresh {
+                program: Program::Python,
+                path: path.to_string(),
+                text: rest.to_string(),
+            }
+        }
+    }
+
+    fn known_or_rerun(
+        program: Program,
+        path: &str,
+        stat: Option<FileStat>,
+        versions: &Versions,
+    ) -> Self {
+        match stat.as_ref().and_then(|st| versions.lookup(path, st)) {
+            Some(text) => Self::Known {
+                path: path.to_string(),
+                text,
+            },
+            None => Self::Rerun {
+                program,
+                path: path.to_string(),
+                stat,
+            },
+        }
+    }
+
+    fn path(&self) -> Option<&str> {
+        match self {
+            Self::Absent => None,
+            Self::Fresh { path, .. } | Self::Known { path, .. } | Self::Rerun { path, .. } => {
+                Some(path)
+            }
+        }
+    }
+
+    /// The path the follow-up exec must run the program at.
+    fn to_run(&self) -> Option<String> {
+        match self {
+            Self::Rerun { path, .. } => Some(path.clone()),
+            _ => None,
+        }
+    }
+
+    /// The path whose metadata is read to store a fresh answer.
+    fn fresh_path(&self) -> Option<&str> {
+        match self {
+            Self::Fresh { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The answer, stored for the next run when it came from the host: `rerun` is the
+    /// follow-up's section, `fresh_stat` the metadata read for a fresh answer.
+    fn settle(&self, rerun: &str, fresh_stat: Option<FileStat>, versions: &Versions) -> String {
+        match self {
+            Self::Absent => String::new(),
+            Self::Known { text, .. } => text.clone(),
+            Self::Fresh {
+                program,
+                path,
+                text,
+            } => {
+                if let Some(st) = fresh_stat.filter(|_| !text.trim().is_empty()) {
+                    versions.store(*program, path, &st, text);
+                }
+                text.clone()
+            }
+            Self::Rerun {
+                program,
+                path,
+                stat,
+            } => {
+                if let Some(st) = stat.as_ref().filter(|_| !rerun.trim().is_empty()) {
+                    versions.store(*program, path, st, rerun);
+                }
+                rerun.to_string()
+            }
+        }
+    }
+}
+
 async fn mount_sizes(t: &dyn Transport, mounts: &str) -> anyhow::Result<String> {
     let points: Vec<&str> = mounts
         .lines()

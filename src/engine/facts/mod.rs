@@ -21,6 +21,7 @@ mod network;
 pub mod parsers;
 mod script;
 mod system;
+mod versions;
 
 use std::collections::BTreeSet;
 
@@ -30,6 +31,7 @@ use serde_json::{json, Map, Value};
 use crate::Vars;
 
 pub use files::gather;
+pub use script::Beside;
 
 /// Where Ansible looks for local facts unless told otherwise.
 pub const DEFAULT_FACT_PATH: &str = "/etc/ansible/facts.d";

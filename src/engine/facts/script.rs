@@ -19,6 +19,21 @@
 
 use crate::modules::args::sh_quote;
 
+/// The folders the scripts add to the login's `PATH`, as Ansible's `get_bin_path` looks
+/// in them.
+macro_rules! extra_path {
+    () => {
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    };
+}
+
+/// The line that adds [`extra_path`]'s folders.
+macro_rules! path_line {
+    () => {
+        concat!("PATH=\"$PATH:", extra_path!(), "\"\n")
+    };
+}
+
 /// Shell text both scripts run alike, as literals so that [`BODY`] and [`EXEC_BODY`] can be
 /// put together with `concat!`.
 macro_rules! exists_section {
@@ -68,8 +83,9 @@ c() { [ -r "$1" ] || return 1; while IFS= read -r l || [ -n "$l" ]; do printf '%
 v1() { v=; [ -r "$1" ] || return 1; IFS= read -r v < "$1" || [ -n "$v" ]; }
 h() { n=$1; l=; while [ "$n" -gt 0 ] && { IFS= read -r l || [ -n "$l" ]; }; do printf '%s\n' "$l"; l=; n=$((n - 1)); done; }
 echo "@@env"; env
-PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-echo "@@uname"
+"#,
+    path_line!(),
+    r#"echo "@@uname"
 if [ -r /proc/sys/kernel/ostype ]; then
   c /proc/sys/kernel/ostype; c /proc/sys/kernel/osrelease; c /proc/sys/kernel/version; uname -m; c /proc/sys/kernel/hostname
 else uname -s; uname -r; uname -v; uname -m; uname -n; fi
@@ -149,7 +165,7 @@ if [ -d "$fp" ]; then
   for f in "$fp"/*.fact; do
     [ -e "$f" ] || continue
     if [ -x "$f" ]; then
-      if command -v timeout >/dev/null 2>&1; then timeout "$gt" "$f" >"$t.o" 2>"$t.e"; else "$f" >"$t.o" 2>"$t.e"; fi
+      if command -v timeout >/dev/null 2>&1; then timeout "$gt" "$f" </dev/null >"$t.o" 2>"$t.e"; else "$f" </dev/null >"$t.o" 2>"$t.e"; fi
       rc=$?; o=$(base64 -w0 <"$t.o"); e=$(base64 -w0 <"$t.e")
       printf 'x %s %s %s %s\n' "$rc" "${o:--}" "${e:--}" "$f"
     else
@@ -170,20 +186,66 @@ pub fn script(fact_path: &str, gather_timeout: u64) -> String {
     )
 }
 
+/// A command run in the fact exec beside the script: the reads the play's later tasks
+/// will need (the units' states), printed after the script's end marker, under `marker`.
+#[derive(Debug, Clone, Copy)]
+pub struct Beside<'a> {
+    pub marker: &'a str,
+    /// One simple command (the shell starts it without a subshell of its own).
+    pub command: &'a str,
+}
+
+/// `script` with `beside`'s command run at the same time, in one exec.
+///
+/// Why beside and not after: `systemctl show` of a play's units is the slowest part of a
+/// converged host's exec (tens of milliseconds, most of it in systemd itself), and the
+/// script does not wait on it. The two sides of a pipeline run at once; the script's side
+/// keeps the pipe on fd 4 (its own commands, local facts among them, read /dev/null) and
+/// copies it out at the end with the shell's own `read`, so the output stays in order.
+pub fn beside(script: &str, beside: Option<Beside>) -> String {
+    let Some(Beside { marker, command }) = beside else {
+        return script.to_string();
+    };
+    let mut s = String::with_capacity(script.len() + command.len() + 256);
+    s.push_str(concat!("PATH=\"$PATH:", extra_path!(), "\" "));
+    s.push_str(command);
+    s.push_str(" </dev/null 2>/dev/null | {\nexec 4<&0 </dev/null\n");
+    s.push_str(script);
+    s.push_str("\necho \"");
+    s.push_str(marker);
+    s.push_str(
+        "\"\nwhile IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done <&4\n}\n",
+    );
+    s
+}
+
 /// What the first exec of the file-reading path leaves to a second one: the answers that
 /// only some hosts need a process for, known once the files are read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FollowUp {
     /// The host name is not resolved by /etc/hosts first: `hostname -f`.
     pub fqdn: bool,
     /// The login user is not in /etc/passwd (NSS elsewhere): `getent passwd <uid>`.
     pub passwd_uid: Option<u32>,
+    /// The exec skipped `systemctl --version` at this path, and the controller's answer
+    /// does not fit the file there ([`super::versions`]).
+    pub systemctl: Option<String>,
+    /// The same for the interpreter at this path.
+    pub python: Option<String>,
 }
 
 impl FollowUp {
     pub fn is_needed(&self) -> bool {
-        self.fqdn || self.passwd_uid.is_some()
+        self.fqdn || self.passwd_uid.is_some() || self.systemctl.is_some() || self.python.is_some()
     }
+}
+
+/// The program paths the controller holds answers for ([`super::versions`]): the exec
+/// skips a program it finds at its known path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownPaths {
+    pub systemctl: Option<String>,
+    pub python: Option<String>,
 }
 
 /// The exec of the file-reading path ([`super::files`]). Every file it reads goes through
@@ -196,8 +258,9 @@ impl FollowUp {
 /// The other processes are those the host cannot be spared: the environment of a command
 /// (`env`), the routes the kernel would choose and the addresses (`ip`, one process for its
 /// three queries: `-batch`, `-force` going on past a family without a route), the zone's
-/// names for three dates (`date`), systemd's version and features, the interpreter's
-/// version. Tests (`[ -e ]`; `[ / -ef /proc/1/root/. ]` for `is_chroot`), globs,
+/// names for three dates (`date`). systemd's version and features and the interpreter's
+/// version are asked only when the program is not at the path `known` gives (the
+/// controller's answers, [`super::versions`]); the shell finds each program itself. Tests (`[ -e ]`; `[ / -ef /proc/1/root/. ]` for `is_chroot`), globs,
 /// `command -v` and `cd -P` (a driver's module) are the shell's own; `uname -m` runs only
 /// on kernels without /proc/sys/kernel/arch and the local facts' part only when
 /// `fact_path` holds a `*.fact`. Sections are named as [`script`]'s; `ip` (split by
@@ -208,12 +271,16 @@ pub fn exec_script(
     gather_timeout: u64,
     files: &[String],
     boundary: &str,
+    known: &KnownPaths,
 ) -> String {
+    let quoted = |p: &Option<String>| p.as_deref().map(sh_quote).unwrap_or_default();
     let mut s = format!(
-        "fp={}; gt={}; b={}\n{EXEC_BODY}set --",
+        "fp={}; gt={}; b={}; sv={}; pv={}\n{EXEC_BODY}set --",
         sh_quote(fact_path),
         gather_timeout.max(1),
-        sh_quote(boundary)
+        sh_quote(boundary),
+        quoted(&known.systemctl),
+        quoted(&known.python),
     );
     for f in files {
         s.push(' ');
@@ -238,6 +305,18 @@ pub fn follow_up_script(needs: &FollowUp) -> String {
             "echo \"@@passwd\"; getent passwd {uid} 2>/dev/null\n"
         ));
     }
+    if let Some(path) = &needs.systemctl {
+        s.push_str(&format!(
+            "echo \"@@systemctl_version\"; {} --version 2>/dev/null\n",
+            sh_quote(path)
+        ));
+    }
+    if let Some(path) = &needs.python {
+        s.push_str(&format!(
+            "echo \"@@python_version\"; {} --version 2>&1\n",
+            sh_quote(path)
+        ));
+    }
     s.push_str("echo \"@@end\"\n");
     s
 }
@@ -245,8 +324,8 @@ pub fn follow_up_script(needs: &FollowUp) -> String {
 /// The fixed part of [`exec_script`], before its files.
 const EXEC_BODY: &str = concat!(
     r#"echo "@@env"; env
-PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 "#,
+    path_line!(),
     exists_section!(),
     r#"echo "@@machine"; [ -r /proc/sys/kernel/arch ] || uname -m
 echo "@@ip"; ip -force -batch - 2>/dev/null <<EOF
@@ -254,13 +333,24 @@ route get 8.8.8.8
 route get 2404:6800:400a:800::1012
 addr show
 EOF
-echo "@@systemctl_version"; systemctl --version 2>/dev/null
+echo "@@systemctl_version" # `@cached <path>` when it is the path the controller knows
+w=; IFS=:; for d in $PATH; do [ -f "$d/systemctl" ] && [ -x "$d/systemctl" ] && { w=$d/systemctl; break; }; done; unset IFS
+[ -n "$w" ] && if [ "$w" = "$sv" ]; then echo "@cached $w"; else echo "@path $w"; "$w" --version 2>/dev/null; fi
 echo "@@lsb_release"; command -v lsb_release >/dev/null 2>&1 && lsb_release -a 2>/dev/null
 echo "@@chroot" # two equal lines when / is init's root (the test's `-ef`: same device and inode)
 [ -e /proc/1/root/. ] && { echo /; if [ / -ef /proc/1/root/. ]; then echo /; else echo /proc/1/root; fi; }
 "#,
     date_section!(),
-    python_section!()
+    r#"echo "@@python" # its path, then its version or `@cached` when the controller knows the path
+for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 /usr/bin/python3 python3; do
+  w=; case $p in
+    /*) [ -f "$p" ] && [ -x "$p" ] && w=$p ;;
+    *) IFS=:; for d in $PATH; do [ -f "$d/$p" ] && [ -x "$d/$p" ] && { w=$d/$p; break; }; done; unset IFS ;;
+  esac
+  [ -n "$w" ] || continue
+  echo "$w"; if [ "$w" = "$pv" ]; then echo "@cached"; else "$w" --version 2>&1; fi; break
+done
+"#
 );
 
 /// The files of [`exec_script`]: the fixed list (`set --` before this), then each

@@ -158,7 +158,7 @@ fn steady(mut f: Map<String, Value>) -> Map<String, Value> {
 async fn reading_files_gives_the_facts_the_script_gives() {
     let t = crate::transport::local::LocalTransport::new("here");
     let opts = GatherOptions::default();
-    let by_files = files::from_files(&t, &opts, &Default::default(), "")
+    let by_files = files::from_files(&t, &opts, &Default::default(), None)
         .await
         .expect("the exec runs")
         .expect("this machine has /proc: the file path is taken");
@@ -191,11 +191,23 @@ async fn reading_files_still_runs_local_facts() {
         ..Default::default()
     };
     let t = crate::transport::local::LocalTransport::new("here");
-    let out = files::from_files(&t, &opts, &Default::default(), "\necho \"@@after\"\n")
-        .await
-        .expect("the exec runs")
-        .expect("the file path is taken");
-    assert!(out.stdout.ends_with("@@end\n@@after\n"), "{}", out.stdout);
+    let out = files::from_files(
+        &t,
+        &opts,
+        &Default::default(),
+        Some(script::Beside {
+            marker: "@@after",
+            command: "echo read-ahead",
+        }),
+    )
+    .await
+    .expect("the exec runs")
+    .expect("the file path is taken");
+    assert!(
+        out.stdout.ends_with("@@end\n@@after\nread-ahead\n"),
+        "{}",
+        out.stdout
+    );
     let f = collect(&out.stdout, &opts).expect("collect");
     assert_eq!(f["ansible_local"]["dyn"]["n"], 1);
     assert_eq!(f["ansible_local"]["app"]["port"], 8080);
@@ -204,7 +216,7 @@ async fn reading_files_still_runs_local_facts() {
         fact_path: empty.path().display().to_string(),
         ..opts
     };
-    let out = files::from_files(&t, &opts, &Default::default(), "")
+    let out = files::from_files(&t, &opts, &Default::default(), None)
         .await
         .expect("the exec runs")
         .expect("the file path is taken");
@@ -219,7 +231,13 @@ async fn reading_files_still_runs_local_facts() {
 #[test]
 fn the_exec_of_the_file_path_reads_files_in_one_head() {
     let files = vec!["/proc/cpuinfo".to_string(), "/etc/hosts".to_string()];
-    let s = script::exec_script(DEFAULT_FACT_PATH, 10, &files, "b0und");
+    let s = script::exec_script(
+        DEFAULT_FACT_PATH,
+        10,
+        &files,
+        "b0und",
+        &script::KnownPaths::default(),
+    );
     for gone in [
         "cat ",
         "nproc",
@@ -241,16 +259,127 @@ fn the_exec_of_the_file_path_reads_files_in_one_head() {
         "one `ip` for routes and addresses"
     );
     assert!(s.contains("set -- /proc/cpuinfo /etc/hosts\n"));
-    assert!(s.contains("; b=b0und\n"), "{s}");
+    assert!(s.contains("; b=b0und; sv=; pv=\n"), "{s}");
     // Conditional in the shell: only on hosts that need them.
     assert!(s.contains("[ -r /proc/sys/kernel/arch ] || uname -m"));
     assert!(s.contains("*.fact; do [ -e \"$f\" ] || continue"));
     let both = script::follow_up_script(&script::FollowUp {
         fqdn: true,
         passwd_uid: Some(0),
+        systemctl: Some("/usr/bin/systemctl".into()),
+        python: Some("/usr/bin/python 3".into()),
     });
-    for back in ["hostname -f", "getent passwd 0", "@@end"] {
+    for back in [
+        "hostname -f",
+        "getent passwd 0",
+        "/usr/bin/systemctl --version",
+        "'/usr/bin/python 3' --version",
+        "@@end",
+    ] {
         assert!(both.contains(back), "{back}");
     }
     assert!(!script::FollowUp::default().is_needed());
+}
+
+/// The programs the controller knows are skipped by the exec at their known paths only;
+/// the shell finds them as `command -v` does.
+#[test]
+fn the_exec_skips_a_program_at_its_known_path_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    for (name, says) in [
+        ("systemctl", "systemd 999\n+FEATURE"),
+        ("python3.14", "Python 3.99.1"),
+    ] {
+        let p = bin.join(name);
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\necho ran >> \"$0.log\"\nprintf '%s\\n' '{says}'\n"),
+        )
+        .expect("write");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    let systemctl = bin.join("systemctl").display().to_string();
+    let python = bin.join("python3.14").display().to_string();
+    let run = |known: script::KnownPaths| {
+        let s = script::exec_script("/nonexistent", 10, &[], "b", &known);
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&s)
+            // Only our folder: no python3.x of the machine's own comes first.
+            .env("PATH", bin.display().to_string())
+            .output()
+            .expect("sh");
+        split_sections(&String::from_utf8_lossy(&out.stdout))
+    };
+    let sections = run(script::KnownPaths::default());
+    assert_eq!(
+        section(&sections, "systemctl_version"),
+        format!("@path {systemctl}\nsystemd 999\n+FEATURE\n")
+    );
+    assert!(section(&sections, "python").starts_with(&format!("{python}\nPython 3.99.1")));
+    let sections = run(script::KnownPaths {
+        systemctl: Some(systemctl.clone()),
+        python: Some(python.clone()),
+    });
+    assert_eq!(
+        section(&sections, "systemctl_version").trim_end(),
+        format!("@cached {systemctl}")
+    );
+    assert_eq!(
+        section(&sections, "python").trim_end(),
+        format!("{python}\n@cached")
+    );
+    let sections = run(script::KnownPaths {
+        systemctl: Some("/usr/bin/systemctl".into()),
+        python: Some("/usr/bin/python3.14".into()),
+    });
+    assert!(section(&sections, "systemctl_version").starts_with("@path "));
+    assert!(section(&sections, "python").contains("Python 3.99.1"));
+    let ran = |p: &std::path::Path| {
+        std::fs::read_to_string(format!("{}.log", p.display()))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(
+        ran(&bin.join("systemctl")),
+        2,
+        "asked in the first and last runs"
+    );
+    assert_eq!(
+        ran(&bin.join("python3.14")),
+        2,
+        "asked in the first and last runs"
+    );
+}
+
+/// `beside`: both sides' output, the script's first and the read-ahead after its end
+/// marker, and the script's commands do not read the read-ahead's pipe.
+#[test]
+fn the_read_ahead_runs_beside_the_script_and_prints_after_it() {
+    let script = "echo one; cat; echo \"@@end\"";
+    let ahead = script::Beside {
+        marker: "@@ahead",
+        command: "sh -c 'sleep 0.2; printf \"a\\nb\"'",
+    };
+    let s = script::beside(script, Some(ahead));
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&s)
+        .output()
+        .expect("sh");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "one\n@@end\n@@ahead\na\nb\n",
+        "{s}"
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        script::beside(script, None),
+        script,
+        "nothing to read ahead"
+    );
 }
