@@ -767,6 +767,81 @@ fn selinux(enforce: Option<&Read>, policyvers: &str, config: &str) -> String {
 mod tests {
     use super::*;
 
+    fn regular(size: u64) -> FileStat {
+        FileStat {
+            kind: FileKind::File,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size,
+            mtime: 1,
+            link_target: None,
+        }
+    }
+
+    /// The exec's sections read as fresh, known, rerun or absent answers, and only answers
+    /// that came from the host are stored.
+    #[test]
+    fn program_answers_are_taken_from_the_cache_only_when_the_file_fits() {
+        let versions = Versions::at(None);
+        let fresh =
+            ProgramAnswer::systemctl("@path /bin/systemctl\nsystemd 252\n+PAM\n", None, &versions);
+        assert_eq!(fresh.fresh_path(), Some("/bin/systemctl"));
+        assert_eq!(fresh.to_run(), None);
+        assert_eq!(
+            fresh.settle("", Some(regular(10)), &versions),
+            "systemd 252\n+PAM\n"
+        );
+        assert_eq!(
+            versions.lookup("/bin/systemctl", &regular(10)).as_deref(),
+            Some("systemd 252\n+PAM\n")
+        );
+
+        let known =
+            ProgramAnswer::systemctl("@cached /bin/systemctl", Some(regular(10)), &versions);
+        assert_eq!(known.to_run(), None);
+        assert_eq!(known.settle("", None, &versions), "systemd 252\n+PAM\n");
+
+        // Replaced on the host: asked again, and the new answer kept under its metadata.
+        let rerun =
+            ProgramAnswer::systemctl("@cached /bin/systemctl", Some(regular(11)), &versions);
+        assert_eq!(rerun.to_run().as_deref(), Some("/bin/systemctl"));
+        assert_eq!(
+            rerun.settle("systemd 253\n", None, &versions),
+            "systemd 253\n"
+        );
+        assert_eq!(
+            versions.lookup("/bin/systemctl", &regular(11)).as_deref(),
+            Some("systemd 253\n")
+        );
+        // A stat that failed: asked again, nothing stored.
+        let unknown = ProgramAnswer::systemctl("@cached /bin/systemctl", None, &versions);
+        assert!(unknown.to_run().is_some());
+        assert_eq!(
+            ProgramAnswer::systemctl("", None, &versions),
+            ProgramAnswer::Absent
+        );
+
+        let python = ProgramAnswer::python("/usr/bin/python3.11\nPython 3.11.2\n", None, &versions);
+        assert_eq!(python.path(), Some("/usr/bin/python3.11"));
+        assert_eq!(python.settle("", None, &versions), "Python 3.11.2\n");
+        assert_eq!(
+            versions.lookup("/usr/bin/python3.11", &regular(3)),
+            None,
+            "no metadata: not stored"
+        );
+        let cached = ProgramAnswer::python(
+            "/usr/bin/python3.11\n@cached\n",
+            Some(regular(3)),
+            &versions,
+        );
+        assert_eq!(cached.to_run().as_deref(), Some("/usr/bin/python3.11"));
+        assert_eq!(
+            ProgramAnswer::python("", None, &versions),
+            ProgramAnswer::Absent
+        );
+    }
+
     #[test]
     fn hosts_answer_only_when_files_come_first() {
         let hosts = "127.0.0.1 localhost\n# c\n10.0.0.5 web1.example.org web1 # x\n";
