@@ -488,8 +488,6 @@ fn netsys(netinfo: &str, order: Vec<String>, files: &HashMap<String, Read>) -> S
     out
 }
 
-/// The script's `mount_sizes` lines (`stat -f` of every mount of a device or a network
-/// share): `frsize|blocks|avail|free|files|ffree|<mount as /proc/self/mounts escapes it>`.
 /// The metadata of `path` (none when not asked, or on any error: the answer is then not
 /// taken from the cache, nor stored).
 async fn stat_of(t: &dyn Transport, path: Option<&str>) -> Option<FileStat> {
@@ -626,6 +624,8 @@ impl ProgramAnswer {
     }
 }
 
+/// The script's `mount_sizes` lines (`stat -f` of every mount of a device or a network
+/// share): `frsize|blocks|avail|free|files|ffree|<mount as /proc/self/mounts escapes it>`.
 async fn mount_sizes(t: &dyn Transport, mounts: &str) -> anyhow::Result<String> {
     let points: Vec<&str> = mounts
         .lines()

@@ -260,10 +260,10 @@ pub struct KnownPaths {
 /// three queries: `-batch`, `-force` going on past a family without a route), the zone's
 /// names for three dates (`date`). systemd's version and features and the interpreter's
 /// version are asked only when the program is not at the path `known` gives (the
-/// controller's answers, [`super::versions`]); the shell finds each program itself. Tests (`[ -e ]`; `[ / -ef /proc/1/root/. ]` for `is_chroot`), globs,
-/// `command -v` and `cd -P` (a driver's module) are the shell's own; `uname -m` runs only
-/// on kernels without /proc/sys/kernel/arch and the local facts' part only when
-/// `fact_path` holds a `*.fact`. Sections are named as [`script`]'s; `ip` (split by
+/// controller's answers, [`super::versions`]); the shell finds each program itself.
+/// Tests (`[ -e ]`; `[ / -ef /proc/1/root/. ]` for `is_chroot`), globs, `command -v` and
+/// `cd -P` (a driver's module) are the shell's own; `uname -m` runs only on kernels without
+/// /proc/sys/kernel/arch and the local facts' part only when `fact_path` holds a `*.fact`. Sections are named as [`script`]'s; `ip` (split by
 /// [`super::parsers::ip_batch`]), `machine`, `netinfo`, `files` and `files_errors` are
 /// its own.
 pub fn exec_script(
