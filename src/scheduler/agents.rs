@@ -307,15 +307,17 @@ pub fn heartbeat_outcome(
         out.agent_back = true;
         out.changes.push(Change::PutAgent(record));
     }
-    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    // The agent's tasks, looked up once each: a heartbeat reports every one of them,
+    // and a hash lookup per report is far cheaper than a search of every task's id.
+    let in_order: Vec<&TaskRecord> = state.tasks_on(agent_id).collect();
+    let mine: std::collections::HashMap<&str, &TaskRecord> =
+        in_order.iter().map(|t| (t.id.as_str(), *t)).collect();
+    let mut reported: HashSet<&str> = HashSet::with_capacity(mine.len());
     let mut failures = 0u64;
     for status in &heartbeat.tasks {
-        let Some(task) = state.tasks.get(&status.task_id) else {
+        let Some(task) = mine.get(status.task_id.as_str()).copied() else {
             continue;
         };
-        if task.agent_id != agent_id {
-            continue;
-        }
         reported.insert(task.id.as_str());
         // Most reports of a settled cluster say what is known already: nothing to decide,
         // nothing to copy (what follows would change nothing either).
@@ -408,7 +410,7 @@ pub fn heartbeat_outcome(
             out.health_only.push(t);
         }
     }
-    for task in state.tasks_on(agent_id) {
+    for task in in_order {
         if reported.contains(task.id.as_str()) {
             continue;
         }

@@ -72,6 +72,10 @@ pub struct State {
     deployments_by_app: HashMap<String, BTreeSet<String>>,
     /// Apps holding each service port.
     service_port_owners: HashMap<u32, BTreeSet<String>>,
+    /// `(from, floor)`: every service port in `from..floor` is held by some app, so the
+    /// search for a free one starts at `floor` (it started at `from` and walked every
+    /// port taken: quadratic in the apps created). Lowered when a port is freed.
+    service_port_floor: Option<(u32, u32)>,
     pub agents: BTreeMap<String, AgentEntry>,
     pub counters: BTreeMap<String, u64>,
     /// API tokens by id (hashes only).
@@ -267,8 +271,36 @@ impl State {
             return;
         };
         for port in crate::api::appdef::service_ports(&old.spec) {
-            remove_from(&mut self.service_port_owners, &port, app_id);
+            let freed = remove_from(&mut self.service_port_owners, &port, app_id);
+            if let Some((from, floor)) = &mut self.service_port_floor {
+                if freed && port >= *from && port < *floor {
+                    *floor = port;
+                }
+            }
         }
+    }
+
+    /// The lowest service port at or above `from` that no app holds; what a new app's
+    /// free service ports are searched from.
+    pub fn first_free_service_port(&mut self, from: u32) -> u32 {
+        let mut port = match self.service_port_floor {
+            Some((f, floor)) if f == from => floor,
+            _ => from,
+        };
+        while self.service_port_owners.contains_key(&port) && port < u32::MAX {
+            port += 1;
+        }
+        self.service_port_floor = Some((from, port));
+        port
+    }
+
+    /// Whether `app_id` holds a service port below `port`.
+    pub fn holds_service_port_below(&self, app_id: &str, port: u32) -> bool {
+        self.apps.get(app_id).is_some_and(|app| {
+            crate::api::appdef::service_ports(&app.spec)
+                .iter()
+                .any(|p| *p < port)
+        })
     }
 
     /// An app's tasks, in task id order.
@@ -515,4 +547,61 @@ pub fn app_counts(state: &State, app_id: &str) -> Map<String, Value> {
     m.insert("tasksHealthy".into(), json!(healthy));
     m.insert("tasksUnhealthy".into(), json!(unhealthy));
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::reconcile::tests::app;
+
+    /// An app holding these service ports.
+    fn holding(id: &str, ports: &[u32]) -> Change {
+        let defs: Vec<Value> = ports.iter().map(|p| json!({"port": p})).collect();
+        Change::PutApp(app(json!({"id": id, "cmd": "x", "portDefinitions": defs})).record)
+    }
+
+    #[test]
+    fn the_service_port_floor_moves_past_held_ports_and_back_to_freed_ones() {
+        let mut state = State::default();
+        assert_eq!(state.first_free_service_port(10000), 10000);
+        state.apply(holding("/a", &[10000, 10001])).unwrap();
+        state.apply(holding("/b", &[10002])).unwrap();
+        // A held port far above does not stop the floor below it.
+        state.apply(holding("/far", &[10010])).unwrap();
+        assert_eq!(state.first_free_service_port(10000), 10003);
+        // A port freed below the floor is found again.
+        state.apply(Change::DeleteApp("/a".into())).unwrap();
+        assert_eq!(state.first_free_service_port(10000), 10000);
+        state.apply(holding("/c", &[10000, 10001, 10003])).unwrap();
+        assert_eq!(state.first_free_service_port(10000), 10004);
+        // An app changed to other ports frees the ones it left.
+        state.apply(holding("/b", &[10005])).unwrap();
+        assert_eq!(state.first_free_service_port(10000), 10002);
+        // A search from another start is not misled by the floor of the first.
+        assert_eq!(state.first_free_service_port(10005), 10006);
+        assert_eq!(state.first_free_service_port(10000), 10002);
+    }
+
+    #[test]
+    fn a_port_two_apps_hold_stays_taken_when_one_lets_go() {
+        let mut state = State::default();
+        state.apply(holding("/a", &[10000])).unwrap();
+        state.apply(holding("/b", &[10000])).unwrap();
+        assert_eq!(state.first_free_service_port(10000), 10001);
+        state.apply(Change::DeleteApp("/a".into())).unwrap();
+        assert_eq!(state.first_free_service_port(10000), 10001);
+        state.apply(Change::DeleteApp("/b".into())).unwrap();
+        assert_eq!(state.first_free_service_port(10000), 10000);
+    }
+
+    #[test]
+    fn an_app_below_the_floor_is_told_so() {
+        let mut state = State::default();
+        state.apply(holding("/a", &[10000])).unwrap();
+        state.apply(holding("/b", &[10001])).unwrap();
+        let floor = state.first_free_service_port(10000);
+        assert!(state.holds_service_port_below("/a", floor));
+        assert!(!state.holds_service_port_below("/new", floor));
+        assert!(!state.holds_service_port_below("/a", 10000));
+    }
 }
