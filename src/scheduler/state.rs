@@ -26,6 +26,9 @@ pub struct AgentEntry {
     pub last_seen: Instant,
     /// Ports of its range held by something outside the platform (last heartbeat).
     pub busy_ports: BTreeSet<u16>,
+    /// A full heartbeat of the agent was decided since this state knows it (and since it
+    /// was last lost): its delta heartbeats can be trusted (see `scheduler::delta`).
+    pub full_report_seen: bool,
 }
 
 /// Launch backoff of one app (not durable: a restarted scheduler starts without delay).
@@ -87,6 +90,10 @@ pub struct State {
     /// The store revision this state reflects (etcd's; 0 on redb): a change the follower
     /// watch reports at or below it is already here.
     pub revision: i64,
+    /// When each agent's wanted tasks last changed (see `scheduler::delta`); agents not
+    /// here have not changed since `generation_base`.
+    generations: HashMap<String, u64>,
+    generation_base: u64,
 }
 
 impl State {
@@ -94,6 +101,7 @@ impl State {
         let mut state = State {
             counters: snapshot.counters,
             revision: snapshot.revision,
+            generation_base: crate::scheduler::delta::next_generation(),
             ..State::default()
         };
         let now = Instant::now();
@@ -117,6 +125,7 @@ impl State {
                     record,
                     last_seen: now,
                     busy_ports: BTreeSet::new(),
+                    full_report_seen: false,
                 },
             );
         }
@@ -176,7 +185,13 @@ impl State {
             Change::PutAgent(record) => {
                 let id = record.registration.agent_id.clone();
                 match self.agents.get_mut(&id) {
-                    Some(entry) => entry.record = record,
+                    Some(entry) => {
+                        // A lost agent's deltas have no baseline any more.
+                        if record.lost {
+                            entry.full_report_seen = false;
+                        }
+                        entry.record = record;
+                    }
                     None => {
                         self.agents.insert(
                             id,
@@ -184,6 +199,7 @@ impl State {
                                 record,
                                 last_seen: Instant::now(),
                                 busy_ports: BTreeSet::new(),
+                                full_report_seen: false,
                             },
                         );
                     }
@@ -204,7 +220,20 @@ impl State {
 
     /// Adds or replaces a task, keeping the indexes.
     pub fn put_task(&mut self, task: TaskRecord) {
-        self.remove_task(&task.id);
+        match self.tasks.get(&task.id) {
+            None => self.assignments_changed(&task.agent_id),
+            Some(old) if old.agent_id != task.agent_id => {
+                let old_agent = old.agent_id.clone();
+                self.assignments_changed(&old_agent);
+                self.assignments_changed(&task.agent_id);
+            }
+            Some(old) if old.killing != task.killing || old.spec != task.spec => {
+                self.assignments_changed(&task.agent_id)
+            }
+            // A new state or health of the same task changes nothing the agent is told.
+            Some(_) => {}
+        }
+        self.unindex_task(&task.id);
         self.tasks_by_app
             .entry(task.app_id.clone())
             .or_default()
@@ -225,6 +254,29 @@ impl State {
 
     /// Removes a task (if known), keeping the indexes.
     pub fn remove_task(&mut self, id: &str) -> Option<TaskRecord> {
+        let task = self.unindex_task(id)?;
+        // A task being killed is no longer in the agent's answer already.
+        if !task.killing {
+            self.assignments_changed(&task.agent_id);
+        }
+        Some(task)
+    }
+
+    /// The generation of `agent_id`'s wanted tasks (see `scheduler::delta`).
+    pub fn generation(&self, agent_id: &str) -> u64 {
+        self.generations
+            .get(agent_id)
+            .copied()
+            .unwrap_or(self.generation_base)
+    }
+
+    fn assignments_changed(&mut self, agent_id: &str) {
+        let generation = crate::scheduler::delta::next_generation();
+        self.generations.insert(agent_id.to_string(), generation);
+    }
+
+    /// Removes a task from the map and the indexes.
+    fn unindex_task(&mut self, id: &str) -> Option<TaskRecord> {
         let task = self.tasks.remove(id)?;
         remove_from(&mut self.tasks_by_app, &task.app_id, id);
         let agent_empty = remove_from(&mut self.tasks_by_agent, &task.agent_id, id);
