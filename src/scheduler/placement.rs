@@ -4,6 +4,7 @@
 //! Pure functions: the caller commits the result to the store.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::api::appdef::AppSpec;
 use crate::api::constraints::FieldCounts;
@@ -22,7 +23,9 @@ pub enum Strategy {
 pub struct AgentSlot {
     pub id: String,
     pub hostname: String,
-    pub attributes: BTreeMap<String, String>,
+    /// Shared with the state (the view is built per reconcile batch: a copy of every
+    /// agent's attributes and ports each time was a tenth of the scheduler's CPU).
+    pub attributes: Arc<BTreeMap<String, String>>,
     pub docker: bool,
     pub cpus: f64,
     pub mem: f64,
@@ -31,7 +34,8 @@ pub struct AgentSlot {
     pub used_mem: f64,
     pub used_disk: f64,
     pub port_range: (u16, u16),
-    pub used_ports: BTreeSet<u16>,
+    /// Shared with the state until a placement here adds to it (copied then).
+    pub used_ports: Arc<BTreeSet<u16>>,
     /// Live tasks per app id on this agent.
     pub app_tasks: HashMap<String, usize>,
 }
@@ -282,7 +286,7 @@ pub fn place(
         agent.used_cpus += spec.app.cpus;
         agent.used_mem += spec.app.mem;
         agent.used_disk += spec.app.disk;
-        agent.used_ports.extend(ports.iter().copied());
+        Arc::make_mut(&mut agent.used_ports).extend(ports.iter().copied());
         *agent.app_tasks.entry(app_id.to_string()).or_default() += 1;
         for constraint in &spec.constraints {
             if let Some(v) = constraint.agent_value(&agent.hostname, &agent.attributes) {
@@ -321,7 +325,7 @@ mod tests {
         AgentSlot {
             id: name.to_string(),
             hostname: name.to_string(),
-            attributes: [("rack".to_string(), rack.to_string())].into(),
+            attributes: Arc::new([("rack".to_string(), rack.to_string())].into()),
             docker: false,
             cpus,
             mem: 4096.0,
@@ -330,7 +334,7 @@ mod tests {
             used_mem: 0.0,
             used_disk: 0.0,
             port_range: (31000, 31010),
-            used_ports: BTreeSet::new(),
+            used_ports: Default::default(),
             app_tasks: HashMap::new(),
         }
     }
