@@ -2,7 +2,7 @@
 //! constraints and a host port) onto 1,000 in-memory agents, through the same pure
 //! feasibility -> rank -> pick pipeline the scheduler runs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use infra::api::appdef::{normalize, AppSpec};
@@ -14,10 +14,10 @@ fn agents(n: usize) -> Vec<AgentSlot> {
         .map(|i| AgentSlot {
             id: format!("agent-{i}"),
             hostname: format!("node-{i}"),
-            attributes: BTreeMap::from([
+            attributes: std::sync::Arc::new(BTreeMap::from([
                 ("rack".to_string(), format!("r{}", i % 20)),
                 ("zone".to_string(), format!("z{}", i % 3)),
-            ]),
+            ])),
             docker: i % 2 == 0,
             cpus: 16.0,
             mem: 65536.0,
@@ -26,7 +26,7 @@ fn agents(n: usize) -> Vec<AgentSlot> {
             used_mem: 0.0,
             used_disk: 0.0,
             port_range: (31000, 32000),
-            used_ports: BTreeSet::new(),
+            used_ports: Default::default(),
             app_tasks: HashMap::new(),
         })
         .collect()

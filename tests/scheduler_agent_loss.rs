@@ -93,6 +93,8 @@ async fn an_agent_whose_heartbeat_waits_for_the_writer_is_not_lost() {
                         output: Vec::new(),
                         volume_moves: Vec::new(),
                         volumes: Vec::new(),
+                        generation: None,
+                        delta: false,
                     },
                 )
                 .await

@@ -2,7 +2,8 @@
 //! apps x 10 instances = 1,000 tasks): store transactions of the real `infra scheduler`
 //! over HTTP, and heap allocations of the reconcile loop in this process. A change that
 //! makes the scheduler do per-task store writes or per-app scans of the whole cluster
-//! shows here as a count past its bound, without timing anything. The timed figures are
+//! shows here as a count past its bound, without timing anything; so do the bytes a
+//! settled cluster's heartbeats are answered with. The timed figures are
 //! the load harness's (bench/scheduler).
 
 #[path = "support/scheduler.rs"]
@@ -144,6 +145,50 @@ async fn store_transactions_per_placement_stay_bounded() {
     assert!(
         per_placement <= 0.40,
         "{transactions} store transactions for {placed} placements ({per_placement:.3} each)"
+    );
+    settled_heartbeats_stay_small(&url, &agents).await;
+}
+
+/// A settled cluster's heartbeats in the delta protocol (`scheduler::delta`): after one
+/// full heartbeat per agent, a round of deltas (no status changed, the current
+/// generation held) is answered in a few bytes per agent and costs no store transaction.
+async fn settled_heartbeats_stay_small(url: &str, agents: &[TestAgent]) {
+    let post = |agent: &TestAgent, body: Value| {
+        let url = format!("{url}{}", infra::api::agent::heartbeat_path(&agent.id));
+        async move {
+            let resp = client().post(url).json(&body).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap()
+        }
+    };
+    let mut generations = Vec::new();
+    let mut full_bytes = 0;
+    for agent in agents {
+        let statuses: Vec<_> = agent.tasks.values().map(|(_, s)| s.clone()).collect();
+        let answer = post(agent, json!({"tasks": statuses, "busyPorts": []})).await;
+        full_bytes += answer.len();
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        generations.push(answer["generation"].as_u64().expect("a generation"));
+    }
+    let before = metric(&metrics(url).await, "infra_scheduler_store_transactions");
+    let mut delta_bytes = 0;
+    for (agent, generation) in agents.iter().zip(generations) {
+        let body = json!({"tasks": [], "busyPorts": [], "delta": true, "generation": generation});
+        delta_bytes += post(agent, body).await.len();
+    }
+    let transactions = metric(&metrics(url).await, "infra_scheduler_store_transactions") - before;
+    eprintln!(
+        "heartbeat answers of {} agents: {full_bytes} bytes full, {delta_bytes} bytes as deltas",
+        agents.len()
+    );
+    assert!(
+        delta_bytes <= 64 * agents.len(),
+        "{delta_bytes} bytes answering {} settled agents",
+        agents.len()
+    );
+    assert_eq!(
+        transactions, 0.0,
+        "a settled round of deltas wrote to the store"
     );
 }
 

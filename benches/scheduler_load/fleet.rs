@@ -1,6 +1,9 @@
 //! Simulated agents: each one registers like `infra agent`, then heartbeats on the interval
 //! the scheduler gives, reporting every task it "runs" and applying the assignments in the
 //! answer (start what is new, report what is no longer wanted as killed once). Like the
+//! real agent, it speaks the delta protocol (`scheduler::delta`) unless told not to: only
+//! changed statuses, a full report every 30 heartbeats or when asked, and the generation
+//! of the list it holds so that an unchanged list is not sent again. Like the
 //! real agent, it reports tasks that started a second later rather than at the next interval. Tasks run
 //! instantly or after a delay, and a share of them can be made to fail. An agent can be
 //! silenced (lost) at any time. Counters say how many tasks the scheduler has acknowledged
@@ -34,7 +37,12 @@ pub struct TaskBehaviour {
     pub start_delay: Duration,
     /// Share of new tasks (0.0..=1.0) that exit with a failure instead of running.
     pub fail_rate: f64,
+    /// Speak the delta heartbeat protocol (false: every heartbeat full, as older agents).
+    pub delta_heartbeats: bool,
 }
+
+/// How often a delta-speaking agent reports every task anyway (the real agent's rule).
+const FULL_REPORT_EVERY: u32 = infra::agent::report::FULL_REPORT_EVERY;
 
 /// Only what a simulated agent needs of a task spec (the rest of the answer is skipped).
 #[derive(Deserialize)]
@@ -46,12 +54,21 @@ struct Assigned {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct AssignedList {
+    #[serde(default)]
     tasks: Vec<Assigned>,
+    generation: Option<u64>,
+    #[serde(default)]
+    unchanged: bool,
+    #[serde(default)]
+    full_report: bool,
 }
 
 struct SimTask {
     status: TaskStatus,
+    /// The state the scheduler last accepted in a heartbeat (None: never reported).
+    sent: Option<TaskState>,
     since: Instant,
     /// The scheduler has answered a heartbeat that reported it running.
     acked_running: bool,
@@ -181,6 +198,9 @@ pub async fn start(
             counters: counters.clone(),
             started,
             seed: n as u64 + 1,
+            generation: None,
+            baseline: false,
+            since_full: 0,
         };
         tokio::spawn(sim.run(interval, offset));
     }
@@ -201,6 +221,12 @@ struct SimAgent {
     counters: Arc<FleetCounters>,
     started: Instant,
     seed: u64,
+    /// The generation of the list held (delta protocol).
+    generation: Option<u64>,
+    /// The scheduler accepted a report it can take deltas against.
+    baseline: bool,
+    /// Delta heartbeats since the last full one.
+    since_full: u32,
 }
 
 impl SimAgent {
@@ -241,12 +267,27 @@ impl SimAgent {
                 task.status.started_at = Some(infra::scheduler::clock::now_rfc3339());
             }
         }
+        let delta = self.behaviour.delta_heartbeats
+            && self.generation.is_some()
+            && self.baseline
+            && self.since_full < FULL_REPORT_EVERY;
         let body = Heartbeat {
-            tasks: self.tasks.values().map(|t| t.status.clone()).collect(),
+            tasks: self
+                .tasks
+                .values()
+                .filter(|t| !delta || t.sent != Some(t.status.state))
+                .map(|t| t.status.clone())
+                .collect(),
             busy_ports: Vec::new(),
             output: Vec::new(),
             volume_moves: Vec::new(),
             volumes: Vec::new(),
+            generation: if self.behaviour.delta_heartbeats {
+                self.generation
+            } else {
+                None
+            },
+            delta,
         };
         let path = heartbeat_path(&self.handle.id);
         let sent = self
@@ -282,8 +323,12 @@ impl SimAgent {
             return false;
         };
         // What this heartbeat reported is now acknowledged.
+        self.generation = assigned.generation;
+        self.baseline = !assigned.full_report && assigned.generation.is_some();
+        self.since_full = if delta { self.since_full + 1 } else { 0 };
         let mut newly_running = 0u64;
         for task in self.tasks.values_mut() {
+            task.sent = Some(task.status.state);
             if task.status.state == TaskState::Running && !task.acked_running {
                 task.acked_running = true;
                 newly_running += 1;
@@ -297,6 +342,11 @@ impl SimAgent {
             self.counters.last_ack_ns.fetch_max(ns, Ordering::Relaxed);
         }
         // Terminal tasks were reported once: forget them. Unassigned ones are killed.
+        if assigned.unchanged && self.behaviour.delta_heartbeats {
+            self.tasks.retain(|_, t| !t.status.state.is_terminal());
+            self.count_running();
+            return false;
+        }
         let wanted: HashMap<String, Assigned> = assigned
             .tasks
             .into_iter()
@@ -338,17 +388,22 @@ impl SimAgent {
                 id,
                 SimTask {
                     status,
+                    sent: None,
                     since: now,
                     acked_running: false,
                 },
             );
         }
+        self.count_running();
+        report_now
+    }
+
+    fn count_running(&self) {
         let running = self
             .tasks
             .values()
             .filter(|t| t.status.state == TaskState::Running)
             .count();
         self.handle.running.store(running, Ordering::Relaxed);
-        report_now
     }
 }

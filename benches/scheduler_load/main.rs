@@ -50,6 +50,9 @@ struct Args {
     /// Share of simulated tasks that fail instead of running (0.0-1.0).
     #[arg(long, default_value_t = 0.0)]
     fail_rate: f64,
+    /// Agents send every status in every heartbeat (the protocol before deltas).
+    #[arg(long)]
+    full_heartbeats: bool,
     /// Samples of each GET measured at full load.
     #[arg(long, default_value_t = 20)]
     reads: usize,
@@ -218,11 +221,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("# infra scheduler under load");
     println!();
     println!(
-        "{} agents, {} apps x {} instances = {total} tasks; agent timeout {} ms; store redb; machine: {}",
+        "{} agents, {} apps x {} instances = {total} tasks; agent timeout {} ms; heartbeats {}; store redb; machine: {}",
         args.agents,
         args.apps,
         args.instances,
         args.agent_timeout_ms,
+        if args.full_heartbeats { "full" } else { "delta" },
         machine()
     );
     println!();
@@ -233,6 +237,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let behaviour = TaskBehaviour {
         start_delay: Duration::from_millis(args.start_delay_ms),
         fail_rate: args.fail_rate,
+        delta_heartbeats: !args.full_heartbeats,
     };
     let fleet: Fleet = fleet::start(
         &sched.url,

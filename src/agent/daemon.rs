@@ -1,6 +1,7 @@
 //! The agent daemon: registers with the scheduler (trying the configured URLs in order and
-//! failing over), then heartbeats every interval with every task's status and applies the
-//! assignments in the answer. A 404 on heartbeat means the scheduler forgot us: register
+//! failing over), then heartbeats every interval with the tasks' statuses (only those that
+//! changed, to a scheduler that speaks the delta protocol: see `agent::report`) and applies
+//! the assignments in the answer. A 404 on heartbeat means the scheduler forgot us: register
 //! again. SIGTERM/ctrl-c stop the agent but leave its tasks running for the next start.
 
 use std::time::Duration;
@@ -190,6 +191,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let mut interval = config.heartbeat_interval;
     let mut registered = false;
     let mut output = super::output::OutputTracker::default();
+    let mut reports = super::report::Reports::default();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     loop {
@@ -217,35 +219,43 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             if let Some((engine, containers)) = supervisor.containers() {
                 tails.extend(output.changed_containers(&engine, &containers).await);
             }
+            let report = reports.report(&tasks);
             let heartbeat = Heartbeat {
-                tasks: tasks.clone(),
+                tasks: report.tasks,
                 busy_ports: busy_ports(config.port_range, &tasks),
                 output: tails.iter().map(|(tail, _)| tail.clone()).collect(),
                 volume_moves: movers.progress(),
                 volumes: super::volumes::held_apps(&config.data_dir),
+                generation: report.generation,
+                delta: report.delta,
             };
             let asked = schedulers.current;
             match schedulers
                 .post::<_, Assignments>(&heartbeat_path(&agent_id), &heartbeat)
                 .await
             {
-                Ok(assignments) => {
+                Ok(mut assignments) => {
+                    let volume_moves = std::mem::take(&mut assignments.volume_moves);
+                    let volume_releases = std::mem::take(&mut assignments.volume_releases);
+                    let wanted = reports.accepted(&tasks, heartbeat.delta, assignments);
+                    supervisor.acknowledge(&tasks);
+                    supervisor.apply(wanted).await;
                     if schedulers.current == asked {
                         output.accepted(&tails, &tasks);
                     } else {
                         // Another control node answered (a new leader): it has none of
-                        // the tails sent before.
+                        // the tails or statuses sent before.
                         output.resend_all();
+                        reports.forget_baseline();
                     }
-                    supervisor.acknowledge(&tasks);
-                    supervisor.apply(&assignments.tasks).await;
-                    movers.apply(&assignments.volume_moves);
-                    release_volumes(&supervisor, &config.data_dir, &assignments.volume_releases);
+                    movers.apply(&volume_moves);
+                    release_volumes(&supervisor, &config.data_dir, &volume_releases);
                 }
                 Err(CallError::NotFound) => {
                     tracing::info!("the scheduler does not know this agent: registering again");
                     registered = false;
                     output.resend_all();
+                    reports.reset();
                     continue;
                 }
                 Err(CallError::Other(err)) => {
@@ -329,6 +339,8 @@ mod tests {
             output: Vec::new(),
             volume_moves: Vec::new(),
             volumes: Vec::new(),
+            generation: None,
+            delta: false,
         };
         let result = schedulers
             .post::<_, Assignments>(&heartbeat_path("a1"), &heartbeat)

@@ -8,7 +8,8 @@
 //! - [`health`]: HTTP/TCP/COMMAND health checks; [`logs`]: task output to syslog;
 //!   [`output`]: the tails of task output sent with heartbeats;
 //! - [`table`]: the task table persisted in the data dir, for adoption; [`procfs`]: pids;
-//! - [`daemon`]: registration and the heartbeat loop;
+//! - [`daemon`]: registration and the heartbeat loop; [`report`]: what each heartbeat
+//!   reports (only changes, to a scheduler that understands them);
 //! - [`volumes`]: local persistent volumes that outlive their tasks; [`volume_server`],
 //!   [`volume_mover`] and [`volume_manifest`]: moving them agent to agent (mutual TLS).
 
@@ -22,6 +23,7 @@ pub mod logs;
 pub mod output;
 pub mod process;
 pub mod procfs;
+pub mod report;
 pub mod supervisor;
 pub mod table;
 pub mod volume_manifest;

@@ -134,6 +134,16 @@ pub struct Heartbeat {
     /// the scheduler answers with those of apps that no longer exist, to be deleted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// The `generation` of the last answer the agent applied (only from a scheduler whose
+    /// answers carry one): when the agent's wanted tasks are still those, the scheduler
+    /// answers `unchanged` without the list (see `scheduler::delta`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// `tasks` lists only the statuses that changed since the last heartbeat the scheduler
+    /// accepted (and any unhealthy task): a task left out is as last reported, not lost.
+    /// Sent only to a scheduler whose answers carry a `generation` (it understands this).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delta: bool,
 }
 
 /// The last lines a task wrote to its stdout and stderr, as its agent read them.
@@ -149,7 +159,8 @@ pub struct TaskOutput {
 #[serde(rename_all = "camelCase")]
 pub struct Assignments {
     /// Every task the scheduler wants running on this agent. Anything else the agent runs
-    /// is killed (after its grace period).
+    /// is killed (after its grace period). Empty when `unchanged`.
+    #[serde(default)]
     pub tasks: Vec<TaskSpec>,
     /// Persistent volumes this agent is to pull from another agent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -159,6 +170,19 @@ pub struct Assignments {
     /// while the agent still reports them; deleting is idempotent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_releases: Vec<String>,
+    /// The generation of the agent's wanted tasks this answer reflects; set by schedulers
+    /// that speak the delta protocol (see `scheduler::delta`). None: an older scheduler,
+    /// to which the agent keeps sending full heartbeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// The agent's wanted tasks are those of the generation it sent: `tasks` is left out
+    /// and the agent keeps the list it has.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unchanged: bool,
+    /// The scheduler wants every task's status in the next heartbeat (it has no baseline
+    /// for this agent's deltas: it just started or took over, or the agent came back).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_report: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

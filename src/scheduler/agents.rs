@@ -153,6 +153,7 @@ impl Scheduler {
                 // What only lives in memory takes effect at once.
                 if let Some(agent) = state.agents.get_mut(agent_id) {
                     agent.last_seen = now;
+                    agent.full_report_seen |= !queued.heartbeat.delta;
                     agent.busy_ports = queued.heartbeat.busy_ports.iter().copied().collect();
                 }
                 let (move_changes, move_apps) = crate::scheduler::moves::note_progress(
@@ -200,7 +201,7 @@ impl Scheduler {
         {
             let state = self.lock();
             for queued in decided {
-                let answer = assignments_json(&state, &queued.agent_id, &queued.heartbeat.volumes);
+                let answer = assignments_json(&state, &queued.agent_id, &queued.heartbeat);
                 let _ = queued.reply.send(answer.map(Some));
             }
         }
@@ -227,23 +228,43 @@ fn same_error(err: &anyhow::Error) -> anyhow::Error {
     }
 }
 
-/// The agent's tasks (but those being killed) as the heartbeat answer.
-/// `held`: the apps whose volumes the agent reports holding.
-fn assignments_json(state: &State, agent_id: &str, held: &[String]) -> anyhow::Result<Vec<u8>> {
-    let tasks: Vec<&TaskSpec> = state
-        .tasks_on(agent_id)
-        .filter(|t| !t.killing)
-        .map(|t| &t.spec)
-        .collect();
+/// The heartbeat answer: the agent's tasks (but those being killed), or `unchanged` when
+/// the agent holds the current generation of them (see [`crate::scheduler::delta`]), with
+/// the volume work the agent has.
+fn assignments_json(
+    state: &State,
+    agent_id: &str,
+    heartbeat: &Heartbeat,
+) -> anyhow::Result<Vec<u8>> {
+    let generation = state.generation(agent_id);
+    let unchanged = heartbeat.generation == Some(generation);
+    let tasks: Vec<&TaskSpec> = if unchanged {
+        Vec::new()
+    } else {
+        state
+            .tasks_on(agent_id)
+            .filter(|t| !t.killing)
+            .map(|t| &t.spec)
+            .collect()
+    };
     let volume_moves = crate::scheduler::moves::assignments_for(state, agent_id);
     let mut volume_releases = crate::scheduler::moves::releases_for(state, agent_id);
     volume_releases.extend(crate::scheduler::moves::volumes_of_destroyed_apps(
-        state, held,
+        state,
+        &heartbeat.volumes,
     ));
+    let full_report = heartbeat.delta
+        && !state
+            .agents
+            .get(agent_id)
+            .is_some_and(|agent| agent.full_report_seen);
     serde_json::to_vec(&AssignmentsView {
-        tasks,
+        tasks: (!unchanged).then_some(tasks),
         volume_moves,
         volume_releases,
+        generation,
+        unchanged,
+        full_report,
     })
     .context("writing the assignments")
 }
@@ -252,11 +273,17 @@ fn assignments_json(state: &State, agent_id: &str, held: &[String]) -> anyhow::R
 /// JSON).
 #[derive(serde::Serialize)]
 struct AssignmentsView<'a> {
-    tasks: Vec<&'a TaskSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<Vec<&'a TaskSpec>>,
     #[serde(rename = "volumeMoves", skip_serializing_if = "Vec::is_empty")]
     volume_moves: Vec<crate::api::moves::VolumeMove>,
     #[serde(rename = "volumeReleases", skip_serializing_if = "Vec::is_empty")]
     volume_releases: Vec<String>,
+    generation: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unchanged: bool,
+    #[serde(rename = "fullReport", skip_serializing_if = "std::ops::Not::not")]
+    full_report: bool,
 }
 
 /// What one heartbeat decides, before anything is committed.
@@ -307,15 +334,17 @@ pub fn heartbeat_outcome(
         out.agent_back = true;
         out.changes.push(Change::PutAgent(record));
     }
-    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    // The agent's tasks, looked up once each: a heartbeat reports every one of them,
+    // and a hash lookup per report is far cheaper than a search of every task's id.
+    let in_order: Vec<&TaskRecord> = state.tasks_on(agent_id).collect();
+    let mine: std::collections::HashMap<&str, &TaskRecord> =
+        in_order.iter().map(|t| (t.id.as_str(), *t)).collect();
+    let mut reported: HashSet<&str> = HashSet::with_capacity(mine.len());
     let mut failures = 0u64;
     for status in &heartbeat.tasks {
-        let Some(task) = state.tasks.get(&status.task_id) else {
+        let Some(task) = mine.get(status.task_id.as_str()).copied() else {
             continue;
         };
-        if task.agent_id != agent_id {
-            continue;
-        }
         reported.insert(task.id.as_str());
         // Most reports of a settled cluster say what is known already: nothing to decide,
         // nothing to copy (what follows would change nothing either).
@@ -334,6 +363,12 @@ pub fn heartbeat_outcome(
                 out.status_changed(task, &name, message, status.state);
                 out.changes.push(Change::DeleteTask(task.id.clone()));
                 out.apps.insert(task.app_id.clone());
+            } else if !task.reported {
+                // The agent has it (to kill): a delta heartbeat that leaves it out later
+                // must not take it for one the agent never had (see below).
+                let mut t = task.clone();
+                t.reported = true;
+                out.changes.push(Change::PutTask(Box::new(t)));
             }
             continue;
         }
@@ -408,8 +443,14 @@ pub fn heartbeat_outcome(
             out.health_only.push(t);
         }
     }
-    for task in state.tasks_on(agent_id) {
+    // A delta leaves out what did not change; the agent holds the current list (so
+    // never had a task being killed that it never reported: see `scheduler::delta`).
+    let holds_current = heartbeat.generation == Some(state.generation(agent_id));
+    for task in in_order {
         if reported.contains(task.id.as_str()) {
+            continue;
+        }
+        if heartbeat.delta && !(task.killing && !task.reported && holds_current) {
             continue;
         }
         if task.killing {
@@ -565,6 +606,8 @@ mod tests {
             output: Vec::new(),
             volume_moves: Vec::new(),
             volumes: Vec::new(),
+            generation: None,
+            delta: false,
         };
         let now = Instant::now();
         let out = heartbeat_outcome(&state, "a", &heartbeat, now).unwrap();
@@ -607,6 +650,8 @@ mod tests {
             output: Vec::new(),
             volume_moves: Vec::new(),
             volumes: Vec::new(),
+            generation: None,
+            delta: false,
         };
         let out = heartbeat_outcome(&state, "a", &running, Instant::now()).unwrap();
         for change in out.changes {
@@ -622,6 +667,8 @@ mod tests {
             output: Vec::new(),
             volume_moves: Vec::new(),
             volumes: Vec::new(),
+            generation: None,
+            delta: false,
         };
         let out = heartbeat_outcome(&state, "a", &only_first, Instant::now()).unwrap();
         assert!(!out.agent_back, "the first heartbeat brought it back");

@@ -250,12 +250,21 @@ impl Scheduler {
                 (Some(r), false) => r.config_version.clone(),
                 _ => version.clone(),
             };
+            // Ports below the first one no app holds are all taken, but for the app's own
+            // (free to it again).
+            let (low, high) = self.config.service_ports;
+            let floor = state.first_free_service_port(low);
+            let search_from = if state.holds_service_port_below(&p.id, floor) {
+                low
+            } else {
+                floor.min(high.saturating_add(1))
+            };
             let normalized = appdef::normalize(
                 new,
                 &version,
                 &config_version,
                 &|port| state.service_port_taken(port, &p.id) || taken.contains(&port),
-                self.config.service_ports,
+                (search_from, high),
             );
             let spec = AppSpec::from_definition(&normalized).map_err(ApiError::invalid)?;
             taken.extend(appdef::service_ports(&spec));

@@ -8,7 +8,7 @@
 //! `etcd_store` (durable state: one scheduler, or the control nodes' shared etcd),
 //! `leadership` (etcd election, who may act), `follow` (a node's watch-fed copy of the
 //! shared state), `core` (lock, commit,
-//! work queue, timer), `apps` (app writes), `agents` (agent protocol), `events` (SSE bus),
+//! work queue, timer), `apps` (app writes), `agents` (agent protocol), `delta` (heartbeats that carry only changes), `events` (SSE bus),
 //! `http` (the API, one file per resource; `http::forward` sends
 //! writes on a follower to the leader), `error`, `clock`.
 
@@ -16,6 +16,7 @@ pub mod agents;
 pub mod apps;
 pub mod clock;
 pub mod core;
+pub mod delta;
 pub mod deployments;
 pub mod discovery;
 pub mod error;

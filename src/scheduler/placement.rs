@@ -4,6 +4,7 @@
 //! Pure functions: the caller commits the result to the store.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::api::appdef::AppSpec;
 use crate::api::constraints::FieldCounts;
@@ -22,7 +23,9 @@ pub enum Strategy {
 pub struct AgentSlot {
     pub id: String,
     pub hostname: String,
-    pub attributes: BTreeMap<String, String>,
+    /// Shared with the state (the view is built per reconcile batch: a copy of every
+    /// agent's attributes and ports each time was a tenth of the scheduler's CPU).
+    pub attributes: Arc<BTreeMap<String, String>>,
     pub docker: bool,
     pub cpus: f64,
     pub mem: f64,
@@ -31,7 +34,8 @@ pub struct AgentSlot {
     pub used_mem: f64,
     pub used_disk: f64,
     pub port_range: (u16, u16),
-    pub used_ports: BTreeSet<u16>,
+    /// Shared with the state until a placement here adds to it (copied then).
+    pub used_ports: Arc<BTreeSet<u16>>,
     /// Live tasks per app id on this agent.
     pub app_tasks: HashMap<String, usize>,
 }
@@ -64,8 +68,7 @@ impl AgentSlot {
                 }
                 None => {
                     let (lo, hi) = self.port_range;
-                    let port =
-                        (lo..=hi).find(|p| !self.used_ports.contains(p) && !chosen.contains(p))?;
+                    let port = first_free_port(&self.used_ports, &chosen, lo, hi)?;
                     chosen.push(port);
                 }
             }
@@ -93,18 +96,42 @@ impl AgentSlot {
         if dynamic == 0 {
             return true;
         }
+        // Counted, not searched: a walk of the range looked up every port held below the
+        // first free one, for every agent and instance (more than half the scheduler's
+        // CPU at 100 tasks per agent).
         let (lo, hi) = self.port_range;
-        let mut free = 0;
-        for p in lo..=hi {
-            if !self.used_ports.contains(&p) && !spec.ports.iter().any(|q| q.fixed == Some(p)) {
-                free += 1;
-                if free == dynamic {
-                    return true;
-                }
-            }
+        if lo > hi {
+            return false;
         }
-        false
+        let size = usize::from(hi - lo) + 1;
+        let below = self.used_ports.range(..lo).count();
+        let above = match hi.checked_add(1) {
+            Some(next) => self.used_ports.range(next..).count(),
+            None => 0,
+        };
+        let used_in_range = self.used_ports.len() - below - above;
+        // The app's own fixed ports in the range (free, as checked above; distinct).
+        let fixed_in_range = spec
+            .ports
+            .iter()
+            .filter(|q| q.fixed.is_some_and(|p| (lo..=hi).contains(&p)))
+            .count();
+        size.saturating_sub(used_in_range + fixed_in_range) >= dynamic
     }
+}
+
+/// The lowest port of `lo..=hi` neither in `used` nor in `chosen`: one walk of the held
+/// ports in order (no lookup per port).
+fn first_free_port(used: &BTreeSet<u16>, chosen: &[u16], lo: u16, hi: u16) -> Option<u16> {
+    let mut held = used.range(lo..=hi).copied().peekable();
+    for port in lo..=hi {
+        while held.next_if(|&h| h < port).is_some() {}
+        if held.next_if_eq(&port).is_some() || chosen.contains(&port) {
+            continue;
+        }
+        return Some(port);
+    }
+    None
 }
 
 /// Why an agent cannot take one more instance (the first check that fails). Cheap to
@@ -282,7 +309,7 @@ pub fn place(
         agent.used_cpus += spec.app.cpus;
         agent.used_mem += spec.app.mem;
         agent.used_disk += spec.app.disk;
-        agent.used_ports.extend(ports.iter().copied());
+        Arc::make_mut(&mut agent.used_ports).extend(ports.iter().copied());
         *agent.app_tasks.entry(app_id.to_string()).or_default() += 1;
         for constraint in &spec.constraints {
             if let Some(v) = constraint.agent_value(&agent.hostname, &agent.attributes) {
@@ -306,6 +333,41 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn free_host_ports_are_counted_and_picked_past_the_held_ones() {
+        let mut a = agent("a", 4.0, "r1");
+        a.used_ports = Arc::new([31000, 31001, 31002, 31003, 31004, 31007, 40000].into());
+        let dynamic = |n: usize| {
+            let defs: Vec<serde_json::Value> = (0..n).map(|_| json!({"port": 0})).collect();
+            spec(json!({"id": "/p", "cmd": "x", "portDefinitions": defs,
+                        "requirePorts": false}))
+        };
+        let one = dynamic(1);
+        assert!(a.ports_fit(&one));
+        assert_eq!(a.pick_ports(&one), Some(vec![31005]));
+        // 11 ports in the range, 6 of them held (the one outside does not count).
+        let five = dynamic(5);
+        assert!(a.ports_fit(&five));
+        assert_eq!(
+            a.pick_ports(&five),
+            Some(vec![31005, 31006, 31008, 31009, 31010])
+        );
+        assert!(!a.ports_fit(&dynamic(6)));
+        assert_eq!(a.pick_ports(&dynamic(6)), None);
+        // A fixed port of the app's own takes one of the free ones.
+        let mut fixed = dynamic(1);
+        fixed.ports.insert(0, fixed.ports[0].clone());
+        fixed.ports[0].fixed = Some(31005);
+        assert!(a.ports_fit(&fixed));
+        assert_eq!(a.pick_ports(&fixed), Some(vec![31005, 31006]));
+        fixed.ports[0].fixed = Some(31007);
+        assert!(!a.ports_fit(&fixed), "held already");
+        // A full range.
+        a.used_ports = Arc::new((31000..=31010).collect());
+        assert!(!a.ports_fit(&one));
+        assert_eq!(a.pick_ports(&one), None);
+    }
+
     fn spec(v: serde_json::Value) -> AppSpec {
         let def = crate::api::appdef::normalize(
             v.as_object().unwrap().clone(),
@@ -321,7 +383,7 @@ mod tests {
         AgentSlot {
             id: name.to_string(),
             hostname: name.to_string(),
-            attributes: [("rack".to_string(), rack.to_string())].into(),
+            attributes: Arc::new([("rack".to_string(), rack.to_string())].into()),
             docker: false,
             cpus,
             mem: 4096.0,
@@ -330,7 +392,7 @@ mod tests {
             used_mem: 0.0,
             used_disk: 0.0,
             port_range: (31000, 31010),
-            used_ports: BTreeSet::new(),
+            used_ports: Default::default(),
             app_tasks: HashMap::new(),
         }
     }

@@ -178,6 +178,8 @@ impl TestAgent {
                 output: Vec::new(),
                 volume_moves: Vec::new(),
                 volumes: Vec::new(),
+                generation: None,
+                delta: false,
             })
             .send()
             .await

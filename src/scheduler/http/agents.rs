@@ -31,7 +31,17 @@ pub async fn heartbeat(
 ) -> Result<Response, ApiError> {
     let mut hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::bad_json)?;
     let output = std::mem::take(&mut hb.output);
-    match s.heartbeat(&agent_id, hb).await? {
+    // On a task of its own: the handler that gets the writer decides and commits the
+    // whole queue of heartbeats; an agent that gives up on its request (its HTTP timeout
+    // while the writer is busy) would otherwise drop the other agents' answers with it.
+    let answer = tokio::spawn({
+        let s = s.clone();
+        let agent_id = agent_id.clone();
+        async move { s.heartbeat(&agent_id, hb).await }
+    })
+    .await
+    .map_err(|err| anyhow::anyhow!("the heartbeat of {agent_id} ended: {err}"))??;
+    match answer {
         Some(assignments) => {
             if !output.is_empty() {
                 s.outputs.record(&s.lock(), &agent_id, output);
