@@ -13,7 +13,6 @@ use std::path::PathBuf;
 
 use infra::engine::{self, RunOptions};
 use infra::inventory::Inventory;
-use infra::provider::{self, Progress};
 use infra::transport::ssh::{self, SshStats};
 use provider_support::*;
 
@@ -28,23 +27,13 @@ fn options(playbook: &str, inventory: Inventory, known_hosts: PathBuf) -> RunOpt
     }
 }
 
-/// Runs the workload `playbook` once on the cluster's running hosts; returns the SSH work it
-/// did and the number of changed tasks.
-async fn run_workload(
-    playbook: &str,
-    inventory_path: &std::path::Path,
-    docker: &bollard::Docker,
-    spec: &provider::ClusterSpec,
-    state: &provider::StateDir,
-) -> (SshStats, u32) {
-    let mut inventory = Inventory::load(inventory_path).unwrap();
-    let missing = provider::attach_running(docker, spec, state, &mut inventory)
-        .await
-        .unwrap();
-    assert!(missing.is_empty(), "hosts not running: {missing:?}");
+/// Runs the workload `playbook` once on the host; returns the SSH work it did and the
+/// number of changed tasks.
+async fn run_workload(playbook: &str, host: &OneHost) -> (SshStats, u32) {
+    let inventory = host.attached_inventory().await;
     let before = ssh::stats();
     let started = std::time::Instant::now();
-    let recap = engine::run(options(playbook, inventory, state.known_hosts_path()))
+    let recap = engine::run(options(playbook, inventory, host.state.known_hosts_path()))
         .await
         .unwrap();
     let work = ssh::stats().since(&before);
@@ -181,32 +170,9 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// no change, one connection, and the converged run within `bounds`.
 async fn converge_and_count(playbook: &str, bounds: Bounds) {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let docker = docker().await;
-    let image = image(&docker).await;
-    let cluster = unique_cluster("rt");
-    let _guard = ClusterGuard::new(&cluster);
-    let (dir, state) = state_dir(&cluster);
-    let spec = spec(&cluster, &["node01"]);
-    provider::up(
-        &docker,
-        &spec,
-        &state,
-        &image,
-        SSH_TIMEOUT,
-        &Progress::new("bench host"),
-    )
-    .await
-    .unwrap();
-    let inventory_path = dir.path().join(format!("{cluster}.yaml"));
-    std::fs::write(
-        &inventory_path,
-        format!(
-            "all:\n  vars:\n    infra_provider: docker\n    infra_cluster: {cluster}\n  hosts:\n    node01:\n"
-        ),
-    )
-    .unwrap();
+    let host = OneHost::up("rt", &[]).await;
 
-    let (first, changed) = run_workload(playbook, &inventory_path, &docker, &spec, &state).await;
+    let (first, changed) = run_workload(playbook, &host).await;
     assert!(changed > 0, "a bare host needs converging");
     eprintln!("first run: {first:?}");
     assert!(
@@ -216,10 +182,9 @@ async fn converge_and_count(playbook: &str, bounds: Bounds) {
         bounds.first_run_execs
     );
 
-    let container = spec.container_name("node01");
+    let container = host.container();
     let pid_before = last_pid(&container);
-    let (converged, changed) =
-        run_workload(playbook, &inventory_path, &docker, &spec, &state).await;
+    let (converged, changed) = run_workload(playbook, &host).await;
     // The pids strictly between the two `cat`s.
     let host_pids = last_pid(&container).saturating_sub(pid_before + 1);
     eprintln!(

@@ -9,8 +9,6 @@ mod provider_support;
 use std::path::PathBuf;
 
 use infra::engine::{self, RunOptions};
-use infra::inventory::Inventory;
-use infra::provider::{self, Progress};
 use provider_support::*;
 use serde_json::Value;
 
@@ -73,27 +71,19 @@ fn runs(container: &str, path: &str) -> usize {
         .count()
 }
 
-struct Host<'a> {
-    docker: &'a bollard::Docker,
-    spec: &'a provider::ClusterSpec,
-    state: &'a provider::StateDir,
-    inventory: PathBuf,
+/// The host, the playbook that gathers its facts and where they land.
+struct Host {
+    one: OneHost,
     playbook: PathBuf,
     out: PathBuf,
-    container: String,
 }
 
-impl Host<'_> {
+impl Host {
     /// One gathering: the facts.
     async fn gather(&self) -> Value {
-        let mut inventory = Inventory::load(&self.inventory).unwrap();
-        let missing = provider::attach_running(self.docker, self.spec, self.state, &mut inventory)
-            .await
-            .unwrap();
-        assert!(missing.is_empty(), "hosts not running: {missing:?}");
         let recap = engine::run(RunOptions {
-            known_hosts: vec![self.state.known_hosts_path()],
-            ..RunOptions::new(self.playbook.clone(), inventory)
+            known_hosts: vec![self.one.state.known_hosts_path()],
+            ..RunOptions::new(self.playbook.clone(), self.one.attached_inventory().await)
         })
         .await
         .unwrap();
@@ -120,56 +110,23 @@ async fn program_versions_come_from_the_controller_until_the_program_is_replaced
     std::env::set_var("INFRA_HOME", home.path());
     let cache = home.path().join("cache").join("program-versions.json");
 
-    let docker = docker().await;
-    let image = image(&docker).await;
-    let cluster = unique_cluster("fv");
-    let _guard = ClusterGuard::new(&cluster);
-    let (dir, state) = state_dir(&cluster);
-    let spec = spec(&cluster, &["node01"]);
-    provider::up(
-        &docker,
-        &spec,
-        &state,
-        &image,
-        SSH_TIMEOUT,
-        &Progress::new("facts host"),
-    )
-    .await
-    .unwrap();
-    let inventory = dir.path().join("inventory.yaml");
-    let out = dir.path().join("facts.json");
-    std::fs::write(
-        &inventory,
-        format!(
-            "all:\n  vars:\n    infra_provider: docker\n    infra_cluster: {cluster}\n    facts_out: {}\n  hosts:\n    node01:\n",
-            out.display()
-        ),
-    )
-    .unwrap();
-    let playbook = dir.path().join("facts.yml");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("facts.json");
+    let one = OneHost::up("fv", &[("facts_out", out.display().to_string())]).await;
+    let playbook = one.dir.path().join("facts.yml");
     std::fs::write(&playbook, FACTS).unwrap();
-    let host = Host {
-        docker: &docker,
-        spec: &spec,
-        state: &state,
-        inventory,
-        playbook,
-        out,
-        container: spec.container_name("node01"),
-    };
+    let host = Host { one, playbook, out };
+    let container = host.one.container();
 
     // The programs the facts ask, wrapped in place to count their starts.
     let systemctl = "/usr/bin/systemctl";
     let python = "/usr/bin/python3.11";
-    wrap(&host.container, systemctl, None);
-    wrap(&host.container, python, None);
+    wrap(&container, systemctl, None);
+    wrap(&container, python, None);
 
     let first = host.gather().await;
     assert_eq!(
-        (
-            runs(&host.container, systemctl),
-            runs(&host.container, python)
-        ),
+        (runs(&container, systemctl), runs(&container, python)),
         (1, 1)
     );
     let cached: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
@@ -191,16 +148,13 @@ async fn program_versions_come_from_the_controller_until_the_program_is_replaced
         (systemd.clone(), version.clone(), executable.clone())
     );
     assert_eq!(
-        (
-            runs(&host.container, systemctl),
-            runs(&host.container, python)
-        ),
+        (runs(&container, systemctl), runs(&container, python)),
         (1, 1),
         "neither program runs when the controller knows its file"
     );
 
     // The interpreter replaced in place (as an upgrade does): asked again at once.
-    wrap(&host.container, python, Some("Python 3.11.99"));
+    wrap(&container, python, Some("Python 3.11.99"));
     let third = host.gather().await;
     assert_eq!(
         third["python"]["version"]["micro"], 99,
@@ -209,10 +163,7 @@ async fn program_versions_come_from_the_controller_until_the_program_is_replaced
     );
     assert_eq!(third["systemd"], systemd, "systemd's answer still fits");
     assert_eq!(
-        (
-            runs(&host.container, systemctl),
-            runs(&host.container, python)
-        ),
+        (runs(&container, systemctl), runs(&container, python)),
         (1, 2)
     );
     let fourth = host.gather().await;
@@ -221,11 +172,7 @@ async fn program_versions_come_from_the_controller_until_the_program_is_replaced
         "the new answer is kept"
     );
     assert_eq!(
-        (
-            runs(&host.container, systemctl),
-            runs(&host.container, python)
-        ),
+        (runs(&container, systemctl), runs(&container, python)),
         (1, 2)
     );
-    drop(dir);
 }

@@ -144,6 +144,19 @@ impl DeltaAgent {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    /// Delta heartbeats until no deployment is left (panics after 20 s, naming `what`).
+    async fn beat_until_deployed(&mut self, url: &str, what: &str) {
+        let start = Instant::now();
+        while deployments(url).await > 0 {
+            self.beat(url, true, &[]).await;
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{what} never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 async fn app_tasks(url: &str) -> Vec<String> {
@@ -237,15 +250,7 @@ async fn delta_heartbeats_carry_only_changes_and_reconciliation_still_finds_lost
         .await;
     assert_ne!(answer.json["generation"].as_u64(), first);
     agent.beat_until(&url, Answer::unchanged).await;
-    let start = Instant::now();
-    while deployments(&url).await > 0 {
-        agent.beat(&url, true, &[]).await;
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "scale-up never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    agent.beat_until_deployed(&url, "scale-up").await;
 
     // A task missing from a full report is lost (and replaced).
     let running = app_tasks(&url).await;
@@ -275,15 +280,7 @@ async fn delta_heartbeats_carry_only_changes_and_reconciliation_still_finds_lost
 
     // A task placed and killed before the agent had it (scaled up, then down at once:
     // the youngest goes) leaves on the agent's next deltas, not at a full report.
-    let start = Instant::now();
-    while deployments(&url).await > 0 {
-        agent.beat(&url, true, &[]).await;
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "recovery never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    agent.beat_until_deployed(&url, "recovery").await;
     scale(&url, 4, false).await;
     scale(&url, 3, true).await;
     for _ in 0..3 {

@@ -132,3 +132,70 @@ pub fn ssh(key: &Path, known_hosts: &Path, ip: &str, command: &str) -> std::proc
 pub fn path_of(p: &Path) -> PathBuf {
     p.to_path_buf()
 }
+
+/// One running host (`node01`) of a fresh cluster made by the provider, with an inventory
+/// file naming it (`infra_provider: docker` plus the caller's vars). The cluster goes when
+/// this is dropped.
+pub struct OneHost {
+    pub docker: Docker,
+    pub spec: ClusterSpec,
+    pub state: provider::StateDir,
+    /// The inventory file (in the temp folder below).
+    pub inventory: PathBuf,
+    pub dir: tempfile::TempDir,
+    _guard: ClusterGuard,
+}
+
+impl OneHost {
+    /// Makes the host; `vars` are `name: value` lines added to the inventory's `all` vars.
+    pub async fn up(prefix: &str, vars: &[(&str, String)]) -> OneHost {
+        let docker = docker().await;
+        let image = image(&docker).await;
+        let cluster = unique_cluster(prefix);
+        let guard = ClusterGuard::new(&cluster);
+        let (dir, state) = state_dir(&cluster);
+        let spec = spec(&cluster, &["node01"]);
+        provider::up(
+            &docker,
+            &spec,
+            &state,
+            &image,
+            SSH_TIMEOUT,
+            &Progress::new(prefix),
+        )
+        .await
+        .unwrap();
+        let inventory = dir.path().join(format!("{cluster}.yaml"));
+        let mut text =
+            format!("all:\n  vars:\n    infra_provider: docker\n    infra_cluster: {cluster}\n");
+        for (name, value) in vars {
+            text.push_str(&format!("    {name}: {value}\n"));
+        }
+        text.push_str("  hosts:\n    node01:\n");
+        std::fs::write(&inventory, text).unwrap();
+        OneHost {
+            docker,
+            spec,
+            state,
+            inventory,
+            dir,
+            _guard: guard,
+        }
+    }
+
+    /// The host's container name.
+    pub fn container(&self) -> String {
+        self.spec.container_name("node01")
+    }
+
+    /// The inventory, loaded and attached to the running host (address, key, port).
+    pub async fn attached_inventory(&self) -> infra::inventory::Inventory {
+        let mut inventory = infra::inventory::Inventory::load(&self.inventory).unwrap();
+        let missing =
+            provider::attach_running(&self.docker, &self.spec, &self.state, &mut inventory)
+                .await
+                .unwrap();
+        assert!(missing.is_empty(), "hosts not running: {missing:?}");
+        inventory
+    }
+}

@@ -768,15 +768,7 @@ mod tests {
     use super::*;
 
     fn regular(size: u64) -> FileStat {
-        FileStat {
-            kind: FileKind::File,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size,
-            mtime: 1,
-            link_target: None,
-        }
+        super::super::versions::regular(size, 1)
     }
 
     /// The exec's sections read as fresh, known, rerun or absent answers, and only answers

@@ -65,12 +65,19 @@ EOF
     };
 }
 
-/// The first interpreter found (no `$(...)`: a subshell is a fork), and its version.
+/// The first interpreter found, as `command -v` finds it but with the shell's own PATH walk
+/// (a `$(...)` is a fork), its path, then its version, or `@cached` when it is at the path
+/// `$pv` the controller knows ([`super::versions`]; the full script leaves `pv` empty).
 macro_rules! python_section {
     () => {
-        r#"echo "@@python"
+        r#"echo "@@python" # its path, then its version or `@cached`
 for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 /usr/bin/python3 python3; do
-  command -v "$p" >/dev/null 2>&1 && { command -v "$p"; "$p" --version 2>&1; break; }
+  w=; case $p in
+    /*) [ -f "$p" ] && [ -x "$p" ] && w=$p ;;
+    *) IFS=:; for d in $PATH; do [ -f "$d/$p" ] && [ -x "$d/$p" ] && { w=$d/$p; break; }; done; unset IFS ;;
+  esac
+  [ -n "$w" ] || continue
+  echo "$w"; if [ "$w" = "$pv" ]; then echo "@cached"; else "$w" --version 2>&1; fi; break
 done
 "#
     };
@@ -180,7 +187,7 @@ fi
 /// `gather_timeout` seconds), then the end marker that proves the output is complete.
 pub fn script(fact_path: &str, gather_timeout: u64) -> String {
     format!(
-        "fp={}; gt={}\n{BODY}{LOCAL}echo \"@@end\"\n",
+        "fp={}; gt={}; pv=\n{BODY}{LOCAL}echo \"@@end\"\n",
         sh_quote(fact_path),
         gather_timeout.max(1)
     )
@@ -341,16 +348,7 @@ echo "@@chroot" # two equal lines when / is init's root (the test's `-ef`: same 
 [ -e /proc/1/root/. ] && { echo /; if [ / -ef /proc/1/root/. ]; then echo /; else echo /proc/1/root; fi; }
 "#,
     date_section!(),
-    r#"echo "@@python" # its path, then its version or `@cached` when the controller knows the path
-for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 /usr/bin/python3 python3; do
-  w=; case $p in
-    /*) [ -f "$p" ] && [ -x "$p" ] && w=$p ;;
-    *) IFS=:; for d in $PATH; do [ -f "$d/$p" ] && [ -x "$d/$p" ] && { w=$d/$p; break; }; done; unset IFS ;;
-  esac
-  [ -n "$w" ] || continue
-  echo "$w"; if [ "$w" = "$pv" ]; then echo "@cached"; else "$w" --version 2>&1; fi; break
-done
-"#
+    python_section!()
 );
 
 /// The files of [`exec_script`]: the fixed list (`set --` before this), then each

@@ -150,40 +150,47 @@ impl Versions {
                 None => break,
             };
         }
-        if let Err(e) = self.write(&stored) {
+        // Written after the lock is let go (the write syncs to disk; other hosts' gatherings
+        // need the lock meanwhile). Two stores racing may write their snapshots out of
+        // order: the file then misses an answer, which the next run asks again.
+        let snapshot = serde_json::to_vec_pretty(&*stored);
+        drop(stored);
+        if let Err(e) = self.write(snapshot) {
             tracing::debug!("program versions cache not written: {e:#}");
         }
     }
 
-    fn write(&self, stored: &Stored) -> anyhow::Result<()> {
+    fn write(&self, snapshot: serde_json::Result<Vec<u8>>) -> anyhow::Result<()> {
         use anyhow::Context as _;
         let Some(file) = &self.file else {
             return Ok(());
         };
+        let bytes = snapshot.context("serialising the cache")?;
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let bytes = serde_json::to_vec_pretty(stored).context("serialising the cache")?;
         crate::fsutil::write_atomic(file, &bytes, crate::fsutil::Mode::Set(0o600))
             .with_context(|| format!("writing {}", file.display()))
+    }
+}
+
+/// A root-owned executable regular file's metadata, for the tests of the cache's users.
+#[cfg(test)]
+pub(super) fn regular(size: u64, mtime: i64) -> FileStat {
+    FileStat {
+        kind: FileKind::File,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        size,
+        mtime,
+        link_target: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn regular(size: u64, mtime: i64) -> FileStat {
-        FileStat {
-            kind: FileKind::File,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size,
-            mtime,
-            link_target: None,
-        }
-    }
 
     #[test]
     fn an_answer_is_used_only_for_the_same_file_metadata() {
