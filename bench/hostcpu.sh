@@ -29,6 +29,8 @@ usage() {
   echo "$total"
 }
 
+[ -n "$(docker ps -q --filter "name=^${cluster}-")" ] \
+  || { echo "no running container named ${cluster}-*" >&2; exit 1; }
 before=$(usage)
 start=$(date +%s%N)
 for _ in $(seq "$runs"); do "$@" >/dev/null; done
