@@ -34,7 +34,7 @@ VENV = Path(os.environ.get("BENCH_VENV", "/opt/infra-bench-venv"))
 REPEAT = int(os.environ.get("REPEAT", "3"))
 # First runs recreate the cluster each time; they may be repeated fewer times for large N.
 REPEAT_FIRST = int(os.environ.get("REPEAT_FIRST", str(REPEAT)))
-TOOLS = os.environ.get("TOOLS", "infra,ansible,pyinfra").split(",")
+TOOLS = os.environ.get("TOOLS", "infra,infra-warm,ansible,pyinfra").split(",")
 # WORKLOAD=2 runs the second workload (bench/workload2, bench/pyinfra/deploy2.py), written
 # differently from the first, on clusters of its own; its results go to
 # bench/results/workload2/. BENCH_RESULTS puts a run's JSON elsewhere (a follow-up run).
@@ -169,20 +169,24 @@ class Cluster:
             "})\n"
         )
 
-    def ssh(self, host, script, timeout=900):
+    def ssh(self, host, script, timeout=900, warm=False):
         cmd = [
             "ssh", "-i", str(self.key), "-o", f"UserKnownHostsFile={self.known_hosts}",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-            f"root@{self.ips[host]}", script,
         ]
+        if warm:
+            # OpenSSH's own kept connections, as Ansible's default ssh_args ask for them.
+            cmd += ["-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
+                    "-o", f"ControlPath={self.dir}/cm-%C"]
+        cmd += [f"root@{self.ips[host]}", script]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
-    def ssh_all(self, script):
+    def ssh_all(self, script, warm=False):
         """Runs `script` on every host in parallel; returns {host: CompletedProcess}."""
         results = {}
 
         def one(h):
-            results[h] = self.ssh(h, script)
+            results[h] = self.ssh(h, script, warm=warm)
 
         threads = [threading.Thread(target=one, args=(h,)) for h in self.hosts]
         for t in threads:
@@ -311,11 +315,23 @@ class Tool:
 class Infra(Tool):
     name = "infra"
 
+    # Cold: every run logs in on every host, as the ssh floor does.
+    persist = "no"
+
     def command(self, mode):
         cmd = [INFRA, "play", str(PLAYBOOK), "-i", str(self.c.inventory), "--output", "json"]
         if mode == "check":
             cmd += ["--check", "--diff"]
-        return cmd, self.c.env()
+        return cmd, dict(self.c.env(), INFRA_SSH_PERSIST=self.persist)
+
+
+class InfraWarm(Infra):
+    """infra with its connections kept between runs (its default, like Ansible's
+    ControlPersist=60s): a run that follows another within 60 s logs in nowhere. Compared
+    with the warm ssh floor (OpenSSH's own ControlPersist), not with the cold one."""
+
+    name = "infra-warm"
+    persist = "60s"
 
     def changed(self, proc):
         recap = json.loads(proc.stdout_text)
@@ -369,7 +385,7 @@ class Pyinfra(Tool):
         return 0 if m.group(2) == "-" else int(m.group(2))
 
 
-TOOL_CLASSES = {"infra": Infra, "ansible": Ansible, "pyinfra": Pyinfra}
+TOOL_CLASSES = {"infra": Infra, "infra-warm": InfraWarm, "ansible": Ansible, "pyinfra": Pyinfra}
 
 
 def rotate(seq, k):
@@ -403,10 +419,12 @@ def bench_n(n):
     result = {"n": n, "uptime": load, "first": {}, "converged": {}, "check": {},
               "changed": {}, "rss_kib": [], "baseline": []}
     tools = [t for t in TOOLS if t in TOOL_CLASSES]
+    # A first run on fresh hosts has no connection to reuse: infra-warm's would be infra's.
+    first_tools = [t for t in tools if t != "infra-warm"]
     reference = None
     for rep in range(REPEAT_FIRST):
         # The baseline first, so the last run of a round leaves converged hosts.
-        for name in ["baseline"] + rotate(tools, rep):
+        for name in ["baseline"] + rotate(first_tools, rep):
             c.reset()
             if name == "baseline":
                 started = time.monotonic()
@@ -439,6 +457,9 @@ def bench_n(n):
         c.reset()
         Infra(c).run("first")
     result["fingerprint"] = reference[1][c.hosts[0]] if reference else ""
+    if "infra-warm" in tools:
+        # Untimed: opens the connections the warm runs below reuse.
+        InfraWarm(c).run("converged")
     # The hosts are converged now (by the last tool of the last round).
     for mode in ("converged", "check"):
         for rep in range(REPEAT):
@@ -465,6 +486,22 @@ def bench_n(n):
             raise SystemExit(f"ssh floor failed: {bad}")
         result.setdefault("floor", []).append(secs)
         log(f"N={n} ssh floor: {secs:.2f}s")
+    if "infra-warm" in tools:
+        # The warm floor: the same, over OpenSSH's kept connections (opened untimed first).
+        probe = f"systemctl show -p ActiveState {FLOOR_UNIT}"
+        c.ssh_all(probe, warm=True)
+        for rep in range(REPEAT):
+            started = time.monotonic()
+            res = c.ssh_all(probe, warm=True)
+            secs = time.monotonic() - started
+            bad = {h: r.stderr for h, r in res.items() if r.returncode != 0}
+            if bad:
+                raise SystemExit(f"warm ssh floor failed: {bad}")
+            result.setdefault("floor_warm", []).append(secs)
+            log(f"N={n} warm ssh floor: {secs:.2f}s")
+        for h in c.hosts:
+            subprocess.run(["ssh", "-o", f"ControlPath={c.dir}/cm-%C", "-O", "exit",
+                            f"root@{c.ips[h]}"], capture_output=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     result["workload"] = WORKLOAD
     (RESULTS / f"{n}.json").write_text(json.dumps(result, indent=1) + "\n")

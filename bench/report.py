@@ -100,6 +100,23 @@ def scaling(results):
             f"| {n} | {fmt(c)} | {fmt(floor)} | {over} | {per_one(r, 'converged')} "
             f"| {per_one(r, 'floor')} | {per_one(r, 'first')} |"
         )
+    warm = [r for _, r in sorted(by_n.items()) if r.get("floor_warm")]
+    if warm:
+        out += [
+            "",
+            "Kept connections (infra's default, `--ssh-persist 60s`; OpenSSH with "
+            "`ControlPersist=60s` for the warm floor), converged runs that follow another:",
+            "",
+            "| N | infra warm | warm ssh floor | infra warm / warm floor "
+            "| infra warm / cold floor |",
+            "|---|---|---|---|---|",
+        ]
+        for r in warm:
+            w = med(r["converged"].get("infra-warm", []))
+            wf = med(r["floor_warm"])
+            cf = med(r.get("floor", []))
+            ratio = lambda a, b: "-" if not (a and b) else f"{a / b:.2f}"
+            out.append(f"| {r['n']} | {fmt(w)} | {fmt(wf)} | {ratio(w, wf)} | {ratio(w, cf)} |")
     return "\n".join(out)
 
 
@@ -114,6 +131,8 @@ def raw(results):
             out.append("  - baseline: " + ", ".join(f"{v:.2f}" for v in r["baseline"]))
         if r.get("floor"):
             out.append("  - ssh floor: " + ", ".join(f"{v:.2f}" for v in r["floor"]))
+        if r.get("floor_warm"):
+            out.append("  - warm ssh floor: " + ", ".join(f"{v:.2f}" for v in r["floor_warm"]))
         for key, values in r["changed"].items():
             out.append(f"  - changed reported, {key}: {values}")
     return "\n".join(out)

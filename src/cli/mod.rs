@@ -66,6 +66,16 @@ pub enum Command {
     /// Encrypt, decrypt, view, edit and rekey Ansible Vault files and strings.
     #[command(subcommand)]
     Vault(vault::VaultCommand),
+    /// The keeper of SSH connections between runs (started by the runs themselves).
+    #[command(name = "ssh-mux", hide = true)]
+    SshMux(SshMuxArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SshMuxArgs {
+    /// The socket to serve.
+    #[arg(long)]
+    socket: std::path::PathBuf,
 }
 
 /// Parses the command line, runs the subcommand on a tokio runtime, maps errors to exit 1.
@@ -115,6 +125,10 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Proxy(args) => proxy::run(args).await,
         Command::Token(cmd) => token::run(cmd).await,
         Command::Vault(cmd) => vault::run(cmd).await,
+        Command::SshMux(args) => {
+            crate::transport::mux::keeper::serve(&args.socket).await?;
+            Ok(0)
+        }
     }
 }
 

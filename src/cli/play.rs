@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::engine::{self, OutputMode, RunOptions};
 use crate::inventory::Inventory;
+use crate::transport::mux::{self, Keep, Persist};
 
 /// Options shared by `infra play` and `infra up`.
 #[derive(Args, Debug, Clone, Default)]
@@ -56,6 +57,12 @@ pub struct RunArgs {
     /// would run as Ansible's own module), before any host is contacted.
     #[arg(long)]
     pub native_only: bool,
+    /// Keep SSH connections open between runs, as Ansible's ControlPersist: `no`, `yes`
+    /// (until `meta: reset_connection`) or an idle time (`60s`, `10m`). Default 60s. A
+    /// host's `-o ControlPersist=`/`-o ControlMaster=no` in `ansible_ssh_common_args`
+    /// overrides it.
+    #[arg(long, env = "INFRA_SSH_PERSIST", value_name = "no|yes|TIME")]
+    pub ssh_persist: Option<String>,
     #[command(flatten)]
     pub vault: super::vault::VaultArgs,
 }
@@ -73,6 +80,10 @@ impl RunArgs {
         // Absolute, so `playbook_dir` and paths relative to the playbook are too, whatever
         // the current folder (as in Ansible).
         let playbook = cwd.join(playbook);
+        let keep = match self.ssh_persist.as_deref() {
+            Some(text) => Keep::parse_setting(text).context("--ssh-persist")?,
+            None => mux::DEFAULT_KEEP,
+        };
         Ok(RunOptions {
             playbook,
             inventory,
@@ -89,6 +100,7 @@ impl RunArgs {
             roles_path: self.roles_path,
             verbosity: self.verbose,
             native_only: self.native_only,
+            ssh_persist: Persist::for_this_binary(keep),
         })
     }
 }

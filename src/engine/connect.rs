@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 
 use crate::playbook::keywords;
 use crate::transport::local::LocalTransport;
+use crate::transport::mux::{self, Keep, Persist};
 use crate::transport::{self, ConnectSpec, Transport};
 use crate::Vars;
 
@@ -24,14 +25,17 @@ pub struct Pool {
     slots: Mutex<HashMap<String, Slot>>,
     known_hosts: Vec<PathBuf>,
     accept_new: bool,
+    /// Connections kept between runs, unless a host's ssh options say otherwise.
+    persist: Option<Persist>,
 }
 
 impl Pool {
-    pub fn new(known_hosts: Vec<PathBuf>, accept_new: bool) -> Self {
+    pub fn new(known_hosts: Vec<PathBuf>, accept_new: bool, persist: Option<Persist>) -> Self {
         Pool {
             slots: Mutex::new(HashMap::new()),
             known_hosts,
             accept_new,
+            persist,
         }
     }
 
@@ -46,14 +50,20 @@ impl Pool {
             slots.entry(name.to_string()).or_default().clone()
         };
         let spec = spec_from_vars(name, vars, &self.known_hosts, self.accept_new);
+        let persist = self.persist.as_ref().map(|p| match host_keep(vars) {
+            Some(keep) => p.with_keep(keep),
+            None => p.clone(),
+        });
         slot.get_or_init(|| async move {
             if spec.local {
                 let local: Arc<dyn Transport> = Arc::new(LocalTransport::new(&spec.name));
                 return Ok(local);
             }
-            transport::connect(&spec)
-                .await
-                .map_err(|e| format!("{e:#}"))
+            let connected = match &persist {
+                Some(persist) => mux::connect(&spec, persist).await,
+                None => transport::connect(&spec).await,
+            };
+            connected.map_err(|e| format!("{e:#}"))
         })
         .await
         .clone()
@@ -67,7 +77,7 @@ impl Pool {
             Err(poisoned) => poisoned.into_inner().remove(name),
         };
         if let Some(Ok(t)) = slot.as_ref().and_then(|s| s.get()) {
-            t.close().await;
+            t.reset().await;
         }
     }
 
@@ -177,11 +187,11 @@ fn expand_home(path: &str) -> String {
     }
 }
 
-/// `UserKnownHostsFile` values in ssh options (`-o UserKnownHostsFile=/x /y`).
-fn user_known_hosts_files(args: &str) -> Vec<PathBuf> {
+/// The `-o Key=Value` options in ssh arguments (`-o Key Value` and `-oKey=Value` too).
+fn ssh_options(args: &str) -> Vec<(String, String)> {
     let words = shlex::split(args).unwrap_or_default();
     let mut out = Vec::new();
-    let mut iter = words.iter().peekable();
+    let mut iter = words.iter();
     while let Some(w) = iter.next() {
         let opt = if w == "-o" {
             iter.next().map(String::as_str)
@@ -196,16 +206,48 @@ fn user_known_hosts_files(args: &str) -> Vec<PathBuf> {
                 None => continue,
             },
         };
-        if key.eq_ignore_ascii_case("UserKnownHostsFile") {
-            out.extend(
-                value
-                    .split_whitespace()
-                    .filter(|p| *p != "/dev/null")
-                    .map(|p| PathBuf::from(expand_home(p))),
-            );
-        }
+        out.push((key.to_string(), value.to_string()));
     }
     out
+}
+
+/// `UserKnownHostsFile` values in ssh options (`-o UserKnownHostsFile=/x /y`).
+fn user_known_hosts_files(args: &str) -> Vec<PathBuf> {
+    ssh_options(args)
+        .into_iter()
+        .filter(|(key, _)| key.eq_ignore_ascii_case("UserKnownHostsFile"))
+        .flat_map(|(_, value)| {
+            value
+                .split_whitespace()
+                .filter(|p| *p != "/dev/null")
+                .map(|p| PathBuf::from(expand_home(p)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A host's own say on keeping its connection: `ControlMaster`/`ControlPersist` in its
+/// `ansible_ssh_common_args` or `ansible_ssh_extra_args`. As ssh reads options, the first
+/// value of each wins; `ControlMaster=no` keeps nothing whatever `ControlPersist` says.
+fn host_keep(vars: &Vars) -> Option<Keep> {
+    let mut master = None;
+    let mut persist = None;
+    for args_var in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+        let Some(args) = str_var(vars, &[args_var]) else {
+            continue;
+        };
+        for (key, value) in ssh_options(&args) {
+            if key.eq_ignore_ascii_case("ControlMaster") && master.is_none() {
+                master = Some(Keep::from_ssh_option(&key, &value));
+            } else if key.eq_ignore_ascii_case("ControlPersist") && persist.is_none() {
+                persist = Keep::from_ssh_option(&key, &value);
+            }
+        }
+    }
+    match master {
+        Some(Some(Keep::No)) => Some(Keep::No),
+        _ => persist,
+    }
 }
 
 /// Whether an error means the host cannot be reached (rather than a task failure).
@@ -223,6 +265,35 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn a_hosts_ssh_options_decide_keeping_as_ssh_reads_them() {
+        let keep = |common: &str, extra: &str| {
+            host_keep(&vars(json!({
+                "ansible_ssh_common_args": common,
+                "ansible_ssh_extra_args": extra,
+            })))
+        };
+        assert_eq!(keep("", ""), None);
+        assert_eq!(
+            keep("-o ControlMaster=auto -o ControlPersist=5m", ""),
+            Some(Keep::For(Duration::from_secs(300)))
+        );
+        assert_eq!(
+            keep("-o ControlPersist=10s", "-o ControlPersist=20s"),
+            Some(Keep::For(Duration::from_secs(10))),
+            "the first value wins"
+        );
+        assert_eq!(
+            keep("-oControlPersist=yes", "-o ControlMaster=no"),
+            Some(Keep::No)
+        );
+        assert_eq!(
+            keep("-o 'ControlMaster auto' -o 'ControlPersist no'", ""),
+            Some(Keep::No)
+        );
+        assert_eq!(keep("-o UserKnownHostsFile=/tmp/kh", ""), None);
     }
 
     #[test]

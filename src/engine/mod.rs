@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub verbosity: u8,
     /// Refuse a playbook with tasks that need Ansible's modules (the fallback).
     pub native_only: bool,
+    /// Keep SSH connections open between runs (`--ssh-persist`); `None` keeps none.
+    pub ssh_persist: Option<crate::transport::mux::Persist>,
 }
 
 impl RunOptions {
@@ -74,6 +76,7 @@ impl RunOptions {
             roles_path: Vec::new(),
             verbosity: 0,
             native_only: false,
+            ssh_persist: None,
         }
     }
 }

@@ -187,7 +187,11 @@ impl Runner {
         let forks = if opts.forks == 0 { 256 } else { opts.forks };
         let groups = serde_json::to_value(inventory.groups_var()).unwrap_or(Value::Null);
         Runner {
-            pool: Pool::new(opts.known_hosts.clone(), opts.accept_new_host_keys),
+            pool: Pool::new(
+                opts.known_hosts.clone(),
+                opts.accept_new_host_keys,
+                opts.ssh_persist.clone(),
+            ),
             opts,
             inventory,
             playbook_dir,

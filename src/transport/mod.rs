@@ -28,7 +28,7 @@ pub fn loggable(op: &str) -> &str {
 }
 
 /// Privilege escalation for one operation, like Ansible's `become`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Become {
     /// The user to become (Ansible's `become_user`, default `root`).
     pub user: String,
@@ -37,9 +37,10 @@ pub struct Become {
 }
 
 /// Options of one command run on a host.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExecOptions {
     /// Bytes written to the command's stdin, then stdin is closed.
+    #[serde(with = "mux::wire::base64_opt")]
     pub stdin: Option<Vec<u8>>,
     /// Run as this user through sudo.
     pub become_: Option<Become>,
@@ -50,7 +51,7 @@ pub struct ExecOptions {
 }
 
 /// The outcome of one command.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExecOutput {
     pub rc: i32,
     pub stdout: String,
@@ -58,7 +59,7 @@ pub struct ExecOutput {
 }
 
 /// The kind of a filesystem entry, as `lstat` sees it (links are not followed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FileKind {
     File,
     Directory,
@@ -67,7 +68,7 @@ pub enum FileKind {
 }
 
 /// What `lstat` says about a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileStat {
     pub kind: FileKind,
     /// Permission bits only (e.g. 0o644), without the file-type bits.
@@ -83,7 +84,7 @@ pub struct FileStat {
 
 /// Owner, group and mode to give a file that is written. `None` keeps what the file had
 /// (or the default for a new file).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileAttrs {
     pub mode: Option<u32>,
     /// User name or numeric uid.
@@ -173,12 +174,19 @@ pub trait Transport: Send + Sync {
         )
     }
 
-    /// Closes the connection (best effort).
+    /// Closes the connection (best effort). A connection kept between runs
+    /// ([`mux`]) stays open with its keeper.
     async fn close(&self) {}
+
+    /// Closes the connection for good (`meta: reset_connection`), a kept one included:
+    /// the host's next connection logs in again.
+    async fn reset(&self) {
+        self.close().await
+    }
 }
 
 /// What `statvfs` says of a filesystem, in the units `stat -f` prints (`%S %b %a %f %c %d`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FsStat {
     /// The fundamental block size (`f_frsize`): the unit of the block counts.
     pub block_size: u64,
@@ -210,6 +218,7 @@ pub fn mkdir_script(path: &str, mode: Option<u32>, owner: Owner) -> String {
 }
 
 pub mod local;
+pub mod mux;
 pub mod shell;
 pub mod ssh;
 mod unreachable;
@@ -217,7 +226,7 @@ mod unreachable;
 pub use unreachable::{is_unreachable, Unreachable};
 
 /// How to reach one host, from its inventory variables and the run's options.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ConnectSpec {
     /// The inventory name (for messages and `Transport::host`).
     pub name: String,

@@ -217,6 +217,29 @@ impl SshTransport {
         })
     }
 
+    /// The user this connection is logged in as.
+    pub fn login_user(&self) -> &str {
+        &self.login_user
+    }
+
+    /// Whether the connection still answers: a keepalive that wants a reply comes back
+    /// within `within`. A kept connection is checked before a run reuses it: a host that
+    /// went away (a container removed, a network gone) sends no reset, and an operation on
+    /// such a connection would wait for the keepalives to give up.
+    pub async fn alive(&self, within: Duration) -> bool {
+        if self.handle.is_closed() {
+            return false;
+        }
+        let answered = tokio::time::timeout(within, self.handle.send_ping()).await;
+        matches!(answered, Ok(Ok(()))) && !self.handle.is_closed()
+    }
+
+    /// Forgets the user and group ids looked up so far: a kept connection serves several
+    /// runs, and a run may have recreated a user with another uid since.
+    pub async fn forget_ids(&self) {
+        self.ids.lock().await.clear();
+    }
+
     /// The become to go through sudo for: none when the login user already is that user.
     fn sudo_for<'a>(&self, become_: Option<&'a Become>) -> Option<&'a Become> {
         become_.filter(|b| become_user(b) != self.login_user)
@@ -392,7 +415,8 @@ impl SshTransport {
     }
 }
 
-fn become_user(b: &Become) -> &str {
+/// The user a become switches to (`root` when unnamed).
+pub(super) fn become_user(b: &Become) -> &str {
     if b.user.is_empty() {
         "root"
     } else {

@@ -1,0 +1,251 @@
+//! What a run and the connection keeper say to each other over the keeper's socket: one
+//! `Hello` naming the connection, then requests (one per [`Transport`](super::super::Transport)
+//! call, numbered, so a run's tasks can have several in flight) and their answers, in any
+//! order. Each message is a frame: its length as 4 big-endian bytes, then JSON.
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::super::{Become, ConnectSpec, ExecOptions, ExecOutput, FileAttrs, FileStat, FsStat};
+
+/// Raised whenever a message changes shape; a keeper of another version refuses the hello.
+pub const VERSION: u32 = 1;
+
+/// A frame larger than this is refused: no file or command output a run moves is near it,
+/// and a corrupt length must not make the reader allocate gigabytes.
+const MAX_FRAME: usize = 256 << 20;
+
+/// The first message of a run's socket connection: which host connection it wants.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u32,
+    pub spec: ConnectSpec,
+    /// How long the connection stays open once no run uses it; `None`: until the keeper
+    /// is told to close it.
+    pub idle_secs: Option<u64>,
+}
+
+/// The keeper's answer to a [`Hello`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum HelloReply {
+    Ready {
+        /// The user the connection is logged in as (decides what `become` escalates).
+        login_user: String,
+        /// Whether the connection was open already (no login on the host for this run).
+        reused: bool,
+    },
+    Failed(WireError),
+}
+
+/// An error as it crosses the socket, keeping what the engine tells apart: a host that
+/// cannot be reached, or an operation that failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireError {
+    pub message: String,
+    /// `Some((host, detail))` when the error was [`Unreachable`](super::super::Unreachable).
+    pub unreachable: Option<(String, String)>,
+}
+
+impl WireError {
+    pub fn from_error(err: &anyhow::Error) -> WireError {
+        let unreachable = err
+            .chain()
+            .find_map(|e| e.downcast_ref::<super::super::Unreachable>())
+            .map(|u| (u.host.clone(), u.detail.clone()));
+        WireError {
+            message: format!("{err:#}"),
+            unreachable,
+        }
+    }
+
+    pub fn into_error(self) -> anyhow::Error {
+        match self.unreachable {
+            Some((host, detail)) => anyhow::Error::new(super::super::Unreachable { host, detail }),
+            None => anyhow::anyhow!(self.message),
+        }
+    }
+}
+
+/// One [`Transport`](super::super::Transport) call.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Op {
+    Exec {
+        cmd: String,
+        opts: ExecOptions,
+    },
+    Stat {
+        path: String,
+        become_: Option<Become>,
+    },
+    Read {
+        path: String,
+        become_: Option<Become>,
+    },
+    Write {
+        path: String,
+        #[serde(with = "base64_bytes")]
+        content: Vec<u8>,
+        attrs: FileAttrs,
+        become_: Option<Become>,
+    },
+    Mkdir {
+        path: String,
+        mode: Option<u32>,
+        owner: (Option<u32>, Option<u32>),
+        become_: Option<Become>,
+    },
+    ReadDir {
+        path: String,
+    },
+    FsStat {
+        path: String,
+    },
+    /// Close the host connection for good (`meta: reset_connection`): the next run logs in
+    /// again.
+    Reset,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    pub op: Op,
+}
+
+/// What a call returns, one variant per kind of result.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Answer {
+    Exec(ExecOutput),
+    Stat(Option<FileStat>),
+    Read(#[serde(with = "base64_opt")] Option<Vec<u8>>),
+    Names(Option<Vec<String>>),
+    FsStat(Option<FsStat>),
+    Done,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Response {
+    pub id: u64,
+    pub result: Result<Answer, WireError>,
+}
+
+/// Writes one frame.
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    out: &mut W,
+    message: &T,
+) -> anyhow::Result<()> {
+    let body = serde_json::to_vec(message)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|n| (*n as usize) <= MAX_FRAME)
+        .ok_or_else(|| anyhow::anyhow!("message of {} bytes is too large", body.len()))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&body);
+    out.write_all(&frame).await?;
+    out.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of the stream.
+pub async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+    input: &mut R,
+) -> anyhow::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        anyhow::bail!("frame of {len} bytes announced: refused");
+    }
+    let mut body = vec![0u8; len];
+    input.read_exact(&mut body).await?;
+    Ok(Some(serde_json::from_slice(&body)?))
+}
+
+/// Bytes as one base64 string (JSON would make each byte a number).
+pub mod base64_bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Optional bytes as an optional base64 string.
+pub mod base64_opt {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => s.serialize_some(&base64::engine::general_purpose::STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_carry_bytes_and_errors_across() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let request = Request {
+            id: 7,
+            op: Op::Write {
+                path: "/etc/x".into(),
+                content: vec![0, 255, 10, 13],
+                attrs: FileAttrs::default(),
+                become_: None,
+            },
+        };
+        write_frame(&mut a, &request).await.expect("write");
+        let back: Request = read_frame(&mut b).await.expect("read").expect("a frame");
+        match back.op {
+            Op::Write { content, .. } => assert_eq!(content, vec![0, 255, 10, 13]),
+            other => panic!("{other:?}"),
+        }
+        let err = super::super::super::unreachable::unreachable("h1", "exec `x`", "reset");
+        let wire = WireError::from_error(&err.context("task t"));
+        let again = wire.into_error();
+        assert!(super::super::super::is_unreachable(&again));
+        assert_eq!(again.to_string(), "host h1 unreachable: exec `x`: reset");
+        let plain = WireError::from_error(&anyhow::anyhow!("rc 1")).into_error();
+        assert!(!super::super::super::is_unreachable(&plain));
+        drop(a);
+        assert!(read_frame::<_, Request>(&mut b)
+            .await
+            .expect("eof")
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_huge_announced_length_is_refused_before_allocating() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
+        let err = read_frame::<_, Request>(&mut b).await.expect_err("refused");
+        assert!(err.to_string().contains("refused"), "{err}");
+    }
+}
