@@ -25,6 +25,13 @@ const PLAY: &str = r#"
         dest: /tmp/persist-marker
     - command: cat /tmp/persist-marker
       changed_when: false
+    - command: id -un
+      become: true
+      become_user: nobody
+      register: who
+      changed_when: false
+    - assert:
+        that: who.stdout == 'nobody'
 "#;
 
 const RESET_PLAY: &str = r#"

@@ -247,9 +247,11 @@ fn start_keeper(persist: &Persist, socket: &Path) -> anyhow::Result<()> {
             Ok(())
         });
     }
-    command
+    let mut keeper = command
         .spawn()
         .with_context(|| format!("start {} ssh-mux", persist.program.display()))?;
+    // Reaped if it exits while this run still goes (it usually outlives the run).
+    std::thread::spawn(move || keeper.wait());
     Ok(())
 }
 
