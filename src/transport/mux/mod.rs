@@ -136,7 +136,11 @@ impl Persist {
     /// (the run then connects directly).
     pub fn for_this_binary(keep: Keep) -> Option<Persist> {
         let program = std::env::current_exe().ok()?;
-        let folder = crate::fsutil::infra_home()?.join("mux");
+        let mut folder = crate::fsutil::infra_home()?.join("mux");
+        if folder.is_relative() {
+            // The keeper runs from `/`: it must find the same folder.
+            folder = std::env::current_dir().ok()?.join(folder);
+        }
         Some(Persist {
             keep,
             program,
@@ -174,7 +178,7 @@ pub async fn connect(spec: &ConnectSpec, persist: &Persist) -> anyhow::Result<Ar
     };
     let hello = Hello {
         version: wire::VERSION,
-        spec: spec.clone(),
+        spec: absolute_paths(spec),
         idle_secs,
     };
     let reply = match wire::write_frame(&mut stream, &hello).await {
@@ -197,6 +201,20 @@ pub async fn connect(spec: &ConnectSpec, persist: &Persist) -> anyhow::Result<Ar
             tracing::debug!("{}: the keeper hung up, connecting directly", spec.name);
             super::connect(spec).await
         }
+    }
+}
+
+/// `spec` with its key and known_hosts paths made absolute: the keeper runs from `/`, and
+/// two runs from different folders naming `keys/id` mean different files.
+fn absolute_paths(spec: &ConnectSpec) -> ConnectSpec {
+    let absolute = |p: &PathBuf| match std::env::current_dir() {
+        Ok(cwd) if p.is_relative() => cwd.join(p),
+        _ => p.clone(),
+    };
+    ConnectSpec {
+        key_file: spec.key_file.as_ref().map(absolute),
+        known_hosts: spec.known_hosts.iter().map(absolute).collect(),
+        ..spec.clone()
     }
 }
 
@@ -236,6 +254,7 @@ fn start_keeper(persist: &Persist, socket: &Path) -> anyhow::Result<()> {
         .arg("ssh-mux")
         .arg("--socket")
         .arg(socket)
+        .current_dir("/")
         .env_remove("INFRA_LOG")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
