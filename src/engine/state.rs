@@ -185,6 +185,9 @@ impl Runner {
         reporter: Arc<dyn Reporter>,
     ) -> Runner {
         let forks = if opts.forks == 0 { 256 } else { opts.forks };
+        crate::template::lookups::set_host_patterns(|groups, pattern| {
+            Inventory::from_groups_var(groups).select_in_pattern_order(pattern)
+        });
         let groups = serde_json::to_value(inventory.groups_var()).unwrap_or(Value::Null);
         Runner {
             pool: Pool::new(

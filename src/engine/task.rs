@@ -133,6 +133,18 @@ impl PlayRun<'_> {
         }
         text.extend(task.environment.0.iter().cloned());
         text.extend(frame.environment.0.iter().cloned());
+        // Variables the task reads through its own, its blocks' and includes' `vars:` and
+        // its role's (an `include_role` is not among the play's roles, which the play
+        // scans): `x: "{{ groups.web }}"` in a task's vars needs `groups`.
+        text.extend(task.vars.values().cloned());
+        for vars in &frame.vars {
+            text.extend(vars.values().cloned());
+        }
+        if let Some(role) = task.role.as_ref().or(frame.role.as_ref()) {
+            for vars in [&role.defaults, &role.vars, &role.params] {
+                text.extend(vars.values().cloned());
+            }
+        }
         text.extend(task.notify.iter().map(|s| Value::from(s.clone())));
         // A template file may name anything: its text is scanned too when it can be found
         // now, else everything is made available (`hostvars` is every host's facts: a

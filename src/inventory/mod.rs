@@ -263,10 +263,32 @@ impl Inventory {
             .collect()
     }
 
+    /// An inventory of groups and hosts only, from a `groups` variable (group name to its
+    /// hosts): what Ansible's `inventory_hostnames` lookup matches patterns against.
+    pub fn from_groups_var(groups: &serde_json::Value) -> Inventory {
+        let mut inv = Inventory::default();
+        if let serde_json::Value::Object(map) = groups {
+            for (group, hosts) in map {
+                for host in hosts.as_array().into_iter().flatten() {
+                    if let Some(host) = host.as_str() {
+                        inv.add_host(host, &[group.as_str()]);
+                    }
+                }
+            }
+        }
+        inv
+    }
+
     /// The hosts matching an Ansible host pattern, in inventory order. Nothing matching
     /// is an empty list, not an error; a bad regex or subscript is an error.
     pub fn select(&self, pattern: &str) -> anyhow::Result<Vec<String>> {
         pattern::select(self, pattern)
+    }
+
+    /// The same hosts in the order Ansible's `get_hosts` lists them (union terms in the
+    /// order written), as the `inventory_hostnames` lookup returns them.
+    pub fn select_in_pattern_order(&self, pattern: &str) -> anyhow::Result<Vec<String>> {
+        pattern::select_in_pattern_order(self, pattern)
     }
 
     /// The datacenter a host belongs to: its `datacenter` var, else [`DEFAULT_DATACENTER`].

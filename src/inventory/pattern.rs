@@ -11,6 +11,30 @@ use regex::Regex;
 use super::{is_localhost, Inventory, ALL};
 
 pub(super) fn select(inv: &Inventory, pattern: &str) -> anyhow::Result<Vec<String>> {
+    let selected = select_in_pattern_order(inv, pattern)?;
+    // Inventory order; an implicit localhost (not in the inventory) goes last.
+    let chosen: HashSet<&String> = selected.iter().collect();
+    let mut ordered: Vec<String> = inv
+        .hosts
+        .keys()
+        .filter(|h| chosen.contains(h))
+        .cloned()
+        .collect();
+    ordered.extend(
+        selected
+            .iter()
+            .filter(|h| !inv.hosts.contains_key(*h))
+            .cloned(),
+    );
+    Ok(ordered)
+}
+
+/// The hosts in the order Ansible's `get_hosts` gives them: the union terms in the order
+/// written (each one's hosts in its own order), then narrowed by the `&` and `!` terms.
+pub(super) fn select_in_pattern_order(
+    inv: &Inventory,
+    pattern: &str,
+) -> anyhow::Result<Vec<String>> {
     let terms = split_terms(pattern);
     let (mut unions, mut intersections, mut exclusions) = (Vec::new(), Vec::new(), Vec::new());
     for t in &terms {
@@ -41,21 +65,7 @@ pub(super) fn select(inv: &Inventory, pattern: &str) -> anyhow::Result<Vec<Strin
         let drop: HashSet<String> = match_term(inv, term)?.into_iter().collect();
         selected.retain(|h| !drop.contains(h));
     }
-    // Inventory order; an implicit localhost (not in the inventory) goes last.
-    let chosen: HashSet<&String> = selected.iter().collect();
-    let mut ordered: Vec<String> = inv
-        .hosts
-        .keys()
-        .filter(|h| chosen.contains(h))
-        .cloned()
-        .collect();
-    ordered.extend(
-        selected
-            .iter()
-            .filter(|h| !inv.hosts.contains_key(*h))
-            .cloned(),
-    );
-    Ok(ordered)
+    Ok(selected)
 }
 
 /// Splits on `,` if present, else on `:` outside brackets (so `web[1:2]` stays whole).

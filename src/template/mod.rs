@@ -16,7 +16,7 @@ mod filters;
 mod filters_lists;
 mod filters_text;
 mod lazy;
-mod lookups;
+pub mod lookups;
 mod pyfmt;
 mod pyrandom;
 mod pyyaml;

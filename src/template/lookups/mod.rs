@@ -49,7 +49,21 @@ pub const NAMES: &[&str] = &[
     "random_choice",
     "lines",
     "password",
+    "inventory_hostnames",
 ];
+
+/// Matches an Ansible host pattern against the `groups` variable (group name to its
+/// hosts), giving the matching host names in inventory order.
+pub type HostPatterns = fn(&Json, &str) -> anyhow::Result<Vec<String>>;
+
+/// The inventory's own pattern matcher, which this layer may not call itself: the engine
+/// hands it over once ([`set_host_patterns`]) for `inventory_hostnames`.
+static HOST_PATTERNS: std::sync::OnceLock<HostPatterns> = std::sync::OnceLock::new();
+
+/// Gives `inventory_hostnames` its pattern matcher (the first call wins).
+pub fn set_host_patterns(matcher: HostPatterns) {
+    let _ = HOST_PATTERNS.set(matcher);
+}
 
 /// The name of the hidden function the engine calls to expand a `with_<name>` loop.
 pub const WITH_FUNCTION: &str = "__infra_with_lookup";
@@ -276,11 +290,30 @@ fn run(call: &Call, name: &str, terms: Vec<Json>) -> Result<Vec<Json>, Error> {
             .iter()
             .map(|t| password(call, &term_text(t)).map(Json::String))
             .collect(),
+        "inventory_hostnames" => inventory_hostnames(call, &terms),
         other => Err(err(format!(
             "lookup plugin '{other}' not found (infra has: {})",
             NAMES.join(", ")
         ))),
     }
+}
+
+/// `inventory_hostnames`: the hosts matching the terms (a union, as Ansible's patterns
+/// `a,b`), from the `groups` variable as it is now (hosts added by `add_host` and
+/// `group_by` included), as Ansible's plugin builds its own inventory from it.
+fn inventory_hostnames(call: &Call, terms: &[Json]) -> Result<Vec<Json>, Error> {
+    let matcher = HOST_PATTERNS
+        .get()
+        .ok_or_else(|| err("lookup('inventory_hostnames'): no inventory here"))?;
+    let groups = call
+        .state
+        .lookup("groups")
+        .filter(|v| !v.is_undefined())
+        .ok_or_else(|| err("lookup('inventory_hostnames'): the `groups` variable is not set"))?;
+    let pattern = terms.iter().map(term_text).collect::<Vec<_>>().join(",");
+    let hosts = matcher(&to_json(&groups)?, &pattern)
+        .map_err(|e| err(format!("lookup('inventory_hostnames', {pattern:?}): {e:#}")))?;
+    Ok(hosts.into_iter().map(Json::String).collect())
 }
 
 /// Ansible's `LookupBase._flatten`: lists among the terms are spliced in, one level.
