@@ -324,6 +324,10 @@ class Infra(Tool):
             cmd += ["--check", "--diff"]
         return cmd, dict(self.c.env(), INFRA_SSH_PERSIST=self.persist)
 
+    def changed(self, proc):
+        recap = json.loads(proc.stdout_text)
+        return sum(s["changed"] for s in recap["stats"].values())
+
 
 class InfraWarm(Infra):
     """infra with its connections kept between runs (its default, like Ansible's
@@ -332,10 +336,6 @@ class InfraWarm(Infra):
 
     name = "infra-warm"
     persist = "60s"
-
-    def changed(self, proc):
-        recap = json.loads(proc.stdout_text)
-        return sum(s["changed"] for s in recap["stats"].values())
 
 
 class Ansible(Tool):
