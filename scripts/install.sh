@@ -30,13 +30,14 @@ apt-get install -y --no-install-recommends \
 # Ansible (ansible-core plus the community collections, such as community.general) and
 # pyinfra, for the compatibility suite, the Ansible-module fallback's tests and the
 # benchmark (side by side). ansible 12 is the package that ships ansible-core 2.19.
+# passlib: Ansible's password_hash filter needs it (the compatibility suite compares it).
 venv_complete() {
   [[ -x /opt/infra-venv/bin/ansible-playbook && -x /opt/infra-venv/bin/pyinfra ]] \
-    && /opt/infra-venv/bin/python3 -c 'import ansible_collections.community.general' 2>/dev/null
+    && /opt/infra-venv/bin/python3 -c 'import ansible_collections.community.general, passlib' 2>/dev/null
 }
 if ! venv_complete; then
   python3 -m venv /opt/infra-venv
-  /opt/infra-venv/bin/pip install --quiet 'ansible>=12,<13' pyinfra
+  /opt/infra-venv/bin/pip install --quiet 'ansible>=12,<13' pyinfra passlib
 fi
 
 # Rust: Debian 12's rustc is too old for the dependencies; use rustup's stable toolchain.
