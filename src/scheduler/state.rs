@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::api::agent::TaskState;
 use crate::api::appdef::AppSpec;
 use crate::scheduler::placement::AgentSlot;
+use crate::scheduler::progress::StepProgress;
 use crate::scheduler::store::{
     AgentRecord, AppRecord, Change, DeploymentRecord, Snapshot, TaskRecord, TokenRecord,
 };
@@ -75,8 +76,10 @@ pub struct State {
     tasks_by_app: HashMap<String, BTreeSet<String>>,
     tasks_by_agent: HashMap<String, BTreeSet<String>>,
     usage: HashMap<String, AgentUsage>,
-    /// Deployment ids each app takes part in.
-    deployments_by_app: HashMap<String, BTreeSet<String>>,
+    /// Deployments each app takes part in: deployment id -> the app's step in it.
+    deployments_by_app: HashMap<String, BTreeMap<String, usize>>,
+    /// Apps done in each deployment's current step (memory only: see `progress`).
+    pub deployment_progress: HashMap<String, StepProgress>,
     /// Apps holding each service port.
     service_port_owners: HashMap<u32, BTreeSet<String>>,
     /// `(from, floor)`: every service port in `from..floor` is held by some app, so the
@@ -149,6 +152,13 @@ impl State {
         }
         fresh.backoff = std::mem::take(&mut self.backoff);
         fresh.queue = std::mem::take(&mut self.queue);
+        // Deployments still at the same step keep what was found done in it.
+        for (id, progress) in std::mem::take(&mut self.deployment_progress) {
+            let step = |s: &State| s.deployments.get(&id).map(|d| d.current_step);
+            if step(self).is_some() && step(self) == step(&fresh) {
+                fresh.deployment_progress.insert(id, progress);
+            }
+        }
         *self = fresh;
         Ok(())
     }
@@ -316,23 +326,53 @@ impl State {
         Some(task)
     }
 
-    pub fn put_deployment(&mut self, d: DeploymentRecord) {
+    /// A deployment as written (at its start, or moving to its next step): its progress
+    /// starts from the record's `done` list, which only older versions filled; the record
+    /// kept here has none (the progress is the one place that says).
+    pub fn put_deployment(&mut self, mut d: DeploymentRecord) {
         self.remove_deployment(&d.id);
-        for app in d.steps.iter().flatten() {
-            self.deployments_by_app
-                .entry(app.app.clone())
-                .or_default()
-                .insert(d.id.clone());
+        for (step, actions) in d.steps.iter().enumerate() {
+            for action in actions {
+                self.deployments_by_app
+                    .entry(action.app.clone())
+                    .or_default()
+                    .entry(d.id.clone())
+                    .or_insert(step);
+            }
         }
+        self.deployment_progress
+            .insert(d.id.clone(), StepProgress::of(&d));
+        d.done.clear();
         self.deployments.insert(d.id.clone(), d);
     }
 
+    /// Removes a deployment; the record returned lists its current step's done apps
+    /// (so that putting it back loses nothing).
     pub fn remove_deployment(&mut self, id: &str) -> Option<DeploymentRecord> {
-        let d = self.deployments.remove(id)?;
+        let mut d = self.deployments.remove(id)?;
         for app in d.steps.iter().flatten() {
-            remove_from(&mut self.deployments_by_app, &app.app, id);
+            if let Some(steps) = self.deployments_by_app.get_mut(&app.app) {
+                steps.remove(id);
+                if steps.is_empty() {
+                    self.deployments_by_app.remove(&app.app);
+                }
+            }
+        }
+        if let Some(progress) = self.deployment_progress.remove(id) {
+            let mut done: Vec<String> = progress.done.into_iter().collect();
+            done.sort();
+            d.done = done;
         }
         Some(d)
+    }
+
+    /// The step of deployment `deployment_id` that `app_id` belongs to (an index lookup:
+    /// a deployment's steps may list thousands of apps).
+    pub fn step_in(&self, deployment_id: &str, app_id: &str) -> Option<usize> {
+        self.deployments_by_app
+            .get(app_id)?
+            .get(deployment_id)
+            .copied()
     }
 
     fn forget_service_ports(&mut self, app_id: &str) {
@@ -398,7 +438,7 @@ impl State {
         self.deployments_by_app
             .get(app_id)
             .into_iter()
-            .flatten()
+            .flat_map(|steps| steps.keys())
             .filter_map(|id| self.deployments.get(id))
     }
 
