@@ -146,7 +146,56 @@ async fn store_transactions_per_placement_stay_bounded() {
         per_placement <= 0.40,
         "{transactions} store transactions for {placed} placements ({per_placement:.3} each)"
     );
+    let creation_writes = metric(&text, "infra_scheduler_deployment_writes");
+    // One write per API write (the start of its deployment); each deployment has one
+    // step, and its end deletes it. A write per app finished would be 50 more here.
+    assert!(
+        creation_writes <= (APPS / 2 + 1) as f64,
+        "{creation_writes} deployment records written for {} API writes",
+        APPS / 2 + 1
+    );
     settled_heartbeats_stay_small(&url, &agents).await;
+    one_deployment_of_many_apps_is_written_once(&url, &mut agents).await;
+}
+
+/// Every app scaled in one write (one deployment of all of them, one step): the apps
+/// finish one by one as their new tasks report running, heartbeat after heartbeat, and
+/// the deployment record (every app's definition, twice) is written when it starts and
+/// not again. Writing it per app finished, or per reconcile batch that finished one,
+/// is what made scaling 1,000 apps at once quadratic.
+async fn one_deployment_of_many_apps_is_written_once(url: &str, agents: &mut [TestAgent]) {
+    let before = metric(&metrics(url).await, "infra_scheduler_deployment_writes");
+    let scale: Vec<Value> = (0..APPS)
+        .map(|i| json!({"id": format!("/budget/app-{i:03}"), "instances": INSTANCES + 1}))
+        .collect();
+    let resp = client()
+        .put(format!("{url}/v2/apps"))
+        .json(&scale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    let started = Instant::now();
+    loop {
+        for agent in agents.iter_mut() {
+            agent.heartbeat(url).await;
+        }
+        let deployments = get_json(&format!("{url}/v2/deployments")).await;
+        let running: usize = agents.iter().map(|a| a.running().len()).sum();
+        if running == APPS * (INSTANCES + 1) && deployments.as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "not converged: {running} running, deployments {deployments}"
+        );
+    }
+    let writes = metric(&metrics(url).await, "infra_scheduler_deployment_writes") - before;
+    eprintln!("one deployment of {APPS} apps: its record written {writes} times");
+    assert_eq!(
+        writes, 1.0,
+        "one deployment of {APPS} apps: its record written {writes} times"
+    );
 }
 
 /// A settled cluster's heartbeats in the delta protocol (`scheduler::delta`): after one

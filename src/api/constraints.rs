@@ -118,15 +118,21 @@ impl Constraint {
                     Operator::MaxPer(max) => count_of(v) < *max,
                     Operator::GroupBy(groups) => {
                         let groups = groups.unwrap_or(all_values).max(1).min(all_values.max(1));
-                        let used: Vec<usize> = counts
-                            .map(|c| c.values().copied().filter(|n| *n > 0).collect())
-                            .unwrap_or_default();
+                        // Counted without collecting: this runs for every agent and
+                        // every instance placed.
+                        let (mut used, mut least) = (0usize, usize::MAX);
+                        for n in counts.into_iter().flat_map(|c| c.values().copied()) {
+                            if n > 0 {
+                                used += 1;
+                                least = least.min(n);
+                            }
+                        }
                         let mine = count_of(v);
-                        if used.len() < groups {
+                        if used < groups {
                             // Fill every group once before stacking onto one.
                             mine == 0
                         } else {
-                            mine <= used.iter().copied().min().unwrap_or(0)
+                            mine <= least
                         }
                     }
                     Operator::Unlike(_) => true,

@@ -334,15 +334,15 @@ pub fn heartbeat_outcome(
         out.agent_back = true;
         out.changes.push(Change::PutAgent(record));
     }
-    // The agent's tasks, looked up once each: a heartbeat reports every one of them,
-    // and a hash lookup per report is far cheaper than a search of every task's id.
-    let in_order: Vec<&TaskRecord> = state.tasks_on(agent_id).collect();
-    let mine: std::collections::HashMap<&str, &TaskRecord> =
-        in_order.iter().map(|t| (t.id.as_str(), *t)).collect();
-    let mut reported: HashSet<&str> = HashSet::with_capacity(mine.len());
+    // Each reported task looked up by id (a delta reports a few, or none).
+    let mut reported: HashSet<&str> = HashSet::with_capacity(heartbeat.tasks.len());
     let mut failures = 0u64;
     for status in &heartbeat.tasks {
-        let Some(task) = mine.get(status.task_id.as_str()).copied() else {
+        let Some(task) = state
+            .tasks
+            .get(&status.task_id)
+            .filter(|t| t.agent_id == agent_id)
+        else {
             continue;
         };
         reported.insert(task.id.as_str());
@@ -446,7 +446,14 @@ pub fn heartbeat_outcome(
     // A delta leaves out what did not change; the agent holds the current list (so
     // never had a task being killed that it never reported: see `scheduler::delta`).
     let holds_current = heartbeat.generation == Some(state.generation(agent_id));
-    for task in in_order {
+    // What a delta leaves out is looked at only among the tasks being killed; a full
+    // heartbeat's among all the agent's tasks.
+    let left_out: Box<dyn Iterator<Item = &TaskRecord>> = match (heartbeat.delta, holds_current) {
+        (false, _) => Box::new(state.tasks_on(agent_id)),
+        (true, true) => Box::new(state.killing_on(agent_id)),
+        (true, false) => Box::new(std::iter::empty()),
+    };
+    for task in left_out {
         if reported.contains(task.id.as_str()) {
             continue;
         }

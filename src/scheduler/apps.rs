@@ -418,7 +418,7 @@ impl Scheduler {
             );
             // The rollback is planned as if the cancelled deployment were gone already (it
             // no longer locks its apps); both commit together.
-            state.remove_deployment(&d.id);
+            let d = state.remove_deployment(&d.id).unwrap_or(d);
             let mut changes = vec![Change::DeleteDeployment(d.id.clone())];
             let planned = if force {
                 Ok(None)

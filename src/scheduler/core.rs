@@ -117,6 +117,9 @@ pub struct Scheduler {
     /// Store transactions this process committed (`/metrics`): what the write batching
     /// keeps low, counted so that a test can bound it.
     pub store_transactions: AtomicU64,
+    /// Deployment records this process wrote (`/metrics`): each carries every affected
+    /// app's definitions, so a write per app finished made a big deployment quadratic.
+    pub deployment_writes: AtomicU64,
     /// Heartbeats waiting to be decided and committed together.
     pub(crate) heartbeats: Mutex<Vec<crate::scheduler::agents::QueuedHeartbeat>>,
     /// The tasks' recent output, as their agents sent it (leader's memory only).
@@ -150,6 +153,7 @@ impl Scheduler {
             pending: Mutex::new(BTreeSet::new()),
             started: Instant::now(),
             store_transactions: AtomicU64::new(0),
+            deployment_writes: AtomicU64::new(0),
             heartbeats: Mutex::new(Vec::new()),
             outputs: Default::default(),
         });
@@ -208,6 +212,12 @@ impl Scheduler {
         }
         let events = events.into_events();
         self.store_transactions.fetch_add(1, Ordering::Relaxed);
+        let deployment_writes = changes
+            .iter()
+            .filter(|c| matches!(c, Change::PutDeployment(_)))
+            .count() as u64;
+        self.deployment_writes
+            .fetch_add(deployment_writes, Ordering::Relaxed);
         let revision = match self.store.apply(&changes, &events).await {
             Ok(revision) => revision,
             Err(err) => {
@@ -299,9 +309,9 @@ impl Scheduler {
         let mut events = Pending::default();
         let mut queue: Vec<(String, Option<QueueEntry>)> = Vec::new();
         let mut follow_up: Vec<String> = Vec::new();
+        let mut batch = Batch::default();
         {
             let state = self.lock();
-            let mut batch = Batch::default();
             let mut launched = 0u64;
             while let Some(app_id) = backlog.pop_front() {
                 self.pending
@@ -333,10 +343,13 @@ impl Scheduler {
                 changes.push(counter(&state, "tasks_launched_total", launched));
             }
         }
+        // Placement's view is not needed past the decisions.
+        batch.slots = None;
         let changes = last_write_per_deployment(changes);
         self.commit(&writer, changes, events).await?;
         {
             let mut state = self.lock();
+            batch.commit_progress(&mut state);
             for (app_id, entry) in queue {
                 match entry {
                     Some(entry) => {

@@ -27,6 +27,7 @@ pub mod http;
 pub mod leadership;
 pub mod moves;
 pub mod placement;
+pub mod progress;
 pub mod reconcile;
 pub mod redb_store;
 pub mod residency;

@@ -17,6 +17,7 @@ use crate::scheduler::clock;
 use crate::scheduler::deployments::{decide, TaskView};
 use crate::scheduler::events::Pending;
 use crate::scheduler::placement::{place, AgentSlot, Strategy};
+use crate::scheduler::progress::{BatchProgress, Marked};
 use crate::scheduler::residency::place_resident;
 use crate::scheduler::state::{is_healthy, AppEntry, QueueEntry, State};
 use crate::scheduler::store::{Change, DeploymentRecord, TaskRecord};
@@ -45,6 +46,9 @@ pub struct Batch {
     pub slots: Option<Vec<AgentSlot>>,
     /// Deployments written in the batch (None: deleted).
     pub deployments: HashMap<String, Option<DeploymentRecord>>,
+    /// Apps found done in the batch (committed to the state's progress after the batch's
+    /// changes: see [`Batch::commit_progress`]).
+    pub progress: BatchProgress,
 }
 
 impl Batch {
@@ -61,6 +65,12 @@ impl Batch {
                 _ => {}
             }
         }
+    }
+
+    /// Adds the apps found done to `state`'s deployment progress; after the batch's
+    /// changes are applied to it.
+    pub fn commit_progress(self, state: &mut State) {
+        self.progress.commit_to(&mut state.deployment_progress);
     }
 }
 
@@ -90,7 +100,10 @@ pub fn reconcile_app_on(
     let mut out = Reconciled::default();
     let deployment = deployment_in(&batch.deployments, state, app_id);
     if let Some(d) = &deployment {
-        if d.step_of(app_id).is_some_and(|s| s > d.current_step) {
+        if state
+            .step_in(&d.id, app_id)
+            .is_some_and(|s| s > d.current_step)
+        {
             // Waits for the apps it depends on.
             return out;
         }
@@ -101,7 +114,7 @@ pub fn reconcile_app_on(
             kill(&mut out, task);
         }
         if let Some(d) = deployment {
-            app_done(&mut out, state, d, app_id);
+            app_done(&mut out, state, &mut batch.progress, d, app_id);
         }
         return out;
     };
@@ -205,7 +218,7 @@ pub fn reconcile_app_on(
     }
     if let Some(d) = deployment {
         if decision.done && to_start == 0 && out.queue.is_none() {
-            app_done(&mut out, state, d, app_id);
+            app_done(&mut out, state, &mut batch.progress, d, app_id);
         }
     }
     out
@@ -225,49 +238,50 @@ fn kill(out: &mut Reconciled, task: &TaskRecord) {
     out.changes.push(Change::PutTask(Box::new(killed)));
 }
 
-/// Marks an app of the deployment's current step as done; advances or finishes it.
-fn app_done(out: &mut Reconciled, state: &State, d: &DeploymentRecord, app_id: &str) {
-    if d.step_of(app_id) != Some(d.current_step) {
+/// Marks an app of the deployment's current step as done; advances or finishes the
+/// deployment when it was the step's last. Writes the deployment only then: what is done
+/// within a step is memory (see `scheduler::progress`), so a step of n apps costs one
+/// write of the record, not n.
+fn app_done(
+    out: &mut Reconciled,
+    state: &State,
+    progress: &mut BatchProgress,
+    d: &DeploymentRecord,
+    app_id: &str,
+) {
+    if state.step_in(&d.id, app_id) != Some(d.current_step) {
         return;
     }
-    if d.done.iter().any(|a| a == app_id) {
-        // Recorded already: writing the same deployment again would change nothing.
-        return;
-    }
-    // Copied only here: a deployment of many apps carries all their definitions.
-    let mut d = d.clone();
-    d.done.push(app_id.to_string());
-    let step_apps: Vec<String> = d.steps[d.current_step]
-        .iter()
-        .map(|a| a.app.clone())
-        .collect();
-    if !step_apps.iter().all(|a| d.done.contains(a)) {
-        out.changes.push(Change::PutDeployment(d));
+    let committed = state.deployment_progress.get(&d.id);
+    if progress.mark(committed, d, app_id) != Marked::StepDone {
         return;
     }
     out.events.push(
         event_types::DEPLOYMENT_STEP_SUCCESS,
-        deployment_event_fields(state, &d),
+        deployment_event_fields(state, d),
     );
-    d.current_step += 1;
-    d.done.clear();
-    if d.current_step >= d.steps.len() {
+    if d.current_step + 1 >= d.steps.len() {
         out.events.push(
             event_types::DEPLOYMENT_SUCCESS,
-            json!({"id": d.id, "plan": plan_json(state, &d)}),
+            json!({"id": d.id, "plan": plan_json(state, d)}),
         );
         out.changes.push(Change::DeleteDeployment(d.id.clone()));
-    } else {
-        out.follow_up = d.steps[d.current_step]
-            .iter()
-            .map(|a| a.app.clone())
-            .collect();
-        out.events.push(
-            event_types::DEPLOYMENT_INFO,
-            deployment_event_fields(state, &d),
-        );
-        out.changes.push(Change::PutDeployment(d));
+        return;
     }
+    // Copied once per step: a deployment of many apps carries all their definitions.
+    let mut next = d.clone();
+    next.current_step += 1;
+    next.done.clear();
+    progress.next_step(&next);
+    out.follow_up = next.steps[next.current_step]
+        .iter()
+        .map(|a| a.app.clone())
+        .collect();
+    out.events.push(
+        event_types::DEPLOYMENT_INFO,
+        deployment_event_fields(state, &next),
+    );
+    out.changes.push(Change::PutDeployment(next));
 }
 
 /// `plan` as Marathon's deployment events carry it.
@@ -632,6 +646,91 @@ pub(crate) mod tests {
         let agents: std::collections::BTreeSet<&str> =
             state.tasks.values().map(|t| t.agent_id.as_str()).collect();
         assert_eq!(agents.len(), 2, "spread over both agents");
+    }
+
+    /// Reconciles `apps` as one batch and commits it to `state` as the worker does;
+    /// returns the event types and the deployment writes, in order.
+    fn run_batch(state: &mut State, apps: &[&str]) -> (Vec<String>, Vec<String>) {
+        let mut batch = Batch::default();
+        let mut changes = Vec::new();
+        let mut events = Vec::new();
+        for app in apps {
+            let r = reconcile_app_on(state, app, Strategy::Spread, Instant::now(), &mut batch);
+            batch.record(&r.changes);
+            changes.extend(r.changes);
+            events.extend(r.events.events.into_iter().map(|(kind, _)| kind));
+        }
+        let mut writes = Vec::new();
+        for change in changes {
+            match &change {
+                Change::PutDeployment(d) => writes.push(format!("put step {}", d.current_step)),
+                Change::DeleteDeployment(_) => writes.push("delete".into()),
+                _ => {}
+            }
+            state.apply(change).unwrap();
+        }
+        batch.commit_progress(state);
+        (events, writes)
+    }
+
+    /// A deployment of three apps in two steps (/c depends on /a and /b), all at their
+    /// target at once (no instances): the events Marathon clients follow, in Marathon's
+    /// order, and the record written only when a step ends, whether the apps finish in
+    /// one batch or one per batch.
+    #[test]
+    fn a_deployment_is_written_per_step_and_its_events_keep_their_order() {
+        let deployment = |state: &mut State| {
+            let step = |apps: &[&str]| -> Vec<crate::scheduler::store::ActionRecord> {
+                apps.iter()
+                    .map(|a| crate::scheduler::store::ActionRecord {
+                        action: "ScaleApplication".into(),
+                        app: a.to_string(),
+                    })
+                    .collect()
+            };
+            state
+                .apply(Change::PutDeployment(DeploymentRecord {
+                    id: "d1".into(),
+                    version: "v".into(),
+                    steps: vec![step(&["/a", "/b"]), step(&["/c"])],
+                    current_step: 0,
+                    done: Vec::new(),
+                    original: Default::default(),
+                    target: Default::default(),
+                }))
+                .unwrap();
+        };
+        let mut state = State::default();
+        for id in ["/a", "/b", "/c"] {
+            let entry = app(json!({"id": id, "cmd": "x", "instances": 0}));
+            state.apply(Change::PutApp(entry.record)).unwrap();
+        }
+        let expected = [
+            event_types::DEPLOYMENT_STEP_SUCCESS,
+            event_types::DEPLOYMENT_INFO,
+            event_types::DEPLOYMENT_STEP_SUCCESS,
+            event_types::DEPLOYMENT_SUCCESS,
+        ];
+
+        deployment(&mut state);
+        // /c waits for the first step, whatever order the batch takes the apps in.
+        let (events, writes) = run_batch(&mut state, &["/c", "/a", "/b", "/c"]);
+        assert_eq!(events, expected);
+        assert_eq!(writes, ["put step 1", "delete"]);
+        assert!(state.deployments.is_empty());
+
+        deployment(&mut state);
+        let mut events = Vec::new();
+        let mut writes = Vec::new();
+        for apps in [&["/c", "/a"][..], &["/a"], &["/b"], &["/c"]] {
+            let (e, w) = run_batch(&mut state, apps);
+            events.extend(e);
+            writes.extend(w);
+        }
+        assert_eq!(events, expected);
+        assert_eq!(writes, ["put step 1", "delete"]);
+        assert!(state.deployments.is_empty());
+        assert!(state.deployment_progress.is_empty());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::api::agent::TaskState;
 use crate::api::appdef::AppSpec;
 use crate::scheduler::placement::AgentSlot;
+use crate::scheduler::progress::StepProgress;
 use crate::scheduler::store::{
     AgentRecord, AppRecord, Change, DeploymentRecord, Snapshot, TaskRecord, TokenRecord,
 };
@@ -74,9 +75,14 @@ pub struct State {
     /// reconcile, heartbeats and the API linear in the cluster's size).
     tasks_by_app: HashMap<String, BTreeSet<String>>,
     tasks_by_agent: HashMap<String, BTreeSet<String>>,
+    /// Ids of each agent's tasks being killed (a settled agent's delta heartbeat looks
+    /// at these only, not at every task of the agent).
+    killing_by_agent: HashMap<String, BTreeSet<String>>,
     usage: HashMap<String, AgentUsage>,
-    /// Deployment ids each app takes part in.
-    deployments_by_app: HashMap<String, BTreeSet<String>>,
+    /// Deployments each app takes part in: deployment id -> the app's step in it.
+    deployments_by_app: HashMap<String, BTreeMap<String, usize>>,
+    /// Apps done in each deployment's current step (memory only: see `progress`).
+    pub deployment_progress: HashMap<String, StepProgress>,
     /// Apps holding each service port.
     service_port_owners: HashMap<u32, BTreeSet<String>>,
     /// `(from, floor)`: every service port in `from..floor` is held by some app, so the
@@ -149,6 +155,13 @@ impl State {
         }
         fresh.backoff = std::mem::take(&mut self.backoff);
         fresh.queue = std::mem::take(&mut self.queue);
+        // Deployments still at the same step keep what was found done in it.
+        for (id, progress) in std::mem::take(&mut self.deployment_progress) {
+            let step = |s: &State| s.deployments.get(&id).map(|d| d.current_step);
+            if step(self).is_some() && step(self) == step(&fresh) {
+                fresh.deployment_progress.insert(id, progress);
+            }
+        }
         *self = fresh;
         Ok(())
     }
@@ -232,6 +245,39 @@ impl State {
 
     /// Adds or replaces a task, keeping the indexes.
     pub fn put_task(&mut self, task: TaskRecord) {
+        if let Some(old) = self.tasks.get_mut(&task.id) {
+            // A new state, health or kill of the same task on the same agent (what every
+            // status report is): replaced in place, the indexes and the agent's usage
+            // stay as they are.
+            let same_place = old.agent_id == task.agent_id
+                && old.app_id == task.app_id
+                && old.spec.cpus == task.spec.cpus
+                && old.spec.mem == task.spec.mem
+                && old.spec.disk == task.spec.disk
+                && old.spec.host_ports == task.spec.host_ports;
+            if same_place {
+                let told = old.killing != task.killing || old.spec != task.spec;
+                let killing = (old.killing != task.killing).then_some(task.killing);
+                *old = task;
+                let (agent_id, id) = (old.agent_id.clone(), old.id.clone());
+                if told {
+                    self.assignments_changed(&agent_id);
+                }
+                match killing {
+                    Some(true) => {
+                        self.killing_by_agent
+                            .entry(agent_id)
+                            .or_default()
+                            .insert(id);
+                    }
+                    Some(false) => {
+                        remove_from(&mut self.killing_by_agent, &agent_id, &id);
+                    }
+                    None => {}
+                }
+                return;
+            }
+        }
         match self.tasks.get(&task.id) {
             None => self.assignments_changed(&task.agent_id),
             Some(old) if old.agent_id != task.agent_id => {
@@ -254,6 +300,12 @@ impl State {
             .entry(task.agent_id.clone())
             .or_default()
             .insert(task.id.clone());
+        if task.killing {
+            self.killing_by_agent
+                .entry(task.agent_id.clone())
+                .or_default()
+                .insert(task.id.clone());
+        }
         let usage = self.usage.entry(task.agent_id.clone()).or_default();
         usage.cpus += task.spec.cpus;
         usage.mem += task.spec.mem;
@@ -295,6 +347,9 @@ impl State {
     fn unindex_task(&mut self, id: &str) -> Option<TaskRecord> {
         let task = self.tasks.remove(id)?;
         remove_from(&mut self.tasks_by_app, &task.app_id, id);
+        if task.killing {
+            remove_from(&mut self.killing_by_agent, &task.agent_id, id);
+        }
         let agent_empty = remove_from(&mut self.tasks_by_agent, &task.agent_id, id);
         if agent_empty {
             // Start again from exact zeros rather than keep float remainders.
@@ -316,23 +371,53 @@ impl State {
         Some(task)
     }
 
-    pub fn put_deployment(&mut self, d: DeploymentRecord) {
+    /// A deployment as written (at its start, or moving to its next step): its progress
+    /// starts from the record's `done` list, which only older versions filled; the record
+    /// kept here has none (the progress is the one place that says).
+    pub fn put_deployment(&mut self, mut d: DeploymentRecord) {
         self.remove_deployment(&d.id);
-        for app in d.steps.iter().flatten() {
-            self.deployments_by_app
-                .entry(app.app.clone())
-                .or_default()
-                .insert(d.id.clone());
+        for (step, actions) in d.steps.iter().enumerate() {
+            for action in actions {
+                self.deployments_by_app
+                    .entry(action.app.clone())
+                    .or_default()
+                    .entry(d.id.clone())
+                    .or_insert(step);
+            }
         }
+        self.deployment_progress
+            .insert(d.id.clone(), StepProgress::of(&d));
+        d.done.clear();
         self.deployments.insert(d.id.clone(), d);
     }
 
+    /// Removes a deployment; the record returned lists its current step's done apps
+    /// (so that putting it back loses nothing).
     pub fn remove_deployment(&mut self, id: &str) -> Option<DeploymentRecord> {
-        let d = self.deployments.remove(id)?;
+        let mut d = self.deployments.remove(id)?;
         for app in d.steps.iter().flatten() {
-            remove_from(&mut self.deployments_by_app, &app.app, id);
+            if let Some(steps) = self.deployments_by_app.get_mut(&app.app) {
+                steps.remove(id);
+                if steps.is_empty() {
+                    self.deployments_by_app.remove(&app.app);
+                }
+            }
+        }
+        if let Some(progress) = self.deployment_progress.remove(id) {
+            let mut done: Vec<String> = progress.done.into_iter().collect();
+            done.sort();
+            d.done = done;
         }
         Some(d)
+    }
+
+    /// The step of deployment `deployment_id` that `app_id` belongs to (an index lookup:
+    /// a deployment's steps may list thousands of apps).
+    pub fn step_in(&self, deployment_id: &str, app_id: &str) -> Option<usize> {
+        self.deployments_by_app
+            .get(app_id)?
+            .get(deployment_id)
+            .copied()
     }
 
     fn forget_service_ports(&mut self, app_id: &str) {
@@ -390,6 +475,15 @@ impl State {
             .filter_map(|id| self.tasks.get(id))
     }
 
+    /// An agent's tasks being killed, in task id order.
+    pub fn killing_on<'a>(&'a self, agent_id: &str) -> impl Iterator<Item = &'a TaskRecord> + 'a {
+        self.killing_by_agent
+            .get(agent_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
+    }
+
     /// The deployments an app takes part in, in id order.
     pub fn deployments_of<'a>(
         &'a self,
@@ -398,7 +492,7 @@ impl State {
         self.deployments_by_app
             .get(app_id)
             .into_iter()
-            .flatten()
+            .flat_map(|steps| steps.keys())
             .filter_map(|id| self.deployments.get(id))
     }
 
@@ -450,23 +544,24 @@ impl State {
                 used_disk: usage.map_or(0.0, |u| u.disk),
                 port_range: r.port_range,
                 used_ports,
-                app_tasks: HashMap::new(),
+                app_tasks: 0,
             });
         }
         slots
     }
 
-    /// Sets each slot's count of `app_id`'s live tasks (and nothing else).
+    /// Sets each slot's count of `app_id`'s live tasks.
     pub fn count_app_tasks(&self, app_id: &str, slots: &mut [AgentSlot]) {
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for task in self.tasks_of(app_id).filter(|t| !t.killing) {
             *counts.entry(task.agent_id.as_str()).or_default() += 1;
         }
         for slot in slots.iter_mut() {
-            slot.app_tasks.clear();
-            if let Some(&n) = counts.get(slot.id.as_str()) {
-                slot.app_tasks.insert(app_id.to_string(), n);
-            }
+            slot.app_tasks = if counts.is_empty() {
+                0
+            } else {
+                counts.get(slot.id.as_str()).copied().unwrap_or(0)
+            };
         }
     }
 }
@@ -658,6 +753,57 @@ mod tests {
         // A search from another start is not misled by the floor of the first.
         assert_eq!(state.first_free_service_port(10005), 10006);
         assert_eq!(state.first_free_service_port(10000), 10002);
+    }
+
+    /// Status reports replace a task in place: what the agent is told, what it holds
+    /// and which of its tasks are being killed follow every kind of change.
+    #[test]
+    fn a_task_replaced_in_place_keeps_its_indexes() {
+        use crate::scheduler::placement::Strategy;
+        use crate::scheduler::reconcile::{reconcile_app, tests::state_with};
+        let mut state = state_with(
+            json!({"id": "/w", "cmd": "x", "instances": 1, "cpus": 0.5, "mem": 16,
+                   "portDefinitions": [{"port": 0}]}),
+            &["a"],
+        );
+        for change in reconcile_app(&state, "/w", Strategy::Spread, Instant::now()).changes {
+            state.apply(change).unwrap();
+        }
+        let mut task = state.tasks.values().next().unwrap().clone();
+        let generation = state.generation("a");
+        task.state = TaskState::Running;
+        task.reported = true;
+        state.put_task(task.clone());
+        assert_eq!(state.generation("a"), generation, "a new state is not news");
+        assert_eq!(state.tasks_on("a").count(), 1);
+        assert_eq!(state.killing_on("a").count(), 0);
+        assert_eq!(state.base_slots()[0].used_cpus, 0.5);
+        task.killing = true;
+        state.put_task(task.clone());
+        assert_ne!(state.generation("a"), generation, "a kill is news");
+        assert_eq!(
+            state.killing_on("a").map(|t| &t.id).collect::<Vec<_>>(),
+            [&task.id]
+        );
+        assert_eq!(
+            state.base_slots()[0].used_cpus,
+            0.5,
+            "held until it is gone"
+        );
+        // Moved to another agent: indexed there, gone from the first.
+        state
+            .apply(Change::PutAgent(crate::scheduler::reconcile::tests::agent(
+                "b",
+            )))
+            .unwrap();
+        task.agent_id = "b".into();
+        state.put_task(task.clone());
+        assert_eq!(state.killing_on("a").count(), 0);
+        assert_eq!(state.killing_on("b").count(), 1);
+        assert_eq!(state.tasks_on("a").count(), 0);
+        state.remove_task(&task.id);
+        assert_eq!(state.killing_on("b").count(), 0);
+        assert!(state.base_slots().iter().all(|s| s.used_cpus == 0.0));
     }
 
     #[test]

@@ -106,6 +106,12 @@ pub async fn metrics(State(s): State<Shared>) -> Response {
             .load(std::sync::atomic::Ordering::Relaxed) as f64,
     );
     gauge(
+        "infra_scheduler_deployment_writes",
+        "Deployment records this process wrote since it started.",
+        s.deployment_writes
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
+    );
+    gauge(
         "infra_scheduler_deployments",
         "Deployments in progress.",
         state.deployments.len() as f64,
