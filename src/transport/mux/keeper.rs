@@ -56,7 +56,11 @@ pub async fn serve(socket: &Path) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors, say: wait instead of spinning on the error.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
                 if !stream.peer_cred().is_ok_and(|c| c.uid() == own_uid) {
                     continue;
                 }
