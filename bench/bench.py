@@ -410,6 +410,26 @@ def fingerprint(cluster):
     return {h: normalize(r.stdout) for h, r in res.items()}
 
 
+FLOOR_PROBE = f"systemctl show -p ActiveState {FLOOR_UNIT}"
+
+
+def ssh_floor(c, n, warm):
+    """REPEAT timings of FLOOR_PROBE on every host at once over OpenSSH (kept connections
+    when warm)."""
+    what = "warm ssh floor" if warm else "ssh floor"
+    times = []
+    for _ in range(REPEAT):
+        started = time.monotonic()
+        res = c.ssh_all(FLOOR_PROBE, warm=warm)
+        secs = time.monotonic() - started
+        bad = {h: r.stderr for h, r in res.items() if r.returncode != 0}
+        if bad:
+            raise SystemExit(f"{what} failed: {bad}")
+        times.append(secs)
+        log(f"N={n} {what}: {secs:.2f}s")
+    return times
+
+
 def bench_n(n):
     c = Cluster(n)
     c.write_inventory()
@@ -477,28 +497,11 @@ def bench_n(n):
     # `systemctl show` each, nothing else. On one machine the hosts' sshd shares the
     # controller's cores, so this grows with N whatever the tool does; infra's converged
     # time over this floor shows what the tool adds.
-    for rep in range(REPEAT):
-        started = time.monotonic()
-        res = c.ssh_all(f"systemctl show -p ActiveState {FLOOR_UNIT}")
-        secs = time.monotonic() - started
-        bad = {h: r.stderr for h, r in res.items() if r.returncode != 0}
-        if bad:
-            raise SystemExit(f"ssh floor failed: {bad}")
-        result.setdefault("floor", []).append(secs)
-        log(f"N={n} ssh floor: {secs:.2f}s")
+    result["floor"] = ssh_floor(c, n, warm=False)
     if "infra-warm" in tools:
         # The warm floor: the same, over OpenSSH's kept connections (opened untimed first).
-        probe = f"systemctl show -p ActiveState {FLOOR_UNIT}"
-        c.ssh_all(probe, warm=True)
-        for rep in range(REPEAT):
-            started = time.monotonic()
-            res = c.ssh_all(probe, warm=True)
-            secs = time.monotonic() - started
-            bad = {h: r.stderr for h, r in res.items() if r.returncode != 0}
-            if bad:
-                raise SystemExit(f"warm ssh floor failed: {bad}")
-            result.setdefault("floor_warm", []).append(secs)
-            log(f"N={n} warm ssh floor: {secs:.2f}s")
+        c.ssh_all(FLOOR_PROBE, warm=True)
+        result["floor_warm"] = ssh_floor(c, n, warm=True)
         for h in c.hosts:
             subprocess.run(["ssh", "-o", f"ControlPath={c.dir}/cm-%C", "-O", "exit",
                             f"root@{c.ips[h]}"], capture_output=True)

@@ -23,19 +23,6 @@ const FACTS: &str = r#"
       delegate_to: localhost
 "#;
 
-fn docker_exec(container: &str, script: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["exec", container, "sh", "-c", script])
-        .output()
-        .expect("the docker CLI is needed");
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Puts a wrapper at `path` that logs each start to /tmp/ran.log and runs the real
 /// program (moved beside it), or prints `says` instead when given.
 fn wrap(container: &str, path: &str, says: Option<&str>) {

@@ -112,22 +112,7 @@ async fn store_transactions_per_placement_stay_bounded() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
-    // Heartbeat until every task runs and every deployment is over.
-    let started = Instant::now();
-    loop {
-        for agent in agents.iter_mut() {
-            agent.heartbeat(&url).await;
-        }
-        let deployments = get_json(&format!("{url}/v2/deployments")).await;
-        let running: usize = agents.iter().map(|a| a.running().len()).sum();
-        if running == APPS * INSTANCES && deployments.as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(25),
-            "not converged: {running} running, deployments {deployments}"
-        );
-    }
+    converge(&url, &mut agents, APPS * INSTANCES).await;
     let text = metrics(&url).await;
     let transactions = metric(&text, "infra_scheduler_store_transactions") - before;
     let placed = metric(&text, "infra_scheduler_tasks_launched_total");
@@ -158,6 +143,26 @@ async fn store_transactions_per_placement_stay_bounded() {
     one_deployment_of_many_apps_is_written_once(&url, &mut agents).await;
 }
 
+/// Heartbeats every agent, round after round, until `tasks` tasks run and no deployment
+/// is left (25 s at most).
+async fn converge(url: &str, agents: &mut [TestAgent], tasks: usize) {
+    let started = Instant::now();
+    loop {
+        for agent in agents.iter_mut() {
+            agent.heartbeat(url).await;
+        }
+        let deployments = get_json(&format!("{url}/v2/deployments")).await;
+        let running: usize = agents.iter().map(|a| a.running().len()).sum();
+        if running == tasks && deployments.as_array().is_some_and(Vec::is_empty) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "not converged: {running} running, deployments {deployments}"
+        );
+    }
+}
+
 /// Every app scaled in one write (one deployment of all of them, one step): the apps
 /// finish one by one as their new tasks report running, heartbeat after heartbeat, and
 /// the deployment record (every app's definition, twice) is written when it starts and
@@ -175,21 +180,7 @@ async fn one_deployment_of_many_apps_is_written_once(url: &str, agents: &mut [Te
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
-    let started = Instant::now();
-    loop {
-        for agent in agents.iter_mut() {
-            agent.heartbeat(url).await;
-        }
-        let deployments = get_json(&format!("{url}/v2/deployments")).await;
-        let running: usize = agents.iter().map(|a| a.running().len()).sum();
-        if running == APPS * (INSTANCES + 1) && deployments.as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(25),
-            "not converged: {running} running, deployments {deployments}"
-        );
-    }
+    converge(url, agents, APPS * (INSTANCES + 1)).await;
     let writes = metric(&metrics(url).await, "infra_scheduler_deployment_writes") - before;
     eprintln!("one deployment of {APPS} apps: its record written {writes} times");
     assert_eq!(

@@ -4,7 +4,8 @@
 //! a run that follows another within the idle time logs in zero times, a keeper that has
 //! been idle exits and the next run logs in again, `--ssh-persist no`, a host's
 //! `ControlMaster=no` and `meta: reset_connection` each cost a login, and a kept connection
-//! the host dropped is replaced instead of failing the run.
+//! the host dropped is replaced instead of failing the run; two runs started at once log
+//! in once.
 
 #[path = "support/provider.rs"]
 mod provider_support;
@@ -44,19 +45,6 @@ const RESET_PLAY: &str = r#"
     - command: "true"
       changed_when: false
 "#;
-
-fn docker_exec(container: &str, script: &str) -> String {
-    let out = Command::new("docker")
-        .args(["exec", container, "sh", "-c", script])
-        .output()
-        .expect("the docker CLI is needed");
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Makes the host's sshd PAM stack write one line per SSH login to /tmp/logins.
 fn count_logins(container: &str) {
@@ -195,14 +183,21 @@ async fn a_run_within_the_idle_time_reuses_the_connection_and_an_idle_keeper_exi
 }
 
 #[tokio::test]
-async fn a_hosts_control_master_no_and_reset_connection_each_cost_a_login() {
+async fn runs_at_once_share_one_login_and_a_hosts_control_master_no_and_reset_connection_each_cost_one(
+) {
     let host = Setup::new("keepopt", &[]).await;
     let c = &host.container;
 
+    // Two runs started at once, no keeper yet: one keeper, one login for both.
+    std::thread::scope(|s| {
+        s.spawn(|| host.play("play.yml", "30s"));
+        s.spawn(|| host.play("play.yml", "30s"));
+    });
+    assert_eq!(logins(c), 1, "two runs at once log in once");
+    assert_eq!(host.sockets().len(), 1);
+
     // meta: reset_connection closes the kept connection itself: the play's second task
     // logs in again, and that connection is the one kept for the next run.
-    host.play("play.yml", "30s");
-    assert_eq!(logins(c), 1);
     host.play("reset.yml", "30s");
     assert_eq!(logins(c), 2, "reset_connection closed the kept connection");
     host.play("play.yml", "30s");

@@ -49,12 +49,13 @@ impl Pool {
             };
             slots.entry(name.to_string()).or_default().clone()
         };
-        let spec = spec_from_vars(name, vars, &self.known_hosts, self.accept_new);
-        let persist = self.persist.as_ref().map(|p| match host_keep(vars) {
-            Some(keep) => p.with_keep(keep),
-            None => p.clone(),
-        });
+        // Every task asks; only the first on a host reads its connection variables.
         slot.get_or_init(|| async move {
+            let spec = spec_from_vars(name, vars, &self.known_hosts, self.accept_new);
+            let persist = self.persist.as_ref().map(|p| match host_keep(vars) {
+                Some(keep) => p.with_keep(keep),
+                None => p.clone(),
+            });
             if spec.local {
                 let local: Arc<dyn Transport> = Arc::new(LocalTransport::new(&spec.name));
                 return Ok(local);

@@ -129,6 +129,20 @@ pub fn ssh(key: &Path, known_hosts: &Path, ip: &str, command: &str) -> std::proc
         .expect("the OpenSSH client (ssh) is needed: apt-get install openssh-client")
 }
 
+/// Runs `script` with `sh -c` in a container; its stdout. Fails the test when it fails.
+pub fn docker_exec(container: &str, script: &str) -> String {
+    let out = Command::new("docker")
+        .args(["exec", container, "sh", "-c", script])
+        .output()
+        .expect("the docker CLI is needed");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn path_of(p: &Path) -> PathBuf {
     p.to_path_buf()
 }

@@ -15,6 +15,7 @@ use super::super::unreachable::unreachable;
 use super::super::{
     Become, ExecOptions, ExecOutput, FileAttrs, FileStat, FsStat, Owner, Transport,
 };
+use super::lock;
 use super::wire::{self, Answer, Op, Request, Response, WireError};
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Answer, WireError>>>>>;
@@ -90,13 +91,6 @@ impl MuxTransport {
 impl Drop for MuxTransport {
     fn drop(&mut self) {
         self.reader.abort();
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use super::super::ssh::SshTransport;
 use super::super::{ConnectSpec, Transport};
+use super::lock;
 use super::wire::{self, Answer, Hello, HelloReply, Op, Request, Response, WireError};
 
 /// How long a kept connection may take to answer a keepalive before a run gives up on it
@@ -133,13 +134,6 @@ struct Slot {
     last_used: Mutex<Option<Instant>>,
     /// `None`: kept until reset.
     idle: Mutex<Option<Duration>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 /// What makes two runs' connections the same one: everything that decides where the

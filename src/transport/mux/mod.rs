@@ -28,6 +28,15 @@ use tokio::net::UnixStream;
 use super::{ConnectSpec, Transport};
 use wire::{Hello, HelloReply};
 
+/// A mutex's guard, even when a thread panicked holding it: the keeper's and the client's
+/// maps stay usable (a panicked request leaves nothing half-written in them).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 /// How long a connection is kept once no run uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
@@ -136,11 +145,8 @@ impl Persist {
     /// (the run then connects directly).
     pub fn for_this_binary(keep: Keep) -> Option<Persist> {
         let program = std::env::current_exe().ok()?;
-        let mut folder = crate::fsutil::infra_home()?.join("mux");
-        if folder.is_relative() {
-            // The keeper runs from `/`: it must find the same folder.
-            folder = std::env::current_dir().ok()?.join(folder);
-        }
+        // Absolute: the keeper runs from `/` and must find the same folder.
+        let folder = std::path::absolute(crate::fsutil::infra_home()?.join("mux")).ok()?;
         Some(Persist {
             keep,
             program,
@@ -207,10 +213,7 @@ pub async fn connect(spec: &ConnectSpec, persist: &Persist) -> anyhow::Result<Ar
 /// `spec` with its key and known_hosts paths made absolute: the keeper runs from `/`, and
 /// two runs from different folders naming `keys/id` mean different files.
 fn absolute_paths(spec: &ConnectSpec) -> ConnectSpec {
-    let absolute = |p: &PathBuf| match std::env::current_dir() {
-        Ok(cwd) if p.is_relative() => cwd.join(p),
-        _ => p.clone(),
-    };
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
     ConnectSpec {
         key_file: spec.key_file.as_ref().map(absolute),
         known_hosts: spec.known_hosts.iter().map(absolute).collect(),

@@ -227,13 +227,13 @@ mod tests {
             Op::Write { content, .. } => assert_eq!(content, vec![0, 255, 10, 13]),
             other => panic!("{other:?}"),
         }
-        let err = super::super::super::unreachable::unreachable("h1", "exec `x`", "reset");
+        let err = crate::transport::unreachable::unreachable("h1", "exec `x`", "reset");
         let wire = WireError::from_error(&err.context("task t"));
         let again = wire.into_error();
-        assert!(super::super::super::is_unreachable(&again));
+        assert!(crate::transport::is_unreachable(&again));
         assert_eq!(again.to_string(), "host h1 unreachable: exec `x`: reset");
         let plain = WireError::from_error(&anyhow::anyhow!("rc 1")).into_error();
-        assert!(!super::super::super::is_unreachable(&plain));
+        assert!(!crate::transport::is_unreachable(&plain));
         drop(a);
         assert!(read_frame::<_, Request>(&mut b)
             .await
