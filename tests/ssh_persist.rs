@@ -33,6 +33,13 @@ const PLAY: &str = r#"
       changed_when: false
     - assert:
         that: who.stdout == 'nobody'
+    - command: cat
+      args:
+        stdin: piped through
+      register: piped
+      changed_when: false
+    - assert:
+        that: piped.stdout == 'piped through'
 "#;
 
 const RESET_PLAY: &str = r#"

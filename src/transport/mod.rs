@@ -40,7 +40,8 @@ pub struct Become {
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExecOptions {
     /// Bytes written to the command's stdin, then stdin is closed.
-    #[serde(with = "mux::wire::base64_opt")]
+    /// Not in the JSON: the mux sends it as the request's bytes.
+    #[serde(skip)]
     pub stdin: Option<Vec<u8>>,
     /// Run as this user through sudo.
     pub become_: Option<Become>,

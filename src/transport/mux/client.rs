@@ -16,9 +16,9 @@ use super::super::{
     Become, ExecOptions, ExecOutput, FileAttrs, FileStat, FsStat, Owner, Transport,
 };
 use super::lock;
-use super::wire::{self, Answer, Op, Request, Response, WireError};
+use super::wire::{self, Answer, Op, Request, Response};
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Answer, WireError>>>>>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
 
 pub struct MuxTransport {
     name: String,
@@ -39,7 +39,7 @@ impl MuxTransport {
             while let Ok(Some(response)) = wire::read_frame::<_, Response>(&mut read_half).await {
                 let waiter = lock(&answers).remove(&response.id);
                 if let Some(waiter) = waiter {
-                    let _ = waiter.send(response.result);
+                    let _ = waiter.send(response);
                 }
             }
             // The keeper went away: every call still waiting fails (its sender is dropped).
@@ -56,20 +56,34 @@ impl MuxTransport {
     }
 
     async fn call(&self, what: &str, op: Op) -> anyhow::Result<Answer> {
+        Ok(self.call_with_bytes(what, op, Vec::new()).await?.0)
+    }
+
+    /// A call whose request or answer carries bytes (stdin, a file's content).
+    async fn call_with_bytes(
+        &self,
+        what: &str,
+        op: Op,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<(Answer, Vec<u8>)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
         let sent = {
             let mut writer = self.writer.lock().await;
-            wire::write_frame(&mut *writer, &Request { id, op }).await
+            wire::write_frame(&mut *writer, &Request { id, op, bytes }).await
         };
         if let Err(e) = sent {
             lock(&self.pending).remove(&id);
             return Err(self.keeper_gone(what, e));
         }
         match rx.await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(e.into_error()),
+            Ok(Response {
+                result: Ok(answer),
+                bytes,
+                ..
+            }) => Ok((answer, bytes)),
+            Ok(Response { result: Err(e), .. }) => Err(e.into_error()),
             Err(_) => Err(self.keeper_gone(what, "the connection keeper closed the socket")),
         }
     }
@@ -105,9 +119,14 @@ impl Transport for MuxTransport {
         let started = std::time::Instant::now();
         let op = Op::Exec {
             cmd: cmd.to_string(),
-            opts: opts.clone(),
+            opts: ExecOptions {
+                stdin: None,
+                ..opts.clone()
+            },
+            stdin: opts.stdin.is_some(),
         };
-        match self.call(&what, op).await? {
+        let stdin = opts.stdin.clone().unwrap_or_default();
+        match self.call_with_bytes(&what, op, stdin).await?.0 {
             Answer::Exec(out) => {
                 // The same debug line a direct connection prints: the keeper logs nothing
                 // (it cannot tell a `no_log` task's command from another).
@@ -146,9 +165,9 @@ impl Transport for MuxTransport {
             path: path.to_string(),
             become_: become_.cloned(),
         };
-        match self.call(&what, op).await? {
-            Answer::Read(content) => Ok(content),
-            other => Err(self.unexpected(&what, other)),
+        match self.call_with_bytes(&what, op, Vec::new()).await? {
+            (Answer::Read(found), content) => Ok(found.then_some(content)),
+            (other, _) => Err(self.unexpected(&what, other)),
         }
     }
 
@@ -162,11 +181,10 @@ impl Transport for MuxTransport {
         let what = format!("write {path}");
         let op = Op::Write {
             path: path.to_string(),
-            content: content.to_vec(),
             attrs: attrs.clone(),
             become_: become_.cloned(),
         };
-        match self.call(&what, op).await? {
+        match self.call_with_bytes(&what, op, content.to_vec()).await?.0 {
             Answer::Done => Ok(()),
             other => Err(self.unexpected(&what, other)),
         }

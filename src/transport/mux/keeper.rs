@@ -287,50 +287,72 @@ async fn serve_requests(
         }
     });
     while let Ok(Some(request)) = wire::read_frame::<_, Request>(&mut input).await {
-        let Request { id, op } = request;
+        let Request { id, op, bytes } = request;
         let open = open.clone();
         let slot = slot.clone();
         let answers = answers.clone();
         tokio::spawn(async move {
-            let result = run(&slot, &open, op)
-                .await
-                .map_err(|e| WireError::from_error(&e));
-            let _ = answers.send(Response { id, result });
+            let (result, bytes) = match run(&slot, &open, op, bytes).await {
+                Ok((answer, bytes)) => (Ok(answer), bytes),
+                Err(e) => (Err(WireError::from_error(&e)), Vec::new()),
+            };
+            let _ = answers.send(Response { id, result, bytes });
         });
     }
     drop(answers);
     let _ = writer.await;
 }
 
-async fn run(slot: &Slot, open: &Arc<SshTransport>, op: Op) -> anyhow::Result<Answer> {
-    Ok(match op {
-        Op::Exec { cmd, opts } => Answer::Exec(open.exec(&cmd, &opts).await?),
-        Op::Stat { path, become_ } => Answer::Stat(open.stat(&path, become_.as_ref()).await?),
-        Op::Read { path, become_ } => Answer::Read(open.read_file(&path, become_.as_ref()).await?),
-        Op::Write {
-            path,
-            content,
-            attrs,
-            become_,
-        } => {
-            open.write_file(&path, &content, &attrs, become_.as_ref())
-                .await?;
-            Answer::Done
-        }
-        Op::Mkdir {
-            path,
-            mode,
-            owner,
-            become_,
-        } => {
-            open.mkdir(&path, mode, owner, become_.as_ref()).await?;
-            Answer::Done
-        }
-        Op::ReadDir { path } => Answer::Names(open.read_dir(&path).await?),
-        Op::FsStat { path } => Answer::FsStat(open.fs_stat(&path).await?),
-        Op::Reset => {
-            slot.reset(open).await;
-            Answer::Done
-        }
-    })
+/// Carries out one request (`bytes`: its stdin or content); the answer and its bytes (a
+/// file read).
+async fn run(
+    slot: &Slot,
+    open: &Arc<SshTransport>,
+    op: Op,
+    bytes: Vec<u8>,
+) -> anyhow::Result<(Answer, Vec<u8>)> {
+    Ok((
+        match op {
+            Op::Read { path, become_ } => {
+                return Ok(match open.read_file(&path, become_.as_ref()).await? {
+                    Some(content) => (Answer::Read(true), content),
+                    None => (Answer::Read(false), Vec::new()),
+                })
+            }
+            Op::Exec {
+                cmd,
+                mut opts,
+                stdin,
+            } => {
+                opts.stdin = stdin.then_some(bytes);
+                Answer::Exec(open.exec(&cmd, &opts).await?)
+            }
+            Op::Stat { path, become_ } => Answer::Stat(open.stat(&path, become_.as_ref()).await?),
+            Op::Write {
+                path,
+                attrs,
+                become_,
+            } => {
+                open.write_file(&path, &bytes, &attrs, become_.as_ref())
+                    .await?;
+                Answer::Done
+            }
+            Op::Mkdir {
+                path,
+                mode,
+                owner,
+                become_,
+            } => {
+                open.mkdir(&path, mode, owner, become_.as_ref()).await?;
+                Answer::Done
+            }
+            Op::ReadDir { path } => Answer::Names(open.read_dir(&path).await?),
+            Op::FsStat { path } => Answer::FsStat(open.fs_stat(&path).await?),
+            Op::Reset => {
+                slot.reset(open).await;
+                Answer::Done
+            }
+        },
+        Vec::new(),
+    ))
 }

@@ -1,7 +1,9 @@
 //! What a run and the connection keeper say to each other over the keeper's socket: one
 //! `Hello` naming the connection, then requests (one per [`Transport`](super::super::Transport)
 //! call, numbered, so a run's tasks can have several in flight) and their answers, in any
-//! order. Each message is a frame: its length as 4 big-endian bytes, then JSON.
+//! order. Each message is a frame: the length of its JSON as 4 big-endian bytes, the JSON,
+//! then the length of its bytes (a file's content, a command's stdin) and the bytes as they
+//! are, so a 40 MB file crosses the socket as 40 MB, not as an escaped base64 string.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -69,9 +71,11 @@ impl WireError {
 /// One [`Transport`](super::super::Transport) call.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Op {
+    /// `opts.stdin`, when `stdin`, is the request's bytes.
     Exec {
         cmd: String,
         opts: ExecOptions,
+        stdin: bool,
     },
     Stat {
         path: String,
@@ -81,10 +85,9 @@ pub enum Op {
         path: String,
         become_: Option<Become>,
     },
+    /// The content is the request's bytes.
     Write {
         path: String,
-        #[serde(with = "base64_bytes")]
-        content: Vec<u8>,
         attrs: FileAttrs,
         become_: Option<Become>,
     },
@@ -109,6 +112,9 @@ pub enum Op {
 pub struct Request {
     pub id: u64,
     pub op: Op,
+    /// Sent after the JSON, as they are.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
 }
 
 /// What a call returns, one variant per kind of result.
@@ -116,7 +122,8 @@ pub struct Request {
 pub enum Answer {
     Exec(ExecOutput),
     Stat(Option<FileStat>),
-    Read(#[serde(with = "base64_opt")] Option<Vec<u8>>),
+    /// Whether the file exists; its content is the response's bytes.
+    Read(bool),
     Names(Option<Vec<String>>),
     FsStat(Option<FsStat>),
     Done,
@@ -126,28 +133,66 @@ pub enum Answer {
 pub struct Response {
     pub id: u64,
     pub result: Result<Answer, WireError>,
+    /// Sent after the JSON, as they are.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
 }
 
-/// Writes one frame.
-pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+/// A message and the bytes that travel after its JSON (none for most).
+pub trait Framed {
+    fn bytes(&self) -> &[u8] {
+        &[]
+    }
+    fn set_bytes(&mut self, _bytes: Vec<u8>) {}
+}
+
+impl Framed for Hello {}
+impl Framed for HelloReply {}
+
+impl Framed for Request {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    fn set_bytes(&mut self, bytes: Vec<u8>) {
+        self.bytes = bytes;
+    }
+}
+
+impl Framed for Response {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    fn set_bytes(&mut self, bytes: Vec<u8>) {
+        self.bytes = bytes;
+    }
+}
+
+/// Writes one frame: the JSON, then the message's bytes.
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize + Framed>(
     out: &mut W,
     message: &T,
 ) -> anyhow::Result<()> {
     let body = serde_json::to_vec(message)?;
-    let len = u32::try_from(body.len())
-        .ok()
-        .filter(|n| (*n as usize) <= MAX_FRAME)
-        .ok_or_else(|| anyhow::anyhow!("message of {} bytes is too large", body.len()))?;
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&len.to_be_bytes());
+    let bytes = message.bytes();
+    let mut frame = Vec::with_capacity(8 + body.len());
+    frame.extend_from_slice(&frame_len(body.len())?.to_be_bytes());
     frame.extend_from_slice(&body);
+    frame.extend_from_slice(&frame_len(bytes.len())?.to_be_bytes());
     out.write_all(&frame).await?;
+    out.write_all(bytes).await?;
     out.flush().await?;
     Ok(())
 }
 
+fn frame_len(len: usize) -> anyhow::Result<u32> {
+    u32::try_from(len)
+        .ok()
+        .filter(|n| (*n as usize) <= MAX_FRAME)
+        .ok_or_else(|| anyhow::anyhow!("message of {len} bytes is too large"))
+}
+
 /// Reads one frame; `Ok(None)` at a clean end of the stream.
-pub async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+pub async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de> + Framed>(
     input: &mut R,
 ) -> anyhow::Result<Option<T>> {
     let mut len = [0u8; 4];
@@ -156,53 +201,22 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.into()),
     }
+    let body = read_part(input, len).await?;
+    let mut message: T = serde_json::from_slice(&body)?;
+    input.read_exact(&mut len).await?;
+    message.set_bytes(read_part(input, len).await?);
+    Ok(Some(message))
+}
+
+/// The `len` bytes announced, refused past [`MAX_FRAME`] before allocating.
+async fn read_part<R: AsyncRead + Unpin>(input: &mut R, len: [u8; 4]) -> anyhow::Result<Vec<u8>> {
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
         anyhow::bail!("frame of {len} bytes announced: refused");
     }
-    let mut body = vec![0u8; len];
-    input.read_exact(&mut body).await?;
-    Ok(Some(serde_json::from_slice(&body)?))
-}
-
-/// Bytes as one base64 string (JSON would make each byte a number).
-pub mod base64_bytes {
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// Optional bytes as an optional base64 string.
-pub mod base64_opt {
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        match bytes {
-            Some(b) => s.serialize_some(&base64::engine::general_purpose::STANDARD.encode(b)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            Some(text) => base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
-            None => Ok(None),
-        }
-    }
+    let mut part = vec![0u8; len];
+    input.read_exact(&mut part).await?;
+    Ok(part)
 }
 
 #[cfg(test)]
@@ -216,17 +230,15 @@ mod tests {
             id: 7,
             op: Op::Write {
                 path: "/etc/x".into(),
-                content: vec![0, 255, 10, 13],
                 attrs: FileAttrs::default(),
                 become_: None,
             },
+            bytes: vec![0, 255, 10, 13],
         };
         write_frame(&mut a, &request).await.expect("write");
         let back: Request = read_frame(&mut b).await.expect("read").expect("a frame");
-        match back.op {
-            Op::Write { content, .. } => assert_eq!(content, vec![0, 255, 10, 13]),
-            other => panic!("{other:?}"),
-        }
+        assert!(matches!(back.op, Op::Write { .. }), "{:?}", back.op);
+        assert_eq!(back.bytes, vec![0, 255, 10, 13]);
         let err = crate::transport::unreachable::unreachable("h1", "exec `x`", "reset");
         let wire = WireError::from_error(&err.context("task t"));
         let again = wire.into_error();
