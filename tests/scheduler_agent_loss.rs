@@ -95,6 +95,7 @@ async fn an_agent_whose_heartbeat_waits_for_the_writer_is_not_lost() {
                         volumes: Vec::new(),
                         generation: None,
                         delta: false,
+                        partial: false,
                     },
                 )
                 .await

@@ -28,6 +28,8 @@ struct DeltaAgent {
     /// The state the scheduler last accepted of each task.
     sent: BTreeMap<String, TaskState>,
     generation: Option<u64>,
+    /// It takes partial answers (`taskIds` with only the new specs).
+    partial: bool,
 }
 
 /// One answer, as JSON and its size.
@@ -45,6 +47,17 @@ impl Answer {
                 tasks
                     .iter()
                     .map(|t| t["taskId"].as_str().unwrap().to_string())
+                    .collect()
+            })
+    }
+
+    fn task_ids(&self) -> Option<Vec<String>> {
+        self.json
+            .get("taskIds")
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| id.as_str().unwrap().to_string())
                     .collect()
             })
     }
@@ -85,7 +98,8 @@ impl DeltaAgent {
             .filter(|id| !hide.contains(&id.as_str()))
             .collect();
         let statuses: Vec<TaskStatus> = ids.iter().map(|id| self.status(id)).collect();
-        let mut body = json!({"tasks": statuses, "busyPorts": [], "delta": delta});
+        let mut body = json!({"tasks": statuses, "busyPorts": [], "delta": delta,
+                              "partial": self.partial});
         if let Some(generation) = self.generation {
             body["generation"] = json!(generation);
         }
@@ -108,21 +122,35 @@ impl DeltaAgent {
         self.tasks.retain(|_, (_, state)| !state.is_terminal());
         self.generation = answer.json["generation"].as_u64();
         assert!(self.generation.is_some(), "{}", answer.json);
-        if let Some(wanted) = answer.json.get("tasks").and_then(Value::as_array) {
-            let wanted: BTreeMap<String, String> = wanted
-                .iter()
-                .map(|t| {
-                    let id = t["taskId"].as_str().unwrap().to_string();
-                    (id, t["appId"].as_str().unwrap().to_string())
-                })
-                .collect();
+        // The specs sent, and the ids wanted (all of them, in a partial answer).
+        let specs: BTreeMap<String, String> = answer
+            .json
+            .get("tasks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                let id = t["taskId"].as_str().unwrap().to_string();
+                (id, t["appId"].as_str().unwrap().to_string())
+            })
+            .collect();
+        let wanted = match answer.task_ids() {
+            Some(ids) => Some(ids),
+            None => answer.tasks(),
+        };
+        if let Some(wanted) = wanted {
             for (id, (_, state)) in self.tasks.iter_mut() {
-                if !wanted.contains_key(id) {
+                if !wanted.contains(id) {
                     *state = TaskState::Killed;
                 }
             }
-            for (id, app) in wanted {
-                self.tasks.entry(id).or_insert((app, TaskState::Running));
+            for id in wanted {
+                if !self.tasks.contains_key(&id) {
+                    let app = specs.get(&id).unwrap_or_else(|| {
+                        panic!("{id} is wanted but its spec was not sent: {}", answer.json)
+                    });
+                    self.tasks.insert(id, (app.clone(), TaskState::Running));
+                }
             }
         }
         answer
@@ -199,6 +227,7 @@ async fn delta_heartbeats_carry_only_changes_and_reconciliation_still_finds_lost
         tasks: BTreeMap::new(),
         sent: BTreeMap::new(),
         generation: None,
+        partial: false,
     };
     let resp = client()
         .post(format!("{url}/v2/apps"))
@@ -319,4 +348,76 @@ async fn delta_heartbeats_carry_only_changes_and_reconciliation_still_finds_lost
         "{}",
         answer.json
     );
+}
+
+/// An agent that takes partial answers gets, when its list changes, every task's id and
+/// the specs of only the tasks it does not have yet; one holding a generation the
+/// scheduler no longer answers from gets the whole list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_answers_carry_every_id_and_only_the_new_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    let scheduler = SchedulerProc::start(dir.path(), &["--agent-timeout", "60s"]);
+    let url = scheduler.url.clone();
+    let registered = TestAgent::new("partial-1", (31000, 31100));
+    registered.register(&url).await;
+    let mut agent = DeltaAgent {
+        id: registered.id.clone(),
+        tasks: BTreeMap::new(),
+        sent: BTreeMap::new(),
+        generation: None,
+        partial: true,
+    };
+    let resp = client()
+        .post(format!("{url}/v2/apps"))
+        .json(&json!({"id": "/delta", "cmd": "sleep 1000", "instances": 2,
+                      "cpus": 0.1, "mem": 16}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    // No generation held yet: the whole list.
+    let answer = agent
+        .beat_until(&url, |a| a.tasks().is_some_and(|t| t.len() == 2))
+        .await;
+    assert_eq!(answer.task_ids(), None, "{}", answer.json);
+    let first = agent.generation;
+    agent.beat_until(&url, Answer::unchanged).await;
+    agent.beat_until_deployed(&url, "the deploy").await;
+    let before: Vec<String> = agent.tasks.keys().cloned().collect();
+
+    // One more instance: three ids, one spec.
+    scale(&url, 3, false).await;
+    let answer = agent.beat_until(&url, |a| a.task_ids().is_some()).await;
+    let ids = answer.task_ids().unwrap();
+    let sent = answer.tasks().unwrap();
+    assert_eq!(ids.len(), 3, "{}", answer.json);
+    assert_eq!(sent.len(), 1, "only the new task's spec: {}", answer.json);
+    assert!(!before.contains(&sent[0]) && ids.contains(&sent[0]));
+    agent.beat_until(&url, Answer::unchanged).await;
+    agent.beat_until_deployed(&url, "the scale-up").await;
+
+    // Down to one: the ids of what stays, no spec.
+    scale(&url, 1, false).await;
+    let answer = agent
+        .beat_until(&url, |a| a.task_ids().is_some_and(|ids| ids.len() == 1))
+        .await;
+    assert_eq!(answer.tasks(), Some(Vec::new()), "{}", answer.json);
+    agent.beat_until_deployed(&url, "the scale-down").await;
+    assert_eq!(agent.tasks.len(), 1);
+    assert_eq!(
+        app_tasks(&url).await,
+        agent.tasks.keys().cloned().collect::<Vec<_>>()
+    );
+
+    // A generation acknowledged long ago: the whole list.
+    scale(&url, 2, false).await;
+    let start = Instant::now();
+    while app_tasks(&url).await.len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "never placed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    agent.generation = first;
+    let answer = agent.beat(&url, true, &[]).await;
+    assert_eq!(answer.task_ids(), None, "{}", answer.json);
+    assert_eq!(answer.tasks().map(|t| t.len()), Some(2), "{}", answer.json);
 }

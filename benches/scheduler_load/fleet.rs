@@ -58,6 +58,9 @@ struct Assigned {
 struct AssignedList {
     #[serde(default)]
     tasks: Vec<Assigned>,
+    /// A partial answer: every wanted id; `tasks` holds only the new ones.
+    #[serde(default)]
+    task_ids: Option<Vec<String>>,
     generation: Option<u64>,
     #[serde(default)]
     unchanged: bool,
@@ -288,6 +291,7 @@ impl SimAgent {
                 None
             },
             delta,
+            partial: self.behaviour.delta_heartbeats,
         };
         let path = heartbeat_path(&self.handle.id);
         let sent = self
@@ -347,22 +351,33 @@ impl SimAgent {
             self.count_running();
             return false;
         }
-        let wanted: HashMap<String, Assigned> = assigned
+        let mut specs: HashMap<String, Assigned> = assigned
             .tasks
             .into_iter()
             .map(|t| (t.task_id.clone(), t))
             .collect();
+        let wanted: Vec<String> = match assigned.task_ids {
+            Some(ids) => ids,
+            None => specs.keys().cloned().collect(),
+        };
+        let wanted_set: std::collections::HashSet<&str> =
+            wanted.iter().map(String::as_str).collect();
         self.tasks.retain(|_, t| !t.status.state.is_terminal());
         for (id, task) in self.tasks.iter_mut() {
-            if !wanted.contains_key(id) {
+            if !wanted_set.contains(id.as_str()) {
                 task.status.state = TaskState::Killed;
             }
         }
         let mut report_now = false;
-        for (id, spec) in wanted {
+        for id in wanted {
             if self.tasks.contains_key(&id) {
                 continue;
             }
+            let Some(spec) = specs.remove(&id) else {
+                // Named without a spec: ask for the whole list, as the real agent does.
+                self.generation = None;
+                continue;
+            };
             let fails = self.behaviour.fail_rate > 0.0 && self.coin() < self.behaviour.fail_rate;
             let state = if fails {
                 TaskState::Failed

@@ -228,6 +228,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
                 volumes: super::volumes::held_apps(&config.data_dir),
                 generation: report.generation,
                 delta: report.delta,
+                partial: true,
             };
             let asked = schedulers.current;
             match schedulers
@@ -341,6 +342,7 @@ mod tests {
             volumes: Vec::new(),
             generation: None,
             delta: false,
+            partial: false,
         };
         let result = schedulers
             .post::<_, Assignments>(&heartbeat_path("a1"), &heartbeat)

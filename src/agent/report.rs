@@ -77,10 +77,19 @@ impl Reports {
         delta: bool,
         answer: Assignments,
     ) -> &[TaskSpec] {
-        if !answer.unchanged || self.generation.is_none() {
-            self.wanted = answer.tasks;
+        let mut generation = answer.generation;
+        match answer.task_ids {
+            Some(ids) if !answer.unchanged => {
+                if !self.take_partial(ids, answer.tasks) {
+                    // A task it names is unknown here: the next heartbeat sends no
+                    // generation, which gets the whole list.
+                    generation = None;
+                }
+            }
+            _ if !answer.unchanged || self.generation.is_none() => self.wanted = answer.tasks,
+            _ => {}
         }
-        self.generation = answer.generation;
+        self.generation = generation;
         self.since_full = if delta { self.since_full + 1 } else { 0 };
         self.accepted = if answer.full_report || answer.generation.is_none() {
             None
@@ -92,6 +101,28 @@ impl Reports {
             )
         };
         &self.wanted
+    }
+
+    /// A partial answer: the tasks wanted are `ids`, with the specs held for them or else
+    /// those in `new`. False when a spec is in neither (those ids are left out for now).
+    fn take_partial(&mut self, ids: Vec<String>, new: Vec<TaskSpec>) -> bool {
+        let mut specs: HashMap<String, TaskSpec> = std::mem::take(&mut self.wanted)
+            .into_iter()
+            .map(|spec| (spec.task_id.clone(), spec))
+            .collect();
+        for spec in new {
+            specs.insert(spec.task_id.clone(), spec);
+        }
+        let mut complete = true;
+        self.wanted = ids
+            .iter()
+            .filter_map(|id| {
+                let spec = specs.remove(id);
+                complete &= spec.is_some();
+                spec
+            })
+            .collect();
+        complete
     }
 
     /// The next heartbeat goes to a scheduler that may not have what earlier ones
@@ -139,6 +170,7 @@ mod tests {
             .collect();
         Assignments {
             tasks,
+            task_ids: None,
             volume_moves: Vec::new(),
             volume_releases: Vec::new(),
             generation,
@@ -224,5 +256,28 @@ mod tests {
         let report = reports.report(&all);
         assert!(!report.delta);
         assert_eq!(report.generation, None);
+    }
+
+    #[test]
+    fn a_partial_answer_keeps_the_specs_held_and_drops_what_it_leaves_out() {
+        let mut reports = Reports::default();
+        let all = vec![status("t1", TaskState::Running)];
+        reports.accepted(&all, false, answer(Some(1), false, &["t1", "t2"]));
+        let mut partial = answer(Some(2), false, &["t3"]);
+        partial.task_ids = Some(vec!["t2".into(), "t3".into()]);
+        let wanted: Vec<&str> = reports
+            .accepted(&all, true, partial)
+            .iter()
+            .map(|t| t.task_id.as_str())
+            .collect();
+        assert_eq!(wanted, ["t2", "t3"], "t1 is no longer wanted");
+        assert_eq!(reports.report(&all).generation, Some(2));
+        // A task named without a spec (the agent never had it): the list held is what
+        // can be had, and the next heartbeat asks for all of it.
+        let mut gap = answer(Some(3), false, &[]);
+        gap.task_ids = Some(vec!["t3".into(), "t4".into()]);
+        let wanted = reports.accepted(&all, true, gap).len();
+        assert_eq!(wanted, 1);
+        assert_eq!(reports.report(&all).generation, None);
     }
 }

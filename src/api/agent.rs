@@ -144,6 +144,11 @@ pub struct Heartbeat {
     /// Sent only to a scheduler whose answers carry a `generation` (it understands this).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delta: bool,
+    /// The agent applies partial answers: `taskIds` with only the specs of tasks new since
+    /// the `generation` it sent (see `scheduler::delta`). Older agents leave it out and
+    /// get every spec.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// The last lines a task wrote to its stdout and stderr, as its agent read them.
@@ -159,9 +164,16 @@ pub struct TaskOutput {
 #[serde(rename_all = "camelCase")]
 pub struct Assignments {
     /// Every task the scheduler wants running on this agent. Anything else the agent runs
-    /// is killed (after its grace period). Empty when `unchanged`.
+    /// is killed (after its grace period). Empty when `unchanged`; only the tasks new since
+    /// the agent's generation when `task_ids` is set.
     #[serde(default)]
     pub tasks: Vec<TaskSpec>,
+    /// A partial answer (to an agent that sent `partial`): the ids of every task wanted on
+    /// the agent, in the order of a full answer. The agent keeps the specs it holds for
+    /// these, takes `tasks` for the rest, and drops everything else. A spec it finds in
+    /// neither makes it send no generation next time, which gets the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_ids: Option<Vec<String>>,
     /// Persistent volumes this agent is to pull from another agent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_moves: Vec<crate::api::moves::VolumeMove>,

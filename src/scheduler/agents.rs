@@ -156,6 +156,10 @@ impl Scheduler {
                     agent.full_report_seen |= !queued.heartbeat.delta;
                     agent.busy_ports = queued.heartbeat.busy_ports.iter().copied().collect();
                 }
+                if let (true, Some(held)) = (queued.heartbeat.partial, queued.heartbeat.generation)
+                {
+                    state.acknowledge_generation(agent_id, held);
+                }
                 let (move_changes, move_apps) = crate::scheduler::moves::note_progress(
                     &mut state,
                     agent_id,
@@ -229,8 +233,9 @@ fn same_error(err: &anyhow::Error) -> anyhow::Error {
 }
 
 /// The heartbeat answer: the agent's tasks (but those being killed), or `unchanged` when
-/// the agent holds the current generation of them (see [`crate::scheduler::delta`]), with
-/// the volume work the agent has.
+/// the agent holds the current generation of them (see [`crate::scheduler::delta`]), or,
+/// to an agent that takes partial answers, every task's id and the specs of the tasks new
+/// since the generation it holds; with the volume work the agent has.
 fn assignments_json(
     state: &State,
     agent_id: &str,
@@ -238,14 +243,23 @@ fn assignments_json(
 ) -> anyhow::Result<Vec<u8>> {
     let generation = state.generation(agent_id);
     let unchanged = heartbeat.generation == Some(generation);
-    let tasks: Vec<&TaskSpec> = if unchanged {
-        Vec::new()
-    } else {
-        state
-            .tasks_on(agent_id)
-            .filter(|t| !t.killing)
-            .map(|t| &t.spec)
-            .collect()
+    let partial = match heartbeat.generation {
+        Some(held) if heartbeat.partial && !unchanged => state.partial_answer(agent_id, held),
+        _ => None,
+    };
+    let (task_ids, tasks): (Option<Vec<&str>>, Option<Vec<&TaskSpec>>) = match partial {
+        _ if unchanged => (None, None),
+        Some((ids, new)) => (Some(ids), Some(new.into_iter().map(|t| &t.spec).collect())),
+        None => (
+            None,
+            Some(
+                state
+                    .tasks_on(agent_id)
+                    .filter(|t| !t.killing)
+                    .map(|t| &t.spec)
+                    .collect(),
+            ),
+        ),
     };
     let volume_moves = crate::scheduler::moves::assignments_for(state, agent_id);
     let mut volume_releases = crate::scheduler::moves::releases_for(state, agent_id);
@@ -259,7 +273,8 @@ fn assignments_json(
             .get(agent_id)
             .is_some_and(|agent| agent.full_report_seen);
     serde_json::to_vec(&AssignmentsView {
-        tasks: (!unchanged).then_some(tasks),
+        tasks,
+        task_ids,
         volume_moves,
         volume_releases,
         generation,
@@ -275,6 +290,8 @@ fn assignments_json(
 struct AssignmentsView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tasks: Option<Vec<&'a TaskSpec>>,
+    #[serde(rename = "taskIds", skip_serializing_if = "Option::is_none")]
+    task_ids: Option<Vec<&'a str>>,
     #[serde(rename = "volumeMoves", skip_serializing_if = "Vec::is_empty")]
     volume_moves: Vec<crate::api::moves::VolumeMove>,
     #[serde(rename = "volumeReleases", skip_serializing_if = "Vec::is_empty")]
@@ -615,6 +632,7 @@ mod tests {
             volumes: Vec::new(),
             generation: None,
             delta: false,
+            partial: false,
         };
         let now = Instant::now();
         let out = heartbeat_outcome(&state, "a", &heartbeat, now).unwrap();
@@ -659,6 +677,7 @@ mod tests {
             volumes: Vec::new(),
             generation: None,
             delta: false,
+            partial: false,
         };
         let out = heartbeat_outcome(&state, "a", &running, Instant::now()).unwrap();
         for change in out.changes {
@@ -676,6 +695,7 @@ mod tests {
             volumes: Vec::new(),
             generation: None,
             delta: false,
+            partial: false,
         };
         let out = heartbeat_outcome(&state, "a", &only_first, Instant::now()).unwrap();
         assert!(!out.agent_back, "the first heartbeat brought it back");

@@ -44,6 +44,9 @@ pub fn reconcile_app(state: &State, app_id: &str, strategy: Strategy, now: Insta
 pub struct Batch {
     /// Placement's view of the agents, built on first need; what is placed stays in it.
     pub slots: Option<Vec<AgentSlot>>,
+    /// The slots whose count of the app being placed may not be zero (see
+    /// [`State::count_app_tasks`]).
+    counted: Vec<usize>,
     /// Deployments written in the batch (None: deleted).
     pub deployments: HashMap<String, Option<DeploymentRecord>>,
     /// Apps found done in the batch (committed to the state's progress after the batch's
@@ -182,7 +185,7 @@ pub fn reconcile_app_on(
     }
     if to_start > 0 {
         let slots = batch.slots.get_or_insert_with(|| state.base_slots());
-        state.count_app_tasks(app_id, slots);
+        state.count_app_tasks(app_id, slots, &mut batch.counted);
         let plan = if app.spec.has_persistent_volumes() {
             let resident = place_resident(state, app, to_start, slots, strategy);
             if let Some(residents) = resident.residents {
@@ -194,6 +197,10 @@ pub fn reconcile_app_on(
         } else {
             place(&app.spec, to_start, slots, strategy)
         };
+        // Placement raised these slots' counts of this app: cleared with the next app's.
+        batch
+            .counted
+            .extend(plan.placements.iter().map(|p| p.agent_index));
         for placement in &plan.placements {
             let slot = &slots[placement.agent_index];
             let Some(agent) = state.agents.get(&slot.id) else {

@@ -95,8 +95,8 @@ impl Store for RedbStore {
         if changes.is_empty() {
             return Ok(0);
         }
-        let changes = changes.to_vec();
-        self.blocking(move |db| apply(db, &changes)).await?;
+        let writes = encode(changes)?;
+        self.blocking(move |db| apply(db, writes)).await?;
         Ok(0)
     }
 
@@ -191,51 +191,87 @@ fn load(db: &Database) -> anyhow::Result<Snapshot> {
     Ok(snapshot)
 }
 
-fn apply(db: &Database, changes: &[Change]) -> anyhow::Result<()> {
+/// One write of a batch, serialised: the changes are turned into bytes where the scheduler
+/// holds them, so that only bytes (not a copy of every record, deployments carrying every
+/// app's definition among them) go to the blocking pool.
+enum Write {
+    Put(Table, String, Vec<u8>),
+    Delete(Table, String),
+    Counter(String, u64),
+}
+
+/// The tables holding JSON records.
+#[derive(Clone, Copy)]
+enum Table {
+    Apps,
+    Versions,
+    Tasks,
+    Deployments,
+    Agents,
+    Tokens,
+}
+
+/// The store writes of `changes`, in their order.
+fn encode(changes: &[Change]) -> anyhow::Result<Vec<Write>> {
+    let put = |table, key: &str, bytes| Write::Put(table, key.to_string(), bytes);
+    let mut writes = Vec::with_capacity(changes.len() + 1);
+    for change in changes {
+        match change {
+            Change::PutApp(app) => {
+                writes.push(put(Table::Apps, &app.id, serde_json::to_vec(app)?));
+                let key = version_key(&app.id, &app.version);
+                writes.push(put(
+                    Table::Versions,
+                    &key,
+                    serde_json::to_vec(&app.definition)?,
+                ));
+            }
+            Change::DeleteApp(id) => writes.push(Write::Delete(Table::Apps, id.clone())),
+            Change::PutTask(task) => {
+                writes.push(put(Table::Tasks, &task.id, serde_json::to_vec(task)?));
+            }
+            Change::DeleteTask(id) => writes.push(Write::Delete(Table::Tasks, id.clone())),
+            Change::PutDeployment(d) => {
+                writes.push(put(Table::Deployments, &d.id, serde_json::to_vec(d)?));
+            }
+            Change::DeleteDeployment(id) => {
+                writes.push(Write::Delete(Table::Deployments, id.clone()));
+            }
+            Change::PutAgent(a) => {
+                let id = &a.registration.agent_id;
+                writes.push(put(Table::Agents, id, serde_json::to_vec(a)?));
+            }
+            Change::SetCounter(name, value) => writes.push(Write::Counter(name.clone(), *value)),
+            Change::PutToken(t) => writes.push(put(Table::Tokens, &t.id, serde_json::to_vec(t)?)),
+            Change::DeleteToken(id) => writes.push(Write::Delete(Table::Tokens, id.clone())),
+        }
+    }
+    Ok(writes)
+}
+
+/// Carries out `writes` in one transaction, durable on return.
+fn apply(db: &Database, writes: Vec<Write>) -> anyhow::Result<()> {
     let tx = db.begin_write().context("store: begin write")?;
     {
-        let mut apps = tx.open_table(APPS)?;
-        let mut versions = tx.open_table(VERSIONS)?;
-        let mut tasks = tx.open_table(TASKS)?;
-        let mut deployments = tx.open_table(DEPLOYMENTS)?;
-        let mut agents = tx.open_table(AGENTS)?;
+        let mut tables = [
+            tx.open_table(APPS)?,
+            tx.open_table(VERSIONS)?,
+            tx.open_table(TASKS)?,
+            tx.open_table(DEPLOYMENTS)?,
+            tx.open_table(AGENTS)?,
+            tx.open_table(TOKENS)?,
+        ];
         let mut counters = tx.open_table(COUNTERS)?;
-        let mut tokens = tx.open_table(TOKENS)?;
-        for change in changes {
-            match change {
-                Change::PutApp(app) => {
-                    apps.insert(app.id.as_str(), serde_json::to_vec(app)?.as_slice())?;
-                    let key = version_key(&app.id, &app.version);
-                    let def = serde_json::to_vec(&app.definition)?;
-                    versions.insert(key.as_str(), def.as_slice())?;
+        for write in &writes {
+            match write {
+                Write::Put(table, key, value) => {
+                    tables[*table as usize].insert(key.as_str(), value.as_slice())?;
                 }
-                Change::DeleteApp(id) => {
-                    apps.remove(id.as_str())?;
+                Write::Delete(table, key) => {
+                    tables[*table as usize].remove(key.as_str())?;
                 }
-                Change::PutTask(task) => {
-                    tasks.insert(task.id.as_str(), serde_json::to_vec(task)?.as_slice())?;
-                }
-                Change::DeleteTask(id) => {
-                    tasks.remove(id.as_str())?;
-                }
-                Change::PutDeployment(d) => {
-                    deployments.insert(d.id.as_str(), serde_json::to_vec(d)?.as_slice())?;
-                }
-                Change::DeleteDeployment(id) => {
-                    deployments.remove(id.as_str())?;
-                }
-                Change::PutAgent(a) => {
-                    let id = a.registration.agent_id.as_str();
-                    agents.insert(id, serde_json::to_vec(a)?.as_slice())?;
-                }
-                Change::SetCounter(name, value) => {
+                Write::Counter(name, value) => {
                     counters.insert(name.as_str(), *value)?;
-                }
-                Change::PutToken(t) => {
-                    tokens.insert(t.id.as_str(), serde_json::to_vec(t)?.as_slice())?;
-                }
-                Change::DeleteToken(id) => {
-                    tokens.remove(id.as_str())?;
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! backoff, the launch queue). Changed only through [`State::apply`] with the same
 //! [`Change`]s the store has made durable, and read by the API and the reconciler.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -104,6 +104,8 @@ pub struct State {
     /// here have not changed since `generation_base`.
     generations: HashMap<String, u64>,
     generation_base: u64,
+    /// What each agent was given since the generation it holds (partial answers).
+    assignment_logs: HashMap<String, crate::scheduler::delta::AssignmentLog>,
 }
 
 impl State {
@@ -140,6 +142,9 @@ impl State {
                 },
             );
         }
+        // Every agent holds a generation from before this state (or none): each gets its
+        // whole list, so loading logs nothing.
+        state.assignment_logs.clear();
         Ok(state)
     }
 
@@ -261,7 +266,10 @@ impl State {
                 *old = task;
                 let (agent_id, id) = (old.agent_id.clone(), old.id.clone());
                 if told {
-                    self.assignments_changed(&agent_id);
+                    let generation = self.assignments_changed(&agent_id);
+                    if killing != Some(true) {
+                        self.log_wanted(&agent_id, generation, &id);
+                    }
                 }
                 match killing {
                     Some(true) => {
@@ -278,18 +286,21 @@ impl State {
                 return;
             }
         }
-        match self.tasks.get(&task.id) {
-            None => self.assignments_changed(&task.agent_id),
+        let told = match self.tasks.get(&task.id) {
+            None => Some(self.assignments_changed(&task.agent_id)),
             Some(old) if old.agent_id != task.agent_id => {
                 let old_agent = old.agent_id.clone();
                 self.assignments_changed(&old_agent);
-                self.assignments_changed(&task.agent_id);
+                Some(self.assignments_changed(&task.agent_id))
             }
             Some(old) if old.killing != task.killing || old.spec != task.spec => {
-                self.assignments_changed(&task.agent_id)
+                Some(self.assignments_changed(&task.agent_id))
             }
             // A new state or health of the same task changes nothing the agent is told.
-            Some(_) => {}
+            Some(_) => None,
+        };
+        if let Some(generation) = told.filter(|_| !task.killing) {
+            self.log_wanted(&task.agent_id, generation, &task.id);
         }
         self.unindex_task(&task.id);
         self.tasks_by_app
@@ -338,9 +349,67 @@ impl State {
             .unwrap_or(self.generation_base)
     }
 
-    fn assignments_changed(&mut self, agent_id: &str) {
+    /// `agent_id`'s wanted tasks changed: a new generation, returned.
+    fn assignments_changed(&mut self, agent_id: &str) -> u64 {
         let generation = crate::scheduler::delta::next_generation();
         self.generations.insert(agent_id.to_string(), generation);
+        generation
+    }
+
+    /// `task_id` is wanted on `agent_id` as of `generation` with a spec the agent may not
+    /// have: a partial answer carries it.
+    fn log_wanted(&mut self, agent_id: &str, generation: u64, task_id: &str) {
+        self.assignment_logs
+            .entry(agent_id.to_string())
+            .or_default()
+            .push(generation, task_id);
+    }
+
+    /// The agent says it holds generation `held` of its list (in a heartbeat): what its
+    /// log kept for older generations goes. A generation this state did not hand out is
+    /// ignored.
+    pub fn acknowledge_generation(&mut self, agent_id: &str, held: u64) {
+        if held < self.generation_base || held > self.generation(agent_id) {
+            return;
+        }
+        if let Some(log) = self.assignment_logs.get_mut(agent_id) {
+            log.acknowledge(held);
+        }
+    }
+
+    /// For a partial answer to an agent holding generation `held`: the ids of every task
+    /// wanted on it (in task id order, as a whole list), and the tasks it may not have
+    /// (those logged after `held`, each once, in the order logged). None when `held` is
+    /// not a generation this state can answer from (the agent gets the whole list).
+    pub fn partial_answer(
+        &self,
+        agent_id: &str,
+        held: u64,
+    ) -> Option<(Vec<&str>, Vec<&TaskRecord>)> {
+        if held < self.generation_base || held > self.generation(agent_id) {
+            return None;
+        }
+        let new: Vec<&str> = match self.assignment_logs.get(agent_id) {
+            Some(log) => log.since(held)?.collect(),
+            None => Vec::new(),
+        };
+        let killing = self.killing_by_agent.get(agent_id);
+        let ids: Vec<&str> = self
+            .tasks_by_agent
+            .get(agent_id)
+            .into_iter()
+            .flatten()
+            .filter(|id| !killing.is_some_and(|k| k.contains(*id)))
+            .map(String::as_str)
+            .collect();
+        let mut seen: HashSet<&str> = HashSet::with_capacity(new.len());
+        let tasks = new
+            .into_iter()
+            .filter(|id| seen.insert(id))
+            .filter_map(|id| self.tasks.get(id))
+            .filter(|t| t.agent_id == agent_id && !t.killing)
+            .collect();
+        Some((ids, tasks))
     }
 
     /// Removes a task from the map and the indexes.
@@ -550,18 +619,24 @@ impl State {
         slots
     }
 
-    /// Sets each slot's count of `app_id`'s live tasks.
-    pub fn count_app_tasks(&self, app_id: &str, slots: &mut [AgentSlot]) {
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for task in self.tasks_of(app_id).filter(|t| !t.killing) {
-            *counts.entry(task.agent_id.as_str()).or_default() += 1;
+    /// Sets each slot's count of `app_id`'s live tasks. `counted` lists the slots whose
+    /// count may not be zero (set by the previous app's count and placements): they are
+    /// cleared, the others are zero already; it is left listing this app's. Found through
+    /// the app's own tasks, one binary search of the slots (in agent id order, as
+    /// [`State::base_slots`] builds them) per task: looking up every agent in a map of the
+    /// app's counts hashed an agent id per agent and app (10,000 apps replaced after an
+    /// agent loss: millions of hashes).
+    pub fn count_app_tasks(&self, app_id: &str, slots: &mut [AgentSlot], counted: &mut Vec<usize>) {
+        for index in counted.drain(..) {
+            if let Some(slot) = slots.get_mut(index) {
+                slot.app_tasks = 0;
+            }
         }
-        for slot in slots.iter_mut() {
-            slot.app_tasks = if counts.is_empty() {
-                0
-            } else {
-                counts.get(slot.id.as_str()).copied().unwrap_or(0)
-            };
+        for task in self.tasks_of(app_id).filter(|t| !t.killing) {
+            if let Ok(index) = slots.binary_search_by(|s| s.id.as_str().cmp(&task.agent_id)) {
+                slots[index].app_tasks += 1;
+                counted.push(index);
+            }
         }
     }
 }

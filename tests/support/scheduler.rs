@@ -180,6 +180,7 @@ impl TestAgent {
                 volumes: Vec::new(),
                 generation: None,
                 delta: false,
+                partial: false,
             })
             .send()
             .await
