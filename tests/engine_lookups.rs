@@ -2,7 +2,8 @@
 //! (`ansible_connection: local`; lookups run on the controller anyway): `include_vars`
 //! with `with_first_found` in a Galaxy-style role, role `vars/main/` folders, every lookup
 //! plugin in templates and as `with_<lookup>` loops, the password lookup across runs, and
-//! the magic variables.
+//! the magic variables. Two fixtures run with ansible-playbook too: the lookups', and the
+//! order a play's host pattern gives its hosts in.
 
 #[path = "support/engine.rs"]
 mod support;
@@ -509,4 +510,68 @@ async fn lookups_match_ansible_playbook() {
         assert_eq!(ours.get(key), Some(want), "{key} differs\n{log}");
     }
     assert_eq!(ours, theirs);
+}
+
+/// A play's hosts come in the order of its pattern (union terms as written, then `&` and
+/// `!`), not in inventory order, as ansible-playbook gives them: the `serial:` batches,
+/// the `run_once` host and `ansible_play_batch`/`_hosts`/`_hosts_all` follow it. The
+/// fixture's inventory lists web1 web2 web3 db1, and its patterns name `db` first.
+#[tokio::test]
+async fn play_host_order_matches_ansible_playbook() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/host_order_compat");
+    copy_tree(&fixture, dir.path());
+    let (theirs_dir, ours_dir) = (dir.path().join("ansible"), dir.path().join("infra"));
+    std::fs::create_dir_all(&theirs_dir).unwrap();
+    std::fs::create_dir_all(&ours_dir).unwrap();
+    let ansible = ansible_playbook();
+    let out = std::process::Command::new(&ansible)
+        .args(["-i", "inv.yaml", "site.yml", "-e"])
+        .arg(format!("out={}", theirs_dir.display()))
+        .arg("-e")
+        .arg(format!(
+            "ansible_python_interpreter={}",
+            ansible.with_file_name("python3").display()
+        ))
+        .current_dir(dir.path())
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .expect("run ansible-playbook");
+    assert!(
+        out.status.success(),
+        "ansible-playbook failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut opts = options(dir.path(), "site.yml");
+    opts.extra_vars
+        .insert("out".into(), ours_dir.display().to_string().into());
+    let (recap, log) = run_ok(opts).await;
+    for host in ["web1", "web2", "web3", "db1"] {
+        assert_eq!(stats(&recap, host).failed, 0, "{host}\n{log}");
+    }
+    // What ansible-playbook wrote, spelled out: none of it is in inventory order, so the
+    // comparison below can only pass when infra orders the hosts as Ansible does.
+    let want = [
+        ("serial.txt", "db1\nweb2\nweb1\nweb3\n"),
+        ("list.txt", "web3 web3,db1,web2,web1\n"),
+        (
+            "batches.txt",
+            "db1 db1,web3 db1,web3,web1\nweb1 web1 db1,web3,web1\n",
+        ),
+        ("and.txt", "web2,web1,web3\n"),
+    ];
+    for (file, expected) in want {
+        assert_eq!(
+            read(theirs_dir.join(file)),
+            expected,
+            "ansible-playbook's {file}"
+        );
+        assert_eq!(
+            read(ours_dir.join(file)),
+            read(theirs_dir.join(file)),
+            "{file} differs from ansible-playbook's\n{log}"
+        );
+    }
 }

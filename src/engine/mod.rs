@@ -169,8 +169,11 @@ fn prepare(opts: &RunOptions) -> anyhow::Result<Prepared> {
         } else {
             play.hosts.clone()
         };
+        // Ansible's order, not the inventory's: `hosts: db:web` runs db's hosts first, which
+        // decides the output order, the `serial:` batches, the `run_once` host and
+        // `ansible_play_hosts` (its `get_hosts`: union terms as written, then `&` and `!`).
         let mut selected = inventory
-            .select(&pattern)
+            .select_in_pattern_order(&pattern)
             .with_context(|| format!("{}: hosts: {pattern:?}", play.loc))?;
         if let Some(limit) = &limit {
             selected.retain(|h| limit.contains(h));

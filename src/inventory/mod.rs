@@ -368,39 +368,51 @@ impl Inventory {
             .collect()
     }
 
-    /// The hosts of a group and of all its descendants, in inventory order (`all`: every
-    /// host). Empty for an unknown group.
+    /// The hosts of a group and of all its descendants, in the order Ansible's
+    /// `Group.get_hosts` gives them (which its `groups` variable and host patterns use):
+    /// the group's own hosts as listed, then its children's (in their order), then the
+    /// grandchildren's, level by level; each host once. Below the children Ansible walks
+    /// the groups of a level through a set, so its order there is arbitrary; here it is
+    /// each parent's children in order. Empty for an unknown group.
     pub fn group_hosts(&self, group: &str) -> Vec<String> {
-        if group == ALL {
-            return self.hosts.keys().cloned().collect();
-        }
-        let mut members: HashSet<&str> = HashSet::new();
-        for g in self.descendants(group) {
-            if let Some(g) = self.groups.get(g) {
-                members.extend(g.hosts.iter().map(String::as_str));
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut out: Vec<String> = Vec::new();
+        for g in self.descendants_by_level(group) {
+            for h in self.groups.get(g).into_iter().flat_map(|g| &g.hosts) {
+                if self.hosts.contains_key(h) && seen.insert(h.as_str()) {
+                    out.push(h.clone());
+                }
             }
         }
-        self.hosts
-            .keys()
-            .filter(|h| members.contains(h.as_str()))
-            .cloned()
-            .collect()
+        if group == ALL {
+            // Every host is in `all`, also one that no group lists (not expected: such a
+            // host is `ungrouped`).
+            let rest: Vec<String> = self
+                .hosts
+                .keys()
+                .filter(|h| !seen.contains(h.as_str()))
+                .cloned()
+                .collect();
+            out.extend(rest);
+        }
+        out
     }
 
-    /// A group and every group below it.
-    fn descendants<'a>(&'a self, group: &'a str) -> Vec<&'a str> {
-        let mut seen: Vec<&str> = Vec::new();
-        let mut queue = vec![group];
-        while let Some(g) = queue.pop() {
-            if seen.contains(&g) {
-                continue;
-            }
-            seen.push(g);
-            if let Some(grp) = self.groups.get(g) {
-                queue.extend(grp.children.iter().map(String::as_str));
+    /// A group, then its children, then theirs, level by level (breadth first, each group
+    /// once).
+    fn descendants_by_level<'a>(&'a self, group: &'a str) -> Vec<&'a str> {
+        let mut ordered: Vec<&str> = vec![group];
+        let mut seen: HashSet<&str> = HashSet::from([group]);
+        let mut next = 0;
+        while let Some(&g) = ordered.get(next) {
+            next += 1;
+            for c in self.groups.get(g).into_iter().flat_map(|g| &g.children) {
+                if seen.insert(c.as_str()) {
+                    ordered.push(c.as_str());
+                }
             }
         }
-        seen
+        ordered
     }
 
     fn parents(&self) -> HashMap<&str, Vec<&str>> {

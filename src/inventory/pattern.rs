@@ -1,7 +1,10 @@
 //! Ansible host patterns: a host, a group, `all`/`*`, unions (`a:b`, `a,b`),
 //! intersections (`a:&b`), exclusions (`a:!b`), shell wildcards (`web*`), regexes
 //! (`~web\d+`) and subscripts (`web[0]`, `web[1:2]`, inclusive as in Ansible). Unions
-//! apply first, then intersections, then exclusions; the result is in inventory order.
+//! apply first, then intersections, then exclusions. [`select`] gives the result in
+//! inventory order, [`select_in_pattern_order`] in Ansible's (a play's hosts, the
+//! `inventory_hostnames` lookup): each union term's hosts in turn, a group's as
+//! [`Inventory::group_hosts`] lists them.
 
 use std::collections::HashSet;
 
@@ -112,7 +115,7 @@ fn match_term(inv: &Inventory, term: &str) -> anyhow::Result<Vec<String>> {
 
 fn match_base(inv: &Inventory, term: &str) -> anyhow::Result<Vec<String>> {
     if term == ALL || term == "*" {
-        return Ok(inv.hosts.keys().cloned().collect());
+        return Ok(inv.group_hosts(ALL));
     }
     if inv.hosts.contains_key(term) && !inv.groups.contains_key(term) {
         return Ok(vec![term.to_string()]);

@@ -36,6 +36,11 @@ impl HostView {
         self.transport.escalates(become_)
     }
 
+    /// See [`Transport::is_local`].
+    pub fn is_local(&self) -> bool {
+        self.transport.is_local()
+    }
+
     /// Runs an observing command (see [`HostCtx::run`]).
     pub async fn exec(&self, cmd: &str, opts: &ExecOptions) -> anyhow::Result<ExecOutput> {
         self.transport.exec(cmd, opts).await

@@ -151,12 +151,14 @@ impl Module for Copy {
                 plan.ops.push(fileops::mkdir(&dest));
             }
         }
+        let checksum = fileops::sha1_hex(&content);
         let obs = if dest_is_dir && dest_stat.is_none() {
             Observed::default()
         } else if dest_is_dir {
-            fileops::observe(ctx, &dest_path, true).await?
+            let stat = ctx.transport.stat(&dest_path, ctx.become_.as_ref()).await?;
+            fileops::observe_content(ctx, &dest_path, stat, &content, &checksum).await?
         } else {
-            fileops::observe_stated(ctx, &dest_path, dest_stat, true).await?
+            fileops::observe_content(ctx, &dest_path, dest_stat, &content, &checksum).await?
         };
         if obs.stat.is_none() && !dest_is_dir {
             let parent = fileops::parent(&dest_path);
@@ -176,10 +178,7 @@ impl Module for Copy {
         };
         fileops::plan_content(&mut plan, &dest_path, &obs, &content, &attrs, &ids, &opts)?;
         let mut result = fileops::file_result("dest", &dest_path, &obs, &attrs, "file")?;
-        result.insert(
-            "checksum".into(),
-            Value::String(fileops::sha1_hex(&content)),
-        );
+        result.insert("checksum".into(), Value::String(checksum));
         result.insert("size".into(), Value::from(content.len()));
         if let Some(s) = src_path {
             result.insert("src".into(), Value::String(s));
@@ -232,8 +231,8 @@ async fn plan_directory(
             .map(|(rel, is_dir)| (format!("{root}/{}", rel.display()), *is_dir)),
     );
     for (path, is_dir) in dirs {
-        let obs = fileops::observe(ctx, &path, !is_dir).await?;
         if is_dir {
+            let obs = fileops::observe(ctx, &path, false).await?;
             match &obs.stat {
                 Some(st) if st.kind == FileKind::Directory => {
                     fileops::plan_attrs(plan, &path, st, &dir_attrs, ids)?
@@ -274,6 +273,9 @@ async fn plan_directory(
             let rel = path.strip_prefix(&format!("{root}/")).unwrap_or(&path);
             let local_file = local.join(rel);
             let (content, _) = crate::vault::read_source(&local_file)?;
+            let stat = ctx.transport.stat(&path, ctx.become_.as_ref()).await?;
+            let checksum = fileops::sha1_hex(&content);
+            let obs = fileops::observe_content(ctx, &path, stat, &content, &checksum).await?;
             let mut file_attrs = attrs.clone();
             if attrs.mode == Some(ModeArg::Preserve) {
                 file_attrs.mode = Some(ModeArg::Octal(local_mode(&local_file)?));

@@ -210,6 +210,7 @@ impl Module for File {
         let obs = fileops::Observed {
             stat,
             content: None,
+            same_content: None,
         };
         let shown_state = if state == "touch" { "file" } else { &state };
         plan.result = fileops::file_result("path", &path, &obs, &attrs, shown_state)?;

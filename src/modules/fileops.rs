@@ -1,5 +1,6 @@
 //! What the file-writing modules (copy, template, file, lineinfile, blockinfile, get_url,
-//! unarchive) share: observing a path (one stat, one read), resolving owner and group
+//! unarchive) share: observing a path (one stat, one read; a big file that copy would
+//! write is compared by size and by the host's SHA-1 instead), resolving owner and group
 //! names on the host (one exec, only when asked for), and planning content and attribute
 //! changes as ops.
 
@@ -17,6 +18,10 @@ pub struct Observed {
     pub stat: Option<FileStat>,
     /// The content, when it is a regular file (or a link to one) and was asked for.
     pub content: Option<Vec<u8>>,
+    /// Whether the file holds the content it was compared with, when that was settled
+    /// without reading it ([`observe_content`]: big content, compared by size and by the
+    /// SHA-1 the host computes). `None`: compare [`Observed::content`].
+    pub same_content: Option<bool>,
 }
 
 /// Stats `path` and, when `read` and it is a file, reads it.
@@ -38,7 +43,84 @@ pub async fn observe_stated(
         }
         _ => None,
     };
-    Ok(Observed { stat, content })
+    Ok(Observed {
+        stat,
+        content,
+        same_content: None,
+    })
+}
+
+/// From this size on, content a task would write is compared with the host's file without
+/// reading the file back: by size, then by the SHA-1 the host computes ([`observe_content`]).
+/// Why 1 MiB: content bigger than [`diff::MAX_DIFF_BYTES`] (102 KiB) gets no `--diff` (it is
+/// summarised), so reading it back serves only the comparison; a read moves the whole file
+/// over the connection (a 95 MB `infra` binary on every `infra up`) while `sha1sum` is one
+/// exec of a few milliseconds plus the host's hashing, faster than the transfer from about
+/// a megabyte on. Smaller files keep the read, which starts no process: a converged run of
+/// config files stays at the exec count tests/bench_roundtrips.rs bounds.
+pub const HOST_CHECKSUM_MIN_BYTES: usize = 1024 * 1024;
+// Content compared on the host is never read, so it must be content that gets no diff.
+const _: () = assert!(HOST_CHECKSUM_MIN_BYTES > diff::MAX_DIFF_BYTES);
+
+/// Observes `path` (its stat already known) to compare it with `want`, the content a task
+/// would write there (`want_sha1` its [`sha1_hex`], which the caller reports as
+/// `checksum` anyway). Like [`observe_stated`] with a read, except for content of
+/// [`HOST_CHECKSUM_MIN_BYTES`] or more in a regular file on a remote host, which is not
+/// read: a different size is a different content; an equal size is compared by the SHA-1
+/// the host computes (Ansible's copy compares checksums too). A host where that does not
+/// work (no `sha1sum`) gets the file read, as smaller files are.
+pub async fn observe_content(
+    ctx: &HostCtx,
+    path: &str,
+    stat: Option<FileStat>,
+    want: &[u8],
+    want_sha1: &str,
+) -> anyhow::Result<Observed> {
+    let big_file = stat.as_ref().filter(|st| {
+        st.kind == FileKind::File
+            && want.len() >= HOST_CHECKSUM_MIN_BYTES
+            && !ctx.transport.is_local()
+    });
+    if let Some(st) = big_file {
+        let same = if st.size != want.len() as u64 {
+            Some(false)
+        } else {
+            host_sha1(ctx, path).await?.map(|sum| sum == want_sha1)
+        };
+        if same.is_some() {
+            return Ok(Observed {
+                stat,
+                content: None,
+                same_content: same,
+            });
+        }
+    }
+    observe_stated(ctx, path, stat, true).await
+}
+
+/// The SHA-1 (hex) of the host's file `path`, computed there by one `sha1sum` exec (with
+/// the task's become); `None` when that gave no checksum (no `sha1sum` on the host, a file
+/// it cannot read): the caller then reads the file, which reports a real read error.
+async fn host_sha1(ctx: &HostCtx, path: &str) -> anyhow::Result<Option<String>> {
+    // From stdin: the output is `<sum>  -`, whatever characters the path has.
+    let out = ctx.run(&format!("sha1sum < {}", sh_quote(path))).await?;
+    let sum = out
+        .stdout
+        .split_whitespace()
+        .next()
+        .filter(|s| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+    match sum {
+        Some(sum) if out.rc == 0 => Ok(Some(sum.to_ascii_lowercase())),
+        _ => {
+            tracing::debug!(
+                host = %ctx.host,
+                rc = out.rc,
+                "sha1sum of {path} gave no checksum ({}): reading the file to compare it",
+                out.stderr.trim()
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// The `mode`, `owner` and `group` arguments.
@@ -269,16 +351,27 @@ pub fn plan_content(
             anyhow::bail!("{path} is a directory on the host, not a file")
         }
         Some(st) => {
-            let same = obs.content.as_deref() == Some(content);
+            let same = obs
+                .same_content
+                .unwrap_or_else(|| obs.content.as_deref() == Some(content));
             if same || !opts.force {
                 return plan_attrs(plan, path, st, attrs, ids);
             }
-            let before = obs.content.as_deref().unwrap_or_default();
+            // Content compared without reading it is too big for a diff anyway.
+            let diff = match &obs.content {
+                None if obs.same_content.is_some() => None,
+                before => diff::file_diff(
+                    path,
+                    &opts.after_header,
+                    before.as_deref().unwrap_or_default(),
+                    content,
+                ),
+            };
             let mut attr_plan = Plan::default();
             plan_attrs(&mut attr_plan, path, st, attrs, ids)?;
             plan.changes.push(Change {
                 summary: format!("update {path} ({} bytes)", content.len()),
-                diff: diff::file_diff(path, &opts.after_header, before, content),
+                diff,
             });
             plan.changes.extend(attr_plan.changes);
             let mode = attrs
@@ -444,6 +537,7 @@ mod tests {
         let obs = Observed {
             stat: Some(st(FileKind::File, 0o644)),
             content: Some(b"abc".to_vec()),
+            same_content: None,
         };
         let attrs = Attrs {
             mode: Some(ModeArg::Octal(0o644)),
@@ -472,6 +566,7 @@ mod tests {
         let obs = Observed {
             stat: Some(st(FileKind::File, 0o600)),
             content: Some(b"abc".to_vec()),
+            same_content: None,
         };
         let attrs = Attrs {
             mode: Some(ModeArg::Symbolic("go+r".into())),
@@ -501,6 +596,7 @@ mod tests {
         let obs = Observed {
             stat: Some(st(FileKind::File, 0o600)),
             content: Some(b"old\n".to_vec()),
+            same_content: None,
         };
         let attrs = Attrs {
             mode: Some(ModeArg::Octal(0o640)),
@@ -530,6 +626,7 @@ mod tests {
         let obs = Observed {
             stat: Some(st(FileKind::File, 0o644)),
             content: Some(b"old".to_vec()),
+            same_content: None,
         };
         let mut plan = Plan::default();
         let opts = WriteOpts::default();
@@ -544,6 +641,31 @@ mod tests {
         )
         .unwrap();
         assert!(plan.ops.is_empty());
+    }
+
+    #[test]
+    fn content_compared_on_the_host_is_planned_without_a_diff() {
+        let big = vec![b'a'; HOST_CHECKSUM_MIN_BYTES];
+        let mut stat = st(FileKind::File, 0o644);
+        stat.size = big.len() as u64;
+        let mut obs = Observed {
+            stat: Some(stat),
+            content: None,
+            same_content: Some(true),
+        };
+        let opts = WriteOpts {
+            force: true,
+            ..Default::default()
+        };
+        let attrs = Attrs::default();
+        let mut plan = Plan::default();
+        plan_content(&mut plan, "/x", &obs, &big, &attrs, &Ids::default(), &opts).unwrap();
+        assert!(plan.changes.is_empty() && plan.ops.is_empty());
+        obs.same_content = Some(false);
+        plan_content(&mut plan, "/x", &obs, &big, &attrs, &Ids::default(), &opts).unwrap();
+        assert_eq!(plan.ops.len(), 1);
+        assert_eq!(plan.changes.len(), 1);
+        assert!(plan.changes[0].diff.is_none());
     }
 
     #[test]

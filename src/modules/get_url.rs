@@ -343,6 +343,7 @@ impl Module for GetUrl {
         let file = fileops::Observed {
             stat: obs.stat,
             content: None,
+            same_content: None,
         };
         let mut result = fileops::file_result("dest", &obs.dest, &file, &a.attrs, "file")?;
         result.insert("url".into(), Value::String(a.url.clone()));

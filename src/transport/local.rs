@@ -177,6 +177,10 @@ impl Transport for LocalTransport {
         &self.name
     }
 
+    fn is_local(&self) -> bool {
+        true
+    }
+
     async fn exec(&self, cmd: &str, opts: &ExecOptions) -> anyhow::Result<ExecOutput> {
         let mut stdin_bytes = Vec::new();
         let mut command = match sudo_user(opts.become_.as_ref()) {

@@ -154,6 +154,13 @@ pub trait Transport: Send + Sync {
         become_.is_some()
     }
 
+    /// Is the host this very machine (`ansible_connection: local`)? Reading a file then
+    /// moves nothing over a network, so modules compare a big file by reading it rather
+    /// than by starting a checksum process on the host (which reads it as well).
+    fn is_local(&self) -> bool {
+        false
+    }
+
     /// The names in a directory (`.` and `..` left out), in the order the host lists them
     /// (`ls -U`); `Ok(None)` when it does not exist. As the login user, without a process
     /// on the host. The cheap reads (this and [`Transport::fs_stat`]) serve fact

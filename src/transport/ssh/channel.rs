@@ -78,6 +78,7 @@ pub async fn run(
         while let Some(msg) = reader.wait().await {
             match msg {
                 ChannelMsg::Data { data } => {
+                    super::stats::received(data.len());
                     out.stdout.extend_from_slice(&data);
                     if !started {
                         if let Some(dialog) = &sudo {
@@ -93,6 +94,7 @@ pub async fn run(
                     }
                 }
                 ChannelMsg::ExtendedData { data, .. } => {
+                    super::stats::received(data.len());
                     out.stderr.extend_from_slice(&data);
                     if let Some(SudoDialog {
                         markers,

@@ -7,7 +7,7 @@ use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, FileType, OpenFlags, Packet, StatusCode};
 
-use super::stats::sftp_request;
+use super::stats::{received, sftp_request};
 use crate::transport::{FileKind, FileStat, FsStat};
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
@@ -167,7 +167,10 @@ impl Sftp {
         );
         let size = attrs?.attrs.size.unwrap_or(0) as usize;
         let data = match first {
-            Ok(chunk) => chunk.data,
+            Ok(chunk) => {
+                received(chunk.data.len());
+                chunk.data
+            }
             Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => Vec::new(),
             Err(e) => return Err(e),
         };
@@ -201,7 +204,10 @@ impl Sftp {
         );
         let size = attrs?.attrs.size.unwrap_or(0) as usize;
         let mut data = match first {
-            Ok(chunk) => chunk.data,
+            Ok(chunk) => {
+                received(chunk.data.len());
+                chunk.data
+            }
             Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => Vec::new(),
             Err(e) => return Err(e),
         };
@@ -219,6 +225,7 @@ impl Sftp {
             while let Some(result) = chunks.next().await {
                 match result {
                     Ok(chunk) => {
+                        received(chunk.data.len());
                         let full = chunk.data.len() == CHUNK;
                         data.extend_from_slice(&chunk.data);
                         if !full {
@@ -237,7 +244,10 @@ impl Sftp {
                 .await
             {
                 Ok(chunk) if chunk.data.is_empty() => return Ok(data),
-                Ok(chunk) => data.extend_from_slice(&chunk.data),
+                Ok(chunk) => {
+                    received(chunk.data.len());
+                    data.extend_from_slice(&chunk.data)
+                }
                 Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => return Ok(data),
                 Err(e) => return Err(e),
             }

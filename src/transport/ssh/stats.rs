@@ -1,6 +1,7 @@
 //! Counters of the SSH work this process did: connections, channels opened, exec requests
 //! and SFTP requests. Each one is a round trip (or more) to a host, so their totals tell
 //! how chatty a run was without timing anything; `tests/bench_roundtrips.rs` bounds them.
+//! The bytes hosts sent back tell how much a run transferred (a big file read back).
 //!
 //! Process-wide atomics (every connection adds to them); [`snapshot`] reads them and
 //! [`SshStats::since`] gives the work done between two snapshots.
@@ -11,6 +12,7 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 static CHANNELS: AtomicU64 = AtomicU64::new(0);
 static EXECS: AtomicU64 = AtomicU64::new(0);
 static SFTP_REQUESTS: AtomicU64 = AtomicU64::new(0);
+static BYTES_RECEIVED: AtomicU64 = AtomicU64::new(0);
 
 /// Totals of SSH work, since the process started (or between two snapshots).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -23,6 +25,9 @@ pub struct SshStats {
     pub execs: u64,
     /// SFTP requests sent (each waits for its answer; chunks of one read count one each).
     pub sftp_requests: u64,
+    /// Payload bytes hosts sent back: commands' stdout and stderr, and file content read
+    /// over SFTP (the protocols' framing and other SFTP answers not counted).
+    pub bytes_received: u64,
 }
 
 impl SshStats {
@@ -38,6 +43,7 @@ impl SshStats {
             channels: self.channels.saturating_sub(earlier.channels),
             execs: self.execs.saturating_sub(earlier.execs),
             sftp_requests: self.sftp_requests.saturating_sub(earlier.sftp_requests),
+            bytes_received: self.bytes_received.saturating_sub(earlier.bytes_received),
         }
     }
 }
@@ -49,6 +55,7 @@ pub fn snapshot() -> SshStats {
         channels: CHANNELS.load(Ordering::Relaxed),
         execs: EXECS.load(Ordering::Relaxed),
         sftp_requests: SFTP_REQUESTS.load(Ordering::Relaxed),
+        bytes_received: BYTES_RECEIVED.load(Ordering::Relaxed),
     }
 }
 
@@ -68,6 +75,10 @@ pub(super) fn sftp_request() {
     SFTP_REQUESTS.fetch_add(1, Ordering::Relaxed);
 }
 
+pub(super) fn received(bytes: usize) {
+    BYTES_RECEIVED.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,12 +90,14 @@ mod tests {
             channels: 2,
             execs: 3,
             sftp_requests: 4,
+            bytes_received: 100,
         };
         let after = SshStats {
             connections: 2,
             channels: 5,
             execs: 4,
             sftp_requests: 10,
+            bytes_received: 150,
         };
         let d = after.since(&before);
         assert_eq!(
@@ -93,7 +106,8 @@ mod tests {
                 connections: 1,
                 channels: 3,
                 execs: 1,
-                sftp_requests: 6
+                sftp_requests: 6,
+                bytes_received: 50,
             }
         );
         assert_eq!(d.round_trips(), 7);
@@ -104,7 +118,8 @@ mod tests {
         let before = snapshot();
         exec();
         sftp_request();
+        received(7);
         let d = snapshot().since(&before);
-        assert!(d.execs >= 1 && d.sftp_requests >= 1);
+        assert!(d.execs >= 1 && d.sftp_requests >= 1 && d.bytes_received >= 7);
     }
 }
