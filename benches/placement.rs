@@ -27,6 +27,7 @@ fn agents(n: usize) -> Vec<AgentSlot> {
             used_disk: 0.0,
             port_range: (31000, 32000),
             used_ports: Default::default(),
+            free_ports: 1001,
             app_tasks: 0,
         })
         .collect()

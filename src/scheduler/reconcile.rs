@@ -16,7 +16,7 @@ use crate::api::marathon::{self, event_types};
 use crate::scheduler::clock;
 use crate::scheduler::deployments::{decide, TaskView};
 use crate::scheduler::events::Pending;
-use crate::scheduler::placement::{place, AgentSlot, Strategy};
+use crate::scheduler::placement::{place_with, AgentSlot, LoadOrder, Strategy};
 use crate::scheduler::progress::{BatchProgress, Marked};
 use crate::scheduler::residency::place_resident;
 use crate::scheduler::state::{is_healthy, AppEntry, QueueEntry, State};
@@ -47,6 +47,8 @@ pub struct Batch {
     /// The slots whose count of the app being placed may not be zero (see
     /// [`State::count_app_tasks`]).
     counted: Vec<usize>,
+    /// `slots` by load, built with them.
+    order: LoadOrder,
     /// Deployments written in the batch (None: deleted).
     pub deployments: HashMap<String, Option<DeploymentRecord>>,
     /// Apps found done in the batch (committed to the state's progress after the batch's
@@ -184,7 +186,14 @@ pub fn reconcile_app_on(
         }
     }
     if to_start > 0 {
-        let slots = batch.slots.get_or_insert_with(|| state.base_slots());
+        let slots = match &mut batch.slots {
+            Some(slots) => slots,
+            None => {
+                let slots = batch.slots.insert(state.base_slots());
+                batch.order = LoadOrder::of(slots);
+                slots
+            }
+        };
         state.count_app_tasks(app_id, slots, &mut batch.counted);
         let plan = if app.spec.has_persistent_volumes() {
             let resident = place_resident(state, app, to_start, slots, strategy);
@@ -195,8 +204,12 @@ pub fn reconcile_app_on(
             }
             resident.plan
         } else {
-            place(&app.spec, to_start, slots, strategy)
+            place_with(&app.spec, to_start, slots, strategy, Some(&mut batch.order))
         };
+        for placement in &plan.placements {
+            // Placed by the resident path: its slots' loads changed too.
+            batch.order.update(placement.agent_index, slots);
+        }
         // Placement raised these slots' counts of this app: cleared with the next app's.
         batch
             .counted

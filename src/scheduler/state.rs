@@ -612,6 +612,7 @@ impl State {
                 used_mem: usage.map_or(0.0, |u| u.mem),
                 used_disk: usage.map_or(0.0, |u| u.disk),
                 port_range: r.port_range,
+                free_ports: crate::scheduler::placement::free_in_range(r.port_range, &used_ports),
                 used_ports,
                 app_tasks: 0,
             });
