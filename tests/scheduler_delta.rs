@@ -145,11 +145,15 @@ impl DeltaAgent {
                 }
             }
             for id in wanted {
-                if !self.tasks.contains_key(&id) {
-                    let app = specs.get(&id).unwrap_or_else(|| {
-                        panic!("{id} is wanted but its spec was not sent: {}", answer.json)
+                if let std::collections::btree_map::Entry::Vacant(entry) = self.tasks.entry(id) {
+                    let app = specs.get(entry.key()).unwrap_or_else(|| {
+                        panic!(
+                            "{} is wanted but its spec was not sent: {}",
+                            entry.key(),
+                            answer.json
+                        )
                     });
-                    self.tasks.insert(id, (app.clone(), TaskState::Running));
+                    entry.insert((app.clone(), TaskState::Running));
                 }
             }
         }

@@ -80,11 +80,10 @@ impl Reports {
         let mut generation = answer.generation;
         match answer.task_ids {
             Some(ids) if !answer.unchanged => {
-                if !self.take_partial(ids, answer.tasks) {
-                    // A task it names is unknown here: the next heartbeat sends no
-                    // generation, which gets the whole list.
-                    generation = None;
-                }
+                // A task it names is unknown here: the next heartbeat sends no
+                // generation, which gets the whole list.
+                let complete = self.take_partial(ids, answer.tasks);
+                generation = generation.filter(|_| complete);
             }
             _ if !answer.unchanged || self.generation.is_none() => self.wanted = answer.tasks,
             _ => {}
