@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use infra::api::appdef::{normalize, AppSpec};
-use infra::scheduler::placement::{place, AgentSlot, Strategy};
+use infra::scheduler::placement::{place_with, AgentSlot, LoadOrder, Strategy};
 use serde_json::json;
 
 fn agents(n: usize) -> Vec<AgentSlot> {
@@ -62,8 +62,11 @@ fn apps(n: usize) -> Vec<AppSpec> {
         .collect()
 }
 
-fn place_all(specs: &[AppSpec], cluster: &[AgentSlot], strategy: Strategy) -> usize {
+/// Places every app on one view; `ordered`: through the view's load order, as a reconcile
+/// batch does.
+fn place_all(specs: &[AppSpec], cluster: &[AgentSlot], strategy: Strategy, ordered: bool) -> usize {
     let mut slots = cluster.to_vec();
+    let mut order = ordered.then(|| LoadOrder::of(&slots));
     specs
         .iter()
         .map(|spec| {
@@ -71,7 +74,9 @@ fn place_all(specs: &[AppSpec], cluster: &[AgentSlot], strategy: Strategy) -> us
             for slot in slots.iter_mut() {
                 slot.app_tasks = 0;
             }
-            place(spec, 100, &mut slots, strategy).placements.len()
+            place_with(spec, 100, &mut slots, strategy, order.as_mut())
+                .placements
+                .len()
         })
         .sum()
 }
@@ -79,14 +84,18 @@ fn place_all(specs: &[AppSpec], cluster: &[AgentSlot], strategy: Strategy) -> us
 fn bench(c: &mut Criterion) {
     let cluster = agents(1000);
     let specs = apps(100);
-    assert_eq!(place_all(&specs, &cluster, Strategy::Spread), 10_000);
+    assert_eq!(place_all(&specs, &cluster, Strategy::Spread, false), 10_000);
+    assert_eq!(place_all(&specs, &cluster, Strategy::Spread, true), 10_000);
     let mut group = c.benchmark_group("placement");
     group.sample_size(10);
     group.bench_function("10k tasks on 1k agents, spread", |b| {
-        b.iter(|| place_all(&specs, &cluster, Strategy::Spread))
+        b.iter(|| place_all(&specs, &cluster, Strategy::Spread, false))
+    });
+    group.bench_function("10k tasks on 1k agents, spread, batch load order", |b| {
+        b.iter(|| place_all(&specs, &cluster, Strategy::Spread, true))
     });
     group.bench_function("10k tasks on 1k agents, binpack", |b| {
-        b.iter(|| place_all(&specs, &cluster, Strategy::Binpack))
+        b.iter(|| place_all(&specs, &cluster, Strategy::Binpack, false))
     });
     group.finish();
 }
