@@ -456,6 +456,29 @@ fn ansible_playbook() -> std::path::PathBuf {
     panic!("ansible-playbook not found: set INFRA_ANSIBLE_PLAYBOOK or install ansible-core into /opt/infra-venv");
 }
 
+/// Runs ansible-playbook on the fixture copied into `dir` (`site.yml` against `inv.yaml`,
+/// with `-e out=<out>`), with the venv's own Python on localhost; panics with its output
+/// when it fails.
+fn run_ansible_playbook(dir: &std::path::Path, out: &str) {
+    let ansible = ansible_playbook();
+    let python = ansible.with_file_name("python3");
+    let run = std::process::Command::new(&ansible)
+        .args(["-i", "inv.yaml", "site.yml", "-e"])
+        .arg(format!("out={out}"))
+        .arg("-e")
+        .arg(format!("ansible_python_interpreter={}", python.display()))
+        .current_dir(dir)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .expect("run ansible-playbook");
+    assert!(
+        run.status.success(),
+        "ansible-playbook failed:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -478,22 +501,9 @@ async fn lookups_match_ansible_playbook() {
     let fixture =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lookups_compat");
     copy_tree(&fixture, dir.path());
-    let ansible = ansible_playbook();
-    let python = ansible.with_file_name("python3");
-    let out = std::process::Command::new(&ansible)
-        .args(["-i", "inv.yaml", "site.yml", "-e"])
-        .arg(format!("out={}/ansible.json", dir.path().display()))
-        .arg("-e")
-        .arg(format!("ansible_python_interpreter={}", python.display()))
-        .current_dir(dir.path())
-        .env("ANSIBLE_NOCOLOR", "1")
-        .output()
-        .expect("run ansible-playbook");
-    assert!(
-        out.status.success(),
-        "ansible-playbook failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ansible_playbook(
+        dir.path(),
+        &format!("{}/ansible.json", dir.path().display()),
     );
     let mut opts = options(dir.path(), "site.yml");
     opts.extra_vars.insert(
@@ -525,25 +535,7 @@ async fn play_host_order_matches_ansible_playbook() {
     let (theirs_dir, ours_dir) = (dir.path().join("ansible"), dir.path().join("infra"));
     std::fs::create_dir_all(&theirs_dir).unwrap();
     std::fs::create_dir_all(&ours_dir).unwrap();
-    let ansible = ansible_playbook();
-    let out = std::process::Command::new(&ansible)
-        .args(["-i", "inv.yaml", "site.yml", "-e"])
-        .arg(format!("out={}", theirs_dir.display()))
-        .arg("-e")
-        .arg(format!(
-            "ansible_python_interpreter={}",
-            ansible.with_file_name("python3").display()
-        ))
-        .current_dir(dir.path())
-        .env("ANSIBLE_NOCOLOR", "1")
-        .output()
-        .expect("run ansible-playbook");
-    assert!(
-        out.status.success(),
-        "ansible-playbook failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ansible_playbook(dir.path(), &theirs_dir.display().to_string());
     let mut opts = options(dir.path(), "site.yml");
     opts.extra_vars
         .insert("out".into(), ours_dir.display().to_string().into());

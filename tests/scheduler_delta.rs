@@ -219,19 +219,23 @@ async fn deployments(url: &str) -> usize {
         .len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delta_heartbeats_carry_only_changes_and_reconciliation_still_finds_lost_tasks() {
-    let dir = tempfile::tempdir().unwrap();
-    let scheduler = SchedulerProc::start(dir.path(), &["--agent-timeout", "60s"]);
+/// A scheduler (data in `dir`) with one registered agent `name` (`partial`: it takes
+/// partial answers) that has sent no heartbeat yet, and an app `/delta` of 2 instances.
+async fn start_with_app(
+    dir: &std::path::Path,
+    name: &str,
+    partial: bool,
+) -> (SchedulerProc, DeltaAgent) {
+    let scheduler = SchedulerProc::start(dir, &["--agent-timeout", "60s"]);
     let url = scheduler.url.clone();
-    let registered = TestAgent::new("delta-1", (31000, 31100));
+    let registered = TestAgent::new(name, (31000, 31100));
     registered.register(&url).await;
-    let mut agent = DeltaAgent {
+    let agent = DeltaAgent {
         id: registered.id.clone(),
         tasks: BTreeMap::new(),
         sent: BTreeMap::new(),
         generation: None,
-        partial: false,
+        partial,
     };
     let resp = client()
         .post(format!("{url}/v2/apps"))
@@ -241,6 +245,14 @@ async fn delta_heartbeats_carry_only_changes_and_reconciliation_still_finds_lost
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+    (scheduler, agent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_heartbeats_carry_only_changes_and_reconciliation_still_finds_lost_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (scheduler, mut agent) = start_with_app(dir.path(), "delta-1", false).await;
+    let url = scheduler.url.clone();
 
     // The first heartbeat is full; the answer carries the list and a generation.
     let start = Instant::now();
@@ -360,25 +372,8 @@ async fn delta_heartbeats_carry_only_changes_and_reconciliation_still_finds_lost
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_answers_carry_every_id_and_only_the_new_specs() {
     let dir = tempfile::tempdir().unwrap();
-    let scheduler = SchedulerProc::start(dir.path(), &["--agent-timeout", "60s"]);
+    let (scheduler, mut agent) = start_with_app(dir.path(), "partial-1", true).await;
     let url = scheduler.url.clone();
-    let registered = TestAgent::new("partial-1", (31000, 31100));
-    registered.register(&url).await;
-    let mut agent = DeltaAgent {
-        id: registered.id.clone(),
-        tasks: BTreeMap::new(),
-        sent: BTreeMap::new(),
-        generation: None,
-        partial: true,
-    };
-    let resp = client()
-        .post(format!("{url}/v2/apps"))
-        .json(&json!({"id": "/delta", "cmd": "sleep 1000", "instances": 2,
-                      "cpus": 0.1, "mem": 16}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
     // Both tasks are new to the agent: both specs (whether the answer is whole or partial).
     agent
         .beat_until(&url, |a| a.tasks().is_some_and(|t| t.len() == 2))
