@@ -52,7 +52,10 @@ pub fn next_generation() -> u64 {
 /// agents to read).
 ///
 /// An entry is dropped once the agent reports holding its generation (or a later one);
-/// `floor` then says which generations can no longer be answered partially.
+/// `floor` then says which generations can no longer be answered partially. A log exists
+/// only for an agent that asked this state for partial answers (see
+/// [`crate::scheduler::state::State::acknowledge_generation`]): older agents, and every
+/// agent on a follower (which answers no heartbeat), cost nothing.
 #[derive(Debug, Default)]
 pub struct AssignmentLog {
     entries: std::collections::VecDeque<(u64, String)>,
@@ -60,12 +63,21 @@ pub struct AssignmentLog {
     floor: u64,
 }
 
-/// How many entries a log keeps for an agent that never reports a generation (an older
-/// agent, or one that stopped heartbeating): beyond it the log is emptied and such an
-/// agent gets whole lists, as it did before partial answers.
+/// How many entries a log keeps for an agent that stopped reporting its generation (it
+/// stopped heartbeating, or a burst outran it): beyond it the log is emptied and the
+/// agent gets its whole list, as before partial answers.
 const LOG_LIMIT: usize = 512;
 
 impl AssignmentLog {
+    /// A log started when the agent's list is at `generation`: nothing before it can be
+    /// answered partially (it was not logged).
+    pub fn starting_at(generation: u64) -> AssignmentLog {
+        AssignmentLog {
+            entries: Default::default(),
+            floor: generation,
+        }
+    }
+
     /// `task_id` became wanted on the agent at `generation` (newer than any logged).
     pub fn push(&mut self, generation: u64, task_id: &str) {
         if self.entries.len() >= LOG_LIMIT {

@@ -247,31 +247,23 @@ impl Fixed {
     }
 }
 
-/// What each of an app's constraints reads of the app's task counts, looked up once per
-/// instance placed rather than per agent (two hashes of the field name per agent and
-/// constraint were a tenth of the time placing).
-struct ConstraintCounts<'a> {
-    /// Per constraint: the app's tasks per value of its field, and how many values the
-    /// field has across agents.
-    per_constraint: Vec<(Option<&'a HashMap<String, usize>>, usize)>,
-}
+/// Per constraint of an app: its tasks per value of the constraint's field, and how many
+/// values the field has across agents. Looked up once per instance placed rather than per
+/// agent (two hashes of the field name per agent and constraint were a tenth of placing).
+type ConstraintCounts<'a> = Vec<(Option<&'a HashMap<String, usize>>, usize)>;
 
-impl<'a> ConstraintCounts<'a> {
-    fn of(
-        spec: &AppSpec,
-        counts: &'a FieldCounts,
-        cardinality: &HashMap<String, usize>,
-    ) -> ConstraintCounts<'a> {
-        let per_constraint = spec
-            .constraints
-            .iter()
-            .map(|c| {
-                let all = cardinality.get(&c.field).copied().unwrap_or(0);
-                (counts.get(&c.field), all)
-            })
-            .collect();
-        ConstraintCounts { per_constraint }
-    }
+fn constraint_counts<'a>(
+    spec: &AppSpec,
+    counts: &'a FieldCounts,
+    cardinality: &HashMap<String, usize>,
+) -> ConstraintCounts<'a> {
+    spec.constraints
+        .iter()
+        .map(|c| {
+            let all = cardinality.get(&c.field).copied().unwrap_or(0);
+            (counts.get(&c.field), all)
+        })
+        .collect()
 }
 
 /// Whether `agent` (at `index` of the agents `fixed` was worked out for) can take one
@@ -301,7 +293,7 @@ fn misfit(
             Some(verdict) => verdict,
             None => {
                 let value = constraint.agent_value(&agent.hostname, &agent.attributes);
-                let (field_counts, all) = counts.per_constraint[i];
+                let (field_counts, all) = counts[i];
                 constraint.allows(value, field_counts, all)
             }
         };
@@ -447,7 +439,7 @@ pub fn place_with(
     let docker = spec.is_docker();
     for _ in 0..count {
         let mut best: Option<(usize, (usize, f64))> = None;
-        let looked_up = ConstraintCounts::of(spec, &counts, &cardinality);
+        let looked_up = constraint_counts(spec, &counts, &cardinality);
         let fits = |index: usize| {
             misfit(spec, docker, (index, &agents[index]), &fixed, &looked_up).is_none()
         };

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::agent::TaskState;
 use crate::api::appdef::AppSpec;
+use crate::scheduler::delta::AssignmentLog;
 use crate::scheduler::placement::AgentSlot;
 use crate::scheduler::progress::StepProgress;
 use crate::scheduler::store::{
@@ -105,7 +106,7 @@ pub struct State {
     generations: HashMap<String, u64>,
     generation_base: u64,
     /// What each agent was given since the generation it holds (partial answers).
-    assignment_logs: HashMap<String, crate::scheduler::delta::AssignmentLog>,
+    assignment_logs: HashMap<String, AssignmentLog>,
 }
 
 impl State {
@@ -142,9 +143,6 @@ impl State {
                 },
             );
         }
-        // Every agent holds a generation from before this state (or none): each gets its
-        // whole list, so loading logs nothing.
-        state.assignment_logs.clear();
         Ok(state)
     }
 
@@ -357,23 +355,32 @@ impl State {
     }
 
     /// `task_id` is wanted on `agent_id` as of `generation` with a spec the agent may not
-    /// have: a partial answer carries it.
+    /// have: a partial answer carries it (logged only for agents that take them).
     fn log_wanted(&mut self, agent_id: &str, generation: u64, task_id: &str) {
-        self.assignment_logs
-            .entry(agent_id.to_string())
-            .or_default()
-            .push(generation, task_id);
+        if let Some(log) = self.assignment_logs.get_mut(agent_id) {
+            log.push(generation, task_id);
+        }
     }
 
-    /// The agent says it holds generation `held` of its list (in a heartbeat): what its
-    /// log kept for older generations goes. A generation this state did not hand out is
-    /// ignored.
+    /// Whether `held` is a generation of `agent_id`'s list this state handed out.
+    fn handed_out(&self, agent_id: &str, held: u64) -> bool {
+        (self.generation_base..=self.generation(agent_id)).contains(&held)
+    }
+
+    /// An agent that takes partial answers says it holds generation `held` of its list (in
+    /// a heartbeat): what its log kept for older generations goes. Its first such heartbeat
+    /// starts its log at the current generation (what was placed before was not logged: it
+    /// gets its whole list once). A generation this state did not hand out is ignored.
     pub fn acknowledge_generation(&mut self, agent_id: &str, held: u64) {
-        if held < self.generation_base || held > self.generation(agent_id) {
+        if !self.handed_out(agent_id, held) {
             return;
         }
-        if let Some(log) = self.assignment_logs.get_mut(agent_id) {
-            log.acknowledge(held);
+        match self.assignment_logs.get_mut(agent_id) {
+            Some(log) => log.acknowledge(held),
+            None => {
+                let log = AssignmentLog::starting_at(self.generation(agent_id));
+                self.assignment_logs.insert(agent_id.to_string(), log);
+            }
         }
     }
 
@@ -386,13 +393,10 @@ impl State {
         agent_id: &str,
         held: u64,
     ) -> Option<(Vec<&str>, Vec<&TaskRecord>)> {
-        if held < self.generation_base || held > self.generation(agent_id) {
+        if !self.handed_out(agent_id, held) {
             return None;
         }
-        let new: Vec<&str> = match self.assignment_logs.get(agent_id) {
-            Some(log) => log.since(held)?.collect(),
-            None => Vec::new(),
-        };
+        let new: Vec<&str> = self.assignment_logs.get(agent_id)?.since(held)?.collect();
         let killing = self.killing_by_agent.get(agent_id);
         let ids: Vec<&str> = self
             .tasks_by_agent
@@ -833,6 +837,36 @@ mod tests {
 
     /// Status reports replace a task in place: what the agent is told, what it holds
     /// and which of its tasks are being killed follow every kind of change.
+    /// Only an agent that asked for partial answers gets a log; its first answer after
+    /// asking is whole (nothing before was logged), later ones carry only new tasks.
+    #[test]
+    fn assignments_are_logged_only_for_agents_that_take_partial_answers() {
+        use crate::scheduler::placement::Strategy;
+        use crate::scheduler::reconcile::{reconcile_app, tests::state_with};
+        let mut state = state_with(
+            json!({"id": "/w", "cmd": "x", "instances": 1, "cpus": 0.5, "mem": 16}),
+            &["a"],
+        );
+        let place = |state: &mut State| {
+            for change in reconcile_app(state, "/w", Strategy::Spread, Instant::now()).changes {
+                state.apply(change).unwrap();
+            }
+        };
+        place(&mut state);
+        assert!(state.assignment_logs.is_empty(), "nobody asked");
+        let before = state.generation("a");
+        assert!(state.partial_answer("a", before).is_none());
+        state.acknowledge_generation("a", before);
+        let mut app = state.apps["/w"].record.clone();
+        app.definition.insert("instances".into(), json!(2));
+        state.apply(Change::PutApp(app)).unwrap();
+        place(&mut state);
+        let (ids, new) = state.partial_answer("a", before).expect("logged since");
+        assert_eq!(ids.len(), 2);
+        assert_eq!(new.len(), 1, "only the task placed after the agent asked");
+        assert!(state.partial_answer("a", before - 1).is_none(), "older than the log");
+    }
+
     #[test]
     fn a_task_replaced_in_place_keeps_its_indexes() {
         use crate::scheduler::placement::Strategy;
